@@ -1,0 +1,36 @@
+"""A loss and its gradients, in canonical names: how tests and tools compare backward passes."""
+
+import numpy as np
+import tensorflow as tf
+
+from backends.tf.weights import _canonical_variables
+
+
+def loss_and_gradients(module, loss_fn, *inputs):
+    """Evaluate ``loss_fn(*inputs)`` and differentiate it w.r.t. every parameter and input.
+
+    Args:
+        module: the layer whose weights are differentiated.
+        loss_fn: a function of the input tensors returning a scalar tensor.
+        *inputs: NumPy arrays or tensors; float ones are differentiated too.
+
+    Returns:
+        ``(loss as float, {canonical name: gradient array}, [input gradient arrays or None])``;
+        a Dense kernel's gradient is already in the canonical ``(in, out)`` layout.
+    """
+    tensors = [tf.convert_to_tensor(np.asarray(x)) for x in inputs]
+    named_variables = list(_canonical_variables(module))
+    with tf.GradientTape() as tape:
+        for tensor in tensors:
+            if tensor.dtype.is_floating:
+                tape.watch(tensor)
+        loss = loss_fn(*tensors)
+    variables = [v for _, v in named_variables]
+    grads = tape.gradient(loss, variables + tensors)
+    gradients = {}
+    for (name, variable), grad in zip(named_variables, grads[: len(variables)]):
+        grad = tf.zeros_like(variable) if grad is None else tf.convert_to_tensor(grad)
+        gradients[name] = np.asarray(grad.numpy())
+    input_grads = grads[len(variables) :]
+    input_gradients = [None if g is None else np.asarray(g.numpy()) for g in input_grads]
+    return float(loss.numpy()), gradients, input_gradients

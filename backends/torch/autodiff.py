@@ -1,0 +1,36 @@
+"""A loss and its gradients, in canonical names: how tests and tools compare backward passes."""
+
+import numpy as np
+import torch
+
+from backends.torch.weights import _canonical_parameters
+
+
+def loss_and_gradients(module, loss_fn, *inputs):
+    """Evaluate ``loss_fn(*inputs)`` and differentiate it w.r.t. every parameter and input.
+
+    Args:
+        module: the module whose parameters are differentiated.
+        loss_fn: a function of the input tensors returning a scalar tensor.
+        *inputs: NumPy arrays or tensors; float ones are differentiated too.
+
+    Returns:
+        ``(loss as float, {canonical name: gradient array}, [input gradient arrays or None])``;
+        a Linear weight's gradient is transposed into the canonical ``(in, out)`` layout.
+    """
+    tensors = [torch.as_tensor(np.asarray(x)) for x in inputs]
+    for tensor in tensors:
+        if tensor.is_floating_point():
+            tensor.requires_grad_(True)
+    module.zero_grad(set_to_none=True)
+    loss = loss_fn(*tensors)
+    loss.backward()
+    gradients = {}
+    for name, parameter, transpose in _canonical_parameters(module):
+        grad = torch.zeros_like(parameter) if parameter.grad is None else parameter.grad
+        grad = grad.detach().cpu().numpy()
+        gradients[name] = np.ascontiguousarray(grad.T if transpose else grad)
+    input_gradients = [
+        None if t.grad is None else t.grad.detach().cpu().numpy() for t in tensors
+    ]
+    return float(loss.detach()), gradients, input_gradients

@@ -1,0 +1,23 @@
+"""Every numeric constant that the two frameworks would otherwise pick differently.
+
+Both backends and the float64 reference read these names; none relies on a framework default.
+"""
+
+MASK_FILL_VALUE: float = -1e9
+"""Score given to a masked (mask == 0) attention position before the softmax, as in the
+outline's listing 5.1. A fully masked row therefore becomes a uniform average, never NaN."""
+
+LAYER_NORM_EPS: float = 1e-5
+"""LayerNorm epsilon (torch's default is 1e-5, Keras' 1e-3): y = (x - mean) / sqrt(var + eps)."""
+
+ADAM_BETA1: float = 0.9
+ADAM_BETA2: float = 0.999
+ADAM_EPS: float = 1e-8
+"""Adam epsilon, added to sqrt(v_hat) as torch does (Keras' default is 1e-7)."""
+
+GRAD_CLIP_NORM: float = 1.0
+"""Default global-norm gradient clipping threshold."""
+
+LOG_STD_MIN: float = -20.0
+LOG_STD_MAX: float = 2.0
+"""Bounds of a Gaussian policy's log standard deviation."""
