@@ -6,7 +6,7 @@ from backends.torch.attention import (
     head_broadcast_mask,
     scaled_dot_product_attention,
 )
-from backends.torch.autodiff import loss_and_gradients
+from backends.torch.autodiff import compile_forward_backward, loss_and_gradients, probe_loss
 from backends.torch.runtime import (
     NAME,
     as_tensor,
@@ -23,6 +23,7 @@ __all__ = [
     "NAME",
     "MultiHeadAttention",
     "as_tensor",
+    "compile_forward_backward",
     "export_params",
     "framework_version",
     "fused_attention",
@@ -30,6 +31,7 @@ __all__ = [
     "head_broadcast_mask",
     "import_params",
     "loss_and_gradients",
+    "probe_loss",
     "resolve_dtype",
     "scaled_dot_product_attention",
     "set_num_threads",

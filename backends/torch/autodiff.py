@@ -34,3 +34,23 @@ def loss_and_gradients(module, loss_fn, *inputs):
         None if t.grad is None else t.grad.detach().cpu().numpy() for t in tensors
     ]
     return float(loss.detach()), gradients, input_gradients
+
+
+def compile_forward_backward(module, loss_fn):
+    """A fast callable ``step(*tensors) -> loss`` that also fills every ``.grad``, for timing.
+
+    PyTorch runs eagerly: there is nothing to compile, the step is the plain backward pass.
+    """
+
+    def step(*tensors):
+        module.zero_grad(set_to_none=True)
+        loss = loss_fn(*tensors)
+        loss.backward()
+        return loss
+
+    return step
+
+
+def probe_loss(output, probe):
+    """sum(output * probe): a scalar whose gradient w.r.t. ``output`` is ``probe``."""
+    return (output * probe).sum()

@@ -1,0 +1,35 @@
+"""Shared fixtures: both backends loaded once per process, torch first, in a reproducible mode."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # before TensorFlow loads (DESIGN.md)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest  # noqa: E402
+
+from core.backend import BACKENDS, load_backends  # noqa: E402
+
+_LOADED = load_backends(BACKENDS)  # torch before tensorflow, once
+for _module in _LOADED.values():
+    _module.set_num_threads(1)  # small tests: one thread each, no fighting over 2 cores
+
+
+@pytest.fixture(scope="session")
+def backends() -> dict:
+    """``{"torch": backends.torch, "tf": backends.tf}``."""
+    return _LOADED
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """Each backend module in turn."""
+    return _LOADED[request.param]
+
+
+@pytest.fixture(params=["float64", "float32"])
+def dtype(request) -> str:
+    """Each floating dtype in turn."""
+    return request.param
