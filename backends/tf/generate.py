@@ -1,0 +1,138 @@
+"""Fast generation in TensorFlow + Keras 3 (outline 9.1.3): a key/value cache, and decoding with it.
+
+Without a cache, every new token recomputes attention over the whole prefix: O(T^2) work per
+token. With one, the keys and values of past positions are kept, so a new token only computes
+its own q, k, v and attends to the cache. The cache is preallocated to ``block_size``
+positions and written at a position index, so shapes stay fixed and ``tf.function`` traces
+once. Token choice (greedy, temperature, top-k, top-p) happens on host arrays in
+``core.lm.sampling``, so both backends pick the same tokens.
+"""
+
+import weakref
+
+import numpy as np
+import tensorflow as tf
+
+from backends.tf.attention import fused_attention
+from core.lm.config import check_token_shape
+from core.lm.sampling import generate as sample_from
+
+
+def new_kv_cache(model, batch_size):
+    """Zeros ``(n_layer, 2, B, heads, block_size, head_dim)``: keys [:, 0] and values [:, 1]."""
+    c = model.config
+    shape = (c.n_layer, 2, batch_size, c.n_head, c.block_size, c.head_dim)
+    return tf.zeros(shape, dtype=model.wte.embeddings.dtype)
+
+
+def cached_self_attention(attn, x, layer_cache, start):
+    """Causal self-attention of new positions start..start+T_new-1 over the cache.
+
+    Writes the new keys/values into ``layer_cache`` (2, B, heads, block_size, head_dim) and
+    lets query i attend to key j when j <= start + i. Uses ``attn``'s own Dense layers.
+    Returns the output and the updated layer cache (tensors are immutable).
+    """
+    bs, t_new = tf.shape(x)[0], tf.shape(x)[1]
+    block_size = layer_cache.shape[3]
+
+    # (B, T_new, D) -> (B, T_new, heads, head_dim) -> (B, heads, T_new, head_dim)
+    q = tf.transpose(
+        tf.reshape(attn.q_linear(x), (bs, t_new, attn.num_heads, attn.head_dim)), (0, 2, 1, 3)
+    )
+    k = tf.transpose(
+        tf.reshape(attn.k_linear(x), (bs, t_new, attn.num_heads, attn.head_dim)), (0, 2, 1, 3)
+    )
+    v = tf.transpose(
+        tf.reshape(attn.v_linear(x), (bs, t_new, attn.num_heads, attn.head_dim)), (0, 2, 1, 3)
+    )
+
+    # write at the position index: a one-hot placement keeps every shape fixed
+    placement = tf.one_hot(start + tf.range(t_new), block_size, dtype=x.dtype)  # (T_new, block)
+    keep = 1.0 - tf.reduce_sum(placement, axis=0)[:, None]  # (block, 1): 0 where written
+    keys = layer_cache[0] * keep + tf.einsum("tp,bhtd->bhpd", placement, k)  # (B, heads, block, hd)
+    values = layer_cache[1] * keep + tf.einsum("tp,bhtd->bhpd", placement, v)
+    query_positions = start + tf.range(t_new)[:, None]  # (T_new, 1)
+    mask = tf.cast(tf.range(block_size)[None, :] <= query_positions, x.dtype)  # key j <= start + i
+    output = fused_attention(q, keys, values, mask)  # (B, heads, T_new, head_dim)
+
+    # (B, heads, T_new, head_dim) -> (B, T_new, heads, head_dim) -> (B, T_new, D)
+    output = tf.reshape(tf.transpose(output, (0, 2, 1, 3)), (bs, t_new, attn.d_model))
+    return attn.out(output), tf.stack([keys, values])
+
+
+def forward_with_cache(model, idx, cache, start):
+    """Logits ``(B, T_new, V)`` of tokens ``idx`` (B, T_new) at positions start.., using
+    ``cache`` (see :func:`new_kv_cache`); returns ``(logits, new cache)``. Dropout is off."""
+    t_new = tf.shape(idx)[1]
+    positions = start + tf.range(t_new)  # (T_new,)
+    x = model.wte(idx) + model.wpe(positions)  # (B, T_new, D)
+    layer_caches = []
+    for layer, block in enumerate(model.blocks):
+        z = block.ln_1(x)
+        attended, layer_cache = cached_self_attention(block.attn, z, cache[layer], start)
+        x = x + attended
+        x = x + block.mlp(block.ln_2(x))
+        layer_caches.append(layer_cache)
+    logits = tf.matmul(model.ln_f(x), model.wte.embeddings, transpose_b=True)  # (B, T_new, V)
+    return logits, tf.stack(layer_caches)
+
+
+_COMPILED_STEPS = weakref.WeakKeyDictionary()  # model -> {(batch, use_cache): tf.function}
+
+
+def compiled_step(model, batch_size, use_cache):
+    """The decode step as a ``tf.function``, traced once per model, batch size and mode: the
+    time axis is None and the start index a tensor, so no call retraces it."""
+    steps = _COMPILED_STEPS.setdefault(model, {})
+    if (batch_size, use_cache) not in steps:
+        tokens_spec = tf.TensorSpec((batch_size, None), tf.int64)
+        if use_cache:
+            cache_spec = tf.TensorSpec(
+                new_kv_cache(model, batch_size).shape, model.wte.embeddings.dtype
+            )
+            step = lambda idx, cache, start: forward_with_cache(model, idx, cache, start)
+            signature = [tokens_spec, cache_spec, tf.TensorSpec((), tf.int32)]
+        else:
+            step, signature = lambda idx: model(idx, training=False), [tokens_spec]
+        steps[(batch_size, use_cache)] = tf.function(step, input_signature=signature)
+    return steps[(batch_size, use_cache)]
+
+
+class Decoder:
+    """A stateful ``next_logits(new_tokens, start) -> (B, V)`` NumPy logits, for
+    ``core.lm.sampling.generate``: with a KV cache, or recomputing the whole prefix."""
+
+    def __init__(self, model, batch_size, use_cache=True):
+        self.model, self.use_cache = model, use_cache
+        self.cache = new_kv_cache(model, batch_size) if use_cache else None
+        self.tokens = np.zeros((batch_size, 0), dtype=np.int64)  # the prefix so far
+        self.step = compiled_step(model, batch_size, use_cache)
+
+    def __call__(self, new_tokens, start):
+        new_tokens = np.asarray(new_tokens, dtype=np.int64)
+        check_token_shape((new_tokens.shape[0], start + new_tokens.shape[1]), self.model.config)
+        if self.use_cache:
+            logits, self.cache = self.step(new_tokens, self.cache, tf.constant(start, tf.int32))
+        else:
+            self.tokens = np.concatenate([self.tokens, new_tokens], axis=1)  # (B, start + T_new)
+            logits = self.step(self.tokens)
+        return logits[:, -1].numpy().astype(np.float64)  # (B, V) of the last position
+
+
+def generate(model, prompt, max_new_tokens, use_cache=True, **sampling):
+    """Generate tokens and their log-probabilities; see ``core.lm.sampling.generate``.
+
+    Args:
+        model: a :class:`backends.tf.gpt.GPT` (called with training=False here).
+        prompt: token ids ``(T,)`` or ``(B, T)``.
+        max_new_tokens: number of tokens to add (prompt + new <= block_size).
+        use_cache: use the KV cache (same tokens, much faster).
+        **sampling: ``greedy``, ``temperature``, ``top_k``, ``top_p``, ``seed``.
+
+    Returns:
+        a ``core.lm.sampling.Generation`` (tokens, new_tokens, log_probs, sampling_log_probs).
+    """
+    prompt = np.asarray(prompt)
+    batch_size = prompt.shape[0] if prompt.ndim == 2 else 1
+    decoder = Decoder(model, batch_size, use_cache)
+    return sample_from(decoder, prompt, max_new_tokens, model.config, **sampling)
