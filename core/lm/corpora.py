@@ -32,9 +32,7 @@ class MarkovChain:
     def random(cls, num_states: int = 8, concentration: float = 0.3, seed: int = 0) -> MarkovChain:
         """Rows drawn from Dirichlet(concentration): small values give peaked, low-entropy rows."""
         if not 2 <= num_states <= len(MARKOV_ALPHABET):
-            raise ValueError(
-                f"num_states: expected 2..{len(MARKOV_ALPHABET)}, got {num_states!r}"
-            )
+            raise ValueError(f"num_states: expected 2..{len(MARKOV_ALPHABET)}, got {num_states!r}")
         rng = np.random.default_rng(seed)
         return cls(rng.dirichlet(np.full(num_states, concentration), size=num_states))
 
@@ -97,7 +95,6 @@ def pydoc_text(max_chars: int | None = None) -> str:
     """English prose shipped with CPython: the help topics of ``pydoc_data.topics``,
     restricted to printable ASCII."""
     import string
-
     from pydoc_data.topics import topics
 
     text = "\n".join(topics[key] for key in sorted(topics))

@@ -58,9 +58,9 @@ class TrainConfig:
 def learning_rate_at(step: int, config: TrainConfig) -> float:
     """Warm-up then cosine decay, for update ``step`` (0-based):
 
-        lr = lr_max (step + 1) / warmup                                  if step < warmup
-        lr = lr_min + (lr_max - lr_min) (1 + cos(pi r)) / 2,
-             r = (step - warmup) / max(1, steps - warmup - 1)            otherwise
+    lr = lr_max (step + 1) / warmup                                  if step < warmup
+    lr = lr_min + (lr_max - lr_min) (1 + cos(pi r)) / 2,
+         r = (step - warmup) / max(1, steps - warmup - 1)            otherwise
     """
     if step < config.warmup_steps:
         return config.learning_rate * (step + 1) / config.warmup_steps
@@ -73,8 +73,10 @@ def learning_rate_at(step: int, config: TrainConfig) -> float:
 def evaluate(trainer: Any, data: TokenData, config: TrainConfig, split: str = "val") -> float:
     """Mean cross-entropy over ``eval_batches`` fixed batches of ``split``."""
     rng = eval_rng(config.seed)
-    losses = [trainer.eval_loss(*data.batch(split, config.batch_size, rng))
-              for _ in range(config.eval_batches)]
+    losses = [
+        trainer.eval_loss(*data.batch(split, config.batch_size, rng))
+        for _ in range(config.eval_batches)
+    ]
     return float(np.mean(losses))
 
 
@@ -90,8 +92,14 @@ class TrainResult:
 
 
 def _empty_history() -> dict[str, list[float]]:
-    return {"step": [], "train_loss": [], "lr": [], "grad_norm": [], "eval_step": [],
-            "val_loss": []}
+    return {
+        "step": [],
+        "train_loss": [],
+        "lr": [],
+        "grad_norm": [],
+        "eval_step": [],
+        "val_loss": [],
+    }
 
 
 def train(
@@ -125,16 +133,27 @@ def train(
         history = {**_empty_history(), **saved.metadata.get("history", {})}
 
     def save(step: int) -> str:
-        info = {**(metadata or {}), "train_config": asdict(config), "backend": backend.NAME,
-                "history": history}
-        checkpoint = Checkpoint(model.config, backend.export_params(model),
-                                trainer.optimizer.state_arrays(), step, info)
+        info = {
+            **(metadata or {}),
+            "train_config": asdict(config),
+            "backend": backend.NAME,
+            "history": history,
+        }
+        checkpoint = Checkpoint(
+            model.config, backend.export_params(model), trainer.optimizer.state_arrays(), step, info
+        )
         return str(save_checkpoint(checkpoint_path, checkpoint))
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, file=sys.stderr,
-               disable=not progress, desc=f"train ({backend.NAME})")
+    bar = tqdm(
+        range(start, config.steps),
+        initial=start,
+        total=config.steps,
+        file=sys.stderr,
+        disable=not progress,
+        desc=f"train ({backend.NAME})",
+    )
     train_seconds, tokens = 0.0, 0
     result = TrainResult(history=history)
     for step in bar:
@@ -145,8 +164,12 @@ def train(
         if step > start:  # the first step traces/warms up; leave it out of the speed
             train_seconds += time.perf_counter() - began
             tokens += x.size
-        for key, value in (("step", step + 1), ("train_loss", loss), ("lr", lr),
-                           ("grad_norm", grad_norm)):
+        for key, value in (
+            ("step", step + 1),
+            ("train_loss", loss),
+            ("lr", lr),
+            ("grad_norm", grad_norm),
+        ):
             history[key].append(value)
         if not math.isfinite(loss):
             raise FloatingPointError(f"training diverged at step {step + 1}: loss {loss}")
@@ -170,7 +193,9 @@ def train(
 
 
 def plot_history(
-    histories: dict[str, dict[str, list[float]]], path: str | Path, hline: float | None = None,
+    histories: dict[str, dict[str, list[float]]],
+    path: str | Path,
+    hline: float | None = None,
     title: str = "next-token loss",
 ) -> Path:
     """Save training and validation loss curves of one or more runs (``{label: history}``)."""
@@ -180,5 +205,6 @@ def plot_history(
     for label, h in histories.items():
         curves[f"{label} train"] = (h["step"], h["train_loss"])
         curves[f"{label} val"] = (h["eval_step"], h["val_loss"])
-    return plot_curves(curves, path, xlabel="step", ylabel="loss (nats/token)", title=title,
-                       hline=hline)
+    return plot_curves(
+        curves, path, xlabel="step", ylabel="loss (nats/token)", title=title, hline=hline
+    )
