@@ -72,8 +72,8 @@ class AdamW:
     def load_state_arrays(self, arrays, step):
         """Restore the moments from :meth:`state_arrays` and the update count ``step``."""
         for (name, variable), m, v in zip(self.named, self.m, self.v):
-            m.assign(np.asarray(arrays[f"m.{name}"]).astype(variable.dtype.name))
-            v.assign(np.asarray(arrays[f"v.{name}"]).astype(variable.dtype.name))
+            m.assign(np.asarray(arrays[f"m.{name}"]).astype(variable.dtype))
+            v.assign(np.asarray(arrays[f"v.{name}"]).astype(variable.dtype))
         self.step.assign(int(step))
 
 
