@@ -73,29 +73,42 @@ def forward_with_cache(model, idx, cache, start):
         x = x + attended
         x = x + block.mlp(block.ln_2(x))
         layer_caches.append(layer_cache)
-    logits = tf.matmul(model.ln_f(x), model.wte.embeddings, transpose_b=True)  # (B, T_new, V)
+    logits = tf.tensordot(model.ln_f(x), model.wte.embeddings, axes=[[2], [1]])  # (B, T_new, V)
     return logits, tf.stack(layer_caches)
 
 
-_COMPILED_STEPS = weakref.WeakKeyDictionary()  # model -> {(batch, use_cache): tf.function}
+_COMPILED_STEPS = weakref.WeakKeyDictionary()  # model -> {(batch, kind): tf.function}
 
 
-def compiled_step(model, batch_size, use_cache):
-    """The decode step as a ``tf.function``, traced once per model, batch size and mode: the
-    time axis is None and the start index a tensor, so no call retraces it."""
+def compiled_step(model, batch_size, kind):
+    """A step returning the last position's logits (B, V), as a ``tf.function`` traced once
+    per model, batch size and kind (the time axis is None, the start index a tensor):
+
+    - ``"prefill"``: the prompt through the cache; ``"decode"``: one token through the cache,
+      compiled with XLA (``jit_compile``), which fuses the many small ops of one token;
+    - ``"full"``: the whole prefix, no cache.
+    """
     steps = _COMPILED_STEPS.setdefault(model, {})
-    if (batch_size, use_cache) not in steps:
-        tokens_spec = tf.TensorSpec((batch_size, None), tf.int64)
-        if use_cache:
-            cache_spec = tf.TensorSpec(
-                new_kv_cache(model, batch_size).shape, model.wte.embeddings.dtype
-            )
-            step = lambda idx, cache, start: forward_with_cache(model, idx, cache, start)
-            signature = [tokens_spec, cache_spec, tf.TensorSpec((), tf.int32)]
+    if (batch_size, kind) not in steps:
+        if kind == "full":
+            step = lambda idx: model(idx, training=False)[:, -1]  # noqa: E731
+            signature = [tf.TensorSpec((batch_size, None), tf.int64)]
         else:
-            step, signature = lambda idx: model(idx, training=False), [tokens_spec]
-        steps[(batch_size, use_cache)] = tf.function(step, input_signature=signature)
-    return steps[(batch_size, use_cache)]
+            cache = new_kv_cache(model, batch_size)
+
+            def step(idx, cache, start):
+                logits, cache = forward_with_cache(model, idx, cache, start)
+                return logits[:, -1], cache
+
+            time_axis = 1 if kind == "decode" else None
+            signature = [
+                tf.TensorSpec((batch_size, time_axis), tf.int64),
+                tf.TensorSpec(cache.shape, cache.dtype),
+                tf.TensorSpec((), tf.int32),
+            ]
+        jit = kind == "decode"
+        steps[(batch_size, kind)] = tf.function(step, input_signature=signature, jit_compile=jit)
+    return steps[(batch_size, kind)]
 
 
 class Decoder:
@@ -106,17 +119,19 @@ class Decoder:
         self.model, self.use_cache = model, use_cache
         self.cache = new_kv_cache(model, batch_size) if use_cache else None
         self.tokens = np.zeros((batch_size, 0), dtype=np.int64)  # the prefix so far
-        self.step = compiled_step(model, batch_size, use_cache)
+        self.batch_size = batch_size
 
     def __call__(self, new_tokens, start):
-        new_tokens = np.asarray(new_tokens, dtype=np.int64)
+        new_tokens = tf.constant(np.asarray(new_tokens, dtype=np.int64))
         check_token_shape((new_tokens.shape[0], start + new_tokens.shape[1]), self.model.config)
         if self.use_cache:
-            logits, self.cache = self.step(new_tokens, self.cache, tf.constant(start, tf.int32))
+            kind = "decode" if new_tokens.shape[1] == 1 else "prefill"
+            step = compiled_step(self.model, self.batch_size, kind)
+            logits, self.cache = step(new_tokens, self.cache, tf.constant(start, tf.int32))
         else:
-            self.tokens = np.concatenate([self.tokens, new_tokens], axis=1)  # (B, start + T_new)
-            logits = self.step(self.tokens)
-        return logits[:, -1].numpy().astype(np.float64)  # (B, V) of the last position
+            self.tokens = np.concatenate([self.tokens, new_tokens.numpy()], axis=1)  # (B, T)
+            logits = compiled_step(self.model, self.batch_size, "full")(self.tokens)
+        return logits.numpy().astype(np.float64)  # (B, V) of the last position
 
 
 def generate(model, prompt, max_new_tokens, use_cache=True, **sampling):

@@ -115,7 +115,7 @@ class GPT(keras.Model):
         for block in self.blocks:
             x = block(x, mask, training=training)
         x = self.ln_f(x)
-        return tf.matmul(x, self.wte.embeddings, transpose_b=True)  # (B, T, V): the tied head
+        return tf.tensordot(x, self.wte.embeddings, axes=[[2], [1]])  # (B, T, V): the tied head
 
     @classmethod
     def from_gpt2(cls, state_dict, n_head, dtype=None):
