@@ -13,6 +13,7 @@ from backends.tf.generation import (
     forward_with_cache,
     generate,
     new_kv_cache,
+    split_heads,
 )
 from backends.tf.gpt import GPT, MLP, Block
 from backends.tf.runtime import (
@@ -56,5 +57,6 @@ __all__ = [
     "scaled_dot_product_attention",
     "set_num_threads",
     "set_seed",
+    "split_heads",
     "to_numpy",
 ]

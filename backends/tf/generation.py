@@ -25,6 +25,12 @@ def new_kv_cache(model, batch_size):
     return tf.zeros(shape, dtype=model.wte.embeddings.dtype)
 
 
+def split_heads(attn, x):
+    """(B, T, D) -> (B, T, heads, head_dim) -> (B, heads, T, head_dim)."""
+    x = tf.reshape(x, (tf.shape(x)[0], tf.shape(x)[1], attn.num_heads, attn.head_dim))
+    return tf.transpose(x, (0, 2, 1, 3))
+
+
 def cached_self_attention(attn, x, layer_cache, start):
     """Causal self-attention of new positions start..start+T_new-1 over the cache.
 
@@ -35,16 +41,9 @@ def cached_self_attention(attn, x, layer_cache, start):
     bs, t_new = tf.shape(x)[0], tf.shape(x)[1]
     block_size = layer_cache.shape[3]
 
-    # (B, T_new, D) -> (B, T_new, heads, head_dim) -> (B, heads, T_new, head_dim)
-    q = tf.transpose(
-        tf.reshape(attn.q_linear(x), (bs, t_new, attn.num_heads, attn.head_dim)), (0, 2, 1, 3)
-    )
-    k = tf.transpose(
-        tf.reshape(attn.k_linear(x), (bs, t_new, attn.num_heads, attn.head_dim)), (0, 2, 1, 3)
-    )
-    v = tf.transpose(
-        tf.reshape(attn.v_linear(x), (bs, t_new, attn.num_heads, attn.head_dim)), (0, 2, 1, 3)
-    )
+    q = split_heads(attn, attn.q_linear(x))  # (B, heads, T_new, head_dim)
+    k = split_heads(attn, attn.k_linear(x))
+    v = split_heads(attn, attn.v_linear(x))
 
     # write at the position index: a one-hot placement keeps every shape fixed
     placement = tf.one_hot(start + tf.range(t_new), block_size, dtype=x.dtype)  # (T_new, block)
@@ -80,7 +79,7 @@ def forward_with_cache(model, idx, cache, start):
 _COMPILED_STEPS = weakref.WeakKeyDictionary()  # model -> {(batch, kind): tf.function}
 
 
-def compiled_step(model, batch_size, kind):
+def _compiled_step(model, batch_size, kind):
     """A step returning the last position's logits (B, V), as a ``tf.function`` traced once
     per model, batch size and kind (the time axis is None, the start index a tensor):
 
@@ -126,11 +125,11 @@ class Decoder:
         check_token_shape((new_tokens.shape[0], start + new_tokens.shape[1]), self.model.config)
         if self.use_cache:
             kind = "decode" if new_tokens.shape[1] == 1 else "prefill"
-            step = compiled_step(self.model, self.batch_size, kind)
+            step = _compiled_step(self.model, self.batch_size, kind)
             logits, self.cache = step(new_tokens, self.cache, tf.constant(start, tf.int32))
         else:
             self.tokens = np.concatenate([self.tokens, new_tokens.numpy()], axis=1)  # (B, T)
-            logits = compiled_step(self.model, self.batch_size, "full")(self.tokens)
+            logits = _compiled_step(self.model, self.batch_size, "full")(self.tokens)
         return logits.numpy().astype(np.float64)  # (B, V) of the last position
 
 

@@ -24,6 +24,11 @@ def new_kv_cache(model, batch_size):
     return torch.zeros(shape, dtype=model.wte.weight.dtype)
 
 
+def split_heads(attn, x):
+    """(B, T, D) -> (B, T, heads, head_dim) -> (B, heads, T, head_dim)."""
+    return x.view(x.shape[0], x.shape[1], attn.num_heads, attn.head_dim).transpose(1, 2)
+
+
 def cached_self_attention(attn, x, layer_cache, start):
     """Causal self-attention of new positions start..start+T_new-1 over the cache.
 
@@ -33,10 +38,9 @@ def cached_self_attention(attn, x, layer_cache, start):
     bs, t_new = x.shape[0], x.shape[1]
     end = start + t_new
 
-    # (B, T_new, D) -> (B, T_new, heads, head_dim) -> (B, heads, T_new, head_dim)
-    q = attn.q_linear(x).view(bs, t_new, attn.num_heads, attn.head_dim).transpose(1, 2)
-    k = attn.k_linear(x).view(bs, t_new, attn.num_heads, attn.head_dim).transpose(1, 2)
-    v = attn.v_linear(x).view(bs, t_new, attn.num_heads, attn.head_dim).transpose(1, 2)
+    q = split_heads(attn, attn.q_linear(x))  # (B, heads, T_new, head_dim)
+    k = split_heads(attn, attn.k_linear(x))
+    v = split_heads(attn, attn.v_linear(x))
 
     layer_cache[0, :, :, start:end] = k  # write at the position index
     layer_cache[1, :, :, start:end] = v
