@@ -18,6 +18,7 @@
 # side by side from the same weights and pick the same tokens.
 
 # %%
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -181,3 +182,6 @@ try:
         print(f"{name}: max |logits - Hugging Face| = {np.abs(ours - expected).max():.1e}")
 except ImportError:
     print("transformers is not installed (pip install -e '.[test-hf]'); skipping")
+
+# %%
+shutil.rmtree(workdir)  # the checkpoints of this tutorial were temporary

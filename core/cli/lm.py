@@ -33,7 +33,8 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
     train.add_argument(
         "--init-from",
         default=None,
-        help="fine-tune: start from this checkpoint's weights and tokeniser",
+        help="fine-tune: start from this checkpoint's weights, config and tokeniser (the model "
+        "flags --n-layer ... --dropout are then not used)",
     )
     train.add_argument("--resume", action="store_true", help="continue --out's checkpoint")
     train.add_argument("--n-layer", type=int, default=4)
