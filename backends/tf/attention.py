@@ -86,10 +86,14 @@ class MultiHeadAttention(keras.layers.Layer):
         for dense in (self.q_linear, self.k_linear, self.v_linear, self.out):
             dense.build((None, self.d_model))
 
-    def call(self, q, k, v, mask=None, return_attention_weights=False):
+    def __call__(self, q, k, v, mask=None, **kwargs):
+        # checked before Keras' __call__, which would wrap our message in its own traceback text
         check_attention_inputs(
             q.shape, k.shape, v.shape, None if mask is None else mask.shape, self.d_model
         )
+        return super().__call__(q, k, v, mask, **kwargs)
+
+    def call(self, q, k, v, mask=None, return_attention_weights=False):
         bs = tf.shape(q)[0]
 
         # (B, T, d_model) -> (B, T, heads, head_dim) -> (B, heads, T, head_dim)
