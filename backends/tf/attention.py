@@ -16,7 +16,13 @@ from core.constants import MASK_FILL_VALUE
 from core.interfaces.attention import check_attention_config, check_attention_inputs
 
 
-def scaled_dot_product_attention(q, k, v, mask=None, return_attention_weights=False):
+def scaled_dot_product_attention(
+    q: tf.Tensor,
+    k: tf.Tensor,
+    v: tf.Tensor,
+    mask: tf.Tensor | None = None,
+    return_attention_weights: bool = False,
+) -> tf.Tensor | tuple[tf.Tensor, tf.Tensor]:
     """softmax(q k^T / sqrt(d_k)) v over the last two axes.
 
     Args:
@@ -39,7 +45,9 @@ def scaled_dot_product_attention(q, k, v, mask=None, return_attention_weights=Fa
     return output
 
 
-def fused_attention(q, k, v, mask=None):
+def fused_attention(
+    q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, mask: tf.Tensor | None = None
+) -> tf.Tensor:
     """The same equation for the fast path; TensorFlow has no fused attention kernel on CPU.
 
     Inside ``tf.function`` Grappler fuses the explicit ops; the result equals the explicit
@@ -48,7 +56,7 @@ def fused_attention(q, k, v, mask=None):
     return scaled_dot_product_attention(q, k, v, mask)
 
 
-def head_broadcast_mask(mask):
+def head_broadcast_mask(mask: tf.Tensor) -> tf.Tensor:
     """A mask broadcastable to (B, q_len, k_len) as (B or 1, 1, q_len or 1, k_len)."""
     mask = tf.reshape(mask, (1,) * (3 - mask.shape.rank) + tuple(mask.shape))  # rank 3
     return mask[:, tf.newaxis]  # one mask for every head
@@ -67,7 +75,7 @@ class MultiHeadAttention(keras.layers.Layer):
         >>> y = attention(x, x, x, mask)  # x: (batch, time, 64) -> y: (batch, time, 64)
     """
 
-    def __init__(self, d_model, num_heads, dtype=None, **kwargs):
+    def __init__(self, d_model: int, num_heads: int, dtype: str | None = None, **kwargs):
         super().__init__(dtype=resolve_dtype(dtype), **kwargs)
         check_attention_config(d_model, num_heads)
         self.d_model = d_model
