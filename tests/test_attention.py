@@ -176,3 +176,38 @@ def test_gradients_match_finite_differences_of_reference(backend) -> None:
         minus[pname][index] -= h
         numeric = (reference_loss(plus) - reference_loss(minus)) / (2 * h)
         assert abs(grads[pname][index] - numeric) < 1e-6, (pname, grads[pname][index], numeric)
+
+
+@pytest.mark.parametrize("mask_dtype", ["bool", "int32", "float32"])
+def test_mask_dtypes_mean_the_same(backend, mask_dtype) -> None:
+    q, k, v, mask = make_case(CASES["padding + fully masked row"], seed=11)
+    params = init_multi_head_attention_params(D_MODEL, seed=12)
+    expected = multi_head_attention(params, q, k, v, HEADS, mask)
+    layer = backend.MultiHeadAttention(D_MODEL, HEADS, dtype="float32")
+    backend.import_params(layer, {n: p.astype("float32") for n, p in params.items()})
+    t = [backend.as_tensor(x.astype("float32")) for x in (q, k, v)]
+    for weights in (False, True):
+        out = layer(*t, backend.as_tensor(mask.astype(mask_dtype)), return_attention_weights=weights)
+        out = out[0] if weights else out
+        assert_close(out, expected, "float32_layer", f"{mask_dtype} mask, weights={weights}")
+
+
+def test_keras_layer_config_round_trip(backends) -> None:
+    tf_b = backends["tf"]
+    layer = tf_b.MultiHeadAttention(12, 3, dtype="float64", name="attention")
+    clone = tf_b.MultiHeadAttention.from_config(layer.get_config())
+    assert (clone.d_model, clone.num_heads, clone.head_dim) == (12, 3, 4)
+    assert clone.dtype_policy.name == "float64" and clone.name == "attention"
+
+
+def test_tf_layer_runs_inside_tf_function(backends) -> None:
+    """The hot path of a Keras model is a traced graph; attention must trace and agree."""
+    import tensorflow as tf
+
+    tf_b = backends["tf"]
+    q, k, v, mask = make_case(CASES["causal"], seed=13)
+    params = init_multi_head_attention_params(D_MODEL, seed=14)
+    layer = tf_b.import_params(tf_b.MultiHeadAttention(D_MODEL, HEADS, dtype="float64"), params)
+    traced = tf.function(lambda x, m: layer(x, x, x, m))
+    out = traced(tf.constant(q), tf.constant(mask))
+    assert_close(out, multi_head_attention(params, q, q, q, HEADS, mask), "float64")
