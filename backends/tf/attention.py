@@ -16,7 +16,13 @@ from core.constants import MASK_FILL_VALUE
 from core.interfaces.attention import check_attention_config, check_attention_inputs
 
 
-def scaled_dot_product_attention(q, k, v, mask=None, return_attention_weights=False):
+def scaled_dot_product_attention(
+    q: tf.Tensor,
+    k: tf.Tensor,
+    v: tf.Tensor,
+    mask: tf.Tensor | None = None,
+    return_attention_weights: bool = False,
+) -> tf.Tensor | tuple[tf.Tensor, tf.Tensor]:
     """softmax(q k^T / sqrt(d_k)) v over the last two axes.
 
     Args:
@@ -39,7 +45,9 @@ def scaled_dot_product_attention(q, k, v, mask=None, return_attention_weights=Fa
     return output
 
 
-def fused_attention(q, k, v, mask=None):
+def fused_attention(
+    q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, mask: tf.Tensor | None = None
+) -> tf.Tensor:
     """The same equation for the fast path; TensorFlow has no fused attention kernel on CPU.
 
     Inside ``tf.function`` Grappler fuses the explicit ops; the result equals the explicit
@@ -48,7 +56,7 @@ def fused_attention(q, k, v, mask=None):
     return scaled_dot_product_attention(q, k, v, mask)
 
 
-def head_broadcast_mask(mask):
+def head_broadcast_mask(mask: tf.Tensor) -> tf.Tensor:
     """A mask broadcastable to (B, q_len, k_len) as (B or 1, 1, q_len or 1, k_len)."""
     for _ in range(3 - mask.shape.rank):  # rank 3; works with unknown (traced) sizes too
         mask = mask[tf.newaxis]
@@ -68,7 +76,7 @@ class MultiHeadAttention(keras.layers.Layer):
         >>> y = attention(x, x, x, mask)  # x: (batch, time, 64) -> y: (batch, time, 64)
     """
 
-    def __init__(self, d_model, num_heads, dtype=None, **kwargs):
+    def __init__(self, d_model: int, num_heads: int, dtype: str | None = None, **kwargs):
         super().__init__(dtype=resolve_dtype(dtype), **kwargs)
         check_attention_config(d_model, num_heads)
         self.d_model = d_model
@@ -87,10 +95,14 @@ class MultiHeadAttention(keras.layers.Layer):
         for dense in (self.q_linear, self.k_linear, self.v_linear, self.out):
             dense.build((None, self.d_model))
 
-    def call(self, q, k, v, mask=None, return_attention_weights=False):
+    def __call__(self, q, k, v, mask=None, **kwargs):
+        # checked before Keras' __call__, which would wrap our message in its own traceback text
         check_attention_inputs(
             q.shape, k.shape, v.shape, None if mask is None else mask.shape, self.d_model
         )
+        return super().__call__(q, k, v, mask, **kwargs)
+
+    def call(self, q, k, v, mask=None, return_attention_weights=False):
         bs = tf.shape(q)[0]
 
         # (B, T, d_model) -> (B, T, heads, head_dim) -> (B, heads, T, head_dim)

@@ -1,12 +1,18 @@
 """A loss and its gradients, in canonical names: how tests and tools compare backward passes."""
 
+from collections.abc import Callable
+from typing import Any
+
+import keras
 import numpy as np
 import tensorflow as tf
 
 from backends.tf.weights import _canonical_variables
 
 
-def loss_and_gradients(module, loss_fn, *inputs):
+def loss_and_gradients(
+    module: keras.layers.Layer, loss_fn: Callable[..., tf.Tensor], *inputs: Any
+) -> tuple[float, dict[str, np.ndarray], list[np.ndarray | None]]:
     """Evaluate ``loss_fn(*inputs)`` and differentiate it w.r.t. every parameter and input.
 
     Args:
@@ -36,7 +42,9 @@ def loss_and_gradients(module, loss_fn, *inputs):
     return float(loss.numpy()), gradients, input_gradients
 
 
-def compile_forward_backward(module, loss_fn):
+def compile_forward_backward(
+    module: keras.layers.Layer, loss_fn: Callable[..., tf.Tensor]
+) -> Callable[..., tf.Tensor]:
     """A fast callable ``step(*tensors) -> loss`` that also computes every gradient, for timing.
 
     TensorFlow traces the step once into a graph with ``tf.function`` (eager Keras is 2-4x
@@ -53,6 +61,6 @@ def compile_forward_backward(module, loss_fn):
     return lambda *tensors: step(*tensors)[0]
 
 
-def probe_loss(output, probe):
+def probe_loss(output: tf.Tensor, probe: tf.Tensor) -> tf.Tensor:
     """sum(output * probe): a scalar whose gradient w.r.t. ``output`` is ``probe``."""
     return tf.reduce_sum(output * probe)

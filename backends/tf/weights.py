@@ -5,6 +5,8 @@ Canonical names are the attribute paths (``q_linear.kernel``); a Dense kernel is
 ``scale``/``bias``.
 """
 
+from collections.abc import Mapping
+
 import keras
 import numpy as np
 
@@ -46,12 +48,14 @@ def _canonical_variables(layer):
             yield (f"{prefix}.{canonical}" if prefix else canonical), variable
 
 
-def export_params(layer):
+def export_params(layer: keras.layers.Layer) -> dict[str, np.ndarray]:
     """Return ``{canonical name: numpy array}`` (copies) of every weight of ``layer``."""
     return {name: np.array(variable.numpy()) for name, variable in _canonical_variables(layer)}
 
 
-def import_params(layer, params):
+def import_params(
+    layer: keras.layers.Layer, params: Mapping[str, np.ndarray]
+) -> keras.layers.Layer:
     """Copy a canonical dictionary into ``layer`` in place, exactly; returns ``layer``.
 
     Raises:

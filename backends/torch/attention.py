@@ -17,7 +17,13 @@ from core.constants import MASK_FILL_VALUE
 from core.interfaces.attention import check_attention_config, check_attention_inputs
 
 
-def scaled_dot_product_attention(q, k, v, mask=None, return_attention_weights=False):
+def scaled_dot_product_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    return_attention_weights: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """softmax(q k^T / sqrt(d_k)) v over the last two axes.
 
     Args:
@@ -40,7 +46,9 @@ def scaled_dot_product_attention(q, k, v, mask=None, return_attention_weights=Fa
     return output
 
 
-def fused_attention(q, k, v, mask=None):
+def fused_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """The same equation through PyTorch's fused kernel ``F.scaled_dot_product_attention``.
 
     Faster (no (q_len, k_len) softmax kept for backward) but returns no weights. The kernel
@@ -55,7 +63,7 @@ def fused_attention(q, k, v, mask=None):
     return torch.where(fully_masked, v.mean(dim=-2, keepdim=True), output)
 
 
-def head_broadcast_mask(mask):
+def head_broadcast_mask(mask: torch.Tensor) -> torch.Tensor:
     """A mask broadcastable to (B, q_len, k_len) as (B or 1, 1, q_len or 1, k_len)."""
     mask = mask.reshape((1,) * (3 - mask.dim()) + tuple(mask.shape))  # rank 3
     return mask.unsqueeze(1)  # one mask for every head
@@ -74,7 +82,7 @@ class MultiHeadAttention(nn.Module):
         >>> y = attention(x, x, x, mask)  # x: (batch, time, 64) -> y: (batch, time, 64)
     """
 
-    def __init__(self, d_model, num_heads, dtype=None):
+    def __init__(self, d_model: int, num_heads: int, dtype: str | None = None):
         super().__init__()
         check_attention_config(d_model, num_heads)
         self.d_model = d_model

@@ -1,12 +1,18 @@
 """A loss and its gradients, in canonical names: how tests and tools compare backward passes."""
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import torch
+import torch.nn as nn
 
 from backends.torch.weights import _canonical_parameters
 
 
-def loss_and_gradients(module, loss_fn, *inputs):
+def loss_and_gradients(
+    module: nn.Module, loss_fn: Callable[..., torch.Tensor], *inputs: Any
+) -> tuple[float, dict[str, np.ndarray], list[np.ndarray | None]]:
     """Evaluate ``loss_fn(*inputs)`` and differentiate it w.r.t. every parameter and input.
 
     Args:
@@ -36,7 +42,9 @@ def loss_and_gradients(module, loss_fn, *inputs):
     return float(loss.detach()), gradients, input_gradients
 
 
-def compile_forward_backward(module, loss_fn):
+def compile_forward_backward(
+    module: nn.Module, loss_fn: Callable[..., torch.Tensor]
+) -> Callable[..., torch.Tensor]:
     """A fast callable ``step(*tensors) -> loss`` that also fills every ``.grad``, for timing.
 
     PyTorch runs eagerly: there is nothing to compile, the step is the plain backward pass.
@@ -51,6 +59,6 @@ def compile_forward_backward(module, loss_fn):
     return step
 
 
-def probe_loss(output, probe):
+def probe_loss(output: torch.Tensor, probe: torch.Tensor) -> torch.Tensor:
     """sum(output * probe): a scalar whose gradient w.r.t. ``output`` is ``probe``."""
     return (output * probe).sum()

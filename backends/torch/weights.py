@@ -4,6 +4,8 @@ Canonical names are the attribute paths (``q_linear.kernel``); a Linear weight `
 is transposed here, once, into the canonical ``(in, out)`` kernel.
 """
 
+from collections.abc import Mapping
+
 import numpy as np
 import torch
 import torch.nn as nn
@@ -33,7 +35,7 @@ def _canonical_parameters(module):
             yield (f"{prefix}.{canonical}" if prefix else canonical), parameter, transpose
 
 
-def export_params(module):
+def export_params(module: nn.Module) -> dict[str, np.ndarray]:
     """Return ``{canonical name: numpy array}`` (copies) of every parameter of ``module``."""
     params = {}
     for name, parameter, transpose in _canonical_parameters(module):
@@ -42,7 +44,9 @@ def export_params(module):
     return params
 
 
-def import_params(module, params):
+def import_params(
+    module: nn.Module, params: Mapping[str, np.ndarray]
+) -> nn.Module:
     """Copy a canonical dictionary into ``module`` in place, exactly; returns ``module``.
 
     Raises:

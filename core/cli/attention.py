@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -124,7 +125,8 @@ def compare_attention(
 
 def run(args: argparse.Namespace) -> int:
     print(f"comparing MultiHeadAttention: batch {args.batch}, length {args.length}, "
-          f"d_model {args.d_model}, {args.heads} heads, {args.mask} mask, {args.dtype}")
+          f"d_model {args.d_model}, {args.heads} heads, {args.mask} mask, {args.dtype}",
+          file=sys.stderr if args.json else sys.stdout)
     results = compare_attention(args.batch, args.length, args.d_model, args.heads, args.mask,
                                 args.dtype, args.repeats, args.threads, args.seed)
     head_weights = results.pop("weights")

@@ -1,0 +1,60 @@
+"""The command line: info, compare attention (table, JSON, heat map), clear errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from core.cli import main
+
+
+def test_info_json_lists_both_backends(capsys) -> None:
+    assert main(["info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["backends"]["torch"]["available"] and info["backends"]["tf"]["available"]
+    assert info["backends"]["torch"]["version"].startswith("2.13")
+
+
+def test_compare_attention_json_and_heatmap(capsys, tmp_path) -> None:
+    plot = tmp_path / "heat.png"
+    code = main(["compare", "attention", "--batch", "2", "--length", "6", "--d-model", "8",
+                 "--heads", "2", "--mask", "padding", "--repeats", "2", "--threads", "1",
+                 "--plot", str(plot), "--json"])
+    assert code == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert set(figures["time_ms"]) == {"torch", "tf"}
+    for label, value in figures["max_abs"].items():
+        assert value <= figures["tolerance"], label
+    assert plot.stat().st_size > 1000
+
+
+def test_compare_attention_table_for_a_person(capsys, tmp_path) -> None:
+    assert main(["compare", "attention", "--batch", "1", "--length", "4", "--d-model", "8",
+                 "--heads", "2", "--dtype", "float64", "--repeats", "1", "--plot", ""]) == 0
+    out = capsys.readouterr().out
+    assert "output torch vs tf" in out and "forward+backward" in out and " NO" not in out
+
+
+def test_bad_argument_is_one_clear_line_not_a_traceback(capsys) -> None:
+    code = main(["compare", "attention", "--d-model", "10", "--heads", "3", "--plot", ""])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "duetrl: error: d_model: expected a multiple of num_heads=3" in err
+    assert "Traceback" not in err
+
+
+def test_console_script_runs_as_a_module() -> None:
+    result = subprocess.run([sys.executable, "-m", "core", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    for command in ("info", "compare", "notebooks", "demo"):
+        assert command in result.stdout
+
+
+@pytest.mark.parametrize("argv", [["compare"], ["compare", "nothing"], ["frobnicate"]])
+def test_unknown_commands_exit_with_usage(argv, capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
