@@ -118,7 +118,7 @@ def duetrl_rates(backend, config: GPTConfig, batches, new_tokens: int, repeats: 
     return rates
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-layer", type=int, default=4)
     parser.add_argument("--n-embd", type=int, default=256)
@@ -130,7 +130,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10, help="timed training steps")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     # positions for 1 prompt token + the generated ones; training uses the first `context`
     config = GPTConfig(
@@ -176,7 +176,7 @@ def main() -> None:
     }
     if args.json:
         print(json.dumps(results, indent=2))
-        return
+        return results
     print(
         f"config {config}, batch {args.batch_size} x context {args.context}, "
         f"{args.threads} threads per framework"
@@ -189,6 +189,7 @@ def main() -> None:
             print(f"{name:>13} tokens/s: {figures}")
     for key, value in results["ratios"].items():
         print(f"{key:>30}: {'n/a' if value is None else f'{value:.2f}'}")
+    return results
 
 
 if __name__ == "__main__":

@@ -153,3 +153,38 @@ def test_compare_lm(capsys):
     assert figures["logits_max_abs"]["torch_vs_tf"] < 1e-4
     assert figures["same_tokens"] is True
     assert figures["speed"]["tf"]["generate_tokens_per_second_cached"] > 0
+
+
+def test_lm_benchmark_runs_on_tiny_shapes(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "benchmarks" / "lm.py"
+    spec = importlib.util.spec_from_file_location("bench_lm", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    results = module.main(
+        [
+            "--n-layer",
+            "1",
+            "--n-embd",
+            "16",
+            "--n-head",
+            "2",
+            "--context",
+            "8",
+            "--vocab-size",
+            "20",
+            "--batch-size",
+            "2",
+            "--new-tokens",
+            "4",
+            "--repeats",
+            "1",
+            "--threads",
+            "1",
+            "--json",
+        ]
+    )
+    assert results["torch"]["train_tokens_per_second"] > 0
+    assert results["tf"]["generate_tokens_per_second_cached"] > 0
