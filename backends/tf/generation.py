@@ -8,30 +8,37 @@ once. Token choice (greedy, temperature, top-k, top-p) happens on host arrays in
 ``core.lm.sampling``, so both backends pick the same tokens.
 """
 
+from __future__ import annotations
+
 import weakref
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from backends.tf.attention import fused_attention
+from backends.tf.attention import MultiHeadAttention, fused_attention
+from backends.tf.gpt import GPT
 from core.lm.config import check_token_shape
+from core.lm.sampling import Generation
 from core.lm.sampling import generate as sample_from
 
 
-def new_kv_cache(model, batch_size):
+def new_kv_cache(model: GPT, batch_size: int) -> tf.Tensor:
     """Zeros ``(n_layer, 2, B, heads, block_size, head_dim)``: keys [:, 0] and values [:, 1]."""
     c = model.config
     shape = (c.n_layer, 2, batch_size, c.n_head, c.block_size, c.head_dim)
     return tf.zeros(shape, dtype=model.wte.embeddings.dtype)
 
 
-def split_heads(attn, x):
+def split_heads(attn: MultiHeadAttention, x: tf.Tensor) -> tf.Tensor:
     """(B, T, D) -> (B, T, heads, head_dim) -> (B, heads, T, head_dim)."""
     x = tf.reshape(x, (tf.shape(x)[0], tf.shape(x)[1], attn.num_heads, attn.head_dim))
     return tf.transpose(x, (0, 2, 1, 3))
 
 
-def cached_self_attention(attn, x, layer_cache, start):
+def cached_self_attention(
+    attn: MultiHeadAttention, x: tf.Tensor, layer_cache: tf.Tensor, start: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
     """Causal self-attention of new positions start..start+T_new-1 over the cache.
 
     Writes the new keys/values into ``layer_cache`` (2, B, heads, block_size, head_dim) and
@@ -59,7 +66,9 @@ def cached_self_attention(attn, x, layer_cache, start):
     return attn.out(output), tf.stack([keys, values])
 
 
-def forward_with_cache(model, idx, cache, start):
+def forward_with_cache(
+    model: GPT, idx: tf.Tensor, cache: tf.Tensor, start: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
     """Logits ``(B, T_new, V)`` of tokens ``idx`` (B, T_new) at positions start.., using
     ``cache`` (see :func:`new_kv_cache`); returns ``(logits, new cache)``. Dropout is off."""
     t_new = tf.shape(idx)[1]
@@ -114,13 +123,13 @@ class Decoder:
     """A stateful ``next_logits(new_tokens, start) -> (B, V)`` NumPy logits, for
     ``core.lm.sampling.generate``: with a KV cache, or recomputing the whole prefix."""
 
-    def __init__(self, model, batch_size, use_cache=True):
+    def __init__(self, model: GPT, batch_size: int, use_cache: bool = True) -> None:
         self.model, self.use_cache = model, use_cache
         self.cache = new_kv_cache(model, batch_size) if use_cache else None
         self.tokens = np.zeros((batch_size, 0), dtype=np.int64)  # the prefix so far
         self.batch_size = batch_size
 
-    def __call__(self, new_tokens, start):
+    def __call__(self, new_tokens: np.ndarray, start: int) -> np.ndarray:
         new_tokens = tf.constant(np.asarray(new_tokens, dtype=np.int64))
         check_token_shape((new_tokens.shape[0], start + new_tokens.shape[1]), self.model.config)
         if self.use_cache:
@@ -133,7 +142,9 @@ class Decoder:
         return logits.numpy().astype(np.float64)  # (B, V) of the last position
 
 
-def generate(model, prompt, max_new_tokens, use_cache=True, **sampling):
+def generate(
+    model: GPT, prompt: np.ndarray, max_new_tokens: int, use_cache: bool = True, **sampling: Any
+) -> Generation:
     """Generate tokens and their log-probabilities; see ``core.lm.sampling.generate``.
 
     Args:

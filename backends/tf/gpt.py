@@ -10,7 +10,13 @@ Compare with ``backends/torch/gpt.py`` line by line; the float64 oracle is
 differ between backends (tests use dropout 0).
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
 import keras
+import numpy as np
 import tensorflow as tf
 
 from backends.tf.attention import MultiHeadAttention
@@ -23,7 +29,7 @@ from core.lm.params import gpt2_to_canonical, init_gpt_params
 class MLP(keras.layers.Layer):
     """The position-wise feed-forward network: Linear(D, 4D), GELU, Linear(4D, D), dropout."""
 
-    def __init__(self, config, dtype=None, **kwargs):
+    def __init__(self, config: GPTConfig, dtype: str | None = None, **kwargs: Any) -> None:
         super().__init__(dtype=resolve_dtype(dtype), **kwargs)
         hidden = config.mlp_ratio * config.n_embd
         self.n_embd, self.hidden = config.n_embd, hidden
@@ -32,11 +38,11 @@ class MLP(keras.layers.Layer):
         self.proj = keras.layers.Dense(config.n_embd, dtype=self.dtype_policy)
         self.dropout = keras.layers.Dropout(config.dropout, dtype=self.dtype_policy)
 
-    def build(self, input_shape=None):
+    def build(self, input_shape: Any = None) -> None:
         self.fc.build((None, self.n_embd))
         self.proj.build((None, self.hidden))
 
-    def call(self, x, training=False):
+    def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
         x = keras.activations.gelu(self.fc(x), approximate=self.gelu_approximate)  # (B, T, 4D)
         return self.dropout(self.proj(x), training=training)  # (B, T, D)
 
@@ -44,7 +50,7 @@ class MLP(keras.layers.Layer):
 class Block(keras.layers.Layer):
     """A pre-LayerNorm Transformer block: x + Attn(LN_1(x)), then x + MLP(LN_2(x))."""
 
-    def __init__(self, config, dtype=None, **kwargs):
+    def __init__(self, config: GPTConfig, dtype: str | None = None, **kwargs: Any) -> None:
         super().__init__(dtype=resolve_dtype(dtype), **kwargs)
         self.n_embd = config.n_embd
         eps = config.layer_norm_eps  # pinned: torch's default 1e-5, Keras' 1e-3
@@ -54,11 +60,11 @@ class Block(keras.layers.Layer):
         self.mlp = MLP(config, dtype=self.dtype_policy)
         self.dropout = keras.layers.Dropout(config.dropout, dtype=self.dtype_policy)
 
-    def build(self, input_shape=None):
+    def build(self, input_shape: Any = None) -> None:
         for layer in (self.ln_1, self.attn, self.ln_2, self.mlp):
             layer.build((None, None, self.n_embd))
 
-    def call(self, x, mask, training=False):
+    def call(self, x: tf.Tensor, mask: tf.Tensor, training: bool = False) -> tf.Tensor:
         z = self.ln_1(x)
         x = x + self.dropout(self.attn(z, z, z, mask), training=training)  # q = k = v
         return x + self.mlp(self.ln_2(x), training=training)
@@ -78,7 +84,9 @@ class GPT(keras.Model):
         >>> logits = model(tf.zeros((1, 8), dtype=tf.int64))  # (1, 8, 16)
     """
 
-    def __init__(self, config, dtype=None, seed=0, **kwargs):
+    def __init__(
+        self, config: GPTConfig, dtype: str | None = None, seed: int = 0, **kwargs: Any
+    ) -> None:
         super().__init__(dtype=resolve_dtype(dtype), **kwargs)
         self.config = config
         self.wte = keras.layers.Embedding(config.vocab_size, config.n_embd, dtype=self.dtype_policy)
@@ -93,7 +101,7 @@ class GPT(keras.Model):
         self.build()
         import_params(self, init_gpt_params(config, seed, self.dtype_policy.variable_dtype))
 
-    def build(self, input_shape=None):
+    def build(self, input_shape: Any = None) -> None:
         self.wte.build((None, None))
         self.wpe.build((None,))
         for block in self.blocks:
@@ -101,7 +109,7 @@ class GPT(keras.Model):
         self.ln_f.build((None, None, self.config.n_embd))
         self.built = True
 
-    def call(self, idx, training=False):
+    def call(self, idx: tf.Tensor | np.ndarray, training: bool = False) -> tf.Tensor:
         idx = tf.convert_to_tensor(idx)
         check_token_shape(tuple(idx.shape), self.config)
         if tf.executing_eagerly():  # a traced graph has no values to check
@@ -118,7 +126,7 @@ class GPT(keras.Model):
         return tf.tensordot(x, self.wte.embeddings, axes=[[2], [1]])  # (B, T, V): the tied head
 
     @classmethod
-    def from_gpt2(cls, state_dict, n_head, dtype=None):
+    def from_gpt2(cls, state_dict: Mapping[str, Any], n_head: int, dtype: str | None = None) -> GPT:
         """A GPT holding the weights of a Hugging Face ``GPT2LMHeadModel`` state dict.
 
         Args:
@@ -129,15 +137,15 @@ class GPT(keras.Model):
         config, params = gpt2_to_canonical(state_dict, n_head, dtype_name)
         return import_params(cls(config, dtype), params)
 
-    def num_parameters(self):
+    def num_parameters(self) -> int:
         """Number of parameters, the tied head counted once."""
         return sum(int(tf.size(v)) for v in self.trainable_variables)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         """The configuration as a dict (Keras' serialisation hook)."""
         return self.config.to_dict()
 
     @classmethod
-    def from_config(cls, values):
+    def from_config(cls, values: dict) -> GPT:
         """Rebuild a (freshly initialised) GPT from :meth:`get_config`."""
         return cls(GPTConfig.from_dict(values))

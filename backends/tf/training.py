@@ -8,9 +8,14 @@ in ``core/lm/train.py``; this file holds only what is made of tensors. Compare w
 ``core/reference/adamw.py`` (clipping and the update).
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping
+
 import numpy as np
 import tensorflow as tf
 
+from backends.tf.gpt import GPT
 from backends.tf.weights import _canonical_variables
 from core.constants import (
     ADAM_BETA1,
@@ -22,7 +27,7 @@ from core.constants import (
 )
 
 
-def cross_entropy_loss(logits, targets):
+def cross_entropy_loss(logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
     """Mean next-token cross-entropy of ``logits`` (B, T, V) against ``targets`` (B, T)."""
     losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
     return tf.reduce_mean(losses)  # (B, T) -> ()
@@ -36,14 +41,14 @@ class AdamW:
     to sqrt(v_hat)), with kernels and embeddings decaying, biases and LayerNorm parameters not.
     """
 
-    def __init__(self, model, weight_decay=ADAMW_WEIGHT_DECAY):
+    def __init__(self, model: GPT, weight_decay: float = ADAMW_WEIGHT_DECAY) -> None:
         self.named = list(_canonical_variables(model))
         self.weight_decay = weight_decay
         self.m = [tf.Variable(tf.zeros_like(v), trainable=False) for _, v in self.named]
         self.v = [tf.Variable(tf.zeros_like(v), trainable=False) for _, v in self.named]
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
 
-    def apply(self, grads, lr):
+    def apply(self, grads: list[tf.Tensor], lr: tf.Tensor) -> None:
         """One update with learning rate ``lr`` (a tensor) from ``grads`` (in variable order)."""
         self.step.assign_add(1)
         for (_, variable), m, v, g in zip(self.named, self.m, self.v, grads):
@@ -58,18 +63,18 @@ class AdamW:
             variable.assign_sub(lr_ * m_hat / (tf.sqrt(v_hat) + ADAM_EPS))
 
     @property
-    def step_count(self):
+    def step_count(self) -> int:
         """Number of updates applied so far."""
         return int(self.step.numpy())
 
-    def state_arrays(self):
+    def state_arrays(self) -> dict[str, np.ndarray]:
         """``{"m.<name>": array, "v.<name>": array}`` in canonical layouts (for checkpoints)."""
         arrays = {}
         for (name, _), m, v in zip(self.named, self.m, self.v):
             arrays[f"m.{name}"], arrays[f"v.{name}"] = np.array(m.numpy()), np.array(v.numpy())
         return arrays
 
-    def load_state_arrays(self, arrays, step):
+    def load_state_arrays(self, arrays: Mapping[str, np.ndarray], step: int) -> None:
         """Restore the moments from :meth:`state_arrays` and the update count ``step``."""
         for (name, variable), m, v in zip(self.named, self.m, self.v):
             m.assign(np.asarray(arrays[f"m.{name}"]).astype(variable.dtype))
@@ -86,7 +91,12 @@ class LMTrainer:
         max_grad_norm: clip the global gradient norm to this (None: no clipping).
     """
 
-    def __init__(self, model, weight_decay=ADAMW_WEIGHT_DECAY, max_grad_norm=GRAD_CLIP_NORM):
+    def __init__(
+        self,
+        model: GPT,
+        weight_decay: float = ADAMW_WEIGHT_DECAY,
+        max_grad_norm: float | None = GRAD_CLIP_NORM,
+    ) -> None:
         self.model = model
         self.optimizer = AdamW(model, weight_decay)
         self.max_grad_norm = max_grad_norm
@@ -111,7 +121,7 @@ class LMTrainer:
     def _eval_loss(self, x, y):
         return cross_entropy_loss(self.model(x, training=False), y)
 
-    def train_step(self, x, y, lr):
+    def train_step(self, x: np.ndarray, y: np.ndarray, lr: float) -> tuple[float, float]:
         """Forward, backward, clip, update on a batch ``x``, ``y`` (B, T) of token ids.
 
         Returns:
@@ -122,7 +132,7 @@ class LMTrainer:
         loss, grad_norm = self.compiled_train_step(x, y, lr)
         return float(loss), float(grad_norm)
 
-    def eval_loss(self, x, y):
+    def eval_loss(self, x: np.ndarray, y: np.ndarray) -> float:
         """Mean cross-entropy on a batch, dropout off."""
         x, y = tf.convert_to_tensor(np.asarray(x)), tf.convert_to_tensor(np.asarray(y))
         return float(self.compiled_eval_loss(x, y))

@@ -8,28 +8,36 @@ Token choice (greedy, temperature, top-k, top-p) happens on host arrays in
 ``core.lm.sampling``, so both backends pick the same tokens.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from backends.torch.attention import fused_attention
+from backends.torch.attention import MultiHeadAttention, fused_attention
+from backends.torch.gpt import GPT
 from core.lm.config import check_token_shape
+from core.lm.sampling import Generation
 from core.lm.sampling import generate as sample_from
 
 
-def new_kv_cache(model, batch_size):
+def new_kv_cache(model: GPT, batch_size: int) -> torch.Tensor:
     """Zeros ``(n_layer, 2, B, heads, block_size, head_dim)``: keys [:, 0] and values [:, 1]."""
     c = model.config
     shape = (c.n_layer, 2, batch_size, c.n_head, c.block_size, c.head_dim)
     return torch.zeros(shape, dtype=model.wte.weight.dtype)
 
 
-def split_heads(attn, x):
+def split_heads(attn: MultiHeadAttention, x: torch.Tensor) -> torch.Tensor:
     """(B, T, D) -> (B, T, heads, head_dim) -> (B, heads, T, head_dim)."""
     return x.view(x.shape[0], x.shape[1], attn.num_heads, attn.head_dim).transpose(1, 2)
 
 
-def cached_self_attention(attn, x, layer_cache, start):
+def cached_self_attention(
+    attn: MultiHeadAttention, x: torch.Tensor, layer_cache: torch.Tensor, start: int
+) -> torch.Tensor:
     """Causal self-attention of new positions start..start+T_new-1 over the cache.
 
     Writes the new keys/values into ``layer_cache`` (2, B, heads, block_size, head_dim) and
@@ -53,7 +61,9 @@ def cached_self_attention(attn, x, layer_cache, start):
     return attn.out(output)
 
 
-def forward_with_cache(model, idx, cache, start):
+def forward_with_cache(
+    model: GPT, idx: torch.Tensor, cache: torch.Tensor, start: int
+) -> torch.Tensor:
     """Logits ``(B, T_new, V)`` of tokens ``idx`` (B, T_new) at positions start.., using and
     filling ``cache`` (see :func:`new_kv_cache`). Dropout is off: this is inference."""
     t_new = idx.shape[1]
@@ -70,13 +80,13 @@ class Decoder:
     """A stateful ``next_logits(new_tokens, start) -> (B, V)`` NumPy logits, for
     ``core.lm.sampling.generate``: with a KV cache, or recomputing the whole prefix."""
 
-    def __init__(self, model, batch_size, use_cache=True):
+    def __init__(self, model: GPT, batch_size: int, use_cache: bool = True) -> None:
         self.model, self.use_cache = model, use_cache
         self.cache = new_kv_cache(model, batch_size) if use_cache else None
         self.tokens = torch.zeros((batch_size, 0), dtype=torch.long)  # the prefix so far
 
     @torch.inference_mode()
-    def __call__(self, new_tokens, start):
+    def __call__(self, new_tokens: np.ndarray, start: int) -> np.ndarray:
         new_tokens = torch.as_tensor(new_tokens, dtype=torch.long)
         check_token_shape((new_tokens.shape[0], start + new_tokens.shape[1]), self.model.config)
         if self.use_cache:
@@ -87,7 +97,9 @@ class Decoder:
         return logits[:, -1].double().numpy()  # (B, V) of the last position
 
 
-def generate(model, prompt, max_new_tokens, use_cache=True, **sampling):
+def generate(
+    model: GPT, prompt: np.ndarray, max_new_tokens: int, use_cache: bool = True, **sampling: Any
+) -> Generation:
     """Generate tokens and their log-probabilities; see ``core.lm.sampling.generate``.
 
     Args:

@@ -10,6 +10,12 @@ Compare with ``backends/tf/gpt.py`` line by line; the float64 oracle is
 differ between backends (tests use dropout 0).
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -24,7 +30,7 @@ from core.lm.params import gpt2_to_canonical, init_gpt_params
 class MLP(nn.Module):
     """The position-wise feed-forward network: Linear(D, 4D), GELU, Linear(4D, D), dropout."""
 
-    def __init__(self, config, dtype=None):
+    def __init__(self, config: GPTConfig, dtype: str | torch.dtype | None = None) -> None:
         super().__init__()
         dtype = resolve_dtype(dtype)
         hidden = config.mlp_ratio * config.n_embd
@@ -33,7 +39,7 @@ class MLP(nn.Module):
         self.proj = nn.Linear(hidden, config.n_embd, dtype=dtype)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.gelu(self.fc(x), approximate=self.gelu_approximate)  # (B, T, 4D)
         return self.dropout(self.proj(x))  # (B, T, D)
 
@@ -41,7 +47,7 @@ class MLP(nn.Module):
 class Block(nn.Module):
     """A pre-LayerNorm Transformer block: x + Attn(LN_1(x)), then x + MLP(LN_2(x))."""
 
-    def __init__(self, config, dtype=None):
+    def __init__(self, config: GPTConfig, dtype: str | torch.dtype | None = None) -> None:
         super().__init__()
         dtype = resolve_dtype(dtype)
         eps = config.layer_norm_eps  # pinned: torch's default 1e-5, Keras' 1e-3
@@ -51,7 +57,7 @@ class Block(nn.Module):
         self.mlp = MLP(config, dtype=dtype)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x, mask):
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         z = self.ln_1(x)
         x = x + self.dropout(self.attn(z, z, z, mask))  # causal self-attention: q = k = v
         return x + self.mlp(self.ln_2(x))
@@ -71,7 +77,9 @@ class GPT(nn.Module):
         >>> logits = model(torch.zeros(1, 8, dtype=torch.long))  # (1, 8, 16)
     """
 
-    def __init__(self, config, dtype=None, seed=0):
+    def __init__(
+        self, config: GPTConfig, dtype: str | torch.dtype | None = None, seed: int = 0
+    ) -> None:
         super().__init__()
         self.config = config
         dtype = resolve_dtype(dtype)
@@ -86,7 +94,7 @@ class GPT(nn.Module):
         dtype_name = str(self.wte.weight.dtype).removeprefix("torch.")
         import_params(self, init_gpt_params(config, seed, dtype_name))
 
-    def forward(self, idx):
+    def forward(self, idx: torch.Tensor | np.ndarray) -> torch.Tensor:
         idx = torch.as_tensor(idx)
         check_token_shape(tuple(idx.shape), self.config)
         check_id_bounds(int(idx.min()), int(idx.max()), self.config.vocab_size)
@@ -100,7 +108,7 @@ class GPT(nn.Module):
         return F.linear(x, self.wte.weight)  # (B, T, V): the tied head, h W_te^T
 
     @classmethod
-    def from_gpt2(cls, state_dict, n_head, dtype=None):
+    def from_gpt2(cls, state_dict: Mapping[str, Any], n_head: int, dtype: str | None = None) -> GPT:
         """A GPT holding the weights of a Hugging Face ``GPT2LMHeadModel`` state dict.
 
         Args:
@@ -111,15 +119,15 @@ class GPT(nn.Module):
         config, params = gpt2_to_canonical(state_dict, n_head, dtype_name)
         return import_params(cls(config, dtype), params)
 
-    def num_parameters(self):
+    def num_parameters(self) -> int:
         """Number of parameters, the tied head counted once."""
         return sum(p.numel() for p in self.parameters())
 
-    def get_config(self):
+    def get_config(self) -> dict:
         """The configuration as a dict (mirrors Keras' ``get_config``)."""
         return self.config.to_dict()
 
     @classmethod
-    def from_config(cls, values):
+    def from_config(cls, values: dict) -> GPT:
         """Rebuild a (freshly initialised) GPT from :meth:`get_config`."""
         return cls(GPTConfig.from_dict(values))

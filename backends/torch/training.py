@@ -8,15 +8,20 @@ in ``core/lm/train.py``; this file holds only what is made of tensors. Compare w
 ``core/reference/adamw.py`` (clipping and the update).
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from backends.torch.gpt import GPT
 from backends.torch.weights import _canonical_parameters
 from core.constants import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, ADAMW_WEIGHT_DECAY, GRAD_CLIP_NORM
 
 
-def cross_entropy_loss(logits, targets):
+def cross_entropy_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean next-token cross-entropy of ``logits`` (B, T, V) against ``targets`` (B, T)."""
     vocab_size = logits.shape[-1]
     return F.cross_entropy(logits.reshape(-1, vocab_size), targets.reshape(-1))  # (B*T, V)
@@ -30,7 +35,7 @@ class AdamW:
     embeddings decay, biases and LayerNorm parameters do not.
     """
 
-    def __init__(self, model, weight_decay=ADAMW_WEIGHT_DECAY):
+    def __init__(self, model: GPT, weight_decay: float = ADAMW_WEIGHT_DECAY) -> None:
         self.named = [(name, p, t) for name, p, t in _canonical_parameters(model)]
         decay = [p for _, p, _ in self.named if p.dim() >= 2]
         no_decay = [p for _, p, _ in self.named if p.dim() < 2]
@@ -42,19 +47,19 @@ class AdamW:
             groups, lr=0.0, betas=(ADAM_BETA1, ADAM_BETA2), eps=ADAM_EPS, foreach=True
         )
 
-    def apply(self, lr):
+    def apply(self, lr: float) -> None:
         """One update with learning rate ``lr`` from the gradients in ``.grad``."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.step()
 
     @property
-    def step_count(self):
+    def step_count(self) -> int:
         """Number of updates applied so far."""
         state = self.optimizer.state.get(self.named[0][1], {})
         return int(state["step"]) if "step" in state else 0
 
-    def state_arrays(self):
+    def state_arrays(self) -> dict[str, np.ndarray]:
         """``{"m.<name>": array, "v.<name>": array}`` in canonical layouts (for checkpoints)."""
         arrays = {}
         for name, parameter, transpose in self.named:
@@ -65,7 +70,7 @@ class AdamW:
                 arrays[f"{key}.{name}"] = np.ascontiguousarray(value.T if transpose else value)
         return arrays
 
-    def load_state_arrays(self, arrays, step):
+    def load_state_arrays(self, arrays: Mapping[str, np.ndarray], step: int) -> None:
         """Restore the moments from :meth:`state_arrays` and the update count ``step``."""
         for name, parameter, transpose in self.named:
             state = self.optimizer.state[parameter]
@@ -85,12 +90,17 @@ class LMTrainer:
         max_grad_norm: clip the global gradient norm to this (None: no clipping).
     """
 
-    def __init__(self, model, weight_decay=ADAMW_WEIGHT_DECAY, max_grad_norm=GRAD_CLIP_NORM):
+    def __init__(
+        self,
+        model: GPT,
+        weight_decay: float = ADAMW_WEIGHT_DECAY,
+        max_grad_norm: float | None = GRAD_CLIP_NORM,
+    ) -> None:
         self.model = model
         self.optimizer = AdamW(model, weight_decay)
         self.max_grad_norm = max_grad_norm
 
-    def train_step(self, x, y, lr):
+    def train_step(self, x: np.ndarray, y: np.ndarray, lr: float) -> tuple[float, float]:
         """Forward, backward, clip, update on a batch ``x``, ``y`` (B, T) of token ids.
 
         Returns:
@@ -109,7 +119,7 @@ class LMTrainer:
         return float(loss.detach()), float(grad_norm)
 
     @torch.no_grad()
-    def eval_loss(self, x, y):
+    def eval_loss(self, x: np.ndarray, y: np.ndarray) -> float:
         """Mean cross-entropy on a batch, dropout off."""
         self.model.eval()
         return float(cross_entropy_loss(self.model(torch.as_tensor(x)), torch.as_tensor(y)))
