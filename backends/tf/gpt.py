@@ -77,7 +77,8 @@ class GPT(keras.Model):
         config: a :class:`core.lm.config.GPTConfig`.
         dtype: parameter dtype (``"float32"`` by default, ``"float64"`` for tests).
         seed: seed of the NumPy initialiser (core.lm.params.init_gpt_params), so that both
-            backends start from the same weights.
+            backends start from the same weights (None: skip it, for weights about to be
+            overwritten, as in :meth:`from_gpt2`).
 
     Example:
         >>> model = GPT(GPTConfig(vocab_size=16, block_size=8, n_layer=2, n_head=2, n_embd=32))
@@ -85,7 +86,7 @@ class GPT(keras.Model):
     """
 
     def __init__(
-        self, config: GPTConfig, dtype: str | None = None, seed: int = 0, **kwargs: Any
+        self, config: GPTConfig, dtype: str | None = None, seed: int | None = 0, **kwargs: Any
     ) -> None:
         super().__init__(dtype=resolve_dtype(dtype), **kwargs)
         self.config = config
@@ -99,7 +100,8 @@ class GPT(keras.Model):
         # 1 = attend, 0 = masked (listing 5.1); a constant, not a weight
         self.causal_mask = tf.linalg.band_part(tf.ones((config.block_size,) * 2), -1, 0)
         self.build()
-        import_params(self, init_gpt_params(config, seed, self.dtype_policy.variable_dtype))
+        if seed is not None:
+            import_params(self, init_gpt_params(config, seed, self.dtype_policy.variable_dtype))
 
     def build(self, input_shape: Any = None) -> None:
         self.wte.build((None, None))
@@ -135,7 +137,7 @@ class GPT(keras.Model):
         """
         dtype_name = dtype if isinstance(dtype, str) else "float32"
         config, params = gpt2_to_canonical(state_dict, n_head, dtype_name)
-        return import_params(cls(config, dtype), params)
+        return import_params(cls(config, dtype, seed=None), params)
 
     def num_parameters(self) -> int:
         """Number of parameters, the tied head counted once."""

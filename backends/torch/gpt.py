@@ -70,7 +70,8 @@ class GPT(nn.Module):
         config: a :class:`core.lm.config.GPTConfig`.
         dtype: parameter dtype (``"float32"`` by default, ``"float64"`` for tests).
         seed: seed of the NumPy initialiser (core.lm.params.init_gpt_params), so that both
-            backends start from the same weights.
+            backends start from the same weights (None: skip it, for weights about to be
+            overwritten, as in :meth:`from_gpt2`).
 
     Example:
         >>> model = GPT(GPTConfig(vocab_size=16, block_size=8, n_layer=2, n_head=2, n_embd=32))
@@ -78,7 +79,7 @@ class GPT(nn.Module):
     """
 
     def __init__(
-        self, config: GPTConfig, dtype: str | torch.dtype | None = None, seed: int = 0
+        self, config: GPTConfig, dtype: str | torch.dtype | None = None, seed: int | None = 0
     ) -> None:
         super().__init__()
         self.config = config
@@ -92,7 +93,8 @@ class GPT(nn.Module):
         causal = torch.tril(torch.ones(config.block_size, config.block_size, dtype=torch.bool))
         self.register_buffer("causal_mask", causal, persistent=False)
         dtype_name = str(self.wte.weight.dtype).removeprefix("torch.")
-        import_params(self, init_gpt_params(config, seed, dtype_name))
+        if seed is not None:
+            import_params(self, init_gpt_params(config, seed, dtype_name))
 
     def forward(self, idx: torch.Tensor | np.ndarray) -> torch.Tensor:
         idx = torch.as_tensor(idx)
@@ -117,7 +119,7 @@ class GPT(nn.Module):
         """
         dtype_name = dtype if isinstance(dtype, str) else "float32"
         config, params = gpt2_to_canonical(state_dict, n_head, dtype_name)
-        return import_params(cls(config, dtype), params)
+        return import_params(cls(config, dtype, seed=None), params)
 
     def num_parameters(self) -> int:
         """Number of parameters, the tied head counted once."""
