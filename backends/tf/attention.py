@@ -58,7 +58,8 @@ def fused_attention(
 
 def head_broadcast_mask(mask: tf.Tensor) -> tf.Tensor:
     """A mask broadcastable to (B, q_len, k_len) as (B or 1, 1, q_len or 1, k_len)."""
-    mask = tf.reshape(mask, (1,) * (3 - mask.shape.rank) + tuple(mask.shape))  # rank 3
+    for _ in range(3 - mask.shape.rank):  # rank 3; works with unknown (traced) sizes too
+        mask = mask[tf.newaxis]
     return mask[:, tf.newaxis]  # one mask for every head
 
 

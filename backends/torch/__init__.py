@@ -7,6 +7,15 @@ from backends.torch.attention import (
     scaled_dot_product_attention,
 )
 from backends.torch.autodiff import compile_forward_backward, loss_and_gradients, probe_loss
+from backends.torch.generation import (
+    Decoder,
+    cached_self_attention,
+    forward_with_cache,
+    generate,
+    new_kv_cache,
+    split_heads,
+)
+from backends.torch.gpt import GPT, MLP, Block
 from backends.torch.runtime import (
     NAME,
     as_tensor,
@@ -17,24 +26,37 @@ from backends.torch.runtime import (
     set_seed,
     to_numpy,
 )
+from backends.torch.training import AdamW, LMTrainer, cross_entropy_loss
 from backends.torch.weights import export_params, import_params
 
 __all__ = [
-    "NAME",
+    "AdamW",
+    "Block",
+    "Decoder",
+    "GPT",
+    "LMTrainer",
+    "MLP",
     "MultiHeadAttention",
+    "NAME",
     "as_tensor",
+    "cached_self_attention",
     "compile_forward_backward",
+    "cross_entropy_loss",
     "export_params",
+    "forward_with_cache",
     "framework_version",
     "fused_attention",
+    "generate",
     "get_num_threads",
     "head_broadcast_mask",
     "import_params",
     "loss_and_gradients",
+    "new_kv_cache",
     "probe_loss",
     "resolve_dtype",
     "scaled_dot_product_attention",
     "set_num_threads",
     "set_seed",
+    "split_heads",
     "to_numpy",
 ]

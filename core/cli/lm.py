@@ -1,0 +1,256 @@
+"""``duetrl lm train``, ``duetrl lm sample`` and ``duetrl compare lm``.
+
+``lm train`` pretrains a small GPT on a corpus made in code (or fine-tunes one from a
+checkpoint with ``--init-from``), saving a checkpoint and a loss curve under ``--out``.
+``lm sample`` generates text from a checkpoint. ``compare lm`` runs one set of weights in both
+backends: logits differences, and training and generation speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from core.backend import BACKENDS, load_backend
+
+
+def register(commands: argparse._SubParsersAction, compare: argparse._SubParsersAction) -> None:
+    lm = commands.add_parser("lm", help="a small GPT language model: train, sample")
+    sub = lm.add_subparsers(dest="lm_command", metavar="LM_COMMAND", required=True)
+
+    train = sub.add_parser("train", help="pretrain (or fine-tune with --init-from) a small GPT")
+    train.add_argument("--backend", choices=list(BACKENDS), default="torch")
+    train.add_argument(
+        "--corpus",
+        default="templates",
+        help="markov, templates, digits, pydoc, or a path to a text file",
+    )
+    train.add_argument("--num-chars", type=int, default=200_000, help="corpus length (chars)")
+    train.add_argument("--tokenizer", choices=["char", "bpe"], default="char")
+    train.add_argument("--bpe-vocab", type=int, default=256, help="BPE vocabulary size")
+    train.add_argument(
+        "--init-from",
+        default=None,
+        help="fine-tune: start from this checkpoint's weights, config and tokeniser (the model "
+        "flags --n-layer ... --dropout are then not used)",
+    )
+    train.add_argument("--resume", action="store_true", help="continue --out's checkpoint")
+    train.add_argument("--n-layer", type=int, default=4)
+    train.add_argument("--n-head", type=int, default=4)
+    train.add_argument("--n-embd", type=int, default=128)
+    train.add_argument("--block-size", type=int, default=64)
+    train.add_argument("--dropout", type=float, default=0.0)
+    train.add_argument("--steps", type=int, default=500)
+    train.add_argument("--batch-size", type=int, default=16)
+    train.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
+    train.add_argument("--min-lr", type=float, default=1e-4)
+    train.add_argument("--warmup", type=int, default=50)
+    train.add_argument("--weight-decay", type=float, default=0.1)
+    train.add_argument("--clip", type=float, default=1.0, help="max gradient norm (0: off)")
+    train.add_argument("--eval-every", type=int, default=100)
+    train.add_argument("--checkpoint-every", type=int, default=0)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--threads", type=int, default=2, help="CPU threads for the framework")
+    train.add_argument("--out", default="runs/lm", help="folder for model.safetensors, loss.png")
+    train.add_argument("--no-progress", action="store_true")
+    train.add_argument("--json", action="store_true", help="print the final figures as JSON")
+    train.set_defaults(run=run_train)
+
+    sample = sub.add_parser("sample", help="generate text from a checkpoint")
+    sample.add_argument("--checkpoint", default="runs/lm/model.safetensors")
+    sample.add_argument("--backend", choices=list(BACKENDS), default="torch")
+    sample.add_argument("--prompt", default="the", help="text to continue (not empty)")
+    sample.add_argument("--max-new-tokens", type=int, default=50)
+    sample.add_argument("--greedy", action="store_true")
+    sample.add_argument("--temperature", type=float, default=1.0)
+    sample.add_argument("--top-k", type=int, default=None)
+    sample.add_argument("--top-p", type=float, default=None)
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--no-cache", action="store_true", help="recompute instead of KV cache")
+    sample.add_argument("--threads", type=int, default=2)
+    sample.add_argument("--json", action="store_true")
+    sample.set_defaults(run=run_sample)
+
+    cmp = compare.add_parser("lm", help="one GPT in both backends: logits, training, generation")
+    cmp.add_argument("--n-layer", type=int, default=2)
+    cmp.add_argument("--n-head", type=int, default=4)
+    cmp.add_argument("--n-embd", type=int, default=64)
+    cmp.add_argument("--block-size", type=int, default=64)
+    cmp.add_argument("--vocab-size", type=int, default=100)
+    cmp.add_argument("--batch-size", type=int, default=8)
+    cmp.add_argument("--train-steps", type=int, default=10, help="timed training steps")
+    cmp.add_argument("--new-tokens", type=int, default=32, help="generated tokens to time")
+    cmp.add_argument("--threads", type=int, default=2)
+    cmp.add_argument("--seed", type=int, default=0)
+    cmp.add_argument("--json", action="store_true")
+    cmp.set_defaults(run=run_compare)
+
+
+def corpus_text(name: str, num_chars: int, seed: int) -> str:
+    """A named corpus (core.lm.corpora) or the contents of a text file."""
+    from core.lm.corpora import CORPORA, load_corpus
+
+    if name in CORPORA:
+        return load_corpus(name, num_chars, seed)
+    path = Path(name)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"--corpus: expected one of {list(CORPORA)} or a text file, got {name!r}"
+        )
+    return path.read_text(encoding="utf-8")[:num_chars]
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from core.lm.checkpoint import load_checkpoint
+    from core.lm.config import GPTConfig
+    from core.lm.data import TokenData
+    from core.lm.tokenizers import BPETokenizer, CharTokenizer, tokenizer_from_dict
+    from core.lm.train import TrainConfig, plot_history, train
+
+    text = corpus_text(args.corpus, args.num_chars, args.seed)
+    base = load_checkpoint(args.init_from) if args.init_from else None
+    if base is not None:
+        tokenizer = tokenizer_from_dict(base.metadata["tokenizer"])
+        config = base.config
+    else:
+        if args.tokenizer == "bpe":
+            tokenizer = BPETokenizer.train(text, args.bpe_vocab)
+        elif args.corpus == "markov":
+            tokenizer = CharTokenizer.train(text)
+        else:
+            tokenizer = CharTokenizer.printable()
+        config = GPTConfig(
+            vocab_size=tokenizer.vocab_size,
+            block_size=args.block_size,
+            n_layer=args.n_layer,
+            n_head=args.n_head,
+            n_embd=args.n_embd,
+            dropout=args.dropout,
+        )
+    train_config = TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        min_learning_rate=args.min_lr,
+        warmup_steps=args.warmup,
+        weight_decay=args.weight_decay,
+        max_grad_norm=args.clip or None,
+        eval_every=args.eval_every,
+        checkpoint_every=args.checkpoint_every,
+        seed=args.seed,
+    )
+    data = TokenData(tokenizer.encode(text), config.block_size)
+    backend = load_backend(args.backend)
+    backend.set_num_threads(args.threads)
+    model = backend.GPT(config, seed=args.seed)
+    if base is not None:
+        backend.import_params(model, base.params)
+    out = Path(args.out)
+    result = train(
+        backend,
+        model,
+        data,
+        train_config,
+        checkpoint_path=out / "model.safetensors",
+        resume=args.resume,
+        metadata={"tokenizer": tokenizer.to_dict(), "corpus": args.corpus},
+        progress=not args.no_progress,
+    )
+    plot = plot_history({args.backend: result.history}, out / "loss.png")
+    figures = {
+        "backend": args.backend,
+        "val_loss": result.val_loss,
+        "perplexity": result.perplexity,
+        "train_tokens_per_second": result.tokens_per_second,
+        "checkpoint": result.checkpoint,
+        "plot": str(plot),
+        "parameters": int(model.num_parameters()),
+    }
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        print(
+            f"{args.backend}: val loss {result.val_loss:.4f} (perplexity "
+            f"{result.perplexity:.2f}), {result.tokens_per_second:.0f} tokens/s; saved "
+            f"{result.checkpoint} and {plot}"
+        )
+    return 0
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    from core.lm.checkpoint import load_checkpoint
+    from core.lm.tokenizers import tokenizer_from_dict
+
+    checkpoint = load_checkpoint(args.checkpoint)
+    if "tokenizer" not in checkpoint.metadata:
+        raise ValueError(f"--checkpoint: {args.checkpoint!r} holds no tokeniser")
+    tokenizer = tokenizer_from_dict(checkpoint.metadata["tokenizer"])
+    if not args.prompt:
+        raise ValueError("--prompt: expected at least one character, got ''")
+    prompt = tokenizer.encode(args.prompt)
+    backend = load_backend(args.backend)
+    backend.set_num_threads(args.threads)
+    model = backend.GPT(checkpoint.config)
+    backend.import_params(model, checkpoint.params)
+    generation = backend.generate(
+        model,
+        prompt,
+        args.max_new_tokens,
+        use_cache=not args.no_cache,
+        greedy=args.greedy,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+    )
+    text = tokenizer.decode(generation.tokens[0])
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "text": text,
+                    "tokens": generation.new_tokens[0].tolist(),
+                    "log_probs": generation.log_probs[0].tolist(),
+                }
+            )
+        )
+    else:
+        print(text)
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from core.lm.compare import compare_lm
+
+    figures = compare_lm(
+        n_layer=args.n_layer,
+        n_head=args.n_head,
+        n_embd=args.n_embd,
+        block_size=args.block_size,
+        vocab_size=args.vocab_size,
+        batch_size=args.batch_size,
+        train_steps=args.train_steps,
+        new_tokens=args.new_tokens,
+        threads=args.threads,
+        seed=args.seed,
+    )
+    if args.json:
+        print(json.dumps(figures))
+        return 0
+    print(
+        f"logits max-abs difference: torch vs tf {figures['logits_max_abs']['torch_vs_tf']:.2e}, "
+        f"torch vs reference {figures['logits_max_abs']['torch_vs_reference']:.2e}, "
+        f"tf vs reference {figures['logits_max_abs']['tf_vs_reference']:.2e}"
+    )
+    print(f"same generated tokens in both backends: {figures['same_tokens']}")
+    for name in ("torch", "tf"):
+        s = figures["speed"][name]
+        print(
+            f"{name:>5}: train {s['train_tokens_per_second']:9.0f} tokens/s | generate "
+            f"{s['generate_tokens_per_second_cached']:7.0f} tokens/s with KV cache, "
+            f"{s['generate_tokens_per_second_uncached']:7.0f} without",
+            file=sys.stdout,
+        )
+    return 0

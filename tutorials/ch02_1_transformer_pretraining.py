@@ -1,0 +1,163 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # A small GPT: the Transformer and its pretraining, in two frameworks
+#
+# Outline sections 2.1.1 (the Transformer), 2.1.3 (pretraining) and 4.1.3 (the pretraining
+# loss). We build a GPT-style decoder once in PyTorch and once in TensorFlow/Keras, give both
+# the same weights, check them against a float64 NumPy reference, then pretrain both on a
+# corpus whose best possible loss we know in advance.
+#
+# A GPT maps token ids $x_1..x_T$ to next-token logits:
+#
+# $$h_0 = W_{te}[x] + W_{pe}[1..T]$$
+# $$h'_l = h_{l-1} + \text{Attn}(\text{LN}_1(h_{l-1})), \qquad
+#   h_l = h'_l + \text{MLP}(\text{LN}_2(h'_l))$$
+# $$\text{logits} = \text{LN}_f(h_L)\, W_{te}^T$$
+#
+# The attention is *causal* (position $t$ sees positions $\le t$), the LayerNorm comes *before*
+# each sub-layer (pre-LN, as GPT-2), and the output head reuses the token embedding matrix
+# (tied weights).
+
+# %%
+import numpy as np
+
+from core.backend import load_backends
+from core.lm.config import GPTConfig
+from core.lm.corpora import MarkovChain, template_text
+from core.lm.data import TokenData
+from core.lm.params import init_gpt_params
+from core.lm.tokenizers import CharTokenizer
+from core.lm.train import TrainConfig, plot_history, train
+from core.plots import plot_attention_heatmaps
+from core.reference.gpt import gpt_forward
+from core.tolerances import assert_close, max_abs_error
+from core.tutorial import figure_dir, quick_mode
+
+QUICK = quick_mode()
+backends = load_backends(["torch", "tf"])  # torch is imported first, always
+for backend in backends.values():
+    backend.set_num_threads(1 if QUICK else 2)
+
+# %% [markdown]
+# ## 1. One configuration, one set of weights, two models
+#
+# `GPTConfig` is a small dataclass in `core`; it can express GPT-2 exactly
+# (`GPTConfig.gpt2_small()`). The initial weights are drawn with NumPy from one seed
+# (GPT-2's $\mathcal{N}(0, 0.02^2)$, residual projections scaled by $1/\sqrt{2L}$) and copied
+# into both frameworks through the canonical parameter dictionary.
+
+# %%
+config = GPTConfig(vocab_size=20, block_size=16, n_layer=2, n_head=2, n_embd=32)
+params = init_gpt_params(config, seed=0, random_affine=True)
+models = {}
+for name, backend in backends.items():
+    models[name] = backend.import_params(backend.GPT(config), params)
+    print(name, type(models[name]).__mro__[1].__name__, models[name].num_parameters(), "parameters")
+print("canonical names:", list(params)[:6], "...")
+
+# %% [markdown]
+# Same weights, same logits: both frameworks against the float64 reference.
+
+# %%
+idx = np.random.default_rng(0).integers(0, config.vocab_size, size=(2, 16))
+reference = gpt_forward(params, idx, config)
+for name, backend in backends.items():
+    logits = backend.to_numpy(models[name](idx))
+    assert_close(logits, reference, "float32_model", f"{name} logits")
+    print(f"{name}: logits {logits.shape}, max |difference| to the reference "
+          f"{max_abs_error(logits, reference)[0]:.1e}")
+
+# %% [markdown]
+# ## 2. The pretraining loss
+#
+# $$\mathcal{L}(\theta) = -\frac{1}{BT}\sum_{b,t} \log p_\theta(x_{b,t+1} \mid x_{b,\le t})$$
+#
+# Before training, every token is about equally likely, so the loss is close to
+# $\log V$. Perplexity $e^{\mathcal{L}}$ is the effective number of choices per token.
+
+# %%
+targets = np.roll(idx, -1, axis=1)
+for name, backend in backends.items():
+    loss = float(backend.to_numpy(backend.cross_entropy_loss(models[name](idx),
+                                                             backend.as_tensor(targets))))
+    print(f"{name}: initial loss {loss:.4f} nats, log V = {np.log(config.vocab_size):.4f}")
+
+# %% [markdown]
+# ## 3. Pretraining on a corpus whose best loss we know
+#
+# A first-order Markov chain emits symbol $j$ after $i$ with probability $P_{ij}$. No model
+# can predict it better than its *entropy rate*
+#
+# $$H = -\sum_i \pi_i \sum_j P_{ij} \log P_{ij},$$
+#
+# with $\pi$ the stationary distribution. We train both backends on the same batches (drawn
+# in `core` from one seed) with AdamW, warm-up + cosine learning rate and gradient clipping,
+# and watch the validation loss approach $H$.
+
+# %%
+chain = MarkovChain.random(num_states=6, concentration=0.3, seed=0)
+markov_data = TokenData(chain.sample(50_000, seed=1), block_size=32)
+markov_config = GPTConfig(vocab_size=6, block_size=32, n_layer=1, n_head=2, n_embd=32)
+train_config = TrainConfig(steps=100 if QUICK else 400, batch_size=16, learning_rate=3e-3,
+                           min_learning_rate=3e-4, warmup_steps=20, weight_decay=0.0,
+                           eval_every=25, eval_batches=8)
+histories = {}
+for name, backend in backends.items():
+    result = train(backend, backend.GPT(markov_config, seed=0), markov_data, train_config,
+                   progress=False)
+    histories[name] = result.history
+    print(f"{name}: val loss {result.val_loss:.4f}, entropy rate {chain.entropy_rate:.4f}, "
+          f"gap {result.val_loss - chain.entropy_rate:+.4f} nats")
+path = plot_history(histories, figure_dir() / "ch02_1_markov_loss.png", hline=chain.entropy_rate,
+                    title="both backends approach the entropy rate (dashed)")
+print("saved", path)
+
+# %% [markdown]
+# The two curves lie on top of each other: same weights, same batches, same optimiser
+# constants (pinned in `core.constants`: torch and Keras have different defaults).
+#
+# ## 4. English text and what the model attends to
+#
+# A character-level model trained for a short while on template sentences; then the
+# attention weights of the first block, one head, in both frameworks.
+
+# %%
+text = template_text(3000, seed=0)
+tokenizer = CharTokenizer.printable()
+text_config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=48, n_layer=2, n_head=2,
+                        n_embd=48)
+text_data = TokenData(tokenizer.encode(text), block_size=48)
+text_train = TrainConfig(steps=60 if QUICK else 600, batch_size=16, learning_rate=3e-3,
+                         min_learning_rate=3e-4, warmup_steps=20, eval_every=30)
+trained = {}
+for name, backend in backends.items():
+    trained[name] = backend.GPT(text_config, seed=1)
+    result = train(backend, trained[name], text_data, text_train, progress=False)
+    generation = backend.generate(trained[name], tokenizer.encode("the cat "), 30, greedy=True)
+    print(f"{name}: val loss {result.val_loss:.3f} | {tokenizer.decode(generation.tokens[0])!r}")
+
+# %%
+prompt = "a dog sees the moon."
+ids = tokenizer.encode(prompt)[None, :]
+weights = {}
+for name, backend in backends.items():
+    model = trained[name]
+    block = model.blocks[0]
+    x = model.wte(backend.as_tensor(ids)) + model.wpe(backend.as_tensor(np.arange(ids.shape[1])))
+    z = block.ln_1(x)
+    mask = backend.as_tensor(np.tril(np.ones((ids.shape[1],) * 2)), "float32")
+    _, attention = block.attn(z, z, z, mask, return_attention_weights=True)
+    weights[name] = backend.to_numpy(attention)[0, 0]  # (T, T): example 0, head 0
+labels = list(prompt)
+path = plot_attention_heatmaps(weights, figure_dir() / "ch02_1_attention.png", labels, labels,
+                               title="block 0, head 0: causal attention")
+print("saved", path)

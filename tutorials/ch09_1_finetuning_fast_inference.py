@@ -1,0 +1,187 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Fine-tuning and fast inference, in two frameworks
+#
+# Outline section 9.1: how to fine-tune a pretrained model (9.1.2) and how to make its
+# inference fast (9.1.3). We pretrain a small GPT on English prose that ships with Python,
+# fine-tune it from its checkpoint on a new task (additions written out), then generate with
+# and without a key/value cache, and with the usual sampling strategies. Both backends run
+# side by side from the same weights and pick the same tokens.
+
+# %%
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from core.backend import load_backends
+from core.lm.checkpoint import load_checkpoint
+from core.lm.config import GPTConfig
+from core.lm.corpora import digits_text, pydoc_text
+from core.lm.data import TokenData
+from core.lm.tokenizers import CharTokenizer
+from core.lm.train import TrainConfig, evaluate, plot_history, train
+from core.plots import plot_curves
+from core.tutorial import figure_dir, quick_mode
+
+QUICK = quick_mode()
+backends = load_backends(["torch", "tf"])
+for backend in backends.values():
+    backend.set_num_threads(1 if QUICK else 2)
+workdir = Path(tempfile.mkdtemp(prefix="duetrl_ch09_"))
+
+# %% [markdown]
+# ## 1. Pretraining, saved to a checkpoint
+#
+# One character tokeniser (printable ASCII) serves both corpora, so a model pretrained on one
+# can be fine-tuned on the other. The checkpoint holds the weights, the config, the tokeniser
+# and the AdamW moments; it is written atomically (a crash mid-save keeps the old file).
+
+# %%
+tokenizer = CharTokenizer.printable()
+config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=64, n_layer=2, n_head=4,
+                   n_embd=64)
+prose = TokenData(tokenizer.encode(pydoc_text(60_000 if QUICK else 400_000)), block_size=64)
+pretrain_config = TrainConfig(steps=40 if QUICK else 800, batch_size=16, learning_rate=2e-3,
+                              min_learning_rate=2e-4, warmup_steps=10, eval_every=20)
+pretrained = {}
+for name, backend in backends.items():
+    path = workdir / f"pretrained_{name}.safetensors"
+    result = train(backend, backend.GPT(config, seed=0), prose, pretrain_config, path,
+                   metadata={"tokenizer": tokenizer.to_dict()}, progress=False)
+    pretrained[name] = path
+    print(f"{name}: prose val loss {result.val_loss:.3f} (perplexity {result.perplexity:.1f})")
+
+# %% [markdown]
+# ## 2. Fine-tuning from the checkpoint (9.1.2)
+#
+# Fine-tuning is the same loss, $\mathcal{L} = -\frac{1}{BT}\sum \log p_\theta(x_{t+1}\mid
+# x_{\le t})$, minimised on the new data starting from the pretrained $\theta$ instead of a
+# random one, usually with a smaller learning rate and fewer steps. We compare it with the
+# same number of steps from scratch.
+
+# %%
+sums = TokenData(tokenizer.encode(digits_text(6000, seed=0)), block_size=64)
+finetune_config = TrainConfig(steps=40 if QUICK else 300, batch_size=16, learning_rate=1e-3,
+                              min_learning_rate=1e-4, warmup_steps=5, eval_every=10)
+histories, finetuned = {}, {}
+for name, backend in backends.items():
+    checkpoint = load_checkpoint(pretrained[name], expected_config=config)
+    model = backend.import_params(backend.GPT(config), checkpoint.params)
+    before = evaluate(backend.LMTrainer(model), sums, finetune_config)
+    result = train(backend, model, sums, finetune_config, progress=False)
+    histories[f"{name} fine-tuned"] = result.history
+    finetuned[name] = model
+    scratch = train(backend, backend.GPT(config, seed=0), sums, finetune_config, progress=False)
+    histories[f"{name} from scratch"] = scratch.history
+    print(f"{name}: digits loss {before:.3f} before fine-tuning -> {result.val_loss:.3f} after; "
+          f"from scratch {scratch.val_loss:.3f}")
+path = plot_history(histories, figure_dir() / "ch09_1_finetuning.png",
+                    title="fine-tuning on additions: pretrained vs from scratch")
+print("saved", path)
+
+# %% [markdown]
+# ## 3. Fast inference: the key/value cache (9.1.3)
+#
+# Generating token $t$ needs attention over all earlier positions. Recomputing the whole
+# prefix for each new token costs $O(t)$ layer passes per token; a KV cache keeps every
+# layer's keys $K$ and values $V$ of past positions, so each new token computes only its own
+# $q, k, v$ and attends to the cache:
+#
+# $$\text{Attn}(q_t, [K_{<t}; k_t], [V_{<t}; v_t])$$
+#
+# The cache is preallocated to `block_size` positions and written at a position index, so the
+# TensorFlow decode step keeps fixed shapes and is traced once. Same tokens either way:
+
+# %%
+prompt = tokenizer.encode("12+34=")[None, :]
+lengths = [8, 24] if QUICK else [16, 32, 56]
+speeds = {}
+for name, backend in backends.items():
+    model = finetuned[name]
+    cached = backend.generate(model, prompt, 8, use_cache=True, greedy=True)
+    uncached = backend.generate(model, prompt, 8, use_cache=False, greedy=True)
+    assert np.array_equal(cached.tokens, uncached.tokens)
+    print(f"{name}: {tokenizer.decode(cached.tokens[0])!r} (cached == uncached)")
+    for use_cache in (True, False):
+        rates = []
+        for n in lengths:
+            began = time.perf_counter()
+            backend.generate(model, prompt, n, use_cache=use_cache, greedy=True)
+            rates.append(n / (time.perf_counter() - began))
+        speeds[f"{name} {'with' if use_cache else 'without'} cache"] = (lengths, rates)
+        print(f"  {'with   ' if use_cache else 'without'} cache: "
+              + ", ".join(f"{n} tokens {r:.0f}/s" for n, r in zip(lengths, rates)))
+path = plot_curves(speeds, figure_dir() / "ch09_1_kv_cache.png", xlabel="generated tokens",
+                   ylabel="tokens / s", title="generation speed with and without the KV cache")
+print("saved", path)
+
+# %% [markdown]
+# ## 4. Sampling strategies, and the log-probabilities RL needs
+#
+# Logits $z$ become a choice in `core`, on NumPy arrays, from noise drawn from one seed, so
+# both backends pick the same token. Greedy takes $\arg\max_i z_i$; sampling with temperature
+# $\tau$ draws from $\text{softmax}(z/\tau)$ via the Gumbel-max trick
+# $\arg\max_i (z_i/\tau + g_i)$, $g_i = -\log(-\log u_i)$; top-$k$ keeps the $k$ largest
+# logits; top-$p$ keeps the smallest set of tokens whose probability reaches $p$.
+# Each generated token comes with $\log p_\theta(x_t \mid x_{<t})$, what policy-gradient
+# methods (later chapters) multiply by the advantage.
+
+# %%
+strategies = {"greedy": dict(greedy=True), "temperature 0.8": dict(temperature=0.8),
+              "top-k 5": dict(top_k=5), "top-p 0.9": dict(top_p=0.9)}
+for label, sampling in strategies.items():
+    texts = {}
+    for name, backend in backends.items():
+        out = backend.generate(finetuned[name], prompt, 12, seed=7, **sampling)
+        texts[name] = tokenizer.decode(out.tokens[0])
+    same = texts["torch"] == texts["tf"]
+    print(f"{label:>16}: {texts['torch']!r}  same in both backends: {same}, "
+          f"sum log p = {out.log_probs.sum():.2f}")
+
+# %% [markdown]
+# ## 5. GPT-2's weights
+#
+# `GPT.from_gpt2(state_dict, n_head)` loads a Hugging Face `GPT2LMHeadModel` state dict into
+# either backend (GPT-2's `Conv1D` weights are already `(in, out)`; its fused `c_attn` is split
+# into q, k, v). With the real GPT-2 small, downloaded separately:
+#
+# ```python
+# from transformers import GPT2LMHeadModel
+# state_dict = GPT2LMHeadModel.from_pretrained("gpt2").state_dict()
+# model = backends["tf"].GPT.from_gpt2(state_dict, n_head=12)
+# ```
+#
+# Here, without downloading anything, a tiny randomly initialised GPT-2 (if `transformers` is
+# installed):
+
+# %%
+try:
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    hf = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=16, n_embd=32, n_layer=2,
+                                    n_head=4, bos_token_id=0,
+                                    eos_token_id=0)).eval()
+    ids = np.arange(10)[None, :]
+    with torch.no_grad():
+        expected = hf(torch.as_tensor(ids)).logits.numpy()
+    for name, backend in backends.items():
+        ours = backend.to_numpy(backend.GPT.from_gpt2(hf.state_dict(), n_head=4)(ids))
+        print(f"{name}: max |logits - Hugging Face| = {np.abs(ours - expected).max():.1e}")
+except ImportError:
+    print("transformers is not installed (pip install -e '.[test-hf]'); skipping")
+
+# %%
+shutil.rmtree(workdir)  # the checkpoints of this tutorial were temporary
