@@ -33,6 +33,7 @@ notebooks: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/attention.py
+	$(BIN)/python benchmarks/lm.py --threads 1
 
 clean:
 	rm -rf $(VENV) build .pytest_cache
