@@ -21,3 +21,13 @@ GRAD_CLIP_NORM: float = 1.0
 LOG_STD_MIN: float = -20.0
 LOG_STD_MAX: float = 2.0
 """Bounds of a Gaussian policy's log standard deviation."""
+
+ADVANTAGE_EPS: float = 1e-8
+"""Added to the standard deviation when advantages are normalised: (A - mean) / (std + eps)."""
+
+ADVANTAGE_STD_DDOF: int = 0
+"""Degrees of freedom of that standard deviation: 0 = population std (tf.math.reduce_std),
+not torch.std's default Bessel-corrected 1."""
+
+GRAD_NORM_EPS: float = 1e-6
+"""Global-norm clipping scales gradients by min(1, max_norm / (norm + eps)), as torch does."""

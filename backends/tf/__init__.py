@@ -1,5 +1,6 @@
 """duetrl's TensorFlow + Keras 3 backend. Its public names are the same as in the other backend."""
 
+from backends.tf.agents import Agent
 from backends.tf.attention import (
     MultiHeadAttention,
     fused_attention,
@@ -7,6 +8,28 @@ from backends.tf.attention import (
     scaled_dot_product_attention,
 )
 from backends.tf.autodiff import compile_forward_backward, loss_and_gradients, probe_loss
+from backends.tf.losses import ppo_clip_loss, value_loss
+from backends.tf.optim import Adam, clip_by_global_norm
+from backends.tf.policy import (
+    GaussianPolicyNet,
+    PolicyNet,
+    ValueNet,
+    categorical_entropy,
+    categorical_log_prob,
+    gaussian_entropy,
+    gaussian_log_prob,
+    masked_mean,
+    sample_categorical,
+    sample_gaussian,
+)
+from backends.tf.reinforce import compute_returns_listing, reinforce
+from backends.tf.returns import (
+    compute_gae,
+    compute_returns,
+    continuation,
+    discounted_sum,
+    normalize_advantages,
+)
 from backends.tf.runtime import (
     NAME,
     as_tensor,
@@ -20,6 +43,28 @@ from backends.tf.runtime import (
 from backends.tf.weights import export_params, import_params
 
 __all__ = [
+    "Adam",
+    "Agent",
+    "GaussianPolicyNet",
+    "PolicyNet",
+    "ValueNet",
+    "categorical_entropy",
+    "categorical_log_prob",
+    "clip_by_global_norm",
+    "compute_gae",
+    "compute_returns",
+    "compute_returns_listing",
+    "continuation",
+    "discounted_sum",
+    "gaussian_entropy",
+    "gaussian_log_prob",
+    "masked_mean",
+    "normalize_advantages",
+    "ppo_clip_loss",
+    "reinforce",
+    "sample_categorical",
+    "sample_gaussian",
+    "value_loss",
     "NAME",
     "MultiHeadAttention",
     "as_tensor",
