@@ -59,7 +59,7 @@ class PPOSettings(ReinforceSettings):
     anneal_lr: bool = _help(True, "decay the step size linearly to 0 over --total-steps")
     gamma: float = _help(0.98, "discount factor in [0, 1]")
     gae_lambda: float = _help(0.8, "GAE lambda in [0, 1]")
-    update_epochs: int = _help(10, "passes over each rollout")
+    update_epochs: int = _help(20, "passes over each rollout")
     num_minibatches: int = _help(1, "minibatches per pass")
     clip_eps: float = _help(0.2, "PPO clip range epsilon")
     vf_coef: float = _help(0.5, "weight of the value loss")
