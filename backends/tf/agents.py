@@ -49,6 +49,7 @@ class Agent(keras.layers.Layer):
         self.build()
         named = list(_canonical_variables(self))
         self.optimizer = Adam(named, settings.max_grad_norm)
+        self._act_functions = {}  # traced act steps, one per input shape
 
     def build(self, input_shape=None):
         # the sizes are known from the constructor, so build() works with no arguments too
@@ -69,7 +70,11 @@ class Agent(keras.layers.Layer):
 
         Returns ``{"actions": (N,) or (N, A), "log_probs": (N,)}`` as NumPy arrays.
         """
-        actions, log_probs = self.act_step(self._as_tensor(states), self._as_tensor(noise))
+        states, noise = self._as_tensor(states), self._as_tensor(noise)
+        key = (tuple(states.shape), tuple(noise.shape))
+        if key not in self._act_functions:  # a concrete function skips tf.function's dispatch
+            self._act_functions[key] = self.act_step.get_concrete_function(states, noise)
+        actions, log_probs = self._act_functions[key](states, noise)
         return {"actions": actions.numpy(), "log_probs": log_probs.numpy()}
 
     @tf.function

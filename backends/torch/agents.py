@@ -49,6 +49,7 @@ class Agent(nn.Module):
         named = [(name, p) for name, p, _ in _canonical_parameters(self)]
         transposed = [name for name, _, transpose in _canonical_parameters(self) if transpose]
         self.optimizer = Adam(named, settings.max_grad_norm, transposed)
+        self._act_functions = {}  # (TensorFlow keeps traced act steps here; torch needs none)
 
     def _as_tensor(self, array):
         """Float arrays in the agent's dtype; bools and integers as they are."""

@@ -13,7 +13,9 @@ import sys
 
 from core import __version__
 
-COMMAND_MODULES = ("core.cli.info", "core.cli.attention", "core.cli.notebooks", "core.cli.demo")
+COMMAND_MODULES = (
+    "core.cli.info", "core.cli.attention", "core.cli.notebooks", "core.cli.demo", "core.cli.rl",
+)
 """Modules that add commands; each has ``register(commands, compare)``."""
 
 

@@ -121,7 +121,8 @@ class Trainer:
         return {"update": self.updates, "env_steps": self.env_steps, "episodes": self.episodes,
                 "mean_return": self.mean_return(), **metrics,
                 "learning_rate": rollout["learning_rate"],
-                "collect_ms": 1000 * (collected - start_time), "update_ms": 1000 * (done - collected)}
+                "collect_ms": 1000 * (collected - start_time),
+                "update_ms": 1000 * (done - collected)}
 
     def mean_return(self) -> float:
         """Mean return of the last 100 finished episodes (NaN before the first)."""
