@@ -77,7 +77,7 @@ class Agent(keras.layers.Layer):
         actions, log_probs = self._act_functions[key](states, noise)
         return {"actions": actions.numpy(), "log_probs": log_probs.numpy()}
 
-    @tf.function
+    @tf.function(jit_compile=True)
     def act_step(self, states, noise):
         return self.policy.sample(states, noise)
 
