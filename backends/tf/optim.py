@@ -46,14 +46,14 @@ class Adam:
 
     def state_arrays(self):
         """``{"step": (), "m.<name>": array, "v.<name>": array}`` for a checkpoint."""
-        state = {"step": np.array(self.step.numpy())}
+        state = {"step": np.array(self.step.numpy()).reshape(1)}
         for name, m, v in zip(self.names, self.m, self.v):
             state[f"m.{name}"], state[f"v.{name}"] = np.array(m.numpy()), np.array(v.numpy())
         return state
 
     def load_state_arrays(self, state):
         """Restore what :meth:`state_arrays` returned."""
-        self.step.assign(float(state["step"]))
+        self.step.assign(float(np.ravel(state["step"])[0]))  # stored as shape (1,)
         for name, m, v in zip(self.names, self.m, self.v):
             m.assign(state[f"m.{name}"])
             v.assign(state[f"v.{name}"])

@@ -49,7 +49,6 @@ class Agent(nn.Module):
         named = [(name, p) for name, p, _ in _canonical_parameters(self)]
         transposed = [name for name, _, transpose in _canonical_parameters(self) if transpose]
         self.optimizer = Adam(named, settings.max_grad_norm, transposed)
-        self._act_functions = {}  # (TensorFlow keeps traced act steps here; torch needs none)
 
     def _as_tensor(self, array):
         """Float arrays in the agent's dtype; bools and integers as they are."""
@@ -58,14 +57,18 @@ class Agent(nn.Module):
             return torch.as_tensor(array, dtype=resolve_dtype(self.dtype_name))
         return torch.as_tensor(array)
 
-    @torch.inference_mode()
     def act(self, states, noise):
         """Sample actions for a batch of observations (N, state_dim) with core's ``noise``.
 
         Returns ``{"actions": (N,) or (N, A), "log_probs": (N,)}`` as NumPy arrays.
         """
-        actions, log_probs = self.policy.sample(self._as_tensor(states), self._as_tensor(noise))
+        states, noise = self._as_tensor(states), self._as_tensor(noise)
+        actions, log_probs = self.act_step(states, noise)
         return {"actions": actions.numpy(), "log_probs": log_probs.numpy()}
+
+    @torch.inference_mode()
+    def act_step(self, states, noise):
+        return self.policy.sample(states, noise)
 
     @torch.no_grad()
     def prepare(self, rollout):

@@ -7,6 +7,7 @@ Constants come from core.constants (torch's and Keras' Adam place eps differentl
 float64 reference is ``core/reference/optim.py``.
 """
 
+import numpy as np
 import torch
 
 from core.constants import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, GRAD_NORM_EPS
@@ -47,7 +48,7 @@ class Adam:
 
     def state_arrays(self):
         """``{"step": (), "m.<name>": array, "v.<name>": array}`` for a checkpoint."""
-        state = {"step": self.step.numpy().copy()}
+        state = {"step": self.step.numpy().reshape(1)}
         for name, m, v in zip(self.names, self.m, self.v):
             m, v = (m.T, v.T) if name in self.transposed else (m, v)
             state[f"m.{name}"], state[f"v.{name}"] = m.numpy().copy(), v.numpy().copy()
@@ -56,7 +57,7 @@ class Adam:
     def load_state_arrays(self, state):
         """Restore what :meth:`state_arrays` returned."""
         with torch.no_grad():
-            self.step.copy_(torch.as_tensor(state["step"], dtype=torch.float64))
+            self.step.fill_(float(np.ravel(state["step"])[0]))  # stored as shape (1,)
             for name, m, v in zip(self.names, self.m, self.v):
                 m_state = torch.as_tensor(state[f"m.{name}"])
                 v_state = torch.as_tensor(state[f"v.{name}"])
