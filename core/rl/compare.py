@@ -53,7 +53,7 @@ def compare(algorithm: str, env_id: str, settings: ReinforceSettings, seed: int 
                     start = time.perf_counter()
                     last[name] = trainers[name].step()
                     times[name].append(time.perf_counter() - start)
-            if all(running(name) for name in BACKENDS) or diff_updates == 0:
+            if len({t.updates for t in trainers.values()}) == 1:  # both took this update
                 diff = max_param_difference(*(t.params() for t in trainers.values()))
                 lockstep_diff, diff_updates = diff, trainers["torch"].updates
             bar.update(max(t.env_steps for t in trainers.values()) - bar.n)
