@@ -15,7 +15,7 @@ from core.constants import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, GRAD_NORM_EPS
 
 def clip_by_global_norm(grads, max_norm):
     """Scale every gradient by min(1, max_norm / (norm + eps)); returns ``(grads, norm)``."""
-    norm = tf.sqrt(tf.add_n([tf.reduce_sum(g**2) for g in grads]))
+    norm = tf.linalg.global_norm(grads)  # sqrt(sum g^2)
     if max_norm is None or max_norm <= 0:
         return list(grads), norm
     scale = tf.minimum(max_norm / (norm + GRAD_NORM_EPS), 1.0)

@@ -15,11 +15,11 @@ from core.constants import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, GRAD_NORM_EPS
 
 def clip_by_global_norm(grads, max_norm):
     """Scale every gradient by min(1, max_norm / (norm + eps)); returns ``(grads, norm)``."""
-    norm = torch.sqrt(sum((g**2).sum() for g in grads))
+    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))  # sqrt(sum g^2)
     if max_norm is None or max_norm <= 0:
         return list(grads), norm
     scale = torch.clamp(max_norm / (norm + GRAD_NORM_EPS), max=1.0)
-    return [g * scale for g in grads], norm
+    return torch._foreach_mul(grads, scale), norm
 
 
 class Adam:
@@ -41,10 +41,16 @@ class Adam:
         self.step += 1
         bias1 = 1.0 - ADAM_BETA1**self.step
         bias2 = 1.0 - ADAM_BETA2**self.step
-        for p, g, m, v in zip(self.parameters, grads, self.m, self.v):
-            m.mul_(ADAM_BETA1).add_((1.0 - ADAM_BETA1) * g)
-            v.mul_(ADAM_BETA2).add_((1.0 - ADAM_BETA2) * g**2)
-            p.sub_(learning_rate * (m / bias1) / (torch.sqrt(v / bias2) + ADAM_EPS))
+        # torch._foreach_*: one call per formula for all parameters, not one per parameter
+        torch._foreach_mul_(self.m, ADAM_BETA1)
+        torch._foreach_add_(self.m, grads, alpha=1.0 - ADAM_BETA1)
+        torch._foreach_mul_(self.v, ADAM_BETA2)
+        torch._foreach_addcmul_(self.v, grads, grads, value=1.0 - ADAM_BETA2)
+        m_hat = torch._foreach_div(self.m, bias1)
+        denominators = torch._foreach_sqrt(torch._foreach_div(self.v, bias2))
+        torch._foreach_add_(denominators, ADAM_EPS)
+        torch._foreach_mul_(m_hat, -learning_rate)
+        torch._foreach_addcdiv_(self.parameters, m_hat, denominators)
 
     def state_arrays(self):
         """``{"step": (), "m.<name>": array, "v.<name>": array}`` for a checkpoint."""
