@@ -53,13 +53,13 @@ class ReinforceBaselineSettings(ReinforceSettings):
 class PPOSettings(ReinforceSettings):
     """PPO with the clipped objective, GAE and minibatch epochs (fixed-length rollouts)."""
 
-    num_envs: int = _help(8, "vector environments stepped together")
-    num_steps: int = _help(32, "steps per environment in each rollout")
-    learning_rate: float = _help(1e-3, "Adam step size")
+    num_envs: int = _help(16, "vector environments stepped together")
+    num_steps: int = _help(16, "steps per environment in each rollout")
+    learning_rate: float = _help(4e-3, "Adam step size")
     anneal_lr: bool = _help(True, "decay the step size linearly to 0 over --total-steps")
     gamma: float = _help(0.98, "discount factor in [0, 1]")
     gae_lambda: float = _help(0.8, "GAE lambda in [0, 1]")
-    update_epochs: int = _help(20, "passes over each rollout")
+    update_epochs: int = _help(10, "passes over each rollout")
     num_minibatches: int = _help(1, "minibatches per pass")
     clip_eps: float = _help(0.2, "PPO clip range epsilon")
     vf_coef: float = _help(0.5, "weight of the value loss")
