@@ -22,7 +22,7 @@ def train_for(algorithm: str, env_id: str, backend: str, updates: int, **overrid
     return trainer.mean_return()
 
 
-# (algorithm, updates, threshold): random scores 4 of 16; the seeded runs reach 12.3, 11.6, 15.9
+# (algorithm, updates, threshold): random scores 4 of 16; the seeded runs reach 12-15, 16
 IDENTITY = [("reinforce", 60, 10.0), ("reinforce_baseline", 60, 10.0), ("ppo", 30, 14.0)]
 
 
@@ -32,12 +32,12 @@ def test_learns_identity(backend, algorithm, updates, threshold):
 
 
 def test_ppo_learns_continuous_identity(backend):
-    # a Gaussian policy: random scores about -11, the seeded run reaches about -1.8
+    # a Gaussian policy: random scores about -11, the seeded run reaches about -0.6
     assert train_for("ppo", "duetrl/IdentityContinuous-v0", backend.NAME, 40) >= -4.0
 
 
-# the seeded runs reach 309 (40 updates), 224 (50) and 185 (120); random scores about 22
-CARTPOLE = [("reinforce", 40, 200.0), ("reinforce_baseline", 50, 150.0), ("ppo", 120, 150.0)]
+# the seeded runs reach about 300 (40 updates), 380 (50) and 190-260 (160); random scores 22
+CARTPOLE = [("reinforce", 40, 200.0), ("reinforce_baseline", 50, 150.0), ("ppo", 160, 150.0)]
 
 
 @pytest.mark.parametrize("algorithm,updates,threshold", CARTPOLE, ids=[c[0] for c in CARTPOLE])

@@ -62,8 +62,8 @@ class Agent(keras.layers.Layer):
         """Float arrays in the agent's dtype; bools and integers as they are."""
         array = np.asarray(array)
         if np.issubdtype(array.dtype, np.floating):
-            return tf.convert_to_tensor(array, dtype=resolve_dtype(self.dtype_name))
-        return tf.convert_to_tensor(array)
+            return tf.constant(array.astype(self.dtype_name, copy=False))
+        return tf.constant(array)
 
     def act(self, states, noise):
         """Sample actions for a batch of observations (N, state_dim) with core's ``noise``.

@@ -45,6 +45,7 @@ class ReinforceBaselineSettings(ReinforceSettings):
     """REINFORCE with a learned baseline V(s): weight -log pi by G_t - V(s_t)."""
 
     learning_rate: float = _help(1e-2, "Adam step size")
+    max_grad_norm: float = _help(0.0, "clip the global gradient norm to this (0 = off)")
     vf_coef: float = _help(0.5, "weight of the value loss")
     ent_coef: float = _help(0.0, "weight of the entropy bonus")
 

@@ -58,7 +58,8 @@ class Trainer:
         self.envs = make_vector_env(env_id, settings.num_envs, seed)
         self.info = describe_env(self.envs, env_id, algorithm)
         self.backend = load_backend(backend)
-        self.backend.set_num_threads(threads)
+        if threads:  # 0 = leave the framework to decide
+            self.backend.set_num_threads(threads)
         self.agent = self.backend.Agent(algorithm, self.info.state_dim, self.info.action_dim,
                                         self.info.continuous, settings, dtype)
         initial = init_agent_params(algorithm, self.info.state_dim, settings.hidden_dim,
