@@ -102,7 +102,8 @@ class PolicyNet(keras.Model):
         actions = sample_categorical(logits, noise)
         return actions, categorical_log_prob(logits, actions)
 
-    def compute_loss(self, states, actions, returns, mask=None):
+    def compute_loss(self, states, actions, returns, mask=None):  # replaces Model.compute_loss,
+        # as the listing does: duetrl never calls keras' fit(), which would expect the original
         """The listing's REINFORCE loss, mean_t[-log pi(a_t|s_t) G_t], over mask == 1."""
         check_loss_inputs(states.shape, actions.shape, returns.shape, self.state_dim)
         log_probs, _ = self.log_prob_entropy(states, actions)
