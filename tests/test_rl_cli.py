@@ -112,3 +112,31 @@ def test_compare_prints_both_backends_and_saves_one_plot(tmp_path, capsys):
     assert results["max_param_diff"] < 1e-4  # same start, same noise, a few float32 updates
     assert results["backends"]["torch"]["env_steps"] == results["backends"]["tf"]["env_steps"]
     assert (tmp_path / "compare-reinforce-duetrl_Identity-v0.png").is_file()
+
+
+def test_ctrl_c_stops_after_the_update_and_leaves_a_usable_checkpoint(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "core", "train", "ppo", "--env", "CartPole-v1",
+               "--total-steps", "100000000", "--out", str(out), "--quiet", "--num-envs", "2"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env={**os.environ, "DUETRL_QUICK": "1"})
+    deadline = time.time() + 90
+    while time.time() < deadline and process.poll() is None:  # until a few updates are logged
+        log = out / "log.csv"
+        if log.is_file() and len(log.read_text().splitlines()) > 3:
+            break
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    from core.weights import load_params
+
+    params, metadata = load_params(out / "checkpoint.safetensors")
+    assert metadata["updates"] >= 3 and metadata["algorithm"] == "ppo"
+    assert json.loads((out / "summary.json").read_text())["interrupted"] is True
