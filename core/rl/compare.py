@@ -18,6 +18,7 @@ from core.backend import BACKENDS
 from core.rl.session import _progress, default_target, plot_learning_curves
 from core.rl.settings import ReinforceSettings
 from core.rl.train import Trainer
+from core.tolerances import TOLERANCES
 
 
 def max_param_difference(a: dict, b: dict) -> float:
@@ -36,6 +37,8 @@ def compare(algorithm: str, env_id: str, settings: ReinforceSettings, seed: int 
     times = {name: [] for name in BACKENDS}
     last = {name: {} for name in BACKENDS}
     lockstep_diff, diff_updates = 0.0, 0
+    tolerance = TOLERANCES["float64" if dtype == "float64" else "float32_model"]
+    within_tolerance = 0  # updates for which the two stayed equal within the tolerance table
     header = (f"{'update':>6} | " + " | ".join(
         f"{n + ' steps':>11} {'return':>7} {'loss':>8}" for n in BACKENDS) + f" | {'max|dθ|':>9}")
     if print_table:
@@ -56,6 +59,8 @@ def compare(algorithm: str, env_id: str, settings: ReinforceSettings, seed: int 
             if len({t.updates for t in trainers.values()}) == 1:  # both took this update
                 diff = max_param_difference(*(t.params() for t in trainers.values()))
                 lockstep_diff, diff_updates = diff, trainers["torch"].updates
+                if diff <= tolerance and within_tolerance == diff_updates - 1:
+                    within_tolerance = diff_updates
             bar.update(max(t.env_steps for t in trainers.values()) - bar.n)
             bar.set_postfix({n: f"{t.mean_return():.0f}" for n, t in trainers.items()})
             update = max(t.updates for t in trainers.values())
@@ -66,7 +71,8 @@ def compare(algorithm: str, env_id: str, settings: ReinforceSettings, seed: int 
                 bar.write(f"{update:>6} | {row} | {lockstep_diff:>9.2e}")
     results = {"algorithm": algorithm, "env": env_id, "seed": seed, "dtype": dtype,
                "target": target, "max_param_diff": lockstep_diff,
-               "max_param_diff_at_update": diff_updates, "backends": {}}
+               "max_param_diff_at_update": diff_updates, "tolerance": tolerance,
+               "updates_within_tolerance": within_tolerance, "backends": {}}
     for name, trainer in trainers.items():
         results["backends"][name] = {
             "solved": trainer.solved(target), "env_steps": trainer.env_steps,
@@ -96,6 +102,9 @@ def format_results(results: dict) -> str:
         lines.append(f"{label:<22}{cells}")
     lines.append(f"\nmax parameter difference torch vs tf: {results['max_param_diff']:.3e} "
                  f"(after update {results['max_param_diff_at_update']}, both still training)")
+    lines.append(f"parameters equal within {results['tolerance']:.0e} for the first "
+                 f"{results['updates_within_tolerance']} updates (then rounding differences "
+                 "can flip a near-tie action and the runs part ways)")
     lines.append(f"learning curves: {results['plot']}")
     return "\n".join(lines)
 
