@@ -27,3 +27,12 @@ CLIP_NORM_EPS: float = 1e-6
 
 ADAMW_WEIGHT_DECAY: float = 0.1
 """Default decoupled AdamW weight decay (GPT-2/nanoGPT; torch default 0.01, Keras 0.004)."""
+ADVANTAGE_EPS: float = 1e-8
+"""Added to the standard deviation when advantages are normalised: (A - mean) / (std + eps)."""
+
+ADVANTAGE_STD_DDOF: int = 0
+"""Degrees of freedom of that standard deviation: 0 = population std (tf.math.reduce_std),
+not torch.std's default Bessel-corrected 1."""
+
+GRAD_NORM_EPS: float = 1e-6
+"""Global-norm clipping scales gradients by min(1, max_norm / (norm + eps)), as torch does."""

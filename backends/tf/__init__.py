@@ -1,5 +1,6 @@
 """duetrl's TensorFlow + Keras 3 backend. Its public names are the same as in the other backend."""
 
+from backends.tf.agents import Agent
 from backends.tf.attention import (
     MultiHeadAttention,
     fused_attention,
@@ -16,6 +17,28 @@ from backends.tf.generation import (
     split_heads,
 )
 from backends.tf.gpt import GPT, MLP, Block
+from backends.tf.losses import ppo_clip_loss, value_loss
+from backends.tf.optim import Adam, clip_by_global_norm
+from backends.tf.policy import (
+    GaussianPolicyNet,
+    PolicyNet,
+    ValueNet,
+    categorical_entropy,
+    categorical_log_prob,
+    gaussian_entropy,
+    gaussian_log_prob,
+    masked_mean,
+    sample_categorical,
+    sample_gaussian,
+)
+from backends.tf.reinforce import compute_returns_listing, reinforce
+from backends.tf.returns import (
+    compute_gae,
+    compute_returns,
+    continuation,
+    discounted_sum,
+    normalize_advantages,
+)
 from backends.tf.runtime import (
     NAME,
     as_tensor,
@@ -36,6 +59,29 @@ __all__ = [
     "GPT",
     "LMTrainer",
     "MLP",
+    "Adam",
+    "Agent",
+    "GaussianPolicyNet",
+    "PolicyNet",
+    "ValueNet",
+    "categorical_entropy",
+    "categorical_log_prob",
+    "clip_by_global_norm",
+    "compute_gae",
+    "compute_returns",
+    "compute_returns_listing",
+    "continuation",
+    "discounted_sum",
+    "gaussian_entropy",
+    "gaussian_log_prob",
+    "masked_mean",
+    "normalize_advantages",
+    "ppo_clip_loss",
+    "reinforce",
+    "sample_categorical",
+    "sample_gaussian",
+    "value_loss",
+    "NAME",
     "MultiHeadAttention",
     "NAME",
     "as_tensor",

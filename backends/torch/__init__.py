@@ -1,5 +1,6 @@
 """duetrl's PyTorch backend. Its public names are the same as in the other backend."""
 
+from backends.torch.agents import Agent
 from backends.torch.attention import (
     MultiHeadAttention,
     fused_attention,
@@ -16,6 +17,28 @@ from backends.torch.generation import (
     split_heads,
 )
 from backends.torch.gpt import GPT, MLP, Block
+from backends.torch.losses import ppo_clip_loss, value_loss
+from backends.torch.optim import Adam, clip_by_global_norm
+from backends.torch.policy import (
+    GaussianPolicyNet,
+    PolicyNet,
+    ValueNet,
+    categorical_entropy,
+    categorical_log_prob,
+    gaussian_entropy,
+    gaussian_log_prob,
+    masked_mean,
+    sample_categorical,
+    sample_gaussian,
+)
+from backends.torch.reinforce import compute_returns_listing, reinforce
+from backends.torch.returns import (
+    compute_gae,
+    compute_returns,
+    continuation,
+    discounted_sum,
+    normalize_advantages,
+)
 from backends.torch.runtime import (
     NAME,
     as_tensor,
@@ -36,6 +59,29 @@ __all__ = [
     "GPT",
     "LMTrainer",
     "MLP",
+    "Adam",
+    "Agent",
+    "GaussianPolicyNet",
+    "PolicyNet",
+    "ValueNet",
+    "categorical_entropy",
+    "categorical_log_prob",
+    "clip_by_global_norm",
+    "compute_gae",
+    "compute_returns",
+    "compute_returns_listing",
+    "continuation",
+    "discounted_sum",
+    "gaussian_entropy",
+    "gaussian_log_prob",
+    "masked_mean",
+    "normalize_advantages",
+    "ppo_clip_loss",
+    "reinforce",
+    "sample_categorical",
+    "sample_gaussian",
+    "value_loss",
+    "NAME",
     "MultiHeadAttention",
     "NAME",
     "as_tensor",

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "core.cli.notebooks",
     "core.cli.demo",
     "core.cli.lm",
+    "core.cli.rl",
 )
 """Modules that add commands; each has ``register(commands, compare)``."""
 

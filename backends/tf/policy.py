@@ -1,0 +1,162 @@
+"""Policy and value networks in TensorFlow + Keras 3: the outline's listing 5.2 ``PolicyNet``.
+
+    pi(a|s) = softmax(fc2(relu(fc1(s))))_a                      (categorical, logits out)
+    pi(a|s) = N(a; fc2(relu(fc1(s))), exp(log_std)^2)            (Gaussian, continuous actions)
+    V(s)    = fc2(relu(fc1(s)))                                   (value network, one output)
+
+Sampling takes its noise from core (NumPy, seeded), so both backends pick the same actions
+from the same weights: Gumbel-max for categories, mu + sigma * eps for Gaussians.
+Compare with ``backends/torch/policy.py`` line by line.
+"""
+
+import math
+
+import keras
+import tensorflow as tf
+
+from backends.tf.runtime import resolve_dtype
+from core.interfaces.rl import check_loss_inputs, check_policy_config
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+def masked_mean(values, mask=None):
+    """sum(values * mask) / max(sum(mask), 1): the mean over real (unpadded) steps."""
+    if mask is None:
+        return tf.reduce_mean(values)
+    return tf.reduce_sum(values * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+
+
+def categorical_log_prob(logits, actions):
+    """log pi(a|s) = log softmax(logits)_a; (B, A), (B,) -> (B,)."""
+    return -tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.cast(actions, tf.int64), logits=logits)
+
+
+def categorical_entropy(logits):
+    """H = -sum_a pi(a|s) log pi(a|s); (B, A) -> (B,)."""
+    log_p = tf.nn.log_softmax(logits, axis=-1)
+    return -tf.reduce_sum(tf.exp(log_p) * log_p, axis=-1)
+
+
+def sample_categorical(logits, gumbel_noise):
+    """Gumbel-max: argmax_a (logits_a + g_a) is a sample of softmax(logits); (B, A) -> (B,)."""
+    return tf.argmax(logits + gumbel_noise, axis=-1)
+
+
+def gaussian_log_prob(mean, log_std, actions):
+    """sum_d [-((a - mu) / sigma)^2 / 2 - log sigma - log(2 pi) / 2]; -> (B,)."""
+    z = (actions - mean) / tf.exp(log_std)
+    return tf.reduce_sum(-0.5 * z**2 - log_std - 0.5 * LOG_2PI, axis=-1)
+
+
+def gaussian_entropy(mean, log_std):
+    """H = sum_d [log sigma + (1 + log 2 pi) / 2], the same for every state; -> (B,)."""
+    return tf.reduce_sum(tf.broadcast_to(log_std + 0.5 * (1.0 + LOG_2PI), tf.shape(mean)), -1)
+
+
+def sample_gaussian(mean, log_std, normal_noise):
+    """a = mu + sigma * eps, eps ~ N(0, 1) drawn by core."""
+    return mean + tf.exp(log_std) * normal_noise
+
+
+class PolicyNet(keras.Model):
+    """Categorical policy (listing 5.2): ``fc1`` (ReLU) then ``fc2`` giving action logits.
+
+    Args:
+        state_dim: observation size; hidden_dim: width of fc1; action_dim: number of actions.
+        dtype: parameter dtype (``"float32"`` by default, ``"float64"`` for tests).
+
+    Example:
+        >>> policy = PolicyNet(state_dim=4, hidden_dim=64, action_dim=2)
+        >>> logits = policy(states)  # (B, 4) -> (B, 2)
+    """
+
+    continuous = False
+
+    def __init__(self, state_dim, hidden_dim, action_dim, dtype=None, **kwargs):
+        super().__init__(dtype=resolve_dtype(dtype or "float32"), **kwargs)
+        check_policy_config(state_dim, hidden_dim, action_dim)
+        self.state_dim, self.hidden_dim, self.action_dim = state_dim, hidden_dim, action_dim
+        # initial weights come from core (core.reference.policy.init_agent_params)
+        self.fc1 = keras.layers.Dense(hidden_dim, activation="relu", dtype=self.dtype_policy)
+        self.fc2 = keras.layers.Dense(action_dim, dtype=self.dtype_policy)
+
+    def build(self, input_shape=None):
+        # the sizes are known from the constructor, so build() works with no arguments too
+        self.fc1.build((None, self.state_dim))
+        self.fc2.build((None, self.hidden_dim))
+
+    def call(self, x):
+        x = self.fc1(x)
+        return self.fc2(x)
+
+    def log_prob_entropy(self, states, actions):
+        """``(log pi(a|s), H(pi(.|s)))``, each (B,)."""
+        logits = self(states)
+        return categorical_log_prob(logits, actions), categorical_entropy(logits)
+
+    def sample(self, states, noise):
+        """``(actions (B,), log pi(actions|s) (B,))`` with Gumbel ``noise`` (B, action_dim)."""
+        logits = self(states)
+        actions = sample_categorical(logits, noise)
+        return actions, categorical_log_prob(logits, actions)
+
+    def compute_loss(self, states, actions, returns, mask=None):  # replaces Model.compute_loss,
+        # as the listing does: duetrl never calls keras' fit(), which would expect the original
+        """The listing's REINFORCE loss, mean_t[-log pi(a_t|s_t) G_t], over mask == 1."""
+        check_loss_inputs(states.shape, actions.shape, returns.shape, self.state_dim)
+        log_probs, _ = self.log_prob_entropy(states, actions)
+        return masked_mean(-log_probs * returns, mask)
+
+    def get_config(self):
+        return {**super().get_config(), "state_dim": self.state_dim,
+                "hidden_dim": self.hidden_dim, "action_dim": self.action_dim}
+
+
+class GaussianPolicyNet(PolicyNet):
+    """Gaussian policy for continuous actions: ``fc2`` gives the mean, ``log_std`` is learned.
+
+    Same arguments as :class:`PolicyNet`; ``action_dim`` is the action vector's size.
+    """
+
+    continuous = True
+
+    def build(self, input_shape=None):
+        super().build(input_shape)
+        self.log_std = self.add_weight(shape=(self.action_dim,), initializer="zeros",
+                                       name="log_std")
+
+    def log_prob_entropy(self, states, actions):
+        """``(log pi(a|s), H(pi(.|s)))``, each (B,)."""
+        mean = self(states)
+        return gaussian_log_prob(mean, self.log_std, actions), gaussian_entropy(mean, self.log_std)
+
+    def sample(self, states, noise):
+        """``(actions (B, A), log pi(actions|s) (B,))`` with N(0, 1) ``noise`` (B, A)."""
+        mean = self(states)
+        actions = sample_gaussian(mean, self.log_std, noise)
+        return actions, gaussian_log_prob(mean, self.log_std, actions)
+
+
+class ValueNet(keras.Model):
+    """State-value network V(s): ``fc1`` (ReLU) then ``fc2`` with one output; (B, S) -> (B,)."""
+
+    def __init__(self, state_dim, hidden_dim, dtype=None, **kwargs):
+        super().__init__(dtype=resolve_dtype(dtype or "float32"), **kwargs)
+        check_policy_config(state_dim, hidden_dim, 1)
+        self.state_dim, self.hidden_dim = state_dim, hidden_dim
+        self.fc1 = keras.layers.Dense(hidden_dim, activation="relu", dtype=self.dtype_policy)
+        self.fc2 = keras.layers.Dense(1, dtype=self.dtype_policy)
+
+    def build(self, input_shape=None):
+        self.fc1.build((None, self.state_dim))
+        self.fc2.build((None, self.hidden_dim))
+
+    def call(self, x):
+        x = self.fc1(x)
+        return self.fc2(x)[..., 0]  # (B, 1) -> (B,)
+
+    def get_config(self):
+        return {**super().get_config(), "state_dim": self.state_dim,
+                "hidden_dim": self.hidden_dim}

@@ -1,0 +1,74 @@
+"""The outline's listing 5.2 (REINFORCE in TensorFlow), repaired.
+
+What was broken in the listing: ``compute_returns`` was never defined; it used the old Gym API
+(``state = env.reset()``, a 4-tuple from ``env.step``) and ``Adam(lr=...)``, which Keras 3
+rejects. Here: Gymnasium's ``reset() -> (obs, info)`` and 5-tuple ``step``, terminations and
+truncations kept apart, duetrl's Adam with pinned constants, and sampling noise from NumPy so
+the PyTorch and TensorFlow versions take the same actions. One environment, one episode per
+update, as in the listing; ``duetrl train reinforce`` is the fast, batched version.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from backends.tf.optim import Adam
+from backends.tf.returns import compute_returns
+from backends.tf.weights import _canonical_variables
+
+
+def compute_returns_listing(rewards, gamma, truncated=False):
+    """The function listing 5.2 calls but never defines: G_t = r_t + gamma G_{t+1} for one episode.
+
+    Args:
+        rewards: the episode's rewards, a list of T floats.
+        gamma: discount factor in [0, 1].
+        truncated: the episode was cut (time limit) rather than terminated; REINFORCE has no
+            critic to bootstrap from, so the return after the cut counts as 0 either way.
+
+    Returns:
+        (T,) tensor of returns.
+    """
+    rewards = tf.convert_to_tensor(np.asarray(rewards, dtype=np.float32))[:, None]  # (T, 1)
+    ends = tf.range(tf.shape(rewards)[0])[:, None] == tf.shape(rewards)[0] - 1
+    no_ends = tf.zeros_like(ends)
+    terminations, truncations = (no_ends, ends) if truncated else (ends, no_ends)
+    return compute_returns(rewards, terminations, truncations, gamma)[:, 0]
+
+
+def reinforce(env, policy_net, num_episodes, gamma=0.99, learning_rate=1e-3, seed=0):
+    """Train ``policy_net`` on ``env`` with REINFORCE, one episode per update (listing 5.2).
+
+    Returns:
+        the list of episode returns.
+    """
+    optimizer = Adam(list(_canonical_variables(policy_net)))
+    noise_rng = np.random.default_rng(seed)  # core-style noise: the same in both frameworks
+    episode_returns = []
+    for episode in range(num_episodes):
+        state, _ = env.reset(seed=seed + episode)
+        states, actions, rewards = [], [], []
+        done = truncated = False
+        while not done:
+            logits = policy_net(tf.convert_to_tensor(state[None, :]))
+            noise = tf.convert_to_tensor(noise_rng.gumbel(size=logits.shape).astype(np.float32))
+            action = int(tf.argmax(logits + noise, axis=-1)[0])
+            next_state, reward, terminated, truncated, _ = env.step(action)
+            done = terminated or truncated
+
+            states.append(state)
+            actions.append(action)
+            rewards.append(reward)
+
+            state = next_state
+
+        states = tf.convert_to_tensor(np.asarray(states, dtype=np.float32))
+        actions = tf.convert_to_tensor(np.asarray(actions, dtype=np.int64))
+        returns = compute_returns_listing(rewards, gamma, truncated)
+
+        with tf.GradientTape() as tape:
+            loss = policy_net.compute_loss(states, actions, returns)
+        grads = tape.gradient(loss, optimizer.parameters)
+        optimizer.apply_gradients(grads, learning_rate)
+
+        episode_returns.append(float(sum(rewards)))
+    return episode_returns

@@ -1,0 +1,110 @@
+"""``duetrl train ALGO`` and ``duetrl compare ALGO``: reinforcement learning from the command line.
+
+    duetrl train ppo --env CartPole-v1 --backend tf --seed 1 --total-steps 200000 --json
+    duetrl compare reinforce --env CartPole-v1
+
+Every field of the algorithm's settings dataclass (core/rl/settings.py) is a flag, with its
+field doc as help. Frameworks load only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+
+from core.reference.policy import ALGORITHMS
+from core.rl.settings import SETTINGS, make_settings
+
+_HELP = {
+    "reinforce": "REINFORCE, listing 5.2 repaired and batched over vector environments",
+    "reinforce_baseline": "REINFORCE with a learned value baseline",
+    "ppo": "PPO: clipped objective, GAE, value loss, entropy bonus, minibatch epochs",
+}
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser, algorithm: str) -> None:
+    group = parser.add_argument_group(f"{algorithm} settings")
+    for field in dataclasses.fields(SETTINGS[algorithm]):
+        flag = "--" + field.name.replace("_", "-")
+        help_text = f"{field.metadata.get('help', '')} (default: {field.default})"
+        if isinstance(field.default, bool):
+            group.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction,
+                               default=None, help=help_text)
+        else:
+            group.add_argument(flag, dest=field.name, type=type(field.default), default=None,
+                               help=help_text)
+
+
+def _add_common_flags(parser: argparse.ArgumentParser, default_steps: int) -> None:
+    parser.add_argument("--env", default="CartPole-v1", help="Gymnasium environment id")
+    parser.add_argument("--seed", type=int, default=0, help="seeds weights, envs and noise")
+    parser.add_argument("--total-steps", type=int, default=default_steps,
+                        help="environment-step budget")
+    parser.add_argument("--target", type=float, default=None,
+                        help="stop when the mean return of the last 100 episodes reaches this "
+                             "(default: the environment's reward threshold)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary")
+
+
+def register(commands: argparse._SubParsersAction, compare: argparse._SubParsersAction) -> None:
+    if commands is not None:
+        train_parser = commands.add_parser("train", help="train an RL agent in one backend")
+        algorithms = train_parser.add_subparsers(dest="algorithm", metavar="ALGO", required=True)
+        for algorithm in ALGORITHMS:
+            parser = algorithms.add_parser(algorithm, help=_HELP[algorithm])
+            _add_common_flags(parser, 300_000)
+            parser.add_argument("--backend", default="torch", help="torch or tf")
+            parser.add_argument("--out", default=None, help="run folder (default: runs/...)")
+            parser.add_argument("--resume", action="store_true",
+                                help="continue from the run folder's checkpoint")
+            parser.add_argument("--checkpoint-every", type=int, default=50,
+                                help="updates between checkpoints")
+            parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+            parser.add_argument("--threads", type=int, default=1, help="framework CPU threads")
+            _add_settings_flags(parser, algorithm)
+            parser.set_defaults(run=run_train)
+    for algorithm in ALGORITHMS:
+        parser = compare.add_parser(algorithm, help=f"{_HELP[algorithm]}: torch vs tf")
+        _add_common_flags(parser, 150_000)
+        parser.add_argument("--out", default="runs", help="folder for the plot")
+        parser.add_argument("--report-every", type=int, default=20, help="updates between rows")
+        parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+        _add_settings_flags(parser, algorithm)
+        parser.set_defaults(run=run_compare, algorithm=algorithm)
+
+
+def settings_from_args(args: argparse.Namespace):
+    """The algorithm's settings with every flag the user gave applied (validated)."""
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(SETTINGS[args.algorithm])
+                 if getattr(args, f.name, None) is not None}
+    return make_settings(args.algorithm, **overrides)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from core.backend import canonical_backend_name
+    from core.rl.session import train
+
+    summary = train(args.algorithm, args.env, canonical_backend_name(args.backend),
+                    settings_from_args(args), args.seed, args.total_steps, args.target, args.out,
+                    args.resume, args.quiet, args.checkpoint_every, args.dtype, args.threads)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        state = "solved" if summary["solved"] else "not solved"
+        print(f"{args.algorithm} on {args.env} ({summary['backend']}): {state} after "
+              f"{summary['env_steps']} steps, {summary['episodes']} episodes, "
+              f"{summary['wall_s']:.1f} s; mean return {summary['final_mean_return']:.1f}\n"
+              f"log {summary['log']}, curve {summary['plot']}, checkpoint {summary['checkpoint']}")
+    return 130 if summary["interrupted"] else 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from core.rl.compare import compare, format_results, to_json
+
+    results = compare(args.algorithm, args.env, settings_from_args(args), args.seed,
+                      args.total_steps, args.target, args.out, args.quiet, args.report_every,
+                      args.dtype, print_table=not args.json)
+    print(to_json(results) if args.json else format_results(results))
+    return 0

@@ -1,0 +1,34 @@
+"""Gymnasium environments the book needs, and vector environments for training.
+
+Importing this package registers:
+
+* ``duetrl/Identity-v0``: the observation is the one-hot code of a target among 4; reward 1
+  when the action names the target. Episodes are cut after 16 steps (a truncation), so a
+  random policy scores 4 and a perfect one 16: the quickest check that a learner learns.
+* ``duetrl/IdentityContinuous-v0``: the observation is a target in [-1, 1]; the action is a
+  real number in [-1, 1] and the reward -(action - target)^2. Cut after 16 steps.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+from core.envs.identity import IdentityContinuousEnv, IdentityEnv
+from core.envs.vector import EnvInfo, describe_env, make_vector_env
+
+ENV_IDS: tuple[str, ...] = ("duetrl/Identity-v0", "duetrl/IdentityContinuous-v0")
+
+
+def register_envs() -> None:
+    """Register duetrl's environments with Gymnasium (safe to call twice)."""
+    if "duetrl/Identity-v0" not in gym.registry:
+        gym.register("duetrl/Identity-v0", entry_point=IdentityEnv, max_episode_steps=16)
+    if "duetrl/IdentityContinuous-v0" not in gym.registry:
+        gym.register("duetrl/IdentityContinuous-v0", entry_point=IdentityContinuousEnv,
+                     max_episode_steps=16)
+
+
+register_envs()
+
+__all__ = ["ENV_IDS", "EnvInfo", "IdentityContinuousEnv", "IdentityEnv", "describe_env",
+           "make_vector_env", "register_envs"]

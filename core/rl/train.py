@@ -1,0 +1,176 @@
+"""The training loop, written once for both backends: collect, update, log, checkpoint.
+
+    for each update:
+        rollout  <- collect with the vector environments (core/rl/rollout.py)
+        metrics  <- agent.update(rollout)          (the backend: returns, loss, Adam step)
+        log one CSV row; every few updates, save a checkpoint
+
+A :class:`Trainer` does one update per :meth:`Trainer.step`, so ``duetrl compare`` can step a
+PyTorch and a TensorFlow trainer in alternation, from the same weights and noise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+
+from core.backend import load_backend
+from core.envs.vector import describe_env, make_vector_env
+from core.initializers import cast_params
+from core.reference.policy import init_agent_params
+from core.rl.checkpoint import load_checkpoint, save_checkpoint
+from core.rl.rollout import NoiseSource, collect_episodes, collect_steps, start
+from core.rl.settings import ReinforceSettings
+
+SOLVED_WINDOW = 100
+"""'Solved' = the mean return of the last 100 training episodes reaches the target."""
+
+
+class Trainer:
+    """One agent, its environments and its counters; :meth:`step` runs one update.
+
+    :param algorithm: ``"reinforce"``, ``"reinforce_baseline"`` or ``"ppo"``.
+    :param env_id: a Gymnasium id (``CartPole-v1``, ``duetrl/Identity-v0``, ...).
+    :param backend: ``"torch"`` or ``"tf"``.
+    :param settings: the algorithm's settings (core.rl.settings.make_settings).
+    :param seed: seeds the initial weights, the environments and the sampling noise.
+    :param total_steps: the environment-step budget (learning-rate annealing runs over it).
+    :param dtype: ``"float32"`` (training) or ``"float64"`` (lockstep tests).
+    :param threads: CPU threads for the framework (1 is fastest for these small networks).
+    """
+
+    def __init__(self, algorithm: str, env_id: str, backend: str, settings: ReinforceSettings,
+                 seed: int = 0, total_steps: int = 100_000, dtype: str = "float32",
+                 threads: int = 1) -> None:
+        settings.validate()
+        if algorithm == "ppo" and (settings.num_envs * settings.num_steps) % \
+                settings.num_minibatches:
+            raise ValueError(f"num_minibatches: expected a divisor of num_envs * num_steps = "
+                             f"{settings.num_envs * settings.num_steps}, "
+                             f"got {settings.num_minibatches}")
+        self.algorithm, self.env_id, self.settings = algorithm, env_id, settings
+        self.seed, self.total_steps, self.dtype = seed, total_steps, dtype
+        self.envs = make_vector_env(env_id, settings.num_envs, seed)
+        self.info = describe_env(self.envs, env_id, algorithm)
+        self.backend = load_backend(backend)
+        if threads:  # 0 = leave the framework to decide
+            self.backend.set_num_threads(threads)
+        self.agent = self.backend.Agent(algorithm, self.info.state_dim, self.info.action_dim,
+                                        self.info.continuous, settings, dtype)
+        initial = init_agent_params(algorithm, self.info.state_dim, settings.hidden_dim,
+                                    self.info.action_dim, self.info.continuous, seed)
+        self.backend.import_params(self.agent, cast_params(initial, dtype))
+        self.noise = NoiseSource(seed)
+        self.env_state = None if algorithm != "ppo" else start(self.envs, seed)
+        self.next_reset_seed: int | None = seed
+        self.updates = self.env_steps = self.episodes = 0
+        self.recent_returns: deque = deque(maxlen=SOLVED_WINDOW)
+        self.episode_log: list[tuple[int, float]] = []  # (env steps, return) per episode
+
+    # ---- one update -------------------------------------------------------------------
+    def learning_rate(self) -> float:
+        """The step size now: constant, or decayed linearly to 0 over ``total_steps``."""
+        lr = self.settings.learning_rate
+        if self.settings.anneal_lr:
+            lr *= max(1.0 - self.env_steps / self.total_steps, 0.0)
+        return lr
+
+    def collect(self) -> dict:
+        """One rollout, and the episodes it finished added to the counters."""
+        s = self.settings
+        if self.algorithm == "ppo":
+            rollout, steps = collect_steps(self.envs, self.agent, self.noise, self.info,
+                                           self.env_state, s.num_steps)
+            finished, self.env_state.finished = self.env_state.finished, []
+            batch = s.num_envs * s.num_steps
+            rollout["permutations"] = self.noise.permutations(s.update_epochs, batch,
+                                                              s.num_minibatches)
+        else:
+            max_steps = min(s.max_episode_steps, self.info.max_episode_steps or math.inf)
+            rollout, steps, finished = collect_episodes(
+                self.envs, self.agent, self.noise, self.info, int(max_steps),
+                seed=self.next_reset_seed)
+            self.next_reset_seed = None  # later resets continue the environments' RNG
+        rollout["learning_rate"] = self.learning_rate()
+        for episode_return, _ in finished:
+            self.episode_log.append((self.env_steps + steps, episode_return))
+            self.recent_returns.append(episode_return)
+        self.env_steps += steps
+        self.episodes += len(finished)
+        return rollout
+
+    def step(self) -> dict:
+        """Collect one rollout and update once; returns the update's log record.
+
+        :raises FloatingPointError: when the loss is not finite (nothing is saved).
+        """
+        start_time = time.perf_counter()
+        rollout = self.collect()
+        collected = time.perf_counter()
+        metrics = self.agent.update(rollout)
+        done = time.perf_counter()
+        self.updates += 1
+        if not all(math.isfinite(v) for v in metrics.values()):
+            raise FloatingPointError(
+                f"loss: became {metrics['loss']} at update {self.updates} "
+                f"(env step {self.env_steps})")
+        return {"update": self.updates, "env_steps": self.env_steps, "episodes": self.episodes,
+                "mean_return": self.mean_return(), **metrics,
+                "learning_rate": rollout["learning_rate"],
+                "collect_ms": 1000 * (collected - start_time),
+                "update_ms": 1000 * (done - collected)}
+
+    def mean_return(self) -> float:
+        """Mean return of the last 100 finished episodes (NaN before the first)."""
+        return float(np.mean(self.recent_returns)) if self.recent_returns else float("nan")
+
+    def solved(self, target: float | None) -> bool:
+        """True once 100 episodes are in and their mean return reaches ``target``."""
+        return (target is not None and len(self.recent_returns) == SOLVED_WINDOW
+                and self.mean_return() >= target)
+
+    # ---- parameters and checkpoints ------------------------------------------------------
+    def params(self) -> dict:
+        """The agent's canonical parameters (NumPy copies)."""
+        return self.backend.export_params(self.agent)
+
+    def save(self, path: str | Path) -> Path:
+        """Checkpoint parameters, optimiser state, settings and counters (atomic)."""
+        metadata = {
+            "algorithm": self.algorithm, "env_id": self.env_id, "backend": self.backend.NAME,
+            "dtype": self.dtype, "seed": self.seed, "total_steps": self.total_steps,
+            "settings": dataclasses.asdict(self.settings), "updates": self.updates,
+            "env_steps": self.env_steps, "episodes": self.episodes,
+            "recent_returns": list(self.recent_returns),
+            "episode_log": self.episode_log[-5000:],
+        }
+        return save_checkpoint(path, self.params(), self.agent.optimizer.state_arrays(), metadata)
+
+    def load(self, path: str | Path) -> dict:
+        """Continue from a checkpoint of the same algorithm, environment and network shape.
+
+        The environments and noise are re-seeded from (seed, update), so a resumed run is a
+        valid continuation, not a bit-for-bit replay of the uninterrupted one.
+        """
+        params, optimizer_state, metadata = load_checkpoint(path, self.algorithm, self.env_id,
+                                                            self.params())
+        self.backend.import_params(self.agent, params)
+        self.agent.optimizer.load_state_arrays(optimizer_state)
+        self.updates, self.env_steps = metadata["updates"], metadata["env_steps"]
+        self.episodes = metadata["episodes"]
+        self.recent_returns.extend(metadata["recent_returns"])
+        self.episode_log = [tuple(x) for x in metadata["episode_log"]]
+        self.noise = NoiseSource(self.seed, stream=self.updates)
+        self.envs.action_space.seed(self.seed + self.updates)
+        self.next_reset_seed = self.seed + 7919 * self.updates
+        if self.env_state is not None:
+            self.env_state = start(self.envs, self.next_reset_seed)
+        return metadata
+
+    def close(self) -> None:
+        self.envs.close()
