@@ -22,9 +22,6 @@ LOG_STD_MIN: float = -20.0
 LOG_STD_MAX: float = 2.0
 """Bounds of a Gaussian policy's log standard deviation."""
 
-CLIP_NORM_EPS: float = 1e-6
-"""Added to the global norm when clipping: g * min(1, max_norm / (norm + eps)), as torch does."""
-
 ADAMW_WEIGHT_DECAY: float = 0.1
 """Default decoupled AdamW weight decay (GPT-2/nanoGPT; torch default 0.01, Keras 0.004)."""
 ADVANTAGE_EPS: float = 1e-8

@@ -49,11 +49,10 @@ from backends.tf.runtime import (
     set_seed,
     to_numpy,
 )
-from backends.tf.training import AdamW, LMTrainer, cross_entropy_loss
+from backends.tf.training import LMTrainer, cross_entropy_loss
 from backends.tf.weights import export_params, import_params
 
 __all__ = [
-    "AdamW",
     "Block",
     "Decoder",
     "GPT",

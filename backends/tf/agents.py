@@ -14,7 +14,6 @@ from backends.tf.optim import Adam
 from backends.tf.policy import GaussianPolicyNet, PolicyNet, ValueNet, masked_mean
 from backends.tf.returns import compute_gae, compute_returns, normalize_advantages
 from backends.tf.runtime import resolve_dtype
-from backends.tf.weights import _canonical_variables
 from core.reference.policy import ALGORITHMS, uses_value_net
 
 ROLLOUT_KEYS = ("states", "next_states", "actions", "rewards", "terminations", "truncations",
@@ -47,8 +46,7 @@ class Agent(keras.layers.Layer):
         self.value = ValueNet(state_dim, settings.hidden_dim, dtype) if uses_value_net(
             algorithm) else None
         self.build()
-        named = list(_canonical_variables(self))
-        self.optimizer = Adam(named, settings.max_grad_norm)
+        self.optimizer = Adam(self, settings.max_grad_norm)
         self._act_functions = {}  # traced act steps, one per input shape
 
     def build(self, input_shape=None):

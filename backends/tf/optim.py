@@ -1,5 +1,7 @@
-"""Adam with global-norm clipping, written out so both backends run the very same arithmetic.
+"""Adam / AdamW with global-norm clipping, written out so both backends run the same arithmetic.
 
+    g <- g * min(1, max_norm / (||g|| + eps_clip))
+    theta <- theta (1 - lr wd)                      (AdamW: matrices only; wd = 0 is Adam)
     m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
     theta <- theta - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 
@@ -7,13 +9,19 @@ Constants come from core.constants (torch's and Keras' Adam place eps differentl
 float64 reference is ``core/reference/optim.py``.
 """
 
+from collections.abc import Sequence
+
+import keras
 import numpy as np
 import tensorflow as tf
 
+from backends.tf.weights import _canonical_variables
 from core.constants import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, GRAD_NORM_EPS
 
 
-def clip_by_global_norm(grads, max_norm):
+def clip_by_global_norm(
+    grads: Sequence[tf.Tensor], max_norm: float | None
+) -> tuple[list[tf.Tensor], tf.Tensor]:
     """Scale every gradient by min(1, max_norm / (norm + eps)); returns ``(grads, norm)``."""
     norm = tf.linalg.global_norm(grads)  # sqrt(sum g^2)
     if max_norm is None or max_norm <= 0:
@@ -23,37 +31,66 @@ def clip_by_global_norm(grads, max_norm):
 
 
 class Adam:
-    """Adam over a list of ``(canonical name, variable)``; state exported as NumPy arrays."""
+    """Adam (AdamW with ``weight_decay > 0``) over every weight of a layer.
 
-    def __init__(self, named_parameters, max_grad_norm=None, transposed=()):
-        self.names = [name for name, _ in named_parameters]
-        self.parameters = [p for _, p in named_parameters]
+    Args:
+        module: whose weights are updated, in canonical order.
+        max_grad_norm: clip the global gradient norm to this first (None: no clipping).
+        weight_decay: decoupled weight decay of matrices (kernels, embeddings); 0 = Adam.
+
+    The moments are exported as NumPy arrays under canonical names (``m.<name>``,
+    ``v.<name>``), so a checkpoint written by one backend resumes in the other.
+    """
+
+    def __init__(
+        self, module: keras.layers.Layer, max_grad_norm: float | None = None,
+        weight_decay: float = 0.0,
+    ) -> None:
+        named = list(_canonical_variables(module))
+        self.names = [name for name, _ in named]
+        self.parameters = [p for _, p in named]
+        self.decays = [weight_decay if len(p.shape) >= 2 else 0.0 for p in self.parameters]
         self.max_grad_norm = max_grad_norm
+        self.weight_decay = weight_decay
         self.step = tf.Variable(0.0, dtype=tf.float64, trainable=False)
         self.m = [tf.Variable(tf.zeros_like(p), trainable=False) for p in self.parameters]
         self.v = [tf.Variable(tf.zeros_like(p), trainable=False) for p in self.parameters]
 
-    def apply_gradients(self, grads, learning_rate):
-        """One step on every parameter; ``grads`` in the order of the parameters."""
-        grads, _ = clip_by_global_norm(grads, self.max_grad_norm)
+    def apply_gradients(
+        self, grads: Sequence[tf.Tensor], learning_rate: float | tf.Tensor
+    ) -> tf.Tensor:
+        """One step on every parameter (``grads`` in their order); returns the pre-clip norm."""
+        grads = [tf.convert_to_tensor(g) for g in grads]  # embeddings' IndexedSlices -> dense
+        grads, norm = clip_by_global_norm(grads, self.max_grad_norm)
         self.step.assign_add(1.0)
-        for p, g, m, v in zip(self.parameters, grads, self.m, self.v):
+        if not tf.is_tensor(learning_rate):  # tf.cast(0.01, float64) would round it via float32
+            learning_rate = tf.constant(learning_rate, tf.float64)
+        for p, g, m, v, decay in zip(self.parameters, grads, self.m, self.v, self.decays):
+            lr = tf.cast(learning_rate, p.dtype)
             bias1 = tf.cast(1.0 - ADAM_BETA1**self.step, p.dtype)
             bias2 = tf.cast(1.0 - ADAM_BETA2**self.step, p.dtype)
+            if decay:  # decoupled weight decay: theta <- theta (1 - lr wd)
+                p.assign(p * (1.0 - lr * decay))
             m.assign(ADAM_BETA1 * m + (1.0 - ADAM_BETA1) * g)
             v.assign(ADAM_BETA2 * v + (1.0 - ADAM_BETA2) * g**2)
-            p.assign_sub(learning_rate * (m / bias1) / (tf.sqrt(v / bias2) + ADAM_EPS))
+            p.assign_sub(lr * (m / bias1) / (tf.sqrt(v / bias2) + ADAM_EPS))
+        return norm
 
-    def state_arrays(self):
-        """``{"step": (), "m.<name>": array, "v.<name>": array}`` for a checkpoint."""
+    @property
+    def step_count(self) -> int:
+        """Number of updates applied so far."""
+        return int(self.step.numpy())
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """``{"step": (1,), "m.<name>": array, "v.<name>": array}`` for a checkpoint."""
         state = {"step": np.array(self.step.numpy()).reshape(1)}
         for name, m, v in zip(self.names, self.m, self.v):
             state[f"m.{name}"], state[f"v.{name}"] = np.array(m.numpy()), np.array(v.numpy())
         return state
 
-    def load_state_arrays(self, state):
+    def load_state_arrays(self, state: dict[str, np.ndarray]) -> None:
         """Restore what :meth:`state_arrays` returned."""
         self.step.assign(float(np.ravel(state["step"])[0]))  # stored as shape (1,)
         for name, m, v in zip(self.names, self.m, self.v):
-            m.assign(state[f"m.{name}"])
-            v.assign(state[f"v.{name}"])
+            m.assign(np.asarray(state[f"m.{name}"]).astype(m.dtype.as_numpy_dtype))
+            v.assign(np.asarray(state[f"v.{name}"]).astype(v.dtype.as_numpy_dtype))

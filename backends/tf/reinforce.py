@@ -13,7 +13,6 @@ import tensorflow as tf
 
 from backends.tf.optim import Adam
 from backends.tf.returns import compute_returns
-from backends.tf.weights import _canonical_variables
 
 
 def compute_returns_listing(rewards, gamma, truncated=False):
@@ -41,7 +40,7 @@ def reinforce(env, policy_net, num_episodes, gamma=0.99, learning_rate=1e-3, see
     Returns:
         the list of episode returns.
     """
-    optimizer = Adam(list(_canonical_variables(policy_net)))
+    optimizer = Adam(policy_net)
     noise_rng = np.random.default_rng(seed)  # core-style noise: the same in both frameworks
     episode_returns = []
     for episode in range(num_episodes):

@@ -49,11 +49,10 @@ from backends.torch.runtime import (
     set_seed,
     to_numpy,
 )
-from backends.torch.training import AdamW, LMTrainer, cross_entropy_loss
+from backends.torch.training import LMTrainer, cross_entropy_loss
 from backends.torch.weights import export_params, import_params
 
 __all__ = [
-    "AdamW",
     "Block",
     "Decoder",
     "GPT",

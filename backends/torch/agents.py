@@ -14,7 +14,6 @@ from backends.torch.optim import Adam
 from backends.torch.policy import GaussianPolicyNet, PolicyNet, ValueNet, masked_mean
 from backends.torch.returns import compute_gae, compute_returns, normalize_advantages
 from backends.torch.runtime import resolve_dtype
-from backends.torch.weights import _canonical_parameters
 from core.reference.policy import ALGORITHMS, uses_value_net
 
 ROLLOUT_KEYS = ("states", "next_states", "actions", "rewards", "terminations", "truncations",
@@ -46,9 +45,7 @@ class Agent(nn.Module):
         self.policy = policy_class(state_dim, settings.hidden_dim, action_dim, dtype)
         self.value = ValueNet(state_dim, settings.hidden_dim, dtype) if uses_value_net(
             algorithm) else None
-        named = [(name, p) for name, p, _ in _canonical_parameters(self)]
-        transposed = [name for name, _, transpose in _canonical_parameters(self) if transpose]
-        self.optimizer = Adam(named, settings.max_grad_norm, transposed)
+        self.optimizer = Adam(self, settings.max_grad_norm)
 
     def _as_tensor(self, array):
         """Float arrays in the agent's dtype; bools and integers as they are."""

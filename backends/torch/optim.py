@@ -1,5 +1,7 @@
-"""Adam with global-norm clipping, written out so both backends run the very same arithmetic.
+"""Adam / AdamW with global-norm clipping, written out so both backends run the same arithmetic.
 
+    g <- g * min(1, max_norm / (||g|| + eps_clip))
+    theta <- theta (1 - lr wd)                      (AdamW: matrices only; wd = 0 is Adam)
     m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
     theta <- theta - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 
@@ -7,13 +9,19 @@ Constants come from core.constants (torch's and Keras' Adam place eps differentl
 float64 reference is ``core/reference/optim.py``.
 """
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
+import torch.nn as nn
 
+from backends.torch.weights import _canonical_parameters
 from core.constants import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, GRAD_NORM_EPS
 
 
-def clip_by_global_norm(grads, max_norm):
+def clip_by_global_norm(
+    grads: Sequence[torch.Tensor], max_norm: float | None
+) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Scale every gradient by min(1, max_norm / (norm + eps)); returns ``(grads, norm)``."""
     norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))  # sqrt(sum g^2)
     if max_norm is None or max_norm <= 0:
@@ -23,24 +31,43 @@ def clip_by_global_norm(grads, max_norm):
 
 
 class Adam:
-    """Adam over a list of ``(canonical name, parameter)``; state exported as NumPy arrays."""
+    """Adam (AdamW with ``weight_decay > 0``) over every parameter of a module.
 
-    def __init__(self, named_parameters, max_grad_norm=None, transposed=()):
-        self.names = [name for name, _ in named_parameters]
-        self.transposed = set(transposed)  # torch (out, in) weights: canonical state is (in, out)
-        self.parameters = [p for _, p in named_parameters]
+    Args:
+        module: whose parameters are updated, in canonical order.
+        max_grad_norm: clip the global gradient norm to this first (None: no clipping).
+        weight_decay: decoupled weight decay of matrices (kernels, embeddings); 0 = Adam.
+
+    The moments are exported as NumPy arrays under canonical names (``m.<name>``,
+    ``v.<name>``), so a checkpoint written by one backend resumes in the other.
+    """
+
+    def __init__(
+        self, module: nn.Module, max_grad_norm: float | None = None, weight_decay: float = 0.0
+    ) -> None:
+        named = list(_canonical_parameters(module))
+        self.names = [name for name, _, _ in named]
+        self.parameters = [p for _, p, _ in named]
+        self.transposed = {name for name, _, t in named if t}  # canonical state is (in, out)
+        self.decayed = [p for p in self.parameters if p.dim() >= 2] if weight_decay else []
         self.max_grad_norm = max_grad_norm
+        self.weight_decay = weight_decay
         self.step = torch.zeros((), dtype=torch.float64)
         self.m = [torch.zeros_like(p) for p in self.parameters]
         self.v = [torch.zeros_like(p) for p in self.parameters]
 
     @torch.no_grad()
-    def apply_gradients(self, grads, learning_rate):
-        """One step on every parameter; ``grads`` in the order of the parameters."""
-        grads, _ = clip_by_global_norm(grads, self.max_grad_norm)
+    def apply_gradients(
+        self, grads: Sequence[torch.Tensor], learning_rate: float
+    ) -> torch.Tensor:
+        """One step on every parameter (``grads`` in their order); returns the pre-clip norm."""
+        grads = list(grads)  # (TensorFlow turns embeddings' IndexedSlices gradients dense here)
+        grads, norm = clip_by_global_norm(grads, self.max_grad_norm)
         self.step += 1
         bias1 = 1.0 - ADAM_BETA1**self.step
         bias2 = 1.0 - ADAM_BETA2**self.step
+        if self.decayed:  # decoupled weight decay: theta <- theta (1 - lr wd)
+            torch._foreach_mul_(self.decayed, 1.0 - learning_rate * self.weight_decay)
         # torch._foreach_*: one call per formula for all parameters, not one per parameter
         torch._foreach_mul_(self.m, ADAM_BETA1)
         torch._foreach_add_(self.m, grads, alpha=1.0 - ADAM_BETA1)
@@ -51,22 +78,28 @@ class Adam:
         torch._foreach_add_(denominators, ADAM_EPS)
         torch._foreach_mul_(m_hat, -learning_rate)
         torch._foreach_addcdiv_(self.parameters, m_hat, denominators)
+        return norm
 
-    def state_arrays(self):
-        """``{"step": (), "m.<name>": array, "v.<name>": array}`` for a checkpoint."""
+    @property
+    def step_count(self) -> int:
+        """Number of updates applied so far."""
+        return int(self.step)
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """``{"step": (1,), "m.<name>": array, "v.<name>": array}`` for a checkpoint."""
         state = {"step": self.step.numpy().reshape(1)}
         for name, m, v in zip(self.names, self.m, self.v):
             m, v = (m.T, v.T) if name in self.transposed else (m, v)
             state[f"m.{name}"], state[f"v.{name}"] = m.numpy().copy(), v.numpy().copy()
         return state
 
-    def load_state_arrays(self, state):
+    def load_state_arrays(self, state: dict[str, np.ndarray]) -> None:
         """Restore what :meth:`state_arrays` returned."""
         with torch.no_grad():
             self.step.fill_(float(np.ravel(state["step"])[0]))  # stored as shape (1,)
             for name, m, v in zip(self.names, self.m, self.v):
-                m_state = torch.as_tensor(state[f"m.{name}"])
-                v_state = torch.as_tensor(state[f"v.{name}"])
+                m_state = torch.as_tensor(np.asarray(state[f"m.{name}"]))
+                v_state = torch.as_tensor(np.asarray(state[f"v.{name}"]))
                 if name in self.transposed:
                     m_state, v_state = m_state.T, v_state.T
                 m.copy_(m_state)

@@ -13,7 +13,6 @@ import torch
 
 from backends.torch.optim import Adam
 from backends.torch.returns import compute_returns
-from backends.torch.weights import _canonical_parameters
 
 
 def compute_returns_listing(rewards, gamma, truncated=False):
@@ -42,7 +41,7 @@ def reinforce(env, policy_net, num_episodes, gamma=0.99, learning_rate=1e-3, see
     Returns:
         the list of episode returns.
     """
-    optimizer = Adam([(name, p) for name, p, _ in _canonical_parameters(policy_net)])
+    optimizer = Adam(policy_net)
     noise_rng = np.random.default_rng(seed)  # core-style noise: the same in both frameworks
     episode_returns = []
     for episode in range(num_episodes):

@@ -12,7 +12,7 @@ cache              (n_layer, 2, B, heads,       keys and values of past position
 =================  ===========================  =========================================
 
 Every backend exports the same names: ``GPT`` (with ``from_gpt2``), ``Block``, ``MLP``,
-``cross_entropy_loss``, ``AdamW``, ``LMTrainer``, ``new_kv_cache``, ``split_heads``,
+``cross_entropy_loss``, ``LMTrainer``, ``new_kv_cache``, ``split_heads``,
 ``cached_self_attention``, ``forward_with_cache``, ``Decoder`` and ``generate``.
 """
 
@@ -27,7 +27,6 @@ LM_NAMES: tuple[str, ...] = (
     "Block",
     "MLP",
     "cross_entropy_loss",
-    "AdamW",
     "LMTrainer",
     "new_kv_cache",
     "split_heads",

@@ -24,7 +24,7 @@ class Checkpoint:
 
     config: the model's configuration.
     params: canonical parameters.
-    optimizer: AdamW moments ``{"m.<name>", "v.<name>"}`` (empty if not saved).
+    optimizer: AdamW state ``{"step", "m.<name>", "v.<name>"}`` (empty if not saved).
     step: number of optimiser updates done.
     metadata: everything else (tokeniser, training settings, backend, history).
     """

@@ -117,7 +117,7 @@ def train(
     :param backend: ``backends.torch`` or ``backends.tf`` (provides ``LMTrainer``,
         ``export_params``, ``import_params``).
     :param checkpoint_path: where to save (every ``checkpoint_every`` steps and at the end).
-    :param resume: continue from ``checkpoint_path`` if it exists: weights, AdamW moments,
+    :param resume: continue from ``checkpoint_path`` if it exists: weights, Adam moments,
         step and history; a checkpoint of another config raises ``CheckpointError``.
     :param metadata: extra facts stored in the checkpoint (e.g. the tokeniser).
     :param progress: show a tqdm progress bar on stderr.
@@ -128,7 +128,7 @@ def train(
         saved = load_checkpoint(checkpoint_path, expected_config=model.config)
         backend.import_params(model, saved.params)
         if saved.optimizer:
-            trainer.optimizer.load_state_arrays(saved.optimizer, saved.step)
+            trainer.optimizer.load_state_arrays(saved.optimizer)
         start = saved.step
         history = {**_empty_history(), **saved.metadata.get("history", {})}
 
