@@ -41,7 +41,7 @@ class LMTrainer:
     ) -> None:
         self.model = model
         self.optimizer = Adam(model, max_grad_norm, weight_decay)  # AdamW: weight_decay > 0
-        self.compiled_train_step = tf.function(self._train_step)  # traced once per batch shape
+        self.compiled_train_step = tf.function(self._train_step, jit_compile=True)
         self.compiled_eval_loss = tf.function(self._eval_loss)
 
     def _train_step(self, x, y, lr):
