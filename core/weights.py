@@ -98,6 +98,23 @@ def describe(params: Mapping[str, Any]) -> dict[str, tuple[tuple[int, ...], str]
     return {name: (tuple(np.shape(v)), str(np.asarray(v).dtype)) for name, v in params.items()}
 
 
+def _listing(names: list[str], most: int = 8) -> str:
+    """``['a', 'b', ...]``: at most ``most`` names, then how many more."""
+    shown = repr(names[:most])
+    return shown if len(names) <= most else f"{shown[:-1]}, ... {len(names) - most} more]"
+
+
+def check_names(params: Mapping[str, Any], expected: Mapping[str, Any], source: str) -> None:
+    """Raise CheckpointError naming the missing and unexpected parameter names, if any."""
+    missing = sorted(set(expected) - set(params))
+    unexpected = sorted(set(params) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{source}: parameters do not match the model: missing {_listing(missing)}, "
+            f"unexpected {_listing(unexpected)}"
+        )
+
+
 def validate_params(
     params: Mapping[str, Any],
     expected: Mapping[str, tuple[tuple[int, ...], str]],
@@ -113,13 +130,7 @@ def validate_params(
     :raises CheckpointError: naming every missing and unexpected parameter, or the first
         parameter with a wrong shape or dtype.
     """
-    missing = sorted(set(expected) - set(params))
-    unexpected = sorted(set(params) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{source}: parameters do not match the model: missing {missing}, "
-            f"unexpected {unexpected}"
-        )
+    check_names(params, expected, source)
     for name, (shape, dtype) in expected.items():
         value = np.asarray(params[name])
         if tuple(value.shape) != tuple(shape):

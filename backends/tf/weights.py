@@ -10,7 +10,7 @@ from collections.abc import Mapping
 import keras
 import numpy as np
 
-from core.weights import CheckpointError
+from core.weights import CheckpointError, check_names
 
 # framework variable name -> canonical name, per layer type
 _RENAMES = {
@@ -62,12 +62,7 @@ def import_params(
         CheckpointError: naming missing or unexpected parameters, or a wrong shape.
     """
     targets = dict(_canonical_variables(layer))
-    missing = sorted(set(targets) - set(params))
-    unexpected = sorted(set(params) - set(targets))
-    if missing or unexpected:
-        raise CheckpointError(
-            f"params: do not match the model: missing {missing}, unexpected {unexpected}"
-        )
+    check_names(params, targets, "params")
     for name, variable in targets.items():
         value = np.asarray(params[name])
         if tuple(value.shape) != tuple(variable.shape):

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from core.weights import CheckpointError
+from core.weights import CheckpointError, check_names
 
 # framework parameter name -> canonical name, per layer type
 _RENAMES = {
@@ -53,12 +53,7 @@ def import_params(
         CheckpointError: naming missing or unexpected parameters, or a wrong shape.
     """
     targets = {name: (p, t) for name, p, t in _canonical_parameters(module)}
-    missing = sorted(set(targets) - set(params))
-    unexpected = sorted(set(params) - set(targets))
-    if missing or unexpected:
-        raise CheckpointError(
-            f"params: do not match the model: missing {missing}, unexpected {unexpected}"
-        )
+    check_names(params, targets, "params")
     with torch.no_grad():
         for name, (parameter, transpose) in targets.items():
             value = np.asarray(params[name])

@@ -154,20 +154,7 @@ def gpt2_to_canonical(
 def check_params(params: Mapping[str, Any], config: GPTConfig, source: str = "params") -> None:
     """Raise ``CheckpointError`` unless ``params`` has exactly the names and shapes of
     ``GPT(config)`` (dtypes are not compared)."""
-    from core.weights import CheckpointError
+    from core.weights import validate_params
 
-    shapes = param_shapes(config)
-    missing = sorted(set(shapes) - set(params))
-    unexpected = sorted(set(params) - set(shapes))
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{source}: parameters do not match GPT({config}): missing {missing[:5]}"
-            f"{'...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}"
-            f"{'...' if len(unexpected) > 5 else ''}"
-        )
-    for name, shape in shapes.items():
-        if tuple(np.shape(params[name])) != shape:
-            raise CheckpointError(
-                f"{source}: parameter {name!r} has shape {tuple(np.shape(params[name]))}, "
-                f"expected {shape} for this config"
-            )
+    expected = {name: (shape, "") for name, shape in param_shapes(config).items()}
+    validate_params(params, expected, f"{source} (for GPT({config}))", check_dtype=False)
