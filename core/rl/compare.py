@@ -103,8 +103,9 @@ def format_results(results: dict) -> str:
     lines.append(f"\nmax parameter difference torch vs tf: {results['max_param_diff']:.3e} "
                  f"(after update {results['max_param_diff_at_update']}, both still training)")
     lines.append(f"parameters equal within {results['tolerance']:.0e} for the first "
-                 f"{results['updates_within_tolerance']} updates (then rounding differences "
-                 "can flip a near-tie action and the runs part ways)")
+                 f"{results['updates_within_tolerance']} updates (training amplifies rounding "
+                 "differences about tenfold per update until an action flips; then the runs "
+                 "part ways)")
     lines.append(f"learning curves: {results['plot']}")
     return "\n".join(lines)
 
