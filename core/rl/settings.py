@@ -44,7 +44,8 @@ class ReinforceSettings:
 class ReinforceBaselineSettings(ReinforceSettings):
     """REINFORCE with a learned baseline V(s): weight -log pi by G_t - V(s_t)."""
 
-    learning_rate: float = _help(1e-2, "Adam step size")
+    num_envs: int = _help(16, "vector environments; each gives one episode per update")
+    learning_rate: float = _help(2e-2, "Adam step size")
     max_grad_norm: float = _help(0.0, "clip the global gradient norm to this (0 = off)")
     vf_coef: float = _help(0.5, "weight of the value loss")
     ent_coef: float = _help(0.0, "weight of the entropy bonus")
