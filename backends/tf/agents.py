@@ -5,6 +5,8 @@ in ``core/rl``; it calls :meth:`Agent.act` on a batch of observations and :meth:
 on a rollout of host arrays. The float64 oracle of ``update`` is core/reference/algorithms.py.
 """
 
+from typing import Any
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -15,12 +17,13 @@ from backends.tf.policy import GaussianPolicyNet, PolicyNet, ValueNet, masked_me
 from backends.tf.returns import compute_gae, compute_returns, normalize_advantages
 from backends.tf.runtime import resolve_dtype
 from core.reference.policy import ALGORITHMS, uses_value_net
+from core.rl.settings import ReinforceSettings
 
 ROLLOUT_KEYS = ("states", "next_states", "actions", "rewards", "terminations", "truncations",
                 "mask", "log_probs")
 
 
-def flatten(tensor):
+def flatten(tensor: tf.Tensor) -> tf.Tensor:
     """(T, N, ...) -> (T * N, ...)."""
     return tf.reshape(tensor, (-1,) + tuple(tensor.shape[2:]))
 
@@ -36,7 +39,10 @@ class Agent(keras.layers.Layer):
         dtype: ``"float32"`` or ``"float64"``.
     """
 
-    def __init__(self, algorithm, state_dim, action_dim, continuous, settings, dtype="float32"):
+    def __init__(
+        self, algorithm: str, state_dim: int, action_dim: int, continuous: bool,
+        settings: ReinforceSettings, dtype: str = "float32",
+    ) -> None:
         super().__init__(dtype=resolve_dtype(dtype))
         if algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm: expected one of {list(ALGORITHMS)}, got {algorithm!r}")
@@ -49,7 +55,7 @@ class Agent(keras.layers.Layer):
         self.optimizer = Adam(self, settings.max_grad_norm)
         self._act_functions = {}  # traced act steps, one per input shape
 
-    def build(self, input_shape=None):
+    def build(self, input_shape: Any = None) -> None:
         # the sizes are known from the constructor, so build() works with no arguments too
         for network in (self.policy, self.value):
             if network is not None and not network.built:
@@ -63,7 +69,7 @@ class Agent(keras.layers.Layer):
             return tf.constant(array.astype(self.dtype_name, copy=False))
         return tf.constant(array)
 
-    def act(self, states, noise):
+    def act(self, states: np.ndarray, noise: np.ndarray) -> dict[str, np.ndarray]:
         """Sample actions for a batch of observations (N, state_dim) with core's ``noise``.
 
         Returns ``{"actions": (N,) or (N, A), "log_probs": (N,)}`` as NumPy arrays.
@@ -76,11 +82,13 @@ class Agent(keras.layers.Layer):
         return {"actions": actions.numpy(), "log_probs": log_probs.numpy()}
 
     @tf.function(jit_compile=True)
-    def act_step(self, states, noise):
+    def act_step(
+        self, states: tf.Tensor, noise: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         return self.policy.sample(states, noise)
 
     @tf.function
-    def prepare(self, rollout):
+    def prepare(self, rollout: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         """Returns and advantages of a rollout (held fixed during the update), flattened."""
         s = self.settings
         states, next_states = rollout["states"], rollout["next_states"]
@@ -104,7 +112,9 @@ class Agent(keras.layers.Layer):
                 "advantages": flatten(advantages), "returns": flatten(returns),
                 "mask": flatten(mask), "old_log_probs": flatten(rollout["log_probs"])}
 
-    def compute_total_loss(self, batch):
+    def compute_total_loss(
+        self, batch: dict[str, tf.Tensor]
+    ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         """The algorithm's loss on a flat batch and its parts (see core/reference/algorithms)."""
         s, mask = self.settings, batch["mask"]
         log_probs, entropy = self.policy.log_prob_entropy(batch["states"], batch["actions"])
@@ -122,7 +132,9 @@ class Agent(keras.layers.Layer):
         return loss, {"loss": loss, **metrics}
 
     @tf.function
-    def train_step(self, batch, learning_rate):
+    def train_step(
+        self, batch: dict[str, tf.Tensor], learning_rate: float | tf.Tensor
+    ) -> dict[str, tf.Tensor]:
         """One gradient step: loss, gradients of every parameter, one Adam update."""
         with tf.GradientTape() as tape:
             loss, metrics = self.compute_total_loss(batch)
@@ -133,12 +145,14 @@ class Agent(keras.layers.Layer):
         return metrics
 
     @tf.function
-    def train_minibatch(self, batch, indices, learning_rate):
+    def train_minibatch(
+        self, batch: dict[str, tf.Tensor], indices: tf.Tensor, learning_rate: float | tf.Tensor
+    ) -> dict[str, tf.Tensor]:
         """:meth:`train_step` on the rows ``indices`` (B_mb,) of a flat batch (PPO)."""
         return self.train_step({k: tf.gather(v, indices) for k, v in batch.items()},
                                learning_rate)
 
-    def update(self, rollout):
+    def update(self, rollout: dict[str, Any]) -> dict[str, float]:
         """One update from a rollout of host arrays (see core/reference/algorithms.py).
 
         Returns the metrics of the last gradient step as Python floats.

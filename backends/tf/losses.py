@@ -11,13 +11,18 @@ import tensorflow as tf
 from backends.tf.policy import masked_mean
 
 
-def ppo_clip_loss(log_probs, old_log_probs, advantages, clip_eps, mask=None):
+def ppo_clip_loss(
+    log_probs: tf.Tensor, old_log_probs: tf.Tensor, advantages: tf.Tensor,
+    clip_eps: float, mask: tf.Tensor | None = None,
+) -> tf.Tensor:
     """The PPO clipped surrogate, negated to be minimised; all inputs (B,)."""
     ratio = tf.exp(log_probs - old_log_probs)
     clipped = tf.clip_by_value(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
     return -masked_mean(tf.minimum(ratio * advantages, clipped * advantages), mask)
 
 
-def value_loss(values, returns, mask=None):
+def value_loss(
+    values: tf.Tensor, returns: tf.Tensor, mask: tf.Tensor | None = None
+) -> tf.Tensor:
     """Half the mean squared error between V(s_t) and its target R_t; (B,), (B,) -> ()."""
     return 0.5 * masked_mean((values - returns) ** 2, mask)

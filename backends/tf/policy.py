@@ -10,6 +10,7 @@ Compare with ``backends/torch/policy.py`` line by line.
 """
 
 import math
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -20,42 +21,46 @@ from core.interfaces.rl import check_loss_inputs, check_policy_config
 LOG_2PI = math.log(2.0 * math.pi)
 
 
-def masked_mean(values, mask=None):
+def masked_mean(values: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor:
     """sum(values * mask) / max(sum(mask), 1): the mean over real (unpadded) steps."""
     if mask is None:
         return tf.reduce_mean(values)
     return tf.reduce_sum(values * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
 
 
-def categorical_log_prob(logits, actions):
+def categorical_log_prob(logits: tf.Tensor, actions: tf.Tensor) -> tf.Tensor:
     """log pi(a|s) = log softmax(logits)_a; (B, A), (B,) -> (B,)."""
     return -tf.nn.sparse_softmax_cross_entropy_with_logits(
         labels=tf.cast(actions, tf.int64), logits=logits)
 
 
-def categorical_entropy(logits):
+def categorical_entropy(logits: tf.Tensor) -> tf.Tensor:
     """H = -sum_a pi(a|s) log pi(a|s); (B, A) -> (B,)."""
     log_p = tf.nn.log_softmax(logits, axis=-1)
     return -tf.reduce_sum(tf.exp(log_p) * log_p, axis=-1)
 
 
-def sample_categorical(logits, gumbel_noise):
+def sample_categorical(logits: tf.Tensor, gumbel_noise: tf.Tensor) -> tf.Tensor:
     """Gumbel-max: argmax_a (logits_a + g_a) is a sample of softmax(logits); (B, A) -> (B,)."""
     return tf.argmax(logits + gumbel_noise, axis=-1)
 
 
-def gaussian_log_prob(mean, log_std, actions):
+def gaussian_log_prob(
+    mean: tf.Tensor, log_std: tf.Tensor, actions: tf.Tensor
+) -> tf.Tensor:
     """sum_d [-((a - mu) / sigma)^2 / 2 - log sigma - log(2 pi) / 2]; -> (B,)."""
     z = (actions - mean) / tf.exp(log_std)
     return tf.reduce_sum(-0.5 * z**2 - log_std - 0.5 * LOG_2PI, axis=-1)
 
 
-def gaussian_entropy(mean, log_std):
+def gaussian_entropy(mean: tf.Tensor, log_std: tf.Tensor) -> tf.Tensor:
     """H = sum_d [log sigma + (1 + log 2 pi) / 2], the same for every state; -> (B,)."""
     return tf.reduce_sum(tf.broadcast_to(log_std + 0.5 * (1.0 + LOG_2PI), tf.shape(mean)), -1)
 
 
-def sample_gaussian(mean, log_std, normal_noise):
+def sample_gaussian(
+    mean: tf.Tensor, log_std: tf.Tensor, normal_noise: tf.Tensor
+) -> tf.Tensor:
     """a = mu + sigma * eps, eps ~ N(0, 1) drawn by core."""
     return mean + tf.exp(log_std) * normal_noise
 
@@ -74,7 +79,10 @@ class PolicyNet(keras.Model):
 
     continuous = False
 
-    def __init__(self, state_dim, hidden_dim, action_dim, dtype=None, **kwargs):
+    def __init__(
+        self, state_dim: int, hidden_dim: int, action_dim: int, dtype: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(dtype=resolve_dtype(dtype or "float32"), **kwargs)
         check_policy_config(state_dim, hidden_dim, action_dim)
         self.state_dim, self.hidden_dim, self.action_dim = state_dim, hidden_dim, action_dim
@@ -82,34 +90,41 @@ class PolicyNet(keras.Model):
         self.fc1 = keras.layers.Dense(hidden_dim, activation="relu", dtype=self.dtype_policy)
         self.fc2 = keras.layers.Dense(action_dim, dtype=self.dtype_policy)
 
-    def build(self, input_shape=None):
+    def build(self, input_shape: Any = None) -> None:
         # the sizes are known from the constructor, so build() works with no arguments too
         self.fc1.build((None, self.state_dim))
         self.fc2.build((None, self.hidden_dim))
 
-    def call(self, x):
+    def call(self, x: tf.Tensor) -> tf.Tensor:
         x = self.fc1(x)
         return self.fc2(x)
 
-    def log_prob_entropy(self, states, actions):
+    def log_prob_entropy(
+        self, states: tf.Tensor, actions: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         """``(log pi(a|s), H(pi(.|s)))``, each (B,)."""
         logits = self(states)
         return categorical_log_prob(logits, actions), categorical_entropy(logits)
 
-    def sample(self, states, noise):
+    def sample(
+        self, states: tf.Tensor, noise: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         """``(actions (B,), log pi(actions|s) (B,))`` with Gumbel ``noise`` (B, action_dim)."""
         logits = self(states)
         actions = sample_categorical(logits, noise)
         return actions, categorical_log_prob(logits, actions)
 
-    def compute_loss(self, states, actions, returns, mask=None):  # replaces Model.compute_loss,
+    def compute_loss(
+        self, states: tf.Tensor, actions: tf.Tensor, returns: tf.Tensor,
+        mask: tf.Tensor | None = None,
+    ) -> tf.Tensor:  # replaces Model.compute_loss,
         # as the listing does: duetrl never calls keras' fit(), which would expect the original
         """The listing's REINFORCE loss, mean_t[-log pi(a_t|s_t) G_t], over mask == 1."""
         check_loss_inputs(states.shape, actions.shape, returns.shape, self.state_dim)
         log_probs, _ = self.log_prob_entropy(states, actions)
         return masked_mean(-log_probs * returns, mask)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "state_dim": self.state_dim,
                 "hidden_dim": self.hidden_dim, "action_dim": self.action_dim}
 
@@ -122,17 +137,21 @@ class GaussianPolicyNet(PolicyNet):
 
     continuous = True
 
-    def build(self, input_shape=None):
+    def build(self, input_shape: Any = None) -> None:
         super().build(input_shape)
         self.log_std = self.add_weight(shape=(self.action_dim,), initializer="zeros",
                                        name="log_std")
 
-    def log_prob_entropy(self, states, actions):
+    def log_prob_entropy(
+        self, states: tf.Tensor, actions: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         """``(log pi(a|s), H(pi(.|s)))``, each (B,)."""
         mean = self(states)
         return gaussian_log_prob(mean, self.log_std, actions), gaussian_entropy(mean, self.log_std)
 
-    def sample(self, states, noise):
+    def sample(
+        self, states: tf.Tensor, noise: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         """``(actions (B, A), log pi(actions|s) (B,))`` with N(0, 1) ``noise`` (B, A)."""
         mean = self(states)
         actions = sample_gaussian(mean, self.log_std, noise)
@@ -142,21 +161,23 @@ class GaussianPolicyNet(PolicyNet):
 class ValueNet(keras.Model):
     """State-value network V(s): ``fc1`` (ReLU) then ``fc2`` with one output; (B, S) -> (B,)."""
 
-    def __init__(self, state_dim, hidden_dim, dtype=None, **kwargs):
+    def __init__(
+        self, state_dim: int, hidden_dim: int, dtype: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(dtype=resolve_dtype(dtype or "float32"), **kwargs)
         check_policy_config(state_dim, hidden_dim, 1)
         self.state_dim, self.hidden_dim = state_dim, hidden_dim
         self.fc1 = keras.layers.Dense(hidden_dim, activation="relu", dtype=self.dtype_policy)
         self.fc2 = keras.layers.Dense(1, dtype=self.dtype_policy)
 
-    def build(self, input_shape=None):
+    def build(self, input_shape: Any = None) -> None:
         self.fc1.build((None, self.state_dim))
         self.fc2.build((None, self.hidden_dim))
 
-    def call(self, x):
+    def call(self, x: tf.Tensor) -> tf.Tensor:
         x = self.fc1(x)
         return self.fc2(x)[..., 0]  # (B, 1) -> (B,)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "state_dim": self.state_dim,
                 "hidden_dim": self.hidden_dim}

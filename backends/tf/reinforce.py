@@ -8,14 +8,20 @@ the PyTorch and TensorFlow versions take the same actions. One environment, one 
 update, as in the listing; ``duetrl train reinforce`` is the fast, batched version.
 """
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 import tensorflow as tf
 
 from backends.tf.optim import Adam
+from backends.tf.policy import PolicyNet
 from backends.tf.returns import compute_returns
 
 
-def compute_returns_listing(rewards, gamma, truncated=False):
+def compute_returns_listing(
+    rewards: Sequence[float], gamma: float, truncated: bool = False
+) -> tf.Tensor:
     """The function listing 5.2 calls but never defines: G_t = r_t + gamma G_{t+1} for one episode.
 
     Args:
@@ -34,7 +40,10 @@ def compute_returns_listing(rewards, gamma, truncated=False):
     return compute_returns(rewards, terminations, truncations, gamma)[:, 0]
 
 
-def reinforce(env, policy_net, num_episodes, gamma=0.99, learning_rate=1e-3, seed=0):
+def reinforce(
+    env: Any, policy_net: PolicyNet, num_episodes: int, gamma: float = 0.99,
+    learning_rate: float = 1e-3, seed: int = 0,
+) -> list[float]:
     """Train ``policy_net`` on ``env`` with REINFORCE, one episode per update (listing 5.2).
 
     Returns:

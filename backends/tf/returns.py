@@ -12,7 +12,7 @@ from core.constants import ADVANTAGE_EPS, ADVANTAGE_STD_DDOF
 from core.interfaces.rl import check_discount, check_trajectory_arrays
 
 
-def continuation(terminations, truncations):
+def continuation(terminations: tf.Tensor, truncations: tf.Tensor) -> tf.Tensor:
     """c_t = 1 if step t+1 continues the episode of step t (and t < T-1), else 0."""
     done = tf.logical_or(tf.cast(terminations, tf.bool), tf.cast(truncations, tf.bool))
     cont = 1.0 - tf.cast(done, tf.float64)
@@ -20,7 +20,7 @@ def continuation(terminations, truncations):
     return tf.where(last_row[:, None], tf.zeros_like(cont), cont)
 
 
-def discounted_sum(inputs, discounts):
+def discounted_sum(inputs: tf.Tensor, discounts: tf.Tensor) -> tf.Tensor:
     """y_t = a_t + c_t y_{t+1} (y_T = 0) for a = ``inputs``, c = ``discounts``, both (T, N)."""
     steps = tf.shape(inputs)[0]
     index = tf.range(steps)
@@ -33,7 +33,10 @@ def discounted_sum(inputs, discounts):
     return tf.reduce_sum(products * inputs[None], axis=1)
 
 
-def compute_returns(rewards, terminations, truncations, gamma, next_values=None):
+def compute_returns(
+    rewards: tf.Tensor, terminations: tf.Tensor, truncations: tf.Tensor, gamma: float,
+    next_values: tf.Tensor | None = None,
+) -> tf.Tensor:
     """G_t = r_t + gamma (1 - term_t) [c_t G_{t+1} + (1 - c_t) V(s_{t+1})]; (T, N) -> (T, N)."""
     check_discount("gamma", gamma)
     check_trajectory_arrays(rewards, terminations, truncations, next_values=next_values)
@@ -46,7 +49,10 @@ def compute_returns(rewards, terminations, truncations, gamma, next_values=None)
     return discounted_sum(inputs, gamma * not_terminal * cont)
 
 
-def compute_gae(rewards, values, next_values, terminations, truncations, gamma, lam):
+def compute_gae(
+    rewards: tf.Tensor, values: tf.Tensor, next_values: tf.Tensor,
+    terminations: tf.Tensor, truncations: tf.Tensor, gamma: float, lam: float,
+) -> tuple[tf.Tensor, tf.Tensor]:
     """Generalised advantage estimation, equal to core.reference.returns.gae:
 
         delta_t = r_t + gamma (1 - term_t) V(s_{t+1}) - V(s_t)
@@ -64,7 +70,7 @@ def compute_gae(rewards, values, next_values, terminations, truncations, gamma, 
     return advantages, advantages + values
 
 
-def normalize_advantages(advantages, mask):
+def normalize_advantages(advantages: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     """(A - mean) / (std + eps) over mask == 1, population std (pinned in core.constants)."""
     count = tf.maximum(tf.reduce_sum(mask), 1.0)
     mean = tf.reduce_sum(advantages * mask) / count

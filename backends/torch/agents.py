@@ -5,6 +5,8 @@ in ``core/rl``; it calls :meth:`Agent.act` on a batch of observations and :meth:
 on a rollout of host arrays. The float64 oracle of ``update`` is core/reference/algorithms.py.
 """
 
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn as nn
@@ -15,12 +17,13 @@ from backends.torch.policy import GaussianPolicyNet, PolicyNet, ValueNet, masked
 from backends.torch.returns import compute_gae, compute_returns, normalize_advantages
 from backends.torch.runtime import resolve_dtype
 from core.reference.policy import ALGORITHMS, uses_value_net
+from core.rl.settings import ReinforceSettings
 
 ROLLOUT_KEYS = ("states", "next_states", "actions", "rewards", "terminations", "truncations",
                 "mask", "log_probs")
 
 
-def flatten(tensor):
+def flatten(tensor: torch.Tensor) -> torch.Tensor:
     """(T, N, ...) -> (T * N, ...)."""
     return tensor.reshape((-1,) + tuple(tensor.shape[2:]))
 
@@ -36,7 +39,10 @@ class Agent(nn.Module):
         dtype: ``"float32"`` or ``"float64"``.
     """
 
-    def __init__(self, algorithm, state_dim, action_dim, continuous, settings, dtype="float32"):
+    def __init__(
+        self, algorithm: str, state_dim: int, action_dim: int, continuous: bool,
+        settings: ReinforceSettings, dtype: str = "float32",
+    ) -> None:
         super().__init__()
         if algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm: expected one of {list(ALGORITHMS)}, got {algorithm!r}")
@@ -54,7 +60,7 @@ class Agent(nn.Module):
             return torch.as_tensor(array, dtype=resolve_dtype(self.dtype_name))
         return torch.as_tensor(array)
 
-    def act(self, states, noise):
+    def act(self, states: np.ndarray, noise: np.ndarray) -> dict[str, np.ndarray]:
         """Sample actions for a batch of observations (N, state_dim) with core's ``noise``.
 
         Returns ``{"actions": (N,) or (N, A), "log_probs": (N,)}`` as NumPy arrays.
@@ -64,11 +70,13 @@ class Agent(nn.Module):
         return {"actions": actions.numpy(), "log_probs": log_probs.numpy()}
 
     @torch.inference_mode()
-    def act_step(self, states, noise):
+    def act_step(
+        self, states: torch.Tensor, noise: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         return self.policy.sample(states, noise)
 
     @torch.no_grad()
-    def prepare(self, rollout):
+    def prepare(self, rollout: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Returns and advantages of a rollout (held fixed during the update), flattened."""
         s = self.settings
         states, next_states = rollout["states"], rollout["next_states"]
@@ -92,7 +100,9 @@ class Agent(nn.Module):
                 "advantages": flatten(advantages), "returns": flatten(returns),
                 "mask": flatten(mask), "old_log_probs": flatten(rollout["log_probs"])}
 
-    def compute_total_loss(self, batch):
+    def compute_total_loss(
+        self, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The algorithm's loss on a flat batch and its parts (see core/reference/algorithms)."""
         s, mask = self.settings, batch["mask"]
         log_probs, entropy = self.policy.log_prob_entropy(batch["states"], batch["actions"])
@@ -109,7 +119,9 @@ class Agent(nn.Module):
             loss = loss + s.vf_coef * metrics["value_loss"] - s.ent_coef * metrics["entropy"]
         return loss, {"loss": loss, **metrics}
 
-    def train_step(self, batch, learning_rate):
+    def train_step(
+        self, batch: dict[str, torch.Tensor], learning_rate: float
+    ) -> dict[str, torch.Tensor]:
         """One gradient step: loss, gradients of every parameter, one Adam update."""
         loss, metrics = self.compute_total_loss(batch)
         grads = torch.autograd.grad(loss, self.optimizer.parameters, allow_unused=True)
@@ -118,11 +130,13 @@ class Agent(nn.Module):
         self.optimizer.apply_gradients(grads, learning_rate)
         return {k: v.detach() for k, v in metrics.items()}
 
-    def train_minibatch(self, batch, indices, learning_rate):
+    def train_minibatch(
+        self, batch: dict[str, torch.Tensor], indices: torch.Tensor, learning_rate: float
+    ) -> dict[str, torch.Tensor]:
         """:meth:`train_step` on the rows ``indices`` (B_mb,) of a flat batch (PPO)."""
         return self.train_step({k: v[indices] for k, v in batch.items()}, learning_rate)
 
-    def update(self, rollout):
+    def update(self, rollout: dict[str, Any]) -> dict[str, float]:
         """One update from a rollout of host arrays (see core/reference/algorithms.py).
 
         Returns the metrics of the last gradient step as Python floats.

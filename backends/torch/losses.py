@@ -11,13 +11,18 @@ import torch
 from backends.torch.policy import masked_mean
 
 
-def ppo_clip_loss(log_probs, old_log_probs, advantages, clip_eps, mask=None):
+def ppo_clip_loss(
+    log_probs: torch.Tensor, old_log_probs: torch.Tensor, advantages: torch.Tensor,
+    clip_eps: float, mask: torch.Tensor | None = None,
+) -> torch.Tensor:
     """The PPO clipped surrogate, negated to be minimised; all inputs (B,)."""
     ratio = torch.exp(log_probs - old_log_probs)
     clipped = torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
     return -masked_mean(torch.minimum(ratio * advantages, clipped * advantages), mask)
 
 
-def value_loss(values, returns, mask=None):
+def value_loss(
+    values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """Half the mean squared error between V(s_t) and its target R_t; (B,), (B,) -> ()."""
     return 0.5 * masked_mean((values - returns) ** 2, mask)

@@ -21,41 +21,45 @@ from core.interfaces.rl import check_loss_inputs, check_policy_config
 LOG_2PI = math.log(2.0 * math.pi)
 
 
-def masked_mean(values, mask=None):
+def masked_mean(values: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """sum(values * mask) / max(sum(mask), 1): the mean over real (unpadded) steps."""
     if mask is None:
         return values.mean()
     return (values * mask).sum() / mask.sum().clamp(min=1.0)
 
 
-def categorical_log_prob(logits, actions):
+def categorical_log_prob(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
     """log pi(a|s) = log softmax(logits)_a; (B, A), (B,) -> (B,)."""
     return -F.cross_entropy(logits, actions.long(), reduction="none")
 
 
-def categorical_entropy(logits):
+def categorical_entropy(logits: torch.Tensor) -> torch.Tensor:
     """H = -sum_a pi(a|s) log pi(a|s); (B, A) -> (B,)."""
     log_p = F.log_softmax(logits, dim=-1)
     return -(log_p.exp() * log_p).sum(dim=-1)
 
 
-def sample_categorical(logits, gumbel_noise):
+def sample_categorical(logits: torch.Tensor, gumbel_noise: torch.Tensor) -> torch.Tensor:
     """Gumbel-max: argmax_a (logits_a + g_a) is a sample of softmax(logits); (B, A) -> (B,)."""
     return torch.argmax(logits + gumbel_noise, dim=-1)
 
 
-def gaussian_log_prob(mean, log_std, actions):
+def gaussian_log_prob(
+    mean: torch.Tensor, log_std: torch.Tensor, actions: torch.Tensor
+) -> torch.Tensor:
     """sum_d [-((a - mu) / sigma)^2 / 2 - log sigma - log(2 pi) / 2]; -> (B,)."""
     z = (actions - mean) / log_std.exp()
     return (-0.5 * z**2 - log_std - 0.5 * LOG_2PI).sum(dim=-1)
 
 
-def gaussian_entropy(mean, log_std):
+def gaussian_entropy(mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
     """H = sum_d [log sigma + (1 + log 2 pi) / 2], the same for every state; -> (B,)."""
     return (log_std + 0.5 * (1.0 + LOG_2PI)).expand_as(mean).sum(dim=-1)
 
 
-def sample_gaussian(mean, log_std, normal_noise):
+def sample_gaussian(
+    mean: torch.Tensor, log_std: torch.Tensor, normal_noise: torch.Tensor
+) -> torch.Tensor:
     """a = mu + sigma * eps, eps ~ N(0, 1) drawn by core."""
     return mean + log_std.exp() * normal_noise
 
@@ -74,7 +78,9 @@ class PolicyNet(nn.Module):
 
     continuous = False
 
-    def __init__(self, state_dim, hidden_dim, action_dim, dtype=None):
+    def __init__(
+        self, state_dim: int, hidden_dim: int, action_dim: int, dtype: str | None = None,
+    ) -> None:
         super().__init__()
         check_policy_config(state_dim, hidden_dim, action_dim)
         self.state_dim, self.hidden_dim, self.action_dim = state_dim, hidden_dim, action_dim
@@ -83,22 +89,29 @@ class PolicyNet(nn.Module):
         self.fc1 = nn.Linear(state_dim, hidden_dim, dtype=dtype)
         self.fc2 = nn.Linear(hidden_dim, action_dim, dtype=dtype)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.fc1(x))
         return self.fc2(x)
 
-    def log_prob_entropy(self, states, actions):
+    def log_prob_entropy(
+        self, states: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(log pi(a|s), H(pi(.|s)))``, each (B,)."""
         logits = self(states)
         return categorical_log_prob(logits, actions), categorical_entropy(logits)
 
-    def sample(self, states, noise):
+    def sample(
+        self, states: torch.Tensor, noise: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(actions (B,), log pi(actions|s) (B,))`` with Gumbel ``noise`` (B, action_dim)."""
         logits = self(states)
         actions = sample_categorical(logits, noise)
         return actions, categorical_log_prob(logits, actions)
 
-    def compute_loss(self, states, actions, returns, mask=None):
+    def compute_loss(
+        self, states: torch.Tensor, actions: torch.Tensor, returns: torch.Tensor,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """The listing's REINFORCE loss, mean_t[-log pi(a_t|s_t) G_t], over mask == 1."""
         check_loss_inputs(states.shape, actions.shape, returns.shape, self.state_dim)
         log_probs, _ = self.log_prob_entropy(states, actions)
@@ -113,16 +126,22 @@ class GaussianPolicyNet(PolicyNet):
 
     continuous = True
 
-    def __init__(self, state_dim, hidden_dim, action_dim, dtype=None):
+    def __init__(
+        self, state_dim: int, hidden_dim: int, action_dim: int, dtype: str | None = None,
+    ) -> None:
         super().__init__(state_dim, hidden_dim, action_dim, dtype)
         self.log_std = nn.Parameter(torch.zeros(action_dim, dtype=self.fc2.weight.dtype))
 
-    def log_prob_entropy(self, states, actions):
+    def log_prob_entropy(
+        self, states: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(log pi(a|s), H(pi(.|s)))``, each (B,)."""
         mean = self(states)
         return gaussian_log_prob(mean, self.log_std, actions), gaussian_entropy(mean, self.log_std)
 
-    def sample(self, states, noise):
+    def sample(
+        self, states: torch.Tensor, noise: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(actions (B, A), log pi(actions|s) (B,))`` with N(0, 1) ``noise`` (B, A)."""
         mean = self(states)
         actions = sample_gaussian(mean, self.log_std, noise)
@@ -132,7 +151,9 @@ class GaussianPolicyNet(PolicyNet):
 class ValueNet(nn.Module):
     """State-value network V(s): ``fc1`` (ReLU) then ``fc2`` with one output; (B, S) -> (B,)."""
 
-    def __init__(self, state_dim, hidden_dim, dtype=None):
+    def __init__(
+        self, state_dim: int, hidden_dim: int, dtype: str | None = None
+    ) -> None:
         super().__init__()
         check_policy_config(state_dim, hidden_dim, 1)
         self.state_dim, self.hidden_dim = state_dim, hidden_dim
@@ -140,6 +161,6 @@ class ValueNet(nn.Module):
         self.fc1 = nn.Linear(state_dim, hidden_dim, dtype=dtype)
         self.fc2 = nn.Linear(hidden_dim, 1, dtype=dtype)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.fc1(x))
         return self.fc2(x)[..., 0]  # (B, 1) -> (B,)

@@ -12,7 +12,7 @@ from core.constants import ADVANTAGE_EPS, ADVANTAGE_STD_DDOF
 from core.interfaces.rl import check_discount, check_trajectory_arrays
 
 
-def continuation(terminations, truncations):
+def continuation(terminations: torch.Tensor, truncations: torch.Tensor) -> torch.Tensor:
     """c_t = 1 if step t+1 continues the episode of step t (and t < T-1), else 0."""
     done = torch.logical_or(terminations.bool(), truncations.bool())
     cont = 1.0 - done.to(torch.get_default_dtype())
@@ -20,7 +20,7 @@ def continuation(terminations, truncations):
     return torch.where(last_row[:, None], torch.zeros_like(cont), cont)
 
 
-def discounted_sum(inputs, discounts):
+def discounted_sum(inputs: torch.Tensor, discounts: torch.Tensor) -> torch.Tensor:
     """y_t = a_t + c_t y_{t+1} (y_T = 0) for a = ``inputs``, c = ``discounts``, both (T, N)."""
     steps = inputs.shape[0]
     upper = torch.triu(torch.ones(steps, steps, dtype=torch.bool))  # k >= t
@@ -32,7 +32,10 @@ def discounted_sum(inputs, discounts):
     return (products * inputs[None]).sum(dim=1)
 
 
-def compute_returns(rewards, terminations, truncations, gamma, next_values=None):
+def compute_returns(
+    rewards: torch.Tensor, terminations: torch.Tensor, truncations: torch.Tensor, gamma: float,
+    next_values: torch.Tensor | None = None,
+) -> torch.Tensor:
     """G_t = r_t + gamma (1 - term_t) [c_t G_{t+1} + (1 - c_t) V(s_{t+1})]; (T, N) -> (T, N)."""
     check_discount("gamma", gamma)
     check_trajectory_arrays(rewards, terminations, truncations, next_values=next_values)
@@ -45,7 +48,10 @@ def compute_returns(rewards, terminations, truncations, gamma, next_values=None)
     return discounted_sum(inputs, gamma * not_terminal * cont)
 
 
-def compute_gae(rewards, values, next_values, terminations, truncations, gamma, lam):
+def compute_gae(
+    rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor,
+    terminations: torch.Tensor, truncations: torch.Tensor, gamma: float, lam: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Generalised advantage estimation, equal to core.reference.returns.gae:
 
         delta_t = r_t + gamma (1 - term_t) V(s_{t+1}) - V(s_t)
@@ -63,7 +69,7 @@ def compute_gae(rewards, values, next_values, terminations, truncations, gamma, 
     return advantages, advantages + values
 
 
-def normalize_advantages(advantages, mask):
+def normalize_advantages(advantages: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """(A - mean) / (std + eps) over mask == 1, population std (pinned in core.constants)."""
     count = mask.sum().clamp(min=1.0)
     mean = (advantages * mask).sum() / count
