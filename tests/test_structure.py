@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import pkgutil
 import subprocess
 import sys
@@ -71,11 +72,38 @@ def test_backend_packages_export_the_same_public_names(backends) -> None:
         assert hasattr(backends["torch"], name) and hasattr(backends["tf"], name), name
 
 
+# each Protocol of core/interfaces and the backend class(es) that implement it
+IMPLEMENTATIONS = {
+    "AttentionModule": ["MultiHeadAttention"],
+    "PolicyModule": ["PolicyNet"],
+    "Agent": ["Agent"],
+    "LanguageModel": ["GPT"],
+    "Trainer": ["LMTrainer"],
+}
+
+
+def _protocols() -> dict[str, type]:
+    found = {}
+    for info in pkgutil.iter_modules(interfaces.__path__, "core.interfaces."):
+        module = importlib.import_module(info.name)
+        for name, value in vars(module).items():
+            if isinstance(value, type) and getattr(value, "_is_protocol", False) and (
+                value.__module__ == info.name
+            ):
+                found[name] = value
+    return found
+
+
 def test_every_interface_has_an_implementation_in_both_backends(backends) -> None:
-    """Each Protocol in core.interfaces names a class both backends export."""
-    protocols = [n for n in interfaces.__all__ if n.endswith("Module")]
-    implementations = {"AttentionModule": "MultiHeadAttention"}
-    for protocol in protocols:
-        assert protocol in implementations, f"map {protocol} to its backend class here"
-        for backend in backends.values():
-            assert hasattr(backend, implementations[protocol])
+    """Each Protocol in core.interfaces is implemented, method for method, by both backends."""
+    protocols = _protocols()
+    assert sorted(protocols) == sorted(IMPLEMENTATIONS), "map each new Protocol here"
+    for protocol_name, protocol in protocols.items():
+        methods = [n for n, v in vars(protocol).items() if callable(v) and not n.startswith("_")]
+        for class_name in IMPLEMENTATIONS[protocol_name]:
+            for backend in backends.values():
+                implementation = getattr(backend, class_name)
+                for method in methods:
+                    assert callable(getattr(implementation, method, None)), (
+                        f"{backend.NAME}.{class_name} lacks {protocol_name}.{method}"
+                    )
