@@ -139,12 +139,17 @@ print("saved", path)
 # methods (later chapters) multiply by the advantage.
 
 # %%
+# The two fine-tuned models above trained separately, so their float32 weights have drifted
+# apart a little. To compare the frameworks, give both the *same* weights: torch's, copied.
+shared_weights = backends["torch"].export_params(finetuned["torch"])
+same_weights = {name: backend.import_params(backend.GPT(config, seed=None), shared_weights)
+                for name, backend in backends.items()}
 strategies = {"greedy": dict(greedy=True), "temperature 0.8": dict(temperature=0.8),
               "top-k 5": dict(top_k=5), "top-p 0.9": dict(top_p=0.9)}
 for label, sampling in strategies.items():
     texts = {}
     for name, backend in backends.items():
-        out = backend.generate(finetuned[name], prompt, 12, seed=7, **sampling)
+        out = backend.generate(same_weights[name], prompt, 12, seed=7, **sampling)
         texts[name] = tokenizer.decode(out.tokens[0])
     same = texts["torch"] == texts["tf"]
     print(f"{label:>16}: {texts['torch']!r}  same in both backends: {same}, "
