@@ -65,8 +65,9 @@ def fused_attention(
 
 def head_broadcast_mask(mask: torch.Tensor) -> torch.Tensor:
     """A mask broadcastable to (B, q_len, k_len) as (B or 1, 1, q_len or 1, k_len)."""
-    mask = mask.reshape((1,) * (3 - mask.dim()) + tuple(mask.shape))  # rank 3
-    return mask.unsqueeze(1)  # one mask for every head
+    for _ in range(3 - mask.dim()):  # rank 3
+        mask = mask[None]
+    return mask[:, None]  # one mask for every head
 
 
 class MultiHeadAttention(nn.Module):

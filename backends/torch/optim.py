@@ -61,7 +61,6 @@ class Adam:
         self, grads: Sequence[torch.Tensor], learning_rate: float
     ) -> torch.Tensor:
         """One step on every parameter (``grads`` in their order); returns the pre-clip norm."""
-        grads = list(grads)  # (TensorFlow turns embeddings' IndexedSlices gradients dense here)
         grads, norm = clip_by_global_norm(grads, self.max_grad_norm)
         self.step += 1
         bias1 = 1.0 - ADAM_BETA1**self.step
