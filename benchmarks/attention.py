@@ -5,8 +5,8 @@ Same shapes for all four modules (DESIGN.md: batch 16, length 128, d_model 256, 
 each pair (ours vs the framework's built-in) is measured in the same run, alternating, and
 reported as a ratio. Frameworks run one after the other, never at the same time.
 
-    torch: backends.torch.MultiHeadAttention   vs  a module on F.scaled_dot_product_attention
-    tf:    backends.tf.MultiHeadAttention      vs  keras.layers.MultiHeadAttention
+    torch: duetrl.backends.torch.MultiHeadAttention   vs  a module on F.scaled_dot_product_attention
+    tf:    duetrl.backends.tf.MultiHeadAttention      vs  keras.layers.MultiHeadAttention
            (both inside tf.function)
 """
 
@@ -18,8 +18,7 @@ import statistics
 import time
 
 import numpy as np
-
-from core.backend import load_backends
+from duetrl.core.backend import load_backends
 
 
 def time_alternating(steps: dict, repeats: int, warmup: int = 3) -> dict[str, float]:
@@ -40,8 +39,7 @@ def torch_steps(x_np: np.ndarray, d_model: int, heads: int) -> dict:
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
-
-    from backends.torch import MultiHeadAttention
+    from duetrl.backends.torch import MultiHeadAttention
 
     class SDPAAttention(nn.Module):
         """The built-in way: one fused qkv projection and F.scaled_dot_product_attention."""
@@ -74,8 +72,7 @@ def torch_steps(x_np: np.ndarray, d_model: int, heads: int) -> dict:
 def tf_steps(x_np: np.ndarray, d_model: int, heads: int) -> dict:
     import keras
     import tensorflow as tf
-
-    from backends.tf import MultiHeadAttention
+    from duetrl.backends.tf import MultiHeadAttention
 
     x = tf.constant(x_np, dtype=tf.float32)
     ours = MultiHeadAttention(d_model, heads)

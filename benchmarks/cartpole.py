@@ -24,8 +24,8 @@ WINDOW = 100
 
 
 def run_ours(algorithm: str, backend: str, seed: int, max_steps: int) -> dict:
-    from core.rl.settings import make_settings
-    from core.rl.train import Trainer
+    from duetrl.core.rl.settings import make_settings
+    from duetrl.core.rl.train import Trainer
 
     trainer = Trainer(algorithm, "CartPole-v1", backend, make_settings(algorithm), seed=seed,
                       total_steps=max_steps, threads=1)
@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the raw runs to this file")
     args = parser.parse_args()
 
-    from core.backend import load_backends
+    from duetrl.core.backend import load_backends
 
     load_backends(args.backends)  # torch first, then tf, before anything is timed
     methods = [(a, b) for a in args.algorithms for b in args.backends]

@@ -20,10 +20,9 @@ import statistics
 import time
 
 import numpy as np
-
-from core.backend import load_backends
-from core.lm.config import GPTConfig
-from core.lm.params import init_gpt_params
+from duetrl.core.backend import load_backends
+from duetrl.core.lm.config import GPTConfig
+from duetrl.core.lm.params import init_gpt_params
 
 
 def median_rate(step, tokens: int, repeats: int, warmup: int = 3) -> float:

@@ -1,7 +1,8 @@
 """Finding and loading the framework backends, lazily.
 
-``load_backend("torch")`` returns the module ``backends.torch``; ``load_backend("tf")`` returns
-``backends.tf``. Importing a backend imports its framework, so nothing here runs at start-up.
+``load_backend("torch")`` returns the module ``duetrl.backends.torch``; ``load_backend("tf")``
+returns ``duetrl.backends.tf``. Importing a backend imports its framework, so nothing here runs
+at start-up.
 torch is always imported before tensorflow when both are used in one process (Keras 3 notes a
 segfault in the other order on some builds).
 """
@@ -68,7 +69,7 @@ def load_backend(name: str) -> ModuleType:
             f"backend {backend!r} needs the package {package!r}, which is not installed; "
             f"install it with: {_INSTALL_HINT[backend]}"
         )
-    return importlib.import_module(f"backends.{backend}")
+    return importlib.import_module(f"duetrl.backends.{backend}")
 
 
 def load_backends(names: list[str] | tuple[str, ...] = BACKENDS) -> dict[str, ModuleType]:

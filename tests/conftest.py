@@ -9,8 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import pytest  # noqa: E402
-
-from core.backend import BACKENDS, load_backends  # noqa: E402
+from duetrl.core.backend import BACKENDS, load_backends  # noqa: E402
 
 _LOADED = load_backends(BACKENDS)  # torch before tensorflow, once
 for _module in _LOADED.values():
@@ -19,7 +18,7 @@ for _module in _LOADED.values():
 
 @pytest.fixture(scope="session")
 def backends() -> dict:
-    """``{"torch": backends.torch, "tf": backends.tf}``."""
+    """``{"torch": duetrl.backends.torch, "tf": duetrl.backends.tf}``."""
     return _LOADED
 
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from core.reference.attention import (
+from duetrl.core.reference.attention import (
     causal_mask,
     init_multi_head_attention_params,
     multi_head_attention,
     scaled_dot_product_attention,
     softmax,
 )
-from core.tolerances import assert_close
+from duetrl.core.tolerances import assert_close
 
 D_MODEL, HEADS = 16, 4
 

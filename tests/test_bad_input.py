@@ -7,8 +7,7 @@ import re
 
 import numpy as np
 import pytest
-
-from core.backend import available_backends, canonical_backend_name, load_backend
+from duetrl.core.backend import available_backends, canonical_backend_name, load_backend
 
 
 def call(backend, q_shape, k_shape, v_shape, mask_shape=None, d_model=8, heads=2):
@@ -58,7 +57,7 @@ def test_unknown_backend_lists_the_known_ones() -> None:
 def test_missing_framework_is_named_with_its_install_command(monkeypatch) -> None:
     import importlib.util
 
-    import core.backend as backend_module
+    import duetrl.core.backend as backend_module
 
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(

@@ -7,8 +7,7 @@ import subprocess
 import sys
 
 import pytest
-
-from core.cli import main
+from duetrl.core.cli import main
 
 
 def test_info_json_lists_both_backends(capsys) -> None:
@@ -47,7 +46,7 @@ def test_bad_argument_is_one_clear_line_not_a_traceback(capsys) -> None:
 
 
 def test_console_script_runs_as_a_module() -> None:
-    result = subprocess.run([sys.executable, "-m", "core", "--help"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "duetrl", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
     for command in ("info", "compare", "notebooks", "demo"):
         assert command in result.stdout

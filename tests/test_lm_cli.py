@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from core.cli import main
+from duetrl.core.cli import main
 
 TINY = [
     "--n-layer",

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from core.lm.config import GPTConfig
-from core.lm.params import init_gpt_params
-from core.lm.sampling import choose_tokens, filter_logits, log_softmax
-from core.reference.gpt import gpt_forward
-from core.tolerances import assert_close
+from duetrl.core.lm.config import GPTConfig
+from duetrl.core.lm.params import init_gpt_params
+from duetrl.core.lm.sampling import choose_tokens, filter_logits, log_softmax
+from duetrl.core.reference.gpt import gpt_forward
+from duetrl.core.tolerances import assert_close
 
 CONFIG = GPTConfig(vocab_size=17, block_size=24, n_layer=2, n_head=2, n_embd=32)
 SAMPLING = {

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from core.constants import LAYER_NORM_EPS
-from core.lm.config import GPTConfig
-from core.lm.params import gpt2_to_canonical, init_gpt_params, param_shapes
-from core.reference.gpt import cross_entropy, gpt_forward, gpt_loss
-from core.tolerances import assert_close
+from duetrl.core.constants import LAYER_NORM_EPS
+from duetrl.core.lm.config import GPTConfig
+from duetrl.core.lm.params import gpt2_to_canonical, init_gpt_params, param_shapes
+from duetrl.core.reference.gpt import cross_entropy, gpt_forward, gpt_loss
+from duetrl.core.tolerances import assert_close
 
 CONFIG = GPTConfig(vocab_size=13, block_size=8, n_layer=2, n_head=2, n_embd=32)
 TOL = {"float64": "float64", "float32": "float32_model"}
@@ -211,7 +210,7 @@ def test_config_validation():
 
 
 def test_both_backends_export_the_language_model_names(backends):
-    from core.interfaces.lm import LM_NAMES
+    from duetrl.core.interfaces.lm import LM_NAMES
 
     for name, backend in backends.items():
         missing = [n for n in LM_NAMES if n not in backend.__all__ or not hasattr(backend, n)]

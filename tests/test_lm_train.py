@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from core.lm.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from core.lm.config import GPTConfig
-from core.lm.corpora import MarkovChain
-from core.lm.data import TokenData
-from core.lm.params import init_gpt_params
-from core.lm.train import TrainConfig, learning_rate_at, train
-from core.reference.optim import adam_step, clip_by_global_norm
-from core.tolerances import assert_close
-from core.weights import CheckpointError
+from duetrl.core.lm.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from duetrl.core.lm.config import GPTConfig
+from duetrl.core.lm.corpora import MarkovChain
+from duetrl.core.lm.data import TokenData
+from duetrl.core.lm.params import init_gpt_params
+from duetrl.core.lm.train import TrainConfig, learning_rate_at, train
+from duetrl.core.reference.optim import adam_step, clip_by_global_norm
+from duetrl.core.tolerances import assert_close
+from duetrl.core.weights import CheckpointError
 
 CONFIG = GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16)
 TOL = {"float64": "float64", "float32": "float32_model"}

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from core.initializers import cast_params
-from core.reference import algorithms as ref
-from core.reference.policy import init_agent_params
-from core.rl.settings import make_settings
-from core.rl.train import Trainer
-from core.tolerances import assert_close
+from duetrl.core.initializers import cast_params
+from duetrl.core.reference import algorithms as ref
+from duetrl.core.reference.policy import init_agent_params
+from duetrl.core.rl.settings import make_settings
+from duetrl.core.rl.train import Trainer
+from duetrl.core.tolerances import assert_close
 
 ALGORITHMS = ["reinforce", "reinforce_baseline", "ppo"]
 T, N, STATE, ACTIONS = 6, 3, 4, 2

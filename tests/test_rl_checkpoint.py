@@ -4,10 +4,9 @@
 from __future__ import annotations
 
 import numpy as np
-
-from core.rl.settings import make_settings
-from core.rl.train import Trainer
-from core.tolerances import assert_close
+from duetrl.core.rl.settings import make_settings
+from duetrl.core.rl.train import Trainer
+from duetrl.core.tolerances import assert_close
 
 
 def make(backend: str) -> Trainer:

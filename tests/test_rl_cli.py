@@ -8,9 +8,8 @@ import re
 import gymnasium as gym
 import numpy as np
 import pytest
-
-from core.cli import main
-from core.envs import IdentityEnv
+from duetrl.core.cli import main
+from duetrl.core.envs import IdentityEnv
 
 
 class NaNRewardEnv(IdentityEnv):
@@ -96,7 +95,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
     assert code == 2
     failed = int(re.search(r"loss: became nan at update (\d+) \(env step \d+\)", err).group(1))
     assert f"(update {failed - 1}) is kept" in err
-    from core.weights import load_params
+    from duetrl.core.weights import load_params
 
     params, metadata = load_params(out / "checkpoint.safetensors")
     assert metadata["updates"] == failed - 1
@@ -122,7 +121,7 @@ def test_ctrl_c_stops_after_the_update_and_leaves_a_usable_checkpoint(tmp_path):
     import time
 
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "core", "train", "ppo", "--env", "CartPole-v1",
+    command = [sys.executable, "-m", "duetrl", "train", "ppo", "--env", "CartPole-v1",
                "--total-steps", "100000000", "--out", str(out), "--quiet", "--num-envs", "2"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, env={**os.environ, "DUETRL_QUICK": "1"})
@@ -135,7 +134,7 @@ def test_ctrl_c_stops_after_the_update_and_leaves_a_usable_checkpoint(tmp_path):
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
-    from core.weights import load_params
+    from duetrl.core.weights import load_params
 
     params, metadata = load_params(out / "checkpoint.safetensors")
     assert metadata["updates"] >= 3 and metadata["algorithm"] == "ppo"

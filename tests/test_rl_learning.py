@@ -6,9 +6,8 @@ Thresholds sit well below what the seeded runs reach (noted per case) and well a
 from __future__ import annotations
 
 import pytest
-
-from core.rl.settings import make_settings
-from core.rl.train import Trainer
+from duetrl.core.rl.settings import make_settings
+from duetrl.core.rl.train import Trainer
 
 pytestmark = pytest.mark.slow
 

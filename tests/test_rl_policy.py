@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from core.initializers import cast_params
-from core.reference import algorithms as ref
-from core.reference.optim import adam_step
-from core.reference.policy import (
+from duetrl.core.initializers import cast_params
+from duetrl.core.reference import algorithms as ref
+from duetrl.core.reference.optim import adam_step
+from duetrl.core.reference.policy import (
     categorical_entropy,
     categorical_log_prob,
     gaussian_log_prob,
@@ -17,8 +16,8 @@ from core.reference.policy import (
     mlp_forward,
     sample_categorical,
 )
-from core.rl.settings import make_settings
-from core.tolerances import assert_close
+from duetrl.core.rl.settings import make_settings
+from duetrl.core.tolerances import assert_close
 
 STATE, ACTIONS, HIDDEN, BATCH = 4, 3, 8, 10
 

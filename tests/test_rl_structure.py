@@ -40,8 +40,8 @@ def test_backends_export_the_same_names_in_the_same_order(backends):
 
 
 def test_rl_core_imports_no_framework():
-    modules = ["core.rl.train", "core.rl.session", "core.rl.compare", "core.cli.rl",
-               "core.cli.demo", "core.reference.algorithms", "core.envs", "core.cli"]
+    modules = ["duetrl.core.rl.train", "duetrl.core.rl.session", "duetrl.core.rl.compare", "duetrl.core.cli.rl",
+               "duetrl.core.cli.demo", "duetrl.core.reference.algorithms", "duetrl.core.envs", "duetrl.core.cli"]
     code = (f"import sys; import {', '.join(modules)}; "
             "bad = [m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
@@ -52,9 +52,8 @@ def test_rl_core_imports_no_framework():
 
 def test_identity_envs_pass_gymnasiums_checker():
     import gymnasium as gym
+    from duetrl.core.envs import ENV_IDS
     from gymnasium.utils.env_checker import check_env
-
-    from core.envs import ENV_IDS
 
     for env_id in ENV_IDS:
         check_env(gym.make(env_id).unwrapped)

@@ -7,9 +7,8 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
-
-from core.rl.settings import make_settings
-from core.rl.train import Trainer
+from duetrl.core.rl.settings import make_settings
+from duetrl.core.rl.train import Trainer
 
 
 class ConstantRewardEnv(gym.Env):

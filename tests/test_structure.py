@@ -9,10 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duetrl.core as core
 import pytest
-
-import core
-from core import interfaces
+from duetrl.core import interfaces
 
 ROOT = Path(__file__).parent.parent
 FRAMEWORKS = ("torch", "tensorflow", "keras")
@@ -20,7 +19,7 @@ FRAMEWORKS = ("torch", "tensorflow", "keras")
 
 def test_core_imports_no_framework() -> None:
     """Import every core module in a fresh interpreter; no framework may come with them."""
-    modules = [m.name for m in pkgutil.walk_packages(core.__path__, "core.") if m.name != "core.__main__"]
+    modules = [m.name for m in pkgutil.walk_packages(core.__path__, "duetrl.core.")]
     code = (
         "import importlib, sys\n"
         f"for m in {modules!r}: importlib.import_module(m)\n"
@@ -84,7 +83,7 @@ IMPLEMENTATIONS = {
 
 def _protocols() -> dict[str, type]:
     found = {}
-    for info in pkgutil.iter_modules(interfaces.__path__, "core.interfaces."):
+    for info in pkgutil.iter_modules(interfaces.__path__, "duetrl.core.interfaces."):
         module = importlib.import_module(info.name)
         for name, value in vars(module).items():
             if isinstance(value, type) and getattr(value, "_is_protocol", False) and (
@@ -95,7 +94,7 @@ def _protocols() -> dict[str, type]:
 
 
 def test_every_interface_has_an_implementation_in_both_backends(backends) -> None:
-    """Each Protocol in core.interfaces is implemented, method for method, by both backends."""
+    """Each Protocol in duetrl.core.interfaces is implemented, method for method, by both backends."""
     protocols = _protocols()
     assert sorted(protocols) == sorted(IMPLEMENTATIONS), "map each new Protocol here"
     for protocol_name, protocol in protocols.items():

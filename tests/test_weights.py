@@ -6,9 +6,8 @@ import os
 
 import numpy as np
 import pytest
-
-from core.reference.attention import init_multi_head_attention_params
-from core.weights import (
+from duetrl.core.reference.attention import init_multi_head_attention_params
+from duetrl.core.weights import (
     CheckpointError,
     atomic_write,
     describe,

@@ -24,17 +24,16 @@
 
 # %%
 import numpy as np
-
-from core.backend import load_backends
-from core.plots import plot_attention_heatmaps
-from core.reference.attention import (
+from duetrl.core.backend import load_backends
+from duetrl.core.plots import plot_attention_heatmaps
+from duetrl.core.reference.attention import (
     causal_mask,
     init_multi_head_attention_params,
     multi_head_attention,
     scaled_dot_product_attention,
 )
-from core.tolerances import assert_close, max_abs_error
-from core.tutorial import figure_dir, quick_mode
+from duetrl.core.tolerances import assert_close, max_abs_error
+from duetrl.core.tutorial import figure_dir, quick_mode
 
 rng = np.random.default_rng(0)
 

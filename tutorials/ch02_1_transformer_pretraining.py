@@ -29,18 +29,17 @@
 
 # %%
 import numpy as np
-
-from core.backend import load_backends
-from core.lm.config import GPTConfig
-from core.lm.corpora import MarkovChain, template_text
-from core.lm.data import TokenData
-from core.lm.params import init_gpt_params
-from core.lm.tokenizers import CharTokenizer
-from core.lm.train import TrainConfig, plot_history, train
-from core.plots import plot_attention_heatmaps
-from core.reference.gpt import gpt_forward
-from core.tolerances import assert_close, max_abs_error
-from core.tutorial import figure_dir, quick_mode
+from duetrl.core.backend import load_backends
+from duetrl.core.lm.config import GPTConfig
+from duetrl.core.lm.corpora import MarkovChain, template_text
+from duetrl.core.lm.data import TokenData
+from duetrl.core.lm.params import init_gpt_params
+from duetrl.core.lm.tokenizers import CharTokenizer
+from duetrl.core.lm.train import TrainConfig, plot_history, train
+from duetrl.core.plots import plot_attention_heatmaps
+from duetrl.core.reference.gpt import gpt_forward
+from duetrl.core.tolerances import assert_close, max_abs_error
+from duetrl.core.tutorial import figure_dir, quick_mode
 
 QUICK = quick_mode()
 backends = load_backends(["torch", "tf"])  # torch is imported first, always
@@ -123,7 +122,7 @@ print("saved", path)
 
 # %% [markdown]
 # The two curves lie on top of each other: same weights, same batches, same optimiser
-# constants (pinned in `core.constants`: torch and Keras have different defaults).
+# constants (pinned in `duetrl.core.constants`: torch and Keras have different defaults).
 #
 # ## 4. English text and what the model attends to
 #

@@ -24,14 +24,13 @@
 
 # %%
 import numpy as np
-
-from core.backend import load_backends
-from core.plots import plot_curves
-from core.reference.returns import gae
-from core.rl.compare import compare, format_results
-from core.rl.settings import make_settings
-from core.tolerances import assert_close
-from core.tutorial import figure_dir, quick_mode
+from duetrl.core.backend import load_backends
+from duetrl.core.plots import plot_curves
+from duetrl.core.reference.returns import gae
+from duetrl.core.rl.compare import compare, format_results
+from duetrl.core.rl.settings import make_settings
+from duetrl.core.tolerances import assert_close
+from duetrl.core.tutorial import figure_dir, quick_mode
 
 backends = load_backends(["torch", "tf"])
 

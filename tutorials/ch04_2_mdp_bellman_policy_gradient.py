@@ -22,12 +22,11 @@
 
 # %%
 import numpy as np
-
-from core.backend import load_backends
-from core.plots import plot_curves
-from core.reference.returns import discounted_returns
-from core.tolerances import assert_close
-from core.tutorial import figure_dir, quick_mode
+from duetrl.core.backend import load_backends
+from duetrl.core.plots import plot_curves
+from duetrl.core.reference.returns import discounted_returns
+from duetrl.core.tolerances import assert_close
+from duetrl.core.tutorial import figure_dir, quick_mode
 
 rng = np.random.default_rng(0)
 

@@ -28,15 +28,14 @@ import time
 
 import gymnasium as gym
 import numpy as np
-
-from core.backend import load_backends
-from core.initializers import cast_params
-from core.plots import plot_curves
-from core.reference.policy import init_agent_params
-from core.rl.settings import make_settings
-from core.rl.train import Trainer
-from core.tolerances import max_abs_error
-from core.tutorial import figure_dir, quick_mode
+from duetrl.core.backend import load_backends
+from duetrl.core.initializers import cast_params
+from duetrl.core.plots import plot_curves
+from duetrl.core.reference.policy import init_agent_params
+from duetrl.core.rl.settings import make_settings
+from duetrl.core.rl.train import Trainer
+from duetrl.core.tolerances import max_abs_error
+from duetrl.core.tutorial import figure_dir, quick_mode
 
 backends = load_backends(["torch", "tf"])
 for backend in backends.values():

@@ -24,16 +24,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from core.backend import load_backends
-from core.lm.checkpoint import load_checkpoint
-from core.lm.config import GPTConfig
-from core.lm.corpora import digits_text, pydoc_text
-from core.lm.data import TokenData
-from core.lm.tokenizers import CharTokenizer
-from core.lm.train import TrainConfig, evaluate, plot_history, train
-from core.plots import plot_curves
-from core.tutorial import figure_dir, quick_mode
+from duetrl.core.backend import load_backends
+from duetrl.core.lm.checkpoint import load_checkpoint
+from duetrl.core.lm.config import GPTConfig
+from duetrl.core.lm.corpora import digits_text, pydoc_text
+from duetrl.core.lm.data import TokenData
+from duetrl.core.lm.tokenizers import CharTokenizer
+from duetrl.core.lm.train import TrainConfig, evaluate, plot_history, train
+from duetrl.core.plots import plot_curves
+from duetrl.core.tutorial import figure_dir, quick_mode
 
 QUICK = quick_mode()
 backends = load_backends(["torch", "tf"])

@@ -1,14 +1,14 @@
 """duetrl's TensorFlow + Keras 3 backend. Its public names are the same as in the other backend."""
 
-from backends.tf.agents import Agent
-from backends.tf.attention import (
+from duetrl.backends.tf.agents import Agent
+from duetrl.backends.tf.attention import (
     MultiHeadAttention,
     fused_attention,
     head_broadcast_mask,
     scaled_dot_product_attention,
 )
-from backends.tf.autodiff import compile_forward_backward, loss_and_gradients, probe_loss
-from backends.tf.generation import (
+from duetrl.backends.tf.autodiff import compile_forward_backward, loss_and_gradients, probe_loss
+from duetrl.backends.tf.generation import (
     Decoder,
     cached_self_attention,
     forward_with_cache,
@@ -16,10 +16,10 @@ from backends.tf.generation import (
     new_kv_cache,
     split_heads,
 )
-from backends.tf.gpt import GPT, MLP, Block
-from backends.tf.losses import ppo_clip_loss, value_loss
-from backends.tf.optim import Adam, clip_by_global_norm
-from backends.tf.policy import (
+from duetrl.backends.tf.gpt import GPT, MLP, Block
+from duetrl.backends.tf.losses import ppo_clip_loss, value_loss
+from duetrl.backends.tf.optim import Adam, clip_by_global_norm
+from duetrl.backends.tf.policy import (
     GaussianPolicyNet,
     PolicyNet,
     ValueNet,
@@ -31,15 +31,15 @@ from backends.tf.policy import (
     sample_categorical,
     sample_gaussian,
 )
-from backends.tf.reinforce import compute_returns_listing, reinforce
-from backends.tf.returns import (
+from duetrl.backends.tf.reinforce import compute_returns_listing, reinforce
+from duetrl.backends.tf.returns import (
     compute_gae,
     compute_returns,
     continuation,
     discounted_sum,
     normalize_advantages,
 )
-from backends.tf.runtime import (
+from duetrl.backends.tf.runtime import (
     NAME,
     as_tensor,
     framework_version,
@@ -49,8 +49,8 @@ from backends.tf.runtime import (
     set_seed,
     to_numpy,
 )
-from backends.tf.training import LMTrainer, cross_entropy_loss
-from backends.tf.weights import export_params, import_params
+from duetrl.backends.tf.training import LMTrainer, cross_entropy_loss
+from duetrl.backends.tf.weights import export_params, import_params
 
 __all__ = [
     "Block",

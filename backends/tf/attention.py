@@ -10,10 +10,9 @@ import math
 
 import keras
 import tensorflow as tf
-
-from backends.tf.runtime import resolve_dtype
-from core.constants import MASK_FILL_VALUE
-from core.interfaces.attention import check_attention_config, check_attention_inputs
+from duetrl.backends.tf.runtime import resolve_dtype
+from duetrl.core.constants import MASK_FILL_VALUE
+from duetrl.core.interfaces.attention import check_attention_config, check_attention_inputs
 
 
 def scaled_dot_product_attention(
@@ -83,7 +82,7 @@ class MultiHeadAttention(keras.layers.Layer):
         self.num_heads = num_heads
         self.head_dim = d_model // num_heads
 
-        # pinned initialiser (core.initializers): Glorot-uniform kernels, zero biases
+        # pinned initialiser (duetrl.core.initializers): Glorot-uniform kernels, zero biases
         dense = dict(kernel_initializer="glorot_uniform", bias_initializer="zeros")
         self.q_linear = keras.layers.Dense(d_model, dtype=self.dtype_policy, **dense)
         self.k_linear = keras.layers.Dense(d_model, dtype=self.dtype_policy, **dense)

@@ -6,8 +6,7 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
-
-from backends.tf.weights import _canonical_variables
+from duetrl.backends.tf.weights import _canonical_variables
 
 
 def loss_and_gradients(

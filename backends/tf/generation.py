@@ -5,7 +5,7 @@ token. With one, the keys and values of past positions are kept, so a new token 
 its own q, k, v and attends to the cache. The cache is preallocated to ``block_size``
 positions and written at a position index, so shapes stay fixed and ``tf.function`` traces
 once. Token choice (greedy, temperature, top-k, top-p) happens on host arrays in
-``core.lm.sampling``, so both backends pick the same tokens.
+``duetrl.core.lm.sampling``, so both backends pick the same tokens.
 """
 
 from __future__ import annotations
@@ -15,12 +15,11 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-
-from backends.tf.attention import MultiHeadAttention, fused_attention
-from backends.tf.gpt import GPT
-from core.lm.config import check_token_shape
-from core.lm.sampling import Generation
-from core.lm.sampling import generate as sample_from
+from duetrl.backends.tf.attention import MultiHeadAttention, fused_attention
+from duetrl.backends.tf.gpt import GPT
+from duetrl.core.lm.config import check_token_shape
+from duetrl.core.lm.sampling import Generation
+from duetrl.core.lm.sampling import generate as sample_from
 
 
 def new_kv_cache(model: GPT, batch_size: int) -> tf.Tensor:
@@ -121,7 +120,7 @@ def _compiled_step(model, batch_size, kind):
 
 class Decoder:
     """A stateful ``next_logits(new_tokens, start) -> (B, V)`` NumPy logits, for
-    ``core.lm.sampling.generate``: with a KV cache, or recomputing the whole prefix."""
+    ``duetrl.core.lm.sampling.generate``: with a KV cache, or recomputing the whole prefix."""
 
     def __init__(self, model: GPT, batch_size: int, use_cache: bool = True) -> None:
         self.model, self.use_cache = model, use_cache
@@ -145,17 +144,18 @@ class Decoder:
 def generate(
     model: GPT, prompt: np.ndarray, max_new_tokens: int, use_cache: bool = True, **sampling: Any
 ) -> Generation:
-    """Generate tokens and their log-probabilities; see ``core.lm.sampling.generate``.
+    """Generate tokens and their log-probabilities; see ``duetrl.core.lm.sampling.generate``.
 
     Args:
-        model: a :class:`backends.tf.gpt.GPT` (called with training=False here).
+        model: a :class:`duetrl.backends.tf.gpt.GPT` (called with training=False here).
         prompt: token ids ``(T,)`` or ``(B, T)``.
         max_new_tokens: number of tokens to add (prompt + new <= block_size).
         use_cache: use the KV cache (same tokens, much faster).
         **sampling: ``greedy``, ``temperature``, ``top_k``, ``top_p``, ``seed``.
 
     Returns:
-        a ``core.lm.sampling.Generation`` (tokens, new_tokens, log_probs, sampling_log_probs).
+        a ``duetrl.core.lm.sampling.Generation``
+        (tokens, new_tokens, log_probs, sampling_log_probs).
     """
     prompt = np.asarray(prompt)
     batch_size = prompt.shape[0] if prompt.ndim == 2 else 1

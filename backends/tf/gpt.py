@@ -18,12 +18,11 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
-
-from backends.tf.attention import MultiHeadAttention
-from backends.tf.runtime import resolve_dtype
-from backends.tf.weights import import_params
-from core.lm.config import GPTConfig, check_id_bounds, check_token_shape
-from core.lm.params import gpt2_to_canonical, init_gpt_params
+from duetrl.backends.tf.attention import MultiHeadAttention
+from duetrl.backends.tf.runtime import resolve_dtype
+from duetrl.backends.tf.weights import import_params
+from duetrl.core.lm.config import GPTConfig, check_id_bounds, check_token_shape
+from duetrl.core.lm.params import gpt2_to_canonical, init_gpt_params
 
 
 class MLP(keras.layers.Layer):
@@ -74,9 +73,9 @@ class GPT(keras.Model):
     """A GPT decoder: ``GPT(config)(idx)`` maps token ids (B, T) to logits (B, T, vocab).
 
     Args:
-        config: a :class:`core.lm.config.GPTConfig`.
+        config: a :class:`duetrl.core.lm.config.GPTConfig`.
         dtype: parameter dtype (``"float32"`` by default, ``"float64"`` for tests).
-        seed: seed of the NumPy initialiser (core.lm.params.init_gpt_params), so that both
+        seed: seed of the NumPy initialiser (duetrl.core.lm.params.init_gpt_params), so that both
             backends start from the same weights (None: skip it, for weights about to be
             overwritten, as in :meth:`from_gpt2`).
 

@@ -7,8 +7,7 @@
 """
 
 import tensorflow as tf
-
-from backends.tf.policy import masked_mean
+from duetrl.backends.tf.policy import masked_mean
 
 
 def ppo_clip_loss(

@@ -14,9 +14,8 @@ from typing import Any
 
 import keras
 import tensorflow as tf
-
-from backends.tf.runtime import resolve_dtype
-from core.interfaces.rl import check_loss_inputs, check_policy_config
+from duetrl.backends.tf.runtime import resolve_dtype
+from duetrl.core.interfaces.rl import check_loss_inputs, check_policy_config
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -86,7 +85,7 @@ class PolicyNet(keras.Model):
         super().__init__(dtype=resolve_dtype(dtype or "float32"), **kwargs)
         check_policy_config(state_dim, hidden_dim, action_dim)
         self.state_dim, self.hidden_dim, self.action_dim = state_dim, hidden_dim, action_dim
-        # initial weights come from core (core.reference.policy.init_agent_params)
+        # initial weights come from core (duetrl.core.reference.policy.init_agent_params)
         self.fc1 = keras.layers.Dense(hidden_dim, activation="relu", dtype=self.dtype_policy)
         self.fc2 = keras.layers.Dense(action_dim, dtype=self.dtype_policy)
 

@@ -13,10 +13,9 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-
-from backends.tf.optim import Adam
-from backends.tf.policy import PolicyNet
-from backends.tf.returns import compute_returns
+from duetrl.backends.tf.optim import Adam
+from duetrl.backends.tf.policy import PolicyNet
+from duetrl.backends.tf.returns import compute_returns
 
 
 def compute_returns_listing(

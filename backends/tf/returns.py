@@ -7,9 +7,8 @@ step and environment at once, as y_t = sum_{k >= t} (prod_{t <= j < k} c_j) a_k,
 """
 
 import tensorflow as tf
-
-from core.constants import ADVANTAGE_EPS, ADVANTAGE_STD_DDOF
-from core.interfaces.rl import check_discount, check_trajectory_arrays
+from duetrl.core.constants import ADVANTAGE_EPS, ADVANTAGE_STD_DDOF
+from duetrl.core.interfaces.rl import check_discount, check_trajectory_arrays
 
 
 def continuation(terminations: tf.Tensor, truncations: tf.Tensor) -> tf.Tensor:
@@ -53,7 +52,7 @@ def compute_gae(
     rewards: tf.Tensor, values: tf.Tensor, next_values: tf.Tensor,
     terminations: tf.Tensor, truncations: tf.Tensor, gamma: float, lam: float,
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """Generalised advantage estimation, equal to core.reference.returns.gae:
+    """Generalised advantage estimation, equal to duetrl.core.reference.returns.gae:
 
         delta_t = r_t + gamma (1 - term_t) V(s_{t+1}) - V(s_t)
         A_t     = delta_t + gamma lam c_t A_{t+1}
@@ -71,7 +70,7 @@ def compute_gae(
 
 
 def normalize_advantages(advantages: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """(A - mean) / (std + eps) over mask == 1, population std (pinned in core.constants)."""
+    """(A - mean) / (std + eps) over mask == 1, population std (pinned in duetrl.core.constants)."""
     count = tf.maximum(tf.reduce_sum(mask), 1.0)
     mean = tf.reduce_sum(advantages * mask) / count
     squares = tf.reduce_sum(((advantages - mean) * mask) ** 2)

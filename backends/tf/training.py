@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
-
-from backends.tf.gpt import GPT
-from backends.tf.optim import Adam
-from core.constants import ADAMW_WEIGHT_DECAY, GRAD_CLIP_NORM
+from duetrl.backends.tf.gpt import GPT
+from duetrl.backends.tf.optim import Adam
+from duetrl.core.constants import ADAMW_WEIGHT_DECAY, GRAD_CLIP_NORM
 
 
 def cross_entropy_loss(logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:

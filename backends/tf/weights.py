@@ -1,4 +1,4 @@
-"""Moving parameters between a Keras 3 layer and the canonical dictionary (core.weights).
+"""Moving parameters between a Keras 3 layer and the canonical dictionary (duetrl.core.weights).
 
 Canonical names are the attribute paths (``q_linear.kernel``); a Dense kernel is already
 ``(in, out)``, so nothing is transposed here. LayerNormalization's gamma/beta become
@@ -9,8 +9,7 @@ from collections.abc import Mapping
 
 import keras
 import numpy as np
-
-from core.weights import CheckpointError, check_names
+from duetrl.core.weights import CheckpointError, check_names
 
 # framework variable name -> canonical name, per layer type
 _RENAMES = {

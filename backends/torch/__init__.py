@@ -1,14 +1,14 @@
 """duetrl's PyTorch backend. Its public names are the same as in the other backend."""
 
-from backends.torch.agents import Agent
-from backends.torch.attention import (
+from duetrl.backends.torch.agents import Agent
+from duetrl.backends.torch.attention import (
     MultiHeadAttention,
     fused_attention,
     head_broadcast_mask,
     scaled_dot_product_attention,
 )
-from backends.torch.autodiff import compile_forward_backward, loss_and_gradients, probe_loss
-from backends.torch.generation import (
+from duetrl.backends.torch.autodiff import compile_forward_backward, loss_and_gradients, probe_loss
+from duetrl.backends.torch.generation import (
     Decoder,
     cached_self_attention,
     forward_with_cache,
@@ -16,10 +16,10 @@ from backends.torch.generation import (
     new_kv_cache,
     split_heads,
 )
-from backends.torch.gpt import GPT, MLP, Block
-from backends.torch.losses import ppo_clip_loss, value_loss
-from backends.torch.optim import Adam, clip_by_global_norm
-from backends.torch.policy import (
+from duetrl.backends.torch.gpt import GPT, MLP, Block
+from duetrl.backends.torch.losses import ppo_clip_loss, value_loss
+from duetrl.backends.torch.optim import Adam, clip_by_global_norm
+from duetrl.backends.torch.policy import (
     GaussianPolicyNet,
     PolicyNet,
     ValueNet,
@@ -31,15 +31,15 @@ from backends.torch.policy import (
     sample_categorical,
     sample_gaussian,
 )
-from backends.torch.reinforce import compute_returns_listing, reinforce
-from backends.torch.returns import (
+from duetrl.backends.torch.reinforce import compute_returns_listing, reinforce
+from duetrl.backends.torch.returns import (
     compute_gae,
     compute_returns,
     continuation,
     discounted_sum,
     normalize_advantages,
 )
-from backends.torch.runtime import (
+from duetrl.backends.torch.runtime import (
     NAME,
     as_tensor,
     framework_version,
@@ -49,8 +49,8 @@ from backends.torch.runtime import (
     set_seed,
     to_numpy,
 )
-from backends.torch.training import LMTrainer, cross_entropy_loss
-from backends.torch.weights import export_params, import_params
+from duetrl.backends.torch.training import LMTrainer, cross_entropy_loss
+from duetrl.backends.torch.weights import export_params, import_params
 
 __all__ = [
     "Block",

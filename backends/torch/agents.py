@@ -10,14 +10,13 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
-
-from backends.torch.losses import ppo_clip_loss, value_loss
-from backends.torch.optim import Adam
-from backends.torch.policy import GaussianPolicyNet, PolicyNet, ValueNet, masked_mean
-from backends.torch.returns import compute_gae, compute_returns, normalize_advantages
-from backends.torch.runtime import resolve_dtype
-from core.reference.policy import ALGORITHMS, uses_value_net
-from core.rl.settings import ReinforceSettings
+from duetrl.backends.torch.losses import ppo_clip_loss, value_loss
+from duetrl.backends.torch.optim import Adam
+from duetrl.backends.torch.policy import GaussianPolicyNet, PolicyNet, ValueNet, masked_mean
+from duetrl.backends.torch.returns import compute_gae, compute_returns, normalize_advantages
+from duetrl.backends.torch.runtime import resolve_dtype
+from duetrl.core.reference.policy import ALGORITHMS, uses_value_net
+from duetrl.core.rl.settings import ReinforceSettings
 
 ROLLOUT_KEYS = ("states", "next_states", "actions", "rewards", "terminations", "truncations",
                 "mask", "log_probs")
@@ -35,7 +34,7 @@ class Agent(nn.Module):
         algorithm: ``"reinforce"``, ``"reinforce_baseline"`` or ``"ppo"``.
         state_dim: observation size; action_dim: number of actions or action vector size.
         continuous: Gaussian policy (Box actions) instead of categorical (Discrete).
-        settings: the algorithm's settings dataclass (core.rl.settings).
+        settings: the algorithm's settings dataclass (duetrl.core.rl.settings).
         dtype: ``"float32"`` or ``"float64"``.
     """
 

@@ -11,10 +11,9 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-from backends.torch.runtime import resolve_dtype
-from core.constants import MASK_FILL_VALUE
-from core.interfaces.attention import check_attention_config, check_attention_inputs
+from duetrl.backends.torch.runtime import resolve_dtype
+from duetrl.core.constants import MASK_FILL_VALUE
+from duetrl.core.interfaces.attention import check_attention_config, check_attention_inputs
 
 
 def scaled_dot_product_attention(
@@ -98,7 +97,7 @@ class MultiHeadAttention(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        # pinned initialiser (core.initializers): Glorot-uniform kernels, zero biases
+        # pinned initialiser (duetrl.core.initializers): Glorot-uniform kernels, zero biases
         for linear in (self.q_linear, self.k_linear, self.v_linear, self.out):
             nn.init.xavier_uniform_(linear.weight)
             nn.init.zeros_(linear.bias)

@@ -6,8 +6,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
-
-from backends.torch.weights import _canonical_parameters
+from duetrl.backends.torch.weights import _canonical_parameters
 
 
 def loss_and_gradients(

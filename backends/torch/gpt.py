@@ -19,12 +19,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-from backends.torch.attention import MultiHeadAttention
-from backends.torch.runtime import resolve_dtype
-from backends.torch.weights import import_params
-from core.lm.config import GPTConfig, check_id_bounds, check_token_shape
-from core.lm.params import gpt2_to_canonical, init_gpt_params
+from duetrl.backends.torch.attention import MultiHeadAttention
+from duetrl.backends.torch.runtime import resolve_dtype
+from duetrl.backends.torch.weights import import_params
+from duetrl.core.lm.config import GPTConfig, check_id_bounds, check_token_shape
+from duetrl.core.lm.params import gpt2_to_canonical, init_gpt_params
 
 
 class MLP(nn.Module):
@@ -67,9 +66,9 @@ class GPT(nn.Module):
     """A GPT decoder: ``GPT(config)(idx)`` maps token ids (B, T) to logits (B, T, vocab).
 
     Args:
-        config: a :class:`core.lm.config.GPTConfig`.
+        config: a :class:`duetrl.core.lm.config.GPTConfig`.
         dtype: parameter dtype (``"float32"`` by default, ``"float64"`` for tests).
-        seed: seed of the NumPy initialiser (core.lm.params.init_gpt_params), so that both
+        seed: seed of the NumPy initialiser (duetrl.core.lm.params.init_gpt_params), so that both
             backends start from the same weights (None: skip it, for weights about to be
             overwritten, as in :meth:`from_gpt2`).
 

@@ -7,8 +7,7 @@
 """
 
 import torch
-
-from backends.torch.policy import masked_mean
+from duetrl.backends.torch.policy import masked_mean
 
 
 def ppo_clip_loss(

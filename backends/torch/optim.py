@@ -5,7 +5,7 @@
     m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
     theta <- theta - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 
-Constants come from core.constants (torch's and Keras' Adam place eps differently); the
+Constants come from duetrl.core.constants (torch's and Keras' Adam place eps differently); the
 float64 reference is ``core/reference/optim.py``.
 """
 
@@ -14,9 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn as nn
-
-from backends.torch.weights import _canonical_parameters
-from core.constants import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, GRAD_NORM_EPS
+from duetrl.backends.torch.weights import _canonical_parameters
+from duetrl.core.constants import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, GRAD_NORM_EPS
 
 
 def clip_by_global_norm(

@@ -14,9 +14,8 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-from backends.torch.runtime import resolve_dtype
-from core.interfaces.rl import check_loss_inputs, check_policy_config
+from duetrl.backends.torch.runtime import resolve_dtype
+from duetrl.core.interfaces.rl import check_loss_inputs, check_policy_config
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -85,7 +84,7 @@ class PolicyNet(nn.Module):
         check_policy_config(state_dim, hidden_dim, action_dim)
         self.state_dim, self.hidden_dim, self.action_dim = state_dim, hidden_dim, action_dim
         dtype = resolve_dtype(dtype or "float32")
-        # initial weights come from core (core.reference.policy.init_agent_params)
+        # initial weights come from core (duetrl.core.reference.policy.init_agent_params)
         self.fc1 = nn.Linear(state_dim, hidden_dim, dtype=dtype)
         self.fc2 = nn.Linear(hidden_dim, action_dim, dtype=dtype)
 

@@ -13,10 +13,9 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from backends.torch.optim import Adam
-from backends.torch.policy import PolicyNet
-from backends.torch.returns import compute_returns
+from duetrl.backends.torch.optim import Adam
+from duetrl.backends.torch.policy import PolicyNet
+from duetrl.backends.torch.returns import compute_returns
 
 
 def compute_returns_listing(

@@ -7,9 +7,8 @@ step and environment at once, as y_t = sum_{k >= t} (prod_{t <= j < k} c_j) a_k,
 """
 
 import torch
-
-from core.constants import ADVANTAGE_EPS, ADVANTAGE_STD_DDOF
-from core.interfaces.rl import check_discount, check_trajectory_arrays
+from duetrl.core.constants import ADVANTAGE_EPS, ADVANTAGE_STD_DDOF
+from duetrl.core.interfaces.rl import check_discount, check_trajectory_arrays
 
 
 def continuation(terminations: torch.Tensor, truncations: torch.Tensor) -> torch.Tensor:
@@ -52,7 +51,7 @@ def compute_gae(
     rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor,
     terminations: torch.Tensor, truncations: torch.Tensor, gamma: float, lam: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Generalised advantage estimation, equal to core.reference.returns.gae:
+    """Generalised advantage estimation, equal to duetrl.core.reference.returns.gae:
 
         delta_t = r_t + gamma (1 - term_t) V(s_{t+1}) - V(s_t)
         A_t     = delta_t + gamma lam c_t A_{t+1}
@@ -70,7 +69,7 @@ def compute_gae(
 
 
 def normalize_advantages(advantages: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(A - mean) / (std + eps) over mask == 1, population std (pinned in core.constants)."""
+    """(A - mean) / (std + eps) over mask == 1, population std (pinned in duetrl.core.constants)."""
     count = mask.sum().clamp(min=1.0)
     mean = (advantages * mask).sum() / count
     squares = (((advantages - mean) * mask) ** 2).sum()

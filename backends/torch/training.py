@@ -13,10 +13,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from backends.torch.gpt import GPT
-from backends.torch.optim import Adam
-from core.constants import ADAMW_WEIGHT_DECAY, GRAD_CLIP_NORM
+from duetrl.backends.torch.gpt import GPT
+from duetrl.backends.torch.optim import Adam
+from duetrl.core.constants import ADAMW_WEIGHT_DECAY, GRAD_CLIP_NORM
 
 
 def cross_entropy_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

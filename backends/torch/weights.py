@@ -1,4 +1,4 @@
-"""Moving parameters between a PyTorch module and the canonical dictionary (core.weights).
+"""Moving parameters between a PyTorch module and the canonical dictionary (duetrl.core.weights).
 
 Canonical names are the attribute paths (``q_linear.kernel``); a Linear weight ``(out, in)``
 is transposed here, once, into the canonical ``(in, out)`` kernel.
@@ -9,8 +9,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 import torch.nn as nn
-
-from core.weights import CheckpointError, check_names
+from duetrl.core.weights import CheckpointError, check_names
 
 # framework parameter name -> canonical name, per layer type
 _RENAMES = {

@@ -11,15 +11,15 @@ import argparse
 import importlib
 import sys
 
-from core import __version__
+from duetrl.core import __version__
 
 COMMAND_MODULES = (
-    "core.cli.info",
-    "core.cli.attention",
-    "core.cli.notebooks",
-    "core.cli.demo",
-    "core.cli.lm",
-    "core.cli.rl",
+    "duetrl.core.cli.info",
+    "duetrl.core.cli.attention",
+    "duetrl.core.cli.notebooks",
+    "duetrl.core.cli.demo",
+    "duetrl.core.cli.lm",
+    "duetrl.core.cli.rl",
 )
 """Modules that add commands; each has ``register(commands, compare)``."""
 

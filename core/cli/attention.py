@@ -14,14 +14,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from core.backend import BACKENDS, load_backends
-from core.reference.attention import (
+from duetrl.core.backend import BACKENDS, load_backends
+from duetrl.core.reference.attention import (
     causal_mask,
     init_multi_head_attention_params,
     multi_head_attention,
 )
-from core.tolerances import TOLERANCES, max_abs_error
+from duetrl.core.tolerances import TOLERANCES, max_abs_error
 
 
 def register(commands: argparse._SubParsersAction, compare: argparse._SubParsersAction) -> None:
@@ -131,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
                                 args.dtype, args.repeats, args.threads, args.seed)
     head_weights = results.pop("weights")
     if args.plot:
-        from core.plots import plot_attention_heatmaps
+        from duetrl.core.plots import plot_attention_heatmaps
 
         path = plot_attention_heatmaps(
             {f"{name}, head 0": w[0] for name, w in head_weights.items()}, args.plot,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from core.cli import rl
+from duetrl.core.cli import rl
 
 
 def register(commands: argparse._SubParsersAction, compare: argparse._SubParsersAction) -> None:

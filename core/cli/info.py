@@ -6,8 +6,8 @@ import argparse
 import json
 import platform
 
-from core import __version__
-from core.backend import BACKENDS, available_backends, load_backend
+from duetrl.core import __version__
+from duetrl.core.backend import BACKENDS, available_backends, load_backend
 
 
 def register(commands: argparse._SubParsersAction, compare: argparse._SubParsersAction) -> None:

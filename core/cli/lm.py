@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from core.backend import BACKENDS, load_backend
+from duetrl.core.backend import BACKENDS, load_backend
 
 
 def register(commands: argparse._SubParsersAction, compare: argparse._SubParsersAction) -> None:
@@ -89,8 +89,8 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
 
 
 def corpus_text(name: str, num_chars: int, seed: int) -> str:
-    """A named corpus (core.lm.corpora) or the contents of a text file."""
-    from core.lm.corpora import CORPORA, load_corpus
+    """A named corpus (duetrl.core.lm.corpora) or the contents of a text file."""
+    from duetrl.core.lm.corpora import CORPORA, load_corpus
 
     if name in CORPORA:
         return load_corpus(name, num_chars, seed)
@@ -103,11 +103,11 @@ def corpus_text(name: str, num_chars: int, seed: int) -> str:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from core.lm.checkpoint import load_checkpoint
-    from core.lm.config import GPTConfig
-    from core.lm.data import TokenData
-    from core.lm.tokenizers import BPETokenizer, CharTokenizer, tokenizer_from_dict
-    from core.lm.train import TrainConfig, plot_history, train
+    from duetrl.core.lm.checkpoint import load_checkpoint
+    from duetrl.core.lm.config import GPTConfig
+    from duetrl.core.lm.data import TokenData
+    from duetrl.core.lm.tokenizers import BPETokenizer, CharTokenizer, tokenizer_from_dict
+    from duetrl.core.lm.train import TrainConfig, plot_history, train
 
     text = corpus_text(args.corpus, args.num_chars, args.seed)
     base = load_checkpoint(args.init_from) if args.init_from else None
@@ -180,8 +180,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    from core.lm.checkpoint import load_checkpoint
-    from core.lm.tokenizers import tokenizer_from_dict
+    from duetrl.core.lm.checkpoint import load_checkpoint
+    from duetrl.core.lm.tokenizers import tokenizer_from_dict
 
     checkpoint = load_checkpoint(args.checkpoint)
     if "tokenizer" not in checkpoint.metadata:
@@ -222,7 +222,7 @@ def run_sample(args: argparse.Namespace) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from core.lm.compare import compare_lm
+    from duetrl.core.lm.compare import compare_lm
 
     figures = compare_lm(
         n_layer=args.n_layer,

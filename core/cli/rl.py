@@ -13,8 +13,8 @@ import argparse
 import dataclasses
 import json
 
-from core.reference.policy import ALGORITHMS
-from core.rl.settings import SETTINGS, make_settings
+from duetrl.core.reference.policy import ALGORITHMS
+from duetrl.core.rl.settings import SETTINGS, make_settings
 
 _HELP = {
     "reinforce": "REINFORCE, listing 5.2 repaired and batched over vector environments",
@@ -83,8 +83,8 @@ def settings_from_args(args: argparse.Namespace):
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from core.backend import canonical_backend_name
-    from core.rl.session import train
+    from duetrl.core.backend import canonical_backend_name
+    from duetrl.core.rl.session import train
 
     summary = train(args.algorithm, args.env, canonical_backend_name(args.backend),
                     settings_from_args(args), args.seed, args.total_steps, args.target, args.out,
@@ -101,7 +101,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from core.rl.compare import compare, format_results, to_json
+    from duetrl.core.rl.compare import compare, format_results, to_json
 
     results = compare(args.algorithm, args.env, settings_from_args(args), args.seed,
                       args.total_steps, args.target, args.out, args.quiet, args.report_every,

@@ -12,9 +12,8 @@ Importing this package registers:
 from __future__ import annotations
 
 import gymnasium as gym
-
-from core.envs.identity import IdentityContinuousEnv, IdentityEnv
-from core.envs.vector import EnvInfo, describe_env, make_vector_env
+from duetrl.core.envs.identity import IdentityContinuousEnv, IdentityEnv
+from duetrl.core.envs.vector import EnvInfo, describe_env, make_vector_env
 
 ENV_IDS: tuple[str, ...] = ("duetrl/Identity-v0", "duetrl/IdentityContinuous-v0")
 

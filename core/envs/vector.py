@@ -31,7 +31,7 @@ class EnvInfo:
 
 def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
     """The registered spec of ``env_id``, or a ValueError saying it is unknown."""
-    import core.envs  # noqa: F401  (registers duetrl's own environments)
+    import duetrl.core.envs  # noqa: F401  (registers duetrl's own environments)
 
     try:
         return gym.spec(env_id)

@@ -51,7 +51,7 @@ class LanguageModel(Protocol):
 
 
 class Trainer(Protocol):
-    """``LMTrainer(model, weight_decay, max_grad_norm)``: what ``core.lm.train`` calls."""
+    """``LMTrainer(model, weight_decay, max_grad_norm)``: what ``duetrl.core.lm.train`` calls."""
 
     optimizer: Any
 

@@ -1,5 +1,5 @@
 """GPT checkpoints: weights, config, tokeniser, optimiser moments and step in one safetensors
-file, written atomically (``core.weights``), never pickled, validated on load."""
+file, written atomically (``duetrl.core.weights``), never pickled, validated on load."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from core.lm.config import GPTConfig
-from core.lm.params import check_params
-from core.weights import CheckpointError, load_params, save_params
+from duetrl.core.lm.config import GPTConfig
+from duetrl.core.lm.params import check_params
+from duetrl.core.weights import CheckpointError, load_params, save_params
 
 KIND = "duetrl.gpt"
 _OPTIM = "optim."

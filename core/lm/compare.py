@@ -9,12 +9,11 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-
-from core.backend import load_backends
-from core.lm.config import GPTConfig
-from core.lm.params import init_gpt_params
-from core.reference.gpt import gpt_forward
-from core.tolerances import max_abs_error
+from duetrl.core.backend import load_backends
+from duetrl.core.lm.config import GPTConfig
+from duetrl.core.lm.params import init_gpt_params
+from duetrl.core.reference.gpt import gpt_forward
+from duetrl.core.tolerances import max_abs_error
 
 
 def time_training(backend: ModuleType, model: Any, batches: list, warmup: int = 2) -> float:

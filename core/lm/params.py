@@ -20,8 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-
-from core.lm.config import GPTConfig
+from duetrl.core.lm.config import GPTConfig
 
 INIT_STD = 0.02  # GPT-2's initialiser: N(0, 0.02^2) for kernels and embeddings
 
@@ -154,7 +153,7 @@ def gpt2_to_canonical(
 def check_params(params: Mapping[str, Any], config: GPTConfig, source: str = "params") -> None:
     """Raise ``CheckpointError`` unless ``params`` has exactly the names and shapes of
     ``GPT(config)`` (dtypes are not compared)."""
-    from core.weights import validate_params
+    from duetrl.core.weights import validate_params
 
     expected = {name: (shape, "") for name, shape in param_shapes(config).items()}
     validate_params(params, expected, f"{source} (for GPT({config}))", check_dtype=False)

@@ -16,8 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-
-from core.lm.config import GPTConfig, check_id_range
+from duetrl.core.lm.config import GPTConfig, check_id_range
 
 NextLogits = Callable[[np.ndarray, int], np.ndarray]
 """``next_logits(new_tokens (B, T_new), start) -> logits (B, V)`` of the last new position;

@@ -20,10 +20,9 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-
-from core.constants import ADAMW_WEIGHT_DECAY, GRAD_CLIP_NORM
-from core.lm.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from core.lm.data import TokenData, eval_rng, train_rng
+from duetrl.core.constants import ADAMW_WEIGHT_DECAY, GRAD_CLIP_NORM
+from duetrl.core.lm.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from duetrl.core.lm.data import TokenData, eval_rng, train_rng
 
 
 @dataclass
@@ -114,7 +113,7 @@ def train(
 ) -> TrainResult:
     """Train ``model`` (a ``backend.GPT``) on ``data``.
 
-    :param backend: ``backends.torch`` or ``backends.tf`` (provides ``LMTrainer``,
+    :param backend: ``duetrl.backends.torch`` or ``duetrl.backends.tf`` (provides ``LMTrainer``,
         ``export_params``, ``import_params``).
     :param checkpoint_path: where to save (every ``checkpoint_every`` steps and at the end).
     :param resume: continue from ``checkpoint_path`` if it exists: weights, Adam moments,
@@ -199,7 +198,7 @@ def plot_history(
     title: str = "next-token loss",
 ) -> Path:
     """Save training and validation loss curves of one or more runs (``{label: history}``)."""
-    from core.plots import plot_curves
+    from duetrl.core.plots import plot_curves
 
     curves = {}
     for label, h in histories.items():

@@ -3,7 +3,7 @@
 Each function carries its equation in its docstring and is written for clarity, not speed.
 """
 
-from core.reference.attention import (
+from duetrl.core.reference.attention import (
     causal_mask,
     init_multi_head_attention_params,
     multi_head_attention,

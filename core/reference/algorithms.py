@@ -4,7 +4,7 @@ A *rollout* is a dict of time-major host arrays, as the core loop collects it:
 ``states``/``next_states`` (T, N, state_dim), ``actions`` (T, N) or (T, N, A), ``rewards``,
 ``terminations``, ``truncations``, ``mask``, ``log_probs`` (T, N); PPO also reads
 ``permutations`` (epochs, minibatches, minibatch_size) and every algorithm ``learning_rate``.
-``settings`` is an algorithm settings dataclass from :mod:`core.rl.settings`.
+``settings`` is an algorithm settings dataclass from :mod:`duetrl.core.rl.settings`.
 
 Losses (masked means over the B = T * N flattened steps, m_t the mask):
 
@@ -18,16 +18,15 @@ Losses (masked means over the B = T * N flattened steps, m_t the mask):
 from __future__ import annotations
 
 import numpy as np
-
-from core.reference.optim import adam_step
-from core.reference.policy import (
+from duetrl.core.reference.optim import adam_step
+from duetrl.core.reference.policy import (
     mlp_backward,
     mlp_forward,
     policy_backward,
     policy_log_prob_entropy,
     value_forward,
 )
-from core.reference.returns import discounted_returns, gae, normalize_advantages
+from duetrl.core.reference.returns import discounted_returns, gae, normalize_advantages
 
 
 def flatten(array: np.ndarray) -> np.ndarray:

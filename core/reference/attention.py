@@ -9,10 +9,9 @@
 from __future__ import annotations
 
 import numpy as np
-
-from core.constants import MASK_FILL_VALUE
-from core.initializers import dense_params
-from core.interfaces.attention import check_attention_config, check_attention_inputs
+from duetrl.core.constants import MASK_FILL_VALUE
+from duetrl.core.initializers import dense_params
+from duetrl.core.interfaces.attention import check_attention_config, check_attention_inputs
 
 ATTENTION_LAYERS = ("q_linear", "k_linear", "v_linear", "out")
 

@@ -11,9 +11,8 @@ Dropout is the identity here (evaluation mode).
 from __future__ import annotations
 
 import numpy as np
-
-from core.lm.config import GPTConfig, check_token_ids
-from core.reference.attention import causal_mask, multi_head_attention, softmax
+from duetrl.core.lm.config import GPTConfig, check_token_ids
+from duetrl.core.reference.attention import causal_mask, multi_head_attention, softmax
 
 
 def layer_norm(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Policy and value networks, their distributions and sampling, in float64 NumPy.
 
 The networks are the outline's listing 5.2: ``fc1`` (ReLU) then ``fc2`` (logits, a mean, or
-one value). Parameters are canonical dictionaries (``core.weights``) with the prefixes
+one value). Parameters are canonical dictionaries (``duetrl.core.weights``) with the prefixes
 ``policy.`` and ``value.``; a Gaussian policy adds a state-independent ``policy.log_std``.
 Forward passes keep a cache so :func:`mlp_backward` can return exact analytic gradients.
 """
@@ -11,9 +11,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
-from core.initializers import dense_params
-from core.interfaces.rl import check_policy_config
+from duetrl.core.initializers import dense_params
+from duetrl.core.interfaces.rl import check_policy_config
 
 ALGORITHMS: tuple[str, ...] = ("reinforce", "reinforce_baseline", "ppo")
 """The algorithms duetrl trains; all but plain REINFORCE learn a value network."""

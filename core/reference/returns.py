@@ -23,9 +23,8 @@ without a critic: a truncated episode is then simply cut short).
 from __future__ import annotations
 
 import numpy as np
-
-from core.constants import ADVANTAGE_EPS, ADVANTAGE_STD_DDOF
-from core.interfaces.rl import check_discount, check_trajectory_arrays
+from duetrl.core.constants import ADVANTAGE_EPS, ADVANTAGE_STD_DDOF
+from duetrl.core.interfaces.rl import check_discount, check_trajectory_arrays
 
 
 def continuation(terminations: np.ndarray, truncations: np.ndarray) -> np.ndarray:
@@ -113,7 +112,7 @@ def normalize_advantages(advantages: np.ndarray, mask: np.ndarray | None = None)
     """(A - mean(A)) / (std(A) + eps) over the entries where ``mask`` is 1.
 
     std is the population standard deviation (``ADVANTAGE_STD_DDOF = 0``) and eps is
-    ``ADVANTAGE_EPS``, both pinned in :mod:`core.constants`. Masked entries become 0.
+    ``ADVANTAGE_EPS``, both pinned in :mod:`duetrl.core.constants`. Masked entries become 0.
     """
     advantages = np.asarray(advantages, dtype=np.float64)
     mask = np.ones_like(advantages) if mask is None else np.asarray(mask, dtype=np.float64)

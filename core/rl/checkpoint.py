@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from core.weights import CheckpointError, describe, load_params, save_params, validate_params
+from duetrl.core.weights import CheckpointError, describe, load_params, save_params, validate_params
 
 
 def save_checkpoint(

@@ -13,12 +13,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from core.backend import BACKENDS
-from core.rl.session import _progress, default_target, plot_learning_curves
-from core.rl.settings import ReinforceSettings
-from core.rl.train import Trainer
-from core.tolerances import TOLERANCES
+from duetrl.core.backend import BACKENDS
+from duetrl.core.rl.session import _progress, default_target, plot_learning_curves
+from duetrl.core.rl.settings import ReinforceSettings
+from duetrl.core.rl.train import Trainer
+from duetrl.core.tolerances import TOLERANCES
 
 
 def max_param_difference(a: dict, b: dict) -> float:

@@ -8,7 +8,7 @@ with ``states``, ``next_states`` (the true next observation, the final one at an
   one episode; steps after an environment's first episode are padding (mask 0). Arrays are
   padded to ``max_steps`` rows, so the update always sees one shape (no TF retracing).
 * :func:`collect_steps` (PPO): T steps of every environment, episodes running across rollouts.
-  With NEXT_STEP autoreset (see core.envs.vector) the step after an episode end is a reset
+  With NEXT_STEP autoreset (see duetrl.core.envs.vector) the step after an episode end is a reset
   step: mask 0.
 
 Sampling noise (Gumbel or N(0, 1)) and PPO's minibatch permutations come from
@@ -20,8 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from core.envs.vector import EnvInfo
+from duetrl.core.envs.vector import EnvInfo
 
 
 class NoiseSource:

@@ -16,10 +16,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from core.envs.vector import check_env_id
-from core.rl.settings import ReinforceSettings
-from core.rl.train import SOLVED_WINDOW, Trainer
+from duetrl.core.envs.vector import check_env_id
+from duetrl.core.rl.settings import ReinforceSettings
+from duetrl.core.rl.train import SOLVED_WINDOW, Trainer
 
 LOG_FIELDS = ("update", "env_steps", "episodes", "mean_return", "loss", "policy_loss",
               "value_loss", "entropy", "learning_rate", "collect_ms", "update_ms")
@@ -70,7 +69,7 @@ class _StopFlag:
 def plot_learning_curves(trainers: dict[str, Trainer], path: Path, title: str,
                          target: float | None) -> Path:
     """Mean return of the last 100 episodes against environment steps, one line per run."""
-    from core.plots import plot_curves
+    from duetrl.core.plots import plot_curves
 
     curves = {}
     for label, trainer in trainers.items():

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from core.interfaces.rl import check_discount, check_positive_int
+from duetrl.core.interfaces.rl import check_discount, check_positive_int
 
 
 def _help(default, text: str):

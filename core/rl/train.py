@@ -18,14 +18,13 @@ from collections import deque
 from pathlib import Path
 
 import numpy as np
-
-from core.backend import load_backend
-from core.envs.vector import describe_env, make_vector_env
-from core.initializers import cast_params
-from core.reference.policy import init_agent_params
-from core.rl.checkpoint import load_checkpoint, save_checkpoint
-from core.rl.rollout import NoiseSource, collect_episodes, collect_steps, start
-from core.rl.settings import ReinforceSettings
+from duetrl.core.backend import load_backend
+from duetrl.core.envs.vector import describe_env, make_vector_env
+from duetrl.core.initializers import cast_params
+from duetrl.core.reference.policy import init_agent_params
+from duetrl.core.rl.checkpoint import load_checkpoint, save_checkpoint
+from duetrl.core.rl.rollout import NoiseSource, collect_episodes, collect_steps, start
+from duetrl.core.rl.settings import ReinforceSettings
 
 SOLVED_WINDOW = 100
 """'Solved' = the mean return of the last 100 training episodes reaches the target."""
@@ -37,7 +36,7 @@ class Trainer:
     :param algorithm: ``"reinforce"``, ``"reinforce_baseline"`` or ``"ppo"``.
     :param env_id: a Gymnasium id (``CartPole-v1``, ``duetrl/Identity-v0``, ...).
     :param backend: ``"torch"`` or ``"tf"``.
-    :param settings: the algorithm's settings (core.rl.settings.make_settings).
+    :param settings: the algorithm's settings (duetrl.core.rl.settings.make_settings).
     :param seed: seeds the initial weights, the environments and the sampling noise.
     :param total_steps: the environment-step budget (learning-rate annealing runs over it).
     :param dtype: ``"float32"`` (training) or ``"float64"`` (lockstep tests).

@@ -1,0 +1,7 @@
+"""``python -m duetrl`` runs the ``duetrl`` command line."""
+
+import sys
+
+from duetrl.core.cli import main
+
+sys.exit(main())
