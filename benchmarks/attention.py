@@ -18,6 +18,7 @@ import statistics
 import time
 
 import numpy as np
+
 from duetrl.core.backend import load_backends
 
 
@@ -39,6 +40,7 @@ def torch_steps(x_np: np.ndarray, d_model: int, heads: int) -> dict:
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
+
     from duetrl.backends.torch import MultiHeadAttention
 
     class SDPAAttention(nn.Module):
@@ -72,6 +74,7 @@ def torch_steps(x_np: np.ndarray, d_model: int, heads: int) -> dict:
 def tf_steps(x_np: np.ndarray, d_model: int, heads: int) -> dict:
     import keras
     import tensorflow as tf
+
     from duetrl.backends.tf import MultiHeadAttention
 
     x = tf.constant(x_np, dtype=tf.float32)

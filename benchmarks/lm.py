@@ -20,6 +20,7 @@ import statistics
 import time
 
 import numpy as np
+
 from duetrl.core.backend import load_backends
 from duetrl.core.lm.config import GPTConfig
 from duetrl.core.lm.params import init_gpt_params

@@ -27,9 +27,16 @@ TOLERANCES: dict[str, float] = {
 
 
 def to_numpy(x: Any) -> np.ndarray:
-    """A NumPy array from a torch tensor, a TF tensor/variable or an array-like."""
+    """A NumPy array from a torch tensor, a TF tensor/variable or an array-like.
+
+    The one conversion of the project (both backends re-export it). Duck-typed, so core
+    imports no framework; torch's half types, which NumPy lacks, become float32.
+    """
     if hasattr(x, "detach"):  # torch.Tensor
-        return x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        if str(x.dtype) in ("torch.bfloat16", "torch.float16"):
+            x = x.float()
+        return x.numpy()
     if hasattr(x, "numpy"):  # tf.Tensor, tf.Variable, keras.Variable
         return np.asarray(x.numpy())
     return np.asarray(x)

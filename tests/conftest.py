@@ -9,6 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import pytest  # noqa: E402
+
 from duetrl.core.backend import BACKENDS, load_backends  # noqa: E402
 
 _LOADED = load_backends(BACKENDS)  # torch before tensorflow, once

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from duetrl.core.reference.attention import (
     causal_mask,
     init_multi_head_attention_params,

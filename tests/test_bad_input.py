@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 import pytest
+
 from duetrl.core.backend import available_backends, canonical_backend_name, load_backend
 
 

@@ -9,6 +9,7 @@ checkout that holds a ``core/`` package of its own, which must not be picked up.
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -31,10 +32,18 @@ def test_every_package_folder_is_listed_in_pyproject() -> None:
 
 
 def test_wheel_installs_as_duetrl_namespace(tmp_path: Path) -> None:
+    # build from a copy: setuptools writes build/ beside the sources
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for folder in ("duetrl", "core", "backends"):
+        shutil.copytree(ROOT / folder, source / folder,
+                        ignore=shutil.ignore_patterns("__pycache__"))
     wheels = tmp_path / "wheels"
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w",
-         str(wheels), str(ROOT)], capture_output=True, text=True, cwd=tmp_path,
+         str(wheels), str(source)], capture_output=True, text=True, cwd=tmp_path,
         env={**os.environ, "PIP_NO_INPUT": "1"})
     assert build.returncode == 0, build.stderr
     warnings = [line for line in (build.stdout + build.stderr).splitlines()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from duetrl.core.cli import main
 
 TINY = [

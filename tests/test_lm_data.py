@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from duetrl.core.lm.corpora import CORPORA, MarkovChain, digits_text, load_corpus, pydoc_text
 from duetrl.core.lm.data import TokenData, train_rng
 from duetrl.core.lm.tokenizers import BPETokenizer, CharTokenizer, tokenizer_from_dict

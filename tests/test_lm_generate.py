@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from duetrl.core.lm.config import GPTConfig
 from duetrl.core.lm.params import init_gpt_params
-from duetrl.core.lm.sampling import choose_tokens, filter_logits, log_softmax
+from duetrl.core.lm.sampling import choose_tokens, filter_logits
+from duetrl.core.reference.functional import log_softmax
 from duetrl.core.reference.gpt import gpt_forward
 from duetrl.core.tolerances import assert_close
 

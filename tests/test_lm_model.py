@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from duetrl.core.constants import LAYER_NORM_EPS
 from duetrl.core.lm.config import GPTConfig
 from duetrl.core.lm.params import gpt2_to_canonical, init_gpt_params, param_shapes

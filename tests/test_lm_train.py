@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from duetrl.core.lm.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from duetrl.core.lm.config import GPTConfig
 from duetrl.core.lm.corpora import MarkovChain

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from duetrl.core.reference.returns import discounted_returns, gae, normalize_advantages
-from duetrl.core.tolerances import assert_close
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from duetrl.core.reference.returns import discounted_returns, gae, normalize_advantages
+from duetrl.core.tolerances import assert_close
 
 
 def naive_returns(rewards, terms, truncs, gamma, next_values):

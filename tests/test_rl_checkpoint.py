@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from duetrl.core.rl.settings import make_settings
 from duetrl.core.rl.train import Trainer
 from duetrl.core.tolerances import assert_close

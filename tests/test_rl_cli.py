@@ -8,6 +8,7 @@ import re
 import gymnasium as gym
 import numpy as np
 import pytest
+
 from duetrl.core.cli import main
 from duetrl.core.envs import IdentityEnv
 

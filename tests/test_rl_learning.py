@@ -6,6 +6,7 @@ Thresholds sit well below what the seeded runs reach (noted per case) and well a
 from __future__ import annotations
 
 import pytest
+
 from duetrl.core.rl.settings import make_settings
 from duetrl.core.rl.train import Trainer
 

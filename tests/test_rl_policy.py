@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from duetrl.core.initializers import cast_params
 from duetrl.core.reference import algorithms as ref
 from duetrl.core.reference.optim import adam_step

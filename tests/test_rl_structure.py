@@ -52,8 +52,9 @@ def test_rl_core_imports_no_framework():
 
 def test_identity_envs_pass_gymnasiums_checker():
     import gymnasium as gym
-    from duetrl.core.envs import ENV_IDS
     from gymnasium.utils.env_checker import check_env
+
+    from duetrl.core.envs import ENV_IDS
 
     for env_id in ENV_IDS:
         check_env(gym.make(env_id).unwrapped)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+
 from duetrl.core.rl.settings import make_settings
 from duetrl.core.rl.train import Trainer
 

@@ -9,8 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import duetrl.core as core
 import pytest
+
+import duetrl.core as core
 from duetrl.core import interfaces
 
 ROOT = Path(__file__).parent.parent

@@ -26,6 +26,7 @@ def test_tutorial_runs_in_quick_mode(path: Path, tmp_path: Path) -> None:
 
 def test_tutorials_convert_to_notebooks(tmp_path: Path) -> None:
     import nbformat
+
     from duetrl.core.cli.notebooks import convert_tutorials
 
     written = convert_tutorials(Path(__file__).parent.parent / "tutorials", tmp_path)

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+
 from duetrl.core.reference.attention import init_multi_head_attention_params
 from duetrl.core.weights import (
     CheckpointError,

@@ -29,6 +29,7 @@
 
 # %%
 import numpy as np
+
 from duetrl.core.backend import load_backends
 from duetrl.core.lm.config import GPTConfig
 from duetrl.core.lm.corpora import MarkovChain, template_text

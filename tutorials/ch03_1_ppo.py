@@ -24,6 +24,7 @@
 
 # %%
 import numpy as np
+
 from duetrl.core.backend import load_backends
 from duetrl.core.plots import plot_curves
 from duetrl.core.reference.returns import gae

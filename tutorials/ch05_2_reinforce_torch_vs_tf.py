@@ -28,6 +28,7 @@ import time
 
 import gymnasium as gym
 import numpy as np
+
 from duetrl.core.backend import load_backends
 from duetrl.core.initializers import cast_params
 from duetrl.core.plots import plot_curves

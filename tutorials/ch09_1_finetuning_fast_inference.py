@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from duetrl.core.backend import load_backends
 from duetrl.core.lm.checkpoint import load_checkpoint
 from duetrl.core.lm.config import GPTConfig

@@ -47,10 +47,10 @@ from duetrl.backends.tf.runtime import (
     resolve_dtype,
     set_num_threads,
     set_seed,
-    to_numpy,
 )
 from duetrl.backends.tf.training import LMTrainer, cross_entropy_loss
 from duetrl.backends.tf.weights import export_params, import_params
+from duetrl.core.tolerances import to_numpy  # the one conversion, shared by both backends
 
 __all__ = [
     "Block",

@@ -10,6 +10,7 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+
 from duetrl.backends.tf.losses import ppo_clip_loss, value_loss
 from duetrl.backends.tf.optim import Adam
 from duetrl.backends.tf.policy import GaussianPolicyNet, PolicyNet, ValueNet, masked_mean

@@ -10,6 +10,7 @@ import math
 
 import keras
 import tensorflow as tf
+
 from duetrl.backends.tf.runtime import resolve_dtype
 from duetrl.core.constants import MASK_FILL_VALUE
 from duetrl.core.interfaces.attention import check_attention_config, check_attention_inputs

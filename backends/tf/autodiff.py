@@ -6,6 +6,7 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+
 from duetrl.backends.tf.weights import _canonical_variables
 
 

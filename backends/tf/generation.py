@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+
 from duetrl.backends.tf.attention import MultiHeadAttention, fused_attention
 from duetrl.backends.tf.gpt import GPT
 from duetrl.core.lm.config import check_token_shape

@@ -18,6 +18,7 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+
 from duetrl.backends.tf.attention import MultiHeadAttention
 from duetrl.backends.tf.runtime import resolve_dtype
 from duetrl.backends.tf.weights import import_params

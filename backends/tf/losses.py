@@ -7,6 +7,7 @@
 """
 
 import tensorflow as tf
+
 from duetrl.backends.tf.policy import masked_mean
 
 

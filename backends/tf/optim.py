@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 import tensorflow as tf
+
 from duetrl.backends.tf.weights import _canonical_variables
 from duetrl.core.constants import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, GRAD_NORM_EPS
 

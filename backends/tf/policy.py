@@ -14,6 +14,7 @@ from typing import Any
 
 import keras
 import tensorflow as tf
+
 from duetrl.backends.tf.runtime import resolve_dtype
 from duetrl.core.interfaces.rl import check_loss_inputs, check_policy_config
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+
 from duetrl.backends.tf.optim import Adam
 from duetrl.backends.tf.policy import PolicyNet
 from duetrl.backends.tf.returns import compute_returns

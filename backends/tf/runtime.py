@@ -44,11 +44,6 @@ def as_tensor(array: Any, dtype: str | None = None) -> tf.Tensor:
     return tensor if dtype is None else tf.cast(tensor, dtype)
 
 
-def to_numpy(tensor: tf.Tensor) -> np.ndarray:
-    """A NumPy array from a framework tensor."""
-    return np.asarray(tensor.numpy())
-
-
 # float32 matmuls in full precision (no TF32 shortcuts): equivalence depends on it
 tf.config.experimental.enable_tensor_float_32_execution(False)
 

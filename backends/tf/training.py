@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
+
 from duetrl.backends.tf.gpt import GPT
 from duetrl.backends.tf.optim import Adam
 from duetrl.core.constants import ADAMW_WEIGHT_DECAY, GRAD_CLIP_NORM

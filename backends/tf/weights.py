@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 import keras
 import numpy as np
+
 from duetrl.core.weights import CheckpointError, check_names
 
 # framework variable name -> canonical name, per layer type

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
+
 from duetrl.backends.torch.losses import ppo_clip_loss, value_loss
 from duetrl.backends.torch.optim import Adam
 from duetrl.backends.torch.policy import GaussianPolicyNet, PolicyNet, ValueNet, masked_mean

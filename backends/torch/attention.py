@@ -11,6 +11,7 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
 from duetrl.backends.torch.runtime import resolve_dtype
 from duetrl.core.constants import MASK_FILL_VALUE
 from duetrl.core.interfaces.attention import check_attention_config, check_attention_inputs

@@ -6,6 +6,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
+
 from duetrl.backends.torch.weights import _canonical_parameters
 
 

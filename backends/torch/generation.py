@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from duetrl.backends.torch.attention import MultiHeadAttention, fused_attention
 from duetrl.backends.torch.gpt import GPT
 from duetrl.core.lm.config import check_token_shape

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
 from duetrl.backends.torch.attention import MultiHeadAttention
 from duetrl.backends.torch.runtime import resolve_dtype
 from duetrl.backends.torch.weights import import_params

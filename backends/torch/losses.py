@@ -7,6 +7,7 @@
 """
 
 import torch
+
 from duetrl.backends.torch.policy import masked_mean
 
 

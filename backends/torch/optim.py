@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn as nn
+
 from duetrl.backends.torch.weights import _canonical_parameters
 from duetrl.core.constants import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, GRAD_NORM_EPS
 

@@ -14,6 +14,7 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
 from duetrl.backends.torch.runtime import resolve_dtype
 from duetrl.core.interfaces.rl import check_loss_inputs, check_policy_config
 

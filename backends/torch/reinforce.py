@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from duetrl.backends.torch.optim import Adam
 from duetrl.backends.torch.policy import PolicyNet
 from duetrl.backends.torch.returns import compute_returns

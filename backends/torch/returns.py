@@ -7,6 +7,7 @@ step and environment at once, as y_t = sum_{k >= t} (prod_{t <= j < k} c_j) a_k,
 """
 
 import torch
+
 from duetrl.core.constants import ADVANTAGE_EPS, ADVANTAGE_STD_DDOF
 from duetrl.core.interfaces.rl import check_discount, check_trajectory_arrays
 

@@ -39,10 +39,5 @@ def as_tensor(array: Any, dtype: str | None = None) -> torch.Tensor:
     return tensor if dtype is None else tensor.to(getattr(torch, dtype))
 
 
-def to_numpy(tensor: torch.Tensor) -> np.ndarray:
-    """A NumPy array from a framework tensor."""
-    return tensor.detach().cpu().numpy()
-
-
 # float32 matmuls in full precision (no TF32/bf16 shortcuts): equivalence depends on it
 torch.set_float32_matmul_precision("highest")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from duetrl.backends.torch.gpt import GPT
 from duetrl.backends.torch.optim import Adam
 from duetrl.core.constants import ADAMW_WEIGHT_DECAY, GRAD_CLIP_NORM

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 import torch.nn as nn
+
 from duetrl.core.weights import CheckpointError, check_names
 
 # framework parameter name -> canonical name, per layer type

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from duetrl.core.backend import BACKENDS, load_backends
 from duetrl.core.reference.attention import (
     causal_mask,

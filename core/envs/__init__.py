@@ -12,6 +12,7 @@ Importing this package registers:
 from __future__ import annotations
 
 import gymnasium as gym
+
 from duetrl.core.envs.identity import IdentityContinuousEnv, IdentityEnv
 from duetrl.core.envs.vector import EnvInfo, describe_env, make_vector_env
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from duetrl.core.lm.config import GPTConfig
 from duetrl.core.lm.params import check_params
 from duetrl.core.weights import CheckpointError, load_params, save_params

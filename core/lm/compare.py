@@ -9,6 +9,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+
 from duetrl.core.backend import load_backends
 from duetrl.core.lm.config import GPTConfig
 from duetrl.core.lm.params import init_gpt_params

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
+
 from duetrl.core.constants import LAYER_NORM_EPS
 
 GELU_VARIANTS = ("tanh", "none")

@@ -20,7 +20,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
 from duetrl.core.lm.config import GPTConfig
+from duetrl.core.tolerances import to_numpy
 
 INIT_STD = 0.02  # GPT-2's initialiser: N(0, 0.02^2) for kernels and embeddings
 
@@ -76,16 +78,6 @@ def init_gpt_params(
     return params
 
 
-def _to_numpy(value: Any) -> np.ndarray:
-    """A NumPy array from a torch tensor (duck-typed, no torch import) or an array-like."""
-    if hasattr(value, "detach"):
-        value = value.detach().cpu()
-        if str(value.dtype) in ("torch.bfloat16", "torch.float16"):
-            value = value.float()
-        return value.numpy()
-    return np.asarray(value)
-
-
 def gpt2_to_canonical(
     state_dict: Mapping[str, Any], n_head: int, dtype: str = "float32"
 ) -> tuple[GPTConfig, dict[str, np.ndarray]]:
@@ -106,12 +98,12 @@ def gpt2_to_canonical(
     for key in ("wte.weight", "wpe.weight", "ln_f.weight"):
         if key not in sd:
             raise ValueError(f"state_dict: expected a GPT-2 key {key!r}, not found")
-    wte, wpe = _to_numpy(sd["wte.weight"]), _to_numpy(sd["wpe.weight"])
+    wte, wpe = to_numpy(sd["wte.weight"]), to_numpy(sd["wpe.weight"])
     n_layer = len({k.split(".")[1] for k in sd if k.startswith("h.")})
     n_embd = wte.shape[1]
     if n_embd % n_head != 0:
         raise ValueError(f"n_head: expected a divisor of n_embd={n_embd}, got {n_head}")
-    hidden = _to_numpy(sd["h.0.mlp.c_fc.weight"]).shape[1] if n_layer else 4 * n_embd
+    hidden = to_numpy(sd["h.0.mlp.c_fc.weight"]).shape[1] if n_layer else 4 * n_embd
     if hidden % n_embd != 0:
         raise ValueError(f"state_dict: MLP width {hidden} is not a multiple of n_embd={n_embd}")
     config = GPTConfig(
@@ -122,7 +114,7 @@ def gpt2_to_canonical(
         n_embd=n_embd,
         mlp_ratio=hidden // n_embd,
     )
-    get = lambda key: _to_numpy(sd[key]).astype(dtype)  # noqa: E731
+    get = lambda key: to_numpy(sd[key]).astype(dtype)  # noqa: E731
     params = {"wte.embeddings": wte.astype(dtype), "wpe.embeddings": wpe.astype(dtype)}
     for i in range(n_layer):
         h, p = f"h.{i}", f"blocks.{i}"

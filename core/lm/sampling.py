@@ -16,7 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
 from duetrl.core.lm.config import GPTConfig, check_id_range
+from duetrl.core.reference.functional import log_softmax
 
 NextLogits = Callable[[np.ndarray, int], np.ndarray]
 """``next_logits(new_tokens (B, T_new), start) -> logits (B, V)`` of the last new position;
@@ -40,13 +42,6 @@ class Generation:
     new_tokens: np.ndarray
     log_probs: np.ndarray
     sampling_log_probs: np.ndarray
-
-
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    """log p_i = z_i - log sum_j exp z_j along the last axis, in float64 (-inf stays -inf)."""
-    z = np.asarray(logits, dtype=np.float64)
-    shifted = z - np.max(z, axis=-1, keepdims=True)
-    return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
 
 
 def filter_logits(

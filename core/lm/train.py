@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+
 from duetrl.core.constants import ADAMW_WEIGHT_DECAY, GRAD_CLIP_NORM
 from duetrl.core.lm.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from duetrl.core.lm.data import TokenData, eval_rng, train_rng

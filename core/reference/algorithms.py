@@ -18,6 +18,7 @@ Losses (masked means over the B = T * N flattened steps, m_t the mask):
 from __future__ import annotations
 
 import numpy as np
+
 from duetrl.core.reference.optim import adam_step
 from duetrl.core.reference.policy import (
     mlp_backward,

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from duetrl.core.constants import MASK_FILL_VALUE
 from duetrl.core.initializers import dense_params
 from duetrl.core.interfaces.attention import check_attention_config, check_attention_inputs

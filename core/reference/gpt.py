@@ -11,8 +11,10 @@ Dropout is the identity here (evaluation mode).
 from __future__ import annotations
 
 import numpy as np
+
 from duetrl.core.lm.config import GPTConfig, check_token_ids
 from duetrl.core.reference.attention import causal_mask, multi_head_attention, softmax
+from duetrl.core.reference.functional import log_softmax
 
 
 def layer_norm(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
@@ -50,12 +52,6 @@ def gpt_forward(params: dict[str, np.ndarray], idx: np.ndarray, config: GPTConfi
     return h @ p["wte.embeddings"].T  # (B, T, V)
 
 
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    """log p_i = z_i - log sum_j exp z_j, computed with the max shift."""
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-
-
 def cross_entropy(logits: np.ndarray, targets: np.ndarray) -> float:
     """The pretraining loss (outline 4.1.3): mean next-token negative log-likelihood,
 
@@ -81,6 +77,5 @@ __all__ = [
     "gpt_forward",
     "gpt_loss",
     "layer_norm",
-    "log_softmax",
     "softmax",
 ]

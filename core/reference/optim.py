@@ -15,6 +15,7 @@ kernels and embeddings (ndim >= 2) but not biases and LayerNorm parameters, as G
 from __future__ import annotations
 
 import numpy as np
+
 from duetrl.core.constants import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, GRAD_NORM_EPS
 
 

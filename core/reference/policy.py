@@ -11,8 +11,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from duetrl.core.initializers import dense_params
 from duetrl.core.interfaces.rl import check_policy_config
+from duetrl.core.reference.functional import log_softmax
 
 ALGORITHMS: tuple[str, ...] = ("reinforce", "reinforce_baseline", "ppo")
 """The algorithms duetrl trains; all but plain REINFORCE learn a value network."""
@@ -73,12 +75,6 @@ def mlp_backward(params: dict, prefix: str, cache: dict, d_out: np.ndarray) -> d
 def value_forward(params: dict, states: np.ndarray) -> np.ndarray:
     """V(s) ``(B,)`` from the value network."""
     return mlp_forward(params, "value", states)[0][:, 0]
-
-
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    """log softmax(z)_i = z_i - log sum_j exp(z_j), stabilised by the row maximum."""
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 def categorical_log_prob(logits: np.ndarray, actions: np.ndarray) -> np.ndarray:

@@ -23,6 +23,7 @@ without a critic: a truncated episode is then simply cut short).
 from __future__ import annotations
 
 import numpy as np
+
 from duetrl.core.constants import ADVANTAGE_EPS, ADVANTAGE_STD_DDOF
 from duetrl.core.interfaces.rl import check_discount, check_trajectory_arrays
 

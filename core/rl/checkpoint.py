@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from duetrl.core.weights import CheckpointError, describe, load_params, save_params, validate_params
 
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from duetrl.core.backend import BACKENDS
 from duetrl.core.rl.session import _progress, default_target, plot_learning_curves
 from duetrl.core.rl.settings import ReinforceSettings

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from duetrl.core.envs.vector import EnvInfo
 
 

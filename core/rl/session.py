@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from duetrl.core.envs.vector import check_env_id
 from duetrl.core.rl.settings import ReinforceSettings
 from duetrl.core.rl.train import SOLVED_WINDOW, Trainer

@@ -18,6 +18,7 @@ from collections import deque
 from pathlib import Path
 
 import numpy as np
+
 from duetrl.core.backend import load_backend
 from duetrl.core.envs.vector import describe_env, make_vector_env
 from duetrl.core.initializers import cast_params
