@@ -6,91 +6,21 @@ kernel has the layout ``(in, out)`` (the math ``y = x @ W + b``), so torch's ``(
 weight is transposed exactly once, in ``backends/torch``. LayerNorm parameters are
 ``scale``/``bias``, an embedding table is ``embeddings``.
 
-Files are safetensors: written to a temporary file, flushed, then renamed over the target, so
-an interrupted save never destroys the previous file; loading reads tensors only, no pickle,
-and :func:`validate_params` says which parameter is missing, unexpected or misshapen.
+Files (safetensors, atomic, no pickle) are :mod:`duetrl.core.checkpoint`'s job; here
+:func:`validate_params` says which parameter is missing, unexpected or misshapen.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-from collections.abc import Callable, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from duetrl.core.checkpoint import CheckpointError
+
 Params = dict[str, np.ndarray]
 """A canonical parameter dictionary."""
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, corrupt, or does not fit the model it is loaded into."""
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` then atomically rename ``tmp_path`` onto ``path``.
-
-    The temporary file sits in the target's folder (a rename is atomic only within one file
-    system); on any error it is removed and the old ``path`` is left untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
-
-
-def save_params(
-    params: Mapping[str, Any], path: str | os.PathLike, metadata: Mapping[str, Any] | None = None
-) -> Path:
-    """Save a parameter dictionary to a safetensors file, atomically.
-
-    :param params: ``{name: array}``; arrays are stored with their own dtype and shape.
-    :param path: target file (``.safetensors``); its folder is created.
-    :param metadata: JSON-serialisable facts stored beside the tensors (config, step, ...).
-    :returns: the path written.
-    """
-    from safetensors.numpy import save_file
-
-    arrays = {name: np.ascontiguousarray(np.asarray(value)) for name, value in params.items()}
-    meta = {"duetrl": json.dumps(dict(metadata or {}), sort_keys=True)}
-    return atomic_write(path, lambda tmp: save_file(arrays, tmp, metadata=meta))
-
-
-def load_params(path: str | os.PathLike) -> tuple[Params, dict[str, Any]]:
-    """Load a parameter dictionary and its metadata from a safetensors file.
-
-    :raises CheckpointError: if the file does not exist or is not a readable safetensors file.
-    """
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint: no file at {str(path)!r}")
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            params = {name: f.get_tensor(name) for name in f.keys()}
-            raw_meta = (f.metadata() or {}).get("duetrl", "{}")
-        metadata = json.loads(raw_meta)
-    except CheckpointError:
-        raise
-    except Exception as error:  # safetensors raises several types for a damaged file
-        raise CheckpointError(
-            f"checkpoint: {str(path)!r} is not a valid safetensors file ({error})"
-        ) from error
-    return params, metadata
 
 
 def describe(params: Mapping[str, Any]) -> dict[str, tuple[tuple[int, ...], str]]:

@@ -6,15 +6,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from duetrl.core.lm.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from duetrl.core.checkpoint import Checkpoint, CheckpointError, save_checkpoint
 from duetrl.core.lm.config import GPTConfig
 from duetrl.core.lm.corpora import MarkovChain
 from duetrl.core.lm.data import TokenData
 from duetrl.core.lm.params import init_gpt_params
-from duetrl.core.lm.train import TrainConfig, learning_rate_at, train
+from duetrl.core.lm.train import (
+    GPT_KIND,
+    TrainConfig,
+    learning_rate_at,
+    load_gpt_checkpoint,
+    train,
+)
 from duetrl.core.reference.optim import adam_step, clip_by_global_norm
 from duetrl.core.tolerances import assert_close
-from duetrl.core.weights import CheckpointError
 
 CONFIG = GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16)
 TOL = {"float64": "float64", "float32": "float32_model"}
@@ -99,21 +104,30 @@ def test_resumed_run_equals_uninterrupted_run(backend, tmp_path):
         backend, resumed, data, TrainConfig(steps=6, **settings), path, resume=True, progress=False
     )
     assert result.history["step"] == [1, 2, 3, 4, 5, 6]
-    assert load_checkpoint(path).step == 6
+    config, saved = load_gpt_checkpoint(path)
+    assert config == CONFIG and saved.metadata["step"] == 6
+    assert saved.metadata["history"]["step"] == [1, 2, 3, 4, 5, 6]
+    assert_close(saved.tensors["optim"]["step"], [6], "exact", "Adam's step is saved")
     expected, got = backend.export_params(straight), backend.export_params(resumed)
     for key in expected:
         assert_close(got[key], expected[key], 1e-6, f"resumed {key}")
 
 
+def gpt_checkpoint(params, config=CONFIG, step=3):
+    return Checkpoint(GPT_KIND, {"params": params}, {"config": config.to_dict(), "step": step})
+
+
 def test_checkpoint_with_another_config_is_refused(backend, tmp_path):
     path = tmp_path / "model.safetensors"
     params = init_gpt_params(CONFIG)
-    save_checkpoint(path, Checkpoint(CONFIG, params, step=3))
-    loaded = load_checkpoint(path, expected_config=CONFIG)
-    assert loaded.step == 3 and loaded.config == CONFIG
+    save_checkpoint(path, gpt_checkpoint(params))
+    config, loaded = load_gpt_checkpoint(path, expected_config=CONFIG)
+    assert loaded.metadata["step"] == 3 and config == CONFIG
+    for name, value in params.items():
+        assert_close(loaded.tensors["params"][name], value, "exact", name)
     other = GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16)
-    with pytest.raises(CheckpointError, match=r"n_layer': \(2, 1\)"):
-        load_checkpoint(path, expected_config=other)
+    with pytest.raises(CheckpointError, match=r"another config; .*\{'n_layer': \(2, 1\)\}"):
+        load_gpt_checkpoint(path, expected_config=other)
     data = TokenData(np.zeros(100, dtype=np.int64), 8)
     with pytest.raises(CheckpointError, match="another config"):
         train(
@@ -127,9 +141,18 @@ def test_checkpoint_with_another_config_is_refused(backend, tmp_path):
         )
     bad = dict(params)
     bad["wte.embeddings"] = np.zeros((12, 16), dtype=np.float32)
-    save_checkpoint(tmp_path / "bad.safetensors", Checkpoint(CONFIG, bad))
+    save_checkpoint(tmp_path / "bad.safetensors", gpt_checkpoint(bad))
     with pytest.raises(CheckpointError, match=r"'wte.embeddings' has shape \(12, 16\)"):
-        load_checkpoint(tmp_path / "bad.safetensors")
+        load_gpt_checkpoint(tmp_path / "bad.safetensors")
+    bad_config = gpt_checkpoint(params)
+    bad_config.metadata["config"]["n_head"] = 3  # 16 is no multiple of 3
+    save_checkpoint(tmp_path / "bad_config.safetensors", bad_config)
+    with pytest.raises(CheckpointError, match="invalid config .*n_embd: expected a multiple"):
+        load_gpt_checkpoint(tmp_path / "bad_config.safetensors")
+    rl = Checkpoint("duetrl.rl", {"params": params}, {"config": CONFIG.to_dict()})
+    save_checkpoint(tmp_path / "rl.safetensors", rl)
+    with pytest.raises(CheckpointError, match="is a 'duetrl.rl' checkpoint, expected 'duetrl.gpt'"):
+        load_gpt_checkpoint(tmp_path / "rl.safetensors")
 
 
 @pytest.mark.slow

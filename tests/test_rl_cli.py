@@ -96,11 +96,11 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
     assert code == 2
     failed = int(re.search(r"loss: became nan at update (\d+) \(env step \d+\)", err).group(1))
     assert f"(update {failed - 1}) is kept" in err
-    from duetrl.core.weights import load_params
+    from duetrl.core.checkpoint import read_file
 
-    params, metadata = load_params(out / "checkpoint.safetensors")
+    tensors, metadata = read_file(out / "checkpoint.safetensors")
     assert metadata["updates"] == failed - 1
-    assert all(np.all(np.isfinite(v)) for v in params.values())
+    assert all(np.all(np.isfinite(v)) for v in tensors.values())
 
 
 def test_compare_prints_both_backends_and_saves_one_plot(tmp_path, capsys):
@@ -135,8 +135,8 @@ def test_ctrl_c_stops_after_the_update_and_leaves_a_usable_checkpoint(tmp_path):
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
-    from duetrl.core.weights import load_params
+    from duetrl.core.checkpoint import read_file
 
-    params, metadata = load_params(out / "checkpoint.safetensors")
+    tensors, metadata = read_file(out / "checkpoint.safetensors")
     assert metadata["updates"] >= 3 and metadata["algorithm"] == "ppo"
     assert json.loads((out / "summary.json").read_text())["interrupted"] is True

@@ -26,12 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from duetrl.core.backend import load_backends
-from duetrl.core.lm.checkpoint import load_checkpoint
 from duetrl.core.lm.config import GPTConfig
 from duetrl.core.lm.corpora import digits_text, pydoc_text
 from duetrl.core.lm.data import TokenData
 from duetrl.core.lm.tokenizers import CharTokenizer
-from duetrl.core.lm.train import TrainConfig, evaluate, plot_history, train
+from duetrl.core.lm.train import TrainConfig, evaluate, load_gpt_checkpoint, plot_history, train
 from duetrl.core.plots import plot_curves
 from duetrl.core.tutorial import figure_dir, quick_mode
 
@@ -77,8 +76,8 @@ finetune_config = TrainConfig(steps=40 if QUICK else 300, batch_size=16, learnin
                               min_learning_rate=1e-4, warmup_steps=5, eval_every=10)
 histories, finetuned = {}, {}
 for name, backend in backends.items():
-    checkpoint = load_checkpoint(pretrained[name], expected_config=config)
-    model = backend.import_params(backend.GPT(config), checkpoint.params)
+    _, checkpoint = load_gpt_checkpoint(pretrained[name], expected_config=config)
+    model = backend.import_params(backend.GPT(config), checkpoint.tensors["params"])
     before = evaluate(backend.LMTrainer(model), sums, finetune_config)
     result = train(backend, model, sums, finetune_config, progress=False)
     histories[f"{name} fine-tuned"] = result.history

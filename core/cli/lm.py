@@ -103,17 +103,16 @@ def corpus_text(name: str, num_chars: int, seed: int) -> str:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from duetrl.core.lm.checkpoint import load_checkpoint
     from duetrl.core.lm.config import GPTConfig
     from duetrl.core.lm.data import TokenData
     from duetrl.core.lm.tokenizers import BPETokenizer, CharTokenizer, tokenizer_from_dict
-    from duetrl.core.lm.train import TrainConfig, plot_history, train
+    from duetrl.core.lm.train import TrainConfig, load_gpt_checkpoint, plot_history, train
 
     text = corpus_text(args.corpus, args.num_chars, args.seed)
-    base = load_checkpoint(args.init_from) if args.init_from else None
-    if base is not None:
+    base = None
+    if args.init_from:
+        config, base = load_gpt_checkpoint(args.init_from)
         tokenizer = tokenizer_from_dict(base.metadata["tokenizer"])
-        config = base.config
     else:
         if args.tokenizer == "bpe":
             tokenizer = BPETokenizer.train(text, args.bpe_vocab)
@@ -146,7 +145,7 @@ def run_train(args: argparse.Namespace) -> int:
     backend.set_num_threads(args.threads)
     model = backend.GPT(config, seed=args.seed)
     if base is not None:
-        backend.import_params(model, base.params)
+        backend.import_params(model, base.tensors["params"])
     out = Path(args.out)
     result = train(
         backend,
@@ -180,10 +179,10 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    from duetrl.core.lm.checkpoint import load_checkpoint
     from duetrl.core.lm.tokenizers import tokenizer_from_dict
+    from duetrl.core.lm.train import load_gpt_checkpoint
 
-    checkpoint = load_checkpoint(args.checkpoint)
+    config, checkpoint = load_gpt_checkpoint(args.checkpoint)
     if "tokenizer" not in checkpoint.metadata:
         raise ValueError(f"--checkpoint: {args.checkpoint!r} holds no tokeniser")
     tokenizer = tokenizer_from_dict(checkpoint.metadata["tokenizer"])
@@ -192,8 +191,8 @@ def run_sample(args: argparse.Namespace) -> int:
     prompt = tokenizer.encode(args.prompt)
     backend = load_backend(args.backend)
     backend.set_num_threads(args.threads)
-    model = backend.GPT(checkpoint.config)
-    backend.import_params(model, checkpoint.params)
+    model = backend.GPT(config)
+    backend.import_params(model, checkpoint.tensors["params"])
     generation = backend.generate(
         model,
         prompt,

@@ -21,9 +21,15 @@ from typing import Any
 
 import numpy as np
 
+from duetrl.core.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from duetrl.core.constants import ADAMW_WEIGHT_DECAY, GRAD_CLIP_NORM
-from duetrl.core.lm.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from duetrl.core.lm.config import GPTConfig
 from duetrl.core.lm.data import TokenData, eval_rng, train_rng
+from duetrl.core.lm.params import check_params
+
+GPT_KIND = "duetrl.gpt"
+"""The ``kind`` of a GPT checkpoint (duetrl.core.checkpoint): tensor groups ``params`` and
+``optim``; metadata ``config``, ``step``, ``history``, ``train_config``, ``tokenizer``."""
 
 
 @dataclass
@@ -102,6 +108,26 @@ def _empty_history() -> dict[str, list[float]]:
     }
 
 
+def load_gpt_checkpoint(
+    path: str | Path, expected_config: GPTConfig | None = None
+) -> tuple[GPTConfig, Checkpoint]:
+    """Read a GPT checkpoint: ``(its config, the checkpoint)``, parameters checked.
+
+    :param expected_config: if given, the checkpoint's config must equal it.
+    :raises CheckpointError: for a missing or damaged file, another kind of checkpoint, an
+        invalid config or another one than expected (naming the differing fields), or
+        parameters that do not fit the config.
+    """
+    match = None if expected_config is None else {"config": expected_config.to_dict()}
+    checkpoint = load_checkpoint(path, GPT_KIND, match)
+    try:
+        config = GPTConfig.from_dict(checkpoint.metadata["config"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"checkpoint {str(path)!r}: invalid config ({error})") from None
+    check_params(checkpoint.tensors.get("params", {}), config, f"checkpoint {str(path)!r}")
+    return config, checkpoint
+
+
 def train(
     backend: ModuleType,
     model: Any,
@@ -125,24 +151,25 @@ def train(
     trainer = backend.LMTrainer(model, config.weight_decay, config.max_grad_norm)
     history, start = _empty_history(), 0
     if resume and checkpoint_path is not None and Path(checkpoint_path).is_file():
-        saved = load_checkpoint(checkpoint_path, expected_config=model.config)
-        backend.import_params(model, saved.params)
-        if saved.optimizer:
-            trainer.optimizer.load_state_arrays(saved.optimizer)
-        start = saved.step
+        _, saved = load_gpt_checkpoint(checkpoint_path, expected_config=model.config)
+        backend.import_params(model, saved.tensors["params"])
+        if saved.tensors.get("optim"):
+            trainer.optimizer.load_state_arrays(saved.tensors["optim"])
+        start = int(saved.metadata["step"])
         history = {**_empty_history(), **saved.metadata.get("history", {})}
 
     def save(step: int) -> str:
         info = {
             **(metadata or {}),
+            "config": model.config.to_dict(),
+            "step": step,
             "train_config": asdict(config),
             "backend": backend.NAME,
             "history": history,
         }
-        checkpoint = Checkpoint(
-            model.config, backend.export_params(model), trainer.optimizer.state_arrays(), step, info
-        )
-        return str(save_checkpoint(checkpoint_path, checkpoint))
+        params, optim = backend.export_params(model), trainer.optimizer.state_arrays()
+        tensors = {"params": params, "optim": optim}
+        return str(save_checkpoint(checkpoint_path, Checkpoint(GPT_KIND, tensors, info)))
 
     from tqdm.auto import tqdm
 

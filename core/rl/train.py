@@ -20,12 +20,16 @@ from pathlib import Path
 import numpy as np
 
 from duetrl.core.backend import load_backend
+from duetrl.core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from duetrl.core.envs.vector import describe_env, make_vector_env
 from duetrl.core.initializers import cast_params
 from duetrl.core.reference.policy import init_agent_params
-from duetrl.core.rl.checkpoint import load_checkpoint, save_checkpoint
 from duetrl.core.rl.rollout import NoiseSource, collect_episodes, collect_steps, start
 from duetrl.core.rl.settings import ReinforceSettings
+from duetrl.core.weights import describe
+
+RL_KIND = "duetrl.rl"
+"""The ``kind`` of an RL agent's checkpoint (duetrl.core.checkpoint)."""
 
 SOLVED_WINDOW = 100
 """'Solved' = the mean return of the last 100 training episodes reaches the target."""
@@ -149,7 +153,8 @@ class Trainer:
             "recent_returns": list(self.recent_returns),
             "episode_log": self.episode_log[-5000:],
         }
-        return save_checkpoint(path, self.params(), self.agent.optimizer.state_arrays(), metadata)
+        tensors = {"params": self.params(), "optim": self.agent.optimizer.state_arrays()}
+        return save_checkpoint(path, Checkpoint(RL_KIND, tensors, metadata))
 
     def load(self, path: str | Path) -> dict:
         """Continue from a checkpoint of the same algorithm, environment and network shape.
@@ -157,10 +162,11 @@ class Trainer:
         The environments and noise are re-seeded from (seed, update), so a resumed run is a
         valid continuation, not a bit-for-bit replay of the uninterrupted one.
         """
-        params, optimizer_state, metadata = load_checkpoint(path, self.algorithm, self.env_id,
-                                                            self.params())
-        self.backend.import_params(self.agent, params)
-        self.agent.optimizer.load_state_arrays(optimizer_state)
+        saved = load_checkpoint(path, RL_KIND, {"algorithm": self.algorithm, "env_id": self.env_id},
+                                {"params": describe(self.params())})
+        metadata = saved.metadata
+        self.backend.import_params(self.agent, saved.tensors["params"])
+        self.agent.optimizer.load_state_arrays(saved.tensors.get("optim", {}))
         self.updates, self.env_steps = metadata["updates"], metadata["env_steps"]
         self.episodes = metadata["episodes"]
         self.recent_returns.extend(metadata["recent_returns"])
