@@ -33,3 +33,23 @@ not torch.std's default Bessel-corrected 1."""
 
 GRAD_NORM_EPS: float = 1e-6
 """Global-norm clipping scales gradients by min(1, max_norm / (norm + eps)), as torch does."""
+
+GROUP_ADVANTAGE_EPS: float = 1e-4
+"""GRPO's group advantage (r - mean_g) / (std_g + eps): eps added to the group's std, as in
+the published test vector (8 rewards, 3 correct -> +1.20738 / -0.72443)."""
+
+GROUP_STD_DDOF: int = 1
+"""Degrees of freedom of GRPO's group std: 1 = the unbiased (Bessel-corrected) std, torch.std's
+default and the published test vector's convention; tf.math.reduce_std would give ddof 0."""
+
+RLHF_CLIP_EPS: float = 0.2
+"""PPO/GRPO ratio clipping: rho is clipped to [1 - eps, 1 + eps]."""
+
+RLHF_VALUE_CLIP: float = 0.2
+"""PPO for LMs: the new value may move at most this far from the old one in the clipped term."""
+
+RLHF_VF_COEF: float = 0.1
+"""PPO for LMs: weight of the value loss beside the policy loss (TRL's default)."""
+
+VALUE_HEAD_INIT_STD: float = 0.02
+"""Scalar (value / reward) head on the GPT: kernel ~ N(0, std^2), bias 0 (GPT-2's INIT_STD)."""

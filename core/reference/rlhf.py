@@ -1,0 +1,688 @@
+"""RL for language models (outline 2.3, 3.1.4-3.1.5) in float64 NumPy: every objective's oracle.
+
+The sequence MDP: state = prompt + tokens so far, action = the next token, the policy is the
+GPT, the episode ends at a stop token or the length limit, the reward comes at the end
+(optionally minus beta times a per-token KL estimate against a frozen reference model).
+
+Batch contract (what the training loop hands ``RLHFLearner.update`` in either backend)
+--------------------------------------------------------------------------------------
+NumPy arrays, B rows; ``T`` is the full sequence length (prompt + completion, right-padded).
+Per-token arrays have ``T - 1`` columns, aligned with ``token_log_probs(model, tokens)``:
+column t is about predicting ``tokens[:, t + 1]`` from ``tokens[:, :t + 1]``.
+
+=================  ========  ===========================================================
+Key                Shape     Description
+=================  ========  ===========================================================
+tokens             (B, T)    int64 token ids, prompt then completion then padding
+mask               (B, T-1)  1 where tokens[:, t+1] is a completion token (stop token
+                             included), 0 on prompt and padding; float
+old_logp           (B, T-1)  log pi_old(token) under the sampling policy (no gradient)
+ref_logp           (B, T-1)  log pi_ref(token) under the frozen reference model
+advantages         (B,)      a sequence's advantage (broadcast over its tokens), or
+                   (B, T-1)  per token (PPO's GAE advantages)
+returns            (B, T-1)  PPO: value targets R_t = A_t + V_old(s_t)
+old_values         (B, T-1)  PPO: V_old(s_t) at sampling time
+chosen_tokens      (B, T)    DPO / reward model: the preferred sequence y_w
+rejected_tokens    (B, T)    the other one y_l (same prompt)
+chosen_mask        (B, T-1)  completion mask of chosen_tokens (as ``mask``)
+rejected_mask      (B, T-1)  completion mask of rejected_tokens
+ref_chosen_logp    (B,)      DPO: sum_t log pi_ref over y_w's completion tokens
+ref_rejected_logp  (B,)      DPO: the same for y_l
+=================  ========  ===========================================================
+
+Objectives and the keys they read: ``reinforce`` / ``rloo`` (tokens, mask, advantages;
+ref_logp optional, for the KL statistic), ``grpo`` (tokens, mask, old_logp, ref_logp,
+advantages), ``ppo`` (tokens, mask, old_logp, advantages, returns, old_values; ref_logp
+optional), ``dpo`` (the chosen/rejected keys), ``reward_model`` (chosen/rejected tokens and
+masks). The value and reward heads read the GPT's final hidden state: V(s_t) at column t is
+the head on the hidden state of tokens[:, t]; a reward model's score is its head on the
+hidden state of the last completion token.
+
+Conventions pinned (DESIGN.md): log-ratio l = ref_logp - logp; GRPO's group std is the
+UNBIASED one (``GROUP_STD_DDOF = 1``) plus ``GROUP_ADVANTAGE_EPS = 1e-4``; PPO's advantage
+whitening uses the population std (``ADVANTAGE_STD_DDOF = 0``) plus ``ADVANTAGE_EPS``.
+Rewards of a group are laid out prompt-major: entries ``[g k, (g + 1) k)`` share prompt g.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from duetrl.core.constants import (
+    GROUP_ADVANTAGE_EPS,
+    GROUP_STD_DDOF,
+    VALUE_HEAD_INIT_STD,
+)
+from duetrl.core.lm.config import GPTConfig, check_token_ids
+from duetrl.core.reference.attention import causal_mask, multi_head_attention
+from duetrl.core.reference.functional import log_softmax
+from duetrl.core.reference.gpt import gelu, gpt_forward, layer_norm
+from duetrl.core.reference.returns import gae, normalize_advantages
+
+NORMALISATIONS = ("grpo", "bnpo", "dr_grpo", "dapo")
+"""Token-loss normalisations of :func:`aggregate_token_loss`."""
+
+ADVANTAGE_SCALES = ("std", "none")
+"""``scale`` of :func:`group_advantages`: GRPO's std scaling, or Dr. GRPO's none."""
+
+OBJECTIVES = ("reinforce", "rloo", "grpo", "ppo", "dpo", "reward_model")
+"""Objectives ``RLHFLearner.update`` knows."""
+
+COEFFICIENTS: dict[str, tuple[str, ...]] = {
+    "reinforce": (),
+    "rloo": (),
+    "grpo": ("clip_eps", "beta", "normalisation"),
+    "ppo": ("clip_eps", "clip_range", "vf_coef", "normalisation"),
+    "dpo": ("beta",),
+    "reward_model": (),
+}
+"""Keyword coefficients each objective accepts in ``RLHFLearner.update``."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Input checks (shared by both backends: they look at shapes and Python values only)
+# ---------------------------------------------------------------------------------------------
+
+
+def _shape(x: Any) -> tuple[int, ...]:
+    shape = x.shape if hasattr(x, "shape") else np.shape(x)  # tensors keep theirs
+    return tuple(int(d) for d in shape)
+
+
+def check_same_shape(reference_name: str, reference: Any, **arrays: Any) -> None:
+    """Raise ValueError unless every array has the shape of ``reference``."""
+    expected = _shape(reference)
+    for name, array in arrays.items():
+        if array is not None and _shape(array) != expected:
+            raise ValueError(
+                f"{name}: expected shape {expected} (as {reference_name}), got {_shape(array)}"
+            )
+
+
+def check_token_inputs(mask: Any, advantages: Any = None, **arrays: Any) -> None:
+    """Raise ValueError unless ``mask`` is (B, T), every array (B, T), advantages (B,) or (B, T)."""
+    shape = _shape(mask)
+    if len(shape) != 2:
+        raise ValueError(f"mask: expected shape (B, T), got {shape}")
+    check_same_shape("mask", mask, **arrays)
+    if advantages is not None and _shape(advantages) not in (shape[:1], shape):
+        raise ValueError(
+            f"advantages: expected shape {shape[:1]} or {shape} (from mask), "
+            f"got {_shape(advantages)}"
+        )
+
+
+def check_group(num_rewards: int, group_size: Any) -> None:
+    """Raise ValueError unless group_size is an int >= 2 that divides the number of rewards."""
+    if isinstance(group_size, bool) or not isinstance(group_size, int | np.integer):
+        raise ValueError(f"group_size: expected an int >= 2, got {group_size!r}")
+    if group_size < 2:
+        raise ValueError(
+            f"group_size: expected >= 2 (a group method needs several completions per "
+            f"prompt), got {group_size}"
+        )
+    if num_rewards % group_size != 0:
+        raise ValueError(
+            f"group_size: expected a divisor of the number of rewards {num_rewards} "
+            f"(prompts x group_size, prompt-major), got {group_size}"
+        )
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    """Raise ValueError unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {list(choices)}, got {value!r}")
+
+
+def check_non_negative(name: str, value: Any) -> None:
+    """Raise ValueError unless ``value`` is a finite float >= 0 (beta, clip ranges, weights)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+        raise ValueError(f"{name}: expected a float >= 0, got {value!r}")
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name}: expected a float >= 0, got {value!r}")
+
+
+def last_token_index(mask: np.ndarray) -> np.ndarray:
+    """Column of each row's last completion token, ``(B,)`` int; ValueError on an empty row."""
+    mask = np.asarray(mask)
+    present = mask.sum(axis=1) > 0
+    if not np.all(present):
+        row = int(np.argmin(present))
+        raise ValueError(f"mask: row {row} has no completion token (expected at least one 1)")
+    return mask.shape[1] - 1 - np.argmax(mask[:, ::-1] > 0, axis=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# KL estimators
+# ---------------------------------------------------------------------------------------------
+
+
+def kl_k1(logp: np.ndarray, ref_logp: np.ndarray) -> np.ndarray:
+    """k1 = -l = log pi(y_t) - log pi_ref(y_t), with l = ref_logp - logp; per token.
+
+    Unbiased for KL(pi || pi_ref) when y ~ pi, but negative on some samples. Folded into the
+    reward it gives the exact gradient of E[r] - beta KL.
+    """
+    check_same_shape("logp", logp, ref_logp=ref_logp)
+    return np.asarray(logp, np.float64) - np.asarray(ref_logp, np.float64)  # k1 = -l
+
+
+def kl_k2(logp: np.ndarray, ref_logp: np.ndarray) -> np.ndarray:
+    """k2 = l^2 / 2 with l = ref_logp - logp; biased, low variance, always >= 0."""
+    check_same_shape("logp", logp, ref_logp=ref_logp)
+    log_ratio = np.asarray(ref_logp, np.float64) - np.asarray(logp, np.float64)  # l
+    return 0.5 * log_ratio**2  # k2 = l^2 / 2
+
+
+def kl_k3(logp: np.ndarray, ref_logp: np.ndarray) -> np.ndarray:
+    """k3 = exp(l) - 1 - l with l = ref_logp - logp; unbiased for KL(pi || pi_ref), always >= 0.
+
+    As a loss term (GRPO) its gradient is that of KL(pi_ref || pi), not KL(pi || pi_ref):
+    d k3 / d logp = 1 - pi_ref / pi, whose expectation under pi is -sum pi_ref grad log pi.
+    """
+    check_same_shape("logp", logp, ref_logp=ref_logp)
+    log_ratio = np.asarray(ref_logp, np.float64) - np.asarray(logp, np.float64)  # l
+    return np.expm1(log_ratio) - log_ratio  # k3 = e^l - 1 - l
+
+
+# ---------------------------------------------------------------------------------------------
+# Advantages
+# ---------------------------------------------------------------------------------------------
+
+
+def group_advantages(rewards: np.ndarray, group_size: int, scale: str = "std") -> np.ndarray:
+    """Group-relative advantages, one per completion, rewards laid out prompt-major.
+
+        scale="std" (GRPO):      A_i = (r_i - mean_g) / (std_g + eps)
+        scale="none" (Dr. GRPO): A_i = r_i - mean_g
+
+    ========  ======  ===============================================================
+    Symbol    Shape   Description
+    ========  ======  ===============================================================
+    r         (N,)    rewards, N = prompts x group_size; consecutive entries share a prompt
+    mean_g    ()      mean of the group_size rewards of r_i's prompt
+    std_g     ()      their UNBIASED std, sqrt(sum (r - mean_g)^2 / (k - 1)) (GROUP_STD_DDOF)
+    eps       ()      GROUP_ADVANTAGE_EPS = 1e-4
+    ========  ======  ===============================================================
+
+    A group whose rewards are all equal gets zero advantages (never NaN).
+    """
+    rewards = np.asarray(rewards, np.float64)
+    if rewards.ndim != 1:
+        raise ValueError(f"rewards: expected shape (N,), got {rewards.shape}")
+    check_group(rewards.shape[0], group_size)
+    check_choice("scale", scale, ADVANTAGE_SCALES)
+    grouped = rewards.reshape(-1, group_size)  # (prompts, k)
+    centred = grouped - grouped.mean(axis=1, keepdims=True)  # r - mean_g
+    if scale == "std":
+        std = grouped.std(axis=1, ddof=GROUP_STD_DDOF, keepdims=True)  # unbiased std_g
+        centred = centred / (std + GROUP_ADVANTAGE_EPS)
+    return centred.reshape(-1)
+
+
+def rloo_advantages(rewards: np.ndarray, group_size: int) -> np.ndarray:
+    """REINFORCE leave-one-out: A_i = r_i - 1/(k-1) sum_{j != i} r_j = k/(k-1) (r_i - mean_g).
+
+    Rewards ``(N,)`` prompt-major as in :func:`group_advantages`; the baseline of a sample
+    never uses the sample itself, so it stays unbiased.
+    """
+    rewards = np.asarray(rewards, np.float64)
+    if rewards.ndim != 1:
+        raise ValueError(f"rewards: expected shape (N,), got {rewards.shape}")
+    check_group(rewards.shape[0], group_size)
+    grouped = rewards.reshape(-1, group_size)  # (prompts, k)
+    others = (grouped.sum(axis=1, keepdims=True) - grouped) / (group_size - 1)  # mean of others
+    return (grouped - others).reshape(-1)
+
+
+def kl_shaped_rewards(
+    score: np.ndarray, logp: np.ndarray, ref_logp: np.ndarray, mask: np.ndarray, beta: float
+) -> np.ndarray:
+    """Per-token rewards of PPO for LMs (Ziegler et al. 2019, Stiennon et al. 2020):
+
+        r_t = -beta * k1_t * m_t + score * [t == last completion token]
+
+    with k1_t = logp_t - ref_logp_t. Summed over a sequence: score - beta * KL estimate.
+
+    :param score: ``(B,)`` the task's (or reward model's) score of each completion.
+    :param logp: ``(B, T)`` log pi of the sampled tokens (the sampling policy's).
+    :param ref_logp: ``(B, T)`` log pi_ref of the same tokens.
+    :param mask: ``(B, T)`` completion mask; every row needs at least one 1.
+    :param beta: KL coefficient >= 0.
+    :returns: ``(B, T)`` float64 rewards, 0 outside the mask.
+    """
+    check_non_negative("beta", beta)
+    check_token_inputs(mask, logp=logp, ref_logp=ref_logp)
+    check_same_shape("mask rows", np.zeros(_shape(mask)[:1]), score=score)
+    mask = np.asarray(mask, np.float64)
+    rewards = -beta * kl_k1(logp, ref_logp) * mask  # -beta k1_t on completion tokens
+    rows = np.arange(mask.shape[0])
+    rewards[rows, last_token_index(mask)] += np.asarray(score, np.float64)  # + score at the end
+    return rewards
+
+
+def token_gae(
+    rewards: np.ndarray, values: np.ndarray, mask: np.ndarray, gamma: float = 1.0,
+    lam: float = 0.95,
+) -> tuple[np.ndarray, np.ndarray]:
+    """GAE over completion tokens, by :func:`duetrl.core.reference.returns.gae`:
+
+        delta_t = r_t + gamma V(s_{t+1}) - V(s_t)      (V after the last token = 0)
+        A_t = delta_t + gamma lambda A_{t+1},   R_t = A_t + V(s_t)
+
+    The episode terminates at each row's last completion token; prompt and padding columns
+    are zero in the outputs.
+
+    :param rewards: ``(B, T)`` per-token rewards (:func:`kl_shaped_rewards`).
+    :param values: ``(B, T)`` V(s_t) of the sampling-time value head.
+    :param mask: ``(B, T)`` completion mask.
+    :returns: ``(advantages, returns)``, each ``(B, T)`` float64.
+    """
+    check_token_inputs(mask, rewards=rewards, values=values)
+    mask = np.asarray(mask, np.float64)
+    rewards = np.asarray(rewards, np.float64) * mask
+    values = np.asarray(values, np.float64) * mask
+    terminations = np.zeros_like(mask)
+    terminations[np.arange(mask.shape[0]), last_token_index(mask)] = 1.0  # episode ends here
+    next_values = np.concatenate([values[:, 1:], np.zeros_like(values[:, :1])], axis=1)
+    advantages, returns = gae(  # time-major (T, B), as core/reference/returns.py expects
+        rewards.T, values.T, next_values.T, terminations.T, np.zeros_like(mask).T, gamma, lam
+    )
+    return advantages.T * mask, returns.T * mask
+
+
+def whiten_advantages(advantages: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(A - mean) / (std + eps) over the completion tokens (population std, ADVANTAGE_EPS);
+    :func:`duetrl.core.reference.returns.normalize_advantages` with the mask. 0 outside it."""
+    check_token_inputs(mask, advantages=advantages)
+    return normalize_advantages(advantages, mask)
+
+
+# ---------------------------------------------------------------------------------------------
+# Losses
+# ---------------------------------------------------------------------------------------------
+
+
+def sequence_log_probs(token_logp: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """log pi(y | x) = sum_t m_t log pi(y_t | x, y_<t): ``(B, T)``, ``(B, T)`` -> ``(B,)``."""
+    check_token_inputs(mask, token_logp=token_logp)
+    return (np.asarray(token_logp, np.float64) * np.asarray(mask, np.float64)).sum(axis=1)
+
+
+def masked_token_mean(values: np.ndarray, mask: np.ndarray) -> float:
+    """sum(v m) / max(sum m, 1): the mean over completion tokens (statistics, bnpo)."""
+    mask = np.asarray(mask, np.float64)
+    return float((np.asarray(values, np.float64) * mask).sum() / max(mask.sum(), 1.0))
+
+
+def aggregate_token_loss(
+    per_token_loss: np.ndarray,
+    mask: np.ndarray,
+    normalisation: str,
+    max_length: int | None = None,
+    total_tokens: float | None = None,
+) -> float:
+    """Reduce a per-token loss ``(B, T)`` over completion tokens (m = mask, |y_b| = sum_t m_bt):
+
+        grpo     1/B sum_b [ sum_t m_bt l_bt / max(|y_b|, 1) ]   each sequence weighs the same
+        bnpo     sum_bt m_bt l_bt / max(sum_bt m_bt, 1)          each token weighs the same
+        dr_grpo  sum_bt m_bt l_bt / (B * max_length)             a constant: no length bias
+        dapo     sum_bt m_bt l_bt / total_tokens                 tokens of the whole
+                                                                 accumulated batch
+
+    They agree when every completion has the same length L = max_length (then all are
+    mean over tokens); they differ when lengths are ragged.
+
+    :param max_length: dr_grpo's constant (the longest allowed completion); default T.
+    :param total_tokens: dapo's denominator, the completion tokens of every micro-batch that
+        is accumulated into one update; default (one micro-batch, one device): ``sum m``,
+        which equals bnpo.
+    """
+    check_choice("normalisation", normalisation, NORMALISATIONS)
+    check_token_inputs(mask, per_token_loss=per_token_loss)
+    mask = np.asarray(mask, np.float64)
+    summed = np.asarray(per_token_loss, np.float64) * mask  # m_bt l_bt
+    if normalisation == "grpo":
+        lengths = np.maximum(mask.sum(axis=1), 1.0)  # |y_b|
+        return float((summed.sum(axis=1) / lengths).mean())
+    if normalisation == "dr_grpo":
+        length = mask.shape[1] if max_length is None else max_length
+        return float(summed.sum() / (mask.shape[0] * length))
+    if normalisation == "dapo" and total_tokens is not None:
+        return float(summed.sum() / total_tokens)
+    return float(summed.sum() / max(mask.sum(), 1.0))  # bnpo (and dapo on one micro-batch)
+
+
+def _broadcast_advantages(advantages: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    advantages = np.asarray(advantages, np.float64)
+    return advantages[:, None] if advantages.ndim == 1 else advantages  # (B,) -> (B, 1)
+
+
+def clipped_surrogate(
+    logp: np.ndarray, old_logp: np.ndarray, advantages: np.ndarray, clip_eps: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-token PPO loss -min(rho A, clip(rho, 1 - eps, 1 + eps) A), rho = e^(lp - lp_old).
+
+    :returns: ``(loss (B, T), ratio (B, T), clipped (B, T) bool)``; ``clipped`` marks tokens
+        where the clipped term is active (rho < 1 - eps with A < 0, or rho > 1 + eps with A > 0)
+        and the gradient is therefore zero.
+    """
+    advantages = _broadcast_advantages(advantages, logp)
+    ratio = np.exp(np.asarray(logp, np.float64) - np.asarray(old_logp, np.float64))  # rho
+    clipped_ratio = np.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
+    loss = -np.minimum(ratio * advantages, clipped_ratio * advantages)  # -min(rho A, clip A)
+    clipped = ((ratio < 1.0 - clip_eps) & (advantages < 0)) | (
+        (ratio > 1.0 + clip_eps) & (advantages > 0)
+    )
+    return loss, ratio, clipped
+
+
+def clipped_policy_loss(
+    logp: np.ndarray,
+    old_logp: np.ndarray,
+    advantages: np.ndarray,
+    mask: np.ndarray,
+    clip_eps: float,
+    normalisation: str = "bnpo",
+) -> tuple[float, dict[str, float]]:
+    """The PPO / GRPO clipped surrogate over completion tokens (Schulman et al. 2017):
+
+        L = agg_t[ -min(rho_t A_t, clip(rho_t, 1 - eps, 1 + eps) A_t) ],
+        rho_t = pi(y_t) / pi_old(y_t) = exp(logp_t - old_logp_t)
+
+    =============  ================  ====================================================
+    Symbol         Shape             Description
+    =============  ================  ====================================================
+    logp           (B, T)            log pi_theta of the sampled tokens (differentiated)
+    old_logp       (B, T)            log pi_old, at sampling time (constant)
+    advantages     (B,) or (B, T)    A, a sequence's broadcast over its tokens
+    mask           (B, T)            completion mask
+    agg                              :func:`aggregate_token_loss` with ``normalisation``
+    =============  ================  ====================================================
+
+    :returns: ``(loss, {"clip_fraction", "approx_kl"})``: the share of completion tokens with
+        the clipped term active, and the masked mean of (rho - 1) - log rho (k3 of pi_old vs
+        pi, >= 0).
+    """
+    check_non_negative("clip_eps", clip_eps)
+    check_token_inputs(mask, advantages, logp=logp, old_logp=old_logp)
+    per_token, ratio, clipped = clipped_surrogate(logp, old_logp, advantages, clip_eps)
+    loss = aggregate_token_loss(per_token, mask, normalisation)
+    approx_kl = (ratio - 1.0) - np.log(ratio)  # k3 with l = log rho
+    stats = {
+        "clip_fraction": masked_token_mean(clipped, mask),
+        "approx_kl": masked_token_mean(approx_kl, mask),
+    }
+    return loss, stats
+
+
+def reinforce_loss(logp: np.ndarray, advantages: np.ndarray, mask: np.ndarray) -> float:
+    """Sequence REINFORCE with a baseline (Williams 1992; RLOO with leave-one-out A):
+
+        L = -1/B sum_b A_b sum_t m_bt log pi(y_bt)    (A_bt per token when (B, T) is given)
+
+    grad L is minus the score-function estimate of grad E[r]; the baseline inside A keeps it
+    unbiased. No clipping, no ratio: one gradient step per batch of fresh samples.
+    """
+    check_token_inputs(mask, advantages, logp=logp)
+    advantages = _broadcast_advantages(advantages, mask)
+    weighted = advantages * np.asarray(logp, np.float64) * np.asarray(mask, np.float64)
+    return float(-weighted.sum(axis=1).mean())  # -mean_b A_b sum_t m logp
+
+
+def grpo_loss(
+    logp: np.ndarray,
+    old_logp: np.ndarray,
+    ref_logp: np.ndarray,
+    advantages: np.ndarray,
+    mask: np.ndarray,
+    clip_eps: float,
+    beta: float,
+    normalisation: str = "grpo",
+) -> tuple[float, dict[str, float]]:
+    """GRPO (Shao et al. 2024): the clipped surrogate plus beta k3 as a loss term, per token,
+
+        L = agg_t[ -min(rho_t A, clip(rho_t) A) + beta k3_t ],   k3_t = e^l - 1 - l,
+        l = ref_logp_t - logp_t
+
+    aggregated by ``normalisation`` (:func:`aggregate_token_loss`). A is the group advantage
+    (:func:`group_advantages`) broadcast over the sequence's tokens.
+
+    :returns: ``(loss, {"clip_fraction", "approx_kl", "kl"})`` with kl the masked token mean
+        of k3.
+    """
+    check_non_negative("beta", beta)
+    check_non_negative("clip_eps", clip_eps)
+    check_token_inputs(mask, advantages, logp=logp, old_logp=old_logp, ref_logp=ref_logp)
+    surrogate, ratio, clipped = clipped_surrogate(logp, old_logp, advantages, clip_eps)
+    k3 = kl_k3(logp, ref_logp)
+    loss = aggregate_token_loss(surrogate + beta * k3, mask, normalisation)  # + beta k3_t
+    stats = {
+        "clip_fraction": masked_token_mean(clipped, mask),
+        "approx_kl": masked_token_mean((ratio - 1.0) - np.log(ratio), mask),
+        "kl": masked_token_mean(k3, mask),
+    }
+    return loss, stats
+
+
+def value_loss_clipped(
+    values: np.ndarray,
+    old_values: np.ndarray,
+    returns: np.ndarray,
+    mask: np.ndarray,
+    clip_range: float,
+) -> tuple[float, dict[str, float]]:
+    """PPO's clipped value loss, masked mean over completion tokens:
+
+        V_clip = V_old + clip(V - V_old, -c, c)
+        L_V = mean_t[ 0.5 max((V - R)^2, (V_clip - R)^2) ]
+
+    :returns: ``(loss, {"value_clip_fraction"})``: the share of tokens where the clipped term
+        is the larger one.
+    """
+    check_non_negative("clip_range", clip_range)
+    check_token_inputs(mask, values=values, old_values=old_values, returns=returns)
+    values, old_values = np.asarray(values, np.float64), np.asarray(old_values, np.float64)
+    returns = np.asarray(returns, np.float64)
+    clipped_values = old_values + np.clip(values - old_values, -clip_range, clip_range)
+    unclipped_error, clipped_error = (values - returns) ** 2, (clipped_values - returns) ** 2
+    loss = masked_token_mean(0.5 * np.maximum(unclipped_error, clipped_error), mask)
+    return loss, {"value_clip_fraction": masked_token_mean(clipped_error > unclipped_error, mask)}
+
+
+def ppo_lm_loss(
+    logp: np.ndarray,
+    old_logp: np.ndarray,
+    advantages: np.ndarray,
+    values: np.ndarray,
+    old_values: np.ndarray,
+    returns: np.ndarray,
+    mask: np.ndarray,
+    clip_eps: float,
+    clip_range: float,
+    vf_coef: float,
+    normalisation: str = "bnpo",
+) -> tuple[float, dict[str, float]]:
+    """PPO for language models (Ziegler et al. 2019; Ouyang et al. 2022):
+
+        L = L_clip(logp, old_logp, A) + vf_coef L_V(V, V_old, R)
+
+    with A the whitened GAE advantages of the KL-shaped per-token rewards
+    (:func:`kl_shaped_rewards`, :func:`token_gae`, :func:`whiten_advantages`, computed once
+    per batch on host arrays) and V the value head on the GPT's hidden states.
+
+    :returns: ``(loss, {"policy_loss", "value_loss", "clip_fraction", "approx_kl",
+        "value_clip_fraction"})``.
+    """
+    check_non_negative("vf_coef", vf_coef)
+    policy_loss, stats = clipped_policy_loss(
+        logp, old_logp, advantages, mask, clip_eps, normalisation
+    )
+    value_loss, value_stats = value_loss_clipped(values, old_values, returns, mask, clip_range)
+    stats = {"policy_loss": policy_loss, "value_loss": value_loss, **stats, **value_stats}
+    return policy_loss + vf_coef * value_loss, stats  # L_clip + c_V L_V
+
+
+def log_sigmoid(x: np.ndarray) -> np.ndarray:
+    """log sigmoid(x) = -softplus(-x) = -log(1 + e^-x), stable for large |x|."""
+    return -np.logaddexp(0.0, -np.asarray(x, np.float64))
+
+
+def dpo_loss(
+    logp_chosen: np.ndarray,
+    logp_rejected: np.ndarray,
+    ref_chosen: np.ndarray,
+    ref_rejected: np.ndarray,
+    beta: float,
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Direct preference optimisation (Rafailov et al. 2023), sequence log-probs ``(B,)``:
+
+        L = -1/B sum_b log sigmoid(beta ((lp_w - ref_w) - (lp_l - ref_l)))
+
+    The implicit reward of a completion is r(y) = beta (log pi(y) - log pi_ref(y)); DPO is
+    the Bradley-Terry loss on these rewards.
+
+    :returns: ``(loss, chosen_rewards (B,), rejected_rewards (B,))``.
+    """
+    check_non_negative("beta", beta)
+    check_same_shape(
+        "logp_chosen", logp_chosen, logp_rejected=logp_rejected, ref_chosen=ref_chosen,
+        ref_rejected=ref_rejected,
+    )
+    chosen_rewards = beta * (np.asarray(logp_chosen, np.float64) - ref_chosen)  # beta(lp_w - ref_w)
+    rejected_rewards = beta * (np.asarray(logp_rejected, np.float64) - ref_rejected)
+    loss = -log_sigmoid(chosen_rewards - rejected_rewards).mean()
+    return float(loss), chosen_rewards, rejected_rewards
+
+
+def bradley_terry_loss(
+    reward_chosen: np.ndarray, reward_rejected: np.ndarray
+) -> tuple[float, float]:
+    """The reward model's loss (Bradley & Terry 1952): P(y_w > y_l) = sigmoid(r_w - r_l),
+
+        L = -1/B sum_b log sigmoid(r_w - r_l)
+
+    :returns: ``(loss, accuracy)``, accuracy = share of pairs with r_w > r_l (ties count wrong).
+    """
+    check_same_shape("reward_chosen", reward_chosen, reward_rejected=reward_rejected)
+    margin = np.asarray(reward_chosen, np.float64) - np.asarray(reward_rejected, np.float64)
+    return float(-log_sigmoid(margin).mean()), float((margin > 0).mean())
+
+
+# ---------------------------------------------------------------------------------------------
+# The GPT as a policy, and its scalar head (oracles of the backends' token_log_probs, ValueHead)
+# ---------------------------------------------------------------------------------------------
+
+
+def token_log_probs(
+    params: Mapping[str, np.ndarray], tokens: np.ndarray, config: GPTConfig
+) -> np.ndarray:
+    """log pi(tokens[:, t+1] | tokens[:, :t+1]) for every t: ``(B, T)`` ids -> ``(B, T-1)``."""
+    tokens = np.asarray(tokens)
+    logp = log_softmax(gpt_forward(dict(params), tokens[:, :-1], config))  # (B, T-1, V)
+    return np.take_along_axis(logp, tokens[:, 1:, None], axis=-1)[..., 0]
+
+
+def token_entropy(logits: np.ndarray) -> np.ndarray:
+    """H_t = -sum_v p_v log p_v of each position's next-token distribution: (..., V) -> (...)."""
+    logp = log_softmax(logits)
+    return -(np.exp(logp) * logp).sum(axis=-1)
+
+
+def init_value_head_params(
+    n_embd: int, seed: int = 0, dtype: str = "float32"
+) -> dict[str, np.ndarray]:
+    """The scalar head's canonical parameters: ``linear.kernel`` (D, 1) ~ N(0, 0.02^2), bias 0."""
+    rng = np.random.default_rng(seed)
+    kernel = rng.normal(0.0, VALUE_HEAD_INIT_STD, size=(n_embd, 1))
+    return {"linear.kernel": kernel.astype(dtype), "linear.bias": np.zeros(1, dtype)}
+
+
+def hidden_states(
+    params: Mapping[str, np.ndarray], tokens: np.ndarray, config: GPTConfig
+) -> np.ndarray:
+    """LN_f(h_L) ``(B, T, D)``: the GPT's last hidden states, the input of its tied head.
+
+    The same arithmetic as :func:`duetrl.core.reference.gpt.gpt_forward`, stopped before the
+    head (logits = LN_f(h_L) W_te^T).
+    """
+    idx = check_token_ids(tokens, config)
+    p = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+    eps, t = config.layer_norm_eps, idx.shape[1]
+    h = p["wte.embeddings"][idx] + p["wpe.embeddings"][:t]  # (B, T, D)
+    mask = causal_mask(t)
+    for i in range(config.n_layer):
+        b = f"blocks.{i}"
+        z = layer_norm(h, p[f"{b}.ln_1.scale"], p[f"{b}.ln_1.bias"], eps)
+        attn = {k.removeprefix(f"{b}.attn."): v for k, v in p.items() if k.startswith(f"{b}.attn.")}
+        h = h + multi_head_attention(attn, z, z, z, config.n_head, mask)
+        z = layer_norm(h, p[f"{b}.ln_2.scale"], p[f"{b}.ln_2.bias"], eps)
+        hidden = gelu(z @ p[f"{b}.mlp.fc.kernel"] + p[f"{b}.mlp.fc.bias"], config.gelu)
+        h = h + hidden @ p[f"{b}.mlp.proj.kernel"] + p[f"{b}.mlp.proj.bias"]
+    return layer_norm(h, p["ln_f.scale"], p["ln_f.bias"], eps)  # (B, T, D)
+
+
+def scalar_head(
+    params: Mapping[str, np.ndarray],
+    head_params: Mapping[str, np.ndarray],
+    tokens: np.ndarray,
+    config: GPTConfig,
+) -> np.ndarray:
+    """v_t = LN_f(h_L)_t w + b for every position: ``(B, T)`` ids -> ``(B, T)`` values."""
+    hidden = hidden_states(params, tokens, config)  # (B, T, D)
+    kernel = np.asarray(head_params["linear.kernel"], np.float64)
+    return (hidden @ kernel)[..., 0] + float(np.asarray(head_params["linear.bias"])[0])
+
+
+def sequence_scores(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """A reward model's score: the head's value at the last completion token.
+
+    :param values: ``(B, T)`` head outputs on the full tokens.
+    :param mask: ``(B, T-1)`` completion mask (column t flags token t+1).
+    :returns: ``(B,)``: values[b, last_b + 1].
+    """
+    values = np.asarray(values, np.float64)
+    return values[np.arange(values.shape[0]), last_token_index(mask) + 1]
+
+
+__all__ = [
+    "ADVANTAGE_SCALES",
+    "COEFFICIENTS",
+    "NORMALISATIONS",
+    "OBJECTIVES",
+    "aggregate_token_loss",
+    "bradley_terry_loss",
+    "check_choice",
+    "check_group",
+    "check_non_negative",
+    "check_same_shape",
+    "check_token_inputs",
+    "clipped_policy_loss",
+    "clipped_surrogate",
+    "dpo_loss",
+    "group_advantages",
+    "grpo_loss",
+    "hidden_states",
+    "init_value_head_params",
+    "kl_k1",
+    "kl_k2",
+    "kl_k3",
+    "kl_shaped_rewards",
+    "last_token_index",
+    "log_sigmoid",
+    "masked_token_mean",
+    "ppo_lm_loss",
+    "reinforce_loss",
+    "rloo_advantages",
+    "scalar_head",
+    "sequence_log_probs",
+    "sequence_scores",
+    "token_entropy",
+    "token_gae",
+    "token_log_probs",
+    "value_loss_clipped",
+    "whiten_advantages",
+]
