@@ -1,9 +1,8 @@
-"""Returns and advantages as TensorFlow tensor code: equal to ``core/reference/returns.py``.
+"""Returns and advantages as tensor code: equal to ``core/reference/returns.py``.
 
-No Python loop at all: the backward recurrence y_t = a_t + c_t y_{t+1} is solved for every
-step and environment at once, as y_t = sum_{k >= t} (prod_{t <= j < k} c_j) a_k, with a
-(T, T, N) matrix of discount products built by a cumulative product. Arrays are time-major
-(T, N); see the reference for the symbols.
+Both are one backward recurrence, y_t = a_t + c_t y_{t+1} (y_T = 0), run over the T steps of
+all N environments at once: O(T * N) memory, T small steps. Arrays are time-major (T, N);
+see the reference for the symbols and for the closed form G_t = sum_k gamma^(k-t) r_k.
 """
 
 import tensorflow as tf
@@ -12,25 +11,31 @@ from duetrl.core.constants import ADVANTAGE_EPS, ADVANTAGE_STD_DDOF
 from duetrl.core.interfaces.rl import check_discount, check_trajectory_arrays
 
 
-def continuation(terminations: tf.Tensor, truncations: tf.Tensor) -> tf.Tensor:
-    """c_t = 1 if step t+1 continues the episode of step t (and t < T-1), else 0."""
+def episode_flags(
+    terminations: tf.Tensor, truncations: tf.Tensor, dtype: tf.DType
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """``(1 - term_t, c_t)`` in ``dtype``, each (T, N).
+
+    c_t = 1 if step t+1 continues the episode of step t (no end at t, and t < T-1), else 0.
+    """
     done = tf.logical_or(tf.cast(terminations, tf.bool), tf.cast(truncations, tf.bool))
-    cont = 1.0 - tf.cast(done, tf.float64)
-    last_row = tf.range(tf.shape(cont)[0]) == tf.shape(cont)[0] - 1
-    return tf.where(last_row[:, None], tf.zeros_like(cont), cont)
+    last_row = tf.range(tf.shape(done)[0])[:, None] == tf.shape(done)[0] - 1  # the rollout is cut
+    cont = tf.logical_not(tf.logical_or(done, last_row))
+    return 1.0 - tf.cast(terminations, dtype), tf.cast(cont, dtype)
 
 
+@tf.function(reduce_retracing=True)  # the loop becomes a graph while-loop: no Python per step
 def discounted_sum(inputs: tf.Tensor, discounts: tf.Tensor) -> tf.Tensor:
-    """y_t = a_t + c_t y_{t+1} (y_T = 0) for a = ``inputs``, c = ``discounts``, both (T, N)."""
-    steps = tf.shape(inputs)[0]
-    index = tf.range(steps)
-    upper = index[None, :] >= index[:, None]  # k >= t
-    # factors[t, k] = c_{k-1} for k > t and 1 otherwise; cumprod over k gives prod_{t<=j<k} c_j
-    shifted = tf.concat([tf.ones_like(discounts[:1]), discounts[:-1]], axis=0)  # c_{k-1}
-    strictly_upper = index[None, :] > index[:, None]
-    factors = tf.where(strictly_upper[:, :, None], shifted[None], tf.ones_like(shifted[None]))
-    products = tf.math.cumprod(factors, axis=1) * tf.cast(upper, inputs.dtype)[:, :, None]
-    return tf.reduce_sum(products * inputs[None], axis=1)
+    """y_t = a_t + c_t y_{t+1} (y_T = 0) for a = ``inputs``, c = ``discounts``, both (T, N).
+
+    A reverse scan: one step per t, from the last row back to the first.
+    """
+    future = tf.zeros_like(inputs[0])  # y_T = 0, (N,)
+    outputs = tf.TensorArray(inputs.dtype, size=tf.shape(inputs)[0])
+    for t in tf.range(tf.shape(inputs)[0] - 1, -1, -1):  # t = T-1, ..., 0
+        future = inputs[t] + discounts[t] * future  # y_t = a_t + c_t y_{t+1}
+        outputs = outputs.write(t, future)
+    return outputs.stack()
 
 
 def compute_returns(
@@ -40,8 +45,7 @@ def compute_returns(
     """G_t = r_t + gamma (1 - term_t) [c_t G_{t+1} + (1 - c_t) V(s_{t+1})]; (T, N) -> (T, N)."""
     check_discount("gamma", gamma)
     check_trajectory_arrays(rewards, terminations, truncations, next_values=next_values)
-    not_terminal = 1.0 - tf.cast(terminations, rewards.dtype)
-    cont = tf.cast(continuation(terminations, truncations), rewards.dtype)
+    not_terminal, cont = episode_flags(terminations, truncations, rewards.dtype)
     if next_values is None:
         next_values = tf.zeros_like(rewards)
     # the bootstrap term enters where the episode is cut; the rest flows through the recurrence
@@ -63,8 +67,7 @@ def compute_gae(
     check_discount("gamma", gamma)
     check_discount("lam", lam)
     check_trajectory_arrays(rewards, terminations, truncations, values, next_values)
-    not_terminal = 1.0 - tf.cast(terminations, rewards.dtype)
-    cont = tf.cast(continuation(terminations, truncations), rewards.dtype)
+    not_terminal, cont = episode_flags(terminations, truncations, rewards.dtype)
     deltas = rewards + gamma * not_terminal * next_values - values
     advantages = discounted_sum(deltas, gamma * lam * cont)
     return advantages, advantages + values

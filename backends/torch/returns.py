@@ -1,9 +1,8 @@
-"""Returns and advantages as PyTorch tensor code: equal to ``core/reference/returns.py``.
+"""Returns and advantages as tensor code: equal to ``core/reference/returns.py``.
 
-No Python loop at all: the backward recurrence y_t = a_t + c_t y_{t+1} is solved for every
-step and environment at once, as y_t = sum_{k >= t} (prod_{t <= j < k} c_j) a_k, with a
-(T, T, N) matrix of discount products built by a cumulative product. Arrays are time-major
-(T, N); see the reference for the symbols.
+Both are one backward recurrence, y_t = a_t + c_t y_{t+1} (y_T = 0), run over the T steps of
+all N environments at once: O(T * N) memory, T small steps. Arrays are time-major (T, N);
+see the reference for the symbols and for the closed form G_t = sum_k gamma^(k-t) r_k.
 """
 
 import torch
@@ -12,24 +11,30 @@ from duetrl.core.constants import ADVANTAGE_EPS, ADVANTAGE_STD_DDOF
 from duetrl.core.interfaces.rl import check_discount, check_trajectory_arrays
 
 
-def continuation(terminations: torch.Tensor, truncations: torch.Tensor) -> torch.Tensor:
-    """c_t = 1 if step t+1 continues the episode of step t (and t < T-1), else 0."""
+def episode_flags(
+    terminations: torch.Tensor, truncations: torch.Tensor, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(1 - term_t, c_t)`` in ``dtype``, each (T, N).
+
+    c_t = 1 if step t+1 continues the episode of step t (no end at t, and t < T-1), else 0.
+    """
     done = torch.logical_or(terminations.bool(), truncations.bool())
-    cont = 1.0 - done.to(torch.get_default_dtype())
-    last_row = torch.arange(cont.shape[0]) == cont.shape[0] - 1
-    return torch.where(last_row[:, None], torch.zeros_like(cont), cont)
+    last_row = torch.arange(done.shape[0])[:, None] == done.shape[0] - 1  # the rollout is cut
+    cont = torch.logical_not(torch.logical_or(done, last_row))
+    return 1.0 - terminations.to(dtype), cont.to(dtype)
 
 
 def discounted_sum(inputs: torch.Tensor, discounts: torch.Tensor) -> torch.Tensor:
-    """y_t = a_t + c_t y_{t+1} (y_T = 0) for a = ``inputs``, c = ``discounts``, both (T, N)."""
-    steps = inputs.shape[0]
-    upper = torch.triu(torch.ones(steps, steps, dtype=torch.bool))  # k >= t
-    # factors[t, k] = c_{k-1} for k > t and 1 otherwise; cumprod over k gives prod_{t<=j<k} c_j
-    shifted = torch.cat([torch.ones_like(discounts[:1]), discounts[:-1]], dim=0)  # c_{k-1}
-    strictly_upper = torch.triu(torch.ones(steps, steps, dtype=torch.bool), diagonal=1)
-    factors = torch.where(strictly_upper[:, :, None], shifted[None], torch.ones_like(shifted[None]))
-    products = torch.cumprod(factors, dim=1) * upper[:, :, None]  # (T, T, N)
-    return (products * inputs[None]).sum(dim=1)
+    """y_t = a_t + c_t y_{t+1} (y_T = 0) for a = ``inputs``, c = ``discounts``, both (T, N).
+
+    A reverse scan: one step per t, from the last row back to the first.
+    """
+    future = torch.zeros_like(inputs[0])  # y_T = 0, (N,)
+    outputs = torch.zeros_like(inputs)
+    for t in range(inputs.shape[0] - 1, -1, -1):  # t = T-1, ..., 0
+        future = inputs[t] + discounts[t] * future  # y_t = a_t + c_t y_{t+1}
+        outputs[t] = future
+    return outputs
 
 
 def compute_returns(
@@ -39,8 +44,7 @@ def compute_returns(
     """G_t = r_t + gamma (1 - term_t) [c_t G_{t+1} + (1 - c_t) V(s_{t+1})]; (T, N) -> (T, N)."""
     check_discount("gamma", gamma)
     check_trajectory_arrays(rewards, terminations, truncations, next_values=next_values)
-    not_terminal = 1.0 - terminations.to(rewards.dtype)
-    cont = continuation(terminations, truncations).to(rewards.dtype)
+    not_terminal, cont = episode_flags(terminations, truncations, rewards.dtype)
     if next_values is None:
         next_values = torch.zeros_like(rewards)
     # the bootstrap term enters where the episode is cut; the rest flows through the recurrence
@@ -62,8 +66,7 @@ def compute_gae(
     check_discount("gamma", gamma)
     check_discount("lam", lam)
     check_trajectory_arrays(rewards, terminations, truncations, values, next_values)
-    not_terminal = 1.0 - terminations.to(rewards.dtype)
-    cont = continuation(terminations, truncations).to(rewards.dtype)
+    not_terminal, cont = episode_flags(terminations, truncations, rewards.dtype)
     deltas = rewards + gamma * not_terminal * next_values - values
     advantages = discounted_sum(deltas, gamma * lam * cont)
     return advantages, advantages + values
@@ -71,8 +74,8 @@ def compute_gae(
 
 def normalize_advantages(advantages: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """(A - mean) / (std + eps) over mask == 1, population std (pinned in duetrl.core.constants)."""
-    count = mask.sum().clamp(min=1.0)
-    mean = (advantages * mask).sum() / count
-    squares = (((advantages - mean) * mask) ** 2).sum()
-    variance = squares / (count - ADVANTAGE_STD_DDOF).clamp(min=1.0)
-    return (advantages - mean) / (variance.sqrt() + ADVANTAGE_EPS) * mask
+    count = torch.clamp(torch.sum(mask), min=1.0)
+    mean = torch.sum(advantages * mask) / count
+    squares = torch.sum(((advantages - mean) * mask) ** 2)
+    variance = squares / torch.clamp(count - ADVANTAGE_STD_DDOF, min=1.0)
+    return (advantages - mean) / (torch.sqrt(variance) + ADVANTAGE_EPS) * mask

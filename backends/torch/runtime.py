@@ -14,18 +14,17 @@ def framework_version() -> str:
 
 
 def set_num_threads(num_threads: int) -> None:
-    """Use ``num_threads`` CPU threads for this framework's ops."""
-    torch.set_num_threads(num_threads)
+    """Use ``num_threads`` CPU threads for this framework's ops (within an op and across ops)."""
+    torch.set_num_threads(num_threads)  # within an op: settable at any time
+    try:
+        torch.set_num_interop_threads(num_threads)
+    except RuntimeError:  # the across-ops pool is fixed once the first op has run
+        pass
 
 
 def get_num_threads() -> int:
-    """The number of CPU threads this framework's ops use."""
+    """The number of CPU threads this framework's ops use (0 = the framework decides)."""
     return torch.get_num_threads()
-
-
-def set_seed(seed: int) -> None:
-    """Seed the framework's own random generator (weights drawn by the framework, dropout)."""
-    torch.manual_seed(seed)
 
 
 def resolve_dtype(dtype: Any) -> Any:
@@ -36,8 +35,8 @@ def resolve_dtype(dtype: Any) -> Any:
 def as_tensor(array: Any, dtype: str | None = None) -> torch.Tensor:
     """A framework tensor from a NumPy array (float arrays keep their dtype unless given)."""
     tensor = torch.as_tensor(np.asarray(array))
-    return tensor if dtype is None else tensor.to(getattr(torch, dtype))
+    return tensor if dtype is None else tensor.to(resolve_dtype(dtype))
 
 
-# float32 matmuls in full precision (no TF32/bf16 shortcuts): equivalence depends on it
+# float32 matmuls in full precision (no TF32 shortcuts): equivalence depends on it
 torch.set_float32_matmul_precision("highest")

@@ -54,12 +54,15 @@ import numpy as np
 from duetrl.core.constants import (
     GROUP_ADVANTAGE_EPS,
     GROUP_STD_DDOF,
+    RLHF_CLIP_EPS,
+    RLHF_VALUE_CLIP,
+    RLHF_VF_COEF,
     VALUE_HEAD_INIT_STD,
 )
 from duetrl.core.lm.config import GPTConfig, check_token_ids
 from duetrl.core.reference.attention import causal_mask, multi_head_attention
 from duetrl.core.reference.functional import log_softmax
-from duetrl.core.reference.gpt import gelu, gpt_forward, layer_norm
+from duetrl.core.reference.gpt import gelu, layer_norm
 from duetrl.core.reference.returns import gae, normalize_advantages
 
 NORMALISATIONS = ("grpo", "bnpo", "dr_grpo", "dapo")
@@ -71,15 +74,35 @@ ADVANTAGE_SCALES = ("std", "none")
 OBJECTIVES = ("reinforce", "rloo", "grpo", "ppo", "dpo", "reward_model")
 """Objectives ``RLHFLearner.update`` knows."""
 
-COEFFICIENTS: dict[str, tuple[str, ...]] = {
-    "reinforce": (),
-    "rloo": (),
-    "grpo": ("clip_eps", "beta", "normalisation"),
-    "ppo": ("clip_eps", "clip_range", "vf_coef", "normalisation"),
-    "dpo": ("beta",),
-    "reward_model": (),
+DEFAULT_COEFFICIENTS: dict[str, dict[str, Any]] = {
+    "reinforce": {},
+    "rloo": {},
+    "grpo": {"clip_eps": RLHF_CLIP_EPS, "beta": 0.04, "normalisation": "grpo"},
+    "ppo": {
+        "clip_eps": RLHF_CLIP_EPS, "clip_range": RLHF_VALUE_CLIP, "vf_coef": RLHF_VF_COEF,
+        "normalisation": "bnpo",
+    },
+    "dpo": {"beta": 0.1},
+    "reward_model": {},
 }
-"""Keyword coefficients each objective accepts in ``RLHFLearner.update``."""
+"""Keyword coefficients each objective accepts in ``RLHFLearner.update``, with defaults
+(GRPO's beta 0.04 is DeepSeekMath's, DPO's 0.1 the DPO paper's)."""
+
+REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
+    "reinforce": ("tokens", "mask", "advantages"),
+    "rloo": ("tokens", "mask", "advantages"),
+    "grpo": ("tokens", "mask", "old_logp", "ref_logp", "advantages"),
+    "ppo": ("tokens", "mask", "old_logp", "advantages", "returns", "old_values"),
+    "dpo": (
+        "chosen_tokens", "rejected_tokens", "chosen_mask", "rejected_mask",
+        "ref_chosen_logp", "ref_rejected_logp",
+    ),
+    "reward_model": ("chosen_tokens", "rejected_tokens", "chosen_mask", "rejected_mask"),
+}
+"""Batch keys each objective reads (the contract above)."""
+
+USES_HEAD = ("ppo", "reward_model")
+"""Objectives that need the scalar head (``value_head``) on the GPT."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -115,6 +138,12 @@ def check_token_inputs(mask: Any, advantages: Any = None, **arrays: Any) -> None
         )
 
 
+def check_rewards(rewards: Any) -> None:
+    """Raise ValueError unless ``rewards`` is a vector (N,)."""
+    if len(_shape(rewards)) != 1:
+        raise ValueError(f"rewards: expected shape (N,), got {_shape(rewards)}")
+
+
 def check_group(num_rewards: int, group_size: Any) -> None:
     """Raise ValueError unless group_size is an int >= 2 that divides the number of rewards."""
     if isinstance(group_size, bool) or not isinstance(group_size, int | np.integer):
@@ -143,6 +172,40 @@ def check_non_negative(name: str, value: Any) -> None:
         raise ValueError(f"{name}: expected a float >= 0, got {value!r}")
     if not np.isfinite(value) or value < 0:
         raise ValueError(f"{name}: expected a float >= 0, got {value!r}")
+
+
+def objective_coefficients(objective: str, coefficients: Mapping[str, Any]) -> dict[str, Any]:
+    """The objective's coefficients: its defaults updated by ``coefficients``, each checked.
+
+    Raises ValueError for an unknown objective, a coefficient the objective does not take,
+    a negative one, or an unknown normalisation.
+    """
+    check_choice("objective", objective, OBJECTIVES)
+    defaults = DEFAULT_COEFFICIENTS[objective]
+    for name in coefficients:
+        if name not in defaults:
+            raise ValueError(
+                f"{name}: not a coefficient of objective {objective!r}; expected one of "
+                f"{sorted(defaults)}"
+            )
+    values = {**defaults, **coefficients}
+    for name, value in values.items():
+        if name == "normalisation":
+            check_choice("normalisation", value, NORMALISATIONS)
+        else:
+            check_non_negative(name, value)
+    return values
+
+
+def check_batch(batch: Mapping[str, Any], objective: str) -> None:
+    """Raise ValueError unless ``batch`` holds every key ``objective`` reads."""
+    check_choice("objective", objective, OBJECTIVES)
+    missing = [key for key in REQUIRED_KEYS[objective] if key not in batch]
+    if missing:
+        raise ValueError(
+            f"batch: objective {objective!r} needs keys {list(REQUIRED_KEYS[objective])}; "
+            f"missing {missing}, given {sorted(batch)}"
+        )
 
 
 def last_token_index(mask: np.ndarray) -> np.ndarray:
@@ -211,8 +274,7 @@ def group_advantages(rewards: np.ndarray, group_size: int, scale: str = "std") -
     A group whose rewards are all equal gets zero advantages (never NaN).
     """
     rewards = np.asarray(rewards, np.float64)
-    if rewards.ndim != 1:
-        raise ValueError(f"rewards: expected shape (N,), got {rewards.shape}")
+    check_rewards(rewards)
     check_group(rewards.shape[0], group_size)
     check_choice("scale", scale, ADVANTAGE_SCALES)
     grouped = rewards.reshape(-1, group_size)  # (prompts, k)
@@ -230,8 +292,7 @@ def rloo_advantages(rewards: np.ndarray, group_size: int) -> np.ndarray:
     never uses the sample itself, so it stays unbiased.
     """
     rewards = np.asarray(rewards, np.float64)
-    if rewards.ndim != 1:
-        raise ValueError(f"rewards: expected shape (N,), got {rewards.shape}")
+    check_rewards(rewards)
     check_group(rewards.shape[0], group_size)
     grouped = rewards.reshape(-1, group_size)  # (prompts, k)
     others = (grouped.sum(axis=1, keepdims=True) - grouped) / (group_size - 1)  # mean of others
@@ -480,8 +541,8 @@ def value_loss_clipped(
         V_clip = V_old + clip(V - V_old, -c, c)
         L_V = mean_t[ 0.5 max((V - R)^2, (V_clip - R)^2) ]
 
-    :returns: ``(loss, {"value_clip_fraction"})``: the share of tokens where the clipped term
-        is the larger one.
+    :returns: ``(loss, {"value_clip_fraction"})``: the share of tokens where V moved more than
+        c from V_old and the clipped term is the larger one (its gradient is then zero).
     """
     check_non_negative("clip_range", clip_range)
     check_token_inputs(mask, values=values, old_values=old_values, returns=returns)
@@ -490,7 +551,8 @@ def value_loss_clipped(
     clipped_values = old_values + np.clip(values - old_values, -clip_range, clip_range)
     unclipped_error, clipped_error = (values - returns) ** 2, (clipped_values - returns) ** 2
     loss = masked_token_mean(0.5 * np.maximum(unclipped_error, clipped_error), mask)
-    return loss, {"value_clip_fraction": masked_token_mean(clipped_error > unclipped_error, mask)}
+    clipped = (np.abs(values - old_values) > clip_range) & (clipped_error > unclipped_error)
+    return loss, {"value_clip_fraction": masked_token_mean(clipped, mask)}
 
 
 def ppo_lm_loss(
@@ -582,7 +644,9 @@ def token_log_probs(
 ) -> np.ndarray:
     """log pi(tokens[:, t+1] | tokens[:, :t+1]) for every t: ``(B, T)`` ids -> ``(B, T-1)``."""
     tokens = np.asarray(tokens)
-    logp = log_softmax(gpt_forward(dict(params), tokens[:, :-1], config))  # (B, T-1, V)
+    hidden = hidden_states(params, tokens[:, :-1], config)  # (B, T-1, D)
+    logits = hidden @ np.asarray(params["wte.embeddings"], np.float64).T  # the tied head
+    logp = log_softmax(logits)  # (B, T-1, V)
     return np.take_along_axis(logp, tokens[:, 1:, None], axis=-1)[..., 0]
 
 
@@ -607,9 +671,10 @@ def hidden_states(
     """LN_f(h_L) ``(B, T, D)``: the GPT's last hidden states, the input of its tied head.
 
     The same arithmetic as :func:`duetrl.core.reference.gpt.gpt_forward`, stopped before the
-    head (logits = LN_f(h_L) W_te^T).
+    head (logits = LN_f(h_L) W_te^T; a test checks the two agree).
     """
-    idx = check_token_ids(tokens, config)
+    idx = np.asarray(tokens)
+    check_token_ids(idx.shape, config, "tokens", idx)
     p = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
     eps, t = config.layer_norm_eps, idx.shape[1]
     h = p["wte.embeddings"][idx] + p["wpe.embeddings"][:t]  # (B, T, D)
@@ -650,14 +715,18 @@ def sequence_scores(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 __all__ = [
     "ADVANTAGE_SCALES",
-    "COEFFICIENTS",
+    "DEFAULT_COEFFICIENTS",
     "NORMALISATIONS",
     "OBJECTIVES",
+    "REQUIRED_KEYS",
+    "USES_HEAD",
     "aggregate_token_loss",
     "bradley_terry_loss",
+    "check_batch",
     "check_choice",
     "check_group",
     "check_non_negative",
+    "check_rewards",
     "check_same_shape",
     "check_token_inputs",
     "clipped_policy_loss",
@@ -674,6 +743,7 @@ __all__ = [
     "last_token_index",
     "log_sigmoid",
     "masked_token_mean",
+    "objective_coefficients",
     "ppo_lm_loss",
     "reinforce_loss",
     "rloo_advantages",
