@@ -59,8 +59,12 @@ class Adam:
     def apply_gradients(
         self, grads: Sequence[tf.Tensor], learning_rate: float | tf.Tensor
     ) -> tf.Tensor:
-        """One step on every parameter (``grads`` in their order); returns the pre-clip norm."""
-        grads = [tf.convert_to_tensor(g) for g in grads]  # embeddings' IndexedSlices -> dense
+        """One step on every parameter (``grads`` in their order); returns the pre-clip norm.
+
+        A parameter the loss does not reach (gradient None) gets a zero gradient.
+        """
+        grads = [tf.zeros_like(p) if g is None else tf.convert_to_tensor(g)  # IndexedSlices too
+                 for p, g in zip(self.parameters, grads)]
         grads, norm = clip_by_global_norm(grads, self.max_grad_norm)
         self.step.assign_add(1.0)
         if not tf.is_tensor(learning_rate):  # tf.cast(0.01, float64) would round it via float32

@@ -1,4 +1,4 @@
-"""Policy and value networks in TensorFlow + Keras 3: the outline's listing 5.2 ``PolicyNet``.
+"""Policy and value networks: the outline's listing 5.2 ``PolicyNet``, and its kin.
 
     pi(a|s) = softmax(fc2(relu(fc1(s))))_a                      (categorical, logits out)
     pi(a|s) = N(a; fc2(relu(fc1(s))), exp(log_std)^2)            (Gaussian, continuous actions)
@@ -6,7 +6,7 @@
 
 Sampling takes its noise from core (NumPy, seeded), so both backends pick the same actions
 from the same weights: Gumbel-max for categories, mu + sigma * eps for Gaussians.
-Compare with ``backends/torch/policy.py`` line by line.
+``duetrl diff policy`` shows this file beside its twin in the other backend.
 """
 
 import math
@@ -14,6 +14,7 @@ from typing import Any
 
 import keras
 import tensorflow as tf
+from tensorflow import Tensor
 
 from duetrl.backends.tf.runtime import resolve_dtype
 from duetrl.core.interfaces.rl import check_loss_inputs, check_policy_config
@@ -21,46 +22,58 @@ from duetrl.core.interfaces.rl import check_loss_inputs, check_policy_config
 LOG_2PI = math.log(2.0 * math.pi)
 
 
-def masked_mean(values: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor:
+def flatten(tensor: Tensor) -> Tensor:
+    """(T, N, ...) -> (T * N, ...): a time-major rollout as one batch of B = T * N steps."""
+    return tf.reshape(tensor, (-1,) + tuple(tensor.shape[2:]))
+
+
+def masked_mean(values: Tensor, mask: Tensor | None = None) -> Tensor:
     """sum(values * mask) / max(sum(mask), 1): the mean over real (unpadded) steps."""
     if mask is None:
         return tf.reduce_mean(values)
     return tf.reduce_sum(values * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
 
 
-def categorical_log_prob(logits: tf.Tensor, actions: tf.Tensor) -> tf.Tensor:
+def value_loss(
+    values: Tensor, returns: Tensor, mask: Tensor | None = None
+) -> Tensor:
+    """L_V = mean_t (V(s_t) - R_t)^2 / 2, half the squared error to the target; (B,) -> ()."""
+    return 0.5 * masked_mean((values - returns) ** 2, mask)
+
+
+def categorical_log_prob(logits: Tensor, actions: Tensor) -> Tensor:
     """log pi(a|s) = log softmax(logits)_a; (B, A), (B,) -> (B,)."""
     return -tf.nn.sparse_softmax_cross_entropy_with_logits(
         labels=tf.cast(actions, tf.int64), logits=logits)
 
 
-def categorical_entropy(logits: tf.Tensor) -> tf.Tensor:
+def categorical_entropy(logits: Tensor) -> Tensor:
     """H = -sum_a pi(a|s) log pi(a|s); (B, A) -> (B,)."""
     log_p = tf.nn.log_softmax(logits, axis=-1)
     return -tf.reduce_sum(tf.exp(log_p) * log_p, axis=-1)
 
 
-def sample_categorical(logits: tf.Tensor, gumbel_noise: tf.Tensor) -> tf.Tensor:
+def sample_categorical(logits: Tensor, gumbel_noise: Tensor) -> Tensor:
     """Gumbel-max: argmax_a (logits_a + g_a) is a sample of softmax(logits); (B, A) -> (B,)."""
     return tf.argmax(logits + gumbel_noise, axis=-1)
 
 
 def gaussian_log_prob(
-    mean: tf.Tensor, log_std: tf.Tensor, actions: tf.Tensor
-) -> tf.Tensor:
+    mean: Tensor, log_std: Tensor, actions: Tensor
+) -> Tensor:
     """sum_d [-((a - mu) / sigma)^2 / 2 - log sigma - log(2 pi) / 2]; -> (B,)."""
     z = (actions - mean) / tf.exp(log_std)
     return tf.reduce_sum(-0.5 * z**2 - log_std - 0.5 * LOG_2PI, axis=-1)
 
 
-def gaussian_entropy(mean: tf.Tensor, log_std: tf.Tensor) -> tf.Tensor:
+def gaussian_entropy(mean: Tensor, log_std: Tensor) -> Tensor:
     """H = sum_d [log sigma + (1 + log 2 pi) / 2], the same for every state; -> (B,)."""
     return tf.reduce_sum(tf.broadcast_to(log_std + 0.5 * (1.0 + LOG_2PI), tf.shape(mean)), -1)
 
 
 def sample_gaussian(
-    mean: tf.Tensor, log_std: tf.Tensor, normal_noise: tf.Tensor
-) -> tf.Tensor:
+    mean: Tensor, log_std: Tensor, normal_noise: Tensor
+) -> Tensor:
     """a = mu + sigma * eps, eps ~ N(0, 1) drawn by core."""
     return mean + tf.exp(log_std) * normal_noise
 
@@ -95,30 +108,29 @@ class PolicyNet(keras.Model):
         self.fc1.build((None, self.state_dim))
         self.fc2.build((None, self.hidden_dim))
 
-    def call(self, x: tf.Tensor) -> tf.Tensor:
+    def call(self, x: Tensor) -> Tensor:
         x = self.fc1(x)
         return self.fc2(x)
 
     def log_prob_entropy(
-        self, states: tf.Tensor, actions: tf.Tensor
-    ) -> tuple[tf.Tensor, tf.Tensor]:
+        self, states: Tensor, actions: Tensor
+    ) -> tuple[Tensor, Tensor]:
         """``(log pi(a|s), H(pi(.|s)))``, each (B,)."""
         logits = self(states)
         return categorical_log_prob(logits, actions), categorical_entropy(logits)
 
     def sample(
-        self, states: tf.Tensor, noise: tf.Tensor
-    ) -> tuple[tf.Tensor, tf.Tensor]:
+        self, states: Tensor, noise: Tensor
+    ) -> tuple[Tensor, Tensor]:
         """``(actions (B,), log pi(actions|s) (B,))`` with Gumbel ``noise`` (B, action_dim)."""
         logits = self(states)
         actions = sample_categorical(logits, noise)
         return actions, categorical_log_prob(logits, actions)
 
     def compute_loss(
-        self, states: tf.Tensor, actions: tf.Tensor, returns: tf.Tensor,
-        mask: tf.Tensor | None = None,
-    ) -> tf.Tensor:  # replaces Model.compute_loss,
-        # as the listing does: duetrl never calls keras' fit(), which would expect the original
+        self, states: Tensor, actions: Tensor, returns: Tensor,
+        mask: Tensor | None = None,
+    ) -> Tensor:  # overrides keras.Model.compute_loss, as the listing does (we never fit())
         """The listing's REINFORCE loss, mean_t[-log pi(a_t|s_t) G_t], over mask == 1."""
         check_loss_inputs(states.shape, actions.shape, returns.shape, self.state_dim)
         log_probs, _ = self.log_prob_entropy(states, actions)
@@ -137,21 +149,23 @@ class GaussianPolicyNet(PolicyNet):
 
     continuous = True
 
-    def build(self, input_shape: Any = None) -> None:
-        super().build(input_shape)
-        self.log_std = self.add_weight(shape=(self.action_dim,), initializer="zeros",
-                                       name="log_std")
+    def __init__(
+        self, state_dim: int, hidden_dim: int, action_dim: int, dtype: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(state_dim, hidden_dim, action_dim, dtype, **kwargs)
+        self.log_std = self.add_weight(shape=(action_dim,), initializer="zeros", name="log_std")
 
     def log_prob_entropy(
-        self, states: tf.Tensor, actions: tf.Tensor
-    ) -> tuple[tf.Tensor, tf.Tensor]:
+        self, states: Tensor, actions: Tensor
+    ) -> tuple[Tensor, Tensor]:
         """``(log pi(a|s), H(pi(.|s)))``, each (B,)."""
         mean = self(states)
         return gaussian_log_prob(mean, self.log_std, actions), gaussian_entropy(mean, self.log_std)
 
     def sample(
-        self, states: tf.Tensor, noise: tf.Tensor
-    ) -> tuple[tf.Tensor, tf.Tensor]:
+        self, states: Tensor, noise: Tensor
+    ) -> tuple[Tensor, Tensor]:
         """``(actions (B, A), log pi(actions|s) (B,))`` with N(0, 1) ``noise`` (B, A)."""
         mean = self(states)
         actions = sample_gaussian(mean, self.log_std, noise)
@@ -174,7 +188,7 @@ class ValueNet(keras.Model):
         self.fc1.build((None, self.state_dim))
         self.fc2.build((None, self.hidden_dim))
 
-    def call(self, x: tf.Tensor) -> tf.Tensor:
+    def call(self, x: Tensor) -> Tensor:
         x = self.fc1(x)
         return self.fc2(x)[..., 0]  # (B, 1) -> (B,)
 

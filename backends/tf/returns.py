@@ -6,14 +6,15 @@ see the reference for the symbols and for the closed form G_t = sum_k gamma^(k-t
 """
 
 import tensorflow as tf
+from tensorflow import Tensor
 
 from duetrl.core.constants import ADVANTAGE_EPS, ADVANTAGE_STD_DDOF
 from duetrl.core.interfaces.rl import check_discount, check_trajectory_arrays
 
 
 def episode_flags(
-    terminations: tf.Tensor, truncations: tf.Tensor, dtype: tf.DType
-) -> tuple[tf.Tensor, tf.Tensor]:
+    terminations: Tensor, truncations: Tensor, dtype: tf.DType
+) -> tuple[Tensor, Tensor]:
     """``(1 - term_t, c_t)`` in ``dtype``, each (T, N).
 
     c_t = 1 if step t+1 continues the episode of step t (no end at t, and t < T-1), else 0.
@@ -25,7 +26,7 @@ def episode_flags(
 
 
 @tf.function(reduce_retracing=True)  # the loop becomes a graph while-loop: no Python per step
-def discounted_sum(inputs: tf.Tensor, discounts: tf.Tensor) -> tf.Tensor:
+def discounted_sum(inputs: Tensor, discounts: Tensor) -> Tensor:
     """y_t = a_t + c_t y_{t+1} (y_T = 0) for a = ``inputs``, c = ``discounts``, both (T, N).
 
     A reverse scan: one step per t, from the last row back to the first.
@@ -39,9 +40,9 @@ def discounted_sum(inputs: tf.Tensor, discounts: tf.Tensor) -> tf.Tensor:
 
 
 def compute_returns(
-    rewards: tf.Tensor, terminations: tf.Tensor, truncations: tf.Tensor, gamma: float,
-    next_values: tf.Tensor | None = None,
-) -> tf.Tensor:
+    rewards: Tensor, terminations: Tensor, truncations: Tensor, gamma: float,
+    next_values: Tensor | None = None,
+) -> Tensor:
     """G_t = r_t + gamma (1 - term_t) [c_t G_{t+1} + (1 - c_t) V(s_{t+1})]; (T, N) -> (T, N)."""
     check_discount("gamma", gamma)
     check_trajectory_arrays(rewards, terminations, truncations, next_values=next_values)
@@ -54,9 +55,9 @@ def compute_returns(
 
 
 def compute_gae(
-    rewards: tf.Tensor, values: tf.Tensor, next_values: tf.Tensor,
-    terminations: tf.Tensor, truncations: tf.Tensor, gamma: float, lam: float,
-) -> tuple[tf.Tensor, tf.Tensor]:
+    rewards: Tensor, values: Tensor, next_values: Tensor,
+    terminations: Tensor, truncations: Tensor, gamma: float, lam: float,
+) -> tuple[Tensor, Tensor]:
     """Generalised advantage estimation, equal to duetrl.core.reference.returns.gae:
 
         delta_t = r_t + gamma (1 - term_t) V(s_{t+1}) - V(s_t)
@@ -73,7 +74,7 @@ def compute_gae(
     return advantages, advantages + values
 
 
-def normalize_advantages(advantages: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+def normalize_advantages(advantages: Tensor, mask: Tensor) -> Tensor:
     """(A - mean) / (std + eps) over mask == 1, population std (pinned in duetrl.core.constants)."""
     count = tf.maximum(tf.reduce_sum(mask), 1.0)
     mean = tf.reduce_sum(advantages * mask) / count

@@ -17,7 +17,6 @@ from duetrl.backends.torch.generation import (
     split_heads,
 )
 from duetrl.backends.torch.gpt import GPT, MLP, Block
-from duetrl.backends.torch.losses import ppo_clip_loss, value_loss
 from duetrl.backends.torch.optim import Adam, clip_by_global_norm
 from duetrl.backends.torch.policy import (
     GaussianPolicyNet,
@@ -25,18 +24,21 @@ from duetrl.backends.torch.policy import (
     ValueNet,
     categorical_entropy,
     categorical_log_prob,
+    flatten,
     gaussian_entropy,
     gaussian_log_prob,
     masked_mean,
     sample_categorical,
     sample_gaussian,
+    value_loss,
 )
+from duetrl.backends.torch.ppo import ppo_clip_loss
 from duetrl.backends.torch.reinforce import compute_returns_listing, reinforce
 from duetrl.backends.torch.returns import (
     compute_gae,
     compute_returns,
-    continuation,
     discounted_sum,
+    episode_flags,
     normalize_advantages,
 )
 from duetrl.backends.torch.runtime import (
@@ -46,7 +48,6 @@ from duetrl.backends.torch.runtime import (
     get_num_threads,
     resolve_dtype,
     set_num_threads,
-    set_seed,
 )
 from duetrl.backends.torch.training import LMTrainer, cross_entropy_loss
 from duetrl.backends.torch.weights import export_params, import_params
@@ -69,8 +70,9 @@ __all__ = [
     "compute_gae",
     "compute_returns",
     "compute_returns_listing",
-    "continuation",
     "discounted_sum",
+    "episode_flags",
+    "flatten",
     "gaussian_entropy",
     "gaussian_log_prob",
     "masked_mean",
@@ -82,7 +84,6 @@ __all__ = [
     "value_loss",
     "NAME",
     "MultiHeadAttention",
-    "NAME",
     "as_tensor",
     "cached_self_attention",
     "compile_forward_backward",
@@ -101,7 +102,6 @@ __all__ = [
     "resolve_dtype",
     "scaled_dot_product_attention",
     "set_num_threads",
-    "set_seed",
     "split_heads",
     "to_numpy",
 ]

@@ -60,7 +60,11 @@ class Adam:
     def apply_gradients(
         self, grads: Sequence[torch.Tensor], learning_rate: float
     ) -> torch.Tensor:
-        """One step on every parameter (``grads`` in their order); returns the pre-clip norm."""
+        """One step on every parameter (``grads`` in their order); returns the pre-clip norm.
+
+        A parameter the loss does not reach (gradient None) gets a zero gradient.
+        """
+        grads = [torch.zeros_like(p) if g is None else g for p, g in zip(self.parameters, grads)]
         grads, norm = clip_by_global_norm(grads, self.max_grad_norm)
         self.step += 1
         bias1 = 1.0 - ADAM_BETA1**self.step

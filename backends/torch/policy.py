@@ -1,4 +1,4 @@
-"""Policy and value networks in PyTorch: the outline's listing 5.2 ``PolicyNet``, and its kin.
+"""Policy and value networks: the outline's listing 5.2 ``PolicyNet``, and its kin.
 
     pi(a|s) = softmax(fc2(relu(fc1(s))))_a                      (categorical, logits out)
     pi(a|s) = N(a; fc2(relu(fc1(s))), exp(log_std)^2)            (Gaussian, continuous actions)
@@ -6,7 +6,7 @@
 
 Sampling takes its noise from core (NumPy, seeded), so both backends pick the same actions
 from the same weights: Gumbel-max for categories, mu + sigma * eps for Gaussians.
-Compare with ``backends/tf/policy.py`` line by line.
+``duetrl diff policy`` shows this file beside its twin in the other backend.
 """
 
 import math
@@ -14,6 +14,7 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch import Tensor
 
 from duetrl.backends.torch.runtime import resolve_dtype
 from duetrl.core.interfaces.rl import check_loss_inputs, check_policy_config
@@ -21,45 +22,57 @@ from duetrl.core.interfaces.rl import check_loss_inputs, check_policy_config
 LOG_2PI = math.log(2.0 * math.pi)
 
 
-def masked_mean(values: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+def flatten(tensor: Tensor) -> Tensor:
+    """(T, N, ...) -> (T * N, ...): a time-major rollout as one batch of B = T * N steps."""
+    return torch.reshape(tensor, (-1,) + tuple(tensor.shape[2:]))
+
+
+def masked_mean(values: Tensor, mask: Tensor | None = None) -> Tensor:
     """sum(values * mask) / max(sum(mask), 1): the mean over real (unpadded) steps."""
     if mask is None:
-        return values.mean()
-    return (values * mask).sum() / mask.sum().clamp(min=1.0)
+        return torch.mean(values)
+    return torch.sum(values * mask) / torch.clamp(torch.sum(mask), min=1.0)
 
 
-def categorical_log_prob(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+def value_loss(
+    values: Tensor, returns: Tensor, mask: Tensor | None = None
+) -> Tensor:
+    """L_V = mean_t (V(s_t) - R_t)^2 / 2, half the squared error to the target; (B,) -> ()."""
+    return 0.5 * masked_mean((values - returns) ** 2, mask)
+
+
+def categorical_log_prob(logits: Tensor, actions: Tensor) -> Tensor:
     """log pi(a|s) = log softmax(logits)_a; (B, A), (B,) -> (B,)."""
     return -F.cross_entropy(logits, actions.long(), reduction="none")
 
 
-def categorical_entropy(logits: torch.Tensor) -> torch.Tensor:
+def categorical_entropy(logits: Tensor) -> Tensor:
     """H = -sum_a pi(a|s) log pi(a|s); (B, A) -> (B,)."""
     log_p = F.log_softmax(logits, dim=-1)
     return -(log_p.exp() * log_p).sum(dim=-1)
 
 
-def sample_categorical(logits: torch.Tensor, gumbel_noise: torch.Tensor) -> torch.Tensor:
+def sample_categorical(logits: Tensor, gumbel_noise: Tensor) -> Tensor:
     """Gumbel-max: argmax_a (logits_a + g_a) is a sample of softmax(logits); (B, A) -> (B,)."""
     return torch.argmax(logits + gumbel_noise, dim=-1)
 
 
 def gaussian_log_prob(
-    mean: torch.Tensor, log_std: torch.Tensor, actions: torch.Tensor
-) -> torch.Tensor:
+    mean: Tensor, log_std: Tensor, actions: Tensor
+) -> Tensor:
     """sum_d [-((a - mu) / sigma)^2 / 2 - log sigma - log(2 pi) / 2]; -> (B,)."""
     z = (actions - mean) / log_std.exp()
     return (-0.5 * z**2 - log_std - 0.5 * LOG_2PI).sum(dim=-1)
 
 
-def gaussian_entropy(mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+def gaussian_entropy(mean: Tensor, log_std: Tensor) -> Tensor:
     """H = sum_d [log sigma + (1 + log 2 pi) / 2], the same for every state; -> (B,)."""
     return (log_std + 0.5 * (1.0 + LOG_2PI)).expand_as(mean).sum(dim=-1)
 
 
 def sample_gaussian(
-    mean: torch.Tensor, log_std: torch.Tensor, normal_noise: torch.Tensor
-) -> torch.Tensor:
+    mean: Tensor, log_std: Tensor, normal_noise: Tensor
+) -> Tensor:
     """a = mu + sigma * eps, eps ~ N(0, 1) drawn by core."""
     return mean + log_std.exp() * normal_noise
 
@@ -89,29 +102,29 @@ class PolicyNet(nn.Module):
         self.fc1 = nn.Linear(state_dim, hidden_dim, dtype=dtype)
         self.fc2 = nn.Linear(hidden_dim, action_dim, dtype=dtype)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: Tensor) -> Tensor:
         x = F.relu(self.fc1(x))
         return self.fc2(x)
 
     def log_prob_entropy(
-        self, states: torch.Tensor, actions: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, states: Tensor, actions: Tensor
+    ) -> tuple[Tensor, Tensor]:
         """``(log pi(a|s), H(pi(.|s)))``, each (B,)."""
         logits = self(states)
         return categorical_log_prob(logits, actions), categorical_entropy(logits)
 
     def sample(
-        self, states: torch.Tensor, noise: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, states: Tensor, noise: Tensor
+    ) -> tuple[Tensor, Tensor]:
         """``(actions (B,), log pi(actions|s) (B,))`` with Gumbel ``noise`` (B, action_dim)."""
         logits = self(states)
         actions = sample_categorical(logits, noise)
         return actions, categorical_log_prob(logits, actions)
 
     def compute_loss(
-        self, states: torch.Tensor, actions: torch.Tensor, returns: torch.Tensor,
-        mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+        self, states: Tensor, actions: Tensor, returns: Tensor,
+        mask: Tensor | None = None,
+    ) -> Tensor:
         """The listing's REINFORCE loss, mean_t[-log pi(a_t|s_t) G_t], over mask == 1."""
         check_loss_inputs(states.shape, actions.shape, returns.shape, self.state_dim)
         log_probs, _ = self.log_prob_entropy(states, actions)
@@ -133,15 +146,15 @@ class GaussianPolicyNet(PolicyNet):
         self.log_std = nn.Parameter(torch.zeros(action_dim, dtype=self.fc2.weight.dtype))
 
     def log_prob_entropy(
-        self, states: torch.Tensor, actions: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, states: Tensor, actions: Tensor
+    ) -> tuple[Tensor, Tensor]:
         """``(log pi(a|s), H(pi(.|s)))``, each (B,)."""
         mean = self(states)
         return gaussian_log_prob(mean, self.log_std, actions), gaussian_entropy(mean, self.log_std)
 
     def sample(
-        self, states: torch.Tensor, noise: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, states: Tensor, noise: Tensor
+    ) -> tuple[Tensor, Tensor]:
         """``(actions (B, A), log pi(actions|s) (B,))`` with N(0, 1) ``noise`` (B, A)."""
         mean = self(states)
         actions = sample_gaussian(mean, self.log_std, noise)
@@ -161,6 +174,6 @@ class ValueNet(nn.Module):
         self.fc1 = nn.Linear(state_dim, hidden_dim, dtype=dtype)
         self.fc2 = nn.Linear(hidden_dim, 1, dtype=dtype)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: Tensor) -> Tensor:
         x = F.relu(self.fc1(x))
         return self.fc2(x)[..., 0]  # (B, 1) -> (B,)

@@ -6,14 +6,15 @@ see the reference for the symbols and for the closed form G_t = sum_k gamma^(k-t
 """
 
 import torch
+from torch import Tensor
 
 from duetrl.core.constants import ADVANTAGE_EPS, ADVANTAGE_STD_DDOF
 from duetrl.core.interfaces.rl import check_discount, check_trajectory_arrays
 
 
 def episode_flags(
-    terminations: torch.Tensor, truncations: torch.Tensor, dtype: torch.dtype
-) -> tuple[torch.Tensor, torch.Tensor]:
+    terminations: Tensor, truncations: Tensor, dtype: torch.dtype
+) -> tuple[Tensor, Tensor]:
     """``(1 - term_t, c_t)`` in ``dtype``, each (T, N).
 
     c_t = 1 if step t+1 continues the episode of step t (no end at t, and t < T-1), else 0.
@@ -24,7 +25,7 @@ def episode_flags(
     return 1.0 - terminations.to(dtype), cont.to(dtype)
 
 
-def discounted_sum(inputs: torch.Tensor, discounts: torch.Tensor) -> torch.Tensor:
+def discounted_sum(inputs: Tensor, discounts: Tensor) -> Tensor:
     """y_t = a_t + c_t y_{t+1} (y_T = 0) for a = ``inputs``, c = ``discounts``, both (T, N).
 
     A reverse scan: one step per t, from the last row back to the first.
@@ -38,9 +39,9 @@ def discounted_sum(inputs: torch.Tensor, discounts: torch.Tensor) -> torch.Tenso
 
 
 def compute_returns(
-    rewards: torch.Tensor, terminations: torch.Tensor, truncations: torch.Tensor, gamma: float,
-    next_values: torch.Tensor | None = None,
-) -> torch.Tensor:
+    rewards: Tensor, terminations: Tensor, truncations: Tensor, gamma: float,
+    next_values: Tensor | None = None,
+) -> Tensor:
     """G_t = r_t + gamma (1 - term_t) [c_t G_{t+1} + (1 - c_t) V(s_{t+1})]; (T, N) -> (T, N)."""
     check_discount("gamma", gamma)
     check_trajectory_arrays(rewards, terminations, truncations, next_values=next_values)
@@ -53,9 +54,9 @@ def compute_returns(
 
 
 def compute_gae(
-    rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor,
-    terminations: torch.Tensor, truncations: torch.Tensor, gamma: float, lam: float,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    rewards: Tensor, values: Tensor, next_values: Tensor,
+    terminations: Tensor, truncations: Tensor, gamma: float, lam: float,
+) -> tuple[Tensor, Tensor]:
     """Generalised advantage estimation, equal to duetrl.core.reference.returns.gae:
 
         delta_t = r_t + gamma (1 - term_t) V(s_{t+1}) - V(s_t)
@@ -72,7 +73,7 @@ def compute_gae(
     return advantages, advantages + values
 
 
-def normalize_advantages(advantages: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def normalize_advantages(advantages: Tensor, mask: Tensor) -> Tensor:
     """(A - mean) / (std + eps) over mask == 1, population std (pinned in duetrl.core.constants)."""
     count = torch.clamp(torch.sum(mask), min=1.0)
     mean = torch.sum(advantages * mask) / count
