@@ -25,10 +25,10 @@ WINDOW = 100
 
 def run_ours(algorithm: str, backend: str, seed: int, max_steps: int) -> dict:
     from duetrl.core.rl.settings import make_settings
-    from duetrl.core.rl.train import Trainer
+    from duetrl.core.rl.train import PolicyGradientTrainer
 
-    trainer = Trainer(algorithm, "CartPole-v1", backend, make_settings(algorithm), seed=seed,
-                      total_steps=max_steps, threads=1)
+    trainer = PolicyGradientTrainer(algorithm, "CartPole-v1", backend, make_settings(algorithm),
+                                    seed=seed, total_steps=max_steps, threads=1)
     start = time.perf_counter()
     while trainer.env_steps < max_steps and not trainer.solved(TARGET):
         trainer.step()

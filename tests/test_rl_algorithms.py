@@ -9,7 +9,7 @@ from duetrl.core.initializers import cast_params
 from duetrl.core.reference import algorithms as ref
 from duetrl.core.reference.policy import init_agent_params
 from duetrl.core.rl.settings import make_settings
-from duetrl.core.rl.train import Trainer
+from duetrl.core.rl.train import PolicyGradientTrainer
 from duetrl.core.tolerances import assert_close
 
 ALGORITHMS = ["reinforce", "reinforce_baseline", "ppo"]
@@ -52,7 +52,7 @@ def test_one_update_matches_reference(backend, dtype, algorithm, continuous):
 def run_lockstep(backends, algorithm: str, dtype: str, updates: int, env_id: str,
                  **overrides) -> None:
     settings = make_settings(algorithm, **overrides)
-    trainers = {name: Trainer(algorithm, env_id, name, settings, seed=3, total_steps=10**6,
+    trainers = {name: PolicyGradientTrainer(algorithm, env_id, name, settings, seed=3, total_steps=10**6,
                               dtype=dtype) for name in backends}
     atol = "float64" if dtype == "float64" else "float32_model"
     for _ in range(updates):

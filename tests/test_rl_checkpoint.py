@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 
 from duetrl.core.rl.settings import make_settings
-from duetrl.core.rl.train import Trainer
+from duetrl.core.rl.train import PolicyGradientTrainer
 from duetrl.core.tolerances import assert_close
 
 
-def make(backend: str) -> Trainer:
+def make(backend: str) -> PolicyGradientTrainer:
     settings = make_settings("ppo", num_envs=2, num_steps=8, hidden_dim=8, update_epochs=2)
-    return Trainer("ppo", "duetrl/Identity-v0", backend, settings, seed=1, total_steps=10_000)
+    return PolicyGradientTrainer("ppo", "duetrl/Identity-v0", backend, settings, seed=1, total_steps=10_000)
 
 
 def test_checkpoint_round_trip_and_cross_backend_resume(tmp_path):

@@ -8,13 +8,13 @@ from __future__ import annotations
 import pytest
 
 from duetrl.core.rl.settings import make_settings
-from duetrl.core.rl.train import Trainer
+from duetrl.core.rl.train import PolicyGradientTrainer
 
 pytestmark = pytest.mark.slow
 
 
 def train_for(algorithm: str, env_id: str, backend: str, updates: int, **overrides) -> float:
-    trainer = Trainer(algorithm, env_id, backend, make_settings(algorithm, **overrides), seed=0,
+    trainer = PolicyGradientTrainer(algorithm, env_id, backend, make_settings(algorithm, **overrides), seed=0,
                       total_steps=10**7)
     for _ in range(updates):
         trainer.step()

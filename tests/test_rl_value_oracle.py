@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from duetrl.core.rl.settings import make_settings
-from duetrl.core.rl.train import Trainer
+from duetrl.core.rl.train import PolicyGradientTrainer
 
 
 class ConstantRewardEnv(gym.Env):
@@ -39,7 +39,7 @@ def test_learned_value_is_one_over_one_minus_gamma(backend, algorithm):
     extra = {"num_steps": 8} if algorithm == "ppo" else {}
     settings = make_settings(algorithm, gamma=gamma, num_envs=8, hidden_dim=16,
                              learning_rate=1e-2, anneal_lr=False, **extra)
-    trainer = Trainer(algorithm, "duetrl-test/ConstantReward-v0", backend.NAME, settings, seed=0)
+    trainer = PolicyGradientTrainer(algorithm, "duetrl-test/ConstantReward-v0", backend.NAME, settings, seed=0)
     for _ in range(120):
         trainer.step()
     states = np.random.default_rng(0).uniform(-1, 1, (64, 2)).astype(np.float32)

@@ -34,7 +34,7 @@ from duetrl.core.initializers import cast_params
 from duetrl.core.plots import plot_curves
 from duetrl.core.reference.policy import init_agent_params
 from duetrl.core.rl.settings import make_settings
-from duetrl.core.rl.train import Trainer
+from duetrl.core.rl.train import PolicyGradientTrainer
 from duetrl.core.tolerances import max_abs_error
 from duetrl.core.tutorial import figure_dir, quick_mode
 
@@ -94,7 +94,7 @@ print(f"identical episode returns in {same.sum()} of {num_episodes} episodes "
 updates = 12 if quick_mode() else 120
 curves = {}
 for name in backends:
-    trainer = Trainer("reinforce", "CartPole-v1", name, make_settings("reinforce"), seed=0)
+    trainer = PolicyGradientTrainer("reinforce", "CartPole-v1", name, make_settings("reinforce"), seed=0)
     start = time.perf_counter()
     for _ in range(updates):
         trainer.step()

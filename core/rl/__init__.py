@@ -7,7 +7,7 @@ module             what it holds
 =================  ===========================================================================
 settings           one dataclass per algorithm; field docs become ``--help``
 rollout            collecting from Gymnasium vector environments; seeded noise and permutations
-train              ``Trainer``: one update per ``step()``; checkpoint save/load
+train              ``PolicyGradientTrainer``: one update per ``step()``; checkpoint save/load
 checkpoint         safetensors file with params, optimiser state and run metadata
 session            ``train()``: a whole run with progress bar, CSV log, curve, Ctrl-C handling
 compare            both backends from the same start, stepped in alternation

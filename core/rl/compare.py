@@ -17,7 +17,7 @@ import numpy as np
 from duetrl.core.backend import BACKENDS
 from duetrl.core.rl.session import _progress, default_target, plot_learning_curves
 from duetrl.core.rl.settings import ReinforceSettings
-from duetrl.core.rl.train import Trainer
+from duetrl.core.rl.train import PolicyGradientTrainer
 from duetrl.core.tolerances import TOLERANCES
 
 
@@ -32,7 +32,8 @@ def compare(algorithm: str, env_id: str, settings: ReinforceSettings, seed: int 
             print_table: bool = True) -> dict:
     """Train both backends in alternation; returns the side-by-side results."""
     target = default_target(env_id) if target is None else target
-    trainers = {name: Trainer(algorithm, env_id, name, settings, seed, total_steps, dtype)
+    trainers = {name: PolicyGradientTrainer(algorithm, env_id, name, settings, seed, total_steps,
+                                            dtype)
                 for name in BACKENDS}
     times = {name: [] for name in BACKENDS}
     last = {name: {} for name in BACKENDS}

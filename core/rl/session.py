@@ -19,7 +19,7 @@ import numpy as np
 
 from duetrl.core.envs.vector import check_env_id
 from duetrl.core.rl.settings import ReinforceSettings
-from duetrl.core.rl.train import SOLVED_WINDOW, Trainer
+from duetrl.core.rl.train import SOLVED_WINDOW, PolicyGradientTrainer
 
 LOG_FIELDS = ("update", "env_steps", "episodes", "mean_return", "loss", "policy_loss",
               "value_loss", "entropy", "learning_rate", "collect_ms", "update_ms")
@@ -67,7 +67,7 @@ class _StopFlag:
             signal.signal(signal.SIGINT, self.previous)
 
 
-def plot_learning_curves(trainers: dict[str, Trainer], path: Path, title: str,
+def plot_learning_curves(trainers: dict[str, PolicyGradientTrainer], path: Path, title: str,
                          target: float | None) -> Path:
     """Mean return of the last 100 episodes against environment steps, one line per run."""
     from duetrl.core.plots import plot_curves
@@ -96,7 +96,8 @@ def train(algorithm: str, env_id: str, backend: str, settings: ReinforceSettings
     target = default_target(env_id) if target is None else target
     run_dir = Path(out) if out else default_run_dir(algorithm, env_id, backend, seed)
     checkpoint = run_dir / "checkpoint.safetensors"
-    trainer = Trainer(algorithm, env_id, backend, settings, seed, total_steps, dtype, threads)
+    trainer = PolicyGradientTrainer(algorithm, env_id, backend, settings, seed, total_steps, dtype,
+                                    threads)
     if resume:
         if not checkpoint.is_file():
             raise FileNotFoundError(f"resume: no checkpoint at {str(checkpoint)!r}")

@@ -5,8 +5,10 @@
         metrics  <- agent.update(rollout)          (the backend: returns, loss, Adam step)
         log one CSV row; every few updates, save a checkpoint
 
-A :class:`Trainer` does one update per :meth:`Trainer.step`, so ``duetrl compare`` can step a
-PyTorch and a TensorFlow trainer in alternation, from the same weights and noise.
+A :class:`PolicyGradientTrainer` (REINFORCE, REINFORCE with baseline, PPO on Gymnasium
+environments; the language model's trainer is ``LMTrainer``) does one update per
+:meth:`PolicyGradientTrainer.step`, so ``duetrl compare`` can step a PyTorch and a TensorFlow
+trainer in alternation, from the same weights and noise.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ SOLVED_WINDOW = 100
 """'Solved' = the mean return of the last 100 training episodes reaches the target."""
 
 
-class Trainer:
+class PolicyGradientTrainer:
     """One agent, its environments and its counters; :meth:`step` runs one update.
 
     :param algorithm: ``"reinforce"``, ``"reinforce_baseline"`` or ``"ppo"``.
