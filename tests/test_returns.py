@@ -160,3 +160,101 @@ def test_mismatched_shapes_name_the_argument(backends):
             t = backend.as_tensor
             backend.compute_returns(t(np.zeros((3, 2))), t(np.zeros((3, 1))),
                                     t(np.zeros((3, 2))), 0.9)
+
+
+# Hand-computed cases, one per column, chosen so that a one-character change in the recurrence
+# (a sign, a flag, an index, gamma for lambda) moves at least one number:
+# rewards r = (1, 2, 4) and V(s_{t+1}) = (10, 20, 40) in every column;
+# columns: no end | termination at step 0 | truncation at step 0 | termination at the last
+# step | truncation at the last step | termination and truncation at step 1.
+CASE_REWARDS = np.tile([[1.0], [2.0], [4.0]], (1, 6))
+CASE_NEXT_VALUES = np.tile([[10.0], [20.0], [40.0]], (1, 6))
+CASE_TERMINATIONS = np.zeros((3, 6), bool)
+CASE_TRUNCATIONS = np.zeros((3, 6), bool)
+CASE_TERMINATIONS[0, 1] = CASE_TRUNCATIONS[0, 2] = True
+CASE_TERMINATIONS[2, 3] = CASE_TRUNCATIONS[2, 4] = True
+CASE_TERMINATIONS[1, 5] = CASE_TRUNCATIONS[1, 5] = True
+CASE_RETURNS = {  # G_t = r_t + gamma (1 - term_t) [c_t G_{t+1} + (1 - c_t) V(s_{t+1})]
+    0.0: [[1, 1, 1, 1, 1, 1], [2, 2, 2, 2, 2, 2], [4, 4, 4, 4, 4, 4]],
+    0.5: [[8, 1, 6, 3, 8, 2], [14, 14, 14, 4, 14, 2], [24, 24, 24, 4, 24, 24]],
+    1.0: [[47, 1, 11, 7, 47, 3], [46, 46, 46, 6, 46, 2], [44, 44, 44, 4, 44, 44]],
+}
+
+
+@pytest.mark.parametrize("gamma", sorted(CASE_RETURNS))
+def test_returns_by_hand_at_episode_edges(backends, gamma):
+    args = (CASE_REWARDS, CASE_TERMINATIONS, CASE_TRUNCATIONS)
+    expected = np.array(CASE_RETURNS[gamma], dtype=float)
+    assert_close(discounted_returns(*args, gamma, CASE_NEXT_VALUES), expected, "float64",
+                 "reference")
+    for backend in backends.values():
+        t = backend.as_tensor
+        got = backend.compute_returns(*(t(a) for a in args), gamma, t(CASE_NEXT_VALUES))
+        assert_close(got, expected, "float64", f"{backend.NAME} compute_returns")
+    # without a critic (next_values=None) nothing is bootstrapped: a cut adds 0
+    no_bootstrap = discounted_returns(*args, gamma)
+    assert no_bootstrap[2, 0] == 4.0 and no_bootstrap[0, 2] == 1.0
+
+
+def test_gae_by_hand_at_episode_edges(backends):
+    """gamma = lambda = 0.5, V(s_t) = (3, 5, 7): delta = (3, 7, 17) inside an episode."""
+    values = np.tile([[3.0], [5.0], [7.0]], (1, 6))
+    args = (CASE_REWARDS, values, CASE_NEXT_VALUES, CASE_TERMINATIONS, CASE_TRUNCATIONS)
+    # A_t = delta_t + gamma lambda c_t A_{t+1}; a termination drops gamma V(s_{t+1}) from delta
+    expected = np.array([[5.8125, -2, 3, 4.5625, 5.8125, 2.25],
+                         [11.25, 11.25, 11.25, 6.25, 11.25, -3],
+                         [17, 17, 17, -3, 17, 17]])
+    advantages, returns = gae(*args, 0.5, 0.5)
+    assert_close(advantages, expected, "float64", "reference advantages")
+    assert_close(returns, expected + values, "float64", "reference returns")
+    lam_zero, _ = gae(*args, 0.5, 0.0)  # lambda = 0: the one-step TD error
+    assert_close(lam_zero, [[3, -2, 3, 3, 3, 3], [7, 7, 7, 7, 7, -3], [17, 17, 17, -3, 17, 17]],
+                 "float64", "lambda = 0")
+    gamma_zero, _ = gae(*args, 0.0, 0.5)  # gamma = 0: r_t - V(s_t)
+    assert_close(gamma_zero, CASE_REWARDS - values, "float64", "gamma = 0")
+    for backend in backends.values():
+        tensors = [backend.as_tensor(a) for a in args]
+        for gamma, lam, want in ((0.5, 0.5, expected), (0.5, 0.0, lam_zero),
+                                 (0.0, 0.5, gamma_zero)):
+            got, got_returns = backend.compute_gae(*tensors, gamma, lam)
+            assert_close(got, want, "float64", f"{backend.NAME} gamma={gamma} lam={lam}")
+            assert_close(got_returns, want + values, "float64", f"{backend.NAME} returns")
+
+
+def test_long_rollouts_scale_in_both_backends(backends):
+    """T = 4096 steps of N = 64 environments in float32 (the (T, T, N) matrix of the old code
+    would need 4 GB per copy); the scan must match the float64 reference."""
+    steps, envs = 4096, 64
+    rng = np.random.default_rng(7)
+    rewards = rng.normal(size=(steps, envs))
+    values, next_values = rng.normal(size=(steps, envs)), rng.normal(size=(steps, envs))
+    terminations = rng.random((steps, envs)) < 0.01
+    truncations = rng.random((steps, envs)) < 0.005
+    expected_returns = discounted_returns(rewards, terminations, truncations, 0.99, next_values)
+    expected_advantages, _ = gae(rewards, values, next_values, terminations, truncations, 0.99,
+                                 0.95)
+    # float32_model (1e-4), not float32_layer: each return sums ~100 float32 steps of an episode
+    # (values near 20), and rounding accumulates along the recurrence as it does through layers
+    for backend in backends.values():
+        t = lambda x, b=backend: b.as_tensor(x, "float32" if x.dtype.kind == "f" else None)
+        got = backend.compute_returns(t(rewards), t(terminations), t(truncations), 0.99,
+                                      t(next_values))
+        assert_close(got, expected_returns, "float32_model", f"{backend.NAME} returns")
+        got_advantages, _ = backend.compute_gae(t(rewards), t(values), t(next_values),
+                                                t(terminations), t(truncations), 0.99, 0.95)
+        assert_close(got_advantages, expected_advantages, "float32_model",
+                     f"{backend.NAME} advantages")
+
+
+def test_returns_benchmark_runs_on_tiny_shapes() -> None:
+    """benchmarks/returns.py still runs (speed itself is never asserted in tests)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "benchmarks" / "returns.py"
+    spec = importlib.util.spec_from_file_location("bench_returns", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    results = module.main(["--sizes", "8x2", "--repeats", "1", "--json"])
+    assert set(results["8x2"]) == {"torch", "tf"}
+    assert all(r["scan"] > 0 and r["matrix"] > 0 for r in results["8x2"].values())
