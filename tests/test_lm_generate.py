@@ -82,10 +82,46 @@ def test_cached_forward_matches_full_forward(backend, params):
 
 
 def run_cached(backend, model, tokens, cache, start):
+    """Both backends return ``(logits, new cache)`` with the cache's shape and dtype kept."""
     out = backend.forward_with_cache(model, backend.as_tensor(tokens), cache, start)
-    if isinstance(out, tuple):  # tf returns the new cache; torch writes in place
-        return backend.to_numpy(out[0]), out[1]
-    return backend.to_numpy(out), cache
+    assert isinstance(out, tuple) and len(out) == 2, type(out)
+    logits, new_cache = out
+    assert tuple(new_cache.shape) == tuple(cache.shape) and new_cache.dtype == cache.dtype
+    return backend.to_numpy(logits), new_cache
+
+
+def test_cached_self_attention_writes_only_the_new_positions(backend, params):
+    """The returned layer cache holds the old keys/values everywhere but at start..end-1,
+    where it holds the new ones (the k, v projections of x)."""
+    model = make_model(backend, params, "float64")
+    attn = model.blocks[0].attn
+    rng = np.random.default_rng(1)
+    old = rng.normal(size=(2, 2, CONFIG.n_head, CONFIG.block_size, CONFIG.head_dim))
+    x = rng.normal(size=(2, 3, CONFIG.n_embd))
+    output, written = backend.cached_self_attention(
+        attn, backend.as_tensor(x), backend.as_tensor(old), 5
+    )
+    written = backend.to_numpy(written)
+    assert backend.to_numpy(output).shape == (2, 3, CONFIG.n_embd)
+    np.testing.assert_array_equal(written[..., :5, :], old[..., :5, :])
+    np.testing.assert_array_equal(written[..., 8:, :], old[..., 8:, :])
+    k = x @ params["blocks.0.attn.k_linear.kernel"] + params["blocks.0.attn.k_linear.bias"]
+    k = k.reshape(2, 3, CONFIG.n_head, CONFIG.head_dim).transpose(0, 2, 1, 3)
+    assert_close(written[0, :, :, 5:8], k, 1e-5, "new keys at positions 5..7")
+
+
+def test_decoder_keeps_tokens_on_the_host_and_checks_the_context(backend, params):
+    model = make_model(backend, params)
+    decoder = backend.Decoder(model, 2, use_cache=False)
+    first = decoder(PROMPT, 0)
+    assert isinstance(first, np.ndarray) and first.shape == (2, CONFIG.vocab_size)
+    assert first.dtype == np.float64
+    decoder(np.array([[1], [2]]), 4)
+    assert isinstance(decoder.tokens, np.ndarray) and decoder.tokens.dtype == np.int64
+    np.testing.assert_array_equal(decoder.tokens, np.concatenate([PROMPT, [[1], [2]]], axis=1))
+    cached = backend.Decoder(model, 2)
+    with pytest.raises(ValueError, match=r"new_tokens: .*block_size=24.* got 2 tokens \+ 23 more"):
+        cached(np.array([[1, 2], [3, 4]]), 23)
 
 
 def test_generation_bad_input(backend, params):
@@ -94,7 +130,7 @@ def test_generation_bad_input(backend, params):
         backend.generate(model, PROMPT, 21)
     with pytest.raises(ValueError, match="prompt: expected at least one token"):
         backend.generate(model, np.zeros((1, 0), dtype=np.int64), 3)
-    with pytest.raises(ValueError, match="prompt: token ids must lie in"):
+    with pytest.raises(ValueError, match=r"prompt: expected token ids in \[0, vocab_size=17\), got 99 at index \(0, 1\)"):
         backend.generate(model, np.array([[3, 99]]), 3)
     with pytest.raises(ValueError, match="temperature"):
         backend.generate(model, PROMPT, 3, temperature=0.0)

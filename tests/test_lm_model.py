@@ -110,7 +110,7 @@ def test_constants_are_pinned(backends):
     tf_model, _ = make_model(backends["tf"], "float32")
     assert torch_model.blocks[0].ln_1.eps == LAYER_NORM_EPS == tf_model.blocks[0].ln_1.epsilon
     assert torch_model.ln_f.eps == tf_model.ln_f.epsilon == LAYER_NORM_EPS
-    assert torch_model.blocks[0].mlp.gelu_approximate == "tanh"
+    assert torch_model.blocks[0].mlp.gelu_approximate is True
     assert tf_model.blocks[0].mlp.gelu_approximate is True
     assert GPTConfig.gpt2_small().layer_norm_eps == 1e-5
 
@@ -241,3 +241,45 @@ def test_dropout_trains_and_evaluates(backend):
     loss, grad_norm = trainer.train_step(x, y, 1e-3)
     assert np.isfinite(loss) and grad_norm > 0
     assert trainer.eval_loss(x, y) == trainer.eval_loss(x, y)
+
+
+def test_one_token_validator_names_argument_expected_and_given() -> None:
+    """check_token_ids at each boundary: what passes, and the message of what does not."""
+    from duetrl.core.lm.config import check_token_ids
+
+    config = GPTConfig(vocab_size=5, block_size=4, n_layer=1, n_head=1, n_embd=4)
+    ok = np.array([[0, 4, 1, 2]])  # the smallest and largest id, a full block
+    check_token_ids(ok.shape, config, "idx", ok)
+    check_token_ids((2, 3), config, more_tokens=1)  # 3 + 1 = block_size
+    check_token_ids((None, None), config)  # a traced graph: sizes unknown
+    cases = [
+        ((4,), None, 0, r"^idx: expected token ids of shape \(batch, time\), got shape \(4,\)$"),
+        ((1, 0), None, 0, r"^idx: expected at least one token per sequence, got shape \(1, 0\)$"),
+        ((0, 3), None, 0, r"^idx: expected at least one token per sequence, got shape \(0, 3\)$"),
+        ((1, 5), None, 0, r"^idx: expected at most block_size=4 tokens in the context, got 5 "
+                          r"tokens = 5; shorten it"),
+        ((1, 3), None, 2, r"^idx: expected at most block_size=4 tokens in the context, got 3 "
+                          r"tokens \+ 2 more = 5;"),
+        ((1, 2), np.array([[1, 5]]), 0, r"^idx: expected token ids in \[0, vocab_size=5\), got 5 "
+                                        r"at index \(0, 1\)$"),
+        ((1, 2), np.array([[-1, 0]]), 0, r"got -1 at index \(0, 0\)$"),
+        ((1, 2), np.array([[1.0, 2.0]]), 0, r"^idx: expected integer token ids, got dtype float64$"),
+    ]
+    for shape, ids, more, message in cases:
+        with pytest.raises(ValueError, match=message):
+            check_token_ids(shape, config, "idx", ids, more)
+    with pytest.raises(ValueError, match="^prompt: "):
+        check_token_ids((1, 9), config, "prompt")
+
+
+def test_models_check_their_input_with_the_one_validator(backend) -> None:
+    config = GPTConfig(vocab_size=5, block_size=4, n_layer=1, n_head=1, n_embd=4)
+    model = backend.GPT(config)
+    assert backend.to_numpy(model(np.array([[0, 4, 4, 4]]))).shape == (1, 4, 5)
+    # (Keras wraps an error raised in call() in its own text, so no ^ here)
+    with pytest.raises(ValueError, match=r"idx: expected token ids in \[0, vocab_size=5\), got 5"):
+        model(np.array([[0, 5]]))
+    with pytest.raises(ValueError, match=r"idx: expected token ids in \[0, vocab_size=5\), got -1"):
+        model(np.array([[-1, 0]]))
+    with pytest.raises(ValueError, match="idx: expected at most block_size=4"):
+        model(np.zeros((1, 5), dtype=np.int64))

@@ -35,12 +35,16 @@ def test_torch_linear_weight_is_transposed_into_canonical_kernel(backends) -> No
     )
 
 
-def test_tf_layer_builds_itself_on_import(backends) -> None:
-    tf_b = backends["tf"]
-    layer = tf_b.MultiHeadAttention(8, 2)
-    assert not layer.built
-    tf_b.import_params(layer, init_multi_head_attention_params(8).copy())
-    assert layer.built
+def test_layers_hold_their_weights_from_construction(backend) -> None:
+    """Keras layers usually wait for build(); ours know their sizes, so, as in torch, the
+    weights exist as soon as the layer does and import/export work before any call."""
+    layer = backend.MultiHeadAttention(8, 2)
+    names = sorted(backend.export_params(layer))
+    assert names == sorted(init_multi_head_attention_params(8)), names
+    params = init_multi_head_attention_params(8)
+    backend.import_params(layer, params)
+    for name, value in backend.export_params(layer).items():
+        np.testing.assert_array_equal(value, params[name].astype(value.dtype))
 
 
 def test_import_names_missing_and_unexpected(backend) -> None:

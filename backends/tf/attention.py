@@ -1,15 +1,16 @@
-"""Multi-head attention in TensorFlow + Keras 3: the twin of the outline's listing 5.1.
+"""Multi-head attention: the outline's listing 5.1, repaired, written once per framework.
 
     Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V
 
-Same class, attribute names and steps as ``backends/torch/attention.py``; the differences
-you see in a ``diff`` are exactly the differences between the two frameworks.
+The listing forgot ``import math`` and ``import torch.nn.functional as F``. Both backends keep
+its class, attribute names and steps, so ``duetrl diff attention`` shows exactly what differs
+between the two frameworks.
 """
 
 import math
 
-import keras
 import tensorflow as tf
+from keras import layers
 
 from duetrl.backends.tf.runtime import resolve_dtype
 from duetrl.core.constants import MASK_FILL_VALUE
@@ -36,8 +37,8 @@ def scaled_dot_product_attention(
     d_k = q.shape[-1]
     scores = tf.matmul(q, k, transpose_b=True) / math.sqrt(d_k)  # (..., q_len, k_len)
     if mask is not None:
-        # tf.where *replaces* the score, so a fully masked row is uniform, never NaN
-        scores = tf.where(tf.equal(mask, 0), tf.cast(MASK_FILL_VALUE, scores.dtype), scores)
+        # the fill *replaces* the score, so a fully masked row is uniform, never NaN
+        scores = tf.where(mask == 0, tf.cast(MASK_FILL_VALUE, scores.dtype), scores)
     attention_weights = tf.nn.softmax(scores, axis=-1)
     output = tf.matmul(attention_weights, v)  # (..., q_len, d_v)
     if return_attention_weights:
@@ -48,22 +49,24 @@ def scaled_dot_product_attention(
 def fused_attention(
     q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, mask: tf.Tensor | None = None
 ) -> tf.Tensor:
-    """The same equation for the fast path; TensorFlow has no fused attention kernel on CPU.
+    """The same equation through the framework's fused kernel, where it has one.
 
-    Inside ``tf.function`` Grappler fuses the explicit ops; the result equals the explicit
-    path, a fully masked row included (a uniform average of v).
+    Faster (no (q_len, k_len) softmax kept for backward) but returns no weights. A query with
+    nothing to attend to gets mean(v), the uniform average of the explicit path (PyTorch's
+    kernel alone would give 0). TensorFlow has no fused kernel on CPU: inside ``tf.function``
+    Grappler fuses the explicit ops.
     """
     return scaled_dot_product_attention(q, k, v, mask)
 
 
 def head_broadcast_mask(mask: tf.Tensor) -> tf.Tensor:
     """A mask broadcastable to (B, q_len, k_len) as (B or 1, 1, q_len or 1, k_len)."""
-    for _ in range(3 - mask.shape.rank):  # rank 3; works with unknown (traced) sizes too
-        mask = mask[tf.newaxis]
-    return mask[:, tf.newaxis]  # one mask for every head
+    for _ in range(3 - mask.ndim):  # rank 3
+        mask = mask[None]
+    return mask[:, None]  # one mask for every head
 
 
-class MultiHeadAttention(keras.layers.Layer):
+class MultiHeadAttention(layers.Layer):
     """Multi-head attention (listing 5.1): h heads of width d_model / h, then a projection.
 
     Args:
@@ -76,7 +79,7 @@ class MultiHeadAttention(keras.layers.Layer):
         >>> y = attention(x, x, x, mask)  # x: (batch, time, 64) -> y: (batch, time, 64)
     """
 
-    def __init__(self, d_model: int, num_heads: int, dtype: str | None = None, **kwargs):
+    def __init__(self, d_model: int, num_heads: int, dtype: str | None = None, **kwargs) -> None:
         super().__init__(dtype=resolve_dtype(dtype), **kwargs)
         check_attention_config(d_model, num_heads)
         self.d_model = d_model
@@ -84,19 +87,15 @@ class MultiHeadAttention(keras.layers.Layer):
         self.head_dim = d_model // num_heads
 
         # pinned initialiser (duetrl.core.initializers): Glorot-uniform kernels, zero biases
-        dense = dict(kernel_initializer="glorot_uniform", bias_initializer="zeros")
-        self.q_linear = keras.layers.Dense(d_model, dtype=self.dtype_policy, **dense)
-        self.k_linear = keras.layers.Dense(d_model, dtype=self.dtype_policy, **dense)
-        self.v_linear = keras.layers.Dense(d_model, dtype=self.dtype_policy, **dense)
-        self.out = keras.layers.Dense(d_model, dtype=self.dtype_policy, **dense)
+        pinned = dict(kernel_initializer="glorot_uniform", bias_initializer="zeros")
+        self.q_linear = layers.Dense(d_model, dtype=resolve_dtype(dtype), **pinned)
+        self.k_linear = layers.Dense(d_model, dtype=resolve_dtype(dtype), **pinned)
+        self.v_linear = layers.Dense(d_model, dtype=resolve_dtype(dtype), **pinned)
+        self.out = layers.Dense(d_model, dtype=resolve_dtype(dtype), **pinned)
+        for linear in (self.q_linear, self.k_linear, self.v_linear, self.out):
+            linear.build((None, d_model))  # the weights now: their sizes are known
 
-    def build(self, q_shape=None, k_shape=None, v_shape=None):
-        # the sizes are known from the constructor, so build() works with no arguments too
-        for dense in (self.q_linear, self.k_linear, self.v_linear, self.out):
-            dense.build((None, self.d_model))
-
-    def __call__(self, q, k, v, mask=None, **kwargs):
-        # checked before Keras' __call__, which would wrap our message in its own traceback text
+    def __call__(self, q, k, v, mask=None, **kwargs):  # before Keras wraps our error message
         check_attention_inputs(
             q.shape, k.shape, v.shape, None if mask is None else mask.shape, self.d_model
         )
@@ -128,5 +127,5 @@ class MultiHeadAttention(keras.layers.Layer):
             return output, attention_weights
         return output
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {**super().get_config(), "d_model": self.d_model, "num_heads": self.num_heads}

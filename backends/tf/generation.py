@@ -1,10 +1,12 @@
-"""Fast generation in TensorFlow + Keras 3 (outline 9.1.3): a key/value cache, and decoding with it.
+"""Fast generation (outline 9.1.3): a key/value cache, and decoding with it.
 
 Without a cache, every new token recomputes attention over the whole prefix: O(T^2) work per
 token. With one, the keys and values of past positions are kept, so a new token only computes
 its own q, k, v and attends to the cache. The cache is preallocated to ``block_size``
-positions and written at a position index, so shapes stay fixed and ``tf.function`` traces
-once. Token choice (greedy, temperature, top-k, top-p) happens on host arrays in
+positions and written at a position index, so its shape never changes (``tf.function``
+traces once). Both backends return the written cache: ``(output, cache)``; TensorFlow
+tensors are immutable, and PyTorch follows (the twin: ``duetrl diff generation``). Token
+choice (greedy, temperature, top-k, top-p) happens on host arrays in
 ``duetrl.core.lm.sampling``, so both backends pick the same tokens.
 """
 
@@ -18,7 +20,7 @@ import tensorflow as tf
 
 from duetrl.backends.tf.attention import MultiHeadAttention, fused_attention
 from duetrl.backends.tf.gpt import GPT
-from duetrl.core.lm.config import check_token_shape
+from duetrl.core.lm.config import check_token_ids
 from duetrl.core.lm.sampling import Generation
 from duetrl.core.lm.sampling import generate as sample_from
 
@@ -37,13 +39,13 @@ def split_heads(attn: MultiHeadAttention, x: tf.Tensor) -> tf.Tensor:
 
 
 def cached_self_attention(
-    attn: MultiHeadAttention, x: tf.Tensor, layer_cache: tf.Tensor, start: tf.Tensor
+    attn: MultiHeadAttention, x: tf.Tensor, layer_cache: tf.Tensor, start: int
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Causal self-attention of new positions start..start+T_new-1 over the cache.
 
     Writes the new keys/values into ``layer_cache`` (2, B, heads, block_size, head_dim) and
-    lets query i attend to key j when j <= start + i. Uses ``attn``'s own Dense layers.
-    Returns the output and the updated layer cache (tensors are immutable).
+    lets query i attend to key j when j <= start + i. Uses ``attn``'s own projections.
+    Returns the output (B, T_new, D) and the written layer cache.
     """
     bs, t_new = tf.shape(x)[0], tf.shape(x)[1]
     block_size = layer_cache.shape[3]
@@ -52,14 +54,15 @@ def cached_self_attention(
     k = split_heads(attn, attn.k_linear(x))
     v = split_heads(attn, attn.v_linear(x))
 
-    # write at the position index: a one-hot placement keeps every shape fixed
-    placement = tf.one_hot(start + tf.range(t_new), block_size, dtype=x.dtype)  # (T_new, block)
+    # write at the position index; the cache keeps its shape
+    positions = start + tf.range(t_new)  # (T_new,)
+    placement = tf.one_hot(positions, block_size, dtype=x.dtype)  # (T_new, block)
     keep = 1.0 - tf.reduce_sum(placement, axis=0)[:, None]  # (block, 1): 0 where written
     keys = layer_cache[0] * keep + tf.einsum("tp,bhtd->bhpd", placement, k)  # (B, heads, block, hd)
     values = layer_cache[1] * keep + tf.einsum("tp,bhtd->bhpd", placement, v)
-    query_positions = start + tf.range(t_new)[:, None]  # (T_new, 1)
-    mask = tf.cast(tf.range(block_size)[None, :] <= query_positions, x.dtype)  # key j <= start + i
-    output = fused_attention(q, keys, values, mask)  # (B, heads, T_new, head_dim)
+    query_positions = positions[:, None]  # (T_new, 1)
+    mask = tf.range(block_size)[None, :] <= query_positions  # key j <= start + i
+    output = fused_attention(q, keys, values, tf.cast(mask, x.dtype))  # (B, heads, T_new, head_dim)
 
     # (B, heads, T_new, head_dim) -> (B, T_new, heads, head_dim) -> (B, T_new, D)
     output = tf.reshape(tf.transpose(output, (0, 2, 1, 3)), (bs, t_new, attn.d_model))
@@ -67,7 +70,7 @@ def cached_self_attention(
 
 
 def forward_with_cache(
-    model: GPT, idx: tf.Tensor, cache: tf.Tensor, start: tf.Tensor
+    model: GPT, idx: tf.Tensor, cache: tf.Tensor, start: int
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Logits ``(B, T_new, V)`` of tokens ``idx`` (B, T_new) at positions start.., using
     ``cache`` (see :func:`new_kv_cache`); returns ``(logits, new cache)``. Dropout is off."""
@@ -81,39 +84,26 @@ def forward_with_cache(
         x = x + attended
         x = x + block.mlp(block.ln_2(x))
         layer_caches.append(layer_cache)
-    logits = tf.tensordot(model.ln_f(x), model.wte.embeddings, axes=[[2], [1]])  # (B, T_new, V)
+    logits = tf.matmul(model.ln_f(x), model.wte.embeddings, transpose_b=True)  # (B, T_new, V)
     return logits, tf.stack(layer_caches)
 
 
 _COMPILED_STEPS = weakref.WeakKeyDictionary()  # model -> {(batch, kind): tf.function}
 
 
-def _compiled_step(model, batch_size, kind):
-    """A step returning the last position's logits (B, V), as a ``tf.function`` traced once
-    per model, batch size and kind (the time axis is None, the start index a tensor):
-
-    - ``"prefill"``: the prompt through the cache; ``"decode"``: one token through the cache,
-      compiled with XLA (``jit_compile``), which fuses the many small ops of one token;
-    - ``"full"``: the whole prefix, no cache.
-    """
+def _compiled_step(model: GPT, batch_size: int, kind: str) -> Any:
+    """``forward_with_cache`` (kinds ``"prefill"``, ``"decode"``) or the model on the whole
+    prefix (``"full"``) as a ``tf.function`` traced once per model, batch size and kind; XLA
+    (``jit_compile``) fuses the many small ops of decoding one token."""
     steps = _COMPILED_STEPS.setdefault(model, {})
     if (batch_size, kind) not in steps:
+        cache = new_kv_cache(model, batch_size)
+        signature = [tf.TensorSpec((batch_size, 1 if kind == "decode" else None), tf.int64)]
         if kind == "full":
-            step = lambda idx: model(idx, training=False)[:, -1]  # noqa: E731
-            signature = [tf.TensorSpec((batch_size, None), tf.int64)]
+            step = lambda idx: model(idx, training=False)  # noqa: E731
         else:
-            cache = new_kv_cache(model, batch_size)
-
-            def step(idx, cache, start):
-                logits, cache = forward_with_cache(model, idx, cache, start)
-                return logits[:, -1], cache
-
-            time_axis = 1 if kind == "decode" else None
-            signature = [
-                tf.TensorSpec((batch_size, time_axis), tf.int64),
-                tf.TensorSpec(cache.shape, cache.dtype),
-                tf.TensorSpec((), tf.int32),
-            ]
+            step = lambda idx, cache, start: forward_with_cache(model, idx, cache, start)  # noqa: E731
+            signature += [tf.TensorSpec(cache.shape, cache.dtype), tf.TensorSpec((), tf.int32)]
         jit = kind == "decode"
         steps[(batch_size, kind)] = tf.function(step, input_signature=signature, jit_compile=jit)
     return steps[(batch_size, kind)]
@@ -126,20 +116,20 @@ class Decoder:
     def __init__(self, model: GPT, batch_size: int, use_cache: bool = True) -> None:
         self.model, self.use_cache = model, use_cache
         self.cache = new_kv_cache(model, batch_size) if use_cache else None
-        self.tokens = np.zeros((batch_size, 0), dtype=np.int64)  # the prefix so far
+        self.tokens = np.zeros((batch_size, 0), dtype=np.int64)  # the prefix so far (host)
         self.batch_size = batch_size
 
     def __call__(self, new_tokens: np.ndarray, start: int) -> np.ndarray:
-        new_tokens = tf.constant(np.asarray(new_tokens, dtype=np.int64))
-        check_token_shape((new_tokens.shape[0], start + new_tokens.shape[1]), self.model.config)
+        new_tokens = np.asarray(new_tokens, dtype=np.int64)  # (B, T_new)
+        check_token_ids(new_tokens.shape, self.model.config, "new_tokens", new_tokens, start)
         if self.use_cache:
             kind = "decode" if new_tokens.shape[1] == 1 else "prefill"
             step = _compiled_step(self.model, self.batch_size, kind)
             logits, self.cache = step(new_tokens, self.cache, tf.constant(start, tf.int32))
         else:
-            self.tokens = np.concatenate([self.tokens, new_tokens.numpy()], axis=1)  # (B, T)
+            self.tokens = np.concatenate([self.tokens, new_tokens], axis=1)  # (B, start + T_new)
             logits = _compiled_step(self.model, self.batch_size, "full")(self.tokens)
-        return logits.numpy().astype(np.float64)  # (B, V) of the last position
+        return tf.cast(logits[:, -1], tf.float64).numpy()  # (B, V) of the last position
 
 
 def generate(
@@ -148,7 +138,7 @@ def generate(
     """Generate tokens and their log-probabilities; see ``duetrl.core.lm.sampling.generate``.
 
     Args:
-        model: a :class:`duetrl.backends.tf.gpt.GPT` (called with training=False here).
+        model: a ``GPT`` of this backend (dropout off here).
         prompt: token ids ``(T,)`` or ``(B, T)``.
         max_new_tokens: number of tokens to add (prompt + new <= block_size).
         use_cache: use the KV cache (same tokens, much faster).

@@ -1,10 +1,10 @@
-"""Pretraining in TensorFlow + Keras 3 (outline 4.1.3): the loss and one AdamW training step.
+"""Pretraining (outline 4.1.3): the loss and one AdamW training step.
 
     L(theta) = -1/(B T) sum_{b,t} log p_theta(x_{b,t+1} | x_{b,<=t})
 
 The loop around the step (batches, learning-rate schedule, evaluation, checkpoints) lives once
-in ``core/lm/train.py``; this file holds only what is made of tensors. Compare with
-``backends/torch/training.py``; the float64 oracles are ``core/reference/gpt.py`` (loss) and
+in ``core/lm/train.py``; this file holds only what is made of tensors (its twin: ``duetrl
+diff training``). The float64 oracles are ``core/reference/gpt.py`` (loss) and
 ``core/reference/optim.py`` (clipping and the update).
 """
 
@@ -25,7 +25,7 @@ def cross_entropy_loss(logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
 
 
 class LMTrainer:
-    """One model, its optimiser, and the compiled steps the core training loop calls.
+    """One language model, its AdamW optimiser, and the steps ``core/lm/train.py`` calls.
 
     Args:
         model: a ``GPT``.
@@ -41,17 +41,17 @@ class LMTrainer:
     ) -> None:
         self.model = model
         self.optimizer = Adam(model, max_grad_norm, weight_decay)  # AdamW: weight_decay > 0
-        self.compiled_train_step = tf.function(self._train_step, jit_compile=True)
-        self.compiled_eval_loss = tf.function(self._eval_loss)
 
-    def _train_step(self, x, y, lr):
+    @tf.function(jit_compile=True)
+    def _train_step(self, x: tf.Tensor, y: tf.Tensor, lr: tf.Tensor) -> tuple:
         with tf.GradientTape() as tape:
             loss = cross_entropy_loss(self.model(x, training=True), y)
         grads = tape.gradient(loss, self.optimizer.parameters)
         grad_norm = self.optimizer.apply_gradients(grads, lr)  # clips, then updates
         return loss, grad_norm
 
-    def _eval_loss(self, x, y):
+    @tf.function
+    def _eval_loss(self, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
         return cross_entropy_loss(self.model(x, training=False), y)
 
     def train_step(self, x: np.ndarray, y: np.ndarray, lr: float) -> tuple[float, float]:
@@ -62,10 +62,10 @@ class LMTrainer:
         """
         x, y = tf.convert_to_tensor(np.asarray(x)), tf.convert_to_tensor(np.asarray(y))
         lr = tf.constant(lr, tf.float64)  # a tensor, not a Python float: no retracing
-        loss, grad_norm = self.compiled_train_step(x, y, lr)
+        loss, grad_norm = self._train_step(x, y, lr)
         return float(loss), float(grad_norm)
 
     def eval_loss(self, x: np.ndarray, y: np.ndarray) -> float:
         """Mean cross-entropy on a batch, dropout off."""
         x, y = tf.convert_to_tensor(np.asarray(x)), tf.convert_to_tensor(np.asarray(y))
-        return float(self.compiled_eval_loss(x, y))
+        return float(self._eval_loss(x, y))

@@ -1,9 +1,10 @@
-"""Multi-head attention in PyTorch: the outline's listing 5.1, repaired.
+"""Multi-head attention: the outline's listing 5.1, repaired, written once per framework.
 
     Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V
 
-The listing forgot ``import math`` and ``import torch.nn.functional as F``; this file keeps
-its class, attribute names and steps. Compare with ``backends/tf/attention.py`` line by line.
+The listing forgot ``import math`` and ``import torch.nn.functional as F``. Both backends keep
+its class, attribute names and steps, so ``duetrl diff attention`` shows exactly what differs
+between the two frameworks.
 """
 
 import math
@@ -37,7 +38,7 @@ def scaled_dot_product_attention(
     d_k = q.shape[-1]
     scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(d_k)  # (..., q_len, k_len)
     if mask is not None:
-        # masked_fill *replaces* the score, so a fully masked row is uniform, never NaN
+        # the fill *replaces* the score, so a fully masked row is uniform, never NaN
         scores = scores.masked_fill(mask == 0, MASK_FILL_VALUE)
     attention_weights = F.softmax(scores, dim=-1)
     output = torch.matmul(attention_weights, v)  # (..., q_len, d_v)
@@ -49,11 +50,12 @@ def scaled_dot_product_attention(
 def fused_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """The same equation through PyTorch's fused kernel ``F.scaled_dot_product_attention``.
+    """The same equation through the framework's fused kernel, where it has one.
 
-    Faster (no (q_len, k_len) softmax kept for backward) but returns no weights. The kernel
-    gives 0 for a query with nothing to attend to; listing 5.1's masked_fill gives a uniform
-    average of v, so such rows are set to mean(v), exactly what the explicit path computes.
+    Faster (no (q_len, k_len) softmax kept for backward) but returns no weights. A query with
+    nothing to attend to gets mean(v), the uniform average of the explicit path (PyTorch's
+    kernel alone would give 0). TensorFlow has no fused kernel on CPU: inside ``tf.function``
+    Grappler fuses the explicit ops.
     """
     if mask is None:
         return F.scaled_dot_product_attention(q, k, v)
@@ -65,7 +67,7 @@ def fused_attention(
 
 def head_broadcast_mask(mask: torch.Tensor) -> torch.Tensor:
     """A mask broadcastable to (B, q_len, k_len) as (B or 1, 1, q_len or 1, k_len)."""
-    for _ in range(3 - mask.dim()):  # rank 3
+    for _ in range(3 - mask.ndim):  # rank 3
         mask = mask[None]
     return mask[:, None]  # one mask for every head
 
@@ -83,22 +85,18 @@ class MultiHeadAttention(nn.Module):
         >>> y = attention(x, x, x, mask)  # x: (batch, time, 64) -> y: (batch, time, 64)
     """
 
-    def __init__(self, d_model: int, num_heads: int, dtype: str | None = None):
+    def __init__(self, d_model: int, num_heads: int, dtype: str | None = None) -> None:
         super().__init__()
         check_attention_config(d_model, num_heads)
         self.d_model = d_model
         self.num_heads = num_heads
         self.head_dim = d_model // num_heads
-        dtype = resolve_dtype(dtype)
 
-        self.q_linear = nn.Linear(d_model, d_model, dtype=dtype)
-        self.k_linear = nn.Linear(d_model, d_model, dtype=dtype)
-        self.v_linear = nn.Linear(d_model, d_model, dtype=dtype)
-        self.out = nn.Linear(d_model, d_model, dtype=dtype)
-        self.reset_parameters()
-
-    def reset_parameters(self):
         # pinned initialiser (duetrl.core.initializers): Glorot-uniform kernels, zero biases
+        self.q_linear = nn.Linear(d_model, d_model, dtype=resolve_dtype(dtype))
+        self.k_linear = nn.Linear(d_model, d_model, dtype=resolve_dtype(dtype))
+        self.v_linear = nn.Linear(d_model, d_model, dtype=resolve_dtype(dtype))
+        self.out = nn.Linear(d_model, d_model, dtype=resolve_dtype(dtype))
         for linear in (self.q_linear, self.k_linear, self.v_linear, self.out):
             nn.init.xavier_uniform_(linear.weight)
             nn.init.zeros_(linear.bias)
@@ -107,7 +105,7 @@ class MultiHeadAttention(nn.Module):
         check_attention_inputs(
             q.shape, k.shape, v.shape, None if mask is None else mask.shape, self.d_model
         )
-        bs = q.size(0)
+        bs = q.shape[0]
 
         # (B, T, d_model) -> (B, T, heads, head_dim) -> (B, heads, T, head_dim)
         q = self.q_linear(q).view(bs, -1, self.num_heads, self.head_dim)
@@ -126,7 +124,7 @@ class MultiHeadAttention(nn.Module):
             output = fused_attention(q, k, v, mask)
 
         # (B, heads, T, head_dim) -> (B, T, heads, head_dim) -> (B, T, d_model)
-        output = output.transpose(1, 2).contiguous().view(bs, -1, self.d_model)
+        output = output.transpose(1, 2).reshape(bs, -1, self.d_model)
         output = self.out(output)
         if return_attention_weights:
             return output, attention_weights

@@ -1,10 +1,12 @@
-"""Fast generation in PyTorch (outline 9.1.3): a key/value cache, and decoding with it.
+"""Fast generation (outline 9.1.3): a key/value cache, and decoding with it.
 
 Without a cache, every new token recomputes attention over the whole prefix: O(T^2) work per
 token. With one, the keys and values of past positions are kept, so a new token only computes
 its own q, k, v and attends to the cache. The cache is preallocated to ``block_size``
-positions and written at a position index (the TF twin needs fixed shapes; torch follows).
-Token choice (greedy, temperature, top-k, top-p) happens on host arrays in
+positions and written at a position index, so its shape never changes (``tf.function``
+traces once). Both backends return the written cache: ``(output, cache)``; TensorFlow
+tensors are immutable, and PyTorch follows (the twin: ``duetrl diff generation``). Token
+choice (greedy, temperature, top-k, top-p) happens on host arrays in
 ``duetrl.core.lm.sampling``, so both backends pick the same tokens.
 """
 
@@ -18,7 +20,7 @@ import torch.nn.functional as F
 
 from duetrl.backends.torch.attention import MultiHeadAttention, fused_attention
 from duetrl.backends.torch.gpt import GPT
-from duetrl.core.lm.config import check_token_shape
+from duetrl.core.lm.config import check_token_ids
 from duetrl.core.lm.sampling import Generation
 from duetrl.core.lm.sampling import generate as sample_from
 
@@ -32,48 +34,56 @@ def new_kv_cache(model: GPT, batch_size: int) -> torch.Tensor:
 
 def split_heads(attn: MultiHeadAttention, x: torch.Tensor) -> torch.Tensor:
     """(B, T, D) -> (B, T, heads, head_dim) -> (B, heads, T, head_dim)."""
-    return x.view(x.shape[0], x.shape[1], attn.num_heads, attn.head_dim).transpose(1, 2)
+    x = x.reshape(x.shape[0], x.shape[1], attn.num_heads, attn.head_dim)
+    return x.transpose(1, 2)
 
 
 def cached_self_attention(
     attn: MultiHeadAttention, x: torch.Tensor, layer_cache: torch.Tensor, start: int
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Causal self-attention of new positions start..start+T_new-1 over the cache.
 
     Writes the new keys/values into ``layer_cache`` (2, B, heads, block_size, head_dim) and
-    lets query i attend to key j when j <= start + i. Uses ``attn``'s own Linear layers.
+    lets query i attend to key j when j <= start + i. Uses ``attn``'s own projections.
+    Returns the output (B, T_new, D) and the written layer cache.
     """
     bs, t_new = x.shape[0], x.shape[1]
-    end = start + t_new
+    block_size = layer_cache.shape[3]
 
     q = split_heads(attn, attn.q_linear(x))  # (B, heads, T_new, head_dim)
     k = split_heads(attn, attn.k_linear(x))
     v = split_heads(attn, attn.v_linear(x))
 
-    layer_cache[0, :, :, start:end] = k  # write at the position index
-    layer_cache[1, :, :, start:end] = v
-    keys, values = layer_cache[0, :, :, :end], layer_cache[1, :, :, :end]  # (B, heads, end, hd)
-    mask = torch.ones(t_new, end, dtype=torch.bool).tril(start)  # key j <= start + i
+    # write at the position index; the cache keeps its shape
+    positions = start + torch.arange(t_new)  # (T_new,)
+    keys = layer_cache[0].index_copy(2, positions, k)  # (B, heads, block, hd)
+    values = layer_cache[1].index_copy(2, positions, v)
+    query_positions = positions[:, None]  # (T_new, 1)
+    mask = torch.arange(block_size)[None, :] <= query_positions  # key j <= start + i
     output = fused_attention(q, keys, values, mask)  # (B, heads, T_new, head_dim)
 
     # (B, heads, T_new, head_dim) -> (B, T_new, heads, head_dim) -> (B, T_new, D)
     output = output.transpose(1, 2).reshape(bs, t_new, attn.d_model)
-    return attn.out(output)
+    return attn.out(output), torch.stack([keys, values])
 
 
 def forward_with_cache(
     model: GPT, idx: torch.Tensor, cache: torch.Tensor, start: int
-) -> torch.Tensor:
-    """Logits ``(B, T_new, V)`` of tokens ``idx`` (B, T_new) at positions start.., using and
-    filling ``cache`` (see :func:`new_kv_cache`). Dropout is off: this is inference."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits ``(B, T_new, V)`` of tokens ``idx`` (B, T_new) at positions start.., using
+    ``cache`` (see :func:`new_kv_cache`); returns ``(logits, new cache)``. Dropout is off."""
     t_new = idx.shape[1]
-    positions = torch.arange(start, start + t_new)  # (T_new,)
+    positions = start + torch.arange(t_new)  # (T_new,)
     x = model.wte(idx) + model.wpe(positions)  # (B, T_new, D)
+    layer_caches = []
     for layer, block in enumerate(model.blocks):
         z = block.ln_1(x)
-        x = x + cached_self_attention(block.attn, z, cache[layer], start)
+        attended, layer_cache = cached_self_attention(block.attn, z, cache[layer], start)
+        x = x + attended
         x = x + block.mlp(block.ln_2(x))
-    return F.linear(model.ln_f(x), model.wte.weight)  # (B, T_new, V)
+        layer_caches.append(layer_cache)
+    logits = F.linear(model.ln_f(x), model.wte.weight)  # (B, T_new, V)
+    return logits, torch.stack(layer_caches)
 
 
 class Decoder:
@@ -83,16 +93,18 @@ class Decoder:
     def __init__(self, model: GPT, batch_size: int, use_cache: bool = True) -> None:
         self.model, self.use_cache = model, use_cache
         self.cache = new_kv_cache(model, batch_size) if use_cache else None
-        self.tokens = torch.zeros((batch_size, 0), dtype=torch.long)  # the prefix so far
+        self.tokens = np.zeros((batch_size, 0), dtype=np.int64)  # the prefix so far (host)
+        self.batch_size = batch_size
 
     @torch.inference_mode()
     def __call__(self, new_tokens: np.ndarray, start: int) -> np.ndarray:
-        new_tokens = torch.as_tensor(new_tokens, dtype=torch.long)
-        check_token_shape((new_tokens.shape[0], start + new_tokens.shape[1]), self.model.config)
+        new_tokens = np.asarray(new_tokens, dtype=np.int64)  # (B, T_new)
+        check_token_ids(new_tokens.shape, self.model.config, "new_tokens", new_tokens, start)
         if self.use_cache:
-            logits = forward_with_cache(self.model, new_tokens, self.cache, start)
+            idx = torch.as_tensor(new_tokens)
+            logits, self.cache = forward_with_cache(self.model, idx, self.cache, start)
         else:
-            self.tokens = torch.cat([self.tokens, new_tokens], dim=1)  # (B, start + T_new)
+            self.tokens = np.concatenate([self.tokens, new_tokens], axis=1)  # (B, start + T_new)
             logits = self.model(self.tokens)
         return logits[:, -1].double().numpy()  # (B, V) of the last position
 
@@ -103,7 +115,7 @@ def generate(
     """Generate tokens and their log-probabilities; see ``duetrl.core.lm.sampling.generate``.
 
     Args:
-        model: a :class:`duetrl.backends.torch.gpt.GPT` (put in eval mode here).
+        model: a ``GPT`` of this backend (dropout off here).
         prompt: token ids ``(T,)`` or ``(B, T)``.
         max_new_tokens: number of tokens to add (prompt + new <= block_size).
         use_cache: use the KV cache (same tokens, much faster).

@@ -1,13 +1,13 @@
-"""A GPT-style decoder in PyTorch (outline 2.1.1): nanoGPT's model, duetrl's attention.
+"""A GPT-style decoder (outline 2.1.1): nanoGPT's model, duetrl's attention.
 
     h_0 = W_te[x] + W_pe[0..T-1]
     h'_l = h_{l-1} + Dropout(Attn(LN_1(h_{l-1})))   causal multi-head self-attention
     h_l = h'_l + Dropout(MLP(LN_2(h'_l)))           MLP(z) = GELU(z W_fc + b_fc) W_proj + b_proj
     logits = LN_f(h_L) W_te^T                       the output head is tied to W_te
 
-Compare with ``backends/tf/gpt.py`` line by line; the float64 oracle is
-``core/reference/gpt.py``. Dropout masks come from the framework's own generator, so they
-differ between backends (tests use dropout 0).
+The twin in the other backend has the same classes, names and steps (``duetrl diff gpt``); the
+float64 oracle is ``core/reference/gpt.py``. Dropout masks come from the framework's own
+generator, so they differ between backends (tests use dropout 0).
 """
 
 from __future__ import annotations
@@ -23,41 +23,41 @@ import torch.nn.functional as F
 from duetrl.backends.torch.attention import MultiHeadAttention
 from duetrl.backends.torch.runtime import resolve_dtype
 from duetrl.backends.torch.weights import import_params
-from duetrl.core.lm.config import GPTConfig, check_id_bounds, check_token_shape
+from duetrl.core.lm.config import GPTConfig, check_token_ids
 from duetrl.core.lm.params import gpt2_to_canonical, init_gpt_params
 
 
 class MLP(nn.Module):
     """The position-wise feed-forward network: Linear(D, 4D), GELU, Linear(4D, D), dropout."""
 
-    def __init__(self, config: GPTConfig, dtype: str | torch.dtype | None = None) -> None:
+    def __init__(self, config: GPTConfig, dtype: str | None = None) -> None:
         super().__init__()
-        dtype = resolve_dtype(dtype)
         hidden = config.mlp_ratio * config.n_embd
-        self.gelu_approximate = config.gelu  # pinned: GPT-2 uses the tanh approximation
-        self.fc = nn.Linear(config.n_embd, hidden, dtype=dtype)
-        self.proj = nn.Linear(hidden, config.n_embd, dtype=dtype)
+        self.gelu_approximate = config.gelu == "tanh"  # pinned: GPT-2 uses the tanh approximation
+        self.fc = nn.Linear(config.n_embd, hidden, dtype=resolve_dtype(dtype))
+        self.proj = nn.Linear(hidden, config.n_embd, dtype=resolve_dtype(dtype))
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.gelu(self.fc(x), approximate=self.gelu_approximate)  # (B, T, 4D)
+        approximate = "tanh" if self.gelu_approximate else "none"
+        x = F.gelu(self.fc(x), approximate=approximate)  # (B, T, 4D)
         return self.dropout(self.proj(x))  # (B, T, D)
 
 
 class Block(nn.Module):
     """A pre-LayerNorm Transformer block: x + Attn(LN_1(x)), then x + MLP(LN_2(x))."""
 
-    def __init__(self, config: GPTConfig, dtype: str | torch.dtype | None = None) -> None:
+    def __init__(self, config: GPTConfig, dtype: str | None = None) -> None:
         super().__init__()
-        dtype = resolve_dtype(dtype)
         eps = config.layer_norm_eps  # pinned: torch's default 1e-5, Keras' 1e-3
-        self.ln_1 = nn.LayerNorm(config.n_embd, eps=eps, dtype=dtype)
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=eps, dtype=resolve_dtype(dtype))
         self.attn = MultiHeadAttention(config.n_embd, config.n_head, dtype=dtype)
-        self.ln_2 = nn.LayerNorm(config.n_embd, eps=eps, dtype=dtype)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=eps, dtype=resolve_dtype(dtype))
         self.mlp = MLP(config, dtype=dtype)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        # h' = h + Dropout(Attn(LN_1(h))), then h' + Dropout(MLP(LN_2(h')))
         z = self.ln_1(x)
         x = x + self.dropout(self.attn(z, z, z, mask))  # causal self-attention: q = k = v
         return x + self.mlp(self.ln_2(x))
@@ -69,45 +69,44 @@ class GPT(nn.Module):
     Args:
         config: a :class:`duetrl.core.lm.config.GPTConfig`.
         dtype: parameter dtype (``"float32"`` by default, ``"float64"`` for tests).
-        seed: seed of the NumPy initialiser (duetrl.core.lm.params.init_gpt_params), so that both
-            backends start from the same weights (None: skip it, for weights about to be
+        seed: seed of the NumPy initialiser (duetrl.core.lm.params.init_gpt_params), so that
+            both backends start from the same weights (None: skip it, for weights about to be
             overwritten, as in :meth:`from_gpt2`).
 
     Example:
         >>> model = GPT(GPTConfig(vocab_size=16, block_size=8, n_layer=2, n_head=2, n_embd=32))
-        >>> logits = model(torch.zeros(1, 8, dtype=torch.long))  # (1, 8, 16)
+        >>> logits = model(np.zeros((1, 8), dtype=np.int64))  # (1, 8, 16)
     """
 
     def __init__(
-        self, config: GPTConfig, dtype: str | torch.dtype | None = None, seed: int | None = 0
+        self, config: GPTConfig, dtype: str | None = None, seed: int | None = 0
     ) -> None:
         super().__init__()
         self.config = config
-        dtype = resolve_dtype(dtype)
-        self.wte = nn.Embedding(config.vocab_size, config.n_embd, dtype=dtype)
-        self.wpe = nn.Embedding(config.block_size, config.n_embd, dtype=dtype)
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd, dtype=resolve_dtype(dtype))
+        self.wpe = nn.Embedding(config.block_size, config.n_embd, dtype=resolve_dtype(dtype))
         self.drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList([Block(config, dtype) for _ in range(config.n_layer)])
-        self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, dtype=dtype)
-        # 1 = attend, 0 = masked (listing 5.1); a buffer, not a parameter
-        causal = torch.tril(torch.ones(config.block_size, config.block_size, dtype=torch.bool))
-        self.register_buffer("causal_mask", causal, persistent=False)
-        dtype_name = str(self.wte.weight.dtype).removeprefix("torch.")
+        self.blocks = nn.ModuleList([Block(config, dtype=dtype) for _ in range(config.n_layer)])
+        eps = config.layer_norm_eps
+        self.ln_f = nn.LayerNorm(config.n_embd, eps=eps, dtype=resolve_dtype(dtype))
+        # 1 = attend, 0 = masked (listing 5.1); a constant, not a weight
+        causal = np.tril(np.ones((config.block_size, config.block_size)))  # (block, block)
+        self.register_buffer("causal_mask", torch.as_tensor(causal), persistent=False)
         if seed is not None:
-            import_params(self, init_gpt_params(config, seed, dtype_name))
+            import_params(self, init_gpt_params(config, seed, dtype or "float32"))
 
     def forward(self, idx: torch.Tensor | np.ndarray) -> torch.Tensor:
         idx = torch.as_tensor(idx)
-        check_token_shape(tuple(idx.shape), self.config)
-        check_id_bounds(int(idx.min()), int(idx.max()), self.config.vocab_size)
+        check_token_ids(idx.shape, self.config, ids=idx)
         t = idx.shape[1]
         positions = torch.arange(t, device=idx.device)  # (T,)
+        # h_0 = W_te[x] + W_pe[0..T-1]; logits = LN_f(h_L) W_te^T
         x = self.drop(self.wte(idx) + self.wpe(positions))  # (B, T, D)
         mask = self.causal_mask[:t, :t]  # (T, T)
         for block in self.blocks:
             x = block(x, mask)
         x = self.ln_f(x)
-        return F.linear(x, self.wte.weight)  # (B, T, V): the tied head, h W_te^T
+        return F.linear(x, self.wte.weight)  # (B, T, V): the tied head
 
     @classmethod
     def from_gpt2(cls, state_dict: Mapping[str, Any], n_head: int, dtype: str | None = None) -> GPT:
@@ -116,9 +115,9 @@ class GPT(nn.Module):
         Args:
             state_dict: ``{name: torch tensor or NumPy array}``, e.g. ``hf_model.state_dict()``.
             n_head: number of attention heads (12 for GPT-2 small).
+            dtype: parameter dtype (``"float32"`` by default).
         """
-        dtype_name = dtype if isinstance(dtype, str) else "float32"
-        config, params = gpt2_to_canonical(state_dict, n_head, dtype_name)
+        config, params = gpt2_to_canonical(state_dict, n_head, dtype or "float32")
         return import_params(cls(config, dtype, seed=None), params)
 
     def num_parameters(self) -> int:
@@ -126,7 +125,7 @@ class GPT(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def get_config(self) -> dict:
-        """The configuration as a dict (mirrors Keras' ``get_config``)."""
+        """The configuration as a dict (``get_config``/``from_config``: Keras' serialisation)."""
         return self.config.to_dict()
 
     @classmethod

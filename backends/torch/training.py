@@ -1,10 +1,10 @@
-"""Pretraining in PyTorch (outline 4.1.3): the loss and one AdamW training step.
+"""Pretraining (outline 4.1.3): the loss and one AdamW training step.
 
     L(theta) = -1/(B T) sum_{b,t} log p_theta(x_{b,t+1} | x_{b,<=t})
 
 The loop around the step (batches, learning-rate schedule, evaluation, checkpoints) lives once
-in ``core/lm/train.py``; this file holds only what is made of tensors. Compare with
-``backends/tf/training.py``; the float64 oracles are ``core/reference/gpt.py`` (loss) and
+in ``core/lm/train.py``; this file holds only what is made of tensors (its twin: ``duetrl
+diff training``). The float64 oracles are ``core/reference/gpt.py`` (loss) and
 ``core/reference/optim.py`` (clipping and the update).
 """
 
@@ -21,12 +21,12 @@ from duetrl.core.constants import ADAMW_WEIGHT_DECAY, GRAD_CLIP_NORM
 
 def cross_entropy_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean next-token cross-entropy of ``logits`` (B, T, V) against ``targets`` (B, T)."""
-    vocab_size = logits.shape[-1]
-    return F.cross_entropy(logits.reshape(-1, vocab_size), targets.reshape(-1))  # (B*T, V)
+    losses = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")
+    return losses.mean()  # (B*T,) -> ()
 
 
 class LMTrainer:
-    """One model, its optimiser, and the compiled steps the core training loop calls.
+    """One language model, its AdamW optimiser, and the steps ``core/lm/train.py`` calls.
 
     Args:
         model: a ``GPT``.
@@ -43,23 +43,31 @@ class LMTrainer:
         self.model = model
         self.optimizer = Adam(model, max_grad_norm, weight_decay)  # AdamW: weight_decay > 0
 
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> tuple:
+        self.model.train()
+        self.model.zero_grad(set_to_none=True)
+        loss = cross_entropy_loss(self.model(x), y)
+        loss.backward()
+        grads = [p.grad for p in self.optimizer.parameters]
+        grad_norm = self.optimizer.apply_gradients(grads, lr)  # clips, then updates
+        return loss.detach(), grad_norm
+
+    @torch.no_grad()
+    def _eval_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        self.model.eval()
+        return cross_entropy_loss(self.model(x), y)
+
     def train_step(self, x: np.ndarray, y: np.ndarray, lr: float) -> tuple[float, float]:
         """Forward, backward, clip, update on a batch ``x``, ``y`` (B, T) of token ids.
 
         Returns:
             ``(loss, gradient norm before clipping)`` as floats.
         """
-        self.model.train()
-        x, y = torch.as_tensor(x), torch.as_tensor(y)
-        self.model.zero_grad(set_to_none=True)
-        loss = cross_entropy_loss(self.model(x), y)
-        loss.backward()
-        grads = [p.grad for p in self.optimizer.parameters]
-        grad_norm = self.optimizer.apply_gradients(grads, lr)  # clips, then updates
-        return float(loss.detach()), float(grad_norm)
+        x, y = torch.as_tensor(np.asarray(x)), torch.as_tensor(np.asarray(y))
+        loss, grad_norm = self._train_step(x, y, lr)
+        return float(loss), float(grad_norm)
 
-    @torch.no_grad()
     def eval_loss(self, x: np.ndarray, y: np.ndarray) -> float:
         """Mean cross-entropy on a batch, dropout off."""
-        self.model.eval()
-        return float(cross_entropy_loss(self.model(torch.as_tensor(x)), torch.as_tensor(y)))
+        x, y = torch.as_tensor(np.asarray(x)), torch.as_tensor(np.asarray(y))
+        return float(self._eval_loss(x, y))

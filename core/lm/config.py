@@ -7,6 +7,7 @@ n_embd=32)``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -80,61 +81,44 @@ class GPTConfig:
         return cls(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768)
 
 
-def check_token_ids(ids: Any, config: GPTConfig, name: str = "idx") -> np.ndarray:
-    """Validate token ids ``(batch, time)`` for a model with ``config``; returns them as int64.
+def check_token_ids(
+    shape: Sequence[int | None],
+    config: GPTConfig,
+    name: str = "idx",
+    ids: Any = None,
+    more_tokens: int = 0,
+) -> None:
+    """The one check of token ids for a GPT with ``config``: raise ValueError naming the
+    argument ``name``, what was expected and what was given.
 
-    :raises ValueError: for a wrong rank, an empty sequence, a context longer than
-        ``block_size`` (never silently truncated) or ids outside ``[0, vocab_size)``.
+    :param shape: the ids' shape, expected ``(batch, time)`` with batch, time >= 1; ``None``
+        sizes (a traced graph) pass.
+    :param name: the argument's name, for the message (``idx``, ``prompt``, ``new_tokens``).
+    :param ids: the ids themselves, anything NumPy reads (an array, a CPU tensor), to check
+        their dtype (integer) and values (in ``[0, vocab_size)``); None when unknown (traced).
+    :param more_tokens: tokens sharing the context with these (new tokens still to come, or a
+        cached prefix): ``time + more_tokens`` must fit in ``block_size``, never truncated.
     """
-    array = np.asarray(ids)
-    if array.ndim != 2:
-        raise ValueError(
-            f"{name}: expected token ids of shape (batch, time), got shape {array.shape}"
-        )
-    if array.shape[1] == 0 or array.shape[0] == 0:
-        raise ValueError(
-            f"{name}: expected at least one token per sequence, got shape {array.shape}"
-        )
-    if not np.issubdtype(array.dtype, np.integer):
-        raise ValueError(f"{name}: expected integer token ids, got dtype {array.dtype}")
-    if array.shape[1] > config.block_size:
-        raise ValueError(
-            f"{name}: context of {array.shape[1]} tokens is longer than the model's block_size="
-            f"{config.block_size}; shorten it (duetrl never truncates silently)"
-        )
-    check_id_range(array, config.vocab_size, name)
-    return array.astype(np.int64)
-
-
-def check_id_range(ids: np.ndarray, vocab_size: int, name: str = "idx") -> None:
-    """Raise ValueError naming the first token id outside ``[0, vocab_size)``."""
-    bad = (ids < 0) | (ids >= vocab_size)
-    if np.any(bad):
-        where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(
-            f"{name}: token ids must lie in [0, vocab_size={vocab_size}), got {int(ids[where])} "
-            f"at index {where}"
-        )
-
-
-def check_token_shape(shape: tuple, config: GPTConfig, name: str = "idx") -> None:
-    """Raise ValueError unless ``shape`` is ``(batch, time)`` with 1 <= time <= block_size
-    (``None`` dimensions, as in a traced graph, are accepted)."""
     shape = tuple(shape)
     if len(shape) != 2:
         raise ValueError(f"{name}: expected token ids of shape (batch, time), got shape {shape}")
-    time = shape[1]
-    if time is not None and time == 0:
+    if 0 in shape:
         raise ValueError(f"{name}: expected at least one token per sequence, got shape {shape}")
-    if time is not None and time > config.block_size:
+    if ids is not None and not np.issubdtype(np.asarray(ids).dtype, np.integer):
+        raise ValueError(f"{name}: expected integer token ids, got dtype {np.asarray(ids).dtype}")
+    time = shape[1]
+    if time is not None and time + more_tokens > config.block_size:
+        context = f"{time} tokens" + (f" + {more_tokens} more" if more_tokens else "")
         raise ValueError(
-            f"{name}: context of {time} tokens is longer than the model's block_size="
-            f"{config.block_size}; shorten it (duetrl never truncates silently)"
+            f"{name}: expected at most block_size={config.block_size} tokens in the context, got "
+            f"{context} = {time + more_tokens}; shorten it (duetrl never truncates silently)"
         )
-
-
-def check_id_bounds(low: int, high: int, vocab_size: int, name: str = "idx") -> None:
-    """Raise ValueError if the smallest or largest token id lies outside ``[0, vocab_size)``."""
-    if low < 0 or high >= vocab_size:
-        bad = low if low < 0 else high
-        raise ValueError(f"{name}: token ids must lie in [0, vocab_size={vocab_size}), got {bad}")
+    if ids is not None:
+        values = np.asarray(ids)
+        bad = (values < 0) | (values >= config.vocab_size)
+        if np.any(bad):
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"{name}: expected token ids in [0, vocab_size={config.vocab_size}), got "
+                f"{int(values[where])} at index {where}"
+            )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from duetrl.core.lm.config import GPTConfig, check_id_range
+from duetrl.core.lm.config import GPTConfig, check_token_ids
 from duetrl.core.reference.functional import log_softmax
 
 NextLogits = Callable[[np.ndarray, int], np.ndarray]
@@ -115,33 +115,6 @@ def check_sampling_args(
         raise ValueError(f"max_new_tokens: expected an int >= 0, got {max_new_tokens!r}")
 
 
-def check_prompt(prompt: np.ndarray, max_new_tokens: int, config: GPTConfig) -> np.ndarray:
-    """The prompt as int64 ``(B, T)``; a 1-D prompt becomes one row.
-
-    :raises ValueError: for an empty prompt, ids out of range, or prompt + new tokens longer
-        than the model's ``block_size`` (duetrl never drops context silently).
-    """
-    prompt = np.asarray(prompt)
-    if prompt.ndim == 1:
-        prompt = prompt[None, :]
-    if prompt.ndim != 2 or prompt.shape[1] == 0 or prompt.shape[0] == 0:
-        raise ValueError(
-            f"prompt: expected at least one token id, shape (time,) or (batch, time); got "
-            f"shape {prompt.shape}"
-        )
-    if not np.issubdtype(prompt.dtype, np.integer):
-        raise ValueError(f"prompt: expected integer token ids, got dtype {prompt.dtype}")
-    check_id_range(prompt, config.vocab_size, "prompt")
-    total = prompt.shape[1] + max_new_tokens
-    if total > config.block_size:
-        raise ValueError(
-            f"max_new_tokens: prompt of {prompt.shape[1]} tokens + {max_new_tokens} new tokens "
-            f"= {total} exceeds the model's block_size={config.block_size}; use a shorter "
-            f"prompt or fewer new tokens"
-        )
-    return prompt.astype(np.int64)
-
-
 def generate(
     next_logits: NextLogits,
     prompt: np.ndarray,
@@ -162,7 +135,10 @@ def generate(
     :param seed: seed of the noise; the same seed gives the same tokens in both backends.
     """
     check_sampling_args(temperature, top_k, top_p, max_new_tokens)
-    prompt = check_prompt(prompt, max_new_tokens, config)
+    prompt = np.asarray(prompt)
+    prompt = prompt[None, :] if prompt.ndim == 1 else prompt  # (T,) -> one row (1, T)
+    check_token_ids(prompt.shape, config, "prompt", prompt, more_tokens=max_new_tokens)
+    prompt = prompt.astype(np.int64)
     rng = np.random.default_rng(seed)
     batch, start = prompt.shape
     new_tokens = np.zeros((batch, max_new_tokens), dtype=np.int64)

@@ -35,7 +35,8 @@ def gelu(x: np.ndarray, variant: str = "tanh") -> np.ndarray:
 
 def gpt_forward(params: dict[str, np.ndarray], idx: np.ndarray, config: GPTConfig) -> np.ndarray:
     """Logits ``(batch, time, vocab)`` of token ids ``idx`` ``(batch, time)``, in float64."""
-    idx = check_token_ids(idx, config)
+    idx = np.asarray(idx)
+    check_token_ids(idx.shape, config, "idx", idx)
     p = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
     eps, t = config.layer_norm_eps, idx.shape[1]
     h = p["wte.embeddings"][idx] + p["wpe.embeddings"][:t]  # (B, T, D)
