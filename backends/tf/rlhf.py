@@ -1,4 +1,4 @@
-"""RL for language models in TensorFlow + Keras 3 (outline 2.3, 3.1.4-3.1.5): the objectives.
+"""RL for language models (outline 2.3, 3.1.4-3.1.5): the objectives as tensors.
 
     k1 = -l, k2 = l^2 / 2, k3 = e^l - 1 - l,            l = log pi_ref(y_t) - log pi(y_t)
     GRPO  A_i = (r_i - mean_g) / (std_g + 1e-4);  RLOO  A_i = r_i - mean of the other k - 1
@@ -9,8 +9,9 @@
     BT    L = -mean log sigmoid(r_w - r_l)
 
 The batch contract, the equations in full and the float64 oracle are in
-``core/reference/rlhf.py``; compare this file with ``backends/torch/rlhf.py`` line by line. Host
-work (GAE over tokens, whitening, the loop) lives once in core.
+``core/reference/rlhf.py``; the twin in the other backend has the same names, order and
+comments (``duetrl diff rlhf``). Host work (GAE over tokens, whitening, the loop) lives once
+in core.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from duetrl.core.constants import GRAD_CLIP_NORM, GROUP_ADVANTAGE_EPS, GROUP_STD
 from duetrl.core.lm.config import check_token_ids
 from duetrl.core.reference.rlhf import (
     ADVANTAGE_SCALES,
+    NORMALISATIONS,
     USES_HEAD,
     check_batch,
     check_choice,
@@ -42,7 +44,6 @@ from duetrl.core.reference.rlhf import (
     last_token_index,
     objective_coefficients,
 )
-from duetrl.core.reference.rlhf import NORMALISATIONS as NORMALISATIONS
 from duetrl.core.tolerances import to_numpy
 
 # ---------------------------------------------------------------------------------------------
@@ -359,8 +360,7 @@ class ValueHead(keras.layers.Layer):
         self.linear = keras.layers.Dense(1, dtype=self.dtype_policy)
         self.build()
         if seed is not None:
-            dtype_name = self.dtype_policy.variable_dtype
-            import_params(self, init_value_head_params(n_embd, seed, dtype_name))
+            import_params(self, init_value_head_params(n_embd, seed, dtype or "float32"))
 
     def build(self, input_shape: Any = None) -> None:
         self.linear.build((None, self.n_embd))

@@ -1,4 +1,4 @@
-"""RL for language models in PyTorch (outline 2.3, 3.1.4-3.1.5): the objectives as tensors.
+"""RL for language models (outline 2.3, 3.1.4-3.1.5): the objectives as tensors.
 
     k1 = -l, k2 = l^2 / 2, k3 = e^l - 1 - l,            l = log pi_ref(y_t) - log pi(y_t)
     GRPO  A_i = (r_i - mean_g) / (std_g + 1e-4);  RLOO  A_i = r_i - mean of the other k - 1
@@ -9,8 +9,9 @@
     BT    L = -mean log sigmoid(r_w - r_l)
 
 The batch contract, the equations in full and the float64 oracle are in
-``core/reference/rlhf.py``; compare this file with ``backends/tf/rlhf.py`` line by line. Host
-work (GAE over tokens, whitening, the loop) lives once in core.
+``core/reference/rlhf.py``; the twin in the other backend has the same names, order and
+comments (``duetrl diff rlhf``). Host work (GAE over tokens, whitening, the loop) lives once
+in core.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from duetrl.core.constants import GRAD_CLIP_NORM, GROUP_ADVANTAGE_EPS, GROUP_STD
 from duetrl.core.lm.config import check_token_ids
 from duetrl.core.reference.rlhf import (
     ADVANTAGE_SCALES,
+    NORMALISATIONS,
     USES_HEAD,
     check_batch,
     check_choice,
@@ -43,7 +45,6 @@ from duetrl.core.reference.rlhf import (
     last_token_index,
     objective_coefficients,
 )
-from duetrl.core.reference.rlhf import NORMALISATIONS as NORMALISATIONS
 from duetrl.core.tolerances import to_numpy
 
 # ---------------------------------------------------------------------------------------------
@@ -353,14 +354,12 @@ class ValueHead(nn.Module):
     """
 
     def __init__(
-        self, n_embd: int, dtype: str | torch.dtype | None = None, seed: int | None = 0
+        self, n_embd: int, dtype: str | None = None, seed: int | None = 0
     ) -> None:
         super().__init__()
-        dtype = resolve_dtype(dtype)
-        self.linear = nn.Linear(n_embd, 1, dtype=dtype)
-        dtype_name = str(self.linear.weight.dtype).removeprefix("torch.")
+        self.linear = nn.Linear(n_embd, 1, dtype=resolve_dtype(dtype))
         if seed is not None:
-            import_params(self, init_value_head_params(n_embd, seed, dtype_name))
+            import_params(self, init_value_head_params(n_embd, seed, dtype or "float32"))
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.linear(hidden)[..., 0]  # (B, T, D) -> (B, T)
