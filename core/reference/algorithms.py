@@ -6,6 +6,16 @@ A *rollout* is a dict of time-major host arrays, as the core loop collects it:
 ``permutations`` (epochs, minibatches, minibatch_size) and every algorithm ``learning_rate``.
 ``settings`` is an algorithm settings dataclass from :mod:`duetrl.core.rl.settings`.
 
+The policy-gradient theorem (Williams 1992; Sutton et al. 2000) is what every loss below
+estimates: for a policy pi_theta and the return G_t of step t,
+
+    grad_theta J(theta) = E_pi [ sum_t grad_theta log pi_theta(a_t|s_t) (G_t - b(s_t)) ]
+
+for any baseline b(s) that does not depend on the action (E[grad log pi(a|s) b(s)] = 0), so
+minimising L = mean_t[-log pi(a_t|s_t) A_t] with A_t held fixed takes a step along it.
+REINFORCE uses A_t = G_t, REINFORCE with baseline A_t = G_t - V(s_t), PPO the GAE advantage
+(core/reference/returns.py) and a clipped ratio that keeps the new policy near the old one.
+
 Losses (masked means over the B = T * N flattened steps, m_t the mask):
 
     REINFORCE (listing 5.2)  L = mean_t[ -log pi(a_t|s_t) * G_t ]
@@ -13,6 +23,9 @@ Losses (masked means over the B = T * N flattened steps, m_t the mask):
                              A_t = G_t - V(s_t) (held fixed), L_V = mean_t (V(s_t) - G_t)^2 / 2
     PPO (clipped)            L = -mean_t[ min(rho_t A_t, clip(rho_t, 1-eps, 1+eps) A_t) ]
                                  + c_v L_V - c_H mean_t H_t,  rho_t = exp(log pi - log pi_old)
+
+Each backend writes one file per algorithm in this order (backends/<name>/reinforce.py,
+reinforce_baseline.py, ppo.py): returns or GAE, advantages, the loss, the gradient step.
 """
 
 from __future__ import annotations

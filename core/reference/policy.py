@@ -4,6 +4,15 @@ The networks are the outline's listing 5.2: ``fc1`` (ReLU) then ``fc2`` (logits,
 one value). Parameters are canonical dictionaries (``duetrl.core.weights``) with the prefixes
 ``policy.`` and ``value.``; a Gaussian policy adds a state-independent ``policy.log_std``.
 Forward passes keep a cache so :func:`mlp_backward` can return exact analytic gradients.
+
+What the policy gradient needs from a policy is grad_theta log pi_theta(a|s) (the score
+function): the estimator of the policy-gradient theorem is
+
+    grad_theta J ~ (1 / B) sum_t grad_theta log pi_theta(a_t|s_t) A_t,
+
+and :func:`policy_backward` computes exactly that product, from dL/d log pi = -A_t / B.
+The value network V(s) learns the Bellman expectation V(s_t) = E[r_t + gamma V(s_{t+1})]
+by regression on returns (core/reference/returns.py).
 """
 
 from __future__ import annotations

@@ -1,5 +1,18 @@
 """Returns and advantages in float64 NumPy: the oracle for ``compute_returns`` in both backends.
 
+The return of step t is the discounted sum of the rewards that follow it in its episode,
+
+    G_t = sum_{k=t}^{T_end} gamma^(k-t) r_k                         (closed form)
+        = r_t + gamma G_{t+1}                                      (the same, backwards)
+
+and its expectation under a policy pi obeys the Bellman equation
+
+    V^pi(s) = E_{a ~ pi(.|s), s' ~ P(.|s, a)} [ r(s, a) + gamma (1 - terminal(s')) V^pi(s') ],
+
+which is why a critic's V(s_{t+1}) may stand in for the rest of an episode that was cut short
+(a time limit, the end of a rollout) but never for one that terminated (nothing follows).
+Everything below is one backward loop over t, as CleanRL writes it.
+
 Every input is a batch of trajectory pieces laid out time-major, ``(T, N)``: T steps of N
 environments. Episode ends are kept as two separate flags, as Gymnasium reports them:
 
@@ -48,7 +61,10 @@ def discounted_returns(
         G_t = r_t + gamma * (1 - term_t) * [ c_t * G_{t+1} + (1 - c_t) * V(s_{t+1}) ]
 
     where c_t (:func:`continuation`) is 0 at an episode end or the last row. A terminated
-    step adds nothing after r_t; a truncated one adds gamma * V(s_{t+1}).
+    step adds nothing after r_t; a truncated one adds gamma * V(s_{t+1}). Unrolled inside an
+    episode that terminates at step E, this is the closed form G_t = sum_{k=t}^{E}
+    gamma^(k-t) r_k; cut at step C instead, it is sum_{k=t}^{C} gamma^(k-t) r_k
+    + gamma^(C+1-t) V(s_{C+1}).
 
     :param rewards: ``(T, N)``.
     :param terminations: ``(T, N)`` bool or 0/1.
@@ -64,9 +80,9 @@ def discounted_returns(
     cont = continuation(terminations, truncations)
     bootstrap = np.zeros_like(rewards) if next_values is None else np.asarray(next_values, float)
     returns = np.zeros_like(rewards)
-    future = np.zeros(rewards.shape[1])
+    future = np.zeros(rewards.shape[1])  # G_{t+1}; nothing after the last row but a bootstrap
     for t in reversed(range(rewards.shape[0])):
-        following = cont[t] * future + (1.0 - cont[t]) * bootstrap[t]
+        following = cont[t] * future + (1.0 - cont[t]) * bootstrap[t]  # G_{t+1} or V(s_{t+1})
         returns[t] = rewards[t] + gamma * (1.0 - term[t]) * following
         future = returns[t]
     return returns
@@ -83,9 +99,12 @@ def gae(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Generalised advantage estimation (Schulman et al. 2016), backwards in time:
 
-        delta_t = r_t + gamma * (1 - term_t) * V(s_{t+1}) - V(s_t)
+        delta_t = r_t + gamma * (1 - term_t) * V(s_{t+1}) - V(s_t)   (the Bellman residual)
         A_t     = delta_t + gamma * lambda * c_t * A_{t+1}
+                = sum_{k>=t} (gamma lambda)^(k-t) delta_k              (inside one episode)
         R_t     = A_t + V(s_t)          (the value target)
+
+    lambda = 0 gives the one-step TD error; lambda = 1 the bootstrapped return minus V(s_t).
 
     :param values: ``(T, N)`` V(s_t).
     :param next_values: ``(T, N)`` V(s_{t+1}) of the true next observation.

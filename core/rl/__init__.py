@@ -1,6 +1,8 @@
 """Reinforcement learning, the framework-neutral half: settings, rollouts, the training loop,
 checkpoints, ``train`` and ``compare`` runs. Nothing here imports torch or tensorflow; the
-backend's ``Agent`` (backends/<name>/agents.py) holds the networks, losses and gradient step.
+backend's ``Agent`` (backends/<name>/agents.py) holds the networks and acts, and each
+algorithm's update (returns or GAE, advantages, loss, gradient step) is one file per backend:
+backends/<name>/reinforce.py, reinforce_baseline.py and ppo.py.
 
 =================  ===========================================================================
 module             what it holds
