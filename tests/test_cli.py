@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import subprocess
 import sys
@@ -15,7 +16,8 @@ def test_info_json_lists_both_backends(capsys) -> None:
     assert main(["info", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["backends"]["torch"]["available"] and info["backends"]["tf"]["available"]
-    assert info["backends"]["torch"]["version"].startswith("2.13")
+    # the version the environment has installed, whatever it is (never a hard-coded one)
+    assert info["backends"]["torch"]["version"] == importlib.metadata.version("torch")
 
 
 def test_compare_attention_json_and_heatmap(capsys, tmp_path) -> None:

@@ -60,15 +60,26 @@ def test_policy_log_prob_entropy_and_sampling_match_reference(backend, dtype):
     np.testing.assert_array_equal(acted["actions"], sample_categorical(logits, noise))
 
 
-def test_gaussian_policy_matches_reference(backend, dtype):
+@pytest.mark.parametrize("log_std", [[0.0, 0.0, 0.0], [0.7, -1.2, 0.3]], ids=["sigma1", "sigma"])
+def test_gaussian_policy_matches_reference(backend, dtype, log_std):
     rng = np.random.default_rng(1)
     agent, params, _ = make_agent(backend, "ppo", True, dtype)
+    params["policy.log_std"] = np.array(log_std)  # sigma = exp(log_std), one per action dim
+    backend.import_params(agent, cast_params(params, dtype))
     states, noise = rng.normal(size=(BATCH, STATE)), rng.normal(size=(BATCH, ACTIONS))
     acted = agent.act(states, noise)
     mean = mlp_forward(params, "policy", states)[0]
-    assert_close(acted["actions"], mean + noise, tol(dtype), "a = mu + sigma eps")  # sigma = 1
+    sigma = np.exp(np.array(log_std))
+    assert_close(acted["actions"], mean + sigma * noise, tol(dtype), "a = mu + sigma eps")
     expected = gaussian_log_prob(mean, params["policy.log_std"], acted["actions"])
     assert_close(acted["log_probs"], expected, tol(dtype), "log pi")
+    # log N(mu + sigma eps; mu, sigma) = sum_d [-eps_d^2 / 2 - log sigma_d - log(2 pi) / 2]
+    by_hand = (-0.5 * noise**2 - np.array(log_std) - 0.5 * np.log(2 * np.pi)).sum(axis=1)
+    assert_close(acted["log_probs"], by_hand, tol(dtype), "log pi by hand")
+    _, entropy = agent.policy.log_prob_entropy(backend.as_tensor(states.astype(dtype)),
+                                               backend.as_tensor(acted["actions"]))
+    expected_entropy = np.sum(np.array(log_std) + 0.5 * (1 + np.log(2 * np.pi)))
+    assert_close(entropy, np.full(BATCH, expected_entropy), tol(dtype), "entropy")
 
 
 def test_gumbel_max_samples_the_softmax():
