@@ -1,7 +1,7 @@
 """Benchmark: our MultiHeadAttention vs each framework's built-in, forward + backward.
 
 Run by hand (``make bench`` or ``python benchmarks/attention.py``), never in the test suite.
-Same shapes for all four modules (DESIGN.md: batch 16, length 128, d_model 256, 8 heads);
+Same shapes for all four modules (batch 16, length 128, d_model 256, 8 heads);
 each pair (ours vs the framework's built-in) is measured in the same run, alternating, and
 reported as a ratio. Frameworks run one after the other, never at the same time.
 

@@ -78,7 +78,7 @@ IMPLEMENTATIONS = {
     "PolicyModule": ["PolicyNet"],
     "Agent": ["Agent"],
     "LanguageModel": ["GPT"],
-    "Trainer": ["LMTrainer"],
+    "LanguageModelTrainer": ["LMTrainer"],
 }
 
 

@@ -50,8 +50,9 @@ class LanguageModel(Protocol):
     def get_config(self) -> dict: ...
 
 
-class Trainer(Protocol):
-    """``LMTrainer(model, weight_decay, max_grad_norm)``: what ``duetrl.core.lm.train`` calls."""
+class LanguageModelTrainer(Protocol):
+    """``LMTrainer(model, weight_decay, max_grad_norm)``: what ``duetrl.core.lm.train`` calls
+    (the RL loop's trainer is another class, ``duetrl.core.rl.train.Trainer``)."""
 
     optimizer: Any
 
