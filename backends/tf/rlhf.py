@@ -303,7 +303,7 @@ def bradley_terry_loss(
 def hidden_states(model: GPT, tokens: tf.Tensor | np.ndarray) -> tf.Tensor:
     """LN_f(h_L) (B, T, D): GPT.forward without its tied head, run from outside the model."""
     idx = tf.convert_to_tensor(tokens)
-    check_token_ids(idx.shape, model.config, "tokens", idx)
+    check_token_ids(idx.shape, model.config, "tokens", idx if tf.executing_eagerly() else None)
     t = idx.shape[1]
     positions = tf.range(t)  # (T,)
     x = model.drop(model.wte(idx) + model.wpe(positions), training=False)  # (B, T, D)
@@ -372,7 +372,9 @@ class ValueHead(keras.layers.Layer):
 
 def sequence_scores(values: tf.Tensor, mask: tf.Tensor | np.ndarray) -> tf.Tensor:
     """A reward model's score: values[b, last completion token]; (B, T), (B, T-1) -> (B,)."""
-    last = tf.constant(last_token_index(to_numpy(mask)) + 1)  # token after column t
+    mask = tf.cast(tf.convert_to_tensor(mask), values.dtype)
+    positions = tf.range(1, mask.shape[1] + 1, dtype=values.dtype)  # column t: token t+1
+    last = tf.cast(tf.reduce_max(positions * mask, axis=1), tf.int64)  # the last completion token
     return tf.gather(values, last[:, None], batch_dims=1)[:, 0]
 
 
@@ -418,6 +420,7 @@ class RLHFLearner:
         self.learning_rate = learning_rate
         self.trainable = PolicyWithHead(policy, value_head)
         self.optimizer = Adam(self.trainable, max_grad_norm, weight_decay)
+        self.compiled_step = tf.function(self._step)  # eager Keras is several times slower
         self.dtype = tf.as_dtype(policy.wte.embeddings.dtype)
 
     def update(
@@ -433,20 +436,31 @@ class RLHFLearner:
         check_batch(batch, objective)
         if objective in USES_HEAD and self.value_head is None:
             raise ValueError(f"value_head: objective {objective!r} needs a ValueHead, got None")
-        tensors = self._to_tensors(batch)
+        tensors, coefficients = self._to_tensors(batch), self._to_tensors(coefficients)
+        learning_rate = tf.constant(self.learning_rate, dtype=tf.float64)
+        stats = self.compiled_step(objective, tensors, coefficients, learning_rate)
+        return {name: float(value) for name, value in stats.items()}
+
+    def _step(
+        self, objective: str, batch: dict, coefficients: dict, learning_rate: tf.Tensor
+    ) -> dict[str, tf.Tensor]:
+        """Loss, gradients, clipping and Adam: the step (traced once per objective and shape)."""
         with tf.GradientTape() as tape:  # dropout off: every call below uses training=False
-            loss, stats = getattr(self, f"_{objective}_loss")(tensors, **coefficients)
+            loss, stats = getattr(self, f"_{objective}_loss")(batch, **coefficients)
         parameters = self.optimizer.parameters
         grads = tape.gradient(loss, parameters)
         grads = [tf.zeros_like(p) if g is None else g for p, g in zip(parameters, grads)]
-        grad_norm = self.optimizer.apply_gradients(grads, self.learning_rate)
+        grad_norm = self.optimizer.apply_gradients(grads, learning_rate)
         stats = {"loss": loss, "grad_norm": grad_norm, **stats}
-        return {name: float(value) for name, value in stats.items()}
+        return {name: tf.stop_gradient(value) for name, value in stats.items()}
 
-    def _to_tensors(self, batch: Mapping[str, np.ndarray]) -> dict[str, tf.Tensor]:
-        """Float arrays in the model's dtype, token ids as int64."""
+    def _to_tensors(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Numbers as tensors (floats in the model's dtype, ids int64); strings stay."""
         tensors = {}
-        for key, value in batch.items():
+        for key, value in values.items():
+            if isinstance(value, str):
+                tensors[key] = value
+                continue
             value = np.asarray(value)
             dtype = self.dtype if np.issubdtype(value.dtype, np.floating) else tf.int64
             tensors[key] = tf.cast(tf.convert_to_tensor(value), dtype)

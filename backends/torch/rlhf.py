@@ -367,8 +367,10 @@ class ValueHead(nn.Module):
 
 def sequence_scores(values: torch.Tensor, mask: torch.Tensor | np.ndarray) -> torch.Tensor:
     """A reward model's score: values[b, last completion token]; (B, T), (B, T-1) -> (B,)."""
-    last = torch.as_tensor(last_token_index(to_numpy(mask)) + 1)  # token after column t
-    return values[torch.arange(values.shape[0]), last]
+    mask = torch.as_tensor(mask).to(values.dtype)
+    positions = torch.arange(1, mask.shape[1] + 1, dtype=values.dtype)  # column t: token t+1
+    last = torch.amax(positions * mask, dim=1).to(torch.int64)  # the last completion token
+    return torch.gather(values, 1, last[:, None])[:, 0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -412,6 +414,7 @@ class RLHFLearner:
         self.learning_rate = learning_rate
         self.trainable = PolicyWithHead(policy, value_head)
         self.optimizer = Adam(self.trainable, max_grad_norm, weight_decay)
+        self.compiled_step = self._step  # PyTorch runs eagerly: nothing to compile
         self.dtype = policy.wte.weight.dtype
 
     def update(
@@ -427,21 +430,32 @@ class RLHFLearner:
         check_batch(batch, objective)
         if objective in USES_HEAD and self.value_head is None:
             raise ValueError(f"value_head: objective {objective!r} needs a ValueHead, got None")
-        tensors = self._to_tensors(batch)
+        tensors, coefficients = self._to_tensors(batch), self._to_tensors(coefficients)
+        learning_rate = self.learning_rate  # a float: nothing is traced
+        stats = self.compiled_step(objective, tensors, coefficients, learning_rate)
+        return {name: float(value) for name, value in stats.items()}
+
+    def _step(
+        self, objective: str, batch: dict, coefficients: dict, learning_rate: float
+    ) -> dict[str, torch.Tensor]:
+        """Loss, gradients, clipping and Adam: the step (PyTorch runs it eagerly as written)."""
         self.trainable.eval()  # dropout off
         self.trainable.zero_grad(set_to_none=True)
-        loss, stats = getattr(self, f"_{objective}_loss")(tensors, **coefficients)
+        loss, stats = getattr(self, f"_{objective}_loss")(batch, **coefficients)
         loss.backward()
         parameters = self.optimizer.parameters
         grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in parameters]
-        grad_norm = self.optimizer.apply_gradients(grads, self.learning_rate)
+        grad_norm = self.optimizer.apply_gradients(grads, learning_rate)
         stats = {"loss": loss, "grad_norm": grad_norm, **stats}
-        return {name: float(value.detach()) for name, value in stats.items()}
+        return {name: value.detach() for name, value in stats.items()}
 
-    def _to_tensors(self, batch: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
-        """Float arrays in the model's dtype, token ids as int64."""
+    def _to_tensors(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Numbers as tensors (floats in the model's dtype, ids int64); strings stay."""
         tensors = {}
-        for key, value in batch.items():
+        for key, value in values.items():
+            if isinstance(value, str):
+                tensors[key] = value
+                continue
             value = np.asarray(value)
             dtype = self.dtype if np.issubdtype(value.dtype, np.floating) else torch.int64
             tensors[key] = torch.as_tensor(value).to(dtype)

@@ -167,7 +167,12 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
 
 
 def check_non_negative(name: str, value: Any) -> None:
-    """Raise ValueError unless ``value`` is a finite float >= 0 (beta, clip ranges, weights)."""
+    """Raise ValueError unless ``value`` is a finite float >= 0 (beta, clip ranges, weights).
+
+    A framework tensor passes: a compiled step receives coefficients checked before tracing.
+    """
+    if hasattr(value, "dtype") and not isinstance(value, np.generic | np.ndarray):
+        return
     if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
         raise ValueError(f"{name}: expected a float >= 0, got {value!r}")
     if not np.isfinite(value) or value < 0:
@@ -206,6 +211,9 @@ def check_batch(batch: Mapping[str, Any], objective: str) -> None:
             f"batch: objective {objective!r} needs keys {list(REQUIRED_KEYS[objective])}; "
             f"missing {missing}, given {sorted(batch)}"
         )
+    if objective == "reward_model":  # its score is read at each row's last completion token
+        last_token_index(np.asarray(batch["chosen_mask"]))
+        last_token_index(np.asarray(batch["rejected_mask"]))
 
 
 def last_token_index(mask: np.ndarray) -> np.ndarray:
