@@ -38,15 +38,16 @@ def run(args: argparse.Namespace) -> int:
                               for p in pairs], indent=2))
             return 0
         header = ("file", "torch", "tf", "only torch", "only tf", "differing")
-        print("{:<14} {:>6} {:>6} {:>11} {:>8} {:>10}".format(*header))
+        width = max(len(p.name) for p in pairs) + 1
+        print("{:<{w}} {:>6} {:>6} {:>11} {:>8} {:>10}".format(*header, w=width))
         for p in pairs:
             limit = MIRROR_EXCEPTIONS.get(p.name, MIRROR_LIMIT)
             flag = "" if p.differing < limit else f"  over {limit:.0%}"
-            print(f"{p.name:<14} {p.torch_lines:>6} {p.tf_lines:>6} {p.only_torch:>11} "
+            print(f"{p.name:<{width}} {p.torch_lines:>6} {p.tf_lines:>6} {p.only_torch:>11} "
                   f"{p.only_tf:>8} {p.differing:>10.0%}{flag}")
         total_long = sum(max(p.torch_lines, p.tf_lines) for p in pairs)
         total_diff = sum(max(p.only_torch, p.only_tf) for p in pairs)
-        print(f"{'all':<14} {'':>6} {'':>6} {'':>11} {'':>8} {total_diff / total_long:>10.0%}")
+        print(f"{'all':<{width}} {'':>6} {'':>6} {'':>11} {'':>8} {total_diff / total_long:>10.0%}")
         return 0
     from duetrl.core.mirror import side_by_side
 
