@@ -1,4 +1,9 @@
-"""A loss and its gradients, in canonical names: how tests and tools compare backward passes."""
+"""A loss and its gradients, in canonical names: how tests and tools compare backward passes.
+
+Both backends ask for the gradients of a loss w.r.t. a list of tensors in one call
+(``torch.autograd.grad`` here, ``tf.GradientTape.gradient`` in TensorFlow), so a gradient
+that a loss never reaches comes back as None on both sides.
+"""
 
 from collections.abc import Callable
 from typing import Any
@@ -6,61 +11,66 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow import Tensor
 
-from duetrl.backends.tf.weights import _canonical_variables
+from duetrl.backends.tf.weights import _canonical_parameters
+from duetrl.core.tolerances import to_numpy
 
 
 def loss_and_gradients(
-    module: keras.layers.Layer, loss_fn: Callable[..., tf.Tensor], *inputs: Any
+    module: keras.Layer, loss_fn: Callable[..., Tensor], *inputs: Any
 ) -> tuple[float, dict[str, np.ndarray], list[np.ndarray | None]]:
     """Evaluate ``loss_fn(*inputs)`` and differentiate it w.r.t. every parameter and input.
 
     Args:
-        module: the layer whose weights are differentiated.
+        module: the model whose parameters are differentiated.
         loss_fn: a function of the input tensors returning a scalar tensor.
         *inputs: NumPy arrays or tensors; float ones are differentiated too.
 
     Returns:
         ``(loss as float, {canonical name: gradient array}, [input gradient arrays or None])``;
-        a Dense kernel's gradient is already in the canonical ``(in, out)`` layout.
+        parameter gradients are in the canonical layout (a kernel is ``(in, out)``).
     """
     tensors = [tf.convert_to_tensor(np.asarray(x)) for x in inputs]
-    named_variables = list(_canonical_variables(module))
+    floating = [t.dtype.is_floating for t in tensors]
+    watched = [t for t, is_float in zip(tensors, floating) if is_float]
     with tf.GradientTape() as tape:
-        for tensor in tensors:
-            if tensor.dtype.is_floating:
-                tape.watch(tensor)
+        tape.watch(watched)
         loss = loss_fn(*tensors)
-    variables = [v for _, v in named_variables]
-    grads = tape.gradient(loss, variables + tensors)
+    named = list(_canonical_parameters(module))  # after the forward pass: Keras builds lazily
+    parameters = [p for _, p, _ in named]
+    grads = tape.gradient(loss, parameters + watched)
+    grads = [None if g is None else tf.convert_to_tensor(g) for g in grads]  # IndexedSlices
     gradients = {}
-    for (name, variable), grad in zip(named_variables, grads[: len(variables)]):
-        grad = tf.zeros_like(variable) if grad is None else tf.convert_to_tensor(grad)
-        gradients[name] = np.asarray(grad.numpy())
-    input_grads = grads[len(variables) :]
-    input_gradients = [None if g is None else np.asarray(g.numpy()) for g in input_grads]
-    return float(loss.numpy()), gradients, input_gradients
+    for (name, parameter, transpose), grad in zip(named, grads[: len(parameters)]):
+        grad = np.zeros_like(to_numpy(parameter)) if grad is None else to_numpy(grad)
+        gradients[name] = np.ascontiguousarray(grad.T if transpose else grad)
+    input_grads = iter(grads[len(parameters) :])
+    input_gradients = [next(input_grads) if is_float else None for is_float in floating]
+    input_gradients = [None if g is None else to_numpy(g) for g in input_gradients]
+    return float(to_numpy(loss)), gradients, input_gradients
 
 
 def compile_forward_backward(
-    module: keras.layers.Layer, loss_fn: Callable[..., tf.Tensor]
-) -> Callable[..., tf.Tensor]:
+    module: keras.Layer, loss_fn: Callable[..., Tensor]
+) -> Callable[..., Tensor]:
     """A fast callable ``step(*tensors) -> loss`` that also computes every gradient, for timing.
 
     TensorFlow traces the step once into a graph with ``tf.function`` (eager Keras is 2-4x
-    slower); fixed shapes and dtypes keep it from retracing.
+    slower; fixed shapes and dtypes keep it from retracing); PyTorch runs the same step eagerly.
     """
 
     @tf.function
     def step(*tensors):
         with tf.GradientTape() as tape:
             loss = loss_fn(*tensors)
-        grads = tape.gradient(loss, module.trainable_variables)
+        parameters = [p for _, p, _ in _canonical_parameters(module)]
+        grads = tape.gradient(loss, parameters)
         return loss, grads
 
     return lambda *tensors: step(*tensors)[0]
 
 
-def probe_loss(output: tf.Tensor, probe: tf.Tensor) -> tf.Tensor:
+def probe_loss(output: Tensor, probe: Tensor) -> Tensor:
     """sum(output * probe): a scalar whose gradient w.r.t. ``output`` is ``probe``."""
     return tf.reduce_sum(output * probe)

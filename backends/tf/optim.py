@@ -6,7 +6,9 @@
     theta <- theta - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 
 Constants come from duetrl.core.constants (torch's and Keras' Adam place eps differently); the
-float64 reference is ``core/reference/optim.py``.
+float64 reference is ``core/reference/optim.py``. torch updates every parameter with one
+``torch._foreach_*`` call per formula (as torch.optim.Adam does); TensorFlow with a loop over
+the parameters inside the caller's ``tf.function`` graph.
 """
 
 from collections.abc import Sequence
@@ -14,14 +16,16 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow import Tensor
 
-from duetrl.backends.tf.weights import _canonical_variables
+from duetrl.backends.tf.weights import _canonical_parameters
 from duetrl.core.constants import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, GRAD_NORM_EPS
+from duetrl.core.tolerances import to_numpy
 
 
 def clip_by_global_norm(
-    grads: Sequence[tf.Tensor], max_norm: float | None
-) -> tuple[list[tf.Tensor], tf.Tensor]:
+    grads: Sequence[Tensor], max_norm: float | None
+) -> tuple[list[Tensor], Tensor]:
     """Scale every gradient by min(1, max_norm / (norm + eps)); returns ``(grads, norm)``."""
     norm = tf.linalg.global_norm(grads)  # sqrt(sum g^2)
     if max_norm is None or max_norm <= 0:
@@ -31,10 +35,10 @@ def clip_by_global_norm(
 
 
 class Adam:
-    """Adam (AdamW with ``weight_decay > 0``) over every weight of a layer.
+    """Adam (AdamW with ``weight_decay > 0``) over every parameter of a model.
 
     Args:
-        module: whose weights are updated, in canonical order.
+        module: the model whose parameters are updated, in canonical order.
         max_grad_norm: clip the global gradient norm to this first (None: no clipping).
         weight_decay: decoupled weight decay of matrices (kernels, embeddings); 0 = Adam.
 
@@ -43,12 +47,12 @@ class Adam:
     """
 
     def __init__(
-        self, module: keras.layers.Layer, max_grad_norm: float | None = None,
-        weight_decay: float = 0.0,
+        self, module: keras.Layer, max_grad_norm: float | None = None, weight_decay: float = 0.0,
     ) -> None:
-        named = list(_canonical_variables(module))
-        self.names = [name for name, _ in named]
-        self.parameters = [p for _, p in named]
+        named = list(_canonical_parameters(module))
+        self.names = [name for name, _, _ in named]
+        self.parameters = [p for _, p, _ in named]
+        self.transposed = {name for name, _, t in named if t}  # canonical state is (in, out)
         self.decays = [weight_decay if len(p.shape) >= 2 else 0.0 for p in self.parameters]
         self.max_grad_norm = max_grad_norm
         self.weight_decay = weight_decay
@@ -57,8 +61,8 @@ class Adam:
         self.v = [tf.Variable(tf.zeros_like(p), trainable=False) for p in self.parameters]
 
     def apply_gradients(
-        self, grads: Sequence[tf.Tensor], learning_rate: float | tf.Tensor
-    ) -> tf.Tensor:
+        self, grads: Sequence[Tensor | None], learning_rate: float | Tensor
+    ) -> Tensor:
         """One step on every parameter (``grads`` in their order); returns the pre-clip norm.
 
         A parameter the loss does not reach (gradient None) gets a zero gradient.
@@ -75,26 +79,31 @@ class Adam:
             bias2 = tf.cast(1.0 - ADAM_BETA2**self.step, p.dtype)
             if decay:  # decoupled weight decay: theta <- theta (1 - lr wd)
                 p.assign(p * (1.0 - lr * decay))
-            m.assign(ADAM_BETA1 * m + (1.0 - ADAM_BETA1) * g)
-            v.assign(ADAM_BETA2 * v + (1.0 - ADAM_BETA2) * g**2)
+            m.assign(ADAM_BETA1 * m + (1.0 - ADAM_BETA1) * g)  # m <- b1 m + (1 - b1) g
+            v.assign(ADAM_BETA2 * v + (1.0 - ADAM_BETA2) * g**2)  # v <- b2 v + (1 - b2) g^2
             p.assign_sub(lr * (m / bias1) / (tf.sqrt(v / bias2) + ADAM_EPS))
         return norm
 
     @property
     def step_count(self) -> int:
         """Number of updates applied so far."""
-        return int(self.step.numpy())
+        return int(to_numpy(self.step))
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """``{"step": (1,), "m.<name>": array, "v.<name>": array}`` for a checkpoint."""
-        state = {"step": np.array(self.step.numpy()).reshape(1)}
+        state = {"step": np.array(to_numpy(self.step)).reshape(1)}
         for name, m, v in zip(self.names, self.m, self.v):
-            state[f"m.{name}"], state[f"v.{name}"] = np.array(m.numpy()), np.array(v.numpy())
+            m, v = to_numpy(m), to_numpy(v)
+            m, v = (m.T, v.T) if name in self.transposed else (m, v)
+            state[f"m.{name}"], state[f"v.{name}"] = np.array(m), np.array(v)  # copies
         return state
 
     def load_state_arrays(self, state: dict[str, np.ndarray]) -> None:
         """Restore what :meth:`state_arrays` returned."""
         self.step.assign(float(np.ravel(state["step"])[0]))  # stored as shape (1,)
         for name, m, v in zip(self.names, self.m, self.v):
-            m.assign(np.asarray(state[f"m.{name}"]).astype(m.dtype.as_numpy_dtype))
-            v.assign(np.asarray(state[f"v.{name}"]).astype(v.dtype.as_numpy_dtype))
+            m_state, v_state = np.asarray(state[f"m.{name}"]), np.asarray(state[f"v.{name}"])
+            if name in self.transposed:
+                m_state, v_state = m_state.T, v_state.T
+            m.assign(m_state.astype(m.dtype.as_numpy_dtype))
+            v.assign(v_state.astype(v.dtype.as_numpy_dtype))

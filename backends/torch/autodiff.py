@@ -1,4 +1,9 @@
-"""A loss and its gradients, in canonical names: how tests and tools compare backward passes."""
+"""A loss and its gradients, in canonical names: how tests and tools compare backward passes.
+
+Both backends ask for the gradients of a loss w.r.t. a list of tensors in one call
+(``torch.autograd.grad`` here, ``tf.GradientTape.gradient`` in TensorFlow), so a gradient
+that a loss never reaches comes back as None on both sides.
+"""
 
 from collections.abc import Callable
 from typing import Any
@@ -6,59 +11,63 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
+from torch import Tensor
 
 from duetrl.backends.torch.weights import _canonical_parameters
+from duetrl.core.tolerances import to_numpy
 
 
 def loss_and_gradients(
-    module: nn.Module, loss_fn: Callable[..., torch.Tensor], *inputs: Any
+    module: nn.Module, loss_fn: Callable[..., Tensor], *inputs: Any
 ) -> tuple[float, dict[str, np.ndarray], list[np.ndarray | None]]:
     """Evaluate ``loss_fn(*inputs)`` and differentiate it w.r.t. every parameter and input.
 
     Args:
-        module: the module whose parameters are differentiated.
+        module: the model whose parameters are differentiated.
         loss_fn: a function of the input tensors returning a scalar tensor.
         *inputs: NumPy arrays or tensors; float ones are differentiated too.
 
     Returns:
         ``(loss as float, {canonical name: gradient array}, [input gradient arrays or None])``;
-        a Linear weight's gradient is transposed into the canonical ``(in, out)`` layout.
+        parameter gradients are in the canonical layout (a kernel is ``(in, out)``).
     """
     tensors = [torch.as_tensor(np.asarray(x)) for x in inputs]
-    for tensor in tensors:
-        if tensor.is_floating_point():
-            tensor.requires_grad_(True)
-    module.zero_grad(set_to_none=True)
+    floating = [t.is_floating_point() for t in tensors]
+    watched = [t for t, is_float in zip(tensors, floating) if is_float]
+    for tensor in watched:
+        tensor.requires_grad_(True)
     loss = loss_fn(*tensors)
-    loss.backward()
+    named = list(_canonical_parameters(module))  # after the forward pass: Keras builds lazily
+    parameters = [p for _, p, _ in named]
+    grads = torch.autograd.grad(loss, parameters + watched, allow_unused=True)
     gradients = {}
-    for name, parameter, transpose in _canonical_parameters(module):
-        grad = torch.zeros_like(parameter) if parameter.grad is None else parameter.grad
-        grad = grad.detach().cpu().numpy()
+    for (name, parameter, transpose), grad in zip(named, grads[: len(parameters)]):
+        grad = np.zeros_like(to_numpy(parameter)) if grad is None else to_numpy(grad)
         gradients[name] = np.ascontiguousarray(grad.T if transpose else grad)
-    input_gradients = [
-        None if t.grad is None else t.grad.detach().cpu().numpy() for t in tensors
-    ]
-    return float(loss.detach()), gradients, input_gradients
+    input_grads = iter(grads[len(parameters) :])
+    input_gradients = [next(input_grads) if is_float else None for is_float in floating]
+    input_gradients = [None if g is None else to_numpy(g) for g in input_gradients]
+    return float(to_numpy(loss)), gradients, input_gradients
 
 
 def compile_forward_backward(
-    module: nn.Module, loss_fn: Callable[..., torch.Tensor]
-) -> Callable[..., torch.Tensor]:
-    """A fast callable ``step(*tensors) -> loss`` that also fills every ``.grad``, for timing.
+    module: nn.Module, loss_fn: Callable[..., Tensor]
+) -> Callable[..., Tensor]:
+    """A fast callable ``step(*tensors) -> loss`` that also computes every gradient, for timing.
 
-    PyTorch runs eagerly: there is nothing to compile, the step is the plain backward pass.
+    TensorFlow traces the step once into a graph with ``tf.function`` (eager Keras is 2-4x
+    slower; fixed shapes and dtypes keep it from retracing); PyTorch runs the same step eagerly.
     """
 
     def step(*tensors):
-        module.zero_grad(set_to_none=True)
         loss = loss_fn(*tensors)
-        loss.backward()
-        return loss
+        parameters = [p for _, p, _ in _canonical_parameters(module)]
+        grads = torch.autograd.grad(loss, parameters, allow_unused=True)
+        return loss, grads
 
-    return step
+    return lambda *tensors: step(*tensors)[0]
 
 
-def probe_loss(output: torch.Tensor, probe: torch.Tensor) -> torch.Tensor:
+def probe_loss(output: Tensor, probe: Tensor) -> Tensor:
     """sum(output * probe): a scalar whose gradient w.r.t. ``output`` is ``probe``."""
-    return (output * probe).sum()
+    return torch.sum(output * probe)

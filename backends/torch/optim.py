@@ -6,7 +6,9 @@
     theta <- theta - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 
 Constants come from duetrl.core.constants (torch's and Keras' Adam place eps differently); the
-float64 reference is ``core/reference/optim.py``.
+float64 reference is ``core/reference/optim.py``. torch updates every parameter with one
+``torch._foreach_*`` call per formula (as torch.optim.Adam does); TensorFlow with a loop over
+the parameters inside the caller's ``tf.function`` graph.
 """
 
 from collections.abc import Sequence
@@ -14,14 +16,16 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn as nn
+from torch import Tensor
 
 from duetrl.backends.torch.weights import _canonical_parameters
 from duetrl.core.constants import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, GRAD_NORM_EPS
+from duetrl.core.tolerances import to_numpy
 
 
 def clip_by_global_norm(
-    grads: Sequence[torch.Tensor], max_norm: float | None
-) -> tuple[list[torch.Tensor], torch.Tensor]:
+    grads: Sequence[Tensor], max_norm: float | None
+) -> tuple[list[Tensor], Tensor]:
     """Scale every gradient by min(1, max_norm / (norm + eps)); returns ``(grads, norm)``."""
     norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))  # sqrt(sum g^2)
     if max_norm is None or max_norm <= 0:
@@ -31,10 +35,10 @@ def clip_by_global_norm(
 
 
 class Adam:
-    """Adam (AdamW with ``weight_decay > 0``) over every parameter of a module.
+    """Adam (AdamW with ``weight_decay > 0``) over every parameter of a model.
 
     Args:
-        module: whose parameters are updated, in canonical order.
+        module: the model whose parameters are updated, in canonical order.
         max_grad_norm: clip the global gradient norm to this first (None: no clipping).
         weight_decay: decoupled weight decay of matrices (kernels, embeddings); 0 = Adam.
 
@@ -43,13 +47,13 @@ class Adam:
     """
 
     def __init__(
-        self, module: nn.Module, max_grad_norm: float | None = None, weight_decay: float = 0.0
+        self, module: nn.Module, max_grad_norm: float | None = None, weight_decay: float = 0.0,
     ) -> None:
         named = list(_canonical_parameters(module))
         self.names = [name for name, _, _ in named]
         self.parameters = [p for _, p, _ in named]
         self.transposed = {name for name, _, t in named if t}  # canonical state is (in, out)
-        self.decayed = [p for p in self.parameters if p.dim() >= 2] if weight_decay else []
+        self.decays = [weight_decay if len(p.shape) >= 2 else 0.0 for p in self.parameters]
         self.max_grad_norm = max_grad_norm
         self.weight_decay = weight_decay
         self.step = torch.zeros((), dtype=torch.float64)
@@ -58,8 +62,8 @@ class Adam:
 
     @torch.no_grad()
     def apply_gradients(
-        self, grads: Sequence[torch.Tensor], learning_rate: float
-    ) -> torch.Tensor:
+        self, grads: Sequence[Tensor | None], learning_rate: float | Tensor
+    ) -> Tensor:
         """One step on every parameter (``grads`` in their order); returns the pre-clip norm.
 
         A parameter the loss does not reach (gradient None) gets a zero gradient.
@@ -69,12 +73,12 @@ class Adam:
         self.step += 1
         bias1 = 1.0 - ADAM_BETA1**self.step
         bias2 = 1.0 - ADAM_BETA2**self.step
-        if self.decayed:  # decoupled weight decay: theta <- theta (1 - lr wd)
-            torch._foreach_mul_(self.decayed, 1.0 - learning_rate * self.weight_decay)
-        # torch._foreach_*: one call per formula for all parameters, not one per parameter
-        torch._foreach_mul_(self.m, ADAM_BETA1)
+        decayed = [p for p, decay in zip(self.parameters, self.decays) if decay]
+        if decayed:  # decoupled weight decay: theta <- theta (1 - lr wd)
+            torch._foreach_mul_(decayed, 1.0 - learning_rate * self.weight_decay)
+        torch._foreach_mul_(self.m, ADAM_BETA1)  # m <- b1 m + (1 - b1) g
         torch._foreach_add_(self.m, grads, alpha=1.0 - ADAM_BETA1)
-        torch._foreach_mul_(self.v, ADAM_BETA2)
+        torch._foreach_mul_(self.v, ADAM_BETA2)  # v <- b2 v + (1 - b2) g^2
         torch._foreach_addcmul_(self.v, grads, grads, value=1.0 - ADAM_BETA2)
         m_hat = torch._foreach_div(self.m, bias1)
         denominators = torch._foreach_sqrt(torch._foreach_div(self.v, bias2))
@@ -86,24 +90,23 @@ class Adam:
     @property
     def step_count(self) -> int:
         """Number of updates applied so far."""
-        return int(self.step)
+        return int(to_numpy(self.step))
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """``{"step": (1,), "m.<name>": array, "v.<name>": array}`` for a checkpoint."""
-        state = {"step": self.step.numpy().reshape(1)}
+        state = {"step": np.array(to_numpy(self.step)).reshape(1)}
         for name, m, v in zip(self.names, self.m, self.v):
+            m, v = to_numpy(m), to_numpy(v)
             m, v = (m.T, v.T) if name in self.transposed else (m, v)
-            state[f"m.{name}"], state[f"v.{name}"] = m.numpy().copy(), v.numpy().copy()
+            state[f"m.{name}"], state[f"v.{name}"] = np.array(m), np.array(v)  # copies
         return state
 
     def load_state_arrays(self, state: dict[str, np.ndarray]) -> None:
         """Restore what :meth:`state_arrays` returned."""
-        with torch.no_grad():
-            self.step.fill_(float(np.ravel(state["step"])[0]))  # stored as shape (1,)
-            for name, m, v in zip(self.names, self.m, self.v):
-                m_state = torch.as_tensor(np.asarray(state[f"m.{name}"]))
-                v_state = torch.as_tensor(np.asarray(state[f"v.{name}"]))
-                if name in self.transposed:
-                    m_state, v_state = m_state.T, v_state.T
-                m.copy_(m_state)
-                v.copy_(v_state)
+        self.step.fill_(float(np.ravel(state["step"])[0]))  # stored as shape (1,)
+        for name, m, v in zip(self.names, self.m, self.v):
+            m_state, v_state = np.asarray(state[f"m.{name}"]), np.asarray(state[f"v.{name}"])
+            if name in self.transposed:
+                m_state, v_state = m_state.T, v_state.T
+            m.copy_(torch.as_tensor(m_state))
+            v.copy_(torch.as_tensor(v_state))
