@@ -90,7 +90,24 @@ for name, backend in backends.items():
     assert_close(got, advantages, "float64", f"{name} GAE")
 
 # %% [markdown]
-# ## 3. PPO on CartPole-v1, PyTorch and TensorFlow from the same start
+# ## 3. The whole update, one file per framework
+#
+# `backends/torch/ppo.py` and `backends/tf/ppo.py` hold PPO's update in the order of the math,
+# each equation beside its line: values, GAE, standardised advantages, the clipped loss, and
+# the Adam step for every minibatch of every epoch. `duetrl diff ppo` shows the two side by
+# side; only the framework's calls differ. Here is the torch version of the loss and of the
+# update loop:
+
+# %%
+import inspect  # noqa: E402
+
+from duetrl.backends.torch import ppo as torch_ppo  # noqa: E402
+
+print(inspect.getsource(torch_ppo.compute_loss))
+print(inspect.getsource(torch_ppo.update))
+
+# %% [markdown]
+# ## 4. PPO on CartPole-v1, PyTorch and TensorFlow from the same start
 #
 # `duetrl compare ppo --env CartPole-v1` does exactly this: the same initial weights,
 # environment seeds, sampling noise and minibatch order for both backends, stepped in

@@ -15,8 +15,10 @@
 # `compute_returns` that is never defined, uses the old Gym API (`state = env.reset()`, a
 # 4-tuple from `env.step`) and `Adam(lr=...)`, which Keras 3 rejects. The repaired listing
 # is `backends/tf/reinforce.py`; its PyTorch twin is `backends/torch/reinforce.py`. Run
-# `diff backends/torch/reinforce.py backends/tf/reinforce.py` to see only framework
-# differences. The update rule, from the policy gradient theorem (4.2.3):
+# `duetrl diff reinforce` to see them side by side, only the framework differences marked.
+# The same files end with the batched update that `duetrl train reinforce` runs (N episodes
+# per update), and `reinforce_baseline.py` beside them adds a learned baseline V(s).
+# The update rule, from the policy gradient theorem (4.2.3):
 #
 # $$\theta \leftarrow \theta + \alpha \sum_t \nabla_\theta \log \pi_\theta(a_t|s_t)\, G_t,
 #   \qquad G_t = \sum_{k \ge t} \gamma^{k-t} r_k ,$$
