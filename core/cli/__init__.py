@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "duetrl.core.cli.demo",
     "duetrl.core.cli.lm",
     "duetrl.core.cli.rl",
+    "duetrl.core.cli.rlhf",
     "duetrl.core.cli.diff",
 )
 """Modules that add commands; each has ``register(commands, compare)``."""

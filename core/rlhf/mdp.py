@@ -214,6 +214,12 @@ class Rollout:
         return self.mask.sum(axis=1)
 
     @property
+    def stopped(self) -> np.ndarray:
+        """``(B,)`` bool: the episode ended at the stop token (True for every row of an MDP
+        without one, where the length limit is the end by design)."""
+        return self.extras.get("stopped", np.ones(len(self.rewards), dtype=bool))
+
+    @property
     def sequence_kl(self) -> np.ndarray:
         """``(B,)`` sum_t k1_t = log pi_old(y) - log pi_ref(y): an unbiased estimate of
         KL(pi || pi_ref) for a whole completion (sampled from pi)."""
@@ -300,6 +306,10 @@ def rollout(
     repeated = [p for p in prompts for _ in range(group_size)]
     rewards = mdp.task.rewards(repeated, completions)
     success = mdp.task.success(repeated, completions)
+    extras = {}
+    if mdp.stop_id is not None:
+        extras["stopped"] = np.any(generation.new_tokens == mdp.stop_id, axis=1)
     return Rollout(
-        repeated, completions, tokens, mask, old_logp, ref_logp, rewards, success, group_size
+        repeated, completions, tokens, mask, old_logp, ref_logp, rewards, success, group_size,
+        extras,
     )

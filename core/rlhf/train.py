@@ -13,8 +13,8 @@ Per update u:
    grpo       A_i = (r_i - mean_g r) / (std_g r + 1e-4);  beta k3_t in the loss instead
    ppo        r_t = -beta k1_t (+ r at the last token), GAE(gamma=1, lambda) with the value
               head, whitened; ``epochs`` clipped steps on the batch
-   dpo        pairs (best, worst of k samples of pi_ref, ties dropped): offline preference
-              data; the policy's own samples are only measured
+   dpo        pairs (best, worst of each group by r, ties dropped) of the policy's samples
+              (online DPO, ``dpo_pairs="policy"``) or of pi_ref's (offline, "reference")
    =========  ===========================================================================
 
    k1 folded into the reward (reinforce, rloo, ppo) makes the expected update the gradient of
@@ -96,6 +96,13 @@ class RLHFSettings:
     advantage_scale: str = field(
         default="std", metadata=_help("grpo advantages: std (GRPO) or none (Dr. GRPO)")
     )
+    dpo_pairs: str = field(
+        default="policy",
+        metadata=_help("dpo: pairs from the policy (online) or the reference (offline)"),
+    )
+    missing_stop_penalty: float = field(
+        default=0.0, metadata=_help("subtracted from r when a completion never stops")
+    )
     gae_lambda: float = field(default=0.95, metadata=_help("ppo: GAE lambda (gamma = 1)"))
     vf_coef: float = field(default=RLHF_VF_COEF, metadata=_help("ppo: value-loss weight"))
     value_clip: float = field(default=RLHF_VALUE_CLIP, metadata=_help("ppo: value clip range"))
@@ -117,6 +124,10 @@ class RLHFSettings:
             raise ValueError(
                 f"beta: expected a finite float >= 0 (the KL coefficient), got {self.beta!r}"
             )
+        if not self.missing_stop_penalty >= 0:
+            raise ValueError(
+                f"missing_stop_penalty: expected >= 0, got {self.missing_stop_penalty!r}"
+            )
         if self.kl_target < 0:
             raise ValueError(f"kl_target: expected >= 0 (0: fixed beta), got {self.kl_target!r}")
         if self.kl_target > 0 and self.beta <= 0:
@@ -130,6 +141,7 @@ class RLHFSettings:
             raise ValueError(f"learning_rate: expected > 0, got {self.learning_rate!r}")
         ref.check_choice("normalisation", self.normalisation, ref.NORMALISATIONS)
         ref.check_choice("advantage_scale", self.advantage_scale, ref.ADVANTAGE_SCALES)
+        ref.check_choice("dpo_pairs", self.dpo_pairs, ("policy", "reference"))
         for name in ("checkpoint_every", "warmup"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -219,7 +231,7 @@ class RLHFRun:
         data = self.sample(update)
         stats: dict[str, float] = {}
         if s.algo == "dpo":
-            stats = self._dpo_step(update, beta)
+            stats = self._dpo_step(data if s.dpo_pairs == "policy" else None, update, beta)
         else:
             batch, coefficients = self._batch(data, beta)
             for _ in range(s.epochs):
@@ -233,6 +245,7 @@ class RLHFRun:
             "entropy": float(stats.get("entropy", data.entropy)),
             "clip_fraction": float(stats.get("clip_fraction", 0.0)),
             "success": float(data.success.mean()),
+            "stopped": float(data.stopped.mean()),
             "loss": float(stats.get("loss", float("nan"))),
             "beta": beta,
             "length": float(data.lengths.mean()),
@@ -245,23 +258,31 @@ class RLHFRun:
                 metrics[key] = float(stats[key])
         return metrics, data
 
+    def scores(self, data: Rollout) -> np.ndarray:
+        """The training signal: r minus ``missing_stop_penalty`` for a completion cut by the
+        length limit (TRL's ``missing_eos_penalty``). Without it nothing in r asks for the stop
+        token and at small beta RL lets it drift away; with it, a policy can also learn to stop
+        at once (reward 0 but no penalty), so it is off by default."""
+        return data.rewards - self.settings.missing_stop_penalty * ~data.stopped
+
     def _batch(self, data: Rollout, beta: float) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """The learner's batch and coefficients for a policy-gradient objective."""
         s = self.settings
+        score = self.scores(data)
         if s.algo in ("reinforce", "rloo"):
-            shaped = data.rewards - beta * data.sequence_kl  # R_i = r_i - beta sum_t k1_t
+            shaped = score - beta * data.sequence_kl  # R_i = r_i - beta sum_t k1_t
             if s.algo == "rloo":
                 advantages = ref.rloo_advantages(shaped, data.group_size)
             else:
                 advantages = shaped - shaped.mean()  # batch-mean baseline
             return data.batch(advantages=advantages), {}
         if s.algo == "grpo":
-            advantages = ref.group_advantages(data.rewards, data.group_size, s.advantage_scale)
+            advantages = ref.group_advantages(score, data.group_size, s.advantage_scale)
             coefficients = {"clip_eps": s.clip_eps, "beta": beta, "normalisation": s.normalisation}
             return data.batch(advantages=advantages), coefficients
         # ppo: per-token KL-shaped rewards, GAE with the value head, whitened advantages
         values = self.values(data.tokens) * data.mask  # V(s_t), (B, T-1)
-        rewards = ref.kl_shaped_rewards(data.rewards, data.old_logp, data.ref_logp, data.mask, beta)
+        rewards = ref.kl_shaped_rewards(score, data.old_logp, data.ref_logp, data.mask, beta)
         advantages, returns = ref.token_gae(rewards, values, data.mask, 1.0, s.gae_lambda)
         advantages = ref.whiten_advantages(advantages, data.mask)
         batch = data.batch(advantages=advantages, returns=returns, old_values=values)
@@ -277,11 +298,14 @@ class RLHFRun:
         hidden = b.hidden_states(self.policy, tokens[:, :-1])  # (B, T-1, D)
         return b.to_numpy(self.value_head(hidden)).astype(np.float64)
 
-    def _dpo_step(self, update: int, beta: float) -> dict[str, float]:
-        """Preference pairs from pi_ref's samples (best vs worst of each group), one DPO step."""
+    def _dpo_step(self, pairs: Rollout | None, update: int, beta: float) -> dict[str, float]:
+        """Preference pairs (best vs worst of each group, labelled by the task's reward) from
+        ``pairs`` (the policy's own samples: online DPO) or, when None, from fresh samples of
+        pi_ref (offline DPO: the policy never generates its training data); one DPO step."""
         s = self.settings
-        pairs = self.sample(update, stream=1, policy=self.reference)  # offline: pi_ref's data
-        grouped = pairs.rewards.reshape(-1, s.group_size)
+        if pairs is None:
+            pairs = self.sample(update, stream=1, policy=self.reference)  # offline: pi_ref's
+        grouped = self.scores(pairs).reshape(-1, s.group_size)
         offsets = np.arange(grouped.shape[0]) * s.group_size
         chosen = offsets + np.argmax(grouped, axis=1)
         rejected = offsets + np.argmin(grouped, axis=1)

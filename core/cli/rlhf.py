@@ -1,0 +1,252 @@
+"""``duetrl rlhf pretrain|train|sample`` and ``duetrl compare rlhf``: RL on language models.
+
+    duetrl rlhf pretrain --task sort-digits
+    duetrl rlhf train --task sort-digits --algo rloo --backend tf --beta 0.01 --json
+    duetrl rlhf train --task sort-digits --algo rloo --reference uniform --beta 0.1 --updates 300
+    duetrl rlhf sample --checkpoint runs/rlhf/sort-digits/rloo_torch/checkpoint.safetensors
+    duetrl compare rlhf --task sort-digits --algo grpo --updates 30
+
+Every field of ``RLHFSettings`` (core/rlhf/train.py) is a ``train`` flag, its field doc the
+help. ``train`` with the pretrained reference uses ``--reference-checkpoint``; when that is the
+default path and missing, the reference is pretrained first (a few seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from duetrl.core.backend import BACKENDS
+
+RUNS = Path("runs/rlhf")
+
+
+def default_reference_path(task: str) -> Path:
+    """Where ``rlhf pretrain`` saves a task's reference: runs/rlhf/<task>/reference.safetensors."""
+    return RUNS / task / "reference.safetensors"
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    from duetrl.core.rlhf.train import settings_fields
+
+    group = parser.add_argument_group("RL settings (core/rlhf/train.py RLHFSettings)")
+    for field in settings_fields():
+        flag = "--" + field.name.replace("_", "-")
+        help_text = f"{field.metadata.get('help', '')} (default: {field.default})"
+        group.add_argument(flag, dest=field.name, type=type(field.default), default=None,
+                           help=help_text)
+
+
+def _add_model_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--n-layer", type=int, default=2, help="GPT blocks")
+    parser.add_argument("--n-head", type=int, default=2, help="attention heads per block")
+    parser.add_argument("--n-embd", type=int, default=32, help="model width")
+
+
+def register(commands: argparse._SubParsersAction, compare: argparse._SubParsersAction) -> None:
+    rlhf = commands.add_parser("rlhf", help="RL on a small GPT: pretrain, train, sample")
+    sub = rlhf.add_subparsers(dest="rlhf_command", metavar="RLHF_COMMAND", required=True)
+
+    pretrain = sub.add_parser("pretrain", help="pretrain a task's reference GPT (seconds)")
+    pretrain.add_argument("--task", default="sort-digits", help="text task")
+    pretrain.add_argument("--backend", choices=list(BACKENDS), default="torch")
+    pretrain.add_argument("--steps", type=int, default=300, help="AdamW updates")
+    pretrain.add_argument("--batch-size", type=int, default=32)
+    pretrain.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
+    pretrain.add_argument("--documents", type=int, default=4000, help="corpus documents")
+    _add_model_flags(pretrain)
+    pretrain.add_argument("--seed", type=int, default=0)
+    pretrain.add_argument("--threads", type=int, default=1, help="framework CPU threads")
+    pretrain.add_argument("--out", default=None,
+                          help="checkpoint file (default: runs/rlhf/<task>/reference.safetensors)")
+    pretrain.add_argument("--quiet", action="store_true", help="no progress bar")
+    pretrain.add_argument("--json", action="store_true", help="print a JSON summary")
+    pretrain.set_defaults(run=run_pretrain)
+
+    train = sub.add_parser("train", help="RL-train the policy against a reward and a KL")
+    train.add_argument("--backend", choices=list(BACKENDS), default="torch")
+    train.add_argument("--reference-checkpoint", default=None,
+                       help="the pretrained reference (default: runs/rlhf/<task>/"
+                            "reference.safetensors, pretrained first if missing)")
+    train.add_argument("--out", default=None,
+                       help="run folder (default: runs/rlhf/<task>/<algo>_<backend>)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from the run folder's checkpoint")
+    train.add_argument("--threads", type=int, default=1, help="framework CPU threads")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--json", action="store_true", help="print a JSON summary")
+    _add_settings_flags(train)
+    train.set_defaults(run=run_train)
+
+    sample = sub.add_parser("sample", help="show completions of a checkpoint with their rewards")
+    sample.add_argument("--checkpoint", default=None,
+                        help="an RL run's checkpoint or a reference (default: the task's "
+                             "reference)")
+    sample.add_argument("--task", default=None, help="the task (default: the checkpoint's)")
+    sample.add_argument("--backend", choices=list(BACKENDS), default="torch")
+    sample.add_argument("--num", type=int, default=8, help="completions to show")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--threads", type=int, default=1)
+    sample.add_argument("--json", action="store_true")
+    sample.set_defaults(run=run_sample)
+
+    cmp = compare.add_parser("rlhf", help="RL on a text task in torch and tf, in lockstep")
+    cmp.add_argument("--reference-checkpoint", default=None)
+    cmp.add_argument("--threads", type=int, default=1)
+    cmp.add_argument("--every", type=int, default=10, help="table row every this many updates")
+    cmp.add_argument("--json", action="store_true")
+    _add_settings_flags(cmp)
+    cmp.set_defaults(run=run_compare)
+
+
+def settings_from_args(args: argparse.Namespace, **defaults):
+    """RLHFSettings with every flag the user gave (then ``defaults``) applied, validated."""
+    from duetrl.core.rlhf.train import RLHFSettings, settings_fields
+
+    values = dict(defaults)
+    for field in settings_fields():
+        value = getattr(args, field.name, None)
+        if value is not None:
+            values[field.name] = value
+    return RLHFSettings(**values)
+
+
+def _reference(settings, path: str | None, quiet: bool):
+    """The pretrained reference's (config, params), pretraining the default one if missing."""
+    from duetrl.core.rlhf.reference import load_reference, pretrain_reference
+
+    if settings.reference == "uniform":
+        return None, None
+    if path is None:
+        target = default_reference_path(settings.task)
+        if not target.is_file():
+            from duetrl.core.backend import load_backend
+
+            print(f"duetrl: no reference at {target}; pretraining one (duetrl rlhf pretrain "
+                  f"--task {settings.task})", file=sys.stderr)
+            pretrain_reference(load_backend("torch"), settings.task, target, progress=not quiet)
+        path = str(target)
+    elif not Path(path).is_file():
+        raise FileNotFoundError(
+            f"--reference-checkpoint: no file at {path!r}; make one with duetrl rlhf pretrain "
+            f"--task {settings.task} --out {path}"
+        )
+    return load_reference(path, settings.task), path
+
+
+def run_pretrain(args: argparse.Namespace) -> int:
+    from duetrl.core.backend import load_backend
+    from duetrl.core.rlhf.mdp import SequenceMDP, rollout
+    from duetrl.core.rlhf.reference import (
+        ModelSize,
+        PretrainSettings,
+        load_reference,
+        pretrain_reference,
+    )
+    from duetrl.core.rlhf.tasks import get_task
+
+    task = get_task(args.task)
+    path = Path(args.out) if args.out else default_reference_path(task.name)
+    backend = load_backend(args.backend)
+    backend.set_num_threads(args.threads)
+    settings = PretrainSettings(args.steps, args.batch_size, args.lr, args.documents, args.seed)
+    size = ModelSize(args.n_layer, args.n_head, args.n_embd)
+    figures = pretrain_reference(backend, task, path, settings, size, progress=not args.quiet)
+    config, params = load_reference(path, task)
+    model = backend.GPT(config, seed=None)
+    backend.import_params(model, params)
+    mdp = SequenceMDP.for_task(task)
+    import numpy as np
+
+    prompts = task.prompts(32, np.random.default_rng((args.seed, 5)))
+    data = rollout(backend, model, None, mdp, prompts, 4, seed=args.seed)
+    figures.update(reward=float(data.rewards.mean()), success_rate=float(data.success.mean()),
+                   stopped=float(np.mean([c.endswith(task.stop) for c in data.completions])))
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        print(f"{task.name}: reference pretrained in {figures['seconds']:.1f} s "
+              f"({figures['parameters']} parameters, val loss {figures['val_loss']:.3f}); its "
+              f"samples score {figures['reward']:.3f} (success {figures['success_rate']:.2f}, "
+              f"stop token {figures['stopped']:.2f}); saved {figures['checkpoint']}")
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from duetrl.core.backend import load_backend
+    from duetrl.core.rlhf.train import train
+
+    settings = settings_from_args(args)
+    backend = load_backend(args.backend)
+    backend.set_num_threads(args.threads)
+    _, reference_path = _reference(settings, args.reference_checkpoint, args.quiet)
+    out = Path(args.out) if args.out else RUNS / settings.task / f"{settings.algo}_{args.backend}"
+    summary = train(backend, settings, out, reference_path, args.resume, not args.quiet)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    exact = summary.get("exact")
+    extra = (f" (exact optimum: reward {exact['mean_reward']:.4f}, KL {exact['kl']:.4f})"
+             if exact else "")
+    print(f"{settings.algo} on {settings.task} ({summary['backend']}, beta {settings.beta}): "
+          f"reward {summary['initial_reward']:.3f} -> {summary['mean_reward']:.3f}, KL "
+          f"{summary['kl']:.3f} nats{extra}; {summary['updates']} updates in "
+          f"{summary['wall_s']:.1f} s ({summary['samples_per_s']:.0f} samples/s)\n"
+          f"log {summary['log']}, plot {summary['plot']}, checkpoint {summary['checkpoint']}")
+    return 0
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from duetrl.core.backend import load_backend
+    from duetrl.core.checkpoint import read_file
+    from duetrl.core.lm.config import GPTConfig
+    from duetrl.core.rlhf.mdp import SequenceMDP, rollout
+    from duetrl.core.rlhf.tasks import get_task
+
+    path = args.checkpoint
+    if path is None:
+        if args.task is None:
+            raise ValueError("--task: give a task or a --checkpoint")
+        path = str(default_reference_path(args.task))
+    arrays, metadata = read_file(path)
+    settings = metadata.get("settings", {})
+    task = get_task(args.task or settings.get("task") or metadata.get("task", ""))
+    mdp = SequenceMDP.for_task(task, settings.get("reference", "pretrained"))
+    config = GPTConfig.from_dict(metadata["config"])
+    params = {k.partition(".")[2]: v for k, v in arrays.items() if k.startswith("params.")}
+    backend = load_backend(args.backend)
+    backend.set_num_threads(args.threads)
+    model = backend.GPT(config, seed=None)
+    backend.import_params(model, params)
+    prompts = task.prompts(args.num, np.random.default_rng((args.seed, 6)))
+    data = rollout(backend, model, None, mdp, prompts, 1, seed=args.seed)
+    rows = [
+        {"prompt": p, "completion": c, "reward": float(r), "success": bool(s)}
+        for p, c, r, s in zip(data.prompts, data.completions, data.rewards, data.success)
+    ]
+    if args.json:
+        print(json.dumps({"samples": rows, "mean_reward": float(data.rewards.mean())}))
+        return 0
+    for row in rows:
+        print(f"{row['reward']:.3f}  {row['prompt']!r} -> {row['completion']!r}")
+    print(f"mean reward {data.rewards.mean():.3f} over {len(rows)} samples ({task.name})")
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from duetrl.core.rlhf.compare import compare_rlhf, format_compare
+
+    settings = settings_from_args(args, updates=30)
+    reference, _ = _reference(settings, args.reference_checkpoint, quiet=True)
+    result = compare_rlhf(settings, reference, args.threads)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(format_compare(result, args.every))
+    return 0
+
+
