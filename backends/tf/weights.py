@@ -50,6 +50,8 @@ def _assign(parameter: keras.Variable, value: np.ndarray) -> None:
 
 def _canonical_parameters(model: Any) -> Iterator[tuple[str, Any, bool]]:
     """Yield (canonical name, parameter, transpose?) for every parameter, shared ones once."""
+    if not model.built:  # Keras creates parameters lazily, at build; torch at construction
+        model.build()
     seen = set()
     for prefix, layer in _sublayers(model):
         renames = next((r for t, r in _RENAMES.items() if isinstance(layer, t)), {})
@@ -89,9 +91,3 @@ def import_params(model: keras.Layer, params: Mapping[str, np.ndarray]) -> keras
         _assign(parameter, np.ascontiguousarray(value.T if transpose else value))
     return model
 
-
-def _canonical_variables(model: keras.Layer) -> Iterator[tuple[str, keras.Variable]]:
-    """(name, variable) pairs: the older twin of :func:`_canonical_parameters` that
-    ``optim.py`` and ``autodiff.py`` still import (nothing is transposed in Keras)."""
-    for name, parameter, _ in _canonical_parameters(model):
-        yield name, parameter
