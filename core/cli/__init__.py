@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "duetrl.core.cli.rl",
     "duetrl.core.cli.rlhf",
     "duetrl.core.cli.diff",
+    "duetrl.core.cli.coursework",
 )
 """Modules that add commands; each has ``register(commands, compare)``."""
 

@@ -1,0 +1,17 @@
+"""Coursework: assignments handed out in either framework, graded by one set of hidden tests.
+
+=============  ==================================================================================
+module         what it holds
+=============  ==================================================================================
+specs          the assignments: solution module, functions to write, statement, forbidden imports
+extract        the student's copy from the marked solution; the copy detector
+cases          public and hidden cases, written once against the float64 reference
+harness        the child process that runs a submission (limits, audit hook, import guard)
+grader         backend detection, integrity checks, running, comparing, scores, reports, batches
+evaluate       the grader's own evaluation of a trained policy (learning assignments)
+make           ``duetrl assignments make`` and ``duetrl assignments autograder`` (Gradescope)
+public         the public tests a student runs at home
+=============  ==================================================================================
+
+The instructor's guide: ``INSTRUCTORS.md`` beside this file.
+"""

@@ -1,0 +1,257 @@
+"""The assignments: which solution module each comes from, what the student writes, the statement.
+
+An assignment is a chapter's exercise handed to a student in the framework of their choice.
+Its reference solution is the project's own code, ``backends/<backend>/<module>.py``; the
+student's copy is generated from it (:mod:`duetrl.core.coursework.extract`), and the grader
+(:mod:`duetrl.core.coursework.grader`) checks the student's functions against the float64
+oracle in ``core/reference`` on public and hidden cases (:mod:`duetrl.core.coursework.cases`).
+
+To add an assignment: write (or mark) the solution in both backends, add an
+:class:`Assignment` below, and a case builder in ``cases.py`` (see the instructor's guide,
+``core/coursework/INSTRUCTORS.md``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from duetrl.core.coursework.extract import Todo
+
+BACKEND_NAMES = ("torch", "tf")
+
+
+@dataclass(frozen=True)
+class LearningSpec:
+    """A learning threshold: the student's update, in the framework's loop, must reach
+    ``target`` (mean greedy return, evaluated by the grader) within ``budget_steps``."""
+
+    algorithm: str = "reinforce"
+    env_id: str = "CartPole-v1"
+    target: float = 475.0
+    budget_steps: int = 500_000
+    seeds: int = 2
+    points_per_seed: float = 5.0
+    time_limit_s: float = 300.0
+    settings: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One assignment.
+
+    :param name: the command-line name (``duetrl assignments make NAME``).
+    :param title: one line.
+    :param sections: the outline's sections it comes from.
+    :param module: the solution module in ``backends/<backend>/``; also the student's file name.
+    :param todos: per backend, the definitions the student writes.
+    :param keep: top-level helpers copied into the student's file as they are.
+    :param extras: ``(module, Todo)``: functions of other solution modules added as TODOs.
+    :param forbidden_modules: solution modules (of ``duetrl.backends.<backend>``) whose import
+        makes a submission fail; ``duetrl.core.reference`` (the oracle) is always forbidden.
+    :param forbidden_names: attribute or function names a submission may not use (a
+        framework's ready-made version of what the student must write).
+    :param statement: the README, in Markdown, with the equations.
+    :param learning: a learning threshold graded instead of unit cases.
+    """
+
+    name: str
+    title: str
+    sections: str
+    module: str
+    todos: dict[str, tuple[Todo, ...]]
+    keep: tuple[str, ...] = ()
+    extras: tuple[tuple[str, Todo], ...] = ()
+    forbidden_modules: tuple[str, ...] = ()
+    forbidden_names: tuple[str, ...] = ()
+    statement: str = ""
+    learning: LearningSpec | None = None
+
+    @property
+    def student_file(self) -> str:
+        return f"{self.module}.py"
+
+    def todo_names(self, backend: str) -> list[str]:
+        """The functions graded, as the student's file names them."""
+        names = [t.rename or t.name for t in self.todos[backend]]
+        return names + [t.rename or t.name for _, t in self.extras]
+
+
+_RETURNS_STATEMENT = r"""
+# Assignment `returns`: discounted returns and GAE with terminations and truncations (4.2.2)
+
+Arrays are time-major, `(T, N)`: T steps of N environments. `terminations[t]` is 1 where
+s_{t+1} is terminal (nothing follows, its value is 0); `truncations[t]` is 1 where the
+episode was cut (a time limit): the future still exists, so we bootstrap from V(s_{t+1}).
+The last row is always a cut (the rollout ends there).
+
+Let c_t = 1 when step t+1 continues the episode of step t (no end at t and t < T-1), else 0.
+
+**compute_returns** (`next_values=None` means zeros):
+
+    G_t = r_t + gamma (1 - term_t) [ c_t G_{t+1} + (1 - c_t) V(s_{t+1}) ]
+
+**compute_gae**:
+
+    delta_t = r_t + gamma (1 - term_t) V(s_{t+1}) - V(s_t)
+    A_t     = delta_t + gamma lambda c_t A_{t+1}
+    returns = A_t + V(s_t)        ->  return (advantages, returns)
+
+Outputs keep the inputs' shape and floating dtype (float64 in, float64 out).
+Edge cases the grader checks: gamma = 0 and 1, lambda = 0 and 1, a termination at step 0,
+a truncation at the last step, episodes that end in the middle of the rollout.
+"""
+
+_ATTENTION_STATEMENT = r"""
+# Assignment `attention`: scaled dot-product and multi-head attention (2.1.2, 5.1)
+
+    Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V
+
+**scaled_dot_product_attention(q, k, v, mask=None, return_attention_weights=False)**:
+q `(..., q_len, d_k)`, k `(..., k_len, d_k)`, v `(..., k_len, d_v)`; `mask` broadcastable to
+`(..., q_len, k_len)` with **1 = attend, 0 = masked**. A masked score is *replaced* by the
+pinned `MASK_FILL_VALUE` (`duetrl.core.constants`), so a fully masked row gives uniform
+weights (never NaN). Return `(..., q_len, d_v)`, and the weights `(..., q_len, k_len)` when
+`return_attention_weights` is true.
+
+**MultiHeadAttention.forward** (PyTorch) / **.call** (Keras): project q, k, v with
+`q_linear`, `k_linear`, `v_linear`, split into `num_heads` heads of `head_dim`
+(`(B, T, d_model) -> (B, heads, T, head_dim)`), attend (the same mask for every head:
+`head_broadcast_mask`), merge the heads back to `(B, T, d_model)` and apply `out`.
+
+    MultiHead(Q, K, V) = Concat(head_1, ..., head_h) W_o + b_o
+
+Do not call the framework's ready-made attention (`F.scaled_dot_product_attention`,
+`nn.MultiheadAttention`, `keras.layers.MultiHeadAttention`): the grader rejects it.
+"""
+
+_REINFORCE_STATEMENT = r"""
+# Assignment `reinforce`: the REINFORCE loss and one update (4.2.3, 5.2)
+
+The policy-gradient theorem: grad J = E[ sum_t grad log pi(a_t|s_t) (G_t - b(s_t)) ].
+One update from a rollout of N whole episodes, time-major `(T, N)`:
+
+1. **prepare**: returns G_t (`compute_returns` from `returns.py`, which you may use), used as
+   the weights; standardised when `agent.settings.normalize_advantages`
+   (`normalize_advantages(advantages, mask)`); everything flattened to `(B = T*N, ...)`:
+   return `{"states", "actions", "advantages", "mask"}`.
+2. **compute_loss**: `L = mean_t[-log pi(a_t|s_t) G_t]` over mask == 1 (`masked_mean`);
+   `agent.policy.log_prob_entropy(states, actions)` gives log pi and the entropy. Return
+   `(L, {"loss", "policy_loss", "entropy"})`.
+3. **train_step**: dL/dtheta for `agent.optimizer.parameters`, then
+   `agent.optimizer.apply_gradients(grads, learning_rate)`; return the metrics.
+4. **update**: `tensors, learning_rate = agent.to_tensors(rollout)`, then 1-3; return the
+   metrics as Python floats.
+5. **prepare_with_baseline** (REINFORCE with a learned baseline V(s)): values
+   V(s_t) and V(s_{t+1}) from `agent.value`, returns bootstrapped from V(s_{t+1}) at a cut
+   (`compute_returns(..., next_values)`), advantages **A_t = G_t - V(s_t)**, standardised as in
+   1; return `{"states", "actions", "advantages", "returns", "mask"}`.
+"""
+
+_PPO_STATEMENT = r"""
+# Assignment `ppo-clip`: the PPO clipped objective (2.3.3)
+
+    rho_t = pi(a_t|s_t) / pi_old(a_t|s_t) = exp(log pi - log pi_old)
+    L     = -mean_t[ min(rho_t A_t, clip(rho_t, 1 - eps, 1 + eps) A_t) ]
+
+**ppo_clip_loss(log_probs, old_log_probs, advantages, clip_eps, mask=None)**: all inputs
+`(B,)`; the mean is over mask == 1 (`masked_mean`). Return a scalar tensor in the inputs'
+dtype; its gradient with respect to `log_probs` is graded too.
+
+Published test vectors (eps = 0.2): A = +1, rho = 1.3 -> L = -1.2; A = -1, rho = 0.7 ->
+L = +0.8; A = -1, rho = 1.3 -> L = +1.3.
+"""
+
+_CARTPOLE_STATEMENT = r"""
+# Assignment `reinforce-cartpole`: a REINFORCE agent that solves CartPole-v1 (learning)
+
+Write the same four functions as in the `reinforce` assignment (`prepare`, `compute_loss`,
+`train_step`, `update`). The grader plugs your `update` into duetrl's training loop
+(`duetrl.core.rl.train.PolicyGradientTrainer`, default REINFORCE settings, 8 environments)
+and trains on two seeds you do not know. Each seed passes when the trained policy's mean
+greedy return over 10 fresh episodes reaches 475 within the step budget (500k steps).
+Try it yourself: `duetrl train reinforce --env CartPole-v1` runs the project's solution;
+`python test_reinforce_public.py` runs yours on a short budget.
+"""
+
+_REINFORCE_TODOS = {
+    backend: (
+        Todo("prepare", "G_t from compute_returns; standardise when settings say so; flatten"),
+        Todo("compute_loss", "L = masked mean of -log pi(a|s) * advantages"),
+        Todo("train_step", "gradients of the loss, then one optimizer step"),
+        Todo("update", "to tensors, prepare, train_step; metrics as floats"),
+    )
+    for backend in BACKEND_NAMES
+}
+
+ASSIGNMENTS: dict[str, Assignment] = {
+    a.name: a for a in (
+        Assignment(
+            name="attention", title="scaled dot-product and multi-head attention",
+            sections="2.1.2, 5.1", module="attention",
+            todos={
+                "torch": (Todo("scaled_dot_product_attention",
+                               "scores = q k^T / sqrt(d_k); masked scores replaced; softmax; @ v"),
+                          Todo("MultiHeadAttention.forward",
+                               "project, split heads, attend, merge heads, project")),
+                "tf": (Todo("scaled_dot_product_attention",
+                            "scores = q k^T / sqrt(d_k); masked scores replaced; softmax; @ v"),
+                       Todo("MultiHeadAttention.call",
+                            "project, split heads, attend, merge heads, project")),
+            },
+            keep=("head_broadcast_mask",),
+            forbidden_modules=("attention", "gpt", "generation"),
+            forbidden_names=("scaled_dot_product_attention", "MultiheadAttention",
+                             "MultiHeadAttention", "fused_attention", "dot_product_attention"),
+            statement=_ATTENTION_STATEMENT,
+        ),
+        Assignment(
+            name="returns", title="discounted returns and GAE with terminations and truncations",
+            sections="4.2.2", module="returns",
+            todos={backend: (
+                Todo("compute_returns", "one backward loop over t; bootstrap from next_values "
+                     "where the episode is cut, never where it terminated"),
+                Todo("compute_gae", "deltas first, then one backward loop over t"),
+            ) for backend in BACKEND_NAMES},
+            keep=("normalize_advantages",),
+            forbidden_modules=("returns", "reinforce", "reinforce_baseline", "ppo", "rlhf"),
+            forbidden_names=("compute_returns_listing", "discounted_sum", "episode_flags",
+                             "token_gae", "kl_shaped_rewards"),
+            statement=_RETURNS_STATEMENT,
+        ),
+        Assignment(
+            name="reinforce", title="the REINFORCE loss and one update",
+            sections="4.2.3, 5.2", module="reinforce", todos=_REINFORCE_TODOS,
+            extras=(("reinforce_baseline", Todo("prepare", "V(s_t), V(s_{t+1}); G_t "
+                                                "bootstrapped at cuts; A_t = G_t - V(s_t)",
+                                                rename="prepare_with_baseline")),),
+            forbidden_modules=("reinforce", "reinforce_baseline", "ppo", "rlhf"),
+            forbidden_names=("reinforce_loss",),
+            statement=_REINFORCE_STATEMENT,
+        ),
+        Assignment(
+            name="ppo-clip", title="the PPO clipped objective",
+            sections="2.3.3", module="ppo",
+            todos={backend: (Todo("ppo_clip_loss", "ratio, clipped ratio, the pessimistic "
+                                  "minimum, negated masked mean"),) for backend in BACKEND_NAMES},
+            forbidden_modules=("ppo", "rlhf"),
+            forbidden_names=("clipped_policy_loss", "clipped_surrogate", "ppo_lm_loss"),
+            statement=_PPO_STATEMENT,
+        ),
+        Assignment(
+            name="reinforce-cartpole", title="a REINFORCE agent that solves CartPole-v1",
+            sections="4.2.3, 5.2", module="reinforce", todos=_REINFORCE_TODOS,
+            forbidden_modules=("reinforce", "reinforce_baseline", "ppo", "rlhf"),
+            forbidden_names=("reinforce_loss",),
+            statement=_CARTPOLE_STATEMENT,
+            learning=LearningSpec(),
+        ),
+    )
+}
+"""Every assignment, by name."""
+
+
+def get_assignment(name: str) -> Assignment:
+    """The assignment ``name``; ValueError listing the known ones otherwise."""
+    if name not in ASSIGNMENTS:
+        raise ValueError(f"assignment: expected one of {sorted(ASSIGNMENTS)}, got {name!r}")
+    return ASSIGNMENTS[name]
