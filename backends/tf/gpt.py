@@ -96,6 +96,7 @@ class GPT(Model):
         self.causal_mask = tf.constant(causal)
         for layer in (self.wte, self.wpe, self.ln_f):  # weights now: the sizes are known
             layer.build((None, None, config.n_embd))
+        self.built = True  # every sublayer is built: no build() call left to Keras
         if seed is not None:
             import_params(self, init_gpt_params(config, seed, dtype or "float32"))
 

@@ -48,42 +48,40 @@ def cached_self_attention(
     Returns the output (B, T_new, D) and the written layer cache.
     """
     bs, t_new = x.shape[0], x.shape[1]
-    block_size = layer_cache.shape[3]
+    end = start + t_new
 
     q = split_heads(attn, attn.q_linear(x))  # (B, heads, T_new, head_dim)
     k = split_heads(attn, attn.k_linear(x))
     v = split_heads(attn, attn.v_linear(x))
 
-    # write at the position index; the cache keeps its shape
-    positions = start + torch.arange(t_new)  # (T_new,)
-    keys = layer_cache[0].index_copy(2, positions, k)  # (B, heads, block, hd)
-    values = layer_cache[1].index_copy(2, positions, v)
-    query_positions = positions[:, None]  # (T_new, 1)
-    mask = torch.arange(block_size)[None, :] <= query_positions  # key j <= start + i
+    # write at positions start..end-1 in place: no copy of the cache per token
+    layer_cache[:, :, :, start:end] = torch.stack([k, v])  # (2, B, heads, T_new, hd)
+    keys, values = layer_cache[0, :, :, :end], layer_cache[1, :, :, :end]  # (B, heads, end, hd)
+    mask = None  # one new token attends to every cached one
+    if t_new > 1:  # key j <= start + i
+        mask = torch.arange(end)[None, :] <= start + torch.arange(t_new)[:, None]
     output = fused_attention(q, keys, values, mask)  # (B, heads, T_new, head_dim)
 
     # (B, heads, T_new, head_dim) -> (B, T_new, heads, head_dim) -> (B, T_new, D)
     output = output.transpose(1, 2).reshape(bs, t_new, attn.d_model)
-    return attn.out(output), torch.stack([keys, values])
+    return attn.out(output), layer_cache
 
 
 def forward_with_cache(
     model: GPT, idx: torch.Tensor, cache: torch.Tensor, start: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits ``(B, T_new, V)`` of tokens ``idx`` (B, T_new) at positions start.., using
-    ``cache`` (see :func:`new_kv_cache`); returns ``(logits, new cache)``. Dropout is off."""
+    ``cache`` (see :func:`new_kv_cache`); returns ``(logits, cache)``, the cache written in
+    place. Dropout is off."""
     t_new = idx.shape[1]
-    positions = start + torch.arange(t_new)  # (T_new,)
-    x = model.wte(idx) + model.wpe(positions)  # (B, T_new, D)
-    layer_caches = []
+    x = model.wte(idx) + model.wpe.weight[start : start + t_new]  # (B, T_new, D)
     for layer, block in enumerate(model.blocks):
         z = block.ln_1(x)
-        attended, layer_cache = cached_self_attention(block.attn, z, cache[layer], start)
+        attended, _ = cached_self_attention(block.attn, z, cache[layer], start)
         x = x + attended
         x = x + block.mlp(block.ln_2(x))
-        layer_caches.append(layer_cache)
     logits = F.linear(model.ln_f(x), model.wte.weight)  # (B, T_new, V)
-    return logits, torch.stack(layer_caches)
+    return logits, cache
 
 
 class Decoder:
