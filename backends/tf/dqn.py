@@ -63,7 +63,6 @@ class QNetwork(keras.Model):
         self.fc1 = keras.layers.Dense(hidden_dim, activation="relu", dtype=self.dtype_policy)
         self.fc2 = keras.layers.Dense(hidden_dim, activation="relu", dtype=self.dtype_policy)
         self.fc3 = keras.layers.Dense(action_dim, dtype=self.dtype_policy)
-        self.build()
 
     def build(self, input_shape: Any = None) -> None:
         self.fc1.build((None, self.state_dim))
@@ -98,7 +97,12 @@ class DQNAgent(keras.Model):
         self.double, self.dtype_name = double, dtype
         self.q = QNetwork(state_dim, hidden_dim, action_dim, dtype)
         self.q_target = QNetwork(state_dim, hidden_dim, action_dim, dtype)
+        self.build()  # Keras creates the weights at build; Adam needs them now
         self.optimizer = Adam(self.q, max_grad_norm)
+
+    def build(self, input_shape: Any = None) -> None:
+        self.q.build()
+        self.q_target.build()
 
     def as_tensor(self, array: Any) -> Tensor:
         """A tensor: float arrays in the agent's dtype, bools and integers as they are."""

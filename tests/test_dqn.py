@@ -1,0 +1,172 @@
+"""DQN (outline 9.2.2): the replay buffer's n-step returns, the float64 reference by hand and
+by finite differences, torch vs tf vs reference in lockstep, and Q* on FrozenLake."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from duetrl.core.initializers import cast_params
+from duetrl.core.reference import dqn as ref
+from duetrl.core.reference.dynamic_programming import tabular_mdp, value_iteration
+from duetrl.core.rl.dqn import (
+    DQNTrainer,
+    epsilon_greedy,
+    linear_epsilon,
+    make_dqn_settings,
+)
+from duetrl.core.rl.replay import ReplayBuffer
+from duetrl.core.tolerances import assert_close
+
+
+def _agent(backends, name, double, dtype, params):
+    module = __import__(f"duetrl.backends.{name}.dqn", fromlist=["DQNAgent"])
+    agent = module.DQNAgent(4, 2, 16, double, None, dtype)
+    backends[name].import_params(agent, cast_params(params, dtype))
+    return agent
+
+
+def _filled_buffer(n_step: int = 3, seed: int = 0) -> ReplayBuffer:
+    rng = np.random.default_rng(seed)
+    buffer = ReplayBuffer(40, 3, (4,), n_step=n_step, gamma=0.9, batch_size=8)
+    for _ in range(60):  # wraps around the ring
+        buffer.add(rng.normal(size=(3, 4)), rng.integers(0, 2, 3), rng.normal(size=3),
+                   rng.normal(size=(3, 4)), rng.random(3) < 0.1, rng.random(3) < 0.1,
+                   rng.random(3) < 0.9)
+    return buffer
+
+
+def test_n_step_returns_stop_at_terminations_and_bootstrap_at_truncations() -> None:
+    gamma = 0.5
+    buffer = ReplayBuffer(10, 1, (1,), n_step=3, gamma=gamma, batch_size=1)
+    # one env: steps 0..4 with rewards 1, 2, 4, 8, 16; truncation at step 1, termination at 3
+    flags = [(False, False), (False, True), (False, False), (True, False), (False, False)]
+    for t, (term, trunc) in enumerate(flags):
+        buffer.add(np.array([[t]]), np.array([0]), np.array([2.0**t]), np.array([[t + 0.5]]),
+                   np.array([term]), np.array([trunc]), np.array([t != 2]))  # 2: a reset step
+    buffer.rows = 5
+    rng = np.random.default_rng(0)
+    seen = {}
+    while len(seen) < 4:
+        batch = buffer.sample(1, rng)
+        seen[float(batch["states"][0, 0])] = batch
+    # from step 0: r0 + g r1, stopped by the truncation at 1: no termination, s' = s_2 (0.5 after 1)
+    assert seen[0.0]["rewards"][0] == 1 + gamma * 2
+    assert seen[0.0]["discounts"][0] == gamma**2 and not seen[0.0]["terminations"][0]
+    assert seen[0.0]["next_states"][0, 0] == 1.5
+    # from step 3: terminated at once: r3, term = 1
+    assert seen[3.0]["rewards"][0] == 8 and seen[3.0]["terminations"][0]
+    assert seen[3.0]["discounts"][0] == gamma
+    # from step 4: the newest step, m = 1
+    assert seen[4.0]["rewards"][0] == 16 and seen[4.0]["discounts"][0] == gamma
+    assert 2.0 not in seen  # reset steps are never sampled
+
+
+def test_buffer_smaller_than_a_batch_is_named() -> None:
+    with pytest.raises(ValueError, match=r"buffer_size: the replay buffer holds 10 steps x 2 envs = 20 transitions, fewer than one batch of 64"):
+        ReplayBuffer(10, 2, (4,), batch_size=64)
+    with pytest.raises(ValueError, match=r"buffer_size: 10 steps x 4 envs = 40 transitions is smaller than a batch of 64"):
+        make_dqn_settings(buffer_size=10)
+    buffer = ReplayBuffer(100, 1, (4,), batch_size=8)
+    with pytest.raises(ValueError, match=r"batch_size: the replay buffer holds 0 transitions"):
+        buffer.sample(8, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"epsilon_final": 1.5}, r"epsilon_final: expected an exploration rate in \[0, 1\], got 1.5"),
+    ({"epsilon_start": -0.5}, r"epsilon_start: expected an exploration rate in \[0, 1\]"),
+    ({"n_step": 0}, r"n_step: expected a positive int, got 0"),
+    ({"learning_rate": 0.0}, r"learning_rate: expected a positive number"),
+])
+def test_bad_settings_are_named(kwargs, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_dqn_settings(**kwargs)
+
+
+def test_continuous_action_space_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"env: DQN needs a discrete action space .*Box.*use PPO"):
+        DQNTrainer("Pendulum-v1", "torch", make_dqn_settings(), total_steps=100)
+
+
+def test_epsilon_schedule_and_selection() -> None:
+    assert linear_epsilon(0, 1.0, 0.1, 100) == 1.0
+    assert linear_epsilon(50, 1.0, 0.1, 100) == pytest.approx(0.55)
+    assert linear_epsilon(500, 1.0, 0.1, 100) == pytest.approx(0.1)
+    q = np.array([[0.0, 1.0, 0.5]] * 1000)
+    greedy = epsilon_greedy(q, 0.0, np.random.default_rng(0))
+    assert np.all(greedy == 1)
+    explored = epsilon_greedy(q, 0.3, np.random.default_rng(0))
+    assert np.mean(explored != 1) == pytest.approx(0.2, abs=0.04)  # eps (A - 1) / A
+
+
+def test_reference_gradient_matches_finite_differences() -> None:
+    params = ref.init_q_params(4, 8, 2, seed=0)
+    params["q.fc1.bias"] = np.full(8, 0.1)  # away from ReLU kinks
+    batch = _filled_buffer().sample(8, np.random.default_rng(1))
+    _, grads, _ = ref.dqn_loss_and_grads(params, batch, double=True)
+    for name in ("q.fc1.kernel", "q.fc3.bias"):
+        numeric = np.zeros_like(params[name])
+        for index in np.ndindex(params[name].shape):
+            for sign in (1, -1):
+                shifted = {**params, name: params[name].copy()}
+                shifted[name][index] += sign * 1e-6
+                numeric[index] += sign * ref.dqn_loss_and_grads(shifted, batch, True)[0] / 2e-6
+        assert_close(grads[name], numeric, 1e-7, f"dL/d{name}")  # central differences, h = 1e-6
+
+
+def test_huber_and_targets_by_hand() -> None:
+    np.testing.assert_allclose(ref.huber(np.array([0.5, -2.0, 3.0])), [0.125, 1.5, 2.5])
+    params = ref.init_q_params(1, 2, 2, seed=0)
+    for key in list(params):
+        params[key] = np.zeros_like(params[key])
+    params["q_target.fc3.bias"] = np.array([1.0, 3.0])   # Q_target(s', .) = (1, 3)
+    params["q.fc3.bias"] = np.array([2.0, 0.0])          # Q(s', .) = (2, 0)
+    batch = {"next_states": np.zeros((2, 1)), "rewards": np.array([1.0, 1.0]),
+             "terminations": np.array([False, True]), "discounts": np.array([0.9, 0.9])}
+    np.testing.assert_allclose(ref.td_targets(params, batch, double=False), [1 + 0.9 * 3, 1.0])
+    np.testing.assert_allclose(ref.td_targets(params, batch, double=True), [1 + 0.9 * 1, 1.0])
+
+
+@pytest.mark.parametrize("double", [False, True], ids=["dqn", "double-dqn"])
+def test_torch_and_tf_match_the_reference_in_lockstep(backends, dtype, double) -> None:
+    params = ref.init_q_params(4, 16, 2, seed=1)
+    agents = {name: _agent(backends, name, double, dtype, params) for name in ("torch", "tf")}
+    buffer, rng, state = _filled_buffer(), np.random.default_rng(5), {}
+    tol = "float64" if dtype == "float64" else "float32_model"
+    for step in range(6):
+        batch = buffer.sample(8, rng)
+        params, state, metrics = ref.dqn_update(params, state, batch, 1e-2, double)
+        losses = {name: agent.update(batch, 1e-2)["loss"] for name, agent in agents.items()}
+        if step == 2:
+            params = ref.sync_target(params)
+            for agent in agents.values():
+                agent.sync_target()
+        for name, agent in agents.items():
+            layer_tol = tol if dtype == "float64" else "float32_layer"
+            assert_close(losses[name], metrics["loss"], layer_tol, f"{name} loss at step {step}")
+            exported = backends[name].export_params(agent)
+            for key in params:
+                assert_close(exported[key], params[key], tol, f"{name} {key} at step {step}")
+        assert_close(agents["torch"].q_values(batch["states"]),
+                     agents["tf"].q_values(batch["states"]), tol, "Q torch vs tf")
+
+
+@pytest.mark.parametrize("name", ["torch", "tf"])
+def test_dqn_meets_q_star_on_frozenlake(name) -> None:
+    """One-hot states, the deterministic 4x4 lake (the slippery one needs far more samples to
+    average its noise), gamma 0.9, uniform behaviour (eps = 1: off-policy, every pair seen).
+    Q from the network within 0.05 of Q* from value iteration, for every non-terminal pair."""
+    mdp = tabular_mdp("FrozenLake-v1", is_slippery=False)
+    q_star = value_iteration(mdp, 0.9).q
+    nonterminal = np.flatnonzero(mdp.P.sum(axis=(1, 2)) > 0)
+    settings = make_dqn_settings(
+        num_envs=8, hidden_dim=64, learning_rate=1e-3, gamma=0.9, batch_size=64,
+        buffer_size=2000, learning_starts=500, train_freq=16, gradient_steps=32,
+        target_update_interval=64, epsilon_start=1.0, epsilon_final=1.0, max_grad_norm=0.0)
+    trainer = DQNTrainer("FrozenLake-v1", name, settings, seed=0, total_steps=10_000,
+                         env_kwargs={"is_slippery": False})
+    while trainer.env_steps < 9_000:
+        trainer.step()
+    q = trainer.agent.q_values(np.eye(16))
+    assert_close(q[nonterminal], q_star[nonterminal], 0.05, f"{name} DQN Q vs Q*")
+    trainer.close()
