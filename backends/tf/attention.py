@@ -94,6 +94,7 @@ class MultiHeadAttention(layers.Layer):
         self.out = layers.Dense(d_model, dtype=resolve_dtype(dtype), **pinned)
         for linear in (self.q_linear, self.k_linear, self.v_linear, self.out):
             linear.build((None, d_model))  # the weights now: their sizes are known
+        self.built = True  # every sublayer is built: no build() call left to Keras
 
     def __call__(self, q, k, v, mask=None, **kwargs):  # before Keras wraps our error message
         check_attention_inputs(
