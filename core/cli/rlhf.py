@@ -155,7 +155,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
     size = ModelSize(args.n_layer, args.n_head, args.n_embd)
     figures = pretrain_reference(backend, task, path, settings, size, progress=not args.quiet)
     config, params = load_reference(path, task)
-    model = backend.GPT(config, seed=None)
+    model = backend.GPT(config)
     backend.import_params(model, params)
     mdp = SequenceMDP.for_task(task)
     import numpy as np
@@ -220,7 +220,7 @@ def run_sample(args: argparse.Namespace) -> int:
     params = {k.partition(".")[2]: v for k, v in arrays.items() if k.startswith("params.")}
     backend = load_backend(args.backend)
     backend.set_num_threads(args.threads)
-    model = backend.GPT(config, seed=None)
+    model = backend.GPT(config)
     backend.import_params(model, params)
     prompts = task.prompts(args.num, np.random.default_rng((args.seed, 6)))
     data = rollout(backend, model, None, mdp, prompts, 1, seed=args.seed)

@@ -193,8 +193,8 @@ class RLHFRun:
         self.mdp.check_policy(config, name="reference")
         self.config = config
         self.reference_params = {k: np.asarray(v) for k, v in params.items()}
-        self.policy = backend.GPT(config, seed=None)
-        self.reference = backend.GPT(config, seed=None)
+        self.policy = backend.GPT(config)
+        self.reference = backend.GPT(config)
         backend.import_params(self.policy, self.reference_params)
         backend.import_params(self.reference, self.reference_params)
         self.value_head = (
