@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "duetrl.core.cli.demo",
     "duetrl.core.cli.lm",
     "duetrl.core.cli.rl",
+    "duetrl.core.cli.value",  # after rl: adds `train dqn` to its `train` command
     "duetrl.core.cli.rlhf",
     "duetrl.core.cli.diff",
     "duetrl.core.cli.coursework",
