@@ -1,0 +1,281 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # RL for language models: the text MDP, the objective, and a check against the exact optimum
+#
+# Outline 3.1 (RL-based training of large language models), 9.2.1 (how to design a reward)
+# and 9.3.3 (trading generation quality against reward). A language model *is* a policy:
+# given the text so far it puts a probability on every next token. RL fine-tuning samples
+# completions, scores them, and moves the policy toward the better ones, while a KL term
+# keeps it near a frozen reference model. We do all of it on a GPT small enough to train on
+# a laptop CPU in seconds, in PyTorch and TensorFlow side by side, and check the result
+# against the one case where the answer is known in closed form.
+#
+# **3.1.1 The algorithm's flow**, one update:
+#
+# 1. draw prompts; sample $k$ completions for each with the policy $\pi_\theta$ (the *group*);
+# 2. score each completion with the reward $r$, and the log-probabilities of its tokens
+#    under the frozen reference $\pi_{\text{ref}}$;
+# 3. turn scores into advantages (a baseline from the other completions of the same prompt);
+# 4. take a gradient step on $-\sum_t A \log\pi_\theta(y_t \mid x, y_{<t})$ (plus clipping
+#    or a KL term, depending on the algorithm).
+#
+# Steps 1-3 are host arrays, written once in `core/`; step 4 is tensors, written twice in
+# `backends/torch/rlhf.py` and `backends/tf/rlhf.py`.
+
+# %%
+import numpy as np
+
+from duetrl.core.backend import load_backends
+from duetrl.core.plots import plot_curves
+from duetrl.core.reference import rlhf as ref
+from duetrl.core.rlhf.mdp import SequenceMDP, rollout
+from duetrl.core.rlhf.optimum import optimum_limits, sort_digits_optimum
+from duetrl.core.rlhf.reference import PretrainSettings, load_reference, pretrain_reference
+from duetrl.core.rlhf.tasks import SORT_DIGITS
+from duetrl.core.rlhf.train import RLHFRun, RLHFSettings, plot_reward_kl, summarize
+from duetrl.core.tolerances import assert_close
+from duetrl.core.tutorial import figure_dir, quick_mode
+
+backends = load_backends(["torch", "tf"])
+for backend in backends.values():
+    backend.set_num_threads(1)  # a tiny GPT: one thread per framework is fastest
+QUICK = quick_mode()
+
+# %% [markdown]
+# ## 1. 3.1.2-3.1.3 The environment: a text MDP
+#
+# | MDP part | for a language model |
+# |---|---|
+# | state $s_t$ | the prompt and the completion tokens so far |
+# | action $a_t$ | the next token, one of $V$ ids |
+# | policy | $\pi_\theta(a_t \mid s_t) = \text{softmax}(\text{GPT}(s_t))_{a_t}$ |
+# | transition | deterministic: append $a_t$ |
+# | end | *terminated* at the stop token, *truncated* at the length limit |
+# | reward | $r(\text{prompt}, \text{completion})$ once, at the end |
+#
+# The task `sort-digits`: the prompt is 8 random digits and ':', the answer 8 digits and a
+# newline (the stop token), the reward the fraction of the 7 adjacent pairs with
+# $x_{i+1} \ge x_i$. A random answer scores $P(b \ge a) = 55/100$.
+
+# %%
+task = SORT_DIGITS
+mdp = SequenceMDP.for_task(task)
+print(task.description)
+print("alphabet", repr(task.alphabet), "| stop", repr(task.stop),
+      "| length limit", mdp.max_new_tokens, "tokens")
+for completion in ["01234567\n", "10000000\n", "98765432\n", "0123\n"]:
+    print(f"r({completion!r}) = {task.rewards(['31415926:'], [completion])[0]:.4f}")
+
+state = mdp.reset("31415926:")
+for action in mdp.tokenizer.encode("1123\n"):
+    state, terminated, truncated = mdp.step(state, action, prompt_length=9)
+print("final state", repr(mdp.tokenizer.decode(state)), "terminated", terminated)
+
+# %% [markdown]
+# The reference model is a GPT pretrained on the task's corpus: prompts followed by *random*
+# 8-digit answers. It learns the format (8 digits, then stop), not the goal, so its samples
+# score about 0.55. Pretraining uses the language-model loop of chapter 2
+# (`core/lm/train.py`); the checkpoint is canonical weights, loaded by both frameworks.
+
+# %%
+import tempfile  # noqa: E402
+
+path = f"{tempfile.mkdtemp()}/reference.safetensors"  # canonical weights, safetensors
+info = pretrain_reference(backends["torch"], task, path, PretrainSettings(steps=300),
+                          progress=False)
+config, reference_params = load_reference(path, task)
+print(f"reference: {info['parameters']} parameters, {info['seconds']:.1f} s, "
+      f"val loss {info['val_loss']:.3f}")
+
+policies = {}
+for name, backend in backends.items():
+    policies[name] = backend.GPT(config)
+    backend.import_params(policies[name], reference_params)
+prompts = task.prompts(4, np.random.default_rng(1))
+samples = {name: rollout(b, policies[name], None, mdp, prompts, group_size=2, seed=7)
+           for name, b in backends.items()}
+for p, c_torch, c_tf, r in zip(samples["torch"].prompts, samples["torch"].completions,
+                               samples["tf"].completions, samples["torch"].rewards):
+    print(f"{p!r} -> torch {c_torch!r}  tf {c_tf!r}  r = {r:.3f}")
+assert samples["torch"].completions == samples["tf"].completions  # same weights, same noise
+
+# %% [markdown]
+# The noise that picks each token is drawn in NumPy (Gumbel-max, `core/lm/sampling.py`), so
+# the two frameworks sample the same completions from the same weights. The batch is
+# right-padded: `mask[b, t] = 1` when `tokens[b, t+1]` is a completion token, the stop token
+# included and everything after it excluded.
+
+# %%
+batch = samples["torch"]
+print("tokens", batch.tokens.shape, "mask", batch.mask.shape)
+print("mask of row 0:", batch.mask[0].astype(int))
+
+# %% [markdown]
+# ## 2. 3.1.4 The objective, and the KL term in both frameworks
+#
+# RL for language models maximises
+#
+# $$J(\pi) = \mathbb{E}_{y\sim\pi}[r(y)] - \beta\, \mathrm{KL}(\pi \,\|\, \pi_{\text{ref}}).$$
+#
+# The KL of whole completions is estimated from the sampled tokens' log-probabilities, with
+# $l = \log\pi_{\text{ref}}(y_t) - \log\pi(y_t)$: $k_1 = -l$ (unbiased, sometimes negative),
+# $k_2 = l^2/2$, $k_3 = e^l - 1 - l$ (unbiased and $\ge 0$). Folding $-\beta k_1$ into the
+# reward (RLOO, PPO) gives exactly the gradient of $J$; putting $\beta k_3$ into the loss
+# (GRPO) gives the gradient of $\mathrm{KL}(\pi_{\text{ref}} \| \pi)$ instead. Here is the
+# log-probability of the tokens, and $k_3$, in each framework:
+
+# %%
+# both frameworks are already loaded (load_backends imported torch first)
+import tensorflow as tf  # noqa: E402
+import torch  # noqa: E402
+
+tokens = batch.tokens
+logits_torch = policies["torch"](torch.as_tensor(tokens[:, :-1]))  # (B, T-1, V)
+logp_torch = torch.gather(torch.log_softmax(logits_torch, -1), -1,
+                          torch.as_tensor(tokens[:, 1:, None]))[..., 0]  # (B, T-1)
+logits_tf = policies["tf"](tokens[:, :-1])
+logp_tf = tf.gather(tf.nn.log_softmax(logits_tf, -1), tokens[:, 1:], batch_dims=2)
+assert_close(logp_torch.detach().numpy() * batch.mask, batch.old_logp, "float32_model",
+             "torch log-probs vs the sampler's")
+assert_close(logp_tf.numpy(), logp_torch.detach().numpy(), "float32_model", "tf vs torch")
+
+# the design card's test vector: pi = 0.5, pi_ref = 0.25 for one sampled token
+lp, lp_ref = np.log([[0.5]]), np.log([[0.25]])
+for name, b in backends.items():
+    k = [float(b.to_numpy(f(b.as_tensor(lp), b.as_tensor(lp_ref)))[0, 0])
+         for f in (b.kl_k1, b.kl_k2, b.kl_k3)]
+    print(f"{name:>5}: k1 {k[0]:.6f}  k2 {k[1]:.6f}  k3 {k[2]:.6f}")
+
+# %% [markdown]
+# **9.2.1 Reward design.** Whatever the reward does not look at, RL is free to change. Our
+# reward reads the first 8 characters of the answer and never asks for the stop token, so at
+# a small $\beta$ the policy may stop emitting it (a 9th digit costs nothing). The KL term is
+# all that holds it; `missing_stop_penalty` (TRL's `missing_eos_penalty`) would add a cost,
+# at the risk of teaching the policy to stop at once. Advantages compare completions of one
+# prompt: GRPO scales by the group's (unbiased) std, RLOO subtracts the mean of the *others*:
+
+# %%
+group = np.array([1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0])  # 3 of 8 correct
+print("GRPO", ref.group_advantages(group, 8).round(5))  # +1.20738 / -0.72443
+print("RLOO", ref.rloo_advantages(group, 8).round(6))  # +0.714286 / -0.428571
+
+# %% [markdown]
+# ## 3. 3.1.5 Training: RLOO from the pretrained reference, both frameworks
+#
+# `RLHFRun` (core/rlhf/train.py) holds a backend's policy, frozen reference and learner; one
+# `update(u)` samples, scores, computes advantages and calls the backend's
+# `RLHFLearner.update`. Prompts and noise depend only on (seed, u), so the two runs see the
+# same batches while their float32 arithmetic agrees.
+
+# %%
+updates = 30 if QUICK else 100
+settings = RLHFSettings(task="sort-digits", algo="rloo", beta=0.01, updates=updates)
+histories = {}
+for name, backend in backends.items():
+    run = RLHFRun(backend, settings, (config, reference_params))
+    history: dict[str, list[float]] = {}
+    for u in range(settings.updates):
+        metrics, data = run.update(u)
+        for key, value in metrics.items():
+            history.setdefault(key, []).append(value)
+    histories[name] = history
+    print(f"{name:>5}: reward {history['reward'][0]:.3f} -> "
+          f"{summarize(history)['mean_reward']:.3f}, KL {summarize(history)['kl']:.2f} nats, "
+          f"{sum(history['wall_s']):.1f} s; sample {data.completions[0]!r}")
+print("saved", plot_reward_kl(histories, figure_dir() / "ch03_1_rlhf_rloo.png",
+                              title="RLOO on sort-digits, beta = 0.01"))
+
+# %% [markdown]
+# ## 4. The closed-form check
+#
+# The maximiser of $J$ is $\pi^*(y) = \pi_{\text{ref}}(y)\, e^{r(y)/\beta} / Z$. With a
+# uniform reference over the ten digits and a reward that is a sum over adjacent pairs,
+# $\pi^*$ is a Markov chain with the $10 \times 10$ transfer matrix
+# $M_{ab} = e^{[b \ge a] / (7\beta)}$, and
+#
+# $$\mathbb{E}_{\pi^*}[r] = \frac{d \log Z}{d(1/\beta)}, \qquad
+#   \mathrm{KL}(\pi^* \| \pi_{\text{ref}}) = \mathbb{E}_{\pi^*}[r]/\beta - \log Z,
+#   \qquad Z = 10^{-8}\, \mathbf{1}^\top M^7 \mathbf{1}.$$
+#
+# `--reference uniform` gives such a policy: a GPT over the ten digits whose final LayerNorm
+# is zero, so every logit is 0. RLOO with $k_1$ folded into the reward should land on
+# $\pi^*$'s reward and KL.
+
+# %%
+beta = 0.1
+exact = sort_digits_optimum(beta)
+print(f"beta = {beta}: exact E[r] = {exact.mean_reward:.4f}, KL = {exact.kl:.4f} nats")
+uniform = RLHFSettings(algo="rloo", reference="uniform", beta=beta,
+                       updates=60 if QUICK else 300)
+run = RLHFRun(backends["torch"], uniform)
+history = {}
+for u in range(uniform.updates):
+    metrics, _ = run.update(u)
+    for key, value in metrics.items():
+        history.setdefault(key, []).append(value)
+learned = summarize(history)
+print(f"RLOO (torch, {uniform.updates} updates): E[r] = {learned['mean_reward']:.4f}, "
+      f"KL = {learned['kl']:.4f}")
+if not QUICK:  # 300 updates: within 0.03 of E[r] and 10% of the KL (tests/test_rlhf_train.py)
+    assert abs(learned["mean_reward"] - exact.mean_reward) < 0.03
+    assert abs(learned["kl"] - exact.kl) < 0.1 * exact.kl
+print("saved", plot_reward_kl({"torch RLOO": history}, figure_dir() / "ch03_1_rlhf_exact.png",
+                              {"mean_reward": exact.mean_reward, "kl": exact.kl},
+                              title=f"uniform reference, beta = {beta}"))
+
+# %% [markdown]
+# ## 5. 9.3.3 Quality against reward: the exact frontier
+#
+# Each $\beta$ buys a point on the curve of reward against KL: small $\beta$ gives high reward
+# far from the reference (here: always the same few sorted answers), large $\beta$ stays near
+# it. The frontier below is exact. GRPO does not land on it: its advantages are divided by
+# the group's std (which rescales the reward differently for every prompt and every stage of
+# training), and its $k_3$ term pulls toward $\mathrm{KL}(\pi_{\text{ref}}\|\pi)$, not the
+# KL of $J$: try it in exercise 4.
+
+# %%
+betas = np.geomspace(0.02, 2.0, 30)
+frontier = [sort_digits_optimum(b) for b in betas]
+limits = optimum_limits()
+print("beta -> 0:", limits["beta_to_zero"], "| beta -> infinity:", limits["beta_to_infinity"])
+curves = {"exact optimum pi*": ([o.kl for o in frontier], [o.mean_reward for o in frontier]),
+          f"RLOO, beta = {beta}": ([learned["kl"]], [learned["mean_reward"]])}
+print("saved", plot_curves(curves, figure_dir() / "ch03_1_rlhf_frontier.png",
+                           "KL(pi || pi_ref) (nats)", "E[r]", title="reward against KL"))
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Show that a uniformly random answer scores 0.55 exactly: count the pairs $(a, b)$ of
+#    digits with $b \ge a$. Check: your count over 100 equals `optimum_limits()`'s value.
+# 2. Write $k_3$ in NumPy from two log-probabilities and check it against
+#    `backends["tf"].kl_k3` on the batch of section 1 (use `batch.old_logp`, and a shifted
+#    copy for the reference).
+# 3. Compute RLOO's advantages of the group `[1, 0, 0, 1]` by hand (each reward minus the
+#    mean of the three others). Check against `ref.rloo_advantages`.
+# 4. Re-run section 4 with `algo="grpo"` (and then `advantage_scale="none"`): where do its
+#    reward and KL land relative to the exact frontier, and why?
+
+# %%
+# Exercise 1 check
+pairs = sum(1 for a in range(10) for b in range(10) if b >= a)
+assert pairs / 100 == optimum_limits()["beta_to_infinity"]["mean_reward"]
+# Exercise 2 check
+shifted = batch.old_logp - 0.3 * batch.mask
+mine = np.expm1(shifted - batch.old_logp) - (shifted - batch.old_logp)  # e^l - 1 - l
+theirs = backends["tf"].to_numpy(backends["tf"].kl_k3(backends["tf"].as_tensor(batch.old_logp),
+                                                      backends["tf"].as_tensor(shifted)))
+assert_close(theirs, mine, "float64", "k3")
+# Exercise 3 check
+by_hand = np.array([1 - 1 / 3, 0 - 2 / 3, 0 - 2 / 3, 1 - 1 / 3])
+assert np.allclose(ref.rloo_advantages(np.array([1.0, 0, 0, 1]), 4), by_hand)
+print("exercise checks pass")
