@@ -8,6 +8,7 @@ from duetrl.backends.torch.attention import (
     scaled_dot_product_attention,
 )
 from duetrl.backends.torch.autodiff import compile_forward_backward, loss_and_gradients, probe_loss
+from duetrl.backends.torch.dqn import DQNAgent, QNetwork
 from duetrl.backends.torch.generation import (
     Decoder,
     cached_self_attention,
@@ -86,6 +87,8 @@ __all__ = [
     "MLP",
     "Adam",
     "Agent",
+    "DQNAgent",
+    "QNetwork",
     "GaussianPolicyNet",
     "PolicyNet",
     "ValueNet",
