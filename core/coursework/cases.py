@@ -268,7 +268,7 @@ def ppo_cases(seed: int, public_only: bool = False) -> list[Case]:
     one = np.zeros(1)
     cases = [
         _ppo_case(f"ppo: published vector A={a:+.0f}, ratio {r}", 1, "visible", np.log([r]), one,
-                  np.array([a]), 0.2, None, f"expected loss {e}")
+                  np.array([a], dtype=np.float64), 0.2, None, f"expected loss {e}")
         for a, r, e in ((1, 1.3, -1.2), (-1, 0.7, 0.8), (-1, 1.3, 1.3))
     ]
     if public_only:

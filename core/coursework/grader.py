@@ -478,7 +478,8 @@ def grade(name: str, submission: str | Path, backend: str | None = None, seed: i
     if problems:
         message = "not graded: " + "; ".join(problems)
         report.error = message
-        report.tests = [TestResult(c.name, 0.0, c.points, message, c.visibility) for c in cases]
+        report.tests = [TestResult(c.name, 0.0, float(c.points), message, c.visibility)
+                        for c in cases]
         report.seconds = time.perf_counter() - start
         return report
     read_paths = [str(Path(p).resolve()) for p in (read_blocked or [])]
@@ -498,7 +499,8 @@ def grade(name: str, submission: str | Path, backend: str | None = None, seed: i
             message += f". Hint: {case.hint}"
         elif passed:
             message = message or "passed"
-        report.tests.append(TestResult(case.name, case.points if passed else 0.0, case.points,
+        report.tests.append(TestResult(case.name, float(case.points) if passed else 0.0,
+                                       float(case.points),
                                        message, case.visibility, round(seconds, 3)))
     report.seconds = time.perf_counter() - start
     return report
@@ -510,7 +512,8 @@ def grade(name: str, submission: str | Path, backend: str | None = None, seed: i
 def gradescope_results(report: Report, hidden_visibility: str = "after_due_date") -> dict:
     """Gradescope's ``results.json``: score, output, tests (name, score, max_score, output,
     visibility)."""
-    tests = [{"name": t.name, "score": t.score, "max_score": t.max_score, "output": t.output,
+    tests = [{"name": t.name, "score": float(t.score), "max_score": float(t.max_score),
+              "output": t.output,
               "visibility": "visible" if t.visibility == "visible" else hidden_visibility}
              for t in report.tests]
     summary = (f"{report.assignment} ({report.backend or 'unknown backend'}): "
