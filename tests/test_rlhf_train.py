@@ -5,7 +5,7 @@
    in tf, whose RLHF update runs eagerly).
 2. From the uniform reference, RLOO lands within 0.03 of the exact E_pi*[r] and within 10%
    of the exact KL(pi* || pi_ref) (core/rlhf/optimum.py) at two betas: ~10 s each in torch;
-   the tf twin (~75 s each) is marked slow.
+   the tf twin (one beta, 25-55 s) is marked slow.
 3. PPO, DPO and REINFORCE run and report finite figures (a few updates).
 """
 
@@ -62,10 +62,9 @@ def test_rloo_reaches_the_exact_optimum_torch(backends, beta: float) -> None:
     _exact_case(backends["torch"], beta)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("beta", [0.1, 0.05])
-def test_rloo_reaches_the_exact_optimum_tf(backends, beta: float) -> None:
-    _exact_case(backends["tf"], beta)
+@pytest.mark.slow  # 300 eager TF updates: ~25-55 s on 2 cores; torch covers both betas
+def test_rloo_reaches_the_exact_optimum_tf(backends) -> None:
+    _exact_case(backends["tf"], 0.1)
 
 
 @pytest.mark.parametrize(
