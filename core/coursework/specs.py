@@ -23,7 +23,10 @@ BACKEND_NAMES = ("torch", "tf")
 @dataclass(frozen=True)
 class LearningSpec:
     """A learning threshold: the student's update, in the framework's loop, must reach
-    ``target`` (mean greedy return, evaluated by the grader) within ``budget_steps``."""
+    ``target`` (the mean return of the last 100 training episodes) within ``budget_steps``,
+    and the grader's own evaluation of the trained parameters (greedy policy, 10 fresh
+    episodes) must reach ``eval_fraction * target``: training can cross the line while the
+    policy still wobbles (the project's TF solution, one seed: 476.6 in training, 463 greedy)."""
 
     algorithm: str = "reinforce"
     env_id: str = "CartPole-v1"
@@ -32,6 +35,7 @@ class LearningSpec:
     seeds: int = 2
     points_per_seed: float = 5.0
     time_limit_s: float = 300.0
+    eval_fraction: float = 0.9
     settings: dict = field(default_factory=dict)
 
 
@@ -167,8 +171,9 @@ _CARTPOLE_STATEMENT = r"""
 Write the same four functions as in the `reinforce` assignment (`prepare`, `compute_loss`,
 `train_step`, `update`). The grader plugs your `update` into duetrl's training loop
 (`duetrl.core.rl.train.PolicyGradientTrainer`, default REINFORCE settings, 8 environments)
-and trains on two seeds you do not know. Each seed passes when the trained policy's mean
-greedy return over 10 fresh episodes reaches 475 within the step budget (500k steps).
+and trains on two seeds you do not know. Each seed passes when, within the step budget (500k
+steps), the mean return of the last 100 training episodes reaches 475 and the trained
+policy's greedy return over 10 fresh episodes, measured by the grader, reaches 90% of it.
 Try it yourself: `duetrl train reinforce --env CartPole-v1` runs the project's solution;
 `python test_reinforce_public.py` runs yours on a short budget.
 """
