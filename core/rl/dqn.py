@@ -10,7 +10,7 @@ The backend's ``DQNAgent`` (backends/<name>/dqn.py) holds the networks, the loss
 step; everything random (initial weights, exploration coins, replay samples) is drawn here
 with NumPy, so a PyTorch and a TensorFlow trainer from one seed act and update alike.
 "Solved" for DQN is the greedy policy's mean return over ``eval_episodes`` episodes reaching
-the target (CartPole-v1: 475), checked once the recent training episodes come close.
+the target (CartPole-v1: 475), checked every ``eval_interval`` env steps.
 A checkpoint holds both networks, Adam and the counters, not the replay buffer: a resumed
 run refills it (``learning_starts`` transitions) before updating again.
 """
@@ -75,6 +75,7 @@ class DQNSettings:
     n_step: int = _help(1, "steps summed into each return before bootstrapping")
     max_grad_norm: float = _help(10.0, "clip the global gradient norm to this (0 = off)")
     eval_episodes: int = _help(20, "greedy episodes that decide 'solved'")
+    eval_interval: int = _help(2560, "env steps between greedy evaluations")
 
     def validate(self) -> None:
         """Raise ValueError naming the first setting out of range."""
@@ -83,7 +84,8 @@ class DQNSettings:
         check_epsilon(self.epsilon_final, "epsilon_final")
         check_discount("exploration_fraction", self.exploration_fraction)
         for name in ("num_envs", "hidden_dim", "batch_size", "buffer_size", "train_freq",
-                     "gradient_steps", "target_update_interval", "n_step", "eval_episodes"):
+                     "gradient_steps", "target_update_interval", "n_step", "eval_episodes",
+                     "eval_interval"):
             check_positive_int(name, getattr(self, name))
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate: expected a positive number, got {self.learning_rate}")
@@ -183,6 +185,7 @@ class DQNTrainer:
         self.recent_returns: deque = deque(maxlen=100)
         self.episode_log: list[tuple[int, float]] = []
         self.greedy_return = float("nan")
+        self.next_eval = settings.eval_interval
 
     def _make_envs(self, num_envs: int, seed: int):
         import gymnasium as gym
@@ -284,12 +287,13 @@ class DQNTrainer:
         return float(returns.mean())
 
     def solved(self, target: float | None) -> bool:
-        """Greedy evaluation reaches ``target``; evaluated only when the last 10 training
-        episodes average at least 90% of it (an evaluation costs up to 20 x 500 steps)."""
-        if target is None or len(self.recent_returns) < 10:
+        """The greedy policy's mean return reaches ``target``; evaluated each time the env
+        steps pass a multiple of ``eval_interval`` (training returns, taken with exploration
+        on, say little: the greedy policy is often perfect long before they are)."""
+        if target is None or self.env_steps < self.next_eval:
             return False
-        if np.mean(list(self.recent_returns)[-10:]) < 0.9 * target:
-            return False
+        self.next_eval = (self.env_steps // self.settings.eval_interval + 1) * \
+            self.settings.eval_interval
         self.greedy_return = self.evaluate()
         return self.greedy_return >= target
 
