@@ -177,6 +177,12 @@ print("RLOO", ref.rloo_advantages(group, 8).round(6))  # +0.714286 / -0.428571
 # same batches while their float32 arithmetic agrees.
 
 # %%
+import inspect  # noqa: E402
+
+for name, backend in backends.items():  # the loss RLOO minimises, as each framework writes it
+    print(f"# backends/{name}/rlhf.py\n{inspect.getsource(backend.reinforce_loss)}")
+
+# %%
 updates = 30 if QUICK else 100
 settings = RLHFSettings(task="sort-digits", algo="rloo", beta=0.01, updates=updates)
 histories = {}
@@ -240,7 +246,7 @@ print("saved", plot_reward_kl({"torch RLOO": history}, figure_dir() / "ch03_1_rl
 # it. The frontier below is exact. GRPO does not land on it: its advantages are divided by
 # the group's std (which rescales the reward differently for every prompt and every stage of
 # training), and its $k_3$ term pulls toward $\mathrm{KL}(\pi_{\text{ref}}\|\pi)$, not the
-# KL of $J$: try it in exercise 4.
+# KL of $J$: try it after exercise 4.
 
 # %%
 betas = np.geomspace(0.02, 2.0, 30)
@@ -262,8 +268,11 @@ print("saved", plot_curves(curves, figure_dir() / "ch03_1_rlhf_frontier.png",
 #    copy for the reference).
 # 3. Compute RLOO's advantages of the group `[1, 0, 0, 1]` by hand (each reward minus the
 #    mean of the three others). Check against `ref.rloo_advantages`.
-# 4. Re-run section 4 with `algo="grpo"` (and then `advantage_scale="none"`): where do its
-#    reward and KL land relative to the exact frontier, and why?
+# 4. Complete the square: show that $J(\pi) = \beta \log Z - \beta\,
+#    \mathrm{KL}(\pi \| \pi^*)$, so $J(\pi^*) = \beta \log Z$ and every other policy scores
+#    less. Check: `exact.objective` equals $\beta \log Z$, and the reference policy's
+#    $J = 0.55 - \beta \cdot 0$ is below it. (Then re-run section 4 with `algo="grpo"`, and
+#    with `advantage_scale="none"`: where do its reward and KL land against the frontier?)
 
 # %%
 # Exercise 1 check
@@ -278,4 +287,7 @@ assert_close(theirs, mine, "float64", "k3")
 # Exercise 3 check
 by_hand = np.array([1 - 1 / 3, 0 - 2 / 3, 0 - 2 / 3, 1 - 1 / 3])
 assert np.allclose(ref.rloo_advantages(np.array([1.0, 0, 0, 1]), 4), by_hand)
+# Exercise 4 check
+assert abs(exact.objective - beta * exact.log_z) < 1e-12
+assert 0.55 - beta * 0.0 < exact.objective
 print("exercise checks pass")
