@@ -4,8 +4,10 @@ Without a cache, every new token recomputes attention over the whole prefix: O(T
 token. With one, the keys and values of past positions are kept, so a new token only computes
 its own q, k, v and attends to the cache. The cache is preallocated to ``block_size``
 positions and written at a position index, so its shape never changes (``tf.function``
-traces once). Both backends return the written cache: ``(output, cache)``; TensorFlow
-tensors are immutable, and PyTorch follows (the twin: ``duetrl diff generation``). Token
+traces once). Both backends return the written cache, ``(output, cache)``: PyTorch writes
+it in place and returns the same tensor, TensorFlow (immutable tensors) returns a new one; use
+the returned cache either way (the twin: ``duetrl diff generation``). A decoding step reads
+the weights as plain tensors, q/k/v fused into one matrix (:func:`decoding_weights`). Token
 choice (greedy, temperature, top-k, top-p) happens on host arrays in
 ``duetrl.core.lm.sampling``, so both backends pick the same tokens.
 """
@@ -17,10 +19,11 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from keras import activations, ops
 
 from duetrl.backends.tf.attention import MultiHeadAttention, fused_attention
 from duetrl.backends.tf.gpt import GPT
-from duetrl.core.lm.config import check_token_ids
+from duetrl.core.lm.config import GPTConfig, check_token_ids
 from duetrl.core.lm.sampling import Generation
 from duetrl.core.lm.sampling import generate as sample_from
 
@@ -38,6 +41,24 @@ def split_heads(attn: MultiHeadAttention, x: tf.Tensor) -> tf.Tensor:
     return tf.transpose(x, (0, 2, 1, 3))
 
 
+def attend_with_cache(
+    q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, layer_cache: tf.Tensor, start: int
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Write keys/values ``(B, heads, T_new, head_dim)`` at positions start..end-1 of
+    ``layer_cache`` (2, B, heads, block_size, head_dim), then let query i attend to key j
+    when j <= start + i. Returns the output (B, heads, T_new, head_dim) and the layer cache."""
+    t_new, block_size = tf.shape(q)[2], layer_cache.shape[3]
+    positions = start + tf.range(t_new)  # (T_new,)
+    # write by scatter along the position axis, moved first: (block, 2, B, heads, hd)
+    updates = tf.transpose(tf.stack([k, v]), (3, 0, 1, 2, 4))  # (T_new, 2, B, heads, hd)
+    by_position = tf.transpose(layer_cache, (3, 0, 1, 2, 4))
+    by_position = tf.tensor_scatter_nd_update(by_position, positions[:, None], updates)
+    layer_cache = tf.transpose(by_position, (1, 2, 3, 0, 4))  # (2, B, heads, block, hd)
+    keys, values = layer_cache[0], layer_cache[1]  # (B, heads, block, hd): XLA wants fixed shapes
+    mask = tf.range(block_size)[None, :] <= positions[:, None]  # key j <= start + i
+    return fused_attention(q, keys, values, tf.cast(mask, q.dtype)), layer_cache
+
+
 def cached_self_attention(
     attn: MultiHeadAttention, x: tf.Tensor, layer_cache: tf.Tensor, start: int
 ) -> tuple[tf.Tensor, tf.Tensor]:
@@ -48,25 +69,72 @@ def cached_self_attention(
     Returns the output (B, T_new, D) and the written layer cache.
     """
     bs, t_new = tf.shape(x)[0], tf.shape(x)[1]
-    block_size = layer_cache.shape[3]
-
     q = split_heads(attn, attn.q_linear(x))  # (B, heads, T_new, head_dim)
     k = split_heads(attn, attn.k_linear(x))
     v = split_heads(attn, attn.v_linear(x))
-
-    # write at the position index; the cache keeps its shape
-    positions = start + tf.range(t_new)  # (T_new,)
-    placement = tf.one_hot(positions, block_size, dtype=x.dtype)  # (T_new, block)
-    keep = 1.0 - tf.reduce_sum(placement, axis=0)[:, None]  # (block, 1): 0 where written
-    keys = layer_cache[0] * keep + tf.einsum("tp,bhtd->bhpd", placement, k)  # (B, heads, block, hd)
-    values = layer_cache[1] * keep + tf.einsum("tp,bhtd->bhpd", placement, v)
-    query_positions = positions[:, None]  # (T_new, 1)
-    mask = tf.range(block_size)[None, :] <= query_positions  # key j <= start + i
-    output = fused_attention(q, keys, values, tf.cast(mask, x.dtype))  # (B, heads, T_new, head_dim)
+    output, layer_cache = attend_with_cache(q, k, v, layer_cache, start)
 
     # (B, heads, T_new, head_dim) -> (B, T_new, heads, head_dim) -> (B, T_new, D)
     output = tf.reshape(tf.transpose(output, (0, 2, 1, 3)), (bs, t_new, attn.d_model))
-    return attn.out(output), tf.stack([keys, values])
+    return attn.out(output), layer_cache
+
+
+def decoding_weights(model: GPT) -> dict[str, Any]:
+    """The parameters a decoding step reads, as plain tensors: ``wte``, ``wpe``, ``ln_f``
+    (gamma, beta) and per block ``(ln_1 gamma, beta, W_qkv, b_qkv, W_out, b_out, ln_2 gamma,
+    beta, W_fc, b_fc, W_proj, b_proj)``, q/k/v fused: one matmul instead of three. A snapshot
+    of the fused matrices: take it again after the weights change."""
+    blocks = []
+    for block in model.blocks:
+        a, mlp = block.attn, block.mlp
+        qkv = (a.q_linear, a.k_linear, a.v_linear)
+        w_qkv = tf.concat([linear.kernel for linear in qkv], axis=1)  # (D, 3D): Keras' (in, out)
+        b_qkv = tf.concat([linear.bias for linear in qkv], axis=0)  # (3D,)
+        blocks.append(
+            (block.ln_1.gamma, block.ln_1.beta, w_qkv, b_qkv, a.out.kernel, a.out.bias,
+             block.ln_2.gamma, block.ln_2.beta, mlp.fc.kernel, mlp.fc.bias,
+             mlp.proj.kernel, mlp.proj.bias)
+        )  # fmt: skip
+    ln_f = (model.ln_f.gamma, model.ln_f.beta)
+    wte, wpe = model.wte.embeddings, model.wpe.embeddings
+    weights = {"wte": wte, "wpe": wpe, "ln_f": ln_f, "blocks": blocks}
+    return tf.nest.map_structure(tf.convert_to_tensor, weights)  # values, not variables
+
+
+def decode_step(
+    config: GPTConfig, weights: dict[str, Any], idx: tf.Tensor, cache: tf.Tensor, start: int
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """:func:`forward_with_cache` on :func:`decoding_weights`: the same equations as the
+    model's layers, written with the functional ops (about 15 per block for one token)."""
+    bs, t_new, heads, eps = tf.shape(idx)[0], tf.shape(idx)[1], config.n_head, config.layer_norm_eps
+    d = config.n_embd
+    approximate = config.gelu == "tanh"
+    x = tf.gather(weights["wte"], idx) + weights["wpe"][start : start + t_new]  # (B, T, D)
+    cache_layers = []
+    for layer, block in enumerate(weights["blocks"]):
+        ln1_g, ln1_b, w_qkv, b_qkv, w_out, b_out, ln2_g, ln2_b, w_fc, b_fc, w_proj, b_proj = block
+        z = ops.layer_normalization(x, ln1_g, ln1_b, epsilon=eps)
+        qkv = tf.reshape(tf.matmul(z, w_qkv) + b_qkv, (bs, t_new, 3, heads, d // heads))
+        q, k, v = tf.unstack(tf.transpose(qkv, (2, 0, 3, 1, 4)))  # 3 x (B, heads, T_new, head_dim)
+        output, layer_cache = attend_with_cache(q, k, v, cache[layer], start)
+        # (B, heads, T_new, head_dim) -> (B, T_new, heads, head_dim) -> (B, T_new, D)
+        output = tf.reshape(tf.transpose(output, (0, 2, 1, 3)), (bs, t_new, d))
+        x = x + tf.matmul(output, w_out) + b_out
+        z = ops.layer_normalization(x, ln2_g, ln2_b, epsilon=eps)
+        z = activations.gelu(tf.matmul(z, w_fc) + b_fc, approximate=approximate)
+        x = x + tf.matmul(z, w_proj) + b_proj
+        cache_layers.append(layer_cache)
+    x = ops.layer_normalization(x, *weights["ln_f"], epsilon=eps)
+    logits = tf.matmul(x, weights["wte"], transpose_b=True)  # (B, T_new, V): the tied head
+    return logits, tf.stack(cache_layers)
+
+
+def last_logits(
+    config: GPTConfig, weights: dict[str, Any], idx: tf.Tensor, cache: tf.Tensor, start: int
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """:func:`decode_step`'s logits of the last new position ``(B, V)``, and the cache."""
+    logits, cache = decode_step(config, weights, idx, cache, start)
+    return logits[:, -1], cache
 
 
 def forward_with_cache(
@@ -74,38 +142,30 @@ def forward_with_cache(
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Logits ``(B, T_new, V)`` of tokens ``idx`` (B, T_new) at positions start.., using
     ``cache`` (see :func:`new_kv_cache`); returns ``(logits, new cache)``. Dropout is off."""
-    t_new = tf.shape(idx)[1]
-    positions = start + tf.range(t_new)  # (T_new,)
-    x = model.wte(idx) + model.wpe(positions)  # (B, T_new, D)
-    layer_caches = []
-    for layer, block in enumerate(model.blocks):
-        z = block.ln_1(x)
-        attended, layer_cache = cached_self_attention(block.attn, z, cache[layer], start)
-        x = x + attended
-        x = x + block.mlp(block.ln_2(x))
-        layer_caches.append(layer_cache)
-    logits = tf.matmul(model.ln_f(x), model.wte.embeddings, transpose_b=True)  # (B, T_new, V)
-    return logits, tf.stack(layer_caches)
+    return decode_step(model.config, decoding_weights(model), idx, cache, start)
 
 
-_COMPILED_STEPS = weakref.WeakKeyDictionary()  # model -> {(batch, kind): tf.function}
+_COMPILED_STEPS = weakref.WeakKeyDictionary()  # model -> {(batch, kind): concrete function}
 
 
 def _compiled_step(model: GPT, batch_size: int, kind: str) -> Any:
-    """``forward_with_cache`` (kinds ``"prefill"``, ``"decode"``) or the model on the whole
-    prefix (``"full"``) as a ``tf.function`` traced once per model, batch size and kind; XLA
-    (``jit_compile``) fuses the many small ops of decoding one token."""
+    """``last_logits`` (kinds ``"prefill"``, ``"decode"``, XLA) or the model (``"full"``) as the
+    concrete function of a ``tf.function`` (a plain call spends ~0.3 ms binding arguments)."""
     steps = _COMPILED_STEPS.setdefault(model, {})
     if (batch_size, kind) not in steps:
-        cache = new_kv_cache(model, batch_size)
+        cache, weights = new_kv_cache(model, batch_size), decoding_weights(model)
         signature = [tf.TensorSpec((batch_size, 1 if kind == "decode" else None), tf.int64)]
         if kind == "full":
-            step = lambda idx: model(idx, training=False)  # noqa: E731
+            step = lambda idx: model(idx, training=False)[:, -1]  # noqa: E731
         else:
-            step = lambda idx, cache, start: forward_with_cache(model, idx, cache, start)  # noqa: E731
+            step = lambda idx, cache, start, weights: last_logits(  # noqa: E731
+                model.config, weights, idx, cache, start
+            )
             signature += [tf.TensorSpec(cache.shape, cache.dtype), tf.TensorSpec((), tf.int32)]
+            signature += [tf.nest.map_structure(tf.TensorSpec.from_tensor, weights)]
         jit = kind == "decode"
-        steps[(batch_size, kind)] = tf.function(step, input_signature=signature, jit_compile=jit)
+        function = tf.function(step, input_signature=signature, jit_compile=jit)
+        steps[(batch_size, kind)] = function.get_concrete_function()
     return steps[(batch_size, kind)]
 
 
@@ -116,6 +176,7 @@ class Decoder:
     def __init__(self, model: GPT, batch_size: int, use_cache: bool = True) -> None:
         self.model, self.use_cache = model, use_cache
         self.cache = new_kv_cache(model, batch_size) if use_cache else None
+        self.weights = decoding_weights(model) if use_cache else None  # taken once
         self.tokens = np.zeros((batch_size, 0), dtype=np.int64)  # the prefix so far (host)
         self.batch_size = batch_size
 
@@ -124,12 +185,13 @@ class Decoder:
         check_token_ids(new_tokens.shape, self.model.config, "new_tokens", new_tokens, start)
         if self.use_cache:
             kind = "decode" if new_tokens.shape[1] == 1 else "prefill"
+            idx = tf.constant(new_tokens)
             step = _compiled_step(self.model, self.batch_size, kind)
-            logits, self.cache = step(new_tokens, self.cache, tf.constant(start, tf.int32))
+            logits, self.cache = step(idx, self.cache, tf.constant(start, tf.int32), self.weights)
         else:
             self.tokens = np.concatenate([self.tokens, new_tokens], axis=1)  # (B, start + T_new)
-            logits = _compiled_step(self.model, self.batch_size, "full")(self.tokens)
-        return tf.cast(logits[:, -1], tf.float64).numpy()  # (B, V) of the last position
+            logits = _compiled_step(self.model, self.batch_size, "full")(tf.constant(self.tokens))
+        return logits.numpy().astype(np.float64)  # (B, V) of the last position
 
 
 def generate(

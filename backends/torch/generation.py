@@ -4,14 +4,17 @@ Without a cache, every new token recomputes attention over the whole prefix: O(T
 token. With one, the keys and values of past positions are kept, so a new token only computes
 its own q, k, v and attends to the cache. The cache is preallocated to ``block_size``
 positions and written at a position index, so its shape never changes (``tf.function``
-traces once). Both backends return the written cache: ``(output, cache)``; TensorFlow
-tensors are immutable, and PyTorch follows (the twin: ``duetrl diff generation``). Token
+traces once). Both backends return the written cache, ``(output, cache)``: PyTorch writes
+it in place and returns the same tensor, TensorFlow (immutable tensors) returns a new one; use
+the returned cache either way (the twin: ``duetrl diff generation``). A decoding step reads
+the weights as plain tensors, q/k/v fused into one matrix (:func:`decoding_weights`). Token
 choice (greedy, temperature, top-k, top-p) happens on host arrays in
 ``duetrl.core.lm.sampling``, so both backends pick the same tokens.
 """
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
@@ -20,7 +23,7 @@ import torch.nn.functional as F
 
 from duetrl.backends.torch.attention import MultiHeadAttention, fused_attention
 from duetrl.backends.torch.gpt import GPT
-from duetrl.core.lm.config import check_token_ids
+from duetrl.core.lm.config import GPTConfig, check_token_ids
 from duetrl.core.lm.sampling import Generation
 from duetrl.core.lm.sampling import generate as sample_from
 
@@ -38,6 +41,23 @@ def split_heads(attn: MultiHeadAttention, x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2)
 
 
+def attend_with_cache(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer_cache: torch.Tensor, start: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Write keys/values ``(B, heads, T_new, head_dim)`` at positions start..end-1 of
+    ``layer_cache`` (2, B, heads, block_size, head_dim), then let query i attend to key j
+    when j <= start + i. Returns the output (B, heads, T_new, head_dim) and the layer cache."""
+    t_new = q.shape[2]
+    end = start + t_new
+    # write in place: no copy of the cache per token
+    layer_cache[0, :, :, start:end], layer_cache[1, :, :, start:end] = k, v
+    keys, values = layer_cache[0, :, :, :end], layer_cache[1, :, :, :end]  # (B, heads, end, hd)
+    mask = None  # one new token attends to every cached one: only [0, end) is read
+    if t_new > 1:  # key j <= start + i
+        mask = torch.arange(end)[None, :] <= start + torch.arange(t_new)[:, None]
+    return fused_attention(q, keys, values, mask), layer_cache
+
+
 def cached_self_attention(
     attn: MultiHeadAttention, x: torch.Tensor, layer_cache: torch.Tensor, start: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,40 +68,97 @@ def cached_self_attention(
     Returns the output (B, T_new, D) and the written layer cache.
     """
     bs, t_new = x.shape[0], x.shape[1]
-    end = start + t_new
-
     q = split_heads(attn, attn.q_linear(x))  # (B, heads, T_new, head_dim)
     k = split_heads(attn, attn.k_linear(x))
     v = split_heads(attn, attn.v_linear(x))
-
-    # write at positions start..end-1 in place: no copy of the cache per token
-    layer_cache[:, :, :, start:end] = torch.stack([k, v])  # (2, B, heads, T_new, hd)
-    keys, values = layer_cache[0, :, :, :end], layer_cache[1, :, :, :end]  # (B, heads, end, hd)
-    mask = None  # one new token attends to every cached one
-    if t_new > 1:  # key j <= start + i
-        mask = torch.arange(end)[None, :] <= start + torch.arange(t_new)[:, None]
-    output = fused_attention(q, keys, values, mask)  # (B, heads, T_new, head_dim)
+    output, layer_cache = attend_with_cache(q, k, v, layer_cache, start)
 
     # (B, heads, T_new, head_dim) -> (B, T_new, heads, head_dim) -> (B, T_new, D)
     output = output.transpose(1, 2).reshape(bs, t_new, attn.d_model)
     return attn.out(output), layer_cache
 
 
+@torch.no_grad()
+def decoding_weights(model: GPT) -> dict[str, Any]:
+    """The parameters a decoding step reads, as plain tensors: ``wte``, ``wpe``, ``ln_f``
+    (gamma, beta) and per block ``(ln_1 gamma, beta, W_qkv, b_qkv, W_out, b_out, ln_2 gamma,
+    beta, W_fc, b_fc, W_proj, b_proj)``, q/k/v fused: one matmul instead of three. A snapshot
+    of the fused matrices: take it again after the weights change."""
+    blocks = []
+    for block in model.blocks:
+        a, mlp = block.attn, block.mlp
+        qkv = (a.q_linear, a.k_linear, a.v_linear)
+        w_qkv = torch.cat([linear.weight for linear in qkv])  # (3D, D): torch's (out, in)
+        b_qkv = torch.cat([linear.bias for linear in qkv])  # (3D,)
+        blocks.append(
+            (block.ln_1.weight, block.ln_1.bias, w_qkv, b_qkv, a.out.weight, a.out.bias,
+             block.ln_2.weight, block.ln_2.bias, mlp.fc.weight, mlp.fc.bias,
+             mlp.proj.weight, mlp.proj.bias)
+        )  # fmt: skip
+    ln_f = (model.ln_f.weight, model.ln_f.bias)
+    wte, wpe = model.wte.weight, model.wpe.weight
+    weights = {"wte": wte, "wpe": wpe, "ln_f": ln_f, "blocks": blocks}
+    return weights
+
+
+def decode_step(
+    config: GPTConfig, weights: dict[str, Any], idx: torch.Tensor, cache: torch.Tensor, start: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`forward_with_cache` on :func:`decoding_weights`: the same equations as the
+    model's layers, written with the functional ops (about 15 per block for one token)."""
+    bs, t_new, heads, eps = idx.shape[0], idx.shape[1], config.n_head, config.layer_norm_eps
+    d = config.n_embd
+    approximate = "tanh" if config.gelu == "tanh" else "none"
+    x = F.embedding(idx, weights["wte"]) + weights["wpe"][start : start + t_new]  # (B, T, D)
+    for layer, block in enumerate(weights["blocks"]):
+        ln1_g, ln1_b, w_qkv, b_qkv, w_out, b_out, ln2_g, ln2_b, w_fc, b_fc, w_proj, b_proj = block
+        z = F.layer_norm(x, (d,), ln1_g, ln1_b, eps)
+        qkv = F.linear(z, w_qkv, b_qkv).reshape(bs, t_new, 3, heads, d // heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # 3 x (B, heads, T_new, head_dim)
+        output, _ = attend_with_cache(q, k, v, cache[layer], start)
+        # (B, heads, T_new, head_dim) -> (B, T_new, heads, head_dim) -> (B, T_new, D)
+        output = output.transpose(1, 2).reshape(bs, t_new, d)
+        x = x + F.linear(output, w_out, b_out)
+        z = F.layer_norm(x, (d,), ln2_g, ln2_b, eps)
+        z = F.gelu(F.linear(z, w_fc, b_fc), approximate=approximate)
+        x = x + F.linear(z, w_proj, b_proj)
+    x = F.layer_norm(x, (d,), *weights["ln_f"], eps)
+    logits = F.linear(x, weights["wte"])  # (B, T_new, V): the tied head
+    return logits, cache
+
+
+def last_logits(
+    config: GPTConfig, weights: dict[str, Any], idx: torch.Tensor, cache: torch.Tensor, start: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`decode_step`'s logits of the last new position ``(B, V)``, and the cache."""
+    logits, cache = decode_step(config, weights, idx, cache, start)
+    return logits[:, -1], cache
+
+
 def forward_with_cache(
     model: GPT, idx: torch.Tensor, cache: torch.Tensor, start: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits ``(B, T_new, V)`` of tokens ``idx`` (B, T_new) at positions start.., using
-    ``cache`` (see :func:`new_kv_cache`); returns ``(logits, cache)``, the cache written in
-    place. Dropout is off."""
-    t_new = idx.shape[1]
-    x = model.wte(idx) + model.wpe.weight[start : start + t_new]  # (B, T_new, D)
-    for layer, block in enumerate(model.blocks):
-        z = block.ln_1(x)
-        attended, _ = cached_self_attention(block.attn, z, cache[layer], start)
-        x = x + attended
-        x = x + block.mlp(block.ln_2(x))
-    logits = F.linear(model.ln_f(x), model.wte.weight)  # (B, T_new, V)
-    return logits, cache
+    ``cache`` (see :func:`new_kv_cache`); returns ``(logits, new cache)``. Dropout is off."""
+    return decode_step(model.config, decoding_weights(model), idx, cache, start)
+
+
+_COMPILED_STEPS = weakref.WeakKeyDictionary()  # model -> {(batch, kind): step}
+
+
+def _compiled_step(model: GPT, batch_size: int, kind: str) -> Any:
+    """``last_logits`` (kinds ``"prefill"``, ``"decode"``) or the model (``"full"``): eager in
+    PyTorch, where the twin compiles each with ``tf.function``; same lookup, same calls."""
+    steps = _COMPILED_STEPS.setdefault(model, {})
+    if (batch_size, kind) not in steps:
+        if kind == "full":
+            step = lambda idx: model(idx)[:, -1]  # noqa: E731
+        else:
+            step = lambda idx, cache, start, weights: last_logits(  # noqa: E731
+                model.config, weights, idx, cache, start
+            )
+        steps[(batch_size, kind)] = step
+    return steps[(batch_size, kind)]
 
 
 class Decoder:
@@ -91,6 +168,7 @@ class Decoder:
     def __init__(self, model: GPT, batch_size: int, use_cache: bool = True) -> None:
         self.model, self.use_cache = model, use_cache
         self.cache = new_kv_cache(model, batch_size) if use_cache else None
+        self.weights = decoding_weights(model) if use_cache else None  # taken once
         self.tokens = np.zeros((batch_size, 0), dtype=np.int64)  # the prefix so far (host)
         self.batch_size = batch_size
 
@@ -99,12 +177,14 @@ class Decoder:
         new_tokens = np.asarray(new_tokens, dtype=np.int64)  # (B, T_new)
         check_token_ids(new_tokens.shape, self.model.config, "new_tokens", new_tokens, start)
         if self.use_cache:
+            kind = "decode" if new_tokens.shape[1] == 1 else "prefill"
             idx = torch.as_tensor(new_tokens)
-            logits, self.cache = forward_with_cache(self.model, idx, self.cache, start)
+            step = _compiled_step(self.model, self.batch_size, kind)
+            logits, self.cache = step(idx, self.cache, start, self.weights)
         else:
             self.tokens = np.concatenate([self.tokens, new_tokens], axis=1)  # (B, start + T_new)
-            logits = self.model(self.tokens)
-        return logits[:, -1].double().numpy()  # (B, V) of the last position
+            logits = _compiled_step(self.model, self.batch_size, "full")(self.tokens)
+        return logits.double().numpy()  # (B, V) of the last position
 
 
 def generate(
