@@ -76,7 +76,7 @@ class RLHFSettings:
 
     task: str = field(default="sort-digits", metadata=_help("text task (core/rlhf/tasks.py)"))
     algo: str = field(default="rloo", metadata=_help("reinforce, rloo, grpo, ppo or dpo"))
-    beta: float = field(default=0.05, metadata=_help("KL coefficient of E[r] - beta KL"))
+    beta: float = field(default=0.01, metadata=_help("KL coefficient of E[r] - beta KL"))
     kl_target: float = field(
         default=0.0, metadata=_help("adaptive KL controller toward this KL (0: fixed beta)")
     )
