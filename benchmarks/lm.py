@@ -88,10 +88,85 @@ def hugging_face_rates(config: GPTConfig, batches, new_tokens: int, repeats: int
                 pad_token_id=0,
             )
 
+    def generate_uncached():
+        with torch.inference_mode():
+            model.generate(
+                prompt,
+                max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens,
+                do_sample=False,
+                use_cache=False,
+                pad_token_id=0,
+            )
+
     return {
         "train_tokens_per_second": train,
-        "generate_tokens_per_second_cached": median_rate(generate, new_tokens, 3, 1),
+        "generate_tokens_per_second_cached": median_rate(generate, new_tokens, 5, 1),
+        "generate_tokens_per_second_uncached": median_rate(generate_uncached, new_tokens, 3, 1),
     }
+
+
+def decode_step_breakdown(backend, model, start: int = 128, repeats: int = 200) -> dict:
+    """Microseconds of one cached decoding step (batch 1, at position ``start``) split into
+    its parts, each timed alone: embedding, attention (q/k/v, cache write, attention, out),
+    MLP, the logits, the token choice on the host (NumPy), and the rest by difference from a
+    whole ``Decoder`` call: the parts timed alone keep one layer's weights in the CPU cache, a
+    real step streams all of them (12.5 MB at the default size) from memory, plus the Python
+    overhead of the Decoder."""
+    from duetrl.core.lm.sampling import choose_tokens
+
+    config = model.config
+    decoder = backend.Decoder(model, 1)
+    decoder(np.zeros((1, start), dtype=np.int64), 0)  # the prompt fills the cache
+    token = np.zeros((1, 1), dtype=np.int64)
+
+    def clock(fn) -> float:
+        fn()
+        began = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        return (time.perf_counter() - began) / repeats * 1e6
+
+    rng = np.random.default_rng(0)
+    logits = np.zeros((1, config.vocab_size))
+    step = clock(lambda: decoder(token, start))
+    parts = {"sampling": clock(lambda: choose_tokens(logits, rng, greedy=True))}
+    if backend.__name__.endswith("torch"):
+        import torch
+        import torch.nn.functional as F
+
+        from duetrl.backends.torch.generation import attend_with_cache
+
+        w, cache = decoder.weights, decoder.cache
+        x = torch.zeros((1, 1, config.n_embd))
+        idx = torch.as_tensor(token)
+        ln1_g, ln1_b, w_qkv, b_qkv, w_out, b_out, ln2_g, ln2_b, w_fc, b_fc, w_proj, b_proj = w[
+            "blocks"
+        ][0]
+        d, heads, eps = config.n_embd, config.n_head, config.layer_norm_eps
+
+        def attention():
+            z = F.layer_norm(x, (d,), ln1_g, ln1_b, eps)
+            qkv = F.linear(z, w_qkv, b_qkv).reshape(1, 1, 3, heads, d // heads)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4)
+            out, _ = attend_with_cache(q, k, v, cache[0], start)
+            return F.linear(out.transpose(1, 2).reshape(1, 1, d), w_out, b_out)
+
+        def mlp():
+            z = F.layer_norm(x, (d,), ln2_g, ln2_b, eps)
+            return F.linear(F.gelu(F.linear(z, w_fc, b_fc), approximate="tanh"), w_proj, b_proj)
+
+        with torch.inference_mode():
+            parts["embedding"] = clock(lambda: F.embedding(idx, w["wte"]) + w["wpe"][start:])
+            parts["attention"] = config.n_layer * clock(attention)
+            parts["mlp"] = config.n_layer * clock(mlp)
+            parts["logits"] = clock(
+                lambda: F.linear(F.layer_norm(x, (d,), *w["ln_f"], eps), w["wte"])
+            )
+        parts["rest_memory_and_overhead"] = step + parts["sampling"] - sum(parts.values())
+    else:  # one XLA program: no split inside it
+        parts["compiled_step_and_dispatch"] = step
+    return {"decode_step_us": step + parts["sampling"], **parts}
 
 
 def duetrl_rates(backend, config: GPTConfig, batches, new_tokens: int, repeats: int) -> dict:
@@ -114,7 +189,8 @@ def duetrl_rates(backend, config: GPTConfig, batches, new_tokens: int, repeats: 
             greedy=True,
         )
         key = f"generate_tokens_per_second_{'cached' if use_cache else 'uncached'}"
-        rates[key] = median_rate(generate, new_tokens, 3, 1)
+        rates[key] = median_rate(generate, new_tokens, 5 if use_cache else 3, 1)
+    rates["decode_step_breakdown_us"] = decode_step_breakdown(backend, model)
     return rates
 
 
@@ -128,7 +204,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--new-tokens", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=10, help="timed training steps")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -169,6 +245,12 @@ def main(argv: list[str] | None = None) -> dict:
         ),
         "tf_train_vs_torch": results["tf"]["train_tokens_per_second"] / torch_train,
         **{
+            f"{name}_cached_vs_hugging_face": results[name]["generate_tokens_per_second_cached"]
+            / results["hugging_face"]["generate_tokens_per_second_cached"]
+            for name in ("torch", "tf")
+            if results["hugging_face"]
+        },
+        **{
             f"{name}_kv_cache_speedup": results[name]["generate_tokens_per_second_cached"]
             / results[name]["generate_tokens_per_second_uncached"]
             for name in ("torch", "tf")
@@ -184,9 +266,15 @@ def main(argv: list[str] | None = None) -> dict:
     for name in ("torch", "hugging_face", "tf"):
         if results[name]:
             figures = ", ".join(
-                f"{k.replace('_tokens_per_second', '')} {v:,.0f}" for k, v in results[name].items()
+                f"{k.replace('_tokens_per_second', '')} {v:,.0f}"
+                for k, v in results[name].items()
+                if not isinstance(v, dict)
             )
             print(f"{name:>13} tokens/s: {figures}")
+    for name in ("torch", "tf"):
+        parts = results[name]["decode_step_breakdown_us"]
+        figures = ", ".join(f"{k} {v:,.0f}" for k, v in parts.items())
+        print(f"{name:>13} decode step (us): {figures}")
     for key, value in results["ratios"].items():
         print(f"{key:>30}: {'n/a' if value is None else f'{value:.2f}'}")
     return results
