@@ -1,0 +1,381 @@
+"""A reward model learned from preferences (outline 2.3.2, 3.1.4, 9.2.1), once for both backends.
+
+RLHF rarely has the reward function; it has people's choices between two answers. A reward
+model r_phi is a GPT with a scalar head (``backend.ValueHead``) read at the last completion
+token, fitted to pairs (y_w preferred to y_l, same prompt x) with the Bradley-Terry model
+
+    P(y_w > y_l | x) = sigmoid(r_phi(x, y_w) - r_phi(x, y_l)),
+    L(phi) = -1/N sum_n log sigmoid(r_phi(x_n, y_w,n) - r_phi(x_n, y_l,n))
+
+(``core/reference/rlhf.bradley_terry_loss``; each backend's ``RLHFLearner.update(batch,
+"reward_model")``). Only differences of r_phi are identified, so after training it is
+calibrated by an affine map that leaves every preference unchanged: on fresh samples of the
+reference distribution its mean and std are set to those of the true reward there,
+
+    r_learned(x, y) = mu_true + sigma_true (r_phi(x, y) - mu_phi) / sigma_phi,
+
+so learned and true reward start equal on average and can be drawn on one axis.
+
+Here the "annotator" is a rule the policy never sees: the task's own reward. Pairs are two
+completions of one prompt drawn from the reference distribution (the task's corpus, which the
+pretrained pi_ref imitates: on sort-digits, 8 uniform digits and the stop token); the one with
+the higher true reward is chosen, ties are dropped, and with probability ``label_noise`` the
+label is flipped. A small model, few pairs and pairs only from pi_ref make r_phi an imperfect,
+exploitable proxy: RL against it at a small KL coefficient drives the policy where r_phi was
+never trained, and the learned reward keeps rising while the true reward falls (Gao, Schulman
+and Hilton 2022, "Scaling laws for reward model overoptimization").
+
+Example:
+    >>> backend = load_backend("torch")
+    >>> model, figures = train_reward_model(backend, RewardModelSettings(pairs=512))
+    >>> figures["held_out_accuracy"]  # share of held-out pairs ranked as the rule ranks them
+    >>> model(["31415926:"], ["01234567\\n"])  # (1,) learned reward, usable as a RewardFn
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from duetrl.core.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from duetrl.core.lm.config import GPTConfig
+from duetrl.core.lm.params import init_gpt_params
+from duetrl.core.reference.rlhf import init_value_head_params
+from duetrl.core.rlhf.mdp import SequenceMDP, completion_mask
+from duetrl.core.rlhf.tasks import TextTask, get_task
+
+REWARD_MODEL_KIND = "duetrl.reward_model"
+"""The ``kind`` of a reward-model checkpoint: tensor groups ``params`` (the GPT trunk) and
+``head`` (the scalar head); metadata task, config, tokenizer, settings, calibration, figures."""
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass
+class RewardModelSettings:
+    """How a reward model is trained (every field is a ``duetrl rlhf reward-model`` flag)."""
+
+    task: str = field(default="sort-digits", metadata=_help("text task whose reward labels"))
+    pairs: int = field(default=512, metadata=_help("training preference pairs (ties dropped)"))
+    held_out: int = field(default=1024, metadata=_help("held-out pairs for the accuracy"))
+    label_noise: float = field(default=0.0, metadata=_help("probability a label is flipped"))
+    steps: int = field(default=300, metadata=_help("Adam steps on the Bradley-Terry loss"))
+    batch_size: int = field(default=64, metadata=_help("pairs per step"))
+    learning_rate: float = field(default=3e-3, metadata=_help("Adam step size"))
+    n_layer: int = field(default=1, metadata=_help("GPT blocks of the reward model"))
+    n_head: int = field(default=2, metadata=_help("attention heads"))
+    n_embd: int = field(default=16, metadata=_help("model width"))
+    seed: int = field(default=0, metadata=_help("seeds the pairs, the weights and the batches"))
+
+    def __post_init__(self) -> None:
+        get_task(self.task)
+        for name in ("pairs", "held_out", "steps", "batch_size", "n_layer", "n_head", "n_embd"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: expected a positive int, got {value!r}")
+        if not (isinstance(self.label_noise, int | float) and 0.0 <= self.label_noise < 0.5):
+            raise ValueError(
+                f"label_noise: expected a probability in [0, 0.5) (0.5 erases the labels), got "
+                f"{self.label_noise!r}"
+            )
+        if not (isinstance(self.learning_rate, int | float) and self.learning_rate > 0):
+            raise ValueError(f"learning_rate: expected > 0, got {self.learning_rate!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Preference pairs, labelled by a rule the policy never sees
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PreferencePairs:
+    """N pairs of completions of one prompt each, the preferred one first.
+
+    prompts: N prompt texts. chosen, rejected: N completion texts (y_w, y_l).
+    true_margin: ``(N,)`` r(y_w) - r(y_l) under the labelling rule (negative where the label
+    was flipped by noise).
+    """
+
+    prompts: list[str]
+    chosen: list[str]
+    rejected: list[str]
+    true_margin: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+
+def make_preference_pairs(
+    task: str | TextTask, num_pairs: int, rng: np.random.Generator, label_noise: float = 0.0
+) -> PreferencePairs:
+    """``num_pairs`` pairs of reference-distribution completions, labelled by ``task``'s reward.
+
+    Each pair: one prompt x, two completions y_1, y_2 from the task's corpus distribution (what
+    the pretrained pi_ref imitates); chosen = argmax_i r(x, y_i); a tie (r_1 = r_2) says
+    nothing and is dropped and redrawn; then the label is flipped with probability
+    ``label_noise`` (an annotator who errs).
+    """
+    task = get_task(task)
+    if isinstance(num_pairs, bool) or not isinstance(num_pairs, int) or num_pairs < 1:
+        raise ValueError(f"num_pairs: expected a positive int, got {num_pairs!r}")
+    if not 0.0 <= label_noise < 0.5:
+        raise ValueError(f"label_noise: expected a probability in [0, 0.5), got {label_noise!r}")
+    prompts: list[str] = []
+    chosen: list[str] = []
+    rejected: list[str] = []
+    margins: list[float] = []
+    for _ in range(1000):  # rounds of candidates; ties are rare on sort-digits (~15%)
+        need = num_pairs - len(prompts)
+        if need <= 0:
+            break
+        batch = task.prompts(2 * need, rng)[:need]
+        first = [task.completion_fn(p, rng) for p in batch]
+        second = [task.completion_fn(p, rng) for p in batch]
+        r1, r2 = task.rewards(batch, first), task.rewards(batch, second)
+        for p, a, b, ra, rb in zip(batch, first, second, r1, r2):
+            if ra == rb:
+                continue  # a tie: dropped
+            (win, r_win), (lose, r_lose) = ((a, ra), (b, rb)) if ra > rb else ((b, rb), (a, ra))
+            if rng.random() < label_noise:
+                (win, r_win), (lose, r_lose) = (lose, r_lose), (win, r_win)  # the annotator errs
+            prompts.append(p)
+            chosen.append(win)
+            rejected.append(lose)
+            margins.append(r_win - r_lose)
+    else:
+        raise ValueError(f"task: {task.name!r} gave too many ties to build {num_pairs} pairs")
+    return PreferencePairs(prompts[:num_pairs], chosen[:num_pairs], rejected[:num_pairs],
+                           np.array(margins[:num_pairs]))
+
+
+def encode_completions(
+    mdp: SequenceMDP, prompts: Sequence[str], completions: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(tokens (N, T), mask (N, T-1))`` of prompt + completion, right-padded with the stop id.
+
+    T = prompt + length limit (the MDP's ``sequence_length``); a completion longer than the
+    limit is cut to it. mask[n, t] = 1 when tokens[n, t+1] is a completion token (the batch
+    contract of ``core/reference/rlhf.py``).
+    """
+    if len(prompts) != len(completions):
+        raise ValueError(
+            f"completions: expected one per prompt ({len(prompts)}), got {len(completions)}"
+        )
+    n, limit = len(prompts), mdp.max_new_tokens
+    pad = mdp.stop_id if mdp.stop_id is not None else 0
+    prompt_ids = [mdp.reset(p) for p in prompts]
+    lengths = sorted({len(p) for p in prompt_ids})
+    if len(lengths) > 1:
+        raise ValueError(f"prompts: expected prompts of one length, got lengths {lengths}")
+    width = (lengths[0] if lengths else mdp.prompt_length) + limit
+    tokens = np.full((n, width), pad, dtype=np.int64)
+    new = np.full((n, limit), pad, dtype=np.int64)
+    used = np.zeros((n, limit))
+    for i, (ids, text) in enumerate(zip(prompt_ids, completions)):
+        ids_c = mdp.tokenizer.encode(text)[:limit]
+        new[i, : len(ids_c)] = ids_c
+        used[i, : len(ids_c)] = 1.0
+        tokens[i, : len(ids)] = ids
+    tokens[:, width - limit :] = new
+    mask = np.zeros((n, width - 1))
+    mask[:, width - limit - 1 :] = completion_mask(new, mdp.stop_id) * used
+    return tokens, mask
+
+
+# ---------------------------------------------------------------------------------------------
+# The model: a GPT trunk and a scalar head, in one backend
+# ---------------------------------------------------------------------------------------------
+
+
+class RewardModel:
+    """r(x, y): a backend's GPT trunk, a scalar head read at the last completion token, and
+    the affine calibration of the module docstring. Call it as a ``RewardFn``.
+
+    :param backend: ``duetrl.backends.torch`` or ``duetrl.backends.tf``.
+    :param task: the task whose texts it scores (its tokeniser and length limit).
+    :param config: the trunk's GPTConfig (the task's vocabulary).
+    :param params: canonical trunk parameters (None: GPT-2 initialisation with ``seed``).
+    :param head_params: canonical head parameters (None: core's initialiser with ``seed``).
+    :param calibration: ``(mu_phi, sigma_phi, mu_true, sigma_true)``; None: the identity.
+    """
+
+    def __init__(
+        self,
+        backend: ModuleType,
+        task: str | TextTask,
+        config: GPTConfig,
+        params: dict[str, np.ndarray] | None = None,
+        head_params: dict[str, np.ndarray] | None = None,
+        calibration: tuple[float, float, float, float] | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.backend, self.task = backend, get_task(task)
+        self.mdp = SequenceMDP.for_task(self.task, "pretrained")
+        self.mdp.check_policy(config, name="reward model")
+        self.config = config
+        self.trunk = backend.GPT(config)
+        self.head = backend.ValueHead(config.n_embd, seed=None)
+        backend.import_params(self.trunk, params if params is not None else
+                              init_gpt_params(config, seed))
+        backend.import_params(self.head, head_params if head_params is not None else
+                              init_value_head_params(config.n_embd, seed))
+        self.calibration = calibration or (0.0, 1.0, 0.0, 1.0)
+
+    def raw_scores(self, tokens: np.ndarray, mask: np.ndarray, batch: int = 512) -> np.ndarray:
+        """r_phi ``(N,)``: the head's value at each row's last completion token (no gradient)."""
+        b, out = self.backend, []
+        for start in range(0, len(tokens), batch):
+            rows = slice(start, start + batch)
+            values = self.head(b.hidden_states(self.trunk, tokens[rows]))  # (n, T)
+            out.append(b.to_numpy(b.sequence_scores(values, mask[rows])).astype(np.float64))
+        return np.concatenate(out) if out else np.zeros(0)
+
+    def scores(self, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Calibrated r_learned = mu_true + sigma_true (r_phi - mu_phi) / sigma_phi, ``(N,)``."""
+        mu_phi, sigma_phi, mu_true, sigma_true = self.calibration
+        return mu_true + sigma_true * (self.raw_scores(tokens, mask) - mu_phi) / sigma_phi
+
+    def __call__(self, prompts: Sequence[str], completions: Sequence[str]) -> np.ndarray:
+        """The learned reward of each completion: a ``RewardFn`` ``(N,)`` float64."""
+        from duetrl.core.rlhf.tasks import check_rewards
+
+        tokens, mask = encode_completions(self.mdp, prompts, completions)
+        return check_rewards(self.scores(tokens, mask), len(completions), name="reward model")
+
+    def pair_accuracy(self, pairs: PreferencePairs) -> float:
+        """Share of ``pairs`` with r(y_w) > r(y_l): the pairwise (held-out) accuracy."""
+        chosen = self.raw_scores(*encode_completions(self.mdp, pairs.prompts, pairs.chosen))
+        rejected = self.raw_scores(*encode_completions(self.mdp, pairs.prompts, pairs.rejected))
+        return float(np.mean(chosen > rejected))
+
+    def state(self) -> dict[str, dict[str, np.ndarray]]:
+        """Tensor groups of a checkpoint: the trunk's and the head's canonical parameters."""
+        return {"params": self.backend.export_params(self.trunk),
+                "head": self.backend.export_params(self.head)}
+
+
+def pair_batch(mdp: SequenceMDP, pairs: PreferencePairs, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The ``reward_model`` batch (core/reference/rlhf.py contract) of the pairs ``rows``."""
+    prompts = [pairs.prompts[i] for i in rows]
+    chosen_tokens, chosen_mask = encode_completions(mdp, prompts, [pairs.chosen[i] for i in rows])
+    rejected_tokens, rejected_mask = encode_completions(
+        mdp, prompts, [pairs.rejected[i] for i in rows]
+    )
+    return {"chosen_tokens": chosen_tokens, "rejected_tokens": rejected_tokens,
+            "chosen_mask": chosen_mask, "rejected_mask": rejected_mask}
+
+
+def calibrate(model: RewardModel, num: int, rng: np.random.Generator) -> tuple[float, ...]:
+    """``(mu_phi, sigma_phi, mu_true, sigma_true)`` on ``num`` fresh reference completions."""
+    task = model.task
+    prompts = task.prompts(num, rng)
+    completions = [task.completion_fn(p, rng) for p in prompts]
+    raw = model.raw_scores(*encode_completions(model.mdp, prompts, completions))
+    true = task.rewards(prompts, completions)
+    return (float(raw.mean()), float(raw.std()) or 1.0, float(true.mean()),
+            float(true.std()) or 1.0)
+
+
+def train_reward_model(
+    backend: ModuleType, settings: RewardModelSettings | None = None,
+    path: str | Path | None = None, progress: bool = False,
+) -> tuple[RewardModel, dict[str, Any]]:
+    """Fit a reward model to ``settings.pairs`` labelled pairs with the Bradley-Terry loss.
+
+    Pairs, weights and the order of the batches come from NumPy with ``settings.seed``, so
+    both backends start from the same model and see the same batches.
+
+    :param path: where to save it (kind ``duetrl.reward_model``); None: not saved.
+    :returns: ``(model, figures)``: figures hold ``train_accuracy``, ``held_out_accuracy``
+        (on ``settings.held_out`` fresh pairs, labelled without noise), ``loss`` (mean of the
+        last 10% of steps), ``seconds``, ``parameters`` and ``checkpoint``.
+    """
+    s = settings = settings if settings is not None else RewardModelSettings()
+    task = get_task(s.task)
+    mdp = SequenceMDP.for_task(task, "pretrained")
+    config = GPTConfig(vocab_size=mdp.vocab_size, block_size=mdp.sequence_length,
+                       n_layer=s.n_layer, n_head=s.n_head, n_embd=s.n_embd)
+    rng = np.random.default_rng((s.seed, 11))
+    train_pairs = make_preference_pairs(task, s.pairs, rng, s.label_noise)
+    held_out = make_preference_pairs(task, s.held_out, np.random.default_rng((s.seed, 12)))
+    model = RewardModel(backend, task, config, seed=s.seed)
+    learner = backend.RLHFLearner(model.trunk, model.head, learning_rate=s.learning_rate)
+    batch_rng = np.random.default_rng((s.seed, 13))
+    size = min(s.batch_size, len(train_pairs))  # one batch shape: TF traces once
+    losses, began = [], time.perf_counter()
+    from tqdm.auto import tqdm
+
+    bar = tqdm(range(s.steps), desc=f"reward model ({backend.NAME})", disable=not progress)
+    for step in bar:
+        # linear warm-up over the first 10% of steps, then constant
+        learner.learning_rate = s.learning_rate * min(1.0, (step + 1) / max(1, s.steps // 10))
+        rows = batch_rng.choice(len(train_pairs), size=size, replace=False)
+        stats = learner.update(pair_batch(mdp, train_pairs, rows), "reward_model")
+        if not math.isfinite(stats["loss"]):
+            raise FloatingPointError(f"reward model diverged at step {step + 1}: {stats}")
+        losses.append(stats["loss"])
+        bar.set_postfix(loss=f"{stats['loss']:.3f}", acc=f"{stats['accuracy']:.2f}")
+    bar.close()
+    model.calibration = calibrate(model, 2048, np.random.default_rng((s.seed, 14)))
+    tail = max(1, math.ceil(0.1 * len(losses)))
+    figures: dict[str, Any] = {
+        "task": task.name,
+        "backend": backend.NAME,
+        "pairs": len(train_pairs),
+        "train_accuracy": model.pair_accuracy(train_pairs),
+        "held_out_accuracy": model.pair_accuracy(held_out),
+        "loss": float(np.mean(losses[-tail:])),
+        "seconds": time.perf_counter() - began,
+        "parameters": int(sum(v.size for group in model.state().values()
+                              for v in group.values())),
+        "checkpoint": None,
+    }
+    if path is not None:
+        figures["checkpoint"] = str(save_reward_model(path, model, settings, figures))
+    return model, figures
+
+
+def save_reward_model(
+    path: str | Path, model: RewardModel, settings: RewardModelSettings | None = None,
+    figures: dict[str, Any] | None = None,
+) -> Path:
+    """Save ``model`` (kind ``duetrl.reward_model``) through ``core/checkpoint.py``."""
+    metadata = {
+        "task": model.task.name,
+        "config": model.config.to_dict(),
+        "tokenizer": model.mdp.tokenizer.to_dict(),
+        "calibration": list(model.calibration),
+        "settings": asdict(settings) if settings is not None else {},
+        "figures": {k: v for k, v in (figures or {}).items() if k != "checkpoint"},
+    }
+    return save_checkpoint(path, Checkpoint(REWARD_MODEL_KIND, model.state(), metadata))
+
+
+def load_reward_model(
+    backend: ModuleType, path: str | Path, task: str | TextTask | None = None
+) -> RewardModel:
+    """A saved reward model in ``backend`` (either backend loads a file of the other).
+
+    :param task: the task it must score (None: the file's).
+    :raises CheckpointError: for a missing or damaged file, another kind of checkpoint (an RL
+        run, a reference GPT) or a reward model of another task.
+    """
+    checkpoint = load_checkpoint(path, REWARD_MODEL_KIND)
+    saved_task = checkpoint.metadata.get("task")
+    if task is not None and get_task(task).name != saved_task:
+        raise CheckpointError(
+            f"reward_model: {str(path)!r} scores task {saved_task!r}, not {get_task(task).name!r}"
+        )
+    config = GPTConfig.from_dict(checkpoint.metadata["config"])
+    calibration = tuple(float(v) for v in checkpoint.metadata["calibration"])
+    return RewardModel(backend, saved_task, config, checkpoint.tensors["params"],
+                       checkpoint.tensors["head"], calibration)  # type: ignore[arg-type]
