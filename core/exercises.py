@@ -53,18 +53,26 @@ def compare(number: int, student: Callable[..., Any], reference: Callable[..., A
         try:
             got = np.asarray(student(*case), dtype=np.float64)
         except Exception as error:  # the student's code, whatever it raises
-            return report(number, False, f"{what} raised {type(error).__name__}: {error}")
+            return report(number, False, f"{what}, for {_describe(case)}, raised "
+                                         f"{type(error).__name__}: {error}")
+        where = f"{what}, for {_describe(case)}"
         if got.shape != expected.shape:
-            return report(number, False, f"{what}: expected shape {expected.shape}, "
+            return report(number, False, f"{where}: expected shape {expected.shape}, "
                                          f"got {got.shape}")
         same_inf = np.array_equal(np.isinf(got), np.isinf(expected)) and np.array_equal(
             got[np.isinf(got)], expected[np.isinf(expected)])
         finite = np.isfinite(expected)
         if not same_inf or not np.allclose(got[finite], expected[finite], rtol, atol):
             error = np.abs(np.where(finite, got - expected, 0.0)).max() if same_inf else np.inf
-            return report(number, False, f"{what}: expected\n{np.round(expected, 6)}\n"
+            return report(number, False, f"{where}: expected\n{np.round(expected, 6)}\n"
                                          f"got\n{np.round(got, 6)}\n(max error {error:.2e})")
-    return report(number, True, f"{what} matches the reference on {len(cases)} fresh inputs")
+    return report(number, True, f"{what} matches the reference on {len(cases)} inputs")
+
+
+def _describe(case: tuple) -> str:
+    """The inputs of a case, arrays by their shape (a hidden input's values are not shown)."""
+    return "(" + ", ".join(f"array {x.shape}" if isinstance(x, np.ndarray) else repr(x)
+                           for x in case) + ")"
 
 
 def _rng(seed: int | None) -> np.random.Generator:

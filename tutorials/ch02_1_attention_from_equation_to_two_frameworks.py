@@ -168,3 +168,62 @@ print("saved", path)
 # - `duetrl compare attention --mask padding` runs this comparison from the shell, with timings.
 # - `benchmarks/attention.py` measures both layers against each framework's built-in attention.
 # - The Transformer chapter stacks this layer into a GPT-style language model.
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise is a function with one line marked `# your code here`, preset to an answer so
+# that this notebook runs; replace it with your own and run the check below it. A check
+# compares your function with the float64 reference on fresh random inputs and prints ✓ or ✗
+# with what it expected (`inspect.getsource(check_exercise_1)` shows how).
+#
+# 1. **Drop the $\sqrt{d_k}$.** Write $\text{softmax}(QK^T)V$, without the scaling. Then
+#    watch the softmax saturate: the cell prints the average largest weight of a row, with
+#    and without the scaling, as $d_k$ grows. (Why does scaling $Q$ by $\sqrt{d_k}$ turn the
+#    reference into your function?)
+# 2. **A fully masked row.** A query whose every key is masked (a padded position) still gets
+#    a row of weights, because masked scores are *replaced* by $-10^9$, not removed. What is
+#    that row, for `k_len` keys?
+# 3. **Counting parameters.** How many parameters does `MultiHeadAttention(d_model, heads)`
+#    have? Does the answer depend on the number of heads $h$?
+
+# %%
+import inspect  # noqa: E402
+
+from duetrl.core.exercises import exercise_checks  # noqa: E402
+from duetrl.core.reference.attention import softmax  # noqa: E402
+
+check_exercise_1, check_exercise_2, check_exercise_3 = exercise_checks(
+    "ch02_1_attention_from_equation_to_two_frameworks")
+
+
+def unscaled_attention(q, k, v):
+    """softmax(Q K^T) V: q (q_len, d_k), k (k_len, d_k), v (k_len, d_v) -> (q_len, d_v)."""
+    return softmax(q @ k.T) @ v  # your code here
+
+
+def fully_masked_weights(k_len):
+    """The attention weights (k_len,) of a query that may attend to none of k_len keys."""
+    return np.full(k_len, 1.0 / k_len)  # your code here
+
+
+def attention_param_count(d_model, heads):
+    """The number of parameters of MultiHeadAttention(d_model, heads)."""
+    return 4 * (d_model * d_model + d_model)  # your code here
+
+
+assert check_exercise_1(unscaled_attention)
+for width in (4, 64, 1024):  # watch the softmax saturate
+    q_, k_ = rng.normal(size=(200, width)), rng.normal(size=(16, width))
+    unscaled = softmax(q_ @ k_.T).max(axis=-1).mean()
+    scaled = softmax(q_ @ k_.T / np.sqrt(width)).max(axis=-1).mean()
+    print(f"  d_k = {width:4d}: mean largest weight {unscaled:.3f} unscaled, {scaled:.3f} scaled")
+assert check_exercise_2(fully_masked_weights)
+assert check_exercise_3(attention_param_count)
+
+# %% [markdown]
+# A wrong answer gets a ✗ and the expected values (here: forgetting the bias vectors):
+
+# %%
+assert not check_exercise_3(lambda d_model, heads: 4 * d_model * d_model)
+print(inspect.getsource(check_exercise_3))

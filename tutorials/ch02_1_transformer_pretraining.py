@@ -161,3 +161,62 @@ labels = list(prompt)
 path = plot_attention_heatmaps(weights, figure_dir() / "ch02_1_attention.png", labels, labels,
                                title="block 0, head 0: causal attention")
 print("saved", path)
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise is a function with one line marked `# your code here`, preset to an answer so
+# that this notebook runs; replace it with your own and run the check below it. A check
+# compares your function with the float64 reference (or an analytic fact) and prints ✓ or ✗
+# with what it expected.
+#
+# 1. **The loss before training.** When all $V$ logits are equal, what is
+#    $\mathcal{L} = -\frac{1}{BT}\sum \log p_\theta(x_{t+1} \mid x_{\le t})$? Compare with the
+#    initial losses of section 2.
+# 2. **The best loss of a Markov corpus.** Write the entropy rate
+#    $H = -\sum_i \pi_i \sum_j P_{ij} \log P_{ij}$ of a transition matrix $P$, with $\pi$ its
+#    stationary distribution ($\pi P = \pi$, $\sum_i \pi_i = 1$: a left eigenvector of $P$).
+#    Why does weighting the rows equally, $\pi_i = 1/S$, give the wrong number?
+# 3. **Counting parameters.** How many parameters does `GPT(config)` have? Per block: two
+#    LayerNorms (a scale and a bias each), attention ($4(D^2 + D)$) and an MLP of width $4D$;
+#    plus the two embeddings and the final LayerNorm. Remember that the output head is tied.
+#    Check your formula against `models["torch"].num_parameters()` too.
+
+# %%
+from duetrl.core.exercises import exercise_checks  # noqa: E402
+
+check_exercise_1, check_exercise_2, check_exercise_3 = exercise_checks(
+    "ch02_1_transformer_pretraining")
+
+
+def equal_logits_loss(vocab_size):
+    """The cross-entropy (nats) of a model whose logits are all equal."""
+    return np.log(vocab_size)  # your code here
+
+
+def entropy_rate(P):
+    """H in nats of the Markov chain with transition matrix P (S, S)."""
+    values, vectors = np.linalg.eig(P.T)
+    pi = np.real(vectors[:, np.argmin(np.abs(values - 1.0))])
+    pi = pi / pi.sum()
+    return -np.sum(pi[:, None] * P * np.log(P))  # your code here
+
+
+def gpt_param_count(c):
+    """The number of parameters of GPT(c), with c a GPTConfig (output head tied to wte)."""
+    d = c.n_embd
+    return (c.vocab_size + c.block_size) * d + c.n_layer * (12 * d * d + 13 * d) + 2 * d  # your code here
+
+
+assert check_exercise_1(equal_logits_loss)
+assert check_exercise_2(entropy_rate)
+print(f"  this corpus: H = {entropy_rate(chain.transitions):.4f} nats, perplexity "
+      f"{np.exp(entropy_rate(chain.transitions)):.2f} of {chain.transitions.shape[0]} symbols")
+assert check_exercise_3(gpt_param_count)
+assert gpt_param_count(config) == models["torch"].num_parameters() == models["tf"].num_parameters()
+
+# %% [markdown]
+# A wrong answer gets a ✗ and the expected values (here: rows weighted equally):
+
+# %%
+assert not check_exercise_2(lambda P: -np.mean(np.sum(P * np.log(P), axis=1)))
