@@ -120,3 +120,57 @@ total_steps = 4096 if quick_mode() else 150_000
 results = compare("ppo", "CartPole-v1", make_settings("ppo"), seed=0, total_steps=total_steps,
                   out=str(figure_dir()), quiet=True, report_every=4 if quick_mode() else 40)
 print(format_results(results))
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise is a function with one line marked `# your code here`, preset to an answer so
+# that this notebook runs; replace it with your own and run the check below it. A check
+# compares your function with the float64 reference on fresh random inputs and prints ✓ or ✗
+# with what it expected.
+#
+# 1. **The clipped loss in NumPy.** Write
+#    $\ell(\rho, A) = -\min(\rho A,\ \text{clip}(\rho, 1-\epsilon, 1+\epsilon) A)$ for arrays of
+#    ratios and advantages. Which of the three test vectors of section 1 does dropping the
+#    $\min$ get wrong?
+# 2. **Sweep the clip $\epsilon$.** However far one step pushes $\rho$, the objective
+#    $\min(\rho A, \text{clip}(\rho, 1-\epsilon, 1+\epsilon) A)$ cannot exceed some value.
+#    Which, as a function of $A$ and $\epsilon$? (Treat $A > 0$ and $A < 0$ apart.) The cell
+#    then sweeps $\epsilon$: the largest gain of one batch grows linearly with it.
+# 3. **GAE with $\lambda = 0$.** With $\lambda = 0$ the advantage is the one-step TD error
+#    $\delta_t = r_t + \gamma (1 - \text{term}_t) V(s_{t+1}) - V(s_t)$. Write it for arrays
+#    `(T, N)`; a truncation changes nothing here (why?).
+
+# %%
+from duetrl.core.exercises import exercise_checks  # noqa: E402
+
+check_exercise_1, check_exercise_2, check_exercise_3 = exercise_checks("ch03_1_ppo")
+
+
+def clip_loss(ratio, advantage, eps):
+    """Per-sample PPO loss -min(rho A, clip(rho, 1 - eps, 1 + eps) A)."""
+    return -np.minimum(ratio * advantage, np.clip(ratio, 1 - eps, 1 + eps) * advantage)  # your code here
+
+
+def best_objective(advantage, eps):
+    """The largest value min(rho A, clip(rho, 1 - eps, 1 + eps) A) reaches over rho > 0."""
+    return advantage + eps * abs(advantage)  # your code here
+
+
+def td_error(rewards, values, next_values, terminations, gamma):
+    """delta_t = r_t + gamma (1 - term_t) V(s_{t+1}) - V(s_t), arrays (T, N)."""
+    return rewards + gamma * (1 - terminations) * next_values - values  # your code here
+
+
+assert check_exercise_1(clip_loss)
+assert check_exercise_2(best_objective)
+for eps in (0.05, 0.1, 0.2, 0.3):  # the sweep
+    print(f"  eps = {eps:.2f}: best objective {best_objective(1.0, eps):+.2f} for A = +1, "
+          f"{best_objective(-1.0, eps):+.2f} for A = -1")
+assert check_exercise_3(td_error)
+
+# %% [markdown]
+# A wrong answer gets a ✗ and the expected values (here: no $\min$, only the clipped term):
+
+# %%
+assert not check_exercise_1(lambda ratio, advantage, eps: -np.clip(ratio, 1 - eps, 1 + eps) * advantage)
