@@ -178,3 +178,81 @@ path = plot_curves({"max |REINFORCE estimate - exact gradient|": (counts, errors
                    figure_dir() / "ch04_2_policy_gradient_estimator.png", "episodes",
                    "max abs error", title="REINFORCE converges to the policy gradient theorem")
 print("saved", path)
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise is a function with one line marked `# your code here`, preset to an answer so
+# that this notebook runs; replace it with your own and run the check below it. A check
+# prints ✓ or ✗ with what it expected.
+#
+# 1. **Solve the Bellman equation.** Given $P_\pi$ (non-terminal part, rows may sum to less
+#    than 1) and $R_\pi$, return the $V$ with $V = R_\pi + \gamma P_\pi V$. The check
+#    measures the Bellman residual on fresh MDPs.
+# 2. **Add a baseline.** On a one-step bandit ($\pi = \text{softmax}(\theta)$, reward $r_a$
+#    for arm $a$), write the score-function estimate with a constant baseline $b$,
+#    $\hat g = \nabla_\theta \log \pi(a)\,(r_a - b)$, $\nabla_\theta \log \pi(a) = e_a - \pi$.
+#    The check proves it unbiased for every $b$: $\sum_a \pi_a \hat g(a) = \nabla J$. Then the
+#    cell measures the variance of the REINFORCE estimate on this chapter's MDP with and
+#    without the baseline $V^\pi(s_t)$ of section 2.
+# 3. **The best constant baseline.** $\mathbb{E}\|\hat g - \nabla J\|^2$ is a parabola in $b$.
+#    Find its minimum, $b^* = \frac{\mathbb{E}[\|\nabla \log \pi(a)\|^2 r_a]}
+#    {\mathbb{E}[\|\nabla \log \pi(a)\|^2]}$, and see that it is not quite $V = \mathbb{E}[r_a]$.
+
+# %%
+from duetrl.core.exercises import estimator_moments, exercise_checks  # noqa: E402
+
+check_exercise_1, check_exercise_2, check_exercise_3 = exercise_checks(
+    "ch04_2_mdp_bellman_policy_gradient")
+
+
+def solve_values(P_pi, R_pi, gamma):
+    """V with V = R_pi + gamma P_pi V."""
+    return np.linalg.solve(np.eye(len(R_pi)) - gamma * P_pi, R_pi)  # your code here
+
+
+def score_function_estimate(theta_b, rewards_b, action, baseline):
+    """grad_theta log pi(action) (r_action - b) for pi = softmax(theta_b), a vector like theta_b."""
+    pi_b = np.exp(theta_b - theta_b.max()) / np.exp(theta_b - theta_b.max()).sum()
+    return (np.eye(len(theta_b))[action] - pi_b) * (rewards_b[action] - baseline)  # your code here
+
+
+def optimal_baseline(theta_b, rewards_b):
+    """The constant b minimising the variance of score_function_estimate."""
+    pi_b = np.exp(theta_b - theta_b.max()) / np.exp(theta_b - theta_b.max()).sum()
+    weight = pi_b * ((np.eye(len(theta_b)) - pi_b) ** 2).sum(axis=1)  # pi_a |e_a - pi|^2
+    return weight @ rewards_b / weight.sum()  # your code here
+
+
+assert check_exercise_1(solve_values)
+assert np.allclose(solve_values(P_pi, (softmax_policy(theta) * R).sum(axis=1), gamma), V)
+assert check_exercise_2(score_function_estimate)
+
+# Measure: REINFORCE on this chapter's MDP, with and without the baseline V(s_t)
+plain, with_baseline = [], []
+for _ in range(300 if quick_mode() else 3000):
+    episode = sample_episode(theta, rng)
+    rewards = episode[2][:, None]
+    ends = np.zeros_like(rewards, bool)
+    ends[-1] = True
+    returns = discounted_returns(rewards, ends, np.zeros_like(ends), gamma)[:, 0]
+    plain.append(reinforce_gradient(episode, returns))
+    with_baseline.append(reinforce_gradient(episode, returns - V[episode[0]]))
+for label, grads in (("no baseline", plain), ("baseline V(s_t)", with_baseline)):
+    grads = np.array(grads)
+    print(f"  {label:>16}: total variance {grads.var(axis=0).sum():.4f}, mean error "
+          f"{np.abs(grads.mean(axis=0) - exact_gradient).max():.4f}")
+
+assert check_exercise_3(optimal_baseline)
+theta_b, rewards_b = np.array([0.5, -1.0, 0.2]), np.array([1.0, 0.0, 3.0])
+for label, b in (("b = 0", 0.0), ("b = V", softmax_policy(theta_b[None])[0] @ rewards_b),
+                 ("b = b*", optimal_baseline(theta_b, rewards_b))):
+    print(f"  bandit, {label:>6}: variance "
+          f"{estimator_moments(score_function_estimate, theta_b, rewards_b, b)[1]:.4f}")
+
+# %% [markdown]
+# A wrong answer gets a ✗ and the expected values (here: forgetting the $-\pi$ of
+# $\nabla \log \pi$, which biases the estimate):
+
+# %%
+assert not check_exercise_2(lambda th, r, a, b: np.eye(len(th))[a] * (r[a] - b))
