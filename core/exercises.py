@@ -66,7 +66,7 @@ def compare(number: int, student: Callable[..., Any], reference: Callable[..., A
             error = np.abs(np.where(finite, got - expected, 0.0)).max() if same_inf else np.inf
             return report(number, False, f"{where}: expected\n{np.round(expected, 6)}\n"
                                          f"got\n{np.round(got, 6)}\n(max error {error:.2e})")
-    return report(number, True, f"{what} matches the reference on {len(cases)} inputs")
+    return report(number, True, f"{what}: right on all {len(cases)} inputs, as the reference")
 
 
 def _describe(case: tuple) -> str:

@@ -112,3 +112,63 @@ path = plot_curves(curves, figure_dir() / "ch05_2_reinforce_torch_vs_tf.png",
                    "environment steps", "episode return (smoothed)",
                    title="REINFORCE on CartPole-v1: PyTorch and TensorFlow", hline=475)
 print("saved", path)
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise is a function with one line marked `# your code here`, preset to an answer so
+# that this notebook runs; replace it with your own and run the check below it. A check
+# compares your function with the float64 reference on fresh random inputs and prints ✓ or ✗
+# with what it expected.
+#
+# 1. **The function listing 5.2 forgot.** Write the returns of one episode that terminates,
+#    $G_t = r_t + \gamma G_{t+1}$ with $G_T = 0$, for a 1-D array of rewards. (What do
+#    $\gamma = 0$ and $\gamma = 1$ give?) The cell compares your returns with
+#    `compute_returns_listing` in both frameworks.
+# 2. **The loss.** Write $L = -\frac{1}{T}\sum_t \log \pi(a_t|s_t)\, G_t$ from the logits
+#    `(T, A)` of a categorical policy, the actions `(T,)` and the returns `(T,)`.
+# 3. **Its gradient.** Write $\partial L / \partial z_t = -\frac{1}{T}(e_{a_t} - \pi_t)\, G_t$
+#    (with $\pi_t = \text{softmax}(z_t)$), the signal that backpropagation sends into the
+#    network. The check compares it with finite differences of the reference loss.
+
+# %%
+from duetrl.core.exercises import exercise_checks  # noqa: E402
+from duetrl.core.reference.attention import softmax  # noqa: E402
+
+check_exercise_1, check_exercise_2, check_exercise_3 = exercise_checks(
+    "ch05_2_reinforce_torch_vs_tf")
+
+
+def returns_to_go(rewards, gamma):
+    """G_t = r_t + gamma G_{t+1} of one terminated episode, rewards (T,) -> (T,)."""
+    return np.array([sum(gamma**k * r for k, r in enumerate(rewards[t:])) for t in range(len(rewards))])  # your code here
+
+
+def reinforce_loss(logits, actions, returns):
+    """-1/T sum_t log pi(a_t|s_t) G_t, logits (T, A), actions (T,), returns (T,)."""
+    log_pi = logits - logits.max(axis=1, keepdims=True)
+    log_pi = log_pi - np.log(np.exp(log_pi).sum(axis=1, keepdims=True))
+    return -np.mean(log_pi[np.arange(len(actions)), actions] * returns)  # your code here
+
+
+def reinforce_loss_gradient(logits, actions, returns):
+    """dL/dlogits (T, A)."""
+    onehot = np.eye(logits.shape[1])[actions]
+    return -(onehot - softmax(logits)) * returns[:, None] / len(actions)  # your code here
+
+
+assert check_exercise_1(returns_to_go)
+episode_rewards = np.ones(10)  # a CartPole episode of 10 steps
+for name, backend in backends.items():
+    listing = backend.to_numpy(backend.compute_returns_listing(list(episode_rewards), 0.99))
+    print(f"  {name:>5} listing vs yours: max difference "
+          f"{np.abs(listing - returns_to_go(episode_rewards, 0.99)).max():.1e}")
+assert check_exercise_2(reinforce_loss)
+assert check_exercise_3(reinforce_loss_gradient)
+
+# %% [markdown]
+# A wrong answer gets a ✗ and the expected values (here: the sign of the loss flipped, which
+# would make gradient *descent* lower the probability of good actions):
+
+# %%
+assert not check_exercise_2(lambda logits, actions, returns: -reinforce_loss(logits, actions, returns))
