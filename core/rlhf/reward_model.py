@@ -379,3 +379,116 @@ def load_reward_model(
     calibration = tuple(float(v) for v in checkpoint.metadata["calibration"])
     return RewardModel(backend, saved_task, config, checkpoint.tensors["params"],
                        checkpoint.tensors["head"], calibration)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------
+# RL against the learned reward: over-optimisation (Gao et al. 2022)
+# ---------------------------------------------------------------------------------------------
+
+
+def overoptimisation_sweep(
+    backend: ModuleType,
+    reference: tuple[GPTConfig, dict[str, np.ndarray]],
+    reward_model_path: str | Path,
+    betas: Sequence[float],
+    updates: int = 80,
+    algo: str = "rloo",
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[float, dict[str, list[float]]]:
+    """RL against the learned reward at each beta: ``{beta: history}`` (core/rlhf/train.py's
+    metrics per update, ``reward`` the learned one and ``true_reward`` the task's).
+
+    The policy maximises E[r_learned] - beta KL(pi || pi_ref); the smaller beta, the further
+    it may move from the samples r_learned was fitted on, and the more of r_learned's errors
+    it finds.
+    """
+    from duetrl.core.rlhf.train import RLHFRun, RLHFSettings
+
+    if not betas:
+        raise ValueError("betas: expected at least one KL coefficient")
+    histories: dict[float, dict[str, list[float]]] = {}
+    for beta in betas:
+        settings = RLHFSettings(algo=algo, beta=float(beta), updates=updates, seed=seed,
+                                reward="learned", reward_model=str(reward_model_path))
+        run = RLHFRun(backend, settings, reference)
+        history: dict[str, list[float]] = {}
+        for update in range(updates):
+            metrics, _ = run.update(update)
+            for key, value in metrics.items():
+                history.setdefault(key, []).append(value)
+        histories[float(beta)] = history
+        if progress:
+            row = overoptimisation_table({float(beta): history})[0]
+            print(f"beta {beta:g}: learned {row['learned_reward']:.3f}, true "
+                  f"{row['true_reward']:.3f}, KL {row['kl']:.2f} nats")
+    return histories
+
+
+def overoptimisation_table(
+    histories: dict[float, dict[str, list[float]]], last_fraction: float = 0.1
+) -> list[dict[str, float]]:
+    """One row per beta: learned and true reward and KL, each averaged over the last
+    ``last_fraction`` of updates, and the true reward's peak (a 10-update moving average)."""
+    rows = []
+    for beta, h in histories.items():
+        n = len(h["reward"])
+        tail = max(1, math.ceil(last_fraction * n))
+        true = np.asarray(h["true_reward"])
+        window = min(10, n)
+        smooth = np.convolve(true, np.ones(window) / window, mode="valid")
+        rows.append({
+            "beta": beta,
+            "kl": float(np.mean(h["kl"][-tail:])),
+            "learned_reward": float(np.mean(h["reward"][-tail:])),
+            "true_reward": float(np.mean(true[-tail:])),
+            "initial_true_reward": float(np.mean(true[:window])),
+            "peak_true_reward": float(smooth.max()),
+        })
+    return rows
+
+
+def plot_overoptimisation(
+    histories: dict[float, dict[str, list[float]]], path: str | Path, title: str = ""
+) -> Path:
+    """Learned (solid) and true (dashed) reward: left, against updates for each beta (10-update
+    moving averages); right, the end of each run against its KL(pi || pi_ref)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def smooth(values: list[float]) -> np.ndarray:
+        window = min(10, len(values))
+        return np.convolve(values, np.ones(window) / window, mode="valid")
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (beta, h) in enumerate(histories.items()):
+        color = colors[i % len(colors)]
+        steps = np.asarray(h["update"])[len(h["update"]) - len(smooth(h["reward"])):]
+        axes[0].plot(steps, smooth(h["reward"]), color=color, label=f"beta {beta:g} learned")
+        axes[0].plot(steps, smooth(h["true_reward"]), color=color, linestyle="--",
+                     label=f"beta {beta:g} true")
+    rows = sorted(overoptimisation_table(histories), key=lambda r: r["kl"])
+    kls = [r["kl"] for r in rows]
+    axes[1].plot(kls, [r["learned_reward"] for r in rows], "o-", label="learned reward")
+    axes[1].plot(kls, [r["true_reward"] for r in rows], "s--", label="true reward")
+    for r in rows:
+        axes[1].annotate(f"beta {r['beta']:g}", (r["kl"], r["true_reward"]), fontsize=8,
+                         textcoords="offset points", xytext=(4, -10))
+    axes[0].set_xlabel("update")
+    axes[1].set_xlabel("KL(pi || pi_ref) (nats), last 10% of updates")
+    for ax, name in ((axes[0], "during training"), (axes[1], "end of each run")):
+        ax.set_ylabel("reward")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -25,8 +25,9 @@ Per update u:
 
 Logged per update (log.csv; the progress bar shows the first five): reward, kl (mean sequence
 k1 of the policy's samples, nats), entropy (nats per token), clip_fraction, success, loss,
-beta, length, grad_norm, wall_s. The ``--json`` summary averages reward and KL over the last
-10% of updates.
+beta, length, grad_norm, wall_s; with ``reward="learned"`` (r from a reward model, see
+``core/rlhf/reward_model.py``) also true_reward, the task's reward of the same samples. The
+``--json`` summary averages reward and KL over the last 10% of updates.
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ GROUP_ALGORITHMS = ("rloo", "grpo", "dpo")
 RLHF_KIND = "duetrl.rlhf"
 """The ``kind`` of an RLHF checkpoint: tensor groups ``params`` (policy), ``optim``,
 ``reference``, ``value_head`` (PPO); metadata settings, config, update, beta, history."""
+
+REWARD_SOURCES = ("task", "learned")
+"""Where r comes from: the task's reward function, or a reward model learned from preferences
+(``core/rlhf/reward_model.py``; the task's reward is then logged as ``true_reward``)."""
 
 _RESUMABLE = ("updates", "checkpoint_every")
 """Settings a resumed run may change (a longer run continues a shorter one)."""
@@ -111,6 +116,13 @@ class RLHFSettings:
     n_embd: int = field(default=32, metadata=_help("uniform reference: model width"))
     seed: int = field(default=0, metadata=_help("seeds prompts, sampling noise and heads"))
     checkpoint_every: int = field(default=0, metadata=_help("updates between checkpoints"))
+    reward: str = field(
+        default="task",
+        metadata=_help("reward source: the task's rule, or a learned reward model (logs both)"),
+    )
+    reward_model: str = field(
+        default="", metadata=_help("--reward learned: the reward model's checkpoint")
+    )
 
     def __post_init__(self) -> None:
         get_task(self.task)
@@ -142,6 +154,12 @@ class RLHFSettings:
         ref.check_choice("normalisation", self.normalisation, ref.NORMALISATIONS)
         ref.check_choice("advantage_scale", self.advantage_scale, ref.ADVANTAGE_SCALES)
         ref.check_choice("dpo_pairs", self.dpo_pairs, ("policy", "reference"))
+        ref.check_choice("reward", self.reward, REWARD_SOURCES)
+        if self.reward == "learned" and not self.reward_model:
+            raise ValueError(
+                "reward_model: --reward learned needs a reward model checkpoint; train one with "
+                f"`duetrl rlhf reward-model --task {self.task}`"
+            )
         for name in ("checkpoint_every", "warmup"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -206,6 +224,11 @@ class RLHFRun:
             learning_rate=settings.learning_rate,
             max_grad_norm=settings.max_grad_norm or None,
         )
+        self.reward_model = None
+        if settings.reward == "learned":
+            from duetrl.core.rlhf.reward_model import load_reward_model
+
+            self.reward_model = load_reward_model(backend, settings.reward_model, settings.task)
         if settings.kl_target > 0:
             self.kl = AdaptiveKLController(settings.beta, settings.kl_target, settings.kl_horizon)
         else:
@@ -217,10 +240,14 @@ class RLHFRun:
         """Update ``update``'s rollout of ``policy`` (default: the policy being trained)."""
         s = self.settings
         prompts = self.mdp.task.prompts(s.prompts, prompt_rng(s.seed, update))
-        return rollout(
+        data = rollout(
             self.backend, policy if policy is not None else self.policy, self.reference,
             self.mdp, prompts, s.group_size, noise_seed(s.seed, update, stream),
         )
+        if self.reward_model is not None:  # r = the learned reward; the task's is kept aside
+            data.extras["true_reward"] = data.rewards
+            data.rewards = self.reward_model(data.prompts, data.completions)
+        return data
 
     def update(self, update: int) -> tuple[dict[str, float], Rollout]:
         """Sample, score, compute advantages, step the learner; ``(metrics, rollout)``."""
@@ -253,6 +280,8 @@ class RLHFRun:
             "samples": float(len(data.rewards)),
             "wall_s": time.perf_counter() - began,
         }
+        if "true_reward" in data.extras:
+            metrics["true_reward"] = float(data.extras["true_reward"].mean())
         for key in ("chosen_reward", "rejected_reward", "value_loss"):
             if key in stats:
                 metrics[key] = float(stats[key])
@@ -294,9 +323,8 @@ class RLHFRun:
 
     def values(self, tokens: np.ndarray) -> np.ndarray:
         """V(s_t) ``(B, T-1)`` of the value head at every column t (no gradient)."""
-        b = self.backend
-        hidden = b.hidden_states(self.policy, tokens[:, :-1])  # (B, T-1, D)
-        return b.to_numpy(self.value_head(hidden)).astype(np.float64)
+        values = self.backend.inference_values(self.policy, self.value_head, tokens)
+        return values.astype(np.float64)  # (B, T-1)
 
     def _dpo_step(self, pairs: Rollout | None, update: int, beta: float) -> dict[str, float]:
         """Preference pairs (best vs worst of each group, labelled by the task's reward) from
@@ -359,7 +387,12 @@ def summarize(history: dict[str, list[float]], updates: int | None = None) -> di
         key: float(np.mean(history[key][-tail:])) if n else float("nan")
         for key in ("reward", "kl", "entropy", "success")
     }
+    extra = {}
+    if "true_reward" in history:  # a learned reward: the task's own, over the same updates
+        extra["mean_true_reward"] = float(np.mean(history["true_reward"][-tail:]))
+        extra["initial_true_reward"] = float(history["true_reward"][0])
     return {
+        **extra,
         "mean_reward": out["reward"],
         "kl": out["kl"],
         "entropy": out["entropy"],
@@ -399,6 +432,8 @@ def plot_reward_kl(
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for label, h in histories.items():
         axes[0].plot(h["update"], h["reward"], label=label)
+        if "true_reward" in h:  # --reward learned: the task's reward of the same samples
+            axes[0].plot(h["update"], h["true_reward"], linestyle="--", label=f"{label} (true r)")
         axes[1].plot(h["update"], h["kl"], label=label)
     for ax, key, ylabel in ((axes[0], "mean_reward", "mean reward"), (axes[1], "kl", "KL (nats)")):
         if exact is not None:
