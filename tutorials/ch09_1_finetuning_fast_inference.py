@@ -189,3 +189,66 @@ except ImportError:
 
 # %%
 shutil.rmtree(workdir)  # the checkpoints of this tutorial were temporary
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise is a function with one line marked `# your code here`, preset to an answer so
+# that this notebook runs; replace it with your own and run the check below it. A check
+# compares your function with `duetrl.core.lm.sampling` (what both backends sample with) or
+# with the decoding loop itself, and prints ✓ or ✗ with what it expected.
+#
+# 1. **Top-$k$.** Given logits `(B, V)`, set every logit outside each row's $k$ largest to
+#    $-\infty$ (so $\text{softmax}$ gives it probability 0).
+# 2. **Top-$p$ (nucleus).** Sort each row's tokens by probability; keep the smallest prefix
+#    whose total probability reaches $p$, and set the rest to $-\infty$. Careful with the
+#    token that crosses $p$: it is kept (so the most likely token always is).
+# 3. **What the cache saves.** Generating $n$ tokens after a prompt of $P$ tokens, how many
+#    positions does the model compute, with a KV cache and without one (where each step runs
+#    the whole prefix again)? The check counts them in the real decoding loop,
+#    `core.lm.sampling.generate`, with a model that only counts. Compare the ratio with the
+#    speed-up measured in section 3.
+
+# %%
+from duetrl.core.exercises import exercise_checks  # noqa: E402
+
+check_exercise_1, check_exercise_2, check_exercise_3 = exercise_checks(
+    "ch09_1_finetuning_fast_inference")
+
+
+def top_k_filter(logits, k):
+    """logits (B, V) with all but each row's k largest set to -inf."""
+    kth_largest = np.sort(logits, axis=-1)[:, -k][:, None]
+    return np.where(logits < kth_largest, -np.inf, logits)  # your code here
+
+
+def top_p_filter(logits, p):
+    """logits (B, V) with all but each row's nucleus of probability p set to -inf."""
+    order = np.argsort(-logits, axis=-1)
+    sorted_logits = np.take_along_axis(logits, order, axis=-1)
+    probs = np.exp(sorted_logits - sorted_logits[:, :1])
+    probs = probs / probs.sum(axis=-1, keepdims=True)
+    keep_sorted = np.cumsum(probs, axis=-1) - probs < p  # your code here
+    keep = np.zeros_like(keep_sorted)
+    np.put_along_axis(keep, order, keep_sorted, axis=-1)
+    return np.where(keep, logits, -np.inf)
+
+
+def positions_computed(prompt_len, new_tokens, use_cache):
+    """Positions the model computes to generate new_tokens after a prompt of prompt_len."""
+    return prompt_len + new_tokens - 1 if use_cache else sum(prompt_len + t for t in range(new_tokens))  # your code here
+
+
+assert check_exercise_1(top_k_filter)
+assert check_exercise_2(top_p_filter)
+assert check_exercise_3(positions_computed)
+for n in lengths:  # compare with the tokens / s of section 3
+    ratio = positions_computed(prompt.shape[1], n, False) / positions_computed(prompt.shape[1], n, True)
+    print(f"  {n} new tokens after a prompt of {prompt.shape[1]}: {ratio:.1f}x fewer positions with the cache")
+
+# %% [markdown]
+# A wrong answer gets a ✗ and the expected values (here: forgetting that the last token
+# needs no logits after it, so it is never fed back to the model):
+
+# %%
+assert not check_exercise_3(lambda prompt_len, new_tokens, use_cache: prompt_len + new_tokens if use_cache else sum(prompt_len + t for t in range(new_tokens + 1)))
