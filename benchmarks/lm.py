@@ -190,7 +190,9 @@ def duetrl_rates(backend, config: GPTConfig, batches, new_tokens: int, repeats: 
         )
         key = f"generate_tokens_per_second_{'cached' if use_cache else 'uncached'}"
         rates[key] = median_rate(generate, new_tokens, 5 if use_cache else 3, 1)
-    rates["decode_step_breakdown_us"] = decode_step_breakdown(backend, model)
+    # the step after a prompt of half the context (128 at the default size)
+    start = min(128, config.block_size // 2)
+    rates["decode_step_breakdown_us"] = decode_step_breakdown(backend, model, start)
     return rates
 
 
