@@ -5,6 +5,9 @@
     duetrl rlhf train --task sort-digits --algo rloo --reference uniform --beta 0.1 --updates 300
     duetrl rlhf sample --checkpoint runs/rlhf/sort-digits/rloo_torch/checkpoint.safetensors
     duetrl compare rlhf --task sort-digits --algo grpo --updates 30
+    duetrl rlhf reward-model --task sort-digits --pairs 256
+    duetrl rlhf train --reward learned --reward-model runs/rlhf/sort-digits/reward_model.safetensors
+    duetrl rlhf overoptimisation --betas 0.001,0.01,0.1 --updates 80
 
 Every field of ``RLHFSettings`` (core/rlhf/train.py) is a ``train`` flag, its field doc the
 help. ``train`` with the pretrained reference uses ``--reference-checkpoint``; when that is the
@@ -28,11 +31,28 @@ def default_reference_path(task: str) -> Path:
     return RUNS / task / "reference.safetensors"
 
 
+def default_reward_model_path(task: str) -> Path:
+    """Where ``rlhf reward-model`` saves: runs/rlhf/<task>/reward_model.safetensors."""
+    return RUNS / task / "reward_model.safetensors"
+
+
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     from duetrl.core.rlhf.train import settings_fields
 
     group = parser.add_argument_group("RL settings (core/rlhf/train.py RLHFSettings)")
     for field in settings_fields():
+        flag = "--" + field.name.replace("_", "-")
+        help_text = f"{field.metadata.get('help', '')} (default: {field.default})"
+        group.add_argument(flag, dest=field.name, type=type(field.default), default=None,
+                           help=help_text)
+
+
+def _add_dataclass_flags(parser: argparse.ArgumentParser, fields_name: str, title: str) -> None:
+    """One flag per field of a settings dataclass (``fields_name`` in reward_model.py)."""
+    from duetrl.core.rlhf import reward_model
+
+    group = parser.add_argument_group(title)
+    for field in getattr(reward_model, fields_name)():
         flag = "--" + field.name.replace("_", "-")
         help_text = f"{field.metadata.get('help', '')} (default: {field.default})"
         group.add_argument(flag, dest=field.name, type=type(field.default), default=None,
@@ -91,6 +111,41 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
     sample.add_argument("--threads", type=int, default=1)
     sample.add_argument("--json", action="store_true")
     sample.set_defaults(run=run_sample)
+
+    reward = sub.add_parser(
+        "reward-model", help="fit a reward model to preference pairs (Bradley-Terry)"
+    )
+    reward.add_argument("--backend", choices=list(BACKENDS), default="torch")
+    reward.add_argument("--threads", type=int, default=1, help="framework CPU threads")
+    reward.add_argument("--out", default=None,
+                        help="checkpoint (default: runs/rlhf/<task>/reward_model.safetensors)")
+    reward.add_argument("--quiet", action="store_true", help="no progress bar")
+    reward.add_argument("--json", action="store_true", help="print a JSON summary")
+    _add_dataclass_flags(reward, "reward_model_fields", "reward-model settings "
+                         "(core/rlhf/reward_model.py RewardModelSettings)")
+    reward.set_defaults(run=run_reward_model)
+
+    over = sub.add_parser(
+        "overoptimisation",
+        help="RL against a learned reward at several beta: learned and true reward vs KL",
+    )
+    over.add_argument("--task", default="sort-digits", help="text task")
+    over.add_argument("--reward-model", default=None,
+                      help="reward model (default: runs/rlhf/<task>/reward_model.safetensors, "
+                           "trained first if missing)")
+    over.add_argument("--reference-checkpoint", default=None, help="the pretrained reference")
+    over.add_argument("--betas", default="0.001,0.003,0.01,0.03,0.1",
+                      help="comma-separated KL coefficients")
+    over.add_argument("--updates", type=int, default=80, help="RL updates per beta")
+    over.add_argument("--algo", default="rloo", help="RL objective")
+    over.add_argument("--backend", choices=list(BACKENDS), default="torch")
+    over.add_argument("--seed", type=int, default=0)
+    over.add_argument("--threads", type=int, default=1)
+    over.add_argument("--out", default=None,
+                      help="plot (default: runs/rlhf/<task>/overoptimisation.png)")
+    over.add_argument("--quiet", action="store_true")
+    over.add_argument("--json", action="store_true")
+    over.set_defaults(run=run_overoptimisation)
 
     cmp = compare.add_parser("rlhf", help="RL on a text task in torch and tf, in lockstep")
     cmp.add_argument("--reference-checkpoint", default=None)
@@ -190,6 +245,9 @@ def run_train(args: argparse.Namespace) -> int:
     exact = summary.get("exact")
     extra = (f" (exact optimum: reward {exact['mean_reward']:.4f}, KL {exact['kl']:.4f})"
              if exact else "")
+    if "mean_true_reward" in summary:  # --reward learned: the task's reward beside it
+        extra += (f" (learned reward; the task's true reward {summary['initial_true_reward']:.3f}"
+                  f" -> {summary['mean_true_reward']:.3f})")
     print(f"{settings.algo} on {settings.task} ({summary['backend']}, beta {settings.beta}): "
           f"reward {summary['initial_reward']:.3f} -> {summary['mean_reward']:.3f}, KL "
           f"{summary['kl']:.3f} nats{extra}; {summary['updates']} updates in "
@@ -234,6 +292,88 @@ def run_sample(args: argparse.Namespace) -> int:
     for row in rows:
         print(f"{row['reward']:.3f}  {row['prompt']!r} -> {row['completion']!r}")
     print(f"mean reward {data.rewards.mean():.3f} over {len(rows)} samples ({task.name})")
+    return 0
+
+
+def run_reward_model(args: argparse.Namespace) -> int:
+    from duetrl.core.backend import load_backend
+    from duetrl.core.rlhf.reward_model import (
+        RewardModelSettings,
+        reward_model_fields,
+        train_reward_model,
+    )
+
+    values = {f.name: getattr(args, f.name) for f in reward_model_fields()
+              if getattr(args, f.name, None) is not None}
+    settings = RewardModelSettings(**values)
+    backend = load_backend(args.backend)
+    backend.set_num_threads(args.threads)
+    path = Path(args.out) if args.out else default_reward_model_path(settings.task)
+    _, figures = train_reward_model(backend, settings, path, progress=not args.quiet)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return 0
+    print(f"reward model for {settings.task} ({backend.NAME}, {figures['parameters']} "
+          f"parameters, {figures['pairs']} pairs, {figures['seconds']:.1f} s): pairwise "
+          f"accuracy {figures['train_accuracy']:.3f} on its pairs, "
+          f"{figures['held_out_accuracy']:.3f} held out; saved {figures['checkpoint']}\n"
+          f"use it: duetrl rlhf train --task {settings.task} --reward learned --reward-model "
+          f"{figures['checkpoint']}")
+    return 0
+
+
+def _floats(text: str, name: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{name}: expected comma-separated numbers, got {text!r}") from None
+    if not values or any(v < 0 for v in values):
+        raise ValueError(f"{name}: expected one or more numbers >= 0, got {text!r}")
+    return values
+
+
+def run_overoptimisation(args: argparse.Namespace) -> int:
+    from duetrl.core.backend import load_backend
+    from duetrl.core.rlhf.reward_model import (
+        overoptimisation_sweep,
+        overoptimisation_table,
+        plot_overoptimisation,
+        train_reward_model,
+    )
+    from duetrl.core.rlhf.train import RLHFSettings
+
+    betas = _floats(args.betas, "--betas")
+    settings = RLHFSettings(task=args.task, algo=args.algo, updates=args.updates)
+    backend = load_backend(args.backend)
+    backend.set_num_threads(args.threads)
+    reference, _ = _reference(settings, args.reference_checkpoint, args.quiet)
+    path = args.reward_model
+    if path is None:
+        target = default_reward_model_path(settings.task)
+        if not target.is_file():
+            print(f"duetrl: no reward model at {target}; training one (duetrl rlhf "
+                  f"reward-model --task {settings.task})", file=sys.stderr)
+            from duetrl.core.rlhf.reward_model import RewardModelSettings
+
+            train_reward_model(backend, RewardModelSettings(task=settings.task), target)
+        path = str(target)
+    elif not Path(path).is_file():
+        raise FileNotFoundError(f"--reward-model: no file at {path!r}; make one with duetrl "
+                                f"rlhf reward-model --task {settings.task} --out {path}")
+    histories = overoptimisation_sweep(backend, reference, path, betas, args.updates,
+                                       args.algo, args.seed, progress=not args.quiet)
+    out = Path(args.out) if args.out else RUNS / settings.task / "overoptimisation.png"
+    plot = plot_overoptimisation(histories, out, f"{args.algo} against a learned reward "
+                                 f"({backend.NAME}, {args.updates} updates per beta)")
+    rows = overoptimisation_table(histories)
+    if args.json:
+        print(json.dumps({"rows": rows, "plot": str(plot), "reward_model": path}, indent=2))
+        return 0
+    print(f"{'beta':>8} {'KL':>7} {'learned r':>10} {'true r':>8} {'true r peak':>12}")
+    for r in rows:
+        print(f"{r['beta']:8g} {r['kl']:7.2f} {r['learned_reward']:10.3f} "
+              f"{r['true_reward']:8.3f} {r['peak_true_reward']:12.3f}")
+    print(f"plot {plot}")
     return 0
 
 

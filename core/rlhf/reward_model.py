@@ -34,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Sequence
@@ -65,7 +66,7 @@ class RewardModelSettings:
     """How a reward model is trained (every field is a ``duetrl rlhf reward-model`` flag)."""
 
     task: str = field(default="sort-digits", metadata=_help("text task whose reward labels"))
-    pairs: int = field(default=512, metadata=_help("training preference pairs (ties dropped)"))
+    pairs: int = field(default=256, metadata=_help("training preference pairs (ties dropped)"))
     held_out: int = field(default=1024, metadata=_help("held-out pairs for the accuracy"))
     label_noise: float = field(default=0.0, metadata=_help("probability a label is flipped"))
     steps: int = field(default=300, metadata=_help("Adam steps on the Bradley-Terry loss"))
@@ -74,7 +75,9 @@ class RewardModelSettings:
     n_layer: int = field(default=1, metadata=_help("GPT blocks of the reward model"))
     n_head: int = field(default=2, metadata=_help("attention heads"))
     n_embd: int = field(default=16, metadata=_help("model width"))
-    seed: int = field(default=0, metadata=_help("seeds the pairs, the weights and the batches"))
+    # seed 1: a reward model RL exploits within 80 updates at beta <= 0.01 (seeds 1 and 2 of
+    # 0-3 do; 0 and 3 happen to reward repeated digits, which are sorted: see the tutorial)
+    seed: int = field(default=1, metadata=_help("seeds the pairs, the weights and the batches"))
 
     def __post_init__(self) -> None:
         get_task(self.task)
@@ -89,6 +92,11 @@ class RewardModelSettings:
             )
         if not (isinstance(self.learning_rate, int | float) and self.learning_rate > 0):
             raise ValueError(f"learning_rate: expected > 0, got {self.learning_rate!r}")
+
+
+def reward_model_fields() -> list[dataclasses.Field]:
+    """The fields of :class:`RewardModelSettings`, for building command-line flags."""
+    return list(dataclasses.fields(RewardModelSettings))
 
 
 # ---------------------------------------------------------------------------------------------
