@@ -165,6 +165,40 @@ def make_preference_pairs(
                            np.array(margins[:num_pairs]))
 
 
+def label_pairs(
+    task: str | TextTask,
+    prompts: Sequence[str],
+    first: Sequence[str],
+    second: Sequence[str],
+    rng: np.random.Generator | None = None,
+    label_noise: float = 0.0,
+) -> PreferencePairs:
+    """Label given completion pairs with ``task``'s reward (ties dropped, then a share
+    ``label_noise`` flipped): how the policy's own samples join the data (iterated RLHF)."""
+    task = get_task(task)
+    if not len(prompts) == len(first) == len(second):
+        raise ValueError(
+            f"second: expected one completion per prompt in first and second, got "
+            f"{len(prompts)} prompts, {len(first)} and {len(second)} completions"
+        )
+    rng = rng if rng is not None else np.random.default_rng(0)
+    r1, r2 = task.rewards(prompts, first), task.rewards(prompts, second)
+    out = PreferencePairs([], [], [], np.zeros(0))
+    margins = []
+    for p, a, b, ra, rb in zip(prompts, first, second, r1, r2):
+        if ra == rb:
+            continue  # a tie: dropped
+        (win, r_win), (lose, r_lose) = ((a, ra), (b, rb)) if ra > rb else ((b, rb), (a, ra))
+        if label_noise and rng.random() < label_noise:
+            (win, r_win), (lose, r_lose) = (lose, r_lose), (win, r_win)  # the annotator errs
+        out.prompts.append(p)
+        out.chosen.append(win)
+        out.rejected.append(lose)
+        margins.append(r_win - r_lose)
+    out.true_margin = np.array(margins)
+    return out
+
+
 def encode_completions(
     mdp: SequenceMDP, prompts: Sequence[str], completions: Sequence[str]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -296,6 +330,7 @@ def calibrate(model: RewardModel, num: int, rng: np.random.Generator) -> tuple[f
 def train_reward_model(
     backend: ModuleType, settings: RewardModelSettings | None = None,
     path: str | Path | None = None, progress: bool = False,
+    extra_pairs: PreferencePairs | None = None,
 ) -> tuple[RewardModel, dict[str, Any]]:
     """Fit a reward model to ``settings.pairs`` labelled pairs with the Bradley-Terry loss.
 
@@ -303,6 +338,8 @@ def train_reward_model(
     both backends start from the same model and see the same batches.
 
     :param path: where to save it (kind ``duetrl.reward_model``); None: not saved.
+    :param extra_pairs: more training pairs, appended to the ``settings.pairs`` drawn from
+        the reference distribution (e.g. the policy's own samples, :func:`label_pairs`).
     :returns: ``(model, figures)``: figures hold ``train_accuracy``, ``held_out_accuracy``
         (on ``settings.held_out`` fresh pairs, labelled without noise), ``loss`` (mean of the
         last 10% of steps), ``seconds``, ``parameters`` and ``checkpoint``.
@@ -314,6 +351,13 @@ def train_reward_model(
                        n_layer=s.n_layer, n_head=s.n_head, n_embd=s.n_embd)
     rng = np.random.default_rng((s.seed, 11))
     train_pairs = make_preference_pairs(task, s.pairs, rng, s.label_noise)
+    if extra_pairs is not None and len(extra_pairs):
+        train_pairs = PreferencePairs(
+            train_pairs.prompts + list(extra_pairs.prompts),
+            train_pairs.chosen + list(extra_pairs.chosen),
+            train_pairs.rejected + list(extra_pairs.rejected),
+            np.concatenate([train_pairs.true_margin, extra_pairs.true_margin]),
+        )
     held_out = make_preference_pairs(task, s.held_out, np.random.default_rng((s.seed, 12)))
     model = RewardModel(backend, task, config, seed=s.seed)
     learner = backend.RLHFLearner(model.trunk, model.head, learning_rate=s.learning_rate)

@@ -1,0 +1,214 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Reward design: a reward model learned from preferences, and how RL over-optimises it
+#
+# Outline 3.1.4 (reward design and the objective), 2.3.2 (rewards from human feedback) and
+# 9.2.1 (how to design a reward). In the previous tutorial the reward was a rule we could
+# compute. RLHF usually has no such rule: it has people's *choices* between two answers. A
+# **reward model** $r_\phi$ is fitted to those choices, and RL then maximises
+#
+# $$J(\pi) = \mathbb{E}_{y\sim\pi}[r_\phi(x, y)] - \beta\,\mathrm{KL}(\pi \,\|\, \pi_{\text{ref}}).$$
+#
+# The catch (Gao, Schulman and Hilton 2022): $r_\phi$ is only right where it was trained. The
+# harder RL pushes (the smaller $\beta$), the further the policy moves from those samples, and
+# the more it finds what $r_\phi$ gets wrong: the *learned* reward keeps rising while the
+# *true* reward falls. We build all of it on `sort-digits`, where the true reward is known, so
+# we can watch both.
+
+# %%
+import inspect
+import tempfile
+
+import numpy as np
+
+from duetrl.core.backend import load_backends
+from duetrl.core.reference import rlhf as ref
+from duetrl.core.rlhf.reference import PretrainSettings, load_reference, pretrain_reference
+from duetrl.core.rlhf.reward_model import (
+    RewardModelSettings,
+    label_pairs,
+    make_preference_pairs,
+    overoptimisation_sweep,
+    overoptimisation_table,
+    plot_overoptimisation,
+    train_reward_model,
+)
+from duetrl.core.rlhf.tasks import SORT_DIGITS
+from duetrl.core.rlhf.train import RLHFRun, RLHFSettings
+from duetrl.core.tutorial import figure_dir, quick_mode
+
+backends = load_backends(["torch", "tf"])
+for backend in backends.values():
+    backend.set_num_threads(1)  # tiny models: one thread per framework is fastest
+QUICK = quick_mode()
+task = SORT_DIGITS
+folder = tempfile.mkdtemp()
+
+# %% [markdown]
+# ## 1. Preference pairs, labelled by a rule the policy never sees
+#
+# Our "annotator" compares two answers to one prompt with the task's reward (the fraction of
+# sorted adjacent pairs) and prefers the higher one; a tie says nothing and is dropped; with
+# probability `label_noise` it errs. The answers come from the *reference distribution* only:
+# 8 uniform digits and the stop token, what the pretrained $\pi_{\text{ref}}$ writes. Nothing
+# in the data shows an answer of another length, or one with a ':' in it.
+
+# %%
+pairs = make_preference_pairs(task, 4, np.random.default_rng(0))
+for p, w, lose, m in zip(pairs.prompts, pairs.chosen, pairs.rejected, pairs.true_margin):
+    print(f"{p!r}: prefer {w!r} to {lose!r}   (true margin {m:+.3f})")
+
+# %% [markdown]
+# ## 2. The Bradley-Terry loss, in both frameworks
+#
+# Bradley and Terry (1952) model a choice as a logistic function of a score difference,
+#
+# $$P(y_w \succ y_l \mid x) = \sigma\big(r_\phi(x, y_w) - r_\phi(x, y_l)\big), \qquad
+#   L(\phi) = -\frac{1}{N}\sum_n \log\sigma\big(r_\phi(x_n, y_{w,n}) - r_\phi(x_n, y_{l,n})\big).$$
+#
+# Only differences of $r_\phi$ matter: adding a constant changes nothing. $r_\phi$ is a GPT
+# with a scalar head $v = h w + b$ read at the last completion token (the same `ValueHead` as
+# PPO's value). Each framework writes the loss in three lines:
+
+# %%
+for name, backend in backends.items():
+    print(f"# backends/{name}/rlhf.py\n{inspect.getsource(backend.bradley_terry_loss)}")
+margins = np.array([2.0, 0.5, -1.0])  # r_w - r_l of three pairs
+expected, accuracy = ref.bradley_terry_loss(margins, np.zeros(3))  # float64 oracle
+for name, b in backends.items():
+    loss, acc = b.bradley_terry_loss(b.as_tensor(margins, "float32"),
+                                     b.as_tensor(np.zeros(3), "float32"))
+    print(f"{name:>5}: loss {float(b.to_numpy(loss)):.6f} (reference {expected:.6f}), "
+          f"accuracy {float(b.to_numpy(acc)):.3f}")
+
+# %% [markdown]
+# ## 3. Training the reward model, side by side
+#
+# `train_reward_model` draws the pairs, weights and batch order with NumPy from one seed, so
+# both frameworks start from the same model and see the same batches; each step is
+# `RLHFLearner.update(batch, "reward_model")`. The model is deliberately weak: 1 block of
+# width 16, 256 pairs. Afterwards it is *calibrated*, an affine map that keeps every
+# preference: on fresh reference samples its mean and std are set to the true reward's,
+# $r_{\text{learned}} = \mu_{\text{true}} + \sigma_{\text{true}}(r_\phi - \mu_\phi)/\sigma_\phi$,
+# so both rewards start at about 0.55 and share one axis.
+#
+# (The two frameworks agree to float32 precision for the first ~25 steps; then rounding
+# differences grow, as in any chaotic training run, and the two models end near each other
+# in accuracy but not in weights.)
+
+# %%
+settings = RewardModelSettings(steps=150 if QUICK else 300)  # 256 pairs, seed 1
+models = {}
+for name, backend in backends.items():
+    path = f"{folder}/reward_model_{name}.safetensors"
+    models[name], figures = train_reward_model(backend, settings, path)
+    print(f"{name:>5}: pairwise accuracy {figures['train_accuracy']:.3f} on its pairs, "
+          f"{figures['held_out_accuracy']:.3f} on {settings.held_out} held-out pairs "
+          f"({figures['parameters']} parameters, {figures['seconds']:.1f} s)")
+probe = ["01234567\n", "00112233\n", "31415926\n", "98765432\n", "3\n", ":::::::::"]
+learned = models["torch"](["31415926:"] * len(probe), probe)
+true = task.rewards(["31415926:"] * len(probe), probe)
+for y, r_l, r_t in zip(probe, learned, true):
+    print(f"{y!r:>14}: learned {r_l:.3f}  true {r_t:.3f}")
+
+# %% [markdown]
+# About two pairs in three ranked right: better than chance, far from perfect. Look at the
+# last two rows: answers unlike anything in the training pairs get whatever score the model
+# happens to give them.
+#
+# ## 4. RL against the learned reward: over-optimisation
+#
+# `duetrl rlhf train --reward learned --reward-model PATH` swaps the task's reward for the
+# model's (core/rlhf/train.py) and logs the task's reward beside it as `true_reward`. We run
+# RLOO from the pretrained reference at several $\beta$ and plot both rewards.
+
+# %%
+reference_path = f"{folder}/reference.safetensors"
+pretrain_reference(backends["torch"], task, reference_path, PretrainSettings(), progress=False)
+reference = load_reference(reference_path, task)
+betas = (0.001, 0.1) if QUICK else (0.001, 0.003, 0.01, 0.03, 0.1)
+updates = 30 if QUICK else 80
+histories = overoptimisation_sweep(backends["torch"], reference,
+                                   f"{folder}/reward_model_torch.safetensors", betas, updates)
+rows = overoptimisation_table(histories)
+print(f"{'beta':>7} {'KL':>6} {'learned r':>10} {'true r':>7}")
+for r in rows:
+    print(f"{r['beta']:7g} {r['kl']:6.2f} {r['learned_reward']:10.3f} {r['true_reward']:7.3f}")
+print("saved", plot_overoptimisation(histories, figure_dir() / "ch03_1_overoptimisation.png",
+                                     "RLOO against a learned reward (torch)"))
+
+# %%
+run = RLHFRun(backends["torch"], RLHFSettings(beta=min(betas), updates=updates,
+                                              reward="learned",
+                                              reward_model=f"{folder}/reward_model_torch"
+                                                           ".safetensors"), reference)
+for u in range(updates):
+    _, data = run.update(u)
+print("what the policy writes at beta", min(betas), "->", data.completions[:4])
+print("learned reward", data.rewards[:4].round(3), "| true reward",
+      data.extras["true_reward"][:4].round(3))
+
+# %% [markdown]
+# At the smallest $\beta$ the policy drifts far from $\pi_{\text{ref}}$ (tens of nats) to text
+# the reward model never saw (with these seeds a string of ':' or a one-digit answer) that
+# it scores above the reference's average: the learned reward rises, the true reward
+# collapses to about 0. At larger $\beta$ the KL term keeps the policy near the data and the
+# two rewards move together. That is Gao et al.'s picture: the true reward is a rising-then-
+# falling function of the distance from the reference, the proxy keeps rising.
+#
+# **Be honest about the seed.** With these settings the exploit shows; reward models of other
+# seeds (0 and 3 with 256 pairs, for instance) happen to prefer repeated digits, which *are*
+# sorted, and there the true reward rose with the learned one within 80 updates. What does
+# not depend on the seed is the mechanism: the proxy is unconstrained off its data, and a
+# small $\beta$ lets the policy go there.
+#
+# Remedies, each a knob of this framework: a larger $\beta$ (or the adaptive controller,
+# `--kl-target`); more and broader preference data; and *iterated* RLHF: label the policy's
+# own samples and retrain the reward model (exercise 3).
+#
+# ## Exercises
+#
+# 1. Under Bradley-Terry, what score difference makes $y_w$ preferred 3 times in 4? Check:
+#    `ref.bradley_terry_loss` of that margin equals $-\log 0.75$.
+# 2. The calibration is affine with a positive slope: show it keeps every preference. Check:
+#    the learned rewards of `probe` rank the answers exactly as the raw scores
+#    `model.raw_scores(...)` do.
+# 3. Iterated RLHF: pair the hacked policy's samples (`data` above) with reference answers,
+#    label them with `label_pairs`, retrain with `extra_pairs=`, and check that the new model
+#    prefers a sorted answer to the hack.
+
+# %%
+# Exercise 1 check
+margin = np.log(3.0)  # sigma(log 3) = 3 / 4
+loss, _ = ref.bradley_terry_loss(np.array([margin]), np.array([0.0]))
+assert abs(loss + np.log(0.75)) < 1e-12
+
+# Exercise 2 check
+from duetrl.core.rlhf.reward_model import encode_completions  # noqa: E402
+
+model = models["torch"]
+raw = model.raw_scores(*encode_completions(model.mdp, ["31415926:"] * len(probe), probe))
+assert np.array_equal(np.argsort(raw), np.argsort(learned))
+
+# Exercise 3 check
+rng = np.random.default_rng(5)
+hacked = data.completions
+fresh = [task.completion_fn(p, rng) for p in data.prompts]
+extra = label_pairs(task, data.prompts, hacked, fresh)
+retrained, _ = train_reward_model(backends["torch"], settings, extra_pairs=extra)
+worst = hacked[int(np.argmax(data.rewards))]  # the hack the old model liked best
+before = models["torch"](["31415926:"] * 2, ["01234567\n", worst])
+after = retrained(["31415926:"] * 2, ["01234567\n", worst])
+print(f"{worst!r}: old model {before[1]:.3f} vs sorted {before[0]:.3f}; "
+      f"retrained {after[1]:.3f} vs sorted {after[0]:.3f}")
+assert after[0] > after[1]
+print("exercise checks pass")
