@@ -44,6 +44,7 @@ from duetrl.core.reference.rlhf import (
     last_token_index,
     objective_coefficients,
 )
+from duetrl.core.rlhf.mdp import pad_pairs
 from duetrl.core.tolerances import to_numpy
 
 # ---------------------------------------------------------------------------------------------
@@ -266,14 +267,25 @@ def ppo_lm_loss(
     return policy_loss + vf_coef * value_loss, stats  # L_clip + c_V L_V
 
 
+def weighted_mean(values: tf.Tensor, weights: tf.Tensor | None = None) -> tf.Tensor:
+    """sum(v w) / max(sum w, 1) over the rows; the plain mean when ``weights`` is None."""
+    if weights is None:
+        return tf.reduce_mean(values)
+    return tf.reduce_sum(values * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+
+
 def dpo_loss(
     logp_chosen: tf.Tensor,
     logp_rejected: tf.Tensor,
     ref_chosen: tf.Tensor,
     ref_rejected: tf.Tensor,
     beta: float,
+    weights: tf.Tensor | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """-mean log sigmoid(beta((lp_w - ref_w) - (lp_l - ref_l))); also the implicit rewards."""
+    """-mean log sigmoid(beta((lp_w - ref_w) - (lp_l - ref_l))); also the implicit rewards.
+
+    ``weights`` (B,) of 0 or 1: the mean over the pairs weighted 1 (padding rows weigh 0).
+    """
     check_non_negative("beta", beta)
     check_same_shape(
         "logp_chosen", logp_chosen, logp_rejected=logp_rejected, ref_chosen=ref_chosen,
@@ -281,7 +293,7 @@ def dpo_loss(
     )
     chosen_rewards = beta * (logp_chosen - ref_chosen)  # beta (lp_w - ref_w)
     rejected_rewards = beta * (logp_rejected - ref_rejected)
-    loss = -tf.reduce_mean(tf.math.log_sigmoid(chosen_rewards - rejected_rewards))
+    loss = -weighted_mean(tf.math.log_sigmoid(chosen_rewards - rejected_rewards), weights)
     return loss, chosen_rewards, rejected_rewards
 
 
@@ -318,6 +330,36 @@ def token_log_probs(model: GPT, tokens: tf.Tensor | np.ndarray) -> tf.Tensor:
     tokens = tf.convert_to_tensor(tokens)
     logp = tf.nn.log_softmax(model(tokens[:, :-1]), axis=-1)  # (B, T-1, V)
     return tf.gather(logp, tokens[:, 1:, None], batch_dims=2)[..., 0]  # (B, T-1)
+
+
+def inference_log_probs(model: GPT, tokens: np.ndarray) -> np.ndarray:
+    """token_log_probs without gradient, as NumPy (B, T-1): the rollout's reference pass.
+
+    A graph traced once per model and shape (eager Keras is ~8x slower)."""
+    tokens = np.asarray(tokens, np.int64)
+    check_token_ids(tokens.shape, model.config, "tokens", tokens)
+    graph = _graph(model, "log_probs", tokens.shape, lambda t: token_log_probs(model, t))
+    return graph(tf.constant(tokens)).numpy()
+
+
+def inference_values(model: GPT, value_head: ValueHead, tokens: np.ndarray) -> np.ndarray:
+    """V(s_t) (B, T-1) of ``value_head`` on ``model``'s hidden states, without gradient, as
+    NumPy (PPO's old values). A graph traced once per model, head and shape."""
+    tokens = np.asarray(tokens, np.int64)
+    check_token_ids(tokens.shape, model.config, "tokens", tokens)
+    key = f"values {id(value_head)}"
+    graph = _graph(model, key, tokens.shape, lambda t: value_head(hidden_states(model, t[:, :-1])))
+    return graph(tf.constant(tokens)).numpy()
+
+
+def _graph(model: GPT, key: str, shape: tuple[int, ...], fn: Any) -> Any:
+    """``fn``(int64 tokens of ``shape``) as a concrete function, traced once and kept on the
+    model (outside Keras' tracking); calling it skips tf.function's argument binding."""
+    graphs = model.__dict__.setdefault("_inference_graphs", {})
+    if (key, shape) not in graphs:
+        spec = tf.TensorSpec(shape, tf.int64)
+        graphs[key, shape] = tf.function(fn).get_concrete_function(spec)
+    return graphs[key, shape]
 
 
 def token_entropy(logits: tf.Tensor) -> tf.Tensor:
@@ -436,6 +478,8 @@ class RLHFLearner:
         check_batch(batch, objective)
         if objective in USES_HEAD and self.value_head is None:
             raise ValueError(f"value_head: objective {objective!r} needs a ValueHead, got None")
+        if objective == "dpo":  # a fixed number of pairs whatever the ties dropped: one trace
+            batch = pad_pairs(batch)
         tensors, coefficients = self._to_tensors(batch), self._to_tensors(coefficients)
         learning_rate = tf.constant(self.learning_rate, dtype=tf.float64)
         stats = self.compiled_step(objective, tensors, coefficients, learning_rate)
@@ -503,6 +547,7 @@ class RLHFLearner:
         return loss, {**stats, **self._token_stats(batch, logp, entropy)}
 
     def _dpo_loss(self, batch: dict[str, tf.Tensor], beta: float) -> tuple:
+        weights = batch.get("pair_weights")  # padding rows weigh 0
         logp_chosen = sequence_log_probs(
             token_log_probs(self.policy, batch["chosen_tokens"]), batch["chosen_mask"]
         )
@@ -511,14 +556,14 @@ class RLHFLearner:
         )
         loss, chosen_rewards, rejected_rewards = dpo_loss(
             logp_chosen, logp_rejected, batch["ref_chosen_logp"], batch["ref_rejected_logp"],
-            beta,
+            beta, weights,
         )
         margin = tf.stop_gradient(chosen_rewards - rejected_rewards)
         return loss, {
-            "chosen_reward": tf.reduce_mean(tf.stop_gradient(chosen_rewards)),
-            "rejected_reward": tf.reduce_mean(tf.stop_gradient(rejected_rewards)),
-            "margin": tf.reduce_mean(margin),
-            "accuracy": tf.reduce_mean(tf.cast(margin > 0, margin.dtype)),
+            "chosen_reward": weighted_mean(tf.stop_gradient(chosen_rewards), weights),
+            "rejected_reward": weighted_mean(tf.stop_gradient(rejected_rewards), weights),
+            "margin": weighted_mean(margin, weights),
+            "accuracy": weighted_mean(tf.cast(margin > 0, margin.dtype), weights),
         }
 
     def _reward_model_loss(self, batch: dict[str, tf.Tensor]) -> tuple:

@@ -267,14 +267,25 @@ def ppo_lm_loss(
     return policy_loss + vf_coef * value_loss, stats  # L_clip + c_V L_V
 
 
+def weighted_mean(values: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """sum(v w) / max(sum w, 1) over the rows; the plain mean when ``weights`` is None."""
+    if weights is None:
+        return values.mean()
+    return (values * weights).sum() / weights.sum().clamp(min=1.0)
+
+
 def dpo_loss(
     logp_chosen: torch.Tensor,
     logp_rejected: torch.Tensor,
     ref_chosen: torch.Tensor,
     ref_rejected: torch.Tensor,
     beta: float,
+    weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """-mean log sigmoid(beta((lp_w - ref_w) - (lp_l - ref_l))); also the implicit rewards."""
+    """-mean log sigmoid(beta((lp_w - ref_w) - (lp_l - ref_l))); also the implicit rewards.
+
+    ``weights`` (B,) of 0 or 1: the mean over the pairs weighted 1 (padding rows weigh 0).
+    """
     check_non_negative("beta", beta)
     check_same_shape(
         "logp_chosen", logp_chosen, logp_rejected=logp_rejected, ref_chosen=ref_chosen,
@@ -282,7 +293,7 @@ def dpo_loss(
     )
     chosen_rewards = beta * (logp_chosen - ref_chosen)  # beta (lp_w - ref_w)
     rejected_rewards = beta * (logp_rejected - ref_rejected)
-    loss = -F.logsigmoid(chosen_rewards - rejected_rewards).mean()
+    loss = -weighted_mean(F.logsigmoid(chosen_rewards - rejected_rewards), weights)
     return loss, chosen_rewards, rejected_rewards
 
 
@@ -319,6 +330,22 @@ def token_log_probs(model: GPT, tokens: torch.Tensor | np.ndarray) -> torch.Tens
     tokens = torch.as_tensor(tokens)
     logp = F.log_softmax(model(tokens[:, :-1]), dim=-1)  # (B, T-1, V)
     return torch.gather(logp, -1, tokens[:, 1:, None])[..., 0]  # (B, T-1)
+
+
+@torch.inference_mode()
+def inference_log_probs(model: GPT, tokens: np.ndarray) -> np.ndarray:
+    """token_log_probs without gradient, as NumPy (B, T-1): the rollout's reference pass.
+
+    Under ``torch.inference_mode()``: no autograd graph is recorded."""
+    return token_log_probs(model, torch.as_tensor(tokens)).numpy()
+
+
+@torch.inference_mode()
+def inference_values(model: GPT, value_head: ValueHead, tokens: np.ndarray) -> np.ndarray:
+    """V(s_t) (B, T-1) of ``value_head`` on ``model``'s hidden states, without gradient, as
+    NumPy (PPO's old values)."""
+    tokens = torch.as_tensor(tokens)
+    return value_head(hidden_states(model, tokens[:, :-1])).numpy()
 
 
 def token_entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -498,6 +525,7 @@ class RLHFLearner:
         return loss, {**stats, **self._token_stats(batch, logp, entropy)}
 
     def _dpo_loss(self, batch: dict[str, torch.Tensor], beta: float) -> tuple:
+        weights = batch.get("pair_weights")  # padding rows weigh 0
         logp_chosen = sequence_log_probs(
             token_log_probs(self.policy, batch["chosen_tokens"]), batch["chosen_mask"]
         )
@@ -506,14 +534,14 @@ class RLHFLearner:
         )
         loss, chosen_rewards, rejected_rewards = dpo_loss(
             logp_chosen, logp_rejected, batch["ref_chosen_logp"], batch["ref_rejected_logp"],
-            beta,
+            beta, weights,
         )
         margin = (chosen_rewards - rejected_rewards).detach()
         return loss, {
-            "chosen_reward": chosen_rewards.detach().mean(),
-            "rejected_reward": rejected_rewards.detach().mean(),
-            "margin": margin.mean(),
-            "accuracy": (margin > 0).to(margin.dtype).mean(),
+            "chosen_reward": weighted_mean(chosen_rewards.detach(), weights),
+            "rejected_reward": weighted_mean(rejected_rewards.detach(), weights),
+            "margin": weighted_mean(margin, weights),
+            "accuracy": weighted_mean((margin > 0).to(margin.dtype), weights),
         }
 
     def _reward_model_loss(self, batch: dict[str, torch.Tensor]) -> tuple:

@@ -31,7 +31,7 @@ The batch handed to ``RLHFLearner.update`` (see ``core/reference/rlhf.py`` for t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -265,7 +265,7 @@ def rollout(
     """Sample ``group_size`` completions per prompt with ``policy`` and score them.
 
     :param backend: ``duetrl.backends.torch`` or ``duetrl.backends.tf``: its ``generate``
-        (cached decoding, noise from core) and ``token_log_probs``.
+        (cached decoding, noise from core) and ``inference_log_probs``.
     :param policy: the backend's GPT being trained.
     :param reference: the frozen reference GPT (None: ``ref_logp`` = ``old_logp``, KL 0).
     :param mdp: the task's :class:`SequenceMDP`.
@@ -301,7 +301,7 @@ def rollout(
         ref_logp = old_logp.copy()
     else:
         check_reference(policy.config, reference.config)
-        ref_logp = backend.to_numpy(backend.token_log_probs(reference, tokens)) * mask
+        ref_logp = backend.inference_log_probs(reference, tokens) * mask  # no gradient
     completions = [mdp.completion_text(row) for row in new_tokens]
     repeated = [p for p in prompts for _ in range(group_size)]
     rewards = mdp.task.rewards(repeated, completions)
@@ -313,3 +313,26 @@ def rollout(
         repeated, completions, tokens, mask, old_logp, ref_logp, rewards, success, group_size,
         extras,
     )
+
+
+def pad_pairs(batch: Mapping[str, Any], multiple: int = 8) -> dict[str, Any]:
+    """A preference batch (every array one row per pair) padded to a fixed number of rows.
+
+    DPO drops the groups whose rewards tie, so the number of pairs changes from update to
+    update; TensorFlow would trace its step again for each new number. The rows are padded to
+    the next power of two that is at least ``multiple`` (one shape for up to ``multiple``
+    pairs) by repeating the first pair, and ``pair_weights`` (1: a pair, 0: padding) tells the
+    loss which rows count. Strings and scalars pass unchanged.
+    """
+    arrays = {k: np.asarray(v) for k, v in batch.items() if not isinstance(v, str)}
+    rows = {len(v) for v in arrays.values() if v.ndim >= 1}
+    if len(rows) != 1:
+        raise ValueError(f"batch: expected arrays with one number of rows, got {sorted(rows)}")
+    (n,) = rows
+    size = max(multiple, 1 << max(n - 1, 0).bit_length())
+    padded: dict[str, Any] = dict(batch)
+    for key, value in arrays.items():
+        if value.ndim >= 1:
+            padded[key] = np.concatenate([value, np.repeat(value[:1], size - n, axis=0)])
+    padded["pair_weights"] = (np.arange(size) < n).astype(np.float64)
+    return padded
