@@ -130,7 +130,8 @@ CASES = {
         score,
         [lambda th, r, a, b: np.eye(len(th))[a] * (r[a] - b),  # forgot -pi
          lambda th, r, a, b: (np.eye(len(th))[a] - softmax(th)) * r[a] - b,
-         lambda th, r, a, b: (np.eye(len(th))[a] - softmax(th)) * (r[a] - b) * softmax(th)[a]]),
+         lambda th, r, a, b: (np.eye(len(th))[a] - softmax(th)) * (r[a] - b) * softmax(th)[a],
+         lambda th, r, a, b: (np.eye(len(th))[a] - softmax(th)) * r[a]]),  # ignores b: unbiased
     ex.check_optimal_baseline: (
         optimal_baseline,
         [lambda th, r: softmax(th) @ r,  # V: good, but not the minimum
