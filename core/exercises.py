@@ -260,7 +260,8 @@ def check_score_function_estimate(answer: Callable, seed: int | None = None) -> 
             return report(2, False, f"baseline b = {baseline:.3f}: unbiased, but expected a "
                                     f"variance E|g - grad J|^2 = {expected:.5f}, got "
                                     f"{variance:.5f} (is b subtracted from r_a?)")
-    return report(2, True, "E[g] = grad J for baselines 0, V and 3: no bias")
+    return report(2, True, "E[g] = grad J for baselines 0, V and 3 (no bias), and each b "
+                           "gives the variance it should")
 
 
 def _score_variance(theta: np.ndarray, rewards: np.ndarray, baseline: float) -> float:
