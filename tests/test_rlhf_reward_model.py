@@ -9,12 +9,16 @@
 4. The learned reward is a RewardFn: (N,) finite floats for odd completions too.
 5. Checkpoints: a round trip across backends gives the same scores; a file of another kind
    or task is refused with a clear message.
-6. Over-optimisation (seeded, torch): at beta = 0.001 RLOO against the default reward model
+6. The CLI: ``rlhf reward-model``, ``rlhf train --reward learned`` (both rewards in the
+   summary and the log) and ``rlhf overoptimisation``.
+7. Over-optimisation (seeded, torch): at beta = 0.001 RLOO against the default reward model
    raises the learned reward while the task's true reward collapses (the policy finds text
    the model never saw); both rewards are logged.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,7 +163,7 @@ def test_overoptimisation_learned_up_true_down(backends, tmp_path) -> None:
     assert summary["mean_true_reward"] < summary["initial_true_reward"] - 0.3, summary
 
 
-def test_cli_reward_model_prints_held_out_accuracy(tmp_path, capsys) -> None:
+def test_cli_reward_model_train_learned_and_overoptimisation(tmp_path, capsys) -> None:
     import json
 
     out = tmp_path / "rm.safetensors"
@@ -171,3 +175,18 @@ def test_cli_reward_model_prints_held_out_accuracy(tmp_path, capsys) -> None:
     assert out.is_file()
     assert main(["rlhf", "reward-model", "--pairs", "0", "--quiet"]) == 2
     assert "pairs: expected a positive int" in capsys.readouterr().err
+    reference = tmp_path / "reference.safetensors"
+    assert main(["rlhf", "pretrain", "--steps", "5", "--quiet", "--out", str(reference)]) == 0
+    capsys.readouterr()
+    common = ["--reward-model", str(out), "--reference-checkpoint", str(reference), "--quiet",
+              "--json"]
+    assert main(["rlhf", "train", "--reward", "learned", "--updates", "2", "--prompts", "2",
+                 "--group-size", "2", "--out", str(tmp_path / "run"), *common]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert {"mean_reward", "mean_true_reward", "initial_true_reward"} <= set(summary)
+    assert "true_reward" in Path(summary["log"]).read_text().splitlines()[0]
+    assert main(["rlhf", "overoptimisation", "--betas", "0.01,0.1", "--updates", "2",
+                 "--out", str(tmp_path / "over.png"), *common]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [r["beta"] for r in result["rows"]] == [0.01, 0.1]
+    assert (tmp_path / "over.png").is_file()

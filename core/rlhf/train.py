@@ -466,6 +466,8 @@ def exact_optimum(settings: RLHFSettings) -> dict[str, float] | None:
 
 def _check_resumable(saved: dict[str, Any], settings: RLHFSettings, path: Path) -> None:
     now = asdict(settings)
+    defaults = {f.name: f.default for f in dataclasses.fields(RLHFSettings)}
+    saved = {**defaults, **saved}  # a field added since the checkpoint was written: its default
     differing = {
         k: (saved.get(k), now[k]) for k in now if k not in _RESUMABLE and saved.get(k) != now[k]
     }
