@@ -358,7 +358,7 @@ def _graph(model: GPT, key: str, shape: tuple[int, ...], fn: Any) -> Any:
     graphs = model.__dict__.setdefault("_inference_graphs", {})
     if (key, shape) not in graphs:
         spec = tf.TensorSpec(shape, tf.int64)
-        graphs[key, shape] = tf.function(fn).get_concrete_function(spec)
+        graphs[key, shape] = tf.function(fn, autograph=False).get_concrete_function(spec)
     return graphs[key, shape]
 
 
@@ -462,7 +462,9 @@ class RLHFLearner:
         self.learning_rate = learning_rate
         self.trainable = PolicyWithHead(policy, value_head)
         self.optimizer = Adam(self.trainable, max_grad_norm, weight_decay)
-        self.compiled_step = tf.function(self._step)  # eager Keras is several times slower
+        # eager Keras is several times slower; no Python control flow depends on a tensor, so
+        # autograph (a quarter of the trace) is off
+        self.compiled_step = tf.function(self._step, autograph=False)
         self.dtype = tf.as_dtype(policy.wte.embeddings.dtype)
 
     def update(
