@@ -37,7 +37,6 @@ from duetrl.core.rlhf.reward_model import (
     RewardModelSettings,
     label_pairs,
     make_preference_pairs,
-    overoptimisation_sweep,
     overoptimisation_table,
     plot_overoptimisation,
     train_reward_model,
@@ -137,8 +136,18 @@ pretrain_reference(backends["torch"], task, reference_path, PretrainSettings(), 
 reference = load_reference(reference_path, task)
 betas = (0.001, 0.1) if QUICK else (0.001, 0.003, 0.01, 0.03, 0.1)
 updates = 30 if QUICK else 80
-histories = overoptimisation_sweep(backends["torch"], reference,
-                                   f"{folder}/reward_model_torch.safetensors", betas, updates)
+reward_model = f"{folder}/reward_model_torch.safetensors"
+histories, last = {}, {}
+for beta in betas:  # what `duetrl rlhf overoptimisation` runs (core/rlhf/reward_model.py)
+    run = RLHFRun(backends["torch"], RLHFSettings(algo="rloo", beta=beta, updates=updates,
+                                                  reward="learned", reward_model=reward_model),
+                  reference)
+    history: dict[str, list[float]] = {}
+    for u in range(updates):
+        metrics, data = run.update(u)  # metrics["reward"]: learned; ["true_reward"]: the task's
+        for key, value in metrics.items():
+            history.setdefault(key, []).append(value)
+    histories[beta], last[beta] = history, data
 rows = overoptimisation_table(histories)
 print(f"{'beta':>7} {'KL':>6} {'learned r':>10} {'true r':>7}")
 for r in rows:
@@ -147,12 +156,7 @@ print("saved", plot_overoptimisation(histories, figure_dir() / "ch03_1_overoptim
                                      "RLOO against a learned reward (torch)"))
 
 # %%
-run = RLHFRun(backends["torch"], RLHFSettings(beta=min(betas), updates=updates,
-                                              reward="learned",
-                                              reward_model=f"{folder}/reward_model_torch"
-                                                           ".safetensors"), reference)
-for u in range(updates):
-    _, data = run.update(u)
+data = last[min(betas)]  # the last batch of the smallest beta's run
 print("what the policy writes at beta", min(betas), "->", data.completions[:4])
 print("learned reward", data.rewards[:4].round(3), "| true reward",
       data.extras["true_reward"][:4].round(3))
@@ -170,6 +174,12 @@ print("learned reward", data.rewards[:4].round(3), "| true reward",
 # sorted, and there the true reward rose with the learned one within 80 updates. What does
 # not depend on the seed is the mechanism: the proxy is unconstrained off its data, and a
 # small $\beta$ lets the policy go there.
+#
+# The other framework: `duetrl rlhf overoptimisation --backend tf --reward-model FILE` with
+# the torch-trained file gives the same table (to 3 decimals at $\beta$ = 0.001, 0.01, 0.1).
+# The *tf-trained* model of section 3 has other weights (the chaos above) and is exploited
+# elsewhere: in 80 updates at $\beta = 0.1$ its true reward fell to 0.11 (KL 6.2 nats), while
+# at $\beta = 0.001$ the policy found sorted repeated digits (true 0.68).
 #
 # Remedies, each a knob of this framework: a larger $\beta$ (or the adaptive controller,
 # `--kl-target`); more and broader preference data; and *iterated* RLHF: label the policy's
