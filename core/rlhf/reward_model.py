@@ -137,32 +137,22 @@ def make_preference_pairs(
         raise ValueError(f"num_pairs: expected a positive int, got {num_pairs!r}")
     if not 0.0 <= label_noise < 0.5:
         raise ValueError(f"label_noise: expected a probability in [0, 0.5), got {label_noise!r}")
-    prompts: list[str] = []
-    chosen: list[str] = []
-    rejected: list[str] = []
-    margins: list[float] = []
+    out = PreferencePairs([], [], [], np.zeros(0))
     for _ in range(1000):  # rounds of candidates; ties are rare on sort-digits (~15%)
-        need = num_pairs - len(prompts)
+        need = num_pairs - len(out)
         if need <= 0:
             break
         batch = task.prompts(2 * need, rng)[:need]
         first = [task.completion_fn(p, rng) for p in batch]
         second = [task.completion_fn(p, rng) for p in batch]
-        r1, r2 = task.rewards(batch, first), task.rewards(batch, second)
-        for p, a, b, ra, rb in zip(batch, first, second, r1, r2):
-            if ra == rb:
-                continue  # a tie: dropped
-            (win, r_win), (lose, r_lose) = ((a, ra), (b, rb)) if ra > rb else ((b, rb), (a, ra))
-            if rng.random() < label_noise:
-                (win, r_win), (lose, r_lose) = (lose, r_lose), (win, r_win)  # the annotator errs
-            prompts.append(p)
-            chosen.append(win)
-            rejected.append(lose)
-            margins.append(r_win - r_lose)
+        more = label_pairs(task, batch, first, second, rng, label_noise)
+        out = PreferencePairs(out.prompts + more.prompts, out.chosen + more.chosen,
+                              out.rejected + more.rejected,
+                              np.concatenate([out.true_margin, more.true_margin]))
     else:
         raise ValueError(f"task: {task.name!r} gave too many ties to build {num_pairs} pairs")
-    return PreferencePairs(prompts[:num_pairs], chosen[:num_pairs], rejected[:num_pairs],
-                           np.array(margins[:num_pairs]))
+    return PreferencePairs(out.prompts[:num_pairs], out.chosen[:num_pairs],
+                           out.rejected[:num_pairs], out.true_margin[:num_pairs])
 
 
 def label_pairs(
@@ -176,6 +166,8 @@ def label_pairs(
     """Label given completion pairs with ``task``'s reward (ties dropped, then a share
     ``label_noise`` flipped): how the policy's own samples join the data (iterated RLHF)."""
     task = get_task(task)
+    if not 0.0 <= label_noise < 0.5:
+        raise ValueError(f"label_noise: expected a probability in [0, 0.5), got {label_noise!r}")
     if not len(prompts) == len(first) == len(second):
         raise ValueError(
             f"second: expected one completion per prompt in first and second, got "
@@ -189,7 +181,7 @@ def label_pairs(
         if ra == rb:
             continue  # a tie: dropped
         (win, r_win), (lose, r_lose) = ((a, ra), (b, rb)) if ra > rb else ((b, rb), (a, ra))
-        if label_noise and rng.random() < label_noise:
+        if rng.random() < label_noise:  # one draw per kept pair, noise or not
             (win, r_win), (lose, r_lose) = (lose, r_lose), (win, r_win)  # the annotator errs
         out.prompts.append(p)
         out.chosen.append(win)
