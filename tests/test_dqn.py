@@ -162,7 +162,8 @@ def test_dqn_meets_q_star_on_frozenlake(name) -> None:
     settings = make_dqn_settings(
         num_envs=8, hidden_dim=64, learning_rate=1e-3, gamma=0.9, batch_size=64,
         buffer_size=2000, learning_starts=500, train_freq=16, gradient_steps=32,
-        target_update_interval=64, epsilon_start=1.0, epsilon_final=1.0, max_grad_norm=0.0)
+        target_update_interval=64, epsilon_start=1.0, epsilon_final=1.0, max_grad_norm=0.0,
+        n_step=1)  # n-step returns of a uniform behaviour policy are not Q*'s (no correction)
     trainer = DQNTrainer("FrozenLake-v1", name, settings, seed=0, total_steps=10_000,
                          env_kwargs={"is_slippery": False})
     while trainer.env_steps < 9_000:

@@ -52,7 +52,7 @@ def test_time_limit_is_a_truncation_that_bootstraps_from_the_final_state() -> No
     """CleanRL's bug: a time-limit truncation stored as a termination. With a 10-step limit the
     sampled transitions that end an episode by the clock carry term = 0 and s' = the true final
     observation (not the reset one)."""
-    trainer = _collecting()
+    trainer = _collecting(n_step=1)
     for _ in range(2):
         trainer.step()
     stored = _stored(trainer)
@@ -97,3 +97,32 @@ def test_target_syncs_every_target_update_interval_gradient_steps() -> None:
     assert synced_at == [(g, g % 4 == 0) for g, _ in synced_at]
     assert [g for g, _ in synced_at] == [3, 6, 9, 12, 15, 18]
     trainer.close()
+
+
+@pytest.mark.parametrize("name", ["torch", "tf"])
+def test_update_many_equals_one_update_per_batch(backends, name) -> None:
+    """The trainer's chunked update (one backend call for G gradient steps) is G updates."""
+    from duetrl.core.initializers import cast_params
+    from duetrl.core.reference.dqn import init_q_params
+    from duetrl.core.rl.replay import ReplayBuffer
+    from duetrl.core.tolerances import assert_close
+
+    module = __import__(f"duetrl.backends.{name}.dqn", fromlist=["DQNAgent"])
+    params = cast_params(init_q_params(4, 16, 2, seed=2), "float64")
+    agents = [module.DQNAgent(4, 2, 16, True, 10.0, "float64") for _ in range(2)]
+    for agent in agents:
+        backends[name].import_params(agent, params)
+    rng = np.random.default_rng(0)
+    buffer = ReplayBuffer(50, 2, (4,), n_step=2, gamma=0.9, batch_size=8)
+    for _ in range(50):
+        buffer.add(rng.normal(size=(2, 4)), rng.integers(0, 2, 2), rng.normal(size=2),
+                   rng.normal(size=(2, 4)), rng.random(2) < 0.1, rng.random(2) < 0.1)
+    batches = buffer.sample_many(5, 8, np.random.default_rng(1))
+    assert batches["states"].shape == (5, 8, 4)
+    many = agents[0].update_many(batches, 1e-2)
+    for i in range(5):
+        one = agents[1].update({k: v[i] for k, v in batches.items()}, 1e-2)
+    assert_close(many["loss"], one["loss"], "float64", f"{name} last loss")
+    exported = [backends[name].export_params(agent) for agent in agents]
+    for key in exported[0]:
+        assert_close(exported[0][key], exported[1][key], "float64", f"{name} {key}")

@@ -24,6 +24,7 @@ from duetrl.core.interfaces.rl import check_policy_config
 from duetrl.core.reference.dqn import HUBER_DELTA
 
 BATCH_KEYS = ("states", "actions", "rewards", "next_states", "terminations", "discounts")
+METRICS = ("loss", "q_mean", "td_error")
 
 
 def huber_loss(errors: Tensor, delta: float = HUBER_DELTA) -> Tensor:
@@ -130,6 +131,22 @@ class DQNAgent(keras.Model):
         tensors["terminations"] = tf.cast(tensors["terminations"], tensors["rewards"].dtype)
         metrics = self.update_step(tensors, tf.constant(learning_rate, tf.float64))
         return {k: float(v) for k, v in metrics.items()}
+
+    def update_many(self, batches: dict[str, np.ndarray], learning_rate: float) -> dict[str, float]:
+        """One gradient step per stacked batch (G, B, ...), in order, in one call; the last
+        step's metrics (one host transfer for G steps)."""
+        tensors = {k: self.as_tensor(batches[k]) for k in BATCH_KEYS}
+        tensors["terminations"] = tf.cast(tensors["terminations"], tensors["rewards"].dtype)
+        metrics = self.update_loop(tensors, tf.constant(learning_rate, tf.float64))
+        return {k: float(v) for k, v in metrics.items()}
+
+    @tf.function(reduce_retracing=True)
+    def update_loop(self, batches: dict[str, Tensor], learning_rate: float) -> dict[str, Tensor]:
+        """:meth:`update_step` on ``batches[k][i]`` for i = 0 .. G-1."""
+        metrics = {k: tf.zeros((), dtype=batches["rewards"].dtype) for k in METRICS}
+        for i in tf.range(tf.shape(batches["states"])[0]):
+            metrics = self.update_step({k: v[i] for k, v in batches.items()}, learning_rate)
+        return metrics
 
     @tf.function(reduce_retracing=True)
     def update_step(self, batch: dict[str, Tensor], learning_rate: float) -> dict[str, Tensor]:

@@ -5,6 +5,7 @@
         -> the replay buffer (core/rl/replay.py; n-step returns, terminations kept apart)
         gradient_steps times: batch <- buffer.sample; agent.update(batch)  (the backend)
         every target_update_interval gradient steps: theta_target <- theta
+        (the gradient steps between two syncs go to the backend in one call: update_many)
 
 The backend's ``DQNAgent`` (backends/<name>/dqn.py) holds the networks, the loss and the Adam
 step; everything random (initial weights, exploration coins, replay samples) is drawn here
@@ -55,7 +56,13 @@ class DQNSettings:
     """DQN (Mnih et al. 2015) with Double DQN and n-step returns as options.
 
     Defaults follow rl-baselines3-zoo's CartPole-v1 DQN (lr 2.3e-3, batch 64, 256 env steps
-    then 128 gradient steps, eps 1 -> 0.04 over 16% of the budget), on 4 vector envs.
+    then 128 gradient steps, eps 1 -> 0.04 over 16% of the budget), on 4 vector envs, with two
+    changes measured on CartPole-v1: 3-step returns and a target sync every 64 gradient steps
+    (twice per training phase; the zoo's effectively syncs once per phase). Both carry reward
+    back faster: with 1-step returns and one sync per phase Q grows by about one reward per
+    phase, and the greedy policy hovered at 80-250 for 30k+ steps on most seeds (so did SB3's).
+    n-step returns of an exploring policy are biased toward its own values: for an off-policy
+    oracle (Q* under a uniform behaviour) set ``n_step=1``.
     """
 
     num_envs: int = _help(4, "vector environments stepped together")
@@ -67,15 +74,15 @@ class DQNSettings:
     learning_starts: int = _help(1_000, "env steps collected before the first update")
     train_freq: int = _help(64, "vector steps collected between training phases")
     gradient_steps: int = _help(128, "gradient steps per training phase")
-    target_update_interval: int = _help(128, "gradient steps between target syncs")
+    target_update_interval: int = _help(64, "gradient steps between target syncs")
     epsilon_start: float = _help(1.0, "exploration rate at the start, in [0, 1]")
     epsilon_final: float = _help(0.04, "exploration rate after the decay, in [0, 1]")
     exploration_fraction: float = _help(0.16, "share of --total-steps over which eps decays")
     double: bool = _help(False, "Double DQN: the online network picks a*, the target rates it")
-    n_step: int = _help(1, "steps summed into each return before bootstrapping")
+    n_step: int = _help(3, "steps summed into each return before bootstrapping")
     max_grad_norm: float = _help(10.0, "clip the global gradient norm to this (0 = off)")
     eval_episodes: int = _help(20, "greedy episodes that decide 'solved'")
-    eval_interval: int = _help(2560, "env steps between greedy evaluations")
+    eval_interval: int = _help(1024, "env steps between greedy evaluations")
 
     def validate(self) -> None:
         """Raise ValueError naming the first setting out of range."""
@@ -250,10 +257,15 @@ class DQNTrainer:
         metrics = {"loss": float("nan"), "q_mean": float("nan"), "td_error": float("nan")}
         s = self.settings
         if self.env_steps >= max(s.learning_starts, s.batch_size):
-            for _ in range(s.gradient_steps):
-                metrics = self.agent.update(self.buffer.sample(s.batch_size, self.replay_rng),
-                                            s.learning_rate)
-                self.gradient_steps += 1
+            remaining = s.gradient_steps
+            while remaining:  # in chunks that end at each target sync: one backend call each
+                chunk = min(remaining, s.target_update_interval
+                            - self.gradient_steps % s.target_update_interval)
+                metrics = self.agent.update_many(
+                    self.buffer.sample_many(chunk, s.batch_size, self.replay_rng),
+                    s.learning_rate)
+                self.gradient_steps += chunk
+                remaining -= chunk
                 if self.gradient_steps % s.target_update_interval == 0:
                     self.agent.sync_target()  # theta_target <- theta
             if not all(math.isfinite(v) for v in metrics.values()):

@@ -119,3 +119,9 @@ class ReplayBuffer:
             "terminations": self.terminations[last, envs],
             "discounts": self.gamma ** steps.astype(np.float64),
         }
+
+    def sample_many(self, count: int, batch_size: int,
+                    rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """``count`` batches of :meth:`sample`, drawn in turn, stacked: (count, batch_size, ...)."""
+        batches = [self.sample(batch_size, rng) for _ in range(count)]
+        return {k: np.stack([b[k] for b in batches]) for k in batches[0]}
