@@ -2,9 +2,10 @@
 
     .venv/bin/python benchmarks/dqn.py --seeds 0 1 2 --total-steps 50000
 
-"Solved" = the greedy policy's mean return over 20 episodes >= 475 (duetrl checks it when the
-recent training episodes come close; SB3 is evaluated the same way every 2,560 steps through a
-callback, evaluation time excluded from neither). SB3 runs rl-baselines3-zoo's CartPole-v1
+"Solved" = the greedy policy's mean return over 20 episodes >= 475, checked for both every
+``eval_interval`` env steps (1,024 by default; SB3 through a callback at the start of the
+rollout that follows, i.e. after the training phase, as ours; evaluation time excluded from
+neither). SB3 runs rl-baselines3-zoo's CartPole-v1
 DQN hyperparameters; it is skipped if stable-baselines3 is not installed (the ``bench``
 extra). One process, one framework thread, runs one after another. Reports steps and wall
 seconds per run and the median ratios ours / SB3 and tf / torch.
@@ -45,7 +46,7 @@ def run_ours(backend: str, seed: int, total_steps: int, overrides: dict) -> dict
             "greedy_return": trainer.greedy_return}
 
 
-def run_sb3(seed: int, total_steps: int) -> dict | None:
+def run_sb3(seed: int, total_steps: int, eval_interval: int) -> dict | None:
     try:
         import gymnasium as gym
         from stable_baselines3 import DQN
@@ -68,8 +69,8 @@ def run_sb3(seed: int, total_steps: int) -> dict | None:
             super().__init__()
             self.solved, self.greedy = False, float("nan")
 
-        def _on_rollout_end(self) -> None:
-            if self.num_timesteps % 2560 < 256:
+        def _on_rollout_start(self) -> None:  # after the previous rollout's training
+            if self.num_timesteps and self.num_timesteps % eval_interval < ZOO["train_freq"]:
                 self.greedy = greedy(self.model)
                 self.solved = self.greedy >= 475
 
@@ -106,7 +107,9 @@ def main(argv: list[str] | None = None) -> dict:
         for backend in ("torch", "tf"):
             results[f"ours_{backend}"].append(run_ours(backend, seed, args.total_steps, overrides))
         if not args.no_sb3:
-            sb3 = run_sb3(seed, args.total_steps)
+            from duetrl.core.rl.dqn import make_dqn_settings
+
+            sb3 = run_sb3(seed, args.total_steps, make_dqn_settings(**overrides).eval_interval)
             if sb3 is not None:
                 results["sb3"].append(sb3)
         if not args.json:
