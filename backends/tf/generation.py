@@ -109,7 +109,8 @@ def decode_step(
     bs, t_new, heads, eps = tf.shape(idx)[0], tf.shape(idx)[1], config.n_head, config.layer_norm_eps
     d = config.n_embd
     approximate = config.gelu == "tanh"
-    x = tf.gather(weights["wte"], idx) + weights["wpe"][start : start + t_new]  # (B, T, D)
+    # positions gathered, not sliced: XLA compiles a slice [start:] once per value of start
+    x = tf.gather(weights["wte"], idx) + tf.gather(weights["wpe"], start + tf.range(t_new))
     cache_layers = []
     for layer, block in enumerate(weights["blocks"]):
         ln1_g, ln1_b, w_qkv, b_qkv, w_out, b_out, ln2_g, ln2_b, w_fc, b_fc, w_proj, b_proj = block
