@@ -60,7 +60,8 @@ class DQNSettings:
     changes measured on CartPole-v1: 3-step returns and a target sync every 64 gradient steps
     (twice per training phase; the zoo's effectively syncs once per phase). Both carry reward
     back faster: with 1-step returns and one sync per phase Q grows by about one reward per
-    phase, and the greedy policy hovered at 80-250 for 30k+ steps on most seeds (so did SB3's).
+    phase, and the greedy policy hovered at 80-250 for 30k+ steps on most seeds (SB3 with the
+    zoo settings: 7k-27k steps on seeds 0-4; these defaults: 8k-22k, benchmarks/dqn.py).
     n-step returns of an exploring policy are biased toward its own values: for an off-policy
     oracle (Q* under a uniform behaviour) set ``n_step=1``.
     """
