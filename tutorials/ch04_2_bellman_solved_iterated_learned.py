@@ -81,7 +81,8 @@ print(inspect.getsource(DQNAgent.update_step))
 settings = make_dqn_settings(
     num_envs=8, hidden_dim=64, learning_rate=1e-3, gamma=GAMMA, batch_size=64, buffer_size=2000,
     learning_starts=500, train_freq=16, gradient_steps=32, target_update_interval=64,
-    epsilon_start=1.0, epsilon_final=1.0, max_grad_norm=0.0)
+    epsilon_start=1.0, epsilon_final=1.0, max_grad_norm=0.0,
+    n_step=1)  # n-step returns of a uniform behaviour policy are not Q*: one step here
 steps = 5_000 if QUICK else 9_000
 errors = {}
 for backend in ("torch", "tf"):
