@@ -33,10 +33,13 @@ def gelu(x: np.ndarray, variant: str = "tanh") -> np.ndarray:
     return 0.5 * x * (1.0 + np.vectorize(erf)(x / np.sqrt(2.0)))
 
 
-def gpt_forward(params: dict[str, np.ndarray], idx: np.ndarray, config: GPTConfig) -> np.ndarray:
-    """Logits ``(batch, time, vocab)`` of token ids ``idx`` ``(batch, time)``, in float64."""
+def gpt_hidden_states(
+    params: dict[str, np.ndarray], idx: np.ndarray, config: GPTConfig, name: str = "idx"
+) -> np.ndarray:
+    """LN_f(h_L) ``(batch, time, n_embd)``: the last hidden states of token ids ``idx``, in
+    float64 (the input of the tied head; a value head reads them too)."""
     idx = np.asarray(idx)
-    check_token_ids(idx.shape, config, "idx", idx)
+    check_token_ids(idx.shape, config, name, idx)
     p = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
     eps, t = config.layer_norm_eps, idx.shape[1]
     h = p["wte.embeddings"][idx] + p["wpe.embeddings"][:t]  # (B, T, D)
@@ -49,8 +52,14 @@ def gpt_forward(params: dict[str, np.ndarray], idx: np.ndarray, config: GPTConfi
         z = layer_norm(h, p[f"{b}.ln_2.scale"], p[f"{b}.ln_2.bias"], eps)
         hidden = gelu(z @ p[f"{b}.mlp.fc.kernel"] + p[f"{b}.mlp.fc.bias"], config.gelu)
         h = h + hidden @ p[f"{b}.mlp.proj.kernel"] + p[f"{b}.mlp.proj.bias"]
-    h = layer_norm(h, p["ln_f.scale"], p["ln_f.bias"], eps)
-    return h @ p["wte.embeddings"].T  # (B, T, V)
+    return layer_norm(h, p["ln_f.scale"], p["ln_f.bias"], eps)  # (B, T, D)
+
+
+def gpt_forward(params: dict[str, np.ndarray], idx: np.ndarray, config: GPTConfig) -> np.ndarray:
+    """Logits ``(batch, time, vocab)`` of token ids ``idx`` ``(batch, time)``, in float64:
+    logits = LN_f(h_L) W_te^T (the head is tied to the token embedding)."""
+    h = gpt_hidden_states(params, idx, config)
+    return h @ np.asarray(params["wte.embeddings"], dtype=np.float64).T  # (B, T, V)
 
 
 def cross_entropy(logits: np.ndarray, targets: np.ndarray) -> float:
@@ -76,6 +85,7 @@ __all__ = [
     "cross_entropy",
     "gelu",
     "gpt_forward",
+    "gpt_hidden_states",
     "gpt_loss",
     "layer_norm",
     "softmax",

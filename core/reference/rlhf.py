@@ -59,10 +59,9 @@ from duetrl.core.constants import (
     RLHF_VF_COEF,
     VALUE_HEAD_INIT_STD,
 )
-from duetrl.core.lm.config import GPTConfig, check_token_ids
-from duetrl.core.reference.attention import causal_mask, multi_head_attention
+from duetrl.core.lm.config import GPTConfig
 from duetrl.core.reference.functional import log_softmax
-from duetrl.core.reference.gpt import gelu, layer_norm
+from duetrl.core.reference.gpt import gpt_hidden_states
 from duetrl.core.reference.returns import gae, normalize_advantages
 
 NORMALISATIONS = ("grpo", "bnpo", "dr_grpo", "dapo")
@@ -676,26 +675,9 @@ def init_value_head_params(
 def hidden_states(
     params: Mapping[str, np.ndarray], tokens: np.ndarray, config: GPTConfig
 ) -> np.ndarray:
-    """LN_f(h_L) ``(B, T, D)``: the GPT's last hidden states, the input of its tied head.
-
-    The same arithmetic as :func:`duetrl.core.reference.gpt.gpt_forward`, stopped before the
-    head (logits = LN_f(h_L) W_te^T; a test checks the two agree).
-    """
-    idx = np.asarray(tokens)
-    check_token_ids(idx.shape, config, "tokens", idx)
-    p = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
-    eps, t = config.layer_norm_eps, idx.shape[1]
-    h = p["wte.embeddings"][idx] + p["wpe.embeddings"][:t]  # (B, T, D)
-    mask = causal_mask(t)
-    for i in range(config.n_layer):
-        b = f"blocks.{i}"
-        z = layer_norm(h, p[f"{b}.ln_1.scale"], p[f"{b}.ln_1.bias"], eps)
-        attn = {k.removeprefix(f"{b}.attn."): v for k, v in p.items() if k.startswith(f"{b}.attn.")}
-        h = h + multi_head_attention(attn, z, z, z, config.n_head, mask)
-        z = layer_norm(h, p[f"{b}.ln_2.scale"], p[f"{b}.ln_2.bias"], eps)
-        hidden = gelu(z @ p[f"{b}.mlp.fc.kernel"] + p[f"{b}.mlp.fc.bias"], config.gelu)
-        h = h + hidden @ p[f"{b}.mlp.proj.kernel"] + p[f"{b}.mlp.proj.bias"]
-    return layer_norm(h, p["ln_f.scale"], p["ln_f.bias"], eps)  # (B, T, D)
+    """LN_f(h_L) ``(B, T, D)``: the GPT's last hidden states, the input of its tied head and of
+    a value head (:func:`duetrl.core.reference.gpt.gpt_hidden_states`)."""
+    return gpt_hidden_states(dict(params), tokens, config, name="tokens")
 
 
 def scalar_head(
