@@ -3,7 +3,7 @@
 ``backends/torch/X.py`` and ``backends/tf/X.py`` must define the same public functions,
 classes and methods with the same parameters (names, order, kinds, defaults), and differ in
 less than MIRROR_LIMIT of their lines. What each framework forces is allowed and listed here:
-torch's ``forward`` is Keras' ``call`` (compared, but for Keras' ``training``), Keras layers have
+torch's ``forward`` is Keras' ``call``, only Keras methods take ``training``, Keras layers have
 ``build`` and ``get_config`` and accept ``**kwargs`` (name, dtype) in ``__init__``.
 """
 
@@ -60,9 +60,10 @@ def _public_signatures(module_name: str) -> dict[str, Any]:
                     continue
                 if callable(member) or isinstance(member, (property, staticmethod, classmethod)):
                     parameters = _parameters(member)
-                    if method in ("forward", "call"):
-                        # torch's forward is Keras' call; only Keras threads `training` through
-                        method = "forward"
+                    if method == "call":
+                        method = "forward"  # torch's forward is Keras' call
+                    if isinstance(parameters, list):
+                        # Keras threads `training` through calls; torch uses module.train()
                         parameters = [p for p in parameters if p[0] != "training"]
                     if method == "__init__" and isinstance(parameters, list):
                         # a Keras layer forwards **kwargs (name, dtype) to keras.layers.Layer

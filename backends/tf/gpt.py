@@ -101,6 +101,12 @@ class GPT(Model):
             import_params(self, init_gpt_params(config, seed, dtype or "float32"))
 
     def call(self, idx: tf.Tensor | np.ndarray, training: bool = False) -> tf.Tensor:
+        x = self.hidden_states(idx, training)  # (B, T, D)
+        return tf.matmul(x, self.wte.embeddings, transpose_b=True)  # (B, T, V): the tied head
+
+    def hidden_states(self, idx: tf.Tensor | np.ndarray, training: bool = False) -> tf.Tensor:
+        """LN_f(h_L) (B, T, D): the last hidden states, the input of the tied head (and of a
+        value or reward head, outline 2.3.2)."""
         idx = tf.convert_to_tensor(idx)
         check_token_ids(idx.shape, self.config, ids=idx if tf.executing_eagerly() else None)
         t = tf.shape(idx)[1]
@@ -110,8 +116,7 @@ class GPT(Model):
         mask = self.causal_mask[:t, :t]  # (T, T)
         for block in self.blocks:
             x = block(x, mask, training=training)
-        x = self.ln_f(x)
-        return tf.matmul(x, self.wte.embeddings, transpose_b=True)  # (B, T, V): the tied head
+        return self.ln_f(x)
 
     @classmethod
     def from_gpt2(cls, state_dict: Mapping[str, Any], n_head: int, dtype: str | None = None) -> GPT:

@@ -96,6 +96,12 @@ class GPT(nn.Module):
             import_params(self, init_gpt_params(config, seed, dtype or "float32"))
 
     def forward(self, idx: torch.Tensor | np.ndarray) -> torch.Tensor:
+        x = self.hidden_states(idx)  # (B, T, D)
+        return F.linear(x, self.wte.weight)  # (B, T, V): the tied head
+
+    def hidden_states(self, idx: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """LN_f(h_L) (B, T, D): the last hidden states, the input of the tied head (and of a
+        value or reward head, outline 2.3.2)."""
         idx = torch.as_tensor(idx)
         check_token_ids(idx.shape, self.config, ids=idx)
         t = idx.shape[1]
@@ -105,8 +111,7 @@ class GPT(nn.Module):
         mask = self.causal_mask[:t, :t]  # (T, T)
         for block in self.blocks:
             x = block(x, mask)
-        x = self.ln_f(x)
-        return F.linear(x, self.wte.weight)  # (B, T, V): the tied head
+        return self.ln_f(x)
 
     @classmethod
     def from_gpt2(cls, state_dict: Mapping[str, Any], n_head: int, dtype: str | None = None) -> GPT:

@@ -313,16 +313,10 @@ def bradley_terry_loss(
 
 
 def hidden_states(model: GPT, tokens: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """LN_f(h_L) (B, T, D): GPT.forward without its tied head, run from outside the model."""
+    """LN_f(h_L) (B, T, D) of ``tokens``: ``GPT.hidden_states``, bad input named ``tokens``."""
     idx = torch.as_tensor(tokens)
     check_token_ids(idx.shape, model.config, "tokens", idx)
-    t = idx.shape[1]
-    positions = torch.arange(t, device=idx.device)  # (T,)
-    x = model.drop(model.wte(idx) + model.wpe(positions))  # (B, T, D)
-    mask = model.causal_mask[:t, :t]  # (T, T)
-    for block in model.blocks:
-        x = block(x, mask)
-    return model.ln_f(x)  # (B, T, D)
+    return model.hidden_states(idx)
 
 
 def token_log_probs(model: GPT, tokens: torch.Tensor | np.ndarray) -> torch.Tensor:
