@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import json
 
+from duetrl.core.cli.flags import add_dataclass_flags
 from duetrl.core.reference.policy import ALGORITHMS
 from duetrl.core.rl.settings import SETTINGS, make_settings
 
@@ -24,16 +25,7 @@ _HELP = {
 
 
 def _add_settings_flags(parser: argparse.ArgumentParser, algorithm: str) -> None:
-    group = parser.add_argument_group(f"{algorithm} settings")
-    for field in dataclasses.fields(SETTINGS[algorithm]):
-        flag = "--" + field.name.replace("_", "-")
-        help_text = f"{field.metadata.get('help', '')} (default: {field.default})"
-        if isinstance(field.default, bool):
-            group.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction,
-                               default=None, help=help_text)
-        else:
-            group.add_argument(flag, dest=field.name, type=type(field.default), default=None,
-                               help=help_text)
+    add_dataclass_flags(parser, dataclasses.fields(SETTINGS[algorithm]), f"{algorithm} settings")
 
 
 def _add_common_flags(parser: argparse.ArgumentParser, default_steps: int) -> None:

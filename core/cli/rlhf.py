@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from duetrl.core.backend import BACKENDS
+from duetrl.core.cli.flags import add_dataclass_flags
 
 RUNS = Path("runs/rlhf")
 
@@ -39,24 +40,14 @@ def default_reward_model_path(task: str) -> Path:
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     from duetrl.core.rlhf.train import settings_fields
 
-    group = parser.add_argument_group("RL settings (core/rlhf/train.py RLHFSettings)")
-    for field in settings_fields():
-        flag = "--" + field.name.replace("_", "-")
-        help_text = f"{field.metadata.get('help', '')} (default: {field.default})"
-        group.add_argument(flag, dest=field.name, type=type(field.default), default=None,
-                           help=help_text)
+    add_dataclass_flags(parser, settings_fields(), "RL settings (core/rlhf/train.py RLHFSettings)")
 
 
 def _add_dataclass_flags(parser: argparse.ArgumentParser, fields_name: str, title: str) -> None:
     """One flag per field of a settings dataclass (``fields_name`` in reward_model.py)."""
     from duetrl.core.rlhf import reward_model
 
-    group = parser.add_argument_group(title)
-    for field in getattr(reward_model, fields_name)():
-        flag = "--" + field.name.replace("_", "-")
-        help_text = f"{field.metadata.get('help', '')} (default: {field.default})"
-        group.add_argument(flag, dest=field.name, type=type(field.default), default=None,
-                           help=help_text)
+    add_dataclass_flags(parser, getattr(reward_model, fields_name)(), title)
 
 
 def _add_model_flags(parser: argparse.ArgumentParser) -> None:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from duetrl.core.cli.flags import add_dataclass_flags
+
 ARROWS = {0: "\u2190", 1: "\u2193", 2: "\u2192", 3: "\u2191"}
 """FrozenLake's actions: 0 left, 1 down, 2 right, 3 up."""
 
@@ -42,16 +44,7 @@ def _add_dqn_flags(parser: argparse.ArgumentParser, default_steps: int) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    group = parser.add_argument_group("dqn settings")
-    for field in dataclasses.fields(DQNSettings):
-        flag = "--" + field.name.replace("_", "-")
-        help_text = f"{field.metadata.get('help', '')} (default: {field.default})"
-        if isinstance(field.default, bool):
-            group.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction,
-                               default=None, help=help_text)
-        else:
-            group.add_argument(flag, dest=field.name, type=type(field.default), default=None,
-                               help=help_text)
+    add_dataclass_flags(parser, dataclasses.fields(DQNSettings), "dqn settings")
 
 
 def register(commands: argparse._SubParsersAction, compare: argparse._SubParsersAction) -> None:
