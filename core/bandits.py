@@ -321,9 +321,9 @@ def run_experiment(bandit: Bandit, policies: Mapping[str, BanditPolicy], horizon
 def plot_regret(results: Mapping[str, RegretCurve], bandit: Bandit, path: str | Path,
                 title: str | None = None) -> Path:
     """Cumulative regret against t (log-scaled x) with 95% bands and the c ln t lower bound."""
-    from duetrl.core.plots import _pyplot, _save
+    from duetrl.core.plots import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, curve in results.items():
         t = np.arange(1, curve.mean.size + 1)
@@ -339,4 +339,4 @@ def plot_regret(results: Mapping[str, RegretCurve], bandit: Bandit, path: str | 
     ax.set_title(title or f"{bandit.kind} bandit, means {np.round(bandit.means, 2).tolist()}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (no screen needed)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: works on a machine with no screen
@@ -17,13 +18,13 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: str | Path) -> Path:
+def save_figure(fig, path: str | Path) -> Path:
     """Write ``fig`` to ``path`` (folders created) and free it."""
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
@@ -40,7 +41,7 @@ def plot_attention_heatmaps(
     :param path: PNG file to write.
     :returns: the path written.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(weights), figsize=(4.2 * len(weights), 4), squeeze=False)
     for ax, (label, w) in zip(axes[0], weights.items()):
         image = ax.imshow(np.asarray(w), cmap="viridis", vmin=0.0, vmax=float(np.max(w)))
@@ -53,7 +54,7 @@ def plot_attention_heatmaps(
             ax.set_yticks(range(len(query_labels)), query_labels, fontsize=7)
         fig.colorbar(image, ax=ax, fraction=0.046)
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_curves(
@@ -68,7 +69,7 @@ def plot_curves(
 
     :param hline: an optional horizontal reference line (a "solved" threshold, an entropy rate).
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, (x, y) in curves.items():
         ax.plot(np.asarray(x), np.asarray(y), label=label)
@@ -80,4 +81,4 @@ def plot_curves(
         ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -115,9 +115,9 @@ def format_grid(values: np.ndarray, side: int) -> str:
 def plot_policy_arrows(value: np.ndarray, policy: np.ndarray, desc: np.ndarray,
                        path: str | Path, title: str) -> Path:
     """FrozenLake's map coloured by V*, with pi*'s arrow on every frozen tile."""
-    from duetrl.core.plots import _pyplot, _save
+    from duetrl.core.plots import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     side = desc.shape[0]
     fig, ax = plt.subplots(figsize=(1 + 0.7 * side, 0.7 * side + 0.6))
     image = ax.imshow(value.reshape(side, side), cmap="viridis")
@@ -131,7 +131,7 @@ def plot_policy_arrows(value: np.ndarray, policy: np.ndarray, desc: np.ndarray,
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title, fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def run_solve(args: argparse.Namespace) -> int:

@@ -497,10 +497,9 @@ def plot_overoptimisation(
 ) -> Path:
     """Learned (solid) and true (dashed) reward: left, against updates for each beta (10-update
     moving averages); right, the end of each run against its KL(pi || pi_ref)."""
-    import matplotlib
+    from duetrl.core.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     def smooth(values: list[float]) -> np.ndarray:
         window = min(10, len(values))
@@ -530,9 +529,4 @@ def plot_overoptimisation(
         ax.legend(fontsize=7)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -424,10 +424,9 @@ def plot_reward_kl(
 ) -> Path:
     """Reward (left) and KL(pi || pi_ref) (right) against updates, one line per run; dashed
     lines at the exact optimum's values when given."""
-    import matplotlib
+    from duetrl.core.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for label, h in histories.items():
@@ -444,12 +443,7 @@ def plot_reward_kl(
         ax.legend()
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def exact_optimum(settings: RLHFSettings) -> dict[str, float] | None:
