@@ -55,7 +55,8 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
             parser = methods.add_parser(method, help=f"{method.replace('-', ' ')}: V*, Q*, pi*")
             parser.add_argument("--env", default="FrozenLake-v1",
                                 help="an environment with a transition table (FrozenLake-v1, "
-                                     "Taxi-v4, CliffWalking-v1)")
+                                     "Taxi-v4 or Taxi-v3 by Gymnasium release, "
+                                     "CliffWalking-v1)")
             parser.add_argument("--map-size", type=int, choices=[4, 8], default=4,
                                 help="FrozenLake's map: 4x4 or 8x8")
             parser.add_argument("--slippery", action=argparse.BooleanOptionalAction,

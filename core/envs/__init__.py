@@ -28,7 +28,22 @@ def register_envs() -> None:
                      max_episode_steps=16)
 
 
+def newest_env_id(name: str) -> str:
+    """The newest registered version of a Gymnasium environment ``name`` (no ``-vN``).
+
+    Versions move between Gymnasium releases: Taxi is ``Taxi-v4`` on Gymnasium 1.4 and
+    ``Taxi-v3`` on 1.2 (the release Ray's RLlib pins), so code that must run on both asks here.
+    """
+    from gymnasium.envs.registration import find_highest_version
+
+    version = find_highest_version(None, name)
+    if version is None:
+        raise ValueError(f"env: no version of {name!r} is registered with Gymnasium "
+                         f"{gym.__version__}")
+    return f"{name}-v{version}"
+
+
 register_envs()
 
 __all__ = ["ENV_IDS", "EnvInfo", "IdentityContinuousEnv", "IdentityEnv", "describe_env",
-           "make_vector_env", "register_envs"]
+           "make_vector_env", "newest_env_id", "register_envs"]
