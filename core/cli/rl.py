@@ -55,6 +55,9 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
                                 help="updates between checkpoints")
             parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
             parser.add_argument("--threads", type=int, default=1, help="framework CPU threads")
+            parser.add_argument("--tensorboard", action="store_true",
+                                help="also log scalars for TensorBoard into the run folder "
+                                     "(same tags for torch and tf)")
             _add_settings_flags(parser, algorithm)
             parser.set_defaults(run=run_train)
     for algorithm in ALGORITHMS:
@@ -80,7 +83,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     summary = train(args.algorithm, args.env, canonical_backend_name(args.backend),
                     settings_from_args(args), args.seed, args.total_steps, args.target, args.out,
-                    args.resume, args.quiet, args.checkpoint_every, args.dtype, args.threads)
+                    args.resume, args.quiet, args.checkpoint_every, args.dtype, args.threads,
+                    args.tensorboard)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

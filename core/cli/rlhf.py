@@ -86,6 +86,9 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
     train.add_argument("--resume", action="store_true",
                        help="continue from the run folder's checkpoint")
     train.add_argument("--threads", type=int, default=1, help="framework CPU threads")
+    train.add_argument("--tensorboard", action="store_true",
+                       help="also log scalars for TensorBoard into the run folder "
+                            "(same tags for torch and tf)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--json", action="store_true", help="print a JSON summary")
     _add_settings_flags(train)
@@ -229,7 +232,8 @@ def run_train(args: argparse.Namespace) -> int:
     backend.set_num_threads(args.threads)
     _, reference_path = _reference(settings, args.reference_checkpoint, args.quiet)
     out = Path(args.out) if args.out else RUNS / settings.task / f"{settings.algo}_{args.backend}"
-    summary = train(backend, settings, out, reference_path, args.resume, not args.quiet)
+    summary = train(backend, settings, out, reference_path, args.resume, not args.quiet,
+                    args.tensorboard)
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0

@@ -92,6 +92,9 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
             parser.add_argument("--checkpoint-every", type=int, default=20,
                                 help="updates between checkpoints")
             parser.add_argument("--threads", type=int, default=1, help="framework CPU threads")
+            parser.add_argument("--tensorboard", action="store_true",
+                                help="also log scalars for TensorBoard into the run folder "
+                                     "(same tags for torch and tf)")
             parser.set_defaults(run=run_train_dqn, algorithm="dqn")
     parser = compare.add_parser("dqn", help="DQN: torch vs tf from the same start")
     _add_dqn_flags(parser, 50_000)
@@ -222,7 +225,8 @@ def run_train_dqn(args: argparse.Namespace) -> int:
 
     summary = train_dqn(args.env, canonical_backend_name(args.backend), _settings(args),
                         args.seed, args.total_steps, args.target, args.out, args.resume,
-                        args.quiet, args.checkpoint_every, args.dtype, args.threads)
+                        args.quiet, args.checkpoint_every, args.dtype, args.threads,
+                        args.tensorboard)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

@@ -38,6 +38,7 @@ from duetrl.core.interfaces.rl import check_discount, check_positive_int
 from duetrl.core.reference.dqn import init_q_params
 from duetrl.core.rl.replay import ReplayBuffer
 from duetrl.core.tabular import check_epsilon
+from duetrl.core.tensorboard import ScalarWriter
 from duetrl.core.weights import describe
 
 DQN_KIND = "duetrl.dqn"
@@ -359,11 +360,12 @@ def default_run_dir(env_id: str, backend: str, seed: int) -> Path:
 def train_dqn(env_id: str, backend: str, settings: DQNSettings, seed: int = 0,
               total_steps: int = 50_000, target: float | None = None, out: str | None = None,
               resume: bool = False, quiet: bool = False, checkpoint_every: int = 20,
-              dtype: str = "float32", threads: int = 1) -> dict:
+              dtype: str = "float32", threads: int = 1, tensorboard: bool = False) -> dict:
     """Train until the greedy policy reaches ``target`` or ``total_steps`` are spent.
 
     Writes ``log.csv``, ``checkpoint.safetensors``, ``curve.png`` and ``summary.json`` to the
-    run folder, as ``duetrl train ppo`` does; returns the summary.
+    run folder, as ``duetrl train ppo`` does (and, with ``tensorboard``, the log rows as
+    TensorBoard scalars); returns the summary.
     """
     from duetrl.core.rl.session import _progress, _StopFlag, plot_learning_curves
 
@@ -380,7 +382,9 @@ def train_dqn(env_id: str, backend: str, settings: DQNSettings, seed: int = 0,
     interrupted = solved = False
     start = time.perf_counter()
     with open(log_path, "a" if resume else "w", newline="") as log_file, \
-            _progress(total_steps, quiet, f"dqn {backend}") as bar, _StopFlag() as stop:
+            _progress(total_steps, quiet, f"dqn {backend}") as bar, _StopFlag() as stop, \
+            ScalarWriter(run_dir, "env_steps", tensorboard,
+                         trainer.env_steps + 1 if resume else None) as scalars:
         writer = csv.DictWriter(log_file, LOG_FIELDS, extrasaction="ignore")
         if not resume:
             writer.writeheader()
@@ -394,6 +398,7 @@ def train_dqn(env_id: str, backend: str, settings: DQNSettings, seed: int = 0,
             solved = trainer.solved(target)
             record["greedy_return"] = trainer.greedy_return
             writer.writerow(record)
+            scalars.write({key: record[key] for key in LOG_FIELDS if key in record})
             bar.update(record["env_steps"] - bar.n)
             bar.set_postfix(episodes=trainer.episodes, mean_return=f"{trainer.mean_return():.1f}",
                             eps=f"{record['epsilon']:.2f}")

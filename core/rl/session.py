@@ -20,6 +20,7 @@ import numpy as np
 from duetrl.core.envs.vector import check_env_id
 from duetrl.core.rl.settings import ReinforceSettings
 from duetrl.core.rl.train import SOLVED_WINDOW, PolicyGradientTrainer
+from duetrl.core.tensorboard import ScalarWriter
 
 LOG_FIELDS = ("update", "env_steps", "episodes", "mean_return", "loss", "policy_loss",
               "value_loss", "entropy", "learning_rate", "collect_ms", "update_ms")
@@ -76,6 +77,8 @@ def plot_learning_curves(trainers: dict[str, PolicyGradientTrainer], path: Path,
     for label, trainer in trainers.items():
         steps = np.array([s for s, _ in trainer.episode_log], dtype=float)
         returns = np.array([r for _, r in trainer.episode_log], dtype=float)
+        if not len(returns):  # no episode finished yet (a very short run): nothing to draw
+            continue
         window = np.ones(SOLVED_WINDOW)
         counts = np.convolve(np.ones_like(returns), window)[: len(returns)]
         smoothed = np.convolve(returns, window)[: len(returns)] / np.maximum(counts, 1)
@@ -87,8 +90,11 @@ def plot_learning_curves(trainers: dict[str, PolicyGradientTrainer], path: Path,
 def train(algorithm: str, env_id: str, backend: str, settings: ReinforceSettings, seed: int = 0,
           total_steps: int = 100_000, target: float | None = None, out: str | None = None,
           resume: bool = False, quiet: bool = False, checkpoint_every: int = 50,
-          dtype: str = "float32", threads: int = 1) -> dict:
+          dtype: str = "float32", threads: int = 1, tensorboard: bool = False) -> dict:
     """Train one agent until it is solved (``target``) or ``total_steps`` are spent.
+
+    :param tensorboard: also write every log row as TensorBoard scalars into the run folder
+        (duetrl.core.tensorboard), the same tags for both backends.
 
     :returns: the run summary (also written to ``summary.json``).
     :raises ValueError: bad input, or a non-finite loss (naming the update and the checkpoint).
@@ -108,7 +114,9 @@ def train(algorithm: str, env_id: str, backend: str, settings: ReinforceSettings
     interrupted = False
     start = time.perf_counter()
     with open(log_path, "a" if resume else "w", newline="") as log_file, \
-            _progress(total_steps, quiet, f"{algorithm} {backend}") as bar, _StopFlag() as stop:
+            _progress(total_steps, quiet, f"{algorithm} {backend}") as bar, _StopFlag() as stop, \
+            ScalarWriter(run_dir, "env_steps", tensorboard,
+                         trainer.env_steps + 1 if resume else None) as scalars:
         writer = csv.DictWriter(log_file, LOG_FIELDS, extrasaction="ignore")
         if not resume:
             writer.writeheader()
@@ -121,6 +129,7 @@ def train(algorithm: str, env_id: str, backend: str, settings: ReinforceSettings
                         f"kept" if last_good is not None else "no checkpoint was written yet")
                 raise ValueError(f"{error}; training stopped, {kept}") from None
             writer.writerow(record)
+            scalars.write({key: record[key] for key in LOG_FIELDS if key in record})
             bar.update(record["env_steps"] - bar.n)
             bar.set_postfix(episodes=trainer.episodes, mean_return=f"{trainer.mean_return():.1f}")
             if trainer.updates % checkpoint_every == 0:

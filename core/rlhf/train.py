@@ -52,6 +52,7 @@ from duetrl.core.rlhf.kl import AdaptiveKLController, FixedKLController
 from duetrl.core.rlhf.mdp import REFERENCES, Rollout, SequenceMDP, check_group_size, rollout
 from duetrl.core.rlhf.reference import ModelSize, load_reference, uniform_reference_params
 from duetrl.core.rlhf.tasks import get_task
+from duetrl.core.tensorboard import ScalarWriter
 
 ALGORITHMS = ("reinforce", "rloo", "grpo", "ppo", "dpo")
 """The objectives ``duetrl rlhf train --algo`` knows."""
@@ -479,12 +480,15 @@ def train(
     reference_path: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
+    tensorboard: bool = False,
 ) -> dict[str, Any]:
     """Run ``settings.updates`` updates in ``backend``; write log.csv, reward_kl.png and
     checkpoint.safetensors under ``out``; return the summary (``--json``).
 
     :param reference_path: the pretrained reference's checkpoint (``reference="pretrained"``).
     :param resume: continue from ``out``'s checkpoint (same settings; ``updates`` may grow).
+    :param tensorboard: also write each update's metrics as TensorBoard scalars into ``out``,
+        at step = the update's number (duetrl.core.tensorboard).
     """
     out = Path(out)
     checkpoint_path = out / "checkpoint.safetensors"
@@ -522,22 +526,25 @@ def train(
         disable=not progress, desc=f"{settings.algo} ({backend.NAME})",
     )
     began, samples, checkpoint = time.perf_counter(), 0, None
-    for update in bar:
-        metrics, data = run.update(update)
-        samples += len(data.rewards)
-        for key, value in metrics.items():
-            history.setdefault(key, []).append(value)
-        if not math.isfinite(metrics["loss"]) and settings.algo != "dpo":
-            raise FloatingPointError(f"training diverged at update {update + 1}: {metrics}")
-        bar.set_postfix(
-            reward=f"{metrics['reward']:.3f}", kl=f"{metrics['kl']:.3f}",
-            H=f"{metrics['entropy']:.2f}", clip=f"{metrics['clip_fraction']:.2f}",
-            sample=repr(data.prompts[0] + data.completions[0]),
-        )
-        last = update + 1 == settings.updates
-        every = settings.checkpoint_every
-        if last or (every and (update + 1) % every == 0):
-            checkpoint = save(update + 1)
+    resume_step = start + 1 if resume and start else None  # the checkpoint logged up to `start`
+    with ScalarWriter(out, "update", tensorboard, resume_step) as scalars:
+        for update in bar:
+            metrics, data = run.update(update)
+            samples += len(data.rewards)
+            scalars.write({"update": update + 1, **metrics})
+            for key, value in metrics.items():
+                history.setdefault(key, []).append(value)
+            if not math.isfinite(metrics["loss"]) and settings.algo != "dpo":
+                raise FloatingPointError(f"training diverged at update {update + 1}: {metrics}")
+            bar.set_postfix(
+                reward=f"{metrics['reward']:.3f}", kl=f"{metrics['kl']:.3f}",
+                H=f"{metrics['entropy']:.2f}", clip=f"{metrics['clip_fraction']:.2f}",
+                sample=repr(data.prompts[0] + data.completions[0]),
+            )
+            last = update + 1 == settings.updates
+            every = settings.checkpoint_every
+            if last or (every and (update + 1) % every == 0):
+                checkpoint = save(update + 1)
     bar.close()
     wall = time.perf_counter() - began
     if checkpoint is None and settings.updates <= start:
