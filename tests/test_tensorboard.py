@@ -113,3 +113,20 @@ def test_rlhf_train_and_its_resume_log_each_update_once(tmp_path: Path, backends
     scalars = read_scalars(tmp_path)
     assert [step for step, _ in scalars["charts/reward"]] == [1, 2, 3, 4]
     assert {"losses/loss", "losses/kl", "losses/entropy"} <= set(scalars)
+
+
+def test_tensorboard_itself_reads_what_read_scalars_reads(tmp_path: Path) -> None:
+    """The viewer's own loader (with its purge rule) agrees with read_scalars point for point."""
+    accumulator_module = pytest.importorskip(
+        "tensorboard.backend.event_processing.event_accumulator")
+    with ScalarWriter(tmp_path, "update") as first:
+        for update in range(1, 5):
+            first.write({"update": update, "loss": float(update), "reward": -1.0})
+    with ScalarWriter(tmp_path, "update", resume_step=3) as resumed:
+        resumed.write({"update": 3, "loss": 30.0, "reward": 1.0})
+    accumulator = accumulator_module.EventAccumulator(str(tmp_path))
+    accumulator.Reload()
+    for tag, points in read_scalars(tmp_path).items():
+        seen = [(event.step, event.value) for event in accumulator.Scalars(tag)]
+        assert seen == points, tag
+    assert sorted(accumulator.Tags()["scalars"]) == ["charts/reward", "losses/loss"]
