@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "duetrl.core.cli.rlhf",
     "duetrl.core.cli.diff",
     "duetrl.core.cli.coursework",
+    "duetrl.core.cli.report",
 )
 """Modules that add commands; each has ``register(commands, compare)``."""
 

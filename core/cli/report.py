@@ -1,0 +1,44 @@
+"""``duetrl report SWEEP_DIR``: honest statistics over the seeds of a sweep (outline 8.3.3).
+
+    duetrl report runs/sweep-ppo                       tables, figures in runs/sweep-ppo/report/
+    duetrl report runs/sweep-ppo --metric env_steps --reps 5000 --json
+
+Per method (algorithm, backend, swept settings): mean, IQM and median over seeds with
+stratified-bootstrap confidence intervals (rliable), performance profiles, the probability
+of improvement between methods that differ in one factor, and learning curves with bands.
+The statistics live in ``core/scale/report.py``; pandas and rliable load only when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(commands: argparse._SubParsersAction, compare: argparse._SubParsersAction) -> None:
+    if commands is None:
+        return
+    parser = commands.add_parser(
+        "report", help="aggregate a sweep over seeds: IQM, bootstrap CIs, P(X > Y), curves")
+    parser.add_argument("sweep_dir", metavar="SWEEP_DIR", help="folder written by duetrl sweep")
+    parser.add_argument("--metric", default="final_mean_return",
+                        help="numeric column of results.csv to compare methods on")
+    parser.add_argument("--reps", type=int, default=2000,
+                        help="bootstrap resamples per confidence interval")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the bootstrap")
+    parser.add_argument("--out", default=None, help="output folder (default SWEEP_DIR/report)")
+    parser.add_argument("--json", action="store_true", help="print report.json instead")
+    parser.set_defaults(run=run_report)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from duetrl.core.scale.report import format_markdown, make_report
+
+    report = make_report(args.sweep_dir, args.metric, args.reps, args.seed, args.out)
+    if args.json:
+        with open(report["files"]["json"]) as f:
+            print(json.dumps(json.load(f), indent=2))
+    else:
+        print(format_markdown(report))
+        print(f"written: {report['files']['markdown']}, {report['files']['json']}")
+    return 0
