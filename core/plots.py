@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from duetrl.core.tutorial import show_saved_figure
+
 
 def pyplot():
     """matplotlib.pyplot on the file-only Agg backend (no screen needed)."""
@@ -19,12 +21,13 @@ def pyplot():
 
 
 def save_figure(fig, path: str | Path) -> Path:
-    """Write ``fig`` to ``path`` (folders created) and free it."""
+    """Write ``fig`` to ``path`` (folders created), free it, and show it if in a notebook."""
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     pyplot().close(fig)
+    show_saved_figure(path)  # inline in a notebook (and in the book); nothing in a script
     return path
 
 

@@ -8,6 +8,7 @@ one with ``DUETRL_QUICK=1`` (small sizes, few steps); ``duetrl notebooks`` turns
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 
@@ -21,3 +22,23 @@ def figure_dir() -> Path:
     path = Path(os.environ.get("DUETRL_FIGURES", "runs/figures"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def in_notebook_kernel() -> bool:
+    """True inside a Jupyter kernel (a notebook, or the book's build executing a tutorial)."""
+    ipython = sys.modules.get("IPython")  # never imported here: only look if already loaded
+    shell = ipython.get_ipython() if ipython is not None else None
+    return getattr(shell, "kernel", None) is not None
+
+
+def show_saved_figure(path: str | Path) -> None:
+    """Show the saved PNG ``path`` as the cell's output when running in a notebook kernel.
+
+    Figures are drawn on matplotlib's file-only Agg backend, so a notebook (and the book, which
+    runs each tutorial as a notebook) would otherwise show nothing: displaying the file itself
+    puts exactly the saved figure inline. Outside a kernel this does nothing.
+    """
+    if in_notebook_kernel():
+        from IPython.display import Image, display
+
+        display(Image(filename=str(path)))

@@ -1,0 +1,211 @@
+"""Build the duetrl book: a static site in English and Chinese, tutorials executed.
+
+    python docs/build.py                       # full build (make book): build/book/html/
+    python docs/build.py --quick               # tutorials in quick mode (seconds each)
+    python docs/build.py --languages en        # one language only
+    python docs/build.py --update-catalogues   # refresh docs/locale/zh_CN/*.po, keep translations
+
+Layout of ``--out`` (default ``build/book``): ``html/index.html`` (choose a language),
+``html/en/``, ``html/zh_CN/``, and per language the Sphinx doctrees.
+
+Why the pieces are where they are:
+
+- The tutorials stay in the repository's ``tutorials/``; ``docs/tutorials`` is a committed
+  symbolic link to that folder, so each tutorial is the page ``tutorials/<stem>`` with no copy
+  in git and plain ``sphinx-build docs ...`` works too (translators' gettext runs, editors).
+- Each tutorial is executed once per build: the jupyter-cache folder is shared by both
+  languages (the code is the same, only the prose is translated). The cache lives in
+  ``build/book-cache/`` under a key made of the mode (quick or full) and a hash of the project's
+  code, so a change in ``core/`` or ``backends/`` re-executes the tutorials instead of showing
+  stale outputs.
+- MathJax 3 comes from the npm registry (``npm install`` into the cache folder, once) and is
+  copied into each language's ``_static/mathjax/``: equations render with no network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+REPO = DOCS.parent
+LANGUAGES = ("en", "zh_CN")
+CACHE = REPO / "build" / "book-cache"
+MATHJAX_VERSION = "3.2.2"
+# The parts of MathJax's es5 bundle the site uses: TeX in, CommonHTML out, the fonts, the
+# TeX extensions it loads on demand, and the right-click menu with its accessibility parts.
+MATHJAX_PARTS = ("tex-chtml.js", "output/chtml/fonts", "input/tex/extensions", "ui", "a11y")
+
+
+def code_hash(repo: Path = REPO) -> str:
+    """A short hash of the project's code (``core/``, ``backends/``): the tutorials' inputs."""
+    digest = hashlib.sha256()
+    for folder in ("core", "backends"):
+        for path in sorted((repo / folder).rglob("*.py")):
+            digest.update(str(path.relative_to(repo)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def execution_cache(quick: bool, cache: Path = CACHE) -> Path:
+    """The jupyter-cache folder for this mode and this code; older ones are removed."""
+    mode = "quick" if quick else "full"
+    folder = cache / f"jupyter-{mode}-{code_hash()}"
+    for old in cache.glob(f"jupyter-{mode}-*"):
+        if old != folder:
+            shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+def mathjax_static(cache: Path = CACHE) -> Path:
+    """A folder holding ``mathjax/`` (MathJax 3 from npm, installed into ``cache`` once)."""
+    static = cache / "static"
+    target = static / "mathjax"
+    if (target / "tex-chtml.js").exists():
+        return static
+    npm = shutil.which("npm")
+    if npm is None:
+        raise FileNotFoundError(
+            "npm: expected Node's package manager on PATH (it installs MathJax for offline "
+            "equations), found none; install Node.js, or put MathJax 3's es5 folder at "
+            f"{target}")
+    prefix = cache / "npm"
+    subprocess.run([npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund",
+                    f"mathjax@{MATHJAX_VERSION}"], check=True)
+    es5 = prefix / "node_modules" / "mathjax" / "es5"
+    for part in MATHJAX_PARTS:
+        source = es5 / part
+        if source.is_dir():
+            shutil.copytree(source, target / part, dirs_exist_ok=True)
+        else:
+            (target / part).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / part)
+    shutil.copy2(prefix / "node_modules" / "mathjax" / "LICENSE", target / "LICENSE")
+    return static
+
+
+def build_environment(quick: bool, figures: Path, cache: Path = CACHE) -> dict[str, str]:
+    """The environment conf.py and the executed tutorials see."""
+    env = dict(os.environ)
+    env.update({
+        "DUETRL_BOOK_CACHE": str(execution_cache(quick, cache)),
+        "DUETRL_BOOK_STATIC": str(mathjax_static(cache)),
+        "DUETRL_FIGURES": str(figures),  # tutorials save their PNGs here (and show them inline)
+        "MPLBACKEND": "Agg",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "TF_ENABLE_ONEDNN_OPTS": "0",
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+    })
+    for threads in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env.setdefault(threads, "1")
+    if quick:
+        env["DUETRL_QUICK"] = "1"
+    else:
+        env.pop("DUETRL_QUICK", None)
+    return env
+
+
+def sphinx(builder: str, language: str, out: Path, doctrees: Path, env: dict[str, str],
+           extra: tuple[str, ...] = ()) -> None:
+    """Run one Sphinx build in a child process (a clean interpreter per language)."""
+    command = [sys.executable, "-m", "sphinx", "-b", builder, "-q", "-D", f"language={language}",
+               "-d", str(doctrees), *extra, str(DOCS), str(out)]
+    result = subprocess.run(command, env=env)
+    if result.returncode != 0:
+        raise RuntimeError(f"sphinx-build ({builder}, {language}) failed with exit code "
+                           f"{result.returncode}; its messages are above")
+
+
+EXTERNAL_ASSET = re.compile(r"""<(?:script|link|img)\b[^>]*\b(?:src|href)=["'](?:https?:)?//""")
+
+
+def external_assets(html: Path) -> list[str]:
+    """Pages that load a script, style sheet or image from another site (there must be none)."""
+    return [str(page.relative_to(html)) for page in sorted(html.rglob("*.html"))
+            if EXTERNAL_ASSET.search(page.read_text(encoding="utf-8", errors="replace"))]
+
+
+LANGUAGE_CHOOSER = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="refresh" content="0; url=en/index.html">
+<title>duetrl</title>
+</head>
+<body>
+<p><a href="en/index.html" hreflang="en">English</a> ·
+<a href="zh_CN/index.html" hreflang="zh-CN" lang="zh-CN">中文</a></p>
+</body>
+</html>
+"""
+
+
+def build_book(out: Path, languages: list[str], quick: bool) -> Path:
+    """Build the site into ``out/html/<language>/``; returns ``out/html``.
+
+    :param out: output folder (created).
+    :param languages: any of ``en`` and ``zh_CN``.
+    :param quick: run the tutorials in quick mode (``DUETRL_QUICK=1``).
+    """
+    unknown = [lang for lang in languages if lang not in LANGUAGES]
+    if unknown or not languages:
+        raise ValueError(f"languages: expected some of {', '.join(LANGUAGES)}, got {languages}")
+    out = Path(out).resolve()
+    html = out / "html"
+    env = build_environment(quick, out / "figures")
+    for language in languages:
+        sphinx("html", language, html / language, out / "doctrees" / language, env)
+    html.mkdir(parents=True, exist_ok=True)
+    (html / "index.html").write_text(LANGUAGE_CHOOSER, encoding="utf-8")
+    offenders = external_assets(html)
+    if offenders:
+        raise RuntimeError("pages load assets from another site (the book must work offline): "
+                           + ", ".join(offenders[:10]))
+    return html
+
+
+def update_catalogues(out: Path, language: str = "zh_CN") -> Path:
+    """Extract every page's text (no execution) and merge it into ``docs/locale/<language>``.
+
+    Existing translations are kept; new text arrives with an empty ``msgstr``; text that left
+    a page is kept as an obsolete (``#~``) entry.
+    """
+    out = Path(out).resolve()
+    env = dict(os.environ, DUETRL_BOOK_CACHE=str(out / "gettext-cache"))
+    pot = out / "gettext"
+    sphinx("gettext", "en", pot, out / "doctrees" / "gettext", env,
+           extra=("-D", "nb_execution_mode=off"))
+    subprocess.run([sys.executable, "-m", "sphinx_intl", "update", "-p", str(pot), "-l", language,
+                    "-d", str(DOCS / "locale")], check=True, env=env)
+    return DOCS / "locale" / language / "LC_MESSAGES"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=REPO / "build" / "book")
+    parser.add_argument("--languages", default=",".join(LANGUAGES),
+                        help="comma-separated, from: " + ", ".join(LANGUAGES))
+    parser.add_argument("--quick", action="store_true", help="tutorials in quick mode")
+    parser.add_argument("--update-catalogues", action="store_true",
+                        help="refresh the gettext catalogues (keeps translations) and stop")
+    args = parser.parse_args(argv)
+    try:
+        if args.update_catalogues:
+            print(update_catalogues(args.out))
+            return 0
+        html = build_book(args.out, [x for x in args.languages.split(",") if x], args.quick)
+    except (ValueError, FileNotFoundError, RuntimeError, subprocess.CalledProcessError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"{html / 'index.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Sphinx configuration of the duetrl book (English and Chinese, one source tree).
+
+Build the whole site with ``python docs/build.py`` (``make book``); it sets the environment
+this file reads:
+
+- ``DUETRL_QUICK=1``: tutorials run in quick mode (the test suite's build); unset: full mode.
+- ``DUETRL_BOOK_CACHE``: the jupyter-cache folder, shared by both languages so that each
+  tutorial executes once per build (a quick and a full build must not share one: the cache
+  is keyed on the code, not on the environment).
+- ``DUETRL_BOOK_STATIC``: a folder holding ``mathjax/`` (MathJax 3 from the npm registry),
+  shipped inside the site so that equations render with no network.
+
+The language comes from the command line (``-D language=zh_CN``); translations are the
+gettext catalogues in ``locale/zh_CN/LC_MESSAGES/<docname>.po``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+sys.path.insert(0, str(DOCS))  # outline.py
+sys.path.insert(0, str(DOCS / "_ext"))  # helper extensions (the generated reference pages)
+
+import outline  # noqa: E402  (needs the path above)
+
+project = "duetrl"
+author = "the duetrl authors"
+copyright = "the duetrl authors"  # noqa: A001  (Sphinx's name)
+language = "en"  # the Chinese build passes -D language=zh_CN
+
+extensions = [
+    "myst_nb",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.mathjax",
+]
+if (DOCS / "_ext" / "duetrl_reference.py").exists():  # the API, Rosetta and CLI pages
+    extensions.append("duetrl_reference")
+
+# Sources: Markdown pages, and the tutorials (``tutorials`` is a link to the repository's
+# folder), read as notebooks by jupytext. Every other .py file here is code, not a page.
+nb_custom_formats = {".py": ["jupytext.reads", {"fmt": "py:percent"}]}
+exclude_patterns = [
+    "_build",
+    "_ext",
+    "_static",
+    "_templates",
+    "locale",
+    "*.py",  # conf.py, build.py, outline.py (only this folder: * stops at a slash)
+    "**/__pycache__",
+    "**/README.md",
+    "**/.ipynb_checkpoints",
+]
+
+# Markdown (MyST): $...$ and $$...$$ maths, amsmath environments, ::: fences, anchors on headings.
+myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
+myst_heading_anchors = 3
+
+# Execution: every tutorial runs at build time, once, its outputs cached; a failing cell fails
+# the build.
+nb_execution_mode = "cache"
+nb_execution_cache_path = os.environ.get("DUETRL_BOOK_CACHE",
+                                         str(DOCS / "_build" / "jupyter_cache"))
+nb_execution_timeout = 1800  # seconds per cell: full-mode training cells take minutes
+nb_execution_raise_on_error = True
+nb_execution_in_temp = True  # tutorials write figures to DUETRL_FIGURES, never into the source
+nb_merge_streams = True
+nb_ipywidgets_js = {}  # no widget JavaScript from a CDN
+
+# Maths: MathJax 3 shipped in _static/mathjax when build.py provides it (offline at view time).
+html_static_path = ["_static"]
+_mathjax_folder = os.environ.get("DUETRL_BOOK_STATIC")
+if _mathjax_folder and (Path(_mathjax_folder) / "mathjax" / "tex-chtml.js").exists():
+    html_static_path.append(_mathjax_folder)
+    mathjax_path = "mathjax/tex-chtml.js"
+
+# Languages.
+locale_dirs = ["locale/"]
+gettext_compact = False  # one catalogue per page: locale/zh_CN/LC_MESSAGES/tutorials/<stem>.po
+gettext_uuid = False
+gettext_location = False  # no source line numbers in the catalogues: fewer needless diffs
+LANGUAGES = {"en": "English", "zh_CN": "中文"}
+
+# Look.
+html_theme = "sphinx_book_theme"
+html_title = "duetrl"
+html_templates_path = templates_path = ["_templates"]
+html_css_files = ["duetrl.css"]
+html_theme_options = {
+    "home_page_in_toc": True,
+    "show_toc_level": 2,
+    "article_header_end": ["lang-switch.html", "article-header-buttons.html"],
+    "use_download_button": True,
+}
+html_sidebars = {
+    "**": [
+        "navbar-logo.html",
+        "lang-switch.html",
+        "search-button-field.html",
+        "sbt-sidebar-nav.html",
+    ]
+}
+html_last_updated_fmt = None
+html_show_sourcelink = False
+suppress_warnings = ["mystnb.unknown_mime_type"]
+
+
+def _other_language_links(app, pagename, templatename, context, doctree) -> None:
+    """Put in every page's context the links to the same page in the other languages.
+
+    The languages are sibling folders (``html/en/``, ``html/zh_CN/``), so from a page at
+    depth d the same page in language L is ``../`` * (d + 1) + ``L/<pagename>.html``.
+    """
+    current = app.config.language or "en"
+    up = "../" * (pagename.count("/") + 1)
+    context["duetrl_languages"] = [
+        (code, name, f"{up}{code}/{pagename}.html")
+        for code, name in LANGUAGES.items()
+        if code != current
+    ]
+    context["duetrl_language"] = current
+
+
+def setup(app) -> dict:
+    """Write the outline's chapter pages before reading, and add the language links."""
+    app.connect("builder-inited", lambda app: outline.write_chapter_pages(DOCS))
+    app.connect("html-page-context", _other_language_links)
+    return {"parallel_read_safe": True}

@@ -1,0 +1,346 @@
+"""The book's structure: the outline's 9 chapters and their sections, and what lives in each.
+
+The outline (``/work/shared/seed``, in Chinese) is the table of contents. Each section lists
+what the project has for it:
+
+- tutorials: a tutorial ``tutorials/chXX_Y_<topic>.py`` joins section X.Y by its name alone,
+  so a new tutorial appears in the book without touching this file;
+- chapter pages (prose, ``docs/chapters/<stem>.md``), when they exist;
+- CLI commands (``duetrl <command>``) and API modules (``duetrl.core...`` and the mirrored
+  ``backends/{torch,tf}/<name>.py``), placed by the patterns below; the reference pages for
+  them are generated at build time (``generated/cli/<command>``, ``generated/api/<module>``).
+
+A section with nothing yet says so ("not built yet") instead of disappearing.
+:func:`write_chapter_pages` writes one page per chapter, ``outline/chNN.md``, which the
+site's table of contents lists in order.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Section:
+    """One numbered section X.Y of the outline."""
+
+    number: str  # "4.2"
+    title_zh: str  # the outline's own title
+    title_en: str
+    subsections: tuple[tuple[str, str], ...] = ()  # (Chinese, English) titles of X.Y.1, X.Y.2...
+    commands: tuple[str, ...] = ()  # top-level CLI commands
+    modules: tuple[str, ...] = ()  # fnmatch patterns over "core.x.y" and "backends.name"
+    pages: tuple[str, ...] = ()  # chapter pages (docnames) that belong here
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """One of the outline's 9 chapters."""
+
+    number: int
+    title_zh: str
+    title_en: str
+    sections: tuple[Section, ...] = field(default_factory=tuple)
+    pages: tuple[str, ...] = ()  # chapter pages about the whole chapter
+
+
+S = Section
+CHAPTERS: tuple[Chapter, ...] = (
+    Chapter(1, "背景介绍", "Background", (
+        S("1.1", "大规模语言模型概述", "Large language models: an overview", (
+            ("语言模型的定义与发展历程", "What a language model is, and how it developed"),
+            ("大规模语言模型的特点与优势", "What makes large language models strong"),
+            ("当前主流的大规模语言模型", "Today's main large language models"))),
+        S("1.2", "强化学习概述", "Reinforcement learning: an overview", (
+            ("强化学习的基本概念", "Basic concepts of reinforcement learning"),
+            ("强化学习的核心要素", "The core elements of reinforcement learning"),
+            ("强化学习的主要算法", "The main algorithms of reinforcement learning")),
+          commands=("demo", "info"), modules=("core.backend", "core.interfaces*")),
+        S("1.3", "大规模语言模型与强化学习的结合",
+          "Large language models meet reinforcement learning", (
+            ("大规模语言模型在强化学习中的应用",
+             "Large language models used in reinforcement learning"),
+            ("强化学习在大规模语言模型中的应用",
+             "Reinforcement learning used in large language models"),
+            ("二者结合的意义与前景", "Why the combination matters, and where it goes"))),
+    ), pages=("chapters/ch01_background",)),
+    Chapter(2, "核心概念与联系", "Core concepts and how they connect", (
+        S("2.1", "大规模语言模型的核心概念", "Core concepts of large language models", (
+            ("Transformer架构", "The Transformer architecture"),
+            ("自注意力机制", "Self-attention"),
+            ("预训练与微调", "Pretraining and fine-tuning")),
+          commands=("lm",),
+          modules=("core.lm", "core.lm.*", "core.interfaces.attention", "core.interfaces.lm",
+                   "backends.gpt", "backends.training", "backends.optim", "core.reference.optim",
+                   "core.initializers", "core.weights", "backends.weights")),
+        S("2.2", "强化学习的核心概念", "Core concepts of reinforcement learning", (
+            ("马尔可夫决策过程", "Markov decision processes"),
+            ("价值函数与策略函数", "Value functions and policy functions"),
+            ("探索与利用", "Exploration and exploitation")),
+          commands=("bandit",), modules=("core.bandits", "core.envs", "core.envs.*")),
+        S("2.3", "大规模语言模型与强化学习的联系", "How large language models and RL connect", (
+            ("序列决策问题", "Sequential decision problems"),
+            ("奖励函数设计", "Designing the reward function"),
+            ("策略优化方法", "Policy optimisation methods")),
+          modules=("core.rlhf.mdp", "core.rlhf.tasks")),
+    )),
+    Chapter(3, "核心算法原理具体操作步骤", "Core algorithms, step by step", (
+        S("3.1", "基于强化学习的大规模语言模型训练算法",
+          "Training large language models with reinforcement learning", (
+            ("算法流程概述", "The algorithm at a glance"),
+            ("环境构建与状态表示", "Building the environment; representing the state"),
+            ("动作空间与策略函数设计", "The action space and the policy"),
+            ("奖励函数设计与优化目标", "The reward function and the objective"),
+            ("训练过程与收敛性分析", "Training, and whether it converges")),
+          commands=("rlhf",),
+          modules=("core.rlhf", "core.rlhf.*", "core.reference.rlhf", "backends.rlhf",
+                   "backends.ppo", "backends.agents")),
+        S("3.2", "基于大规模语言模型的强化学习算法",
+          "Reinforcement learning algorithms built on large language models", (
+            ("算法流程概述", "The algorithm at a glance"),
+            ("状态表示与动作空间设计", "Representing states; designing the action space"),
+            ("策略函数与价值函数近似", "Approximating the policy and the value function"),
+            ("奖励函数设计与优化目标", "The reward function and the objective"),
+            ("训练过程与收敛性分析", "Training, and whether it converges"))),
+    )),
+    Chapter(4, "数学模型和公式详细讲解举例说明",
+            "Mathematical models and formulas, with examples", (
+        S("4.1", "大规模语言模型的数学原理", "The mathematics of large language models", (
+            ("Transformer的数学表示", "The Transformer in equations"),
+            ("自注意力机制的数学解释", "Self-attention, mathematically"),
+            ("预训练损失函数与优化过程", "The pretraining loss and its optimisation")),
+          modules=("core.reference.attention", "core.reference.gpt", "core.reference.functional",
+                   "core.tolerances", "core.constants")),
+        S("4.2", "强化学习的数学原理", "The mathematics of reinforcement learning", (
+            ("马尔可夫决策过程的数学定义", "The Markov decision process, defined"),
+            ("价值函数与贝尔曼方程", "Value functions and the Bellman equation"),
+            ("策略梯度定理与REINFORCE算法", "The policy gradient theorem and REINFORCE")),
+          commands=("solve",),
+          modules=("core.reference.returns", "core.reference.policy",
+                   "core.reference.dynamic_programming", "core.reference.algorithms",
+                   "core.reference", "core.tabular")),
+    )),
+    Chapter(5, "项目实践：代码实例和详细解释说明", "Practice: code, explained", (
+        S("5.1", "基于PyTorch实现Transformer", "A Transformer in PyTorch", (),
+          commands=("compare", "diff"),
+          modules=("backends.attention", "core.mirror", "backends.autodiff",
+                   "backends.runtime")),
+        S("5.2", "基于TensorFlow实现REINFORCE算法", "REINFORCE in TensorFlow", (),
+          commands=("train",),
+          modules=("backends.reinforce", "backends.reinforce_baseline", "backends.policy",
+                   "backends.returns", "core.rl", "core.rl.compare", "core.rl.rollout",
+                   "core.rl.session", "core.rl.settings", "core.rl.train", "core.checkpoint",
+                   "core.tensorboard", "core.plots")),
+    )),
+    Chapter(6, "实际应用场景", "Applications", (
+        S("6.1", "基于强化学习的对话生成", "Dialogue generation with reinforcement learning", (
+            ("问题定义与建模", "The problem and its model"),
+            ("算法设计与实现", "Algorithm design and implementation"),
+            ("实验结果与分析", "Results and analysis"))),
+        S("6.2", "基于大规模语言模型的推荐系统",
+          "Recommender systems built on large language models", (
+            ("问题定义与建模", "The problem and its model"),
+            ("算法设计与实现", "Algorithm design and implementation"),
+            ("实验结果与分析", "Results and analysis"))),
+        S("6.3", "其他应用场景", "Other applications", (
+            ("智能问答", "Question answering"),
+            ("机器翻译", "Machine translation"),
+            ("知识图谱构建", "Building knowledge graphs"))),
+    )),
+    Chapter(7, "工具和资源推荐", "Tools and resources", (
+        S("7.1", "大规模语言模型相关工具", "Tools for large language models", (
+            ("Hugging Face Transformers", "Hugging Face Transformers"),
+            ("Google BERT", "Google BERT"),
+            ("OpenAI GPT系列", "The OpenAI GPT series"))),
+        S("7.2", "强化学习相关工具", "Tools for reinforcement learning", (
+            ("OpenAI Gym", "OpenAI Gym (today: Gymnasium)"),
+            ("Google Dopamine", "Google Dopamine"),
+            ("RLlib", "RLlib")),
+          commands=("report", "sweep", "scale", "rllib"), modules=("core.scale", "core.scale.*")),
+        S("7.3", "其他相关资源", "Other resources", (
+            ("相关论文与综述", "Papers and surveys"),
+            ("开源项目与代码实现", "Open-source projects and code"),
+            ("学习资料与教程", "Learning materials and tutorials")),
+          commands=("notebooks", "assignments", "grade"),
+          modules=("core.tutorial", "core.exercises", "core.coursework", "core.coursework.*"),
+          pages=("chapters/ch07_3_reading_list",)),
+    ), pages=("chapters/ch07_tools",)),
+    Chapter(8, "总结：未来发展趋势与挑战", "Summary: future trends and challenges", (
+        S("8.1", "大规模语言模型的发展趋势", "Where large language models are heading", (
+            ("模型规模与性能的持续提升", "Ever larger and better models"),
+            ("多模态语言模型的兴起", "The rise of multimodal language models"),
+            ("语言模型的通用化与普适化", "Language models becoming general-purpose"))),
+        S("8.2", "强化学习的发展趋势", "Where reinforcement learning is heading", (
+            ("样本效率与泛化能力的提升", "Better sample efficiency and generalisation"),
+            ("多智能体强化学习的发展", "Multi-agent reinforcement learning"),
+            ("强化学习与其他领域的交叉融合", "Reinforcement learning meets other fields"))),
+        S("8.3", "二者结合面临的挑战", "Challenges of the combination", (
+            ("高质量交互数据的获取", "Getting high-quality interaction data"),
+            ("语言模型与环境的匹配与适配", "Fitting language models to environments"),
+            ("算法的可解释性与稳定性", "Interpretable and stable algorithms"))),
+    ), pages=("chapters/ch08_trends",)),
+    Chapter(9, "附录：常见问题与解答", "Appendix: frequently asked questions", (
+        S("9.1", "大规模语言模型常见问题", "Questions about large language models", (
+            ("如何选择合适的语言模型？", "How to choose a language model?"),
+            ("如何进行语言模型的微调？", "How to fine-tune a language model?"),
+            ("语言模型的推理速度如何优化？", "How to make inference faster?")),
+          modules=("backends.generation",)),
+        S("9.2", "强化学习常见问题", "Questions about reinforcement learning", (
+            ("如何设计合适的奖励函数？", "How to design a good reward function?"),
+            ("如何处理状态空间过大的问题？", "What to do when the state space is too large?"),
+            ("探索与利用的平衡如何把握？", "How to balance exploration and exploitation?")),
+          modules=("backends.dqn", "core.rl.dqn", "core.rl.replay", "core.reference.dqn")),
+        S("9.3", "二者结合的常见问题", "Questions about the combination", (
+            ("如何设计语言模型与强化学习的交互方式？",
+             "How should a language model and RL interact?"),
+            ("如何评估语言模型在强化学习中的作用？",
+             "How to evaluate what the language model contributes?"),
+            ("如何权衡语言模型的生成质量与策略的优化？",
+             "How to trade generation quality against policy optimisation?"))),
+    )),
+)
+del S
+
+TUTORIAL_NAME = re.compile(r"^ch(\d{2})_(\d+)_\w+$")
+
+
+def chapter_page_docname(chapter: Chapter) -> str:
+    """The docname of the generated page of ``chapter`` (``outline/ch04``)."""
+    return f"outline/ch{chapter.number:02d}"
+
+
+def tutorials_by_section(tutorial_dir: Path = REPO / "tutorials") -> dict[str, list[str]]:
+    """``{"4.2": ["ch04_2_...", ...]}``: each tutorial joins section X.Y by its file name."""
+    found: dict[str, list[str]] = {}
+    for path in sorted(tutorial_dir.glob("ch*.py")):
+        match = TUTORIAL_NAME.match(path.stem)
+        if match:
+            number = f"{int(match.group(1))}.{int(match.group(2))}"
+            found.setdefault(number, []).append(path.stem)
+    return found
+
+
+def api_modules(repo: Path = REPO) -> list[str]:
+    """Every API page's module name: ``core.<dotted>`` and ``backends.<mirrored file>``."""
+    names = []
+    for path in sorted((repo / "core").rglob("*.py")):
+        parts = path.relative_to(repo).with_suffix("").parts
+        if "cli" in parts or "__pycache__" in parts:
+            continue  # the CLI has its own pages
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if len(parts) > 1 or parts == ("core",):
+            names.append(".".join(parts))
+    torch_files = {p.stem for p in (repo / "backends" / "torch").glob("*.py")}
+    tf_files = {p.stem for p in (repo / "backends" / "tf").glob("*.py")}
+    names += [f"backends.{n}" for n in sorted(torch_files & tf_files) if n != "__init__"]
+    return [n for n in names if n != "core"]
+
+
+def cli_commands() -> list[str]:
+    """The top-level ``duetrl`` commands (the parser is cheap: no framework is imported)."""
+    from duetrl.core.cli import build_parser
+
+    parser = build_parser()
+    for action in parser._subparsers._group_actions:  # the one sub-command group
+        return sorted(action.choices)
+    return []
+
+
+def place(names: list[str], patterns_of: dict[str, tuple[str, ...]]) -> dict[str, list[str]]:
+    """Give each name to the first section whose patterns match it; "" collects the rest."""
+    placed: dict[str, list[str]] = {number: [] for number in patterns_of}
+    placed[""] = []
+    for name in names:
+        owner = next((number for number, patterns in patterns_of.items()
+                      if any(fnmatch.fnmatchcase(name, p) for p in patterns)), "")
+        placed[owner].append(name)
+    return placed
+
+
+def _reference(kind: str, name: str, linked: bool) -> str:
+    """A link to a generated reference page (or the bare name before the generator exists)."""
+    label = f"duetrl {name}" if kind == "cli" else name
+    return f"{{doc}}`{label} </generated/{kind}/{name}>`" if linked else f"`{label}`"
+
+
+def chapter_page(chapter: Chapter, tutorials: dict[str, list[str]],
+                 commands: dict[str, list[str]], modules: dict[str, list[str]],
+                 existing_pages: set[str], references_linked: bool) -> str:
+    """The MyST text of one chapter's page: every section with what the project has for it."""
+    lines = [
+        f"# {chapter.number} {chapter.title_en} · {chapter.title_zh}", "",
+        "<!-- Generated by docs/outline.py from the outline; edit that file, not this one. -->",
+        "",
+    ]
+    chapter_pages = [p for p in chapter.pages if p in existing_pages]
+    if chapter_pages:
+        lines += ["```{toctree}", ":maxdepth: 1", "", *[f"/{p}" for p in chapter_pages], "```", ""]
+    for section in chapter.sections:
+        lines += [f"## {section.number} {section.title_en} · {section.title_zh}", ""]
+        for i, (zh, en) in enumerate(section.subsections, start=1):
+            lines.append(f"- {section.number}.{i} {en} · {zh}")
+        if section.subsections:
+            lines.append("")
+        pages = [p for p in section.pages if p in existing_pages]
+        own_tutorials = tutorials.get(section.number, [])
+        own_commands = commands.get(section.number, [])
+        own_modules = modules.get(section.number, [])
+        if pages or own_tutorials:
+            lines += ["**Tutorials and chapter pages**", "", "```{toctree}", ":maxdepth: 1", "",
+                      *[f"/{p}" for p in pages],
+                      *[f"/tutorials/{stem}" for stem in own_tutorials], "```", ""]
+        if own_commands:
+            lines += ["**Command line**: " + ", ".join(
+                _reference("cli", c, references_linked) for c in own_commands), ""]
+        if own_modules:
+            lines += ["**API**: " + ", ".join(
+                _reference("api", m, references_linked) for m in own_modules), ""]
+        if not (pages or own_tutorials or own_commands or own_modules):
+            lines += ["*Not built yet.*", ""]
+    return "\n".join(lines)
+
+
+def unplaced_page(commands: list[str], modules: list[str], references_linked: bool) -> str:
+    """Commands and modules that no section claims yet (listed, never hidden)."""
+    lines = ["# Not yet placed in the outline", ""]
+    if not (commands or modules):
+        lines += ["Every command and module belongs to a section.", ""]
+    if commands:
+        lines += ["**Command line**: " + ", ".join(
+            _reference("cli", c, references_linked) for c in commands), ""]
+    if modules:
+        lines += ["**API**: " + ", ".join(
+            _reference("api", m, references_linked) for m in modules), ""]
+    return "\n".join(lines)
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    """Write only when the text differs, so that Sphinx does not re-read unchanged pages."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
+
+
+def write_chapter_pages(docs: Path) -> list[Path]:
+    """Write ``docs/outline/chNN.md`` for the 9 chapters and ``docs/outline/unplaced.md``."""
+    tutorials = tutorials_by_section(REPO / "tutorials")
+    sections = [s for chapter in CHAPTERS for s in chapter.sections]
+    commands = place(cli_commands(), {s.number: s.commands for s in sections})
+    modules = place(api_modules(REPO), {s.number: s.modules for s in sections})
+    existing = {str(p.relative_to(docs).with_suffix("")) for p in docs.glob("chapters/*.md")}
+    linked = (docs / "_ext" / "duetrl_reference.py").exists()
+    written = []
+    for chapter in CHAPTERS:
+        path = docs / (chapter_page_docname(chapter) + ".md")
+        text = chapter_page(chapter, tutorials, commands, modules, existing, linked)
+        _write_if_changed(path, text)
+        written.append(path)
+    path = docs / "outline" / "unplaced.md"
+    _write_if_changed(path, unplaced_page(commands[""], modules[""], linked))
+    return written + [path]
