@@ -171,6 +171,7 @@ def test_differing_factor_ignores_settings_that_do_not_apply() -> None:
     assert rp.differing_factor(a, c) == "backend"
     assert rp.differing_factor(c, d) == "lr"
     assert rp.differing_factor(a, d) is None  # backend and lr: not a one-factor comparison
+    assert rp.differing_factor(a, rp.Method("ppo", "tf", "Acrobot-v1", a.settings)) is None
     pairs = rp.comparison_pairs([c, a, b])
     assert [(x.backend, y.backend, f) for x, y, f in pairs] == [
         ("torch", "tf", "backend"), ("torch", "torch", "algorithm")]
@@ -247,6 +248,41 @@ def test_report_writes_tables_json_and_figures(tmp_path: Path) -> None:
     assert again["envs"][0]["methods"] == env["methods"]
 
 
+def test_each_environment_gets_its_own_tables_and_figures(tmp_path: Path) -> None:
+    import pandas as pd
+
+    rows = [{**run_row("ppo", "torch", s, 100.0 + s), "env": env}
+            for env in ("CartPole-v1", "Acrobot-v1") for s in range(2)]
+    rows = [{**r, "run_id": f"{r['run_id']}-{r['env']}"} for r in rows]
+    rows += [{**run_row("rlhf-rloo", "torch", s, 0.0), "command": "rlhf train", "env": "",
+              "final_reward": 0.5 + 0.1 * s, "run_dir": f"runs/rloo{s}"} for s in range(2)]
+    sweep = write_sweep(tmp_path / "sweep", rows)
+    for s in range(2):  # an RLHF log: reward against update, no env_steps
+        pd.DataFrame({"update": [1, 2, 3], "reward": [0.1, 0.2 + s, 0.3]}).to_csv(
+            sweep / f"runs/rloo{s}/log.csv", index=False)
+    report = rp.make_report(sweep, reps=REPS)
+    by_env = {e["env"]: e for e in report["envs"]}
+    assert sorted(by_env) == ["", "Acrobot-v1", "CartPole-v1"]
+    assert by_env["CartPole-v1"]["scale"] == 500.0 and by_env["Acrobot-v1"]["scale"] is None
+    np.testing.assert_allclose(by_env["Acrobot-v1"]["methods"][0]["scores"], [100.0, 101.0])
+    assert "optimality_gap" not in by_env["Acrobot-v1"]["methods"][0]  # needs a normaliser
+    assert by_env["CartPole-v1"]["comparisons"] == []  # other envs are not compared
+    np.testing.assert_allclose(by_env[""]["curves"]["rlhf-rloo torch"]["iqm"][[0, -1]],
+                               [0.1, 0.3])
+    assert Path(by_env["Acrobot-v1"]["figures"]["aggregates"]).name == "Acrobot-v1-aggregates.png"
+    assert Path(by_env[""]["figures"]["learning_curves"]).name == "all-learning_curves.png"
+    assert (sweep / "report" / "all-learning_curves.png").is_file()
+
+
+def test_a_sweep_whose_runs_all_failed_reports_them(tmp_path: Path) -> None:
+    rows = [{**run_row("ppo", "torch", s, 0.0), "status": "failed", "error": f"boom {s}"}
+            for s in range(2)]
+    report = rp.make_report(write_sweep(tmp_path / "sweep", rows), reps=REPS)
+    assert report["envs"] == [] and len(report["excluded"]) == 2
+    text = (tmp_path / "sweep" / "report" / "report.md").read_text()
+    assert "nothing to aggregate" in text and "| ppo-torch-s1 | failed | boom 1 |" in text
+
+
 def test_cli_report(tmp_path: Path, capsys) -> None:
     from duetrl.core.cli import main
 
@@ -260,3 +296,5 @@ def test_cli_report(tmp_path: Path, capsys) -> None:
     assert "sweep_dir: no folder" in capsys.readouterr().err
     assert main(["report", str(sweep), "--metric", "nope"]) == 2
     assert "metric:" in capsys.readouterr().err
+    assert main(["report", str(sweep), "--reps", "50"]) == 0
+    assert "| ppo torch | 3 |" in capsys.readouterr().out  # the markdown table

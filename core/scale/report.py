@@ -544,6 +544,8 @@ def format_markdown(report: dict[str, Any]) -> str:
              f"Metric `{report['metric']}`; {report['runs']} runs in results.csv. "
              f"Intervals: {percent}% {report['bootstrap']}, {report['reps']} resamples, "
              f"seed {report['seed']}. IQM = mean of the middle half of the sorted runs.", ""]
+    if not report["envs"]:
+        lines += [f"No finished run has a `{report['metric']}`: nothing to aggregate.", ""]
     for env in report["envs"]:
         lines += [f"## {env['env'] or '(no environment)'}", ""]
         if env["scale"]:
