@@ -17,6 +17,7 @@ gettext catalogues in ``locale/zh_CN/LC_MESSAGES/<docname>.po``.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -123,8 +124,38 @@ def _other_language_links(app, pagename, templatename, context, doctree) -> None
     context["duetrl_language"] = current
 
 
+# A translated message is parsed again as Markdown, on its own. A heading such as
+# "1. 两状态的马尔可夫决策过程" then reads as the start of a numbered list, and Sphinx silently
+# keeps the English. A message is always the text of one paragraph or title (list markers are
+# never part of it), so escaping a leading list marker ("1." "1)" "-" "*" "+") is always right.
+LEADING_LIST_MARKER = re.compile(r"^(\s*)(\d+)([.)])(\s)|^(\s*)([-*+])(\s)")
+
+
+def escape_leading_list_marker(message: str) -> str:
+    """``"1. text"`` -> ``"1\\. text"`` and ``"- text"`` -> ``"\\- text"``; others unchanged."""
+    return LEADING_LIST_MARKER.sub(
+        lambda m: (f"{m[1]}{m[2]}\\{m[3]}{m[4]}" if m[2] else f"{m[5]}\\{m[6]}{m[7]}"),
+        message, count=1)
+
+
+def _translate_numbered_headings() -> None:
+    """Make Sphinx's i18n transform escape leading list markers before parsing a message."""
+    from sphinx.transforms import i18n
+
+    if getattr(i18n._publish_msgstr, "duetrl_escapes", False):
+        return
+    publish = i18n._publish_msgstr
+
+    def publish_escaped(source: str, *args, **kwargs):
+        return publish(escape_leading_list_marker(source), *args, **kwargs)
+
+    publish_escaped.duetrl_escapes = True
+    i18n._publish_msgstr = publish_escaped
+
+
 def setup(app) -> dict:
     """Write the outline's chapter pages before reading, and add the language links."""
     app.connect("builder-inited", lambda app: outline.write_chapter_pages(DOCS))
     app.connect("html-page-context", _other_language_links)
+    _translate_numbered_headings()
     return {"parallel_read_safe": True}
