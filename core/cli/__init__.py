@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "duetrl.core.cli.diff",
     "duetrl.core.cli.coursework",
     "duetrl.core.cli.report",
+    "duetrl.core.cli.sweep",
 )
 """Modules that add commands; each has ``register(commands, compare)``."""
 
