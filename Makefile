@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint notebooks bench clean
+.PHONY: setup demo test lint notebooks bench book clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ notebooks: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/attention.py
 	$(BIN)/python benchmarks/lm.py --threads 1
+
+# The book: the static site in English and Chinese (build/book/html/index.html), every tutorial
+# executed in full mode; MathJax comes once from the npm registry (equations work offline).
+book: $(STAMP)
+	$(BIN)/python docs/build.py --out build/book
 
 clean:
 	rm -rf $(VENV) build .pytest_cache
