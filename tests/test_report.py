@@ -162,6 +162,19 @@ def test_methods_key_on_every_setting_and_never_mix_backends(tmp_path: Path) -> 
         ("failed", "ValueError: non-finite loss"), ("timeout", "timeout")]
 
 
+def test_solved_is_a_metric_and_non_finite_scores_are_left_out(tmp_path: Path) -> None:
+    rows = [{**run_row("ppo", "torch", s, score), "solved": score >= 475}
+            for s, score in enumerate([480.0, 100.0, 490.0, float("inf")])]
+    rows.append({**run_row("ppo", "torch", 9, 0.0), "status": "failed", "solved": None})
+    results = rp.load_results(write_sweep(tmp_path / "sweep", rows))
+    (solved,), _ = rp.group_methods(results, "solved")
+    np.testing.assert_allclose(solved.scores, [1.0, 0.0, 1.0, 1.0])  # a fraction solved: 3/4
+    (method,), excluded = rp.group_methods(results, "final_mean_return")
+    assert method.seeds == [0, 1, 2]
+    assert excluded[0] == {"run_id": "ppo-torch-s3", "status": "done",
+                           "reason": "final_mean_return is inf"}
+
+
 def test_differing_factor_ignores_settings_that_do_not_apply() -> None:
     a = rp.Method("ppo", "torch", "CartPole-v1", {"lr": "0.001", "clip": "0.2"})
     b = rp.Method("dqn", "torch", "CartPole-v1", {"lr": "0.001", "clip": ""})

@@ -146,6 +146,11 @@ def load_results(sweep_dir: str | Path):
     if missing:
         raise ValueError(f"results.csv: expected columns {list(REQUIRED_COLUMNS)}, missing "
                          f"{missing} in {str(results_path)!r}")
+    for column in results.columns:  # True/False columns (solved) as 1/0: a fraction is a metric
+        values = set(results[column].dropna().astype(str))
+        if values and values <= {"True", "False"}:
+            results[column] = results[column].map({True: 1.0, False: 0.0, "True": 1.0,
+                                                   "False": 0.0})
     return results
 
 
@@ -154,7 +159,6 @@ def numeric_columns(results) -> list[str]:
     import pandas as pd
 
     return [c for c in results.columns if pd.api.types.is_numeric_dtype(results[c])
-            and not pd.api.types.is_bool_dtype(results[c])
             and c not in ("seed", "attempts") and not c.startswith("setting.")]
 
 
@@ -200,9 +204,9 @@ def group_methods(results, metric: str) -> tuple[list[Method], list[dict[str, st
             excluded.append({"run_id": _text(row["run_id"]), "status": status,
                              "reason": _text(row.get("error")) or status})
             continue
-        if _text(row[metric]) == "":
+        if _text(row[metric]) == "" or not math.isfinite(float(row[metric])):
             excluded.append({"run_id": _text(row["run_id"]), "status": status,
-                             "reason": f"no {metric}"})
+                             "reason": f"{metric} is {_text(row[metric]) or 'missing'}"})
             continue
         env = _text(row.get("env"))
         settings = {c.removeprefix("setting."): _text(row[c]) for c in setting_columns}
