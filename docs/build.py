@@ -170,20 +170,62 @@ def build_book(out: Path, languages: list[str], quick: bool) -> Path:
     return html
 
 
-def update_catalogues(out: Path, language: str = "zh_CN") -> Path:
+def update_catalogues(out: Path, language: str = "zh_CN", only: list[str] | None = None) -> Path:
     """Extract every page's text (no execution) and merge it into ``docs/locale/<language>``.
 
     Existing translations are kept; new text arrives with an empty ``msgstr``; text that left
-    a page is kept as an obsolete (``#~``) entry.
+    a page is kept as an obsolete (``#~``) entry. ``only``: docname prefixes (``tutorials/``,
+    ``outline/``, ``index``) to limit which catalogues are touched.
     """
     out = Path(out).resolve()
     env = dict(os.environ, DUETRL_BOOK_CACHE=str(out / "gettext-cache"))
     pot = out / "gettext"
     sphinx("gettext", "en", pot, out / "doctrees" / "gettext", env,
            extra=("-D", "nb_execution_mode=off"))
+    if only:
+        chosen = out / "gettext-only"
+        shutil.rmtree(chosen, ignore_errors=True)
+        for template in pot.rglob("*.pot"):
+            docname = template.relative_to(pot).with_suffix("").as_posix()
+            if any(docname.startswith(prefix) for prefix in only):
+                (chosen / docname).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(template, chosen / f"{docname}.pot")
+        pot = chosen
     subprocess.run([sys.executable, "-m", "sphinx_intl", "update", "-p", str(pot), "-l", language,
                     "-d", str(DOCS / "locale")], check=True, env=env)
-    return DOCS / "locale" / language / "LC_MESSAGES"
+    messages = DOCS / "locale" / language / "LC_MESSAGES"
+    if language == "zh_CN":
+        fill_outline_catalogues(messages)
+    return messages
+
+
+def fill_outline_catalogues(messages: Path) -> int:
+    """Fill the empty ``msgstr`` of the generated outline pages from ``outline.translations()``.
+
+    The chapter pages are generated from the outline, so are their Chinese words: a new section
+    or label arrives translated. A translation already in a catalogue (made by hand) is kept.
+    Returns the number of messages filled.
+    """
+    from babel.messages.pofile import read_po, write_po
+
+    sys.path.insert(0, str(DOCS))
+    import outline
+
+    table = outline.translations()
+    filled = 0
+    for path in sorted((messages / "outline").glob("*.po")):
+        with path.open("rb") as file:
+            catalogue = read_po(file)
+        changed = 0
+        for message in catalogue:
+            if message.id and not message.string and message.id in table:
+                message.string = table[message.id]
+                changed += 1
+        if changed:
+            with path.open("wb") as file:
+                write_po(file, catalogue, width=76)
+            filled += changed
+    return filled
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,10 +236,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tutorials in quick mode")
     parser.add_argument("--update-catalogues", action="store_true",
                         help="refresh the gettext catalogues (keeps translations) and stop")
+    parser.add_argument("--only", default="",
+                        help="with --update-catalogues: comma-separated docname prefixes "
+                             "(e.g. tutorials/,index) whose catalogues to refresh")
     args = parser.parse_args(argv)
     try:
         if args.update_catalogues:
-            print(update_catalogues(args.out))
+            print(update_catalogues(args.out, only=[x for x in args.only.split(",") if x]))
             return 0
         html = build_book(args.out, [x for x in args.languages.split(",") if x], args.quick)
     except (ValueError, FileNotFoundError, RuntimeError, subprocess.CalledProcessError) as error:
