@@ -247,15 +247,18 @@ def rllib_to_canonical(module: Any) -> dict[str, np.ndarray]:
 
 
 def set_rllib_weights(algo: Any, params: Mapping[str, np.ndarray]) -> None:
-    """Load canonical ``params`` into an RLlib algorithm's learner and sync its env runners.
+    """Load canonical ``params`` into an RLlib algorithm's learner and into its env runners.
 
-    The learner holds the module that trains; the env runners hold copies that act. Both
-    must change, or sampling would still use the old weights.
+    The learner holds the module that trains; each env runner holds an inference-only copy
+    (the policy alone) that acts. Both must change, or sampling would go on with the old
+    policy. (RLlib's own ``sync_weights`` skips a runner whose weights already carry the
+    learner's sequence number, so the runners are loaded here directly.)
     """
+    policy = {k: v for k, v in params.items() if k.startswith("policy.")}
     algo.learner_group.foreach_learner(
         lambda learner: load_canonical_into_rllib(learner.module[DEFAULT_MODULE_ID], params))
-    algo.env_runner_group.sync_weights(from_worker_or_learner_group=algo.learner_group,
-                                       inference_only=True)
+    algo.env_runner_group.foreach_env_runner(
+        lambda runner: load_canonical_into_rllib(runner.module, policy), local_env_runner=True)
 
 
 # ---- acting and comparing -------------------------------------------------------------------
