@@ -83,10 +83,15 @@ class SweepPlan:
     threads_per_run: int
 
     def setting_names(self) -> list[str]:
-        """Flags whose value (or absence) differs between runs: the ``setting.*`` columns."""
+        """The swept settings, the ``setting.*`` columns: flags whose value (or absence) differs
+        between runs of one algorithm. (A budget that differs only from one algorithm to the
+        next is no column: the algorithm column already tells those runs apart.)"""
         names = sorted({name for run in self.runs for name in run.settings if name != "env"})
-        return [name for name in names
-                if len({repr(run.settings.get(name)) for run in self.runs}) > 1]
+        groups: dict[tuple[str, str], list[RunSpec]] = {}
+        for run in self.runs:
+            groups.setdefault((run.command, run.algorithm), []).append(run)
+        return [name for name in names if any(
+            len({repr(run.settings.get(name)) for run in runs}) > 1 for runs in groups.values())]
 
 
 class _Lines:

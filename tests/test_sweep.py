@@ -1,0 +1,323 @@
+"""``duetrl sweep``: the sweep file is checked line by line; runs go through Ray (and the
+sequential loop) into one table; a killed run is retried from its checkpoint; a run over its
+time limit is reported; ``--resume`` skips finished runs; a bad ``--address`` fails fast.
+
+The runs are tiny REINFORCE runs on CartPole-v1 (a child process each: most of their seconds
+are Python and framework imports). One local Ray session serves every test here.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from duetrl.core.cli import main
+from duetrl.core.scale.sweep import BASE_COLUMNS, PID_FILE, run_sweep
+from duetrl.core.scale.sweep_file import load_sweep
+
+TINY = """\
+[sweep]
+seeds = 2
+backends = {backends}
+max_retries = 1
+
+[[run]]
+command = "train reinforce"
+env = "CartPole-v1"
+total-steps = 600
+num-envs = 4
+"""
+
+LONG_RUN = """
+[[run]]
+command = "train reinforce"
+name = "long"
+backends = ["torch"]
+seeds = [0]
+total-steps = 40000
+num-envs = 4
+checkpoint-every = 1
+"""
+"""About 100 updates, a checkpoint after each: a run that can be killed mid-way."""
+
+
+def write(tmp_path: Path, text: str, name: str = "sweep.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def kill_at_first_checkpoint(run_dir: Path, killed: list[int]) -> threading.Thread:
+    """SIGKILL the run's child (by the pid its runner records) once its first checkpoint exists."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if (run_dir / "checkpoint.safetensors").is_file() and (run_dir / PID_FILE).is_file():
+                try:
+                    pid = int((run_dir / PID_FILE).read_text())
+                    os.kill(pid, signal.SIGKILL)
+                except (OSError, ValueError):
+                    continue
+                killed.append(pid)
+                return
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+# --- the sweep file ------------------------------------------------------------------------
+
+GRID = """\
+[sweep]
+seeds = 3
+backends = ["torch", "tf"]
+time_limit_s = 60
+
+[[run]]
+command = "train ppo"
+total-steps = 5000
+[run.grid]
+learning-rate = [0.001, 0.0003]
+normalize-advantages = [true, false]
+
+[[run]]
+command = "train dqn"
+seeds = [4, 7]
+backends = ["tf"]
+max_retries = 0
+"""
+
+
+def test_grid_expands_to_blocks_x_points_x_backends_x_seeds(tmp_path) -> None:
+    plan = load_sweep(write(tmp_path, GRID))
+    assert len(plan.runs) == 2 * 2 * 2 * 3 + 2
+    first = plan.runs[0]
+    assert first.run_id == "ppo-torch-s0-learning-rate0.001-normalize-advantagestrue"
+    assert first.argv == ("train", "ppo", "--total-steps", "5000", "--learning-rate", "0.001",
+                          "--normalize-advantages")
+    assert (first.algorithm, first.backend, first.seed, first.line) == ("ppo", "torch", 0, 6)
+    second_point = plan.runs[6]  # seeds innermost, then backends, then grid points
+    assert second_point.argv[-1] == "--no-normalize-advantages"
+    assert [r.seed for r in plan.runs[:3]] == [0, 1, 2]
+    assert [r.backend for r in plan.runs[:6]] == ["torch"] * 3 + ["tf"] * 3
+    dqn = plan.runs[-2:]
+    assert [(r.run_id, r.seed, r.backend, r.max_retries, r.line) for r in dqn] == [
+        ("dqn-tf-s4", 4, "tf", 0, 13), ("dqn-tf-s7", 7, "tf", 0, 13)]
+    assert first.max_retries == 1 and first.time_limit_s == 60.0 and plan.threads_per_run == 1
+    assert plan.setting_names() == ["learning-rate", "normalize-advantages"]
+
+
+def test_a_setting_is_a_column_when_it_differs_within_one_algorithm(tmp_path) -> None:
+    two_ppo = GRID + '\n[[run]]\ncommand = "train ppo"\nname = "ppo-wide"\nhidden-dim = 256\n'
+    plan = load_sweep(write(tmp_path, two_ppo))
+    assert plan.setting_names() == ["hidden-dim", "learning-rate", "normalize-advantages",
+                                    "total-steps"]
+    assert plan.runs[-1].run_id == "ppo-wide-tf-s2"
+
+
+def test_command_line_values_override_the_file(tmp_path) -> None:
+    plan = load_sweep(write(tmp_path, GRID), threads_per_run=2, max_retries=3, time_limit_s=5)
+    assert plan.threads_per_run == 2
+    assert {(r.max_retries, r.time_limit_s) for r in plan.runs} == {(3, 5.0)}
+
+
+@pytest.mark.parametrize("change, line, message", [
+    (("train ppo", "train ppx"), 7, "unknown algorithm 'ppx'"),
+    (("train ppo", "trian ppo"), 7, "unknown command 'trian'"),
+    (("train ppo", "rlhf pretrain"), 7, "cannot be swept"),
+    (("total-steps = 5000", "total_steps = 5000"), 8, "did you mean 'total-steps'"),
+    (("total-steps = 5000", "clip = 0.2"), 8, "unknown setting 'clip'"),
+    (("total-steps = 5000", "total-steps = 5e3"), 8, "invalid int value: '5000.0'"),
+    (("total-steps = 5000", "total-steps = [1, 2]"), 8, "lists go in [run.grid]"),
+    (("total-steps = 5000", "seed = 3"), 8, "use seeds instead"),
+    (("learning-rate = [0.001, 0.0003]", "learning-rate = 0.001"), 10, "non-empty list"),
+    (("learning-rate = [0.001, 0.0003]", "learning-rate = [\"x\"]"), 10, "invalid float"),
+    (("seeds = 3", "seeds = \"three\""), 2, "seeds: expected"),
+    (("seeds = 3", "seeds = 0"), 2, "seeds: expected"),
+    (("seeds = [4, 7]", "seeds = [4, 4]"), 15, "seeds: expected"),
+    (("backends = [\"tf\"]", "backends = [\"jax\"]"), 16, "backends: expected"),
+    (("time_limit_s = 60", "time_limit_s = 0"), 4, "time_limit_s: expected"),
+    (("time_limit_s = 60", "time_limit = 60"), 4, "unknown key 'time_limit'"),
+    (("max_retries = 0", "max_retries = -1"), 17, "max_retries: expected an integer >= 0"),
+])
+def test_a_mistake_is_reported_with_its_line(tmp_path, change, line, message) -> None:
+    old, new = change
+    assert old in GRID
+    path = write(tmp_path, GRID.replace(old, new, 1))
+    with pytest.raises(ValueError) as error:
+        load_sweep(path)
+    assert str(error.value).startswith(f"{path}:{line}: ")
+    assert message in str(error.value)
+
+
+def test_unknown_environment_and_duplicate_runs_are_reported(tmp_path) -> None:
+    path = write(tmp_path, TINY.format(backends='["torch"]').replace("CartPole-v1", "Nope-v0"))
+    with pytest.raises(ValueError, match=rf"^{path}:8: env: unknown environment id 'Nope-v0'"):
+        load_sweep(path)
+    twice = TINY.format(backends='["torch"]') + "\n[[run]]\ncommand = \"train reinforce\"\n"
+    with pytest.raises(ValueError, match=r":12: run id 'reinforce-torch-s0' is also made by the "
+                                         r"block at line 6"):
+        load_sweep(write(tmp_path, twice, "twice.toml"))
+
+
+def test_missing_file_bad_toml_and_no_runs(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="sweep file: no file at"):
+        load_sweep(tmp_path / "none.toml")
+    with pytest.raises(ValueError, match="not valid TOML"):
+        load_sweep(write(tmp_path, "[sweep\nseeds = 1\n"))
+    with pytest.raises(ValueError, match=r"no \[\[run\]\] block"):
+        load_sweep(write(tmp_path, "[sweep]\nseeds = 1\n"))
+
+
+def test_cli_names_the_line_of_an_unknown_algorithm(tmp_path, capsys) -> None:
+    path = write(tmp_path, GRID.replace("train dqn", "train dqm"))
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert f"{path}:14: unknown algorithm 'dqm'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_unreachable_address_fails_fast_and_writes_nothing(tmp_path, capsys) -> None:
+    path = write(tmp_path, TINY.format(backends='["torch"]'))
+    start = time.monotonic()
+    status = main(["sweep", str(path), "--out", str(tmp_path / "out"), "--address",
+                   "127.0.0.1:1"])
+    assert time.monotonic() - start < 10
+    assert status == 2
+    assert "--address: no Ray cluster answers at '127.0.0.1:1'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match="expected HOST:PORT"):
+        run_sweep(load_sweep(path), tmp_path / "out", address="headnode")
+
+
+# --- running sweeps ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ray_sweep(ray_session, tmp_path_factory):
+    """2 seeds x 2 backends of a tiny REINFORCE run through Ray."""
+    folder = tmp_path_factory.mktemp("ray_sweep")
+    plan = load_sweep(write(folder, TINY.format(backends='["torch", "tf"]')))
+    outcome = run_sweep(plan, folder / "out", progress=False)
+    return plan, outcome, folder / "out"
+
+
+def test_ray_sweep_writes_every_run_folder_and_the_table(ray_sweep) -> None:
+    plan, outcome, out = ray_sweep
+    assert (outcome["executor"], outcome["runs"], outcome["done"]) == ("ray", 4, 4)
+    rows = read_csv(out / "results.csv")
+    assert [r["run_id"] for r in rows] == [
+        "reinforce-torch-s0", "reinforce-torch-s1", "reinforce-tf-s0", "reinforce-tf-s1"]
+    assert list(rows[0])[:len(BASE_COLUMNS)] == list(BASE_COLUMNS)
+    assert list(rows[0])[-1] == "run_dir"
+    for row in rows:
+        run_dir = out / row["run_dir"]
+        summary = json.loads((run_dir / "summary.json").read_text())
+        assert (row["status"], row["attempts"], row["error"]) == ("done", "1", "")
+        assert (row["backend"], int(row["seed"])) == (summary["backend"], summary["seed"])
+        assert float(row["final_mean_return"]) == pytest.approx(summary["final_mean_return"])
+        assert int(row["env_steps"]) == summary["env_steps"] >= 600
+        assert (run_dir / "log.csv").is_file() and (run_dir / "checkpoint.safetensors").is_file()
+        assert not (run_dir / PID_FILE).exists()
+    assert (out / "sweep.toml").read_text() == plan.path.read_text()
+    pandas = pytest.importorskip("pandas")
+    table = pandas.read_parquet(out / "results.parquet")
+    assert list(table.columns) == list(rows[0]) and len(table) == 4
+    assert table["seed"].tolist() == [0, 1, 0, 1]
+
+
+def test_sequential_loop_gives_the_same_table_as_ray(ray_sweep, tmp_path) -> None:
+    _, outcome, _ = ray_sweep
+    plan = load_sweep(write(tmp_path, TINY.format(backends='["torch"]')))
+    sequential = run_sweep(plan, tmp_path / "out", executor="sequential", progress=False)
+    assert sequential["executor"] == "sequential"
+    through_ray = {row["run_id"]: row for row in outcome["rows"]}
+    for row in sequential["rows"]:
+        same = through_ray[row["run_id"]]
+        for key in ("status", "env_steps", "episodes", "updates", "final_mean_return"):
+            assert row[key] == same[key], key
+
+
+def test_a_killed_run_is_retried_from_its_checkpoint(ray_session, tmp_path) -> None:
+    plan = load_sweep(write(tmp_path, "[sweep]\nmax_retries = 1\n" + LONG_RUN))
+    run_dir = tmp_path / "out" / "runs" / "long-torch-s0"
+    killed: list[int] = []
+    watcher = kill_at_first_checkpoint(run_dir, killed)
+    outcome = run_sweep(plan, tmp_path / "out", progress=False)
+    watcher.join()
+    assert len(killed) == 1
+    (row,) = outcome["rows"]
+    assert (row["status"], row["attempts"], row["error"]) == ("done", 2, "")
+    attempts = [line for line in (run_dir / "sweep.log").read_text().splitlines()
+                if ": /" in line]
+    assert len(attempts) == 2
+    assert not attempts[0].endswith("--resume") and attempts[1].endswith("--resume")
+    assert "attempt 1: failed killed by SIGKILL" in (run_dir / "sweep.log").read_text()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["env_steps"] >= 40000 or summary["solved"]
+
+
+def test_a_run_over_its_time_limit_is_reported_and_the_others_kept(ray_session,
+                                                                   tmp_path) -> None:
+    text = (TINY.format(backends='["torch"]').replace("seeds = 2", "seeds = 1")
+            + LONG_RUN.replace("checkpoint-every = 1", "time_limit_s = 1.5"))
+    outcome = run_sweep(load_sweep(write(tmp_path, text)), tmp_path / "out", progress=False)
+    rows = {row["run_id"]: row for row in read_csv(tmp_path / "out" / "results.csv")}
+    assert rows["reinforce-torch-s0"]["status"] == "done"
+    slow = rows["long-torch-s0"]
+    assert (slow["status"], slow["attempts"]) == ("timeout", "1")
+    assert slow["error"].startswith("timed out: still running after time_limit_s = 1.5 s")
+    assert 1.5 <= float(slow["wall_s"]) < 30
+    assert (outcome["done"], outcome["timeout"]) == (1, 1)
+    assert main(["sweep", str(tmp_path / "sweep.toml"), "--out", str(tmp_path / "out"),
+                 "--sequential", "--quiet", "--json", "--resume", "--time-limit", "1"]) == 1
+
+
+def test_resume_skips_finished_runs_and_continues_an_interrupted_one(ray_session,
+                                                                      tmp_path) -> None:
+    text = TINY.format(backends='["torch"]').replace("seeds = 2", "seeds = 1") + LONG_RUN
+    path = write(tmp_path, text.replace("max_retries = 1", "max_retries = 0"))
+    out = tmp_path / "out"
+    long_dir, short_dir = out / "runs" / "long-torch-s0", out / "runs" / "reinforce-torch-s0"
+    killed: list[int] = []
+    watcher = kill_at_first_checkpoint(long_dir, killed)
+    first = run_sweep(load_sweep(path), out, progress=False)
+    watcher.join()
+    assert [(r["status"], r["error"]) for r in first["rows"]] == [
+        ("done", ""), ("failed", "killed by SIGKILL")]
+    with pytest.raises(ValueError, match="already holds a sweep; pass --resume"):
+        run_sweep(load_sweep(path), out, progress=False)
+    finished_at = (short_dir / "summary.json").stat().st_mtime_ns
+    short_log = (short_dir / "sweep.log").read_text()
+
+    second = run_sweep(load_sweep(path), out, executor="sequential", resume=True,
+                       progress=False)
+    assert (second["skipped"], second["done"]) == (1, 2)
+    assert (short_dir / "summary.json").stat().st_mtime_ns == finished_at
+    assert (short_dir / "sweep.log").read_text() == short_log  # no child started for it
+    last_attempt = (long_dir / "sweep.log").read_text().splitlines()[-2]
+    assert last_attempt.endswith("--resume")
+    rows = read_csv(out / "results.csv")
+    assert [(r["run_id"], r["status"]) for r in rows] == [
+        ("reinforce-torch-s0", "done"), ("long-torch-s0", "done")]
