@@ -321,3 +321,27 @@ def test_resume_skips_finished_runs_and_continues_an_interrupted_one(ray_session
     rows = read_csv(out / "results.csv")
     assert [(r["run_id"], r["status"]) for r in rows] == [
         ("reinforce-torch-s0", "done"), ("long-torch-s0", "done")]
+
+
+def test_table_columns_and_a_mixed_column_in_parquet(tmp_path) -> None:
+    from duetrl.core.scale.sweep import write_results
+
+    plan = load_sweep(write(tmp_path, GRID))
+    rows = []
+    for run, extra in ((plan.runs[0], {"final_mean_return": 20.5, "note": "a"}),
+                       (plan.runs[6], {"final_mean_return": 21, "note": 3})):
+        rows.append({"run_id": run.run_id, "command": run.command, "algorithm": run.algorithm,
+                     "backend": run.backend, "seed": run.seed, "env": run.env,
+                     "status": "done", "attempts": 1, "wall_s": 1.0, "error": "", **extra,
+                     "settings": run.settings, "argv": list(run.argv),
+                     "run_dir": f"runs/{run.run_id}"})
+    write_results(tmp_path, plan, rows)
+    table = read_csv(tmp_path / "results.csv")
+    assert list(table[0]) == [*BASE_COLUMNS, "final_mean_return", "note",
+                              "setting.learning-rate", "setting.normalize-advantages", "run_dir"]
+    assert [r["setting.normalize-advantages"] for r in table] == ["True", "False"]
+    pandas = pytest.importorskip("pandas")
+    frame = pandas.read_parquet(tmp_path / "results.parquet")
+    assert frame["note"].tolist() == ["a", "3"]  # strings and numbers: stored as strings
+    assert frame["final_mean_return"].tolist() == [20.5, 21.0]
+    assert frame["setting.learning-rate"].tolist() == [0.001, 0.001]

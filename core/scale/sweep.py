@@ -22,6 +22,7 @@ killed and reported ``timeout``; exit status 2 (bad input) is not retried: it wo
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -149,6 +150,10 @@ def _run_child(job: RunJob, argv: list[str], limit_s: float | None,
                 status: int | None = child.wait(timeout=limit_s)
             except subprocess.TimeoutExpired:
                 status = None
+            except KeyboardInterrupt:  # Ctrl-C reached the child too: it saves, then stops
+                with contextlib.suppress(subprocess.TimeoutExpired, KeyboardInterrupt):
+                    child.wait(timeout=10)
+                raise
         finally:
             if child.poll() is None:  # time limit, or this worker is being stopped
                 child.kill()
@@ -246,7 +251,7 @@ def check_address(address: str, timeout_s: float = 2.0) -> None:
         raise ValueError(f"--address: expected HOST:PORT of a Ray cluster's head (e.g. "
                          f"10.0.0.5:6379), got {address!r}")
     try:
-        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
     except OSError as error:
         raise ValueError(f"--address: no Ray cluster answers at {address!r} within "
                          f"{timeout_s:g} s ({error}); start one there with `ray start --head`, "
