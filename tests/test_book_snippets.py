@@ -1,11 +1,14 @@
-"""The book's chapter pages cannot rot: every ```python snippet runs, every {doc} link resolves.
+"""The book's chapter pages cannot rot: every ```python snippet runs, every {doc} link resolves,
+and the Chinese catalogue of each page translates every paragraph the page has now.
 
 The pages are ``docs/chapters/*.md`` (MyST Markdown). A snippet runs in a fresh interpreter, in
 an empty folder, in quick mode, with the Hugging Face libraries told to stay offline: a snippet
 may use only what is installed and must download nothing. A ``{doc}`` link must name a page the
 build will have: a tutorial file, a chapter page, or a reference page that D2's extension
 writes from the code (``generated/api/core.<module>``, ``generated/api/backends.<file>``,
-``generated/rosetta/<file>``, ``generated/cli/<command>``).
+``generated/rosetta/<file>``, ``generated/cli/<command>``). The translations are gettext
+catalogues, ``docs/locale/zh_CN/LC_MESSAGES/chapters/<page>.po`` (``docs/build.py
+--update-catalogues --only chapters/`` merges a changed page into them).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ PAGES = sorted((DOCS / "chapters").glob("*.md"))
 PYTHON_FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 DOC_ROLE = re.compile(r"\{doc\}`([^`]+)`")
 LINK_TARGET = re.compile(r"<([^<>]+)>\s*$")  # {doc}`text <target>`
+CATALOGUES = DOCS / "locale" / "zh_CN" / "LC_MESSAGES" / "chapters"
+CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 def python_snippets(markdown: str) -> list[str]:
@@ -48,6 +53,45 @@ def doc_targets(markdown: str, docname: str) -> list[str]:
         else:
             targets.append(posixpath.normpath(posixpath.join(posixpath.dirname(docname), target)))
     return targets
+
+
+def translatable_blocks(markdown: str) -> list[str]:
+    """The page's headings, paragraphs and list items as gettext sees them (lines joined by a
+    space, heading marks and list dashes dropped); fenced blocks (code, maths) left out."""
+    blocks: list[str] = []
+    current: list[str] = []
+
+    def flush() -> None:
+        if current:
+            blocks.append(" ".join(current))
+            current.clear()
+
+    in_fence = False
+    for line in markdown.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("```"):
+            flush()
+            in_fence = not in_fence
+        elif in_fence:
+            continue
+        elif not stripped:
+            flush()
+        elif stripped.startswith("#"):
+            flush()
+            blocks.append(stripped.lstrip("#").strip())
+        elif stripped.startswith("- "):
+            flush()
+            current.append(stripped[2:])
+        else:
+            current.append(stripped)
+    flush()
+    return blocks
+
+
+def doc_roles(text: str) -> list[str]:
+    """The targets of the ``{doc}`` roles of a text, in order (a translation keeps them)."""
+    return [(LINK_TARGET.search(body) or re.match(r"(.*)", body)).group(1).strip()
+            for body in DOC_ROLE.findall(text)]
 
 
 def cli_commands() -> set[str]:
@@ -124,6 +168,18 @@ def test_target_exists_knows_real_pages_from_missing_ones(docname: str, exists: 
     assert target_exists(docname) is exists
 
 
+def test_translatable_blocks_joins_lines_and_skips_fences() -> None:
+    page = ("# 1 Title（标题）\n\nA paragraph\non two lines.\n\n- item one\n  continued\n"
+            "- item two\n\n```python\nx = 1\n```\n\n```{math}\na = b\n```\nLast.\n")
+    assert translatable_blocks(page) == ["1 Title（标题）", "A paragraph on two lines.",
+                                         "item one continued", "item two", "Last."]
+
+
+def test_doc_roles_reads_titled_and_bare_links() -> None:
+    assert doc_roles("{doc}`/tutorials/a`, {doc}`阅读清单 </chapters/b>`") == [
+        "/tutorials/a", "/chapters/b"]
+
+
 # ---------------------------------------------------------------------------- the pages
 
 
@@ -161,3 +217,22 @@ def test_every_python_snippet_runs(page: Path, index: int, code: str, tmp_path: 
     output = f"{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     assert result.returncode == 0, f"snippet {index} of {page.name} failed:\n{output}"
     assert result.stdout.strip(), f"snippet {index} of {page.name} printed nothing"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[page.stem for page in PAGES])
+def test_chinese_catalogue_translates_every_paragraph_of_the_page(page: Path) -> None:
+    from babel.messages.pofile import read_po
+
+    path = CATALOGUES / f"{page.stem}.po"
+    assert path.is_file(), f"no Chinese catalogue {path}; run docs/build.py --update-catalogues"
+    with path.open("rb") as handle:
+        catalogue = {m.id: m for m in read_po(handle) if m.id}
+    blocks = translatable_blocks(page.read_text())
+    missing = [b[:60] for b in blocks if b not in catalogue]
+    assert not missing, f"{path.name} lacks text the page has now (update it): {missing}"
+    for block in blocks:
+        message = catalogue[block]
+        assert message.string and "fuzzy" not in message.flags, f"untranslated: {block[:60]!r}"
+        assert doc_roles(message.string) == doc_roles(block), f"links differ: {block[:60]!r}"
+        if message.string != block:  # names and citations may stay as they are
+            assert CJK.search(message.string), f"not Chinese: {message.string[:60]!r}"
