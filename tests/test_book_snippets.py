@@ -31,6 +31,12 @@ DOC_ROLE = re.compile(r"\{doc\}`([^`]+)`")
 LINK_TARGET = re.compile(r"<([^<>]+)>\s*$")  # {doc}`text <target>`
 CATALOGUES = DOCS / "locale" / "zh_CN" / "LC_MESSAGES" / "chapters"
 CJK = re.compile(r"[\u4e00-\u9fff]")
+READING_LIST = DOCS / "chapters" / "ch07_3_reading_list.md"
+SURNAME = r"(?:van |de )?[A-Z][\w-]+"
+# "Kaplan et al., 2020", "Sutton and Barto, 2018", "Shannon (1948)", "Schulman et al., 2016; 2017"
+CITATION = re.compile(rf"({SURNAME})(?:\s+et\s+al\.|\s+and\s+{SURNAME})?(?:,\s|\s\()(\d{{4}})"
+                      r"((?:;\s\d{4})*)")
+LISTED = re.compile(rf"\*\*({SURNAME})[^*]*?\((\d{{4}})\)\*\*")  # **Vaswani et al. (2017)**
 
 
 def python_snippets(markdown: str) -> list[str]:
@@ -92,6 +98,15 @@ def doc_roles(text: str) -> list[str]:
     """The targets of the ``{doc}`` roles of a text, in order (a translation keeps them)."""
     return [(LINK_TARGET.search(body) or re.match(r"(.*)", body)).group(1).strip()
             for body in DOC_ROLE.findall(text)]
+
+
+def citations(markdown: str) -> set[tuple[str, str]]:
+    """(first author's surname, year) of every citation in the page's prose."""
+    prose = re.sub(r"^```.*?^```", "", markdown, flags=re.MULTILINE | re.DOTALL)
+    found = set()
+    for surname, year, more_years in CITATION.findall(prose):
+        found |= {(surname, y) for y in [year, *re.findall(r"\d{4}", more_years)]}
+    return found
 
 
 def cli_commands() -> set[str]:
@@ -180,6 +195,14 @@ def test_doc_roles_reads_titled_and_bare_links() -> None:
         "/tutorials/a", "/chapters/b"]
 
 
+def test_citations_reads_the_forms_the_pages_use() -> None:
+    text = ("as (Kaplan et al., 2020) and (Sutton\nand Barto, 2018); Shannon (1948) and "
+            "(Schulman et al., 2016; 2017), (van Hasselt et al., 2016); not 1.5 billion, 2017")
+    assert citations(text) == {("Kaplan", "2020"), ("Sutton", "2018"), ("Shannon", "1948"),
+                               ("Schulman", "2016"), ("Schulman", "2017"),
+                               ("van Hasselt", "2016")}
+
+
 # ---------------------------------------------------------------------------- the pages
 
 
@@ -196,6 +219,17 @@ def test_every_doc_link_of_a_chapter_page_resolves(page: Path) -> None:
     assert targets, f"{page.name} links to nothing"
     missing = sorted({t for t in targets if not target_exists(t)})
     assert not missing, f"{page.name} links to pages the book will not have: {missing}"
+
+
+CITING_PAGES = [page for page in PAGES if page != READING_LIST]
+
+
+@pytest.mark.parametrize("page", CITING_PAGES, ids=[page.stem for page in CITING_PAGES])
+def test_every_citation_of_a_chapter_page_is_in_the_reading_list(page: Path) -> None:
+    listed = set(LISTED.findall(READING_LIST.read_text()))
+    assert len(listed) > 50, "the reading list's entries were not found"
+    missing = sorted(citations(page.read_text()) - listed)
+    assert not missing, f"{page.name} cites papers the reading list lacks: {missing}"
 
 
 SNIPPETS = [(page, index, code) for page in PAGES
