@@ -164,7 +164,7 @@ def test_ppo_config_refuses_what_rllib_cannot_match() -> None:
         rllib.register_rllib_envs(["NoSuchEnv-v0"])
 
 
-def test_rllib_builds_and_steps_every_registered_env(ray_cluster) -> None:
+def test_rllib_builds_and_steps_every_registered_env() -> None:
     from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 
     env_ids = rllib.register_rllib_envs(["CartPole-v1"])
@@ -206,14 +206,26 @@ def test_evaluate_is_greedy_seeded_and_matches_a_hand_replay() -> None:
         rllib.evaluate(rllib.reference_logits(perfect), "duetrl/Identity-v0", episodes=0)
 
 
+def test_learning_curve_is_the_mean_of_the_last_window_episodes() -> None:
+    log = [(10, 1.0), (10, 3.0), (25, 5.0), (40, 10.0)]
+    assert rllib.learning_curve(log, window=2) == ([10, 10, 25, 40], [1.0, 2.0, 4.0, 7.5])
+    assert rllib.learning_curve(log)[1] == [1.0, 2.0, 3.0, 4.75]
+    assert rllib.learning_curve(log, window=1)[1] == [1.0, 3.0, 5.0, 10.0]
+    with pytest.raises(ValueError, match="window: expected a positive number, got 0"):
+        rllib.learning_curve(log, window=0)
+
+
 # ---- RLlib's PPO, one iteration ---------------------------------------------------------------
 def test_one_rllib_ppo_iteration_and_the_shared_evaluation(ray_cluster) -> None:
     params = cartpole_params(seed=1)
     run = rllib.train_rllib_ppo("CartPole-v1", SETTINGS, total_steps=10_000, seed=0,
                                 initial_params=params, max_iterations=1)
     try:
-        assert len(run.env_steps) == len(run.mean_returns) == 1
+        assert len(run.env_steps) == 1
         assert run.env_steps[0] >= SETTINGS.num_envs * SETTINGS.num_steps
+        # every CartPole episode lasts >= 8 steps: 2 envs x 32+ steps finish at least 2 of them
+        assert len(run.episode_log) >= 2
+        assert all(step == run.env_steps[0] and r >= 8.0 for step, r in run.episode_log)
         evaluation = rllib.evaluate(lambda s: rllib.rllib_logits(run.module, s), "CartPole-v1",
                                     episodes=3)
         assert len(evaluation.returns) == 3 and math.isfinite(evaluation.mean_return)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -401,15 +402,33 @@ def ray_session(num_cpus: int = 1) -> Iterator[None]:
             ray.shutdown()
 
 
+def learning_curve(episode_log: Iterable[tuple[int, float]], window: int = 100
+                   ) -> tuple[list[int], list[float]]:
+    """``(env steps, mean return of the last ``window`` episodes)`` after each finished episode.
+
+    The statistic of duetrl's "solved" test, computed the same way for both libraries from
+    ``(env steps when the episode finished, its return)`` pairs.
+    """
+    if window < 1:
+        raise ValueError(f"window: expected a positive number, got {window}")
+    steps, means, recent = [], [], deque(maxlen=window)  # the last `window` returns
+    for step, episode_return in episode_log:
+        recent.append(float(episode_return))
+        steps.append(int(step))
+        means.append(float(np.mean(recent)))
+    return steps, means
+
+
 @dataclass
 class RLlibRun:
-    """What :func:`train_rllib_ppo` returns: the algorithm and its learning curve."""
+    """What :func:`train_rllib_ppo` returns: the algorithm and what its training saw."""
 
     algo: Any
     env_steps: list[int]
     """Environment steps sampled after each training iteration."""
-    mean_returns: list[float]
-    """RLlib's mean return of the last 100 finished training episodes, per iteration."""
+    episode_log: list[tuple[int, float]]
+    """(env steps at the end of the iteration it finished in, return) per finished episode:
+    the same record as duetrl's ``PolicyGradientTrainer.episode_log``."""
     seconds: float
 
     @property
@@ -423,7 +442,9 @@ def train_rllib_ppo(env_id: str, settings: PPOSettings | None = None, total_step
                     max_iterations: int | None = None) -> RLlibRun:
     """Train RLlib's PPO on ``env_id`` until ``total_steps`` environment steps are sampled.
 
-    Needs a running Ray (:func:`ray_session`). Samples in the driver (``num_env_runners=0``).
+    Needs a running Ray (:func:`ray_session`). Samples in the driver (``num_env_runners=0``),
+    which is also where an ``on_episode_end`` callback records each finished episode's return.
+    (RLlib's own ``episode_return_mean`` averages only the episodes of one iteration.)
 
     :param initial_params: canonical parameters to start from (duetrl's initial weights make
         the two libraries start from the same policy and value networks).
@@ -432,15 +453,22 @@ def train_rllib_ppo(env_id: str, settings: PPOSettings | None = None, total_step
     if total_steps < 1:
         raise ValueError(f"total_steps: expected a positive number, got {total_steps}")
     register_rllib_envs([env_id])
+    finished: list[float] = []  # returns of the episodes finished during this iteration
+
+    def record_episode(*, episode: Any, **_: Any) -> None:
+        finished.append(float(episode.get_return()))
+
     start = time.perf_counter()
-    algo = ppo_config(env_id, settings, seed, total_steps, num_env_runners=0).build_algo()
+    config = ppo_config(env_id, settings, seed, total_steps, num_env_runners=0)
+    algo = config.callbacks(on_episode_end=record_episode).build_algo()
     if initial_params is not None:
         set_rllib_weights(algo, initial_params)
-    env_steps, mean_returns = [], []
+    env_steps, episode_log = [], []
     while not env_steps or env_steps[-1] < total_steps:
         result = algo.train()
         env_steps.append(int(result["num_env_steps_sampled_lifetime"]))
-        mean_returns.append(float(result["env_runners"].get("episode_return_mean", math.nan)))
+        episode_log.extend((env_steps[-1], episode_return) for episode_return in finished)
+        finished.clear()
         if max_iterations is not None and len(env_steps) >= max_iterations:
             break
-    return RLlibRun(algo, env_steps, mean_returns, time.perf_counter() - start)
+    return RLlibRun(algo, env_steps, episode_log, time.perf_counter() - start)
