@@ -639,14 +639,14 @@ def plot_improvement(comparisons: list[dict], path: Path, env: str) -> Path:
     from duetrl.core.plots import pyplot, save_figure
 
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(8, 0.5 * len(comparisons) + 1.5))
+    fig, ax = plt.subplots(figsize=(8, 0.7 * len(comparisons) + 1.5))
     rows = np.arange(len(comparisons))
     points = np.array([c["p"] for c in comparisons])
     intervals = np.array([c["ci"] or [c["p"], c["p"]] for c in comparisons])
     errors = np.maximum(np.stack([points - intervals[:, 0], intervals[:, 1] - points]), 0)
     ax.errorbar(points, rows, xerr=errors, fmt="o", capsize=4)
     ax.axvline(0.5, color="grey", linestyle="--", linewidth=1)
-    ax.set_yticks(rows, [f"P({c['x']} > {c['y']})" for c in comparisons], fontsize=8)
+    ax.set_yticks(rows, [f"P({c['x']}\n  > {c['y']})" for c in comparisons], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     ax.set_xlabel("probability of improvement")
