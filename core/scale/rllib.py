@@ -108,10 +108,12 @@ def ppo_config(env_id: str, settings: PPOSettings | None = None, seed: int = 0,
     (no KL penalty)             ``use_kl_loss=False``
     ==========================  ===========================================================
 
-    What stays different: RLlib initialises with torch's defaults (duetrl: Glorot, a small
-    policy head; :func:`set_rllib_weights` starts RLlib from duetrl's initial weights),
-    standardises advantages over the whole batch (duetrl: the same), and its Adam has torch's
-    epsilon 1e-8 (duetrl pins the same value).
+    The same in both without a setting: advantages standardised over the whole batch, Adam's
+    epsilon 1e-8, bootstrapping from V at a time-limit truncation. What stays different:
+    RLlib initialises with torch's defaults (duetrl: Glorot, a policy head scaled by 0.01)
+    unless :func:`set_rllib_weights` loads duetrl's initial weights; RLlib shuffles the
+    minibatches with its own random numbers; an iteration may sample a few steps more than
+    the batch.
 
     :param env_id: a registered environment id (see :func:`register_rllib_envs`).
     :param settings: duetrl's PPO settings (the defaults when ``None``).
@@ -137,7 +139,9 @@ def ppo_config(env_id: str, settings: PPOSettings | None = None, seed: int = 0,
     if num_env_runners < 0:
         raise ValueError(f"num_env_runners: expected 0 or more, got {num_env_runners}")
     spec = check_env_id(env_id)
-    continuous = isinstance(gym.make(spec.id).action_space, gym.spaces.Box)
+    env = gym.make(spec.id)
+    continuous = isinstance(env.action_space, gym.spaces.Box)  # a Gaussian policy
+    env.close()
     lr = settings.learning_rate
     learning_rate = [[0, lr], [total_steps, 0.0]] if settings.anneal_lr else lr
     model = DefaultModelConfig(fcnet_hiddens=[settings.hidden_dim], fcnet_activation="relu",
@@ -455,8 +459,10 @@ def train_rllib_ppo(env_id: str, settings: PPOSettings | None = None, total_step
     register_rllib_envs([env_id])
     finished: list[float] = []  # returns of the episodes finished during this iteration
 
-    def record_episode(*, episode: Any, **_: Any) -> None:
-        finished.append(float(episode.get_return()))
+    def record_episode(*, episode: Any, prev_episode_chunks: list, **_: Any) -> None:
+        # RLlib hands an episode over in chunks, one per iteration it spans: add them all
+        chunks = [*prev_episode_chunks, episode]
+        finished.append(float(sum(chunk.get_return() for chunk in chunks)))
 
     start = time.perf_counter()
     config = ppo_config(env_id, settings, seed, total_steps, num_env_runners=0)
