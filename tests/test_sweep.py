@@ -345,3 +345,42 @@ def test_table_columns_and_a_mixed_column_in_parquet(tmp_path) -> None:
     assert frame["note"].tolist() == ["a", "3"]  # strings and numbers: stored as strings
     assert frame["final_mean_return"].tolist() == [20.5, 21.0]
     assert frame["setting.learning-rate"].tolist() == [0.001, 0.001]
+
+
+def test_child_command_line_environment_and_printed_summary(tmp_path) -> None:
+    from duetrl.core.scale.sweep import (
+        THREAD_VARIABLES,
+        RunJob,
+        _json_printed,
+        child_argv,
+        child_environment,
+    )
+
+    text = GRID.replace("total-steps = 5000", "total-steps = 5000\ntensorboard = false")
+    plan = load_sweep(write(tmp_path, text), threads_per_run=3)
+    job = RunJob(plan.runs[0], str(tmp_path), 3, str(tmp_path))
+    argv = child_argv(job, resume=False)
+    assert argv[1:3] == ["-m", "duetrl"] and "--tensorboard" not in argv
+    assert argv[3:] == [*plan.runs[0].argv, "--out", str(tmp_path / "runs" / job.spec.run_id),
+                        "--seed", "0", "--backend", "torch", "--threads", "3", "--quiet",
+                        "--json"]
+    assert child_argv(job, resume=True)[-1] == "--resume"
+    environment = child_environment(3)
+    assert {name: environment[name] for name in THREAD_VARIABLES} == dict.fromkeys(
+        THREAD_VARIABLES, "3")
+    out = tmp_path / "stdout.txt"
+    out.write_text('old {"x": 0}\nduetrl: note\n{\n  "solved": true\n}\n')
+    assert _json_printed(out, len('old {"x": 0}\n')) == {"solved": True}
+    assert _json_printed(out, out.stat().st_size) is None
+
+
+def test_bad_input_in_a_run_fails_once_with_its_message(tmp_path) -> None:
+    text = ('[sweep]\nmax_retries = 2\n\n[[run]]\ncommand = "rlhf train"\n'
+            'reference-checkpoint = "no/such/reference.safetensors"\nupdates = 1\n')
+    outcome = run_sweep(load_sweep(write(tmp_path, text)), tmp_path / "out", "sequential",
+                        progress=False)
+    (row,) = outcome["rows"]
+    assert (row["status"], row["attempts"]) == ("failed", 1)  # exit status 2: not retried
+    assert row["error"].startswith("exit status 2: duetrl: error: --reference-checkpoint: no "
+                                   "file at 'no/such/reference.safetensors'")
+    assert read_csv(tmp_path / "out" / "results.csv")[0]["status"] == "failed"
