@@ -296,6 +296,16 @@ def test_a_sweep_whose_runs_all_failed_reports_them(tmp_path: Path) -> None:
     assert "nothing to aggregate" in text and "| ppo-torch-s1 | failed | boom 1 |" in text
 
 
+def test_repeated_seeds_and_awkward_errors_are_reported_readably(tmp_path: Path) -> None:
+    rows = [run_row("ppo", "torch", 0, 100.0), {**run_row("ppo", "torch", 0, 200.0),
+                                               "run_id": "ppo-torch-s0-again"},
+            {**run_row("ppo", "tf", 1, 0.0), "status": "failed", "error": "a | b\nc"}]
+    report = rp.make_report(write_sweep(tmp_path / "sweep", rows), reps=REPS)
+    assert "seed(s) [0] appear more than once" in report["envs"][0]["notes"][0]
+    text = (tmp_path / "sweep" / "report" / "report.md").read_text()
+    assert "| ppo-tf-s1 | failed | a \\| b c |" in text  # one table row, the pipe escaped
+
+
 def test_cli_report(tmp_path: Path, capsys) -> None:
     from duetrl.core.cli import main
 

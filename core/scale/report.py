@@ -494,6 +494,11 @@ def _env_report(sweep_dir: Path, env: str, methods: list[Method], metric: str, r
     taus = np.linspace(low, high, 101)
     profiles = performance_profiles(scores, taus, reps, seed)
     curves, notes = _method_curves(sweep_dir, methods, reps, seed)
+    for m in methods:  # one method, one seed twice: something varied that no column records
+        repeated = sorted({s for s in m.seeds if m.seeds.count(s) > 1})
+        if repeated:
+            notes.append(f"{m.label}: seed(s) {repeated} appear more than once; its runs may "
+                         f"differ in a setting results.csv has no setting.* column for")
     figures = {
         "aggregates": str(plot_aggregates(entries, out / f"{prefix}aggregates.png", env, metric,
                                           scale)),
@@ -510,7 +515,7 @@ def _env_report(sweep_dir: Path, env: str, methods: list[Method], metric: str, r
             "profiles": {"taus": taus, **{k: p["profile"] for k, p in profiles.items()}},
             "curves": {k: {n: c[n] for n in ("x", "iqm", "low", "high")}
                        for k, c in curves.items()},
-            "curve_notes": notes, "figures": figures}
+            "notes": notes, "figures": figures}
 
 
 def _method_curves(sweep_dir: Path, methods: list[Method], reps: int,
@@ -535,6 +540,11 @@ def _method_curves(sweep_dir: Path, methods: list[Method], reps: int,
 
 
 # --- markdown -------------------------------------------------------------------------------
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a markdown table cell: one line, pipes escaped."""
+    return " ".join(str(text).split()).replace("|", "\\|")
 
 
 def _ci(interval: list[float] | None) -> str:
@@ -573,12 +583,13 @@ def format_markdown(report: dict[str, Any]) -> str:
         else:
             lines.append("No two methods differ in exactly one factor: no P(X > Y) table.")
         lines.append("")
-        lines += [f"- {note}" for note in env["curve_notes"]]
+        lines += [f"- {_cell(note)}" for note in env["notes"]]
         lines += [f"![{name}]({Path(path).name})" for name, path in env["figures"].items()]
         lines.append("")
     if report["excluded"]:
         lines += ["## Runs left out", "", "| run | status | reason |", "|---|---|---|"]
-        lines += [f"| {e['run_id']} | {e['status']} | {e['reason']} |" for e in report["excluded"]]
+        lines += [f"| {_cell(e['run_id'])} | {_cell(e['status'])} | {_cell(e['reason'])} |"
+                  for e in report["excluded"]]
         lines.append("")
     return "\n".join(lines)
 
