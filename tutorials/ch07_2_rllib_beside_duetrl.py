@@ -148,7 +148,11 @@ print("saved", path)
 # %% [markdown]
 # ## 4. The same evaluation for both
 #
-# Training curves mix exploration noise into the score. `rllib.evaluate` is the one
+# These are one seed each. Both start from the same weights and track each other at first,
+# then part: different minibatch shuffles and sampling noise are enough, and a gap of this
+# size between two seeds of the *same* library is common (chapter 8.3's tutorial, "why one
+# seed lies", measures it). Training curves also mix exploration noise into the score.
+# `rllib.evaluate` is the one
 # evaluation both libraries get: 10 episodes with the fixed seeds 10000, 10001, ... (unseen
 # in training), acting **greedily** (the argmax of the logits), so the result depends on the
 # weights alone. duetrl's policy is run by the float64 reference network
