@@ -570,15 +570,16 @@ def format_markdown(report: dict[str, Any]) -> str:
         lines += [f"| method | runs | mean [{percent}% CI] | IQM [{percent}% CI] | median |",
                   "|---|---|---|---|---|"]
         for m in env["methods"]:
-            lines.append(f"| {m['method']} | {m['runs']} | {m['mean']:.3f} {_ci(m['mean_ci'])} | "
-                         f"{m['iqm']:.3f} {_ci(m['iqm_ci'])} | {m['median']:.3f} |")
+            lines.append(f"| {_cell(m['method'])} | {m['runs']} | {m['mean']:.3f} "
+                         f"{_ci(m['mean_ci'])} | {m['iqm']:.3f} {_ci(m['iqm_ci'])} | "
+                         f"{m['median']:.3f} |")
         lines.append("")
         if env["comparisons"]:
             lines += ["Probability of improvement, P(X > Y) = (1/mn) Σ_i Σ_j S(x_i, y_j), "
                       "S = 1, 1/2, 0 for >, =, <:", "",
                       f"| X | Y | differs in | P(X > Y) [{percent}% CI] |", "|---|---|---|---|"]
             for c in env["comparisons"]:
-                lines.append(f"| {c['x']} | {c['y']} | {c['factor']} | {c['p']:.3f} "
+                lines.append(f"| {_cell(c['x'])} | {_cell(c['y'])} | {c['factor']} | {c['p']:.3f} "
                              f"{_ci(c['ci'])} |")
         else:
             lines.append("No two methods differ in exactly one factor: no P(X > Y) table.")
