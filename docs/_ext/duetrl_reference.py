@@ -175,8 +175,8 @@ NOTE_RULES: tuple[NoteRule, ...] = (
         "epsilon：两个框架命名不同（`eps` 与 `epsilon`），默认值也不同（LayerNorm 1e-5 与 "
         "1e-3，Adam 1e-8 与 1e-7）；duetrl 在 `duetrl.core.constants` 中固定每一个并显式传入。"),
     NoteRule(
-        "dtype", r"\.double\(\)|\.float\(\)|\.long\(\)|\.bool\(\)|\.to\(|device|dtype",
-        r"tf\.cast|dtype_policy|\.astype\(|dtype",
+        "dtype", r"\.(double|float|long|int|bool)\(\)|\.to\(|\bdevice\b",
+        r"tf\.cast\(|dtype_policy|\.astype\(",
         "Dtypes and devices: torch converts with tensor methods (`.double()`, `.long()`, "
         "`.to(device)`); TensorFlow with `tf.cast`, and a Keras layer carries a dtype policy.",
         "数据类型与设备：torch 用张量方法转换（`.double()`、`.long()`、`.to(device)`）；"
@@ -248,6 +248,11 @@ def text(key: str, language: str | None) -> str:
     return HEADINGS[language_of(language)][key]
 
 
+def markdown_escape(name: str) -> str:
+    """``__init__`` -> ``\\_\\_init\\_\\_``: in a heading, Markdown would make it bold."""
+    return name.replace("_", "\\_")
+
+
 # ---------------------------------------------------------------------------- module lists
 
 
@@ -299,7 +304,7 @@ def automodule(module: str, members: bool = True) -> str:
 
 def core_api_page(module: str) -> str:
     """The page of one core module."""
-    return f"# {module}\n\n{automodule(module)}"
+    return f"# {markdown_escape(module)}\n\n{automodule(module)}"
 
 
 def backend_api_page(name: str, language: str | None) -> str:
@@ -310,7 +315,7 @@ def backend_api_page(name: str, language: str | None) -> str:
         columns.append(f"````{{container}} api-column api-column-{backend}\n"
                        f"```{{rubric}} {label}: {module}\n```\n"
                        f"{automodule(module, members=name != '__init__')}````\n")
-    title = text("backend_page", language).format(name=name)
+    title = text("backend_page", language).format(name=markdown_escape(name))
     return (f"# {title}\n\n`````{{container}} api-columns\n{''.join(columns)}`````\n\n"
             f"{{doc}}`../rosetta/{name}`\n")
 
@@ -431,7 +436,7 @@ def rosetta_page(name: str, language: str | None) -> str:
         torch=pair.torch_lines, tf=pair.tf_lines, only_torch=pair.only_torch,
         only_tf=pair.only_tf, differing=pair.differing, name=name,
         limit=MIRROR_EXCEPTIONS.get(name, MIRROR_LIMIT))
-    title = text("rosetta_page", language).format(name=name)
+    title = text("rosetta_page", language).format(name=markdown_escape(name))
     table = rosetta_table(pair, torch_source, tf_source, language)
     return (f"# {title}\n\n{summary}\n\n{{doc}}`API <../api/backends.{name}>`\n\n"
             f"```{{raw}} html\n{table}\n```\n")
@@ -511,7 +516,7 @@ def cli_pages(language: str | None) -> dict[str, str]:
     index += ["", "```{toctree}", ":hidden:", ":maxdepth: 1", "", *commands, "```", ""]
     pages = {"index": "\n".join(index)}
     for name, sub in commands.items():
-        title = text("cli_page", language).format(name=name)
+        title = text("cli_page", language).format(name=markdown_escape(name))
         pages[name] = "\n".join([f"# {title}", "", *help_sections(sub, 2)])
     return pages
 
@@ -678,7 +683,21 @@ def setup(app) -> dict:
     app.connect("autodoc-process-docstring", on_process_docstring, priority=600)
     app.connect("config-inited", _add_static_path)
     app.add_css_file("reference.css")
+    _repair_chinese_search(app)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
+
+
+def _repair_chinese_search(app) -> None:
+    """Sphinx 9.0's Chinese search writes ``window.Stemmer = ChineseStemmer;`` into
+    ``language_data.js`` but bundles only the English stemmer (the one its Python side uses for
+    Latin words): every zh_CN page then throws a ReferenceError and the search finds nothing
+    (the browser test caught it). The same search, naming the stemmer it really ships."""
+    from sphinx.search.zh import SearchChinese
+
+    class ChineseSearch(SearchChinese):
+        language_name = "English"  # only used to name the JavaScript stemmer (and in logs)
+
+    app.add_search_language(ChineseSearch)
 
 
 def _add_static_path(app, config) -> None:
@@ -688,6 +707,9 @@ def _add_static_path(app, config) -> None:
     # the two backends define the same names on purpose (a mirror), so a type hint such as
     # ``Agent`` has several targets; that is the design, not a broken reference
     config.suppress_warnings = [*config.suppress_warnings, "ref.python"]
+    # pydata-sphinx-theme logs "Got invalid theme mode" (a console error) on a first visit
+    # unless a default colour mode is set (a template variable, so in html_context)
+    config.html_context = {"default_mode": "auto", **config.html_context}
     listed = {(Path(app.confdir) / p).resolve() for p in config.html_static_path}
     if STATIC.resolve() not in listed:
         config.html_static_path.append(str(STATIC))

@@ -1,0 +1,234 @@
+"""The book, checked in a real browser.
+
+The site is built in quick mode in both languages (``docs/build.py``), served on localhost and
+every page is opened in headless Chromium: no console errors, every image loaded, every
+equation typeset by MathJax, every internal link (and its anchor) pointing at something that
+exists; the search page finds "Bellman"; a screenshot of tutorial 4.2 in each language is kept
+in ``build/book/screenshots/``. Chromium and its driver come from the system's packages.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import importlib.util
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+INSTALL = "sudo apt-get install -y chromium chromium-driver"
+LANGUAGES = ["en", "zh_CN"]
+SCREENSHOT_PAGE = "tutorials/ch04_2_mdp_bellman_policy_gradient.html"
+SCREENSHOTS = REPO / "build" / "book" / "screenshots"
+PAGE_TIMEOUT = 30.0  # seconds for one page to load, typeset and show its images
+
+
+def require_chromium() -> None:
+    """Fail (under CI) or skip (elsewhere) with the install command when Chromium is missing."""
+    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
+    if missing:
+        message = f"headless Chromium is needed ({', '.join(missing)} missing): {INSTALL}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def build_site(out: Path) -> Path:
+    """``docs/build.py``'s ``build_book(out, ["en", "zh_CN"], quick=True)``; returns html/."""
+    spec = importlib.util.spec_from_file_location("duetrl_book_build", REPO / "docs" / "build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    return build.build_book(out, LANGUAGES, quick=True)
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
+        pass
+
+
+def serve(folder: Path) -> http.server.ThreadingHTTPServer:
+    """A localhost HTTP server of ``folder`` on a free port, running in a daemon thread."""
+    handler = functools.partial(QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def start_chromium(profile: Path):
+    """Headless Chromium through the system's chromedriver (selenium downloads nothing)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+                 "--window-size=1280,1600"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)),
+                              options=options)
+    driver.set_page_load_timeout(PAGE_TIMEOUT)
+    driver.set_script_timeout(PAGE_TIMEOUT)
+    return driver
+
+
+# Runs in the page once it has loaded: makes lazy images load, waits for them and for MathJax,
+# then reports what the checks need. (An async script: the last argument is the callback.)
+INSPECT_PAGE = """
+const done = arguments[arguments.length - 1];
+const images = Array.from(document.images);
+images.forEach(img => { if (img.loading === "lazy") img.loading = "eager"; });
+const settled = Promise.all(images.map(img => img.complete ? null : new Promise(resolve => {
+  img.addEventListener("load", resolve); img.addEventListener("error", resolve); })));
+const typeset = (window.MathJax && MathJax.startup && MathJax.startup.promise)
+  ? MathJax.startup.promise : Promise.resolve();
+function rawMath() {
+  // text outside code, scripts and typeset maths that still holds TeX delimiters
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const found = [];
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    if (node.parentElement.closest("pre, code, script, style, mjx-container, textarea")) continue;
+    const m = node.textContent.match(/\\$\\$|\\\\\\(|\\\\\\[|\\\\begin\\{/);
+    if (m) found.push(node.textContent.trim().slice(0, 80));
+  }
+  return found;
+}
+Promise.all([settled, typeset]).then(() => {
+  const maths = Array.from(document.querySelectorAll(".math"));
+  done({
+    brokenImages: images.filter(img => !(img.complete && img.naturalWidth > 0))
+                        .map(img => img.getAttribute("src")),
+    maths: maths.length,
+    untypeset: maths.filter(m => !m.querySelector("mjx-container")).length,
+    mathErrors: document.querySelectorAll("mjx-merror, .MathJax_Error, merror").length,
+    rawMath: rawMath(),
+    links: Array.from(document.querySelectorAll("a[href]")).map(a => a.href),
+  });
+}).catch(error => done({error: String(error)}));
+"""
+
+
+def target_file(html_root: Path, url_path: str) -> Path:
+    """The file a same-site URL path names (a folder means its index.html)."""
+    path = html_root / unquote(url_path).lstrip("/")
+    return path / "index.html" if url_path.endswith("/") or path.is_dir() else path
+
+
+@functools.cache
+def anchors_of(page: Path) -> frozenset[str]:
+    """The ids (and names) a page defines: what a ``#fragment`` may point at."""
+    text = page.read_text(encoding="utf-8", errors="replace")
+    return frozenset(re.findall(r"""\b(?:id|name)=["']([^"']+)["']""", text))
+
+
+def broken_links(links: list[str], base: str, html_root: Path) -> list[str]:
+    """Same-site links whose file is missing, or whose ``#anchor`` is not on its page."""
+    broken = []
+    host = urlsplit(base).netloc
+    for link in links:
+        parts = urlsplit(link)
+        if parts.scheme not in ("http", "https") or parts.netloc != host:
+            continue
+        path = target_file(html_root, parts.path)
+        if not path.is_file():
+            broken.append(link)
+        elif parts.fragment and path.suffix == ".html" and \
+                unquote(parts.fragment) not in anchors_of(path):
+            broken.append(link)
+    return broken
+
+
+def check_page(driver, base: str, html_root: Path, page: str) -> list[str]:
+    """Every problem of one page, as ``page: what`` lines."""
+    driver.get(f"{base}/{page}")
+    report = driver.execute_async_script(INSPECT_PAGE)
+    # the browser asks every site for /favicon.ico on its own; the book has none, no page links it
+    problems = [f"{page}: console: {entry['message'][:300]}"
+                for entry in driver.get_log("browser") if entry["level"] == "SEVERE"
+                and "/favicon.ico " not in entry["message"]]
+    if "error" in report:
+        return [*problems, f"{page}: the page check failed: {report['error']}"]
+    problems += [f"{page}: image not loaded: {src}" for src in report["brokenImages"]]
+    if report["untypeset"]:
+        problems.append(f"{page}: {report['untypeset']} of {report['maths']} equations not "
+                        "typeset by MathJax")
+    if report["mathErrors"]:
+        problems.append(f"{page}: {report['mathErrors']} MathJax errors")
+    problems += [f"{page}: raw TeX in the text: {text!r}" for text in report["rawMath"]]
+    problems += [f"{page}: broken link: {link}"
+                 for link in broken_links(report["links"], base, html_root)]
+    return problems
+
+
+def search_results(driver, base: str, query: str) -> list[str]:
+    """Titles of the pages the site's search lists for ``query`` (waits for the results)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(f"{base}/en/search.html?q={query}")
+    WebDriverWait(driver, PAGE_TIMEOUT).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#search-results li")
+        or "did not match" in d.find_element(By.ID, "search-results").text)
+    return [item.text for item in driver.find_elements(By.CSS_SELECTOR, "#search-results li")]
+
+
+def site_pages(html_root: Path) -> list[str]:
+    """Every page of both languages (not the theme's HTML fragments under ``_static``)."""
+    pages = []
+    for path in html_root.rglob("*.html"):
+        parts = path.relative_to(html_root).parts
+        if parts[0] in LANGUAGES and not parts[1].startswith("_"):
+            pages.append("/".join(parts))
+    return sorted(pages)
+
+
+def test_book_in_a_browser(tmp_path: Path) -> None:
+    require_chromium()
+    started = time.perf_counter()
+    html_root = build_site(REPO / "build" / "book")
+    built = time.perf_counter()
+    pages = site_pages(html_root)
+    for language in LANGUAGES:
+        assert f"{language}/index.html" in pages
+        assert f"{language}/{SCREENSHOT_PAGE}" in pages
+        assert f"{language}/generated/rosetta/index.html" in pages
+    server = serve(html_root)
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    profile = Path(tempfile.mkdtemp(prefix="duetrl-chromium-"))
+    driver = start_chromium(profile)
+    try:
+        problems = check_page(driver, base, html_root, "index.html")  # the language chooser
+        for page in pages:
+            problems += check_page(driver, base, html_root, page)
+        found = search_results(driver, base, "Bellman")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        for language in LANGUAGES:
+            driver.get(f"{base}/{language}/{SCREENSHOT_PAGE}")
+            driver.execute_async_script(INSPECT_PAGE)  # images and equations in place
+            shot = SCREENSHOTS / f"ch04_2_{language}.png"
+            assert driver.save_screenshot(str(shot)), f"no screenshot saved at {shot}"
+            shutil.copy2(shot, tmp_path / shot.name)
+    finally:
+        driver.quit()
+        server.shutdown()
+        shutil.rmtree(profile, ignore_errors=True)
+    print(f"\nbook: quick build {built - started:.0f} s, {len(pages)} pages checked in "
+          f"{time.perf_counter() - built:.0f} s")
+    assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems[:60])
+    assert found, "the search page lists no page for 'Bellman'"
+    for language in LANGUAGES:
+        assert (tmp_path / f"ch04_2_{language}.png").stat().st_size > 10_000
