@@ -191,7 +191,10 @@ def reST_problems(lines: list[str]) -> list[str]:
     import io
 
     from docutils.core import publish_doctree
+    from docutils.parsers.rst import directives
+    from docutils.parsers.rst.directives.body import CodeBlock
 
+    directives.register_directive("code-block", CodeBlock)  # Sphinx's name of docutils' code
     stream = io.StringIO()
     publish_doctree("\n".join(lines), settings_overrides={
         "warning_stream": stream, "report_level": 2, "halt_level": 5})
@@ -204,9 +207,9 @@ def test_readable_docstring_makes_equations_literal_and_escapes_bars():
     doc = ["The return is", "", "    G_t = r_t + gamma G_{t+1}", "", "and |x| <= 1 but ``a|b``.",
            "Then", "    V = R + gamma P V", "and more.", "", ":param x: the x", "    continued"]
     out = ref.readable_docstring(doc)
-    assert out[:5] == ["The return is", "", "::", "", "    G_t = r_t + gamma G_{t+1}"]
+    assert out[:5] == ["The return is", "", ref.LITERAL, "", "    G_t = r_t + gamma G_{t+1}"]
     assert "and \\|x\\| <= 1 but ``a|b``." in out
-    assert out[out.index("    V = R + gamma P V") - 2] == "::"
+    assert out[out.index("    V = R + gamma P V") - 2] == ref.LITERAL
     assert ":param x: the x" in out and "    continued" in out
     assert reST_problems(doc) and not reST_problems(out)
 
@@ -216,7 +219,7 @@ def test_readable_docstring_keeps_good_tables_and_rescues_bad_ones():
     assert ref.readable_docstring(good)[:5] == good
     bad = ["===  =====", "a      b", "===  =====", "xyzw   y", "===  ====="]  # text in the gap
     out = ref.readable_docstring(bad)
-    assert out[0] == "::" and "    xyzw   y" in out
+    assert out[0] == ref.LITERAL and "    xyzw   y" in out
     assert reST_problems(bad) and not reST_problems(out)
 
 

@@ -530,6 +530,10 @@ MARKUP_START = re.compile(r"^\s*(\.\. |:[^:]+:|[-*+] |\d+[.)] |>>>)")
 """Lines whose indented continuation is reST structure (directive, field, list, doctest)."""
 
 
+LITERAL = ".. code-block:: text"
+"""Opens the literal blocks made here: monospace, and not coloured as if it were Python."""
+
+
 def indent_of(line: str) -> int:
     """Number of leading spaces."""
     return len(line) - len(line.lstrip(" "))
@@ -562,7 +566,7 @@ def table_lines(table: list[str]) -> list[str]:
     if table_is_valid(table):
         return table
     indent = " " * indent_of(table[0])
-    return [f"{indent}::", "", *(f"{indent}    {row}" for row in table), ""]
+    return [f"{indent}{LITERAL}", "", *(f"{indent}    {row}" for row in table), ""]
 
 
 def readable_docstring(lines: list[str]) -> list[str]:
@@ -607,7 +611,7 @@ def readable_docstring(lines: list[str]) -> list[str]:
             if previous.strip():
                 out.append("")
             if not last_text.rstrip().endswith("::"):
-                out += [" " * indent_of(paragraph_first) + "::", ""]
+                out += [" " * indent_of(paragraph_first) + LITERAL, ""]
             literal_indent = indent_of(paragraph_first)
             out.append(line)
             continue
