@@ -135,8 +135,13 @@ LANGUAGE_CHOOSER = """<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<meta http-equiv="refresh" content="0; url=en/index.html">
 <title>duetrl</title>
+<script>
+  // the reader's own language when the site has it, English otherwise
+  var chinese = (navigator.language || "").toLowerCase().indexOf("zh") === 0;
+  location.replace(chinese ? "zh_CN/index.html" : "en/index.html");
+</script>
+<noscript><meta http-equiv="refresh" content="0; url=en/index.html"></noscript>
 </head>
 <body>
 <p><a href="en/index.html" hreflang="en">English</a> ·
