@@ -77,6 +77,9 @@ def test_probability_of_improvement_counts_ties_as_a_half() -> None:
     assert (rp.probability_of_improvement(a, b) + rp.probability_of_improvement(b, a)
             == pytest.approx(1.0, abs=1e-12))
     assert rp.probability_of_improvement(a, a) == 0.5
+    for first, second in ((x, y), (a, b), (b, a)):  # the bootstrap's vectorised twin
+        assert rp._improvement(first[:, None], second[:, None]) == pytest.approx(
+            rp.probability_of_improvement(first, second), abs=1e-12)
 
 
 def test_performance_profile_counts_scores_strictly_above_tau() -> None:
@@ -86,6 +89,9 @@ def test_performance_profile_counts_scores_strictly_above_tau() -> None:
     direct = [np.mean(scores > tau) for tau in taus]  # at tau = 0.5: 1/4, not 3/4 (>=)
     np.testing.assert_allclose(profile, direct, atol=1e-12)
     assert profile[2] == 0.25
+    library, _ = rp._rliable()
+    np.testing.assert_allclose(rp._fraction_above(scores[:, None], taus),
+                               library.score_distributions(scores[:, None], taus), atol=1e-12)
 
 
 def test_median_is_over_runs_not_rlibables_median_of_task_means() -> None:
