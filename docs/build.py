@@ -131,21 +131,29 @@ def external_assets(html: Path) -> list[str]:
             if EXTERNAL_ASSET.search(page.read_text(encoding="utf-8", errors="replace"))]
 
 
-LANGUAGE_CHOOSER = """<!DOCTYPE html>
+LANGUAGE_NAMES = {"en": "English", "zh_CN": "中文"}
+
+
+def language_chooser(languages: list[str]) -> str:
+    """The site's front page: go to the reader's language when it was built, else the first."""
+    first = languages[0]
+    chinese = "zh_CN" if "zh_CN" in languages else first
+    links = " ·\n".join(f'<a href="{code}/index.html" hreflang="{code.replace("_", "-")}">'
+                        f"{LANGUAGE_NAMES[code]}</a>" for code in languages)
+    return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <title>duetrl</title>
 <script>
-  // the reader's own language when the site has it, English otherwise
+  // the reader's own language when the site has it, the first one built otherwise
   var chinese = (navigator.language || "").toLowerCase().indexOf("zh") === 0;
-  location.replace(chinese ? "zh_CN/index.html" : "en/index.html");
+  location.replace(chinese ? "{chinese}/index.html" : "{first}/index.html");
 </script>
-<noscript><meta http-equiv="refresh" content="0; url=en/index.html"></noscript>
+<noscript><meta http-equiv="refresh" content="0; url={first}/index.html"></noscript>
 </head>
 <body>
-<p><a href="en/index.html" hreflang="en">English</a> ·
-<a href="zh_CN/index.html" hreflang="zh-CN" lang="zh-CN">中文</a></p>
+<p>{links}</p>
 </body>
 </html>
 """
@@ -164,10 +172,11 @@ def build_book(out: Path, languages: list[str], quick: bool) -> Path:
     out = Path(out).resolve()
     html = out / "html"
     env = build_environment(quick, out / "figures")
+    env["DUETRL_BOOK_LANGUAGES"] = ",".join(languages)  # the language switch links only these
     for language in languages:
         sphinx("html", language, html / language, out / "doctrees" / language, env)
     html.mkdir(parents=True, exist_ok=True)
-    (html / "index.html").write_text(LANGUAGE_CHOOSER, encoding="utf-8")
+    (html / "index.html").write_text(language_chooser(languages), encoding="utf-8")
     offenders = external_assets(html)
     if offenders:
         raise RuntimeError("pages load assets from another site (the book must work offline): "

@@ -115,11 +115,12 @@ def _other_language_links(app, pagename, templatename, context, doctree) -> None
     depth d the same page in language L is ``../`` * (d + 1) + ``L/<pagename>.html``.
     """
     current = app.config.language or "en"
+    built = os.environ.get("DUETRL_BOOK_LANGUAGES", ",".join(LANGUAGES)).split(",")
     up = "../" * (pagename.count("/") + 1)
     context["duetrl_languages"] = [
         (code, name, f"{up}{code}/{pagename}.html")
         for code, name in LANGUAGES.items()
-        if code != current
+        if code != current and code in built  # no link to a language this build leaves out
     ]
     context["duetrl_language"] = current
 

@@ -122,8 +122,9 @@ def test_leading_list_markers_are_escaped_and_nothing_else() -> None:
         assert escape(unchanged) == unchanged
 
 
-def test_language_links_point_to_the_same_page_in_the_other_language() -> None:
+def test_language_links_point_to_the_same_page_in_the_other_language(monkeypatch) -> None:
     conf = _load("conf")
+    monkeypatch.delenv("DUETRL_BOOK_LANGUAGES", raising=False)
 
     class App:
         class config:
@@ -135,6 +136,19 @@ def test_language_links_point_to_the_same_page_in_the_other_language() -> None:
     App.config.language = "en"
     conf._other_language_links(App, "index", "page.html", context, None)
     assert context["duetrl_languages"] == [("zh_CN", "中文", "../zh_CN/index.html")]
+    monkeypatch.setenv("DUETRL_BOOK_LANGUAGES", "en")  # an English-only build: no dead link
+    conf._other_language_links(App, "index", "page.html", context, None)
+    assert context["duetrl_languages"] == []
+
+
+def test_front_page_goes_to_a_built_language(build) -> None:
+    both = build.language_chooser(["en", "zh_CN"])
+    assert 'chinese ? "zh_CN/index.html" : "en/index.html"' in both
+    assert 'url=en/index.html' in both and 'href="zh_CN/index.html"' in both
+    english = build.language_chooser(["en"])
+    assert "zh_CN" not in english
+    chinese = build.language_chooser(["zh_CN"])
+    assert "en/index.html" not in chinese
 
 
 def test_external_assets_are_found(build, tmp_path: Path) -> None:
