@@ -235,6 +235,11 @@ def test_rllib_ppo_iterations_and_the_shared_evaluation(ray_cluster) -> None:
         # the update moved the weights away from the ones loaded at the start
         trained = rllib.rllib_to_canonical(run.module)
         assert not np.array_equal(trained["policy.fc1.kernel"], params["policy.fc1.kernel"])
+        # the learner's module holds the value network too, and the same policy
+        learned = rllib.learner_params(run.algo)
+        assert sorted(learned) == sorted(params)
+        np.testing.assert_array_equal(learned["policy.fc2.kernel"], trained["policy.fc2.kernel"])
+        assert not np.array_equal(learned["value.fc1.kernel"], params["value.fc1.kernel"])
         # the same weights evaluated by duetrl's reference give the same greedy returns
         again = rllib.evaluate(rllib.reference_logits(trained), "CartPole-v1", episodes=3)
         assert again.returns == evaluation.returns

@@ -131,7 +131,7 @@ trainer.close()
 with rllib.ray_session(num_cpus=1):
     run = rllib.train_rllib_ppo(ENV, settings, TOTAL_STEPS, seed=SEED, initial_params=initial,
                                 max_iterations=1 if QUICK else None)
-    rllib_params = rllib.rllib_to_canonical(run.module)
+    rllib_params = rllib.learner_params(run.algo)  # policy and value network, canonical
     run.algo.stop()
 print(f"duetrl: {trainer.env_steps} steps in {duetrl_seconds:.1f} s; "
       f"RLlib: {run.env_steps[-1]} steps in {run.seconds:.1f} s "
@@ -205,8 +205,22 @@ print(f"duetrl (tf) -> RLlib: max |logit difference| {comparison.max_logit_error
       f"same action on {comparison.same_action_fraction:.0%} of {len(states)} states")
 
 # %% [markdown]
-# And the other way: `rllib_to_canonical` reads an RLlib module back into duetrl's
-# dictionary, which either backend can load (`backend.import_params`) or keep training.
+# And the other way: `rllib_to_canonical` read RLlib's trained module into duetrl's
+# dictionary (section 3), which either backend can load (`backend.import_params`) and keep
+# training. Run by duetrl's own torch network, RLlib's policy scores exactly what it scored
+# inside RLlib:
+
+# %%
+torch_backend = backends["torch"]
+torch_agent = torch_backend.Agent("ppo", 4, 2, False, settings)
+torch_backend.import_params(torch_agent, rllib_params)
+in_duetrl = rllib.evaluate(lambda s: torch_agent.policy(torch_agent.as_tensor(s)), ENV,
+                           EVAL_EPISODES)
+print(f"RLlib's policy, greedy: {rllib_eval.mean_return:.1f} in RLlib, "
+      f"{in_duetrl.mean_return:.1f} in duetrl (torch)")
+assert in_duetrl.returns == rllib_eval.returns
+
+# %% [markdown]
 #
 # **Takeaways.** RLlib and duetrl agree on the environment interface (Gymnasium), on PPO's
 # settings and, through canonical weights, on the network itself, so a policy can move

@@ -239,7 +239,11 @@ def load_canonical_into_rllib(module: Any, params: Mapping[str, np.ndarray]) -> 
 
 
 def rllib_to_canonical(module: Any) -> dict[str, np.ndarray]:
-    """The canonical parameters of an RLlib PPO torch module built by this file (NumPy copies)."""
+    """The canonical parameters of an RLlib PPO torch module built by this file (NumPy copies).
+
+    An env runner's inference-only module holds the policy alone, so only ``policy.*`` come
+    back from it; the learner's module (:func:`learner_params`) holds the value network too.
+    """
     from duetrl.core.tolerances import to_numpy
 
     state = module.state_dict()
@@ -260,10 +264,19 @@ def set_rllib_weights(algo: Any, params: Mapping[str, np.ndarray]) -> None:
     learner's sequence number, so the runners are loaded here directly.)
     """
     policy = {k: v for k, v in params.items() if k.startswith("policy.")}
-    algo.learner_group.foreach_learner(
+    results = algo.learner_group.foreach_learner(
         lambda learner: load_canonical_into_rllib(learner.module[DEFAULT_MODULE_ID], params))
+    for result in results:
+        result.get()  # re-raises an error a (remote) learner met
     algo.env_runner_group.foreach_env_runner(
         lambda runner: load_canonical_into_rllib(runner.module, policy), local_env_runner=True)
+
+
+def learner_params(algo: Any) -> dict[str, np.ndarray]:
+    """The canonical parameters (policy and value network) of an RLlib algorithm's learner."""
+    results = algo.learner_group.foreach_learner(
+        lambda learner: rllib_to_canonical(learner.module[DEFAULT_MODULE_ID]))
+    return next(iter(results)).get()  # every learner holds the same weights
 
 
 # ---- acting and comparing -------------------------------------------------------------------
