@@ -176,3 +176,39 @@ def test_code_hash_changes_with_the_code(build, tmp_path: Path) -> None:
     assert build.code_hash(tmp_path) == before
     (tmp_path / "backends" / "a.py").write_text("x = 2\n")
     assert build.code_hash(tmp_path) != before
+
+
+def test_save_figure_hands_the_saved_file_to_the_notebook_display(monkeypatch, tmp_path) -> None:
+    from duetrl.core import plots
+
+    handed = []
+    monkeypatch.setattr(plots, "show_saved_figure", handed.append)
+    path = plots.save_figure(plots.pyplot().figure(), tmp_path / "a.png")
+    assert path.exists() and handed == [path]  # saved first, then shown
+
+
+def test_saved_figures_are_shown_only_inside_a_notebook_kernel(monkeypatch, tmp_path) -> None:
+    import types
+
+    from duetrl.core import tutorial
+
+    shown = []
+    display_module = types.ModuleType("IPython.display")
+    display_module.Image = lambda filename: ("image", filename)
+    display_module.display = shown.append
+    ipython = types.ModuleType("IPython")
+    ipython.display = display_module
+    shell = types.SimpleNamespace()  # a terminal IPython: no kernel
+    ipython.get_ipython = lambda: shell
+    monkeypatch.setitem(sys.modules, "IPython", ipython)
+    monkeypatch.setitem(sys.modules, "IPython.display", display_module)
+
+    tutorial.show_saved_figure(tmp_path / "a.png")
+    assert shown == [] and not tutorial.in_notebook_kernel()
+    shell.kernel = object()  # now inside a Jupyter kernel (a notebook, or the book's build)
+    tutorial.show_saved_figure(tmp_path / "b.png")
+    assert shown == [("image", str(tmp_path / "b.png"))] and tutorial.in_notebook_kernel()
+    ipython.get_ipython = lambda: None  # IPython imported, no shell running
+    assert not tutorial.in_notebook_kernel()
+    monkeypatch.delitem(sys.modules, "IPython")  # a plain script: IPython never imported
+    assert not tutorial.in_notebook_kernel()
