@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import logging
 import os
 import shlex
 import shutil
@@ -295,7 +296,7 @@ class RayExecutor:
                 ray.init(address=address, log_to_driver=False)
             else:
                 ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
-                         log_to_driver=False)
+                         log_to_driver=False, logging_level=logging.WARNING)
 
     def largest_machine_cpus(self) -> float:
         return max(node["Resources"].get("CPU", 0) for node in self.ray.nodes() if node["Alive"])
