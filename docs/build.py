@@ -101,6 +101,8 @@ def build_environment(quick: bool, figures: Path, cache: Path = CACHE) -> dict[s
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "TF_ENABLE_ONEDNN_OPTS": "0",
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        # tqdm (imported by a dependency) warns in a kernel without ipywidgets: noise on a page
+        "PYTHONWARNINGS": "ignore:IProgress not found",
     })
     for threads in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env.setdefault(threads, "1")
