@@ -79,31 +79,16 @@ class Method:
 
 
 def _rliable():
-    """``(rliable.library, rliable.metrics)``.
+    """``(rliable.library, rliable.metrics)``, with a clear message when the extra is missing.
 
-    rliable's bootstrap comes from ``arch.bootstrap``. arch 7.2's package ``__init__`` imports
-    its volatility models, which fail to import under pandas 3 (``deprecate_kwarg`` changed
-    signature); the bootstrap itself does not need them. If that import fails, load
-    ``arch.bootstrap`` with arch's ``__init__`` skipped.
+    (rliable's bootstrap is ``arch.bootstrap``; arch 7.2, the newest rliable accepts, fails to
+    import under pandas 3, so the ``scale`` extra keeps pandas below 3.)
     """
     try:
         from rliable import library, metrics
     except ImportError as error:
         raise ImportError(f"duetrl report needs rliable: pip install 'duetrl[scale]' ({error})"
                           ) from error
-    except TypeError:
-        import importlib.util
-        import sys
-        import types
-
-        for name in [n for n in sys.modules if n == "arch" or n.startswith("arch.")]:
-            del sys.modules[name]  # the half-imported package
-        spec = importlib.util.find_spec("arch")
-        package = types.ModuleType("arch")
-        package.__path__ = list(spec.submodule_search_locations)
-        package.__spec__ = spec
-        sys.modules["arch"] = package
-        from rliable import library, metrics
     return library, metrics
 
 
