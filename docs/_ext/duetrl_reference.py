@@ -25,6 +25,16 @@ import pkgutil
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # names for the type hints only; Sphinx and duetrl load when they are used
+    import argparse
+
+    from sphinx.application import Sphinx
+    from sphinx.config import Config
+
+    from duetrl.core.mirror import AlignedRow, MirrorPair
 
 GENERATED = Path(__file__).resolve().parent.parent / "generated"
 """Where the pages go (``docs/generated``)."""
@@ -272,7 +282,7 @@ def _walk_error(name: str) -> None:
     raise ImportError(f"duetrl_reference: could not import package {name} while listing it")
 
 
-def import_or_fail(name: str):
+def import_or_fail(name: str) -> ModuleType:
     """Import module ``name``; on failure raise ImportError naming it and the cause."""
     try:
         return importlib.import_module(name)
@@ -347,7 +357,7 @@ def notes_for(torch_lines: list[str], tf_lines: list[str], language: str | None)
     return chosen
 
 
-def hunks(rows: list) -> list[tuple[int, int]]:
+def hunks(rows: list[AlignedRow]) -> list[tuple[int, int]]:
     """``(start, stop)`` row ranges of the runs of differing rows (tag other than ``=``)."""
     found, start = [], None
     for index, row in enumerate(rows):
@@ -385,7 +395,8 @@ def inline_code(note: str) -> str:
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(note, quote=False))
 
 
-def rosetta_table(pair, torch_source: str, tf_source: str, language: str | None) -> str:
+def rosetta_table(pair: MirrorPair, torch_source: str, tf_source: str,
+                  language: str | None) -> str:
     """The aligned two-column table of one pair as HTML, with a note row after each hunk."""
     torch_html, tf_html = highlighted_lines(torch_source), highlighted_lines(tf_source)
     hunk_end = {stop - 1: (start, stop) for start, stop in hunks(pair.rows)}
@@ -467,11 +478,11 @@ def rosetta_index_page(language: str | None) -> str:
 # ---------------------------------------------------------------------------- CLI pages
 
 
-def subcommands(parser) -> dict:
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
     """``{name: sub-parser}`` of a parser's sub-commands (aliases once), in definition order."""
     import argparse
 
-    found: dict = {}
+    found: dict[str, argparse.ArgumentParser] = {}
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             seen = set()
@@ -482,7 +493,7 @@ def subcommands(parser) -> dict:
     return found
 
 
-def help_text(parser) -> str:
+def help_text(parser: argparse.ArgumentParser) -> str:
     """``parser.format_help()`` at a fixed width of 100 columns (the same on every machine)."""
     previous = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = "100"
@@ -495,7 +506,7 @@ def help_text(parser) -> str:
             os.environ["COLUMNS"] = previous
 
 
-def help_sections(parser, level: int) -> list[str]:
+def help_sections(parser: argparse.ArgumentParser, level: int) -> list[str]:
     """The parser's help, then each sub-command's, one heading level deeper."""
     lines = ["```text", help_text(parser).rstrip(), "```", ""]
     for sub in subcommands(parser).values():
@@ -621,7 +632,8 @@ def readable_docstring(lines: list[str]) -> list[str]:
     return out + table  # a table still open at the end (no closing border): as written
 
 
-def on_process_docstring(app, what, name, obj, options, lines: list[str]) -> None:
+def on_process_docstring(app: Sphinx, what: str, name: str, obj: object, options: dict,
+                          lines: list[str]) -> None:
     """Sphinx hook (after Napoleon): rewrite ``lines`` in place with readable_docstring."""
     lines[:] = readable_docstring(lines)
 
@@ -672,14 +684,14 @@ def write_pages(folder: Path, pages: dict[str, str]) -> list[Path]:
     return written
 
 
-def on_builder_inited(app) -> None:
+def on_builder_inited(app: Sphinx) -> None:
     """Sphinx hook: (re)write every generated page in the build's language."""
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     write_pages(Path(app.srcdir) / "generated", all_pages(app.config.language))
 
 
-def setup(app) -> dict:
+def setup(app: Sphinx) -> dict:
     """Register the hook, autodoc (with Google-style sections) and ``reference.css``."""
     app.setup_extension("sphinx.ext.autodoc")
     app.setup_extension("sphinx.ext.napoleon")
@@ -691,7 +703,7 @@ def setup(app) -> dict:
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
 
 
-def _repair_chinese_search(app) -> None:
+def _repair_chinese_search(app: Sphinx) -> None:
     """Sphinx 9.0's Chinese search writes ``window.Stemmer = ChineseStemmer;`` into
     ``language_data.js`` but bundles only the English stemmer (the one its Python side uses for
     Latin words): every zh_CN page then throws a ReferenceError and the search finds nothing
@@ -704,7 +716,7 @@ def _repair_chinese_search(app) -> None:
     app.add_search_language(ChineseSearch)
 
 
-def _add_static_path(app, config) -> None:
+def _add_static_path(app: Sphinx, config: Config) -> None:
     """Copy ``docs/_static`` (with reference.css) whatever conf.py lists, and document only a
     member's own docstring: torch's ``Module.forward`` text is no help on our ``forward``."""
     config.autodoc_inherit_docstrings = False
