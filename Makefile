@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint notebooks bench book clean
+.PHONY: setup demo test lint notebooks bench book browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ bench: $(STAMP)
 # executed in full mode; MathJax comes once from the npm registry (equations work offline).
 book: $(STAMP)
 	$(BIN)/python docs/build.py --out build/book
+
+# System packages for the book's browser test: headless Chromium, ChromeDriver, a CJK font.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null && \
+	    fc-list :lang=zh | grep -q .; then echo "chromium, chromedriver and a CJK font: found"; \
+	else apt-get update -q && apt-get install -y -q chromium chromium-driver fonts-wqy-zenhei; fi
 
 clean:
 	rm -rf $(VENV) build .pytest_cache
