@@ -96,7 +96,7 @@ def build_environment(quick: bool, figures: Path, cache: Path = CACHE) -> dict[s
     env.update({
         "DUETRL_BOOK_CACHE": str(execution_cache(quick, cache)),
         "DUETRL_BOOK_STATIC": str(mathjax_static(cache)),
-        "DUETRL_FIGURES": str(figures),  # tutorials save their PNGs here (and show them inline)
+        "DUETRL_FIGURES": str(figures),  # tutorials save their PNGs here and show them inline
         "MPLBACKEND": "Agg",
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "TF_ENABLE_ONEDNN_OPTS": "0",
@@ -173,7 +173,9 @@ def build_book(out: Path, languages: list[str], quick: bool) -> Path:
         raise ValueError(f"languages: expected some of {', '.join(LANGUAGES)}, got {languages}")
     out = Path(out).resolve()
     html = out / "html"
-    env = build_environment(quick, out / "figures")
+    # relative: each tutorial runs in its own temporary folder, so a page says "saved
+    # figures/x.png" (no path of the build machine); the figure itself is shown inline
+    env = build_environment(quick, Path("figures"))
     env["DUETRL_BOOK_LANGUAGES"] = ",".join(languages)  # the language switch links only these
     for language in languages:
         sphinx("html", language, html / language, out / "doctrees" / language, env)
