@@ -193,22 +193,25 @@ def update_catalogues(out: Path, language: str = "zh_CN", only: list[str] | None
 
     Existing translations are kept; new text arrives with an empty ``msgstr``; text that left
     a page is kept as an obsolete (``#~``) entry. ``only``: docname prefixes (``tutorials/``,
-    ``outline/``, ``index``) to limit which catalogues are touched.
+    ``outline/``, ``index``) to limit which catalogues are touched; by default every page's
+    but the generated reference pages' (``generated/``, whose generator writes each language).
     """
     out = Path(out).resolve()
     env = dict(os.environ, DUETRL_BOOK_CACHE=str(out / "gettext-cache"))
     pot = out / "gettext"
     sphinx("gettext", "en", pot, out / "doctrees" / "gettext", env,
            extra=("-D", "nb_execution_mode=off"))
-    if only:
-        chosen = out / "gettext-only"
-        shutil.rmtree(chosen, ignore_errors=True)
-        for template in pot.rglob("*.pot"):
-            docname = template.relative_to(pot).with_suffix("").as_posix()
-            if any(docname.startswith(prefix) for prefix in only):
-                (chosen / docname).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(template, chosen / f"{docname}.pot")
-        pot = chosen
+    # the generated reference pages write their Chinese themselves: no catalogues for them
+    chosen = out / "gettext-chosen"
+    shutil.rmtree(chosen, ignore_errors=True)
+    for template in pot.rglob("*.pot"):
+        docname = template.relative_to(pot).with_suffix("").as_posix()
+        wanted = any(docname.startswith(p) for p in only) if only else (
+            not docname.startswith("generated/"))
+        if wanted:
+            (chosen / docname).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(template, chosen / f"{docname}.pot")
+    pot = chosen
     subprocess.run([sys.executable, "-m", "sphinx_intl", "update", "-p", str(pot), "-l", language,
                     "-d", str(DOCS / "locale")], check=True, env=env)
     messages = DOCS / "locale" / language / "LC_MESSAGES"
