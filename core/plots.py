@@ -83,5 +83,6 @@ def plot_curves(
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    if curves:  # a run too short to finish an episode has nothing to label
+        ax.legend()
     return save_figure(fig, path)
