@@ -55,7 +55,7 @@ def test_pad_pairs_pads_to_a_fixed_count_with_zero_weights() -> None:
     import numpy as np
     import pytest
 
-    from duetrl.core.rlhf.mdp import pad_pairs
+    from duetrl.core.interfaces.rlhf import pad_pairs
 
     batch = {"chosen_tokens": np.arange(6).reshape(3, 2), "ref_chosen_logp": np.ones(3)}
     padded = pad_pairs(batch)

@@ -13,6 +13,11 @@ import importlib
 import numpy as np
 import pytest
 
+from duetrl.core.interfaces.rlhf import (
+    NORMALISATIONS,
+    init_value_head_params,
+    objective_coefficients,
+)
 from duetrl.core.lm.config import GPTConfig
 from duetrl.core.lm.params import init_gpt_params
 from duetrl.core.reference import rlhf as ref
@@ -206,15 +211,15 @@ def test_normalisations_by_hand_on_ragged_lengths():
 
 def test_normalisations_agree_on_equal_lengths():
     loss = np.random.default_rng(5).normal(size=(B, T))
-    values = [ref.aggregate_token_loss(loss, EQUAL_MASK, n, max_length=3) for n in ref.NORMALISATIONS]
+    values = [ref.aggregate_token_loss(loss, EQUAL_MASK, n, max_length=3) for n in NORMALISATIONS]
     assert max(values) - min(values) < 1e-12
 
 
 def test_grpo_loss_normalisations_differ_only_when_ragged():
     d = token_arrays()
     args = (d["logp"], d["old_logp"], d["ref_logp"], d["advantages"])
-    ragged = {n: ref.grpo_loss(*args, MASK, 0.2, 0.1, n)[0] for n in ref.NORMALISATIONS}
-    equal = {n: ref.grpo_loss(*args, EQUAL_MASK, 0.2, 0.1, n)[0] for n in ref.NORMALISATIONS}
+    ragged = {n: ref.grpo_loss(*args, MASK, 0.2, 0.1, n)[0] for n in NORMALISATIONS}
+    equal = {n: ref.grpo_loss(*args, EQUAL_MASK, 0.2, 0.1, n)[0] for n in NORMALISATIONS}
     assert len({round(ragged[n], 9) for n in ("grpo", "bnpo", "dr_grpo")}) == 3
     assert ragged["dapo"] == ragged["bnpo"]  # one micro-batch on one device
     assert equal["grpo"] == pytest.approx(equal["bnpo"], abs=1e-12)
@@ -388,7 +393,7 @@ def _cases() -> list[tuple[str, str, list[str], dict]]:
         ("dpo", "dpo_loss", ["lp_w", "lp_l", "ref_w", "ref_l"], {"beta": 0.2}),
         ("bt", "bradley_terry_loss", ["lp_w", "lp_l"], {}),
     ]
-    for n in ref.NORMALISATIONS:
+    for n in NORMALISATIONS:
         cases.append((f"agg_{n}", "aggregate_token_loss", ["per_token", "mask"],
                       {"normalisation": n}))
         cases.append((f"clip_{n}", "clipped_policy_loss", [lp, old, adv, "mask"],
@@ -554,7 +559,7 @@ def _models(backend, dtype, seed=0):
     params = init_gpt_params(CONFIG, seed, dtype, random_affine=True)
     model = backend.import_params(backend.GPT(CONFIG, dtype, seed=None), params)
     head = _rlhf(backend).ValueHead(CONFIG.n_embd, dtype, seed=seed + 1)
-    return model, head, params, ref.init_value_head_params(CONFIG.n_embd, seed + 1, "float64")
+    return model, head, params, init_value_head_params(CONFIG.n_embd, seed + 1, "float64")
 
 
 def test_reference_hidden_states_give_the_reference_logits():
@@ -592,7 +597,7 @@ def test_token_log_probs_and_head_match_reference(backend, dtype):
 def _batch() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(9)
     params = init_gpt_params(CONFIG, 0, "float64", random_affine=True)
-    head = ref.init_value_head_params(CONFIG.n_embd, 1, "float64")
+    head = init_value_head_params(CONFIG.n_embd, 1, "float64")
     old_logp = ref.token_log_probs(params, TOKENS, CONFIG)
     other = np.random.default_rng(10).integers(0, 12, (B, T + 1))
     chosen_logp = ref.sequence_log_probs(old_logp, MASK)
@@ -625,8 +630,8 @@ OBJECTIVES = {
 def _reference_loss(objective, batch, coefficients) -> float:
     """The objective on the float64 reference GPT: what the learner's ``loss`` must be."""
     params = init_gpt_params(CONFIG, 0, "float64", random_affine=True)
-    head = ref.init_value_head_params(CONFIG.n_embd, 1, "float64")
-    c = ref.objective_coefficients(objective, coefficients)
+    head = init_value_head_params(CONFIG.n_embd, 1, "float64")
+    c = objective_coefficients(objective, coefficients)
     logp = ref.token_log_probs(params, batch["tokens"], CONFIG)
     mask, advantages = batch["mask"], batch["advantages"]
     if objective in ("reinforce", "rloo"):

@@ -9,7 +9,7 @@
     BT    L = -mean log sigmoid(r_w - r_l)
 
 The batch contract, the equations in full and the float64 oracle are in
-``core/reference/rlhf.py``; the twin in the other backend has the same names, order and
+``core/interfaces/rlhf.py``; the twin in the other backend has the same names, order and
 comments (``duetrl diff rlhf``). Host work (GAE over tokens, whitening, the loop) lives once
 in core.
 """
@@ -28,8 +28,7 @@ from duetrl.backends.tf.optim import Adam
 from duetrl.backends.tf.runtime import resolve_dtype
 from duetrl.backends.tf.weights import import_params
 from duetrl.core.constants import GRAD_CLIP_NORM, GROUP_ADVANTAGE_EPS, GROUP_STD_DDOF
-from duetrl.core.lm.config import check_token_ids
-from duetrl.core.reference.rlhf import (
+from duetrl.core.interfaces.rlhf import (
     ADVANTAGE_SCALES,
     NORMALISATIONS,
     USES_HEAD,
@@ -43,8 +42,9 @@ from duetrl.core.reference.rlhf import (
     init_value_head_params,
     last_token_index,
     objective_coefficients,
+    pad_pairs,
 )
-from duetrl.core.rlhf.mdp import pad_pairs
+from duetrl.core.lm.config import check_token_ids
 from duetrl.core.tolerances import to_numpy
 
 # ---------------------------------------------------------------------------------------------
@@ -379,7 +379,7 @@ class ValueHead(keras.layers.Layer):
     Args:
         n_embd: width D of the hidden state.
         dtype: parameter dtype (``"float32"`` by default).
-        seed: seed of the NumPy initialiser (core/reference/rlhf.py init_value_head_params);
+        seed: seed of the NumPy initialiser (core/interfaces/rlhf.py init_value_head_params);
             None skips it.
 
     Example:
@@ -464,7 +464,7 @@ class RLHFLearner:
     def update(
         self, batch: Mapping[str, np.ndarray], objective: str, **coefficients: Any
     ) -> dict[str, float]:
-        """One gradient step of ``objective`` on ``batch`` (the contract in core/reference/rlhf.py).
+        """One gradient step of ``objective`` on ``batch`` (contract: core/interfaces/rlhf.py).
 
         Returns:
             floats: ``loss``, ``grad_norm`` (before clipping) and the objective's statistics

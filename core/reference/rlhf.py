@@ -2,41 +2,10 @@
 
 The sequence MDP: state = prompt + tokens so far, action = the next token, the policy is the
 GPT, the episode ends at a stop token or the length limit, the reward comes at the end
-(optionally minus beta times a per-token KL estimate against a frozen reference model).
-
-Batch contract (what the training loop hands ``RLHFLearner.update`` in either backend)
---------------------------------------------------------------------------------------
-NumPy arrays, B rows; ``T`` is the full sequence length (prompt + completion, right-padded).
-Per-token arrays have ``T - 1`` columns, aligned with ``token_log_probs(model, tokens)``:
-column t is about predicting ``tokens[:, t + 1]`` from ``tokens[:, :t + 1]``.
-
-=================  ========  ===========================================================
-Key                Shape     Description
-=================  ========  ===========================================================
-tokens             (B, T)    int64 token ids, prompt then completion then padding
-mask               (B, T-1)  1 where tokens[:, t+1] is a completion token (stop token
-                             included), 0 on prompt and padding; float
-old_logp           (B, T-1)  log pi_old(token) under the sampling policy (no gradient)
-ref_logp           (B, T-1)  log pi_ref(token) under the frozen reference model
-advantages         (B,)      a sequence's advantage (broadcast over its tokens), or
-                   (B, T-1)  per token (PPO's GAE advantages)
-returns            (B, T-1)  PPO: value targets R_t = A_t + V_old(s_t)
-old_values         (B, T-1)  PPO: V_old(s_t) at sampling time
-chosen_tokens      (B, T)    DPO / reward model: the preferred sequence y_w
-rejected_tokens    (B, T)    the other one y_l (same prompt)
-chosen_mask        (B, T-1)  completion mask of chosen_tokens (as ``mask``)
-rejected_mask      (B, T-1)  completion mask of rejected_tokens
-ref_chosen_logp    (B,)      DPO: sum_t log pi_ref over y_w's completion tokens
-ref_rejected_logp  (B,)      DPO: the same for y_l
-=================  ========  ===========================================================
-
-Objectives and the keys they read: ``reinforce`` / ``rloo`` (tokens, mask, advantages;
-ref_logp optional, for the KL statistic), ``grpo`` (tokens, mask, old_logp, ref_logp,
-advantages), ``ppo`` (tokens, mask, old_logp, advantages, returns, old_values; ref_logp
-optional), ``dpo`` (the chosen/rejected keys), ``reward_model`` (chosen/rejected tokens and
-masks). The value and reward heads read the GPT's final hidden state: V(s_t) at column t is
-the head on the hidden state of tokens[:, t]; a reward model's score is its head on the
-hidden state of the last completion token.
+(optionally minus beta times a per-token KL estimate against the frozen policy pi_ref).
+The batch contract (keys, shapes, which objective reads what) and the input checks both
+backends share are in ``core/interfaces/rlhf.py``; this file is the float64 specification
+each backend's objectives are tested against.
 
 Conventions pinned (DESIGN.md): log-ratio l = ref_logp - logp; GRPO's group std is the
 UNBIASED one (``GROUP_STD_DDOF = 1``) plus ``GROUP_ADVANTAGE_EPS = 1e-4``; PPO's advantage
@@ -47,183 +16,25 @@ Rewards of a group are laid out prompt-major: entries ``[g k, (g + 1) k)`` share
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 
-from duetrl.core.constants import (
-    GROUP_ADVANTAGE_EPS,
-    GROUP_STD_DDOF,
-    RLHF_CLIP_EPS,
-    RLHF_VALUE_CLIP,
-    RLHF_VF_COEF,
-    VALUE_HEAD_INIT_STD,
+from duetrl.core.constants import GROUP_ADVANTAGE_EPS, GROUP_STD_DDOF
+from duetrl.core.interfaces.rlhf import (
+    ADVANTAGE_SCALES,
+    NORMALISATIONS,
+    check_choice,
+    check_group,
+    check_non_negative,
+    check_rewards,
+    check_same_shape,
+    check_token_inputs,
+    last_token_index,
 )
 from duetrl.core.lm.config import GPTConfig
 from duetrl.core.reference.functional import log_softmax
 from duetrl.core.reference.gpt import gpt_hidden_states
 from duetrl.core.reference.returns import gae, normalize_advantages
-
-NORMALISATIONS = ("grpo", "bnpo", "dr_grpo", "dapo")
-"""Token-loss normalisations of :func:`aggregate_token_loss`."""
-
-ADVANTAGE_SCALES = ("std", "none")
-"""``scale`` of :func:`group_advantages`: GRPO's std scaling, or Dr. GRPO's none."""
-
-OBJECTIVES = ("reinforce", "rloo", "grpo", "ppo", "dpo", "reward_model")
-"""Objectives ``RLHFLearner.update`` knows."""
-
-DEFAULT_COEFFICIENTS: dict[str, dict[str, Any]] = {
-    "reinforce": {},
-    "rloo": {},
-    "grpo": {"clip_eps": RLHF_CLIP_EPS, "beta": 0.04, "normalisation": "grpo"},
-    "ppo": {
-        "clip_eps": RLHF_CLIP_EPS, "clip_range": RLHF_VALUE_CLIP, "vf_coef": RLHF_VF_COEF,
-        "normalisation": "bnpo",
-    },
-    "dpo": {"beta": 0.1},
-    "reward_model": {},
-}
-"""Keyword coefficients each objective accepts in ``RLHFLearner.update``, with defaults
-(GRPO's beta 0.04 is DeepSeekMath's, DPO's 0.1 the DPO paper's)."""
-
-REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
-    "reinforce": ("tokens", "mask", "advantages"),
-    "rloo": ("tokens", "mask", "advantages"),
-    "grpo": ("tokens", "mask", "old_logp", "ref_logp", "advantages"),
-    "ppo": ("tokens", "mask", "old_logp", "advantages", "returns", "old_values"),
-    "dpo": (
-        "chosen_tokens", "rejected_tokens", "chosen_mask", "rejected_mask",
-        "ref_chosen_logp", "ref_rejected_logp",
-    ),
-    "reward_model": ("chosen_tokens", "rejected_tokens", "chosen_mask", "rejected_mask"),
-}
-"""Batch keys each objective reads (the contract above)."""
-
-USES_HEAD = ("ppo", "reward_model")
-"""Objectives that need the scalar head (``value_head``) on the GPT."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Input checks (shared by both backends: they look at shapes and Python values only)
-# ---------------------------------------------------------------------------------------------
-
-
-def _shape(x: Any) -> tuple[int, ...]:
-    shape = x.shape if hasattr(x, "shape") else np.shape(x)  # tensors keep theirs
-    return tuple(int(d) for d in shape)
-
-
-def check_same_shape(reference_name: str, reference: Any, **arrays: Any) -> None:
-    """Raise ValueError unless every array has the shape of ``reference``."""
-    expected = _shape(reference)
-    for name, array in arrays.items():
-        if array is not None and _shape(array) != expected:
-            raise ValueError(
-                f"{name}: expected shape {expected} (as {reference_name}), got {_shape(array)}"
-            )
-
-
-def check_token_inputs(mask: Any, advantages: Any = None, **arrays: Any) -> None:
-    """Raise ValueError unless ``mask`` is (B, T), every array (B, T), advantages (B,) or (B, T)."""
-    shape = _shape(mask)
-    if len(shape) != 2:
-        raise ValueError(f"mask: expected shape (B, T), got {shape}")
-    check_same_shape("mask", mask, **arrays)
-    if advantages is not None and _shape(advantages) not in (shape[:1], shape):
-        raise ValueError(
-            f"advantages: expected shape {shape[:1]} or {shape} (from mask), "
-            f"got {_shape(advantages)}"
-        )
-
-
-def check_rewards(rewards: Any) -> None:
-    """Raise ValueError unless ``rewards`` is a vector (N,)."""
-    if len(_shape(rewards)) != 1:
-        raise ValueError(f"rewards: expected shape (N,), got {_shape(rewards)}")
-
-
-def check_group(num_rewards: int, group_size: Any) -> None:
-    """Raise ValueError unless group_size is an int >= 2 that divides the number of rewards."""
-    if isinstance(group_size, bool) or not isinstance(group_size, int | np.integer):
-        raise ValueError(f"group_size: expected an int >= 2, got {group_size!r}")
-    if group_size < 2:
-        raise ValueError(
-            f"group_size: expected >= 2 (a group method needs several completions per "
-            f"prompt), got {group_size}"
-        )
-    if num_rewards % group_size != 0:
-        raise ValueError(
-            f"group_size: expected a divisor of the number of rewards {num_rewards} "
-            f"(prompts x group_size, prompt-major), got {group_size}"
-        )
-
-
-def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    """Raise ValueError unless ``value`` is one of ``choices``."""
-    if value not in choices:
-        raise ValueError(f"{name}: expected one of {list(choices)}, got {value!r}")
-
-
-def check_non_negative(name: str, value: Any) -> None:
-    """Raise ValueError unless ``value`` is a finite float >= 0 (beta, clip ranges, weights).
-
-    A framework tensor passes: a compiled step receives coefficients checked before tracing.
-    """
-    if hasattr(value, "dtype") and not isinstance(value, np.generic | np.ndarray):
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
-        raise ValueError(f"{name}: expected a float >= 0, got {value!r}")
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"{name}: expected a float >= 0, got {value!r}")
-
-
-def objective_coefficients(objective: str, coefficients: Mapping[str, Any]) -> dict[str, Any]:
-    """The objective's coefficients: its defaults updated by ``coefficients``, each checked.
-
-    Raises ValueError for an unknown objective, a coefficient the objective does not take,
-    a negative one, or an unknown normalisation.
-    """
-    check_choice("objective", objective, OBJECTIVES)
-    defaults = DEFAULT_COEFFICIENTS[objective]
-    for name in coefficients:
-        if name not in defaults:
-            raise ValueError(
-                f"{name}: not a coefficient of objective {objective!r}; expected one of "
-                f"{sorted(defaults)}"
-            )
-    values = {**defaults, **coefficients}
-    for name, value in values.items():
-        if name == "normalisation":
-            check_choice("normalisation", value, NORMALISATIONS)
-        else:
-            check_non_negative(name, value)
-    return values
-
-
-def check_batch(batch: Mapping[str, Any], objective: str) -> None:
-    """Raise ValueError unless ``batch`` holds every key ``objective`` reads."""
-    check_choice("objective", objective, OBJECTIVES)
-    missing = [key for key in REQUIRED_KEYS[objective] if key not in batch]
-    if missing:
-        raise ValueError(
-            f"batch: objective {objective!r} needs keys {list(REQUIRED_KEYS[objective])}; "
-            f"missing {missing}, given {sorted(batch)}"
-        )
-    if objective == "reward_model":  # its score is read at each row's last completion token
-        last_token_index(np.asarray(batch["chosen_mask"]))
-        last_token_index(np.asarray(batch["rejected_mask"]))
-
-
-def last_token_index(mask: np.ndarray) -> np.ndarray:
-    """Column of each row's last completion token, ``(B,)`` int; ValueError on an empty row."""
-    mask = np.asarray(mask)
-    present = mask.sum(axis=1) > 0
-    if not np.all(present):
-        row = int(np.argmin(present))
-        raise ValueError(f"mask: row {row} has no completion token (expected at least one 1)")
-    return mask.shape[1] - 1 - np.argmax(mask[:, ::-1] > 0, axis=1)
-
 
 # ---------------------------------------------------------------------------------------------
 # KL estimators
@@ -324,7 +135,7 @@ def kl_shaped_rewards(
     """
     check_non_negative("beta", beta)
     check_token_inputs(mask, logp=logp, ref_logp=ref_logp)
-    check_same_shape("mask rows", np.zeros(_shape(mask)[:1]), score=score)
+    check_same_shape("mask rows", np.zeros(np.shape(mask)[:1]), score=score)
     mask = np.asarray(mask, np.float64)
     rewards = -beta * kl_k1(logp, ref_logp) * mask  # -beta k1_t on completion tokens
     rows = np.arange(mask.shape[0])
@@ -663,14 +474,6 @@ def token_entropy(logits: np.ndarray) -> np.ndarray:
     return -(np.exp(logp) * logp).sum(axis=-1)
 
 
-def init_value_head_params(
-    n_embd: int, seed: int = 0, dtype: str = "float32"
-) -> dict[str, np.ndarray]:
-    """The scalar head's canonical parameters: ``linear.kernel`` (D, 1) ~ N(0, 0.02^2), bias 0."""
-    rng = np.random.default_rng(seed)
-    kernel = rng.normal(0.0, VALUE_HEAD_INIT_STD, size=(n_embd, 1))
-    return {"linear.kernel": kernel.astype(dtype), "linear.bias": np.zeros(1, dtype)}
-
 
 def hidden_states(
     params: Mapping[str, np.ndarray], tokens: np.ndarray, config: GPTConfig
@@ -704,36 +507,20 @@ def sequence_scores(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 __all__ = [
-    "ADVANTAGE_SCALES",
-    "DEFAULT_COEFFICIENTS",
-    "NORMALISATIONS",
-    "OBJECTIVES",
-    "REQUIRED_KEYS",
-    "USES_HEAD",
     "aggregate_token_loss",
     "bradley_terry_loss",
-    "check_batch",
-    "check_choice",
-    "check_group",
-    "check_non_negative",
-    "check_rewards",
-    "check_same_shape",
-    "check_token_inputs",
     "clipped_policy_loss",
     "clipped_surrogate",
     "dpo_loss",
     "group_advantages",
     "grpo_loss",
     "hidden_states",
-    "init_value_head_params",
     "kl_k1",
     "kl_k2",
     "kl_k3",
     "kl_shaped_rewards",
-    "last_token_index",
     "log_sigmoid",
     "masked_token_mean",
-    "objective_coefficients",
     "ppo_lm_loss",
     "reinforce_loss",
     "rloo_advantages",

@@ -14,14 +14,14 @@ reward     R(s_T) = r(prompt, completion) once, at the end; optionally minus
 =========  ===============================================================================
 
 Sampling a batch: each prompt is repeated ``group_size`` times (prompt-major, so entries
-``[g k, (g + 1) k)`` share prompt g, as ``core/reference/rlhf.py`` expects), the backend's
+``[g k, (g + 1) k)`` share prompt g, as ``core/interfaces/rlhf.py`` expects), the backend's
 cached decoder generates ``max_new_tokens`` tokens for every row with noise drawn in core
 (``duetrl.core.lm.sampling``: the same seed gives the same tokens in both backends), and
 everything after a row's first stop token is masked out and overwritten with the stop id (the
 batch is right-padded). Decoding past the stop wastes a few tokens of compute but keeps every
 shape fixed, so TensorFlow traces once.
 
-The batch handed to ``RLHFLearner.update`` (see ``core/reference/rlhf.py`` for the contract):
+The batch handed to ``RLHFLearner.update`` (see ``core/interfaces/rlhf.py`` for the contract):
 
     tokens    (B, T)    prompt, completion, padding; T = P + max_new_tokens
     mask      (B, T-1)  column t is 1 when tokens[:, t+1] is a completion token (stop included)
@@ -31,7 +31,7 @@ The batch handed to ``RLHFLearner.update`` (see ``core/reference/rlhf.py`` for t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -313,26 +313,3 @@ def rollout(
         repeated, completions, tokens, mask, old_logp, ref_logp, rewards, success, group_size,
         extras,
     )
-
-
-def pad_pairs(batch: Mapping[str, Any], multiple: int = 8) -> dict[str, Any]:
-    """A preference batch (every array one row per pair) padded to a fixed number of rows.
-
-    DPO drops the groups whose rewards tie, so the number of pairs changes from update to
-    update; TensorFlow would trace its step again for each new number. The rows are padded to
-    the next power of two that is at least ``multiple`` (one shape for up to ``multiple``
-    pairs) by repeating the first pair, and ``pair_weights`` (1: a pair, 0: padding) tells the
-    loss which rows count. Strings and scalars pass unchanged.
-    """
-    arrays = {k: np.asarray(v) for k, v in batch.items() if not isinstance(v, str)}
-    rows = {len(v) for v in arrays.values() if v.ndim >= 1}
-    if len(rows) != 1:
-        raise ValueError(f"batch: expected arrays with one number of rows, got {sorted(rows)}")
-    (n,) = rows
-    size = max(multiple, 1 << max(n - 1, 0).bit_length())
-    padded: dict[str, Any] = dict(batch)
-    for key, value in arrays.items():
-        if value.ndim >= 1:
-            padded[key] = np.concatenate([value, np.repeat(value[:1], size - n, axis=0)])
-    padded["pair_weights"] = (np.arange(size) < n).astype(np.float64)
-    return padded

@@ -46,9 +46,9 @@ from typing import Any
 import numpy as np
 
 from duetrl.core.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from duetrl.core.interfaces.rlhf import init_value_head_params
 from duetrl.core.lm.config import GPTConfig
 from duetrl.core.lm.params import init_gpt_params
-from duetrl.core.reference.rlhf import init_value_head_params
 from duetrl.core.rlhf.mdp import SequenceMDP, completion_mask
 from duetrl.core.rlhf.tasks import TextTask, get_task
 
@@ -198,7 +198,7 @@ def encode_completions(
 
     T = prompt + length limit (the MDP's ``sequence_length``); a completion longer than the
     limit is cut to it. mask[n, t] = 1 when tokens[n, t+1] is a completion token (the batch
-    contract of ``core/reference/rlhf.py``).
+    contract of ``core/interfaces/rlhf.py``).
     """
     if len(prompts) != len(completions):
         raise ValueError(
@@ -298,7 +298,7 @@ class RewardModel:
 
 
 def pair_batch(mdp: SequenceMDP, pairs: PreferencePairs, rows: np.ndarray) -> dict[str, np.ndarray]:
-    """The ``reward_model`` batch (core/reference/rlhf.py contract) of the pairs ``rows``."""
+    """The ``reward_model`` batch (core/interfaces/rlhf.py contract) of the pairs ``rows``."""
     prompts = [pairs.prompts[i] for i in rows]
     chosen_tokens, chosen_mask = encode_completions(mdp, prompts, [pairs.chosen[i] for i in rows])
     rejected_tokens, rejected_mask = encode_completions(

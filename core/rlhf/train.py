@@ -46,8 +46,9 @@ import numpy as np
 
 from duetrl.core.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from duetrl.core.constants import GRAD_CLIP_NORM, RLHF_CLIP_EPS, RLHF_VALUE_CLIP, RLHF_VF_COEF
+from duetrl.core.interfaces.rlhf import ADVANTAGE_SCALES, NORMALISATIONS, check_choice
 from duetrl.core.lm.config import GPTConfig
-from duetrl.core.reference import rlhf as ref
+from duetrl.core.reference import rlhf as oracle
 from duetrl.core.rlhf.kl import AdaptiveKLController, FixedKLController
 from duetrl.core.rlhf.mdp import REFERENCES, Rollout, SequenceMDP, check_group_size, rollout
 from duetrl.core.rlhf.reference import ModelSize, load_reference, uniform_reference_params
@@ -152,10 +153,10 @@ class RLHFSettings:
                 raise ValueError(f"{name}: expected a positive int, got {value!r}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate: expected > 0, got {self.learning_rate!r}")
-        ref.check_choice("normalisation", self.normalisation, ref.NORMALISATIONS)
-        ref.check_choice("advantage_scale", self.advantage_scale, ref.ADVANTAGE_SCALES)
-        ref.check_choice("dpo_pairs", self.dpo_pairs, ("policy", "reference"))
-        ref.check_choice("reward", self.reward, REWARD_SOURCES)
+        check_choice("normalisation", self.normalisation, NORMALISATIONS)
+        check_choice("advantage_scale", self.advantage_scale, ADVANTAGE_SCALES)
+        check_choice("dpo_pairs", self.dpo_pairs, ("policy", "reference"))
+        check_choice("reward", self.reward, REWARD_SOURCES)
         if self.reward == "learned" and not self.reward_model:
             raise ValueError(
                 "reward_model: --reward learned needs a reward model checkpoint; train one with "
@@ -302,19 +303,19 @@ class RLHFRun:
         if s.algo in ("reinforce", "rloo"):
             shaped = score - beta * data.sequence_kl  # R_i = r_i - beta sum_t k1_t
             if s.algo == "rloo":
-                advantages = ref.rloo_advantages(shaped, data.group_size)
+                advantages = oracle.rloo_advantages(shaped, data.group_size)
             else:
                 advantages = shaped - shaped.mean()  # batch-mean baseline
             return data.batch(advantages=advantages), {}
         if s.algo == "grpo":
-            advantages = ref.group_advantages(score, data.group_size, s.advantage_scale)
+            advantages = oracle.group_advantages(score, data.group_size, s.advantage_scale)
             coefficients = {"clip_eps": s.clip_eps, "beta": beta, "normalisation": s.normalisation}
             return data.batch(advantages=advantages), coefficients
         # ppo: per-token KL-shaped rewards, GAE with the value head, whitened advantages
         values = self.values(data.tokens) * data.mask  # V(s_t), (B, T-1)
-        rewards = ref.kl_shaped_rewards(score, data.old_logp, data.ref_logp, data.mask, beta)
-        advantages, returns = ref.token_gae(rewards, values, data.mask, 1.0, s.gae_lambda)
-        advantages = ref.whiten_advantages(advantages, data.mask)
+        rewards = oracle.kl_shaped_rewards(score, data.old_logp, data.ref_logp, data.mask, beta)
+        advantages, returns = oracle.token_gae(rewards, values, data.mask, 1.0, s.gae_lambda)
+        advantages = oracle.whiten_advantages(advantages, data.mask)
         batch = data.batch(advantages=advantages, returns=returns, old_values=values)
         coefficients = {
             "clip_eps": s.clip_eps, "clip_range": s.value_clip, "vf_coef": s.vf_coef,
