@@ -24,7 +24,7 @@ WINDOW = 100
 
 
 def run_ours(algorithm: str, backend: str, seed: int, max_steps: int) -> dict:
-    from duetrl.core.rl.settings import make_settings
+    from duetrl.core.interfaces.rl_settings import make_settings
     from duetrl.core.rl.train import PolicyGradientTrainer
 
     trainer = PolicyGradientTrainer(algorithm, "CartPole-v1", backend, make_settings(algorithm),

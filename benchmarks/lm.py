@@ -22,8 +22,8 @@ import time
 import numpy as np
 
 from duetrl.core.backend import load_backends
-from duetrl.core.lm.config import GPTConfig
-from duetrl.core.lm.params import init_gpt_params
+from duetrl.core.interfaces.gpt_config import GPTConfig
+from duetrl.core.interfaces.gpt_params import init_gpt_params
 
 
 def median_rate(step, tokens: int, repeats: int, warmup: int = 3) -> float:
@@ -113,7 +113,7 @@ def decode_step_breakdown(backend, model, start: int = 128, repeats: int = 200) 
     whole ``Decoder`` call: the parts timed alone keep one layer's weights in the CPU cache, a
     real step streams all of them (12.5 MB at the default size) from memory, plus the Python
     overhead of the Decoder."""
-    from duetrl.core.lm.sampling import choose_tokens
+    from duetrl.core.sampling import choose_tokens
 
     config = model.config
     decoder = backend.Decoder(model, 1)

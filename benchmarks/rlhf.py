@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from duetrl.core.backend import load_backends
-from duetrl.core.rlhf.reference import PretrainSettings, load_reference, pretrain_reference
+from duetrl.core.rlhf.pi_ref import PretrainSettings, load_reference, pretrain_reference
 from duetrl.core.rlhf.train import ALGORITHMS, RLHFRun, RLHFSettings
 
 OBJECTIVES = {  # the settings each objective runs with (tests/test_rlhf_train.py)

@@ -36,18 +36,21 @@ from typing import Any
 
 import numpy as np
 
+from duetrl.core.weights import CheckpointError, validate_params
+
 FORMAT_VERSION = 1
 """Version of the layout above, stored in every file; a newer version is refused on load."""
+
+__all__ = [
+    "Checkpoint", "CheckpointError", "atomic_write", "load_checkpoint", "read_file",
+    "save_checkpoint",
+]
 
 METADATA_KEY = "duetrl"
 """The safetensors metadata key holding the JSON object."""
 
 Spec = Mapping[str, tuple[tuple[int, ...], str]]
 """``{name: (shape, dtype name)}`` of one group, as :func:`duetrl.core.weights.describe` returns."""
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, corrupt, or does not fit the model it is loaded into."""
 
 
 @dataclass
@@ -167,8 +170,6 @@ def load_checkpoint(
         kind, a ``match`` field that differs (naming the differing fields) or tensors that do
         not fit ``expected`` (naming the first one).
     """
-    from duetrl.core.weights import validate_params
-
     arrays, metadata = read_file(path)
     source = f"checkpoint {str(path)!r}"
     version = metadata.pop("format", None)

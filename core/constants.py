@@ -53,3 +53,6 @@ RLHF_VF_COEF: float = 0.1
 
 VALUE_HEAD_INIT_STD: float = 0.02
 """Scalar (value / reward) head on the GPT: kernel ~ N(0, std^2), bias 0 (GPT-2's INIT_STD)."""
+
+HUBER_DELTA: float = 1.0
+"""Huber's threshold delta (torch's SmoothL1/Huber default, Keras' Huber default: both 1.0)."""

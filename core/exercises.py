@@ -17,10 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from duetrl.core.lm.config import GPTConfig
+from duetrl.core.interfaces.gpt_config import GPTConfig
+from duetrl.core.interfaces.gpt_params import param_shapes
 from duetrl.core.lm.corpora import MarkovChain
-from duetrl.core.lm.params import param_shapes
-from duetrl.core.lm.sampling import filter_logits, generate
 from duetrl.core.reference.attention import (
     init_multi_head_attention_params,
     scaled_dot_product_attention,
@@ -30,6 +29,7 @@ from duetrl.core.reference.gpt import cross_entropy
 from duetrl.core.reference.policy import categorical_log_prob
 from duetrl.core.reference.returns import discounted_returns, gae
 from duetrl.core.reference.rlhf import clipped_surrogate
+from duetrl.core.sampling import filter_logits, generate
 
 # --------------------------------------------------------------------------------------------
 # Shared helpers
@@ -362,7 +362,7 @@ def check_top_p(answer: Callable, seed: int | None = None) -> bool:
 
 
 def _positions_run(prompt_len: int, new_tokens: int, use_cache: bool) -> int:
-    """Positions the model computes while ``core.lm.sampling.generate`` decodes."""
+    """Positions the model computes while ``core.sampling.generate`` decodes."""
     count = [0]
 
     def next_logits(tokens: np.ndarray, start: int) -> np.ndarray:

@@ -17,7 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from duetrl.core.checkpoint import CheckpointError
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, corrupt, or does not fit the model it is loaded into
+    (defined here, below ``duetrl.core.checkpoint``, which re-exports it: both raise it)."""
+
 
 Params = dict[str, np.ndarray]
 """A canonical parameter dictionary."""

@@ -134,7 +134,8 @@ CHAPTERS: tuple[Chapter, ...] = (
           commands=("train",),
           modules=("backends.reinforce", "backends.reinforce_baseline", "backends.policy",
                    "backends.returns", "core.rl", "core.rl.compare", "core.rl.rollout",
-                   "core.rl.session", "core.rl.settings", "core.rl.train", "core.checkpoint",
+                   "core.rl.session", "core.interfaces.rl_settings", "core.rl.train",
+                   "core.checkpoint",
                    "core.tensorboard", "core.plots")),
     )),
     Chapter(6, "实际应用场景", "Applications", (

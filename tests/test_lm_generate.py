@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from duetrl.core.lm.config import GPTConfig
-from duetrl.core.lm.params import init_gpt_params
-from duetrl.core.lm.sampling import choose_tokens, filter_logits
+from duetrl.core.interfaces.gpt_config import GPTConfig
+from duetrl.core.interfaces.gpt_params import init_gpt_params
 from duetrl.core.reference.functional import log_softmax
 from duetrl.core.reference.gpt import gpt_forward
+from duetrl.core.sampling import choose_tokens, filter_logits
 from duetrl.core.tolerances import assert_close
 
 CONFIG = GPTConfig(vocab_size=17, block_size=24, n_layer=2, n_head=2, n_embd=32)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from duetrl.core.constants import LAYER_NORM_EPS
-from duetrl.core.lm.config import GPTConfig
-from duetrl.core.lm.params import gpt2_to_canonical, init_gpt_params, param_shapes
+from duetrl.core.interfaces.gpt_config import GPTConfig
+from duetrl.core.interfaces.gpt_params import gpt2_to_canonical, init_gpt_params, param_shapes
 from duetrl.core.reference.gpt import cross_entropy, gpt_forward, gpt_loss
 from duetrl.core.tolerances import assert_close
 
@@ -245,7 +245,7 @@ def test_dropout_trains_and_evaluates(backend):
 
 def test_one_token_validator_names_argument_expected_and_given() -> None:
     """check_token_ids at each boundary: what passes, and the message of what does not."""
-    from duetrl.core.lm.config import check_token_ids
+    from duetrl.core.interfaces.gpt_config import check_token_ids
 
     config = GPTConfig(vocab_size=5, block_size=4, n_layer=1, n_head=1, n_embd=4)
     ok = np.array([[0, 4, 1, 2]])  # the smallest and largest id, a full block

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from duetrl.core.checkpoint import Checkpoint, CheckpointError, save_checkpoint
-from duetrl.core.lm.config import GPTConfig
+from duetrl.core.interfaces.gpt_config import GPTConfig
+from duetrl.core.interfaces.gpt_params import init_gpt_params
 from duetrl.core.lm.corpora import MarkovChain
 from duetrl.core.lm.data import TokenData
-from duetrl.core.lm.params import init_gpt_params
 from duetrl.core.lm.train import (
     GPT_KIND,
     TrainConfig,

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from duetrl.core.initializers import cast_params
+from duetrl.core.interfaces.rl_settings import make_settings
 from duetrl.core.reference import algorithms as ref
 from duetrl.core.reference.policy import init_agent_params
-from duetrl.core.rl.settings import make_settings
 from duetrl.core.rl.train import PolicyGradientTrainer
 from duetrl.core.tolerances import assert_close
 

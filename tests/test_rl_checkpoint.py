@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from duetrl.core.rl.settings import make_settings
+from duetrl.core.interfaces.rl_settings import make_settings
 from duetrl.core.rl.train import PolicyGradientTrainer
 from duetrl.core.tolerances import assert_close
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from duetrl.core.rl.settings import make_settings
+from duetrl.core.interfaces.rl_settings import make_settings
 from duetrl.core.rl.train import PolicyGradientTrainer
 
 pytestmark = pytest.mark.slow

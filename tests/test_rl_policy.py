@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from duetrl.core.initializers import cast_params
+from duetrl.core.interfaces.rl_settings import make_settings
 from duetrl.core.reference import algorithms as ref
 from duetrl.core.reference.optim import adam_step
 from duetrl.core.reference.policy import (
@@ -17,7 +18,6 @@ from duetrl.core.reference.policy import (
     mlp_forward,
     sample_categorical,
 )
-from duetrl.core.rl.settings import make_settings
 from duetrl.core.tolerances import assert_close
 
 STATE, ACTIONS, HIDDEN, BATCH = 4, 3, 8, 10

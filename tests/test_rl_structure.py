@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from duetrl.core.reference.policy import ALGORITHMS
+from duetrl.core.interfaces.rl import ALGORITHMS
 
 ROOT = Path(__file__).parent.parent
 MATH_ORDER = ["prepare", "compute_loss", "train_step", "update"]
@@ -26,7 +26,7 @@ def test_each_algorithm_is_one_file_in_the_order_of_the_math(backend, algorithm)
 
 
 def test_agents_run_the_update_of_their_algorithm_file(backends):
-    from duetrl.core.rl.settings import make_settings
+    from duetrl.core.interfaces.rl_settings import make_settings
 
     for backend in backends.values():
         for algorithm in ALGORITHMS:

@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from duetrl.core.rl.settings import make_settings
+from duetrl.core.interfaces.rl_settings import make_settings
 from duetrl.core.rl.train import PolicyGradientTrainer
 
 

@@ -32,8 +32,8 @@ def test_rlhf_benchmark_runs_on_tiny_settings(capsys) -> None:
 def test_inference_passes_match_the_differentiable_ones(backends) -> None:
     import numpy as np
 
-    from duetrl.core.lm.config import GPTConfig
-    from duetrl.core.lm.params import init_gpt_params
+    from duetrl.core.interfaces.gpt_config import GPTConfig
+    from duetrl.core.interfaces.gpt_params import init_gpt_params
 
     config = GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8)
     params = init_gpt_params(config, seed=0)

@@ -13,13 +13,13 @@ import importlib
 import numpy as np
 import pytest
 
+from duetrl.core.interfaces.gpt_config import GPTConfig
+from duetrl.core.interfaces.gpt_params import init_gpt_params
 from duetrl.core.interfaces.rlhf import (
     NORMALISATIONS,
     init_value_head_params,
     objective_coefficients,
 )
-from duetrl.core.lm.config import GPTConfig
-from duetrl.core.lm.params import init_gpt_params
 from duetrl.core.reference import rlhf as ref
 from duetrl.core.reference.returns import gae
 from duetrl.core.tolerances import assert_close, to_numpy

@@ -25,10 +25,10 @@ import pytest
 
 from duetrl.core.checkpoint import CheckpointError
 from duetrl.core.cli import main
-from duetrl.core.lm.config import GPTConfig
+from duetrl.core.interfaces.gpt_config import GPTConfig
 from duetrl.core.reference import rlhf as ref
 from duetrl.core.rlhf.mdp import SequenceMDP
-from duetrl.core.rlhf.reference import PretrainSettings, load_reference, pretrain_reference
+from duetrl.core.rlhf.pi_ref import PretrainSettings, load_reference, pretrain_reference
 from duetrl.core.rlhf.reward_model import (
     RewardModel,
     RewardModelSettings,

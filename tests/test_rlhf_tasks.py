@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from duetrl.core.checkpoint import Checkpoint, save_checkpoint
-from duetrl.core.lm.config import GPTConfig
-from duetrl.core.lm.params import init_gpt_params
+from duetrl.core.interfaces.gpt_config import GPTConfig
+from duetrl.core.interfaces.gpt_params import init_gpt_params
 from duetrl.core.lm.train import GPT_KIND
 from duetrl.core.rlhf.mdp import SequenceMDP, check_reference, completion_mask
-from duetrl.core.rlhf.reference import DocumentData, load_reference, uniform_reference_params
+from duetrl.core.rlhf.pi_ref import DocumentData, load_reference, uniform_reference_params
 from duetrl.core.rlhf.tasks import (
     ARITHMETIC,
     FORMAT,

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from duetrl.core.rlhf.optimum import sort_digits_optimum
-from duetrl.core.rlhf.reference import PretrainSettings, load_reference, pretrain_reference
+from duetrl.core.rlhf.pi_ref import PretrainSettings, load_reference, pretrain_reference
 from duetrl.core.rlhf.train import RLHFRun, RLHFSettings, summarize
 
 

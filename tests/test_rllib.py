@@ -17,8 +17,8 @@ pytest.importorskip("ray.rllib", reason="needs the scale extra: pip install duet
 
 from duetrl.core.envs import ENV_IDS  # noqa: E402
 from duetrl.core.initializers import cast_params  # noqa: E402
+from duetrl.core.interfaces.rl_settings import PPOSettings  # noqa: E402
 from duetrl.core.reference.policy import init_agent_params  # noqa: E402
-from duetrl.core.rl.settings import PPOSettings  # noqa: E402
 from duetrl.core.scale import rllib  # noqa: E402
 from duetrl.core.tolerances import assert_close  # noqa: E402
 

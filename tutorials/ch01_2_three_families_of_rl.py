@@ -30,10 +30,10 @@ import time
 
 import numpy as np
 
+from duetrl.core.interfaces.rl_settings import make_settings
 from duetrl.core.plots import plot_curves
 from duetrl.core.rl.dqn import DQNTrainer, make_dqn_settings
 from duetrl.core.rl.replay import ReplayBuffer
-from duetrl.core.rl.settings import make_settings
 from duetrl.core.rl.train import PolicyGradientTrainer
 from duetrl.core.tutorial import figure_dir, quick_mode
 
@@ -88,7 +88,7 @@ print("# TensorFlow, backends/tf/ppo.py\n" + inspect.getsource(tf_ppo.ppo_clip_l
 # %% [markdown]
 # ## 2. Side by side on CartPole-v1
 #
-# Each family with its default settings (tuned for CartPole, `core/rl/settings.py` and
+# Each family with its default settings (tuned for CartPole, `core/interfaces/rl_settings.py` and
 # `DQNSettings`), one seed, the same budget of environment steps. The learning curve is the
 # mean return of the last 20 *training* episodes (DQN's are played eps-greedily, so they
 # understate its greedy policy early on).

@@ -31,10 +31,10 @@
 import numpy as np
 
 from duetrl.core.backend import load_backends
-from duetrl.core.lm.config import GPTConfig
+from duetrl.core.interfaces.gpt_config import GPTConfig
+from duetrl.core.interfaces.gpt_params import init_gpt_params
 from duetrl.core.lm.corpora import MarkovChain, template_text
 from duetrl.core.lm.data import TokenData
-from duetrl.core.lm.params import init_gpt_params
 from duetrl.core.lm.tokenizers import CharTokenizer
 from duetrl.core.lm.train import TrainConfig, plot_history, train
 from duetrl.core.plots import plot_attention_heatmaps

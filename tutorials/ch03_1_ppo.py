@@ -26,10 +26,10 @@
 import numpy as np
 
 from duetrl.core.backend import load_backends
+from duetrl.core.interfaces.rl_settings import make_settings
 from duetrl.core.plots import plot_curves
 from duetrl.core.reference.returns import gae
 from duetrl.core.rl.compare import compare, format_results
-from duetrl.core.rl.settings import make_settings
 from duetrl.core.tolerances import assert_close
 from duetrl.core.tutorial import figure_dir, quick_mode
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from duetrl.core.backend import load_backends
 from duetrl.core.reference import rlhf as ref
-from duetrl.core.rlhf.reference import PretrainSettings, load_reference, pretrain_reference
+from duetrl.core.rlhf.pi_ref import PretrainSettings, load_reference, pretrain_reference
 from duetrl.core.rlhf.reward_model import (
     RewardModelSettings,
     label_pairs,

@@ -39,7 +39,7 @@ from duetrl.core.plots import plot_curves
 from duetrl.core.reference import rlhf as ref
 from duetrl.core.rlhf.mdp import SequenceMDP, rollout
 from duetrl.core.rlhf.optimum import optimum_limits, sort_digits_optimum
-from duetrl.core.rlhf.reference import PretrainSettings, load_reference, pretrain_reference
+from duetrl.core.rlhf.pi_ref import PretrainSettings, load_reference, pretrain_reference
 from duetrl.core.rlhf.tasks import SORT_DIGITS
 from duetrl.core.rlhf.train import RLHFRun, RLHFSettings, plot_reward_kl, summarize
 from duetrl.core.tolerances import assert_close
@@ -109,7 +109,7 @@ for p, c_torch, c_tf, r in zip(samples["torch"].prompts, samples["torch"].comple
 assert samples["torch"].completions == samples["tf"].completions  # same weights, same noise
 
 # %% [markdown]
-# The noise that picks each token is drawn in NumPy (Gumbel-max, `core/lm/sampling.py`), so
+# The noise that picks each token is drawn in NumPy (Gumbel-max, `core/sampling.py`), so
 # the two frameworks sample the same completions from the same weights. The batch is
 # right-padded: `mask[b, t] = 1` when `tokens[b, t+1]` is a completion token, the stop token
 # included and everything after it excluded.

@@ -40,9 +40,9 @@ import numpy as np
 
 from duetrl.core.backend import load_backends
 from duetrl.core.initializers import cast_params
+from duetrl.core.interfaces.rl_settings import make_settings
 from duetrl.core.plots import plot_curves
 from duetrl.core.reference.policy import init_agent_params
-from duetrl.core.rl.settings import make_settings
 from duetrl.core.rl.train import PolicyGradientTrainer
 from duetrl.core.scale import rllib
 from duetrl.core.tolerances import assert_close

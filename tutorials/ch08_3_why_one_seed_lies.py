@@ -33,9 +33,9 @@ import numpy as np
 import pandas as pd
 
 from duetrl.core.checkpoint import atomic_write
+from duetrl.core.interfaces.rl_settings import make_settings
 from duetrl.core.plots import pyplot, save_figure
 from duetrl.core.rl.session import train
-from duetrl.core.rl.settings import make_settings
 from duetrl.core.scale import report as rp
 from duetrl.core.tutorial import figure_dir, quick_mode
 

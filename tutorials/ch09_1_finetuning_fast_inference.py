@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from duetrl.core.backend import load_backends
-from duetrl.core.lm.config import GPTConfig
+from duetrl.core.interfaces.gpt_config import GPTConfig
 from duetrl.core.lm.corpora import digits_text, pydoc_text
 from duetrl.core.lm.data import TokenData
 from duetrl.core.lm.tokenizers import CharTokenizer
@@ -195,7 +195,7 @@ shutil.rmtree(workdir)  # the checkpoints of this tutorial were temporary
 #
 # Each exercise is a function with one line marked `# your code here`, preset to an answer so
 # that this notebook runs; replace it with your own and run the check below it. A check
-# compares your function with `duetrl.core.lm.sampling` (what both backends sample with) or
+# compares your function with `duetrl.core.sampling` (what both backends sample with) or
 # with the decoding loop itself, and prints ✓ or ✗ with what it expected.
 #
 # 1. **Top-$k$.** Given logits `(B, V)`, set every logit outside each row's $k$ largest to
@@ -206,7 +206,7 @@ shutil.rmtree(workdir)  # the checkpoints of this tutorial were temporary
 # 3. **What the cache saves.** Generating $n$ tokens after a prompt of $P$ tokens, how many
 #    positions does the model compute, with a KV cache and without one (where each step runs
 #    the whole prefix again)? The check counts them in the real decoding loop,
-#    `core.lm.sampling.generate`, with a model that only counts. Compare the ratio with the
+#    `core.sampling.generate`, with a model that only counts. Compare the ratio with the
 #    speed-up measured in section 3.
 
 # %%

@@ -21,8 +21,8 @@ from tensorflow import Tensor
 from duetrl.backends.tf.optim import Adam
 from duetrl.backends.tf.policy import GaussianPolicyNet, PolicyNet, ValueNet
 from duetrl.backends.tf.runtime import resolve_dtype
-from duetrl.core.reference.policy import ALGORITHMS, uses_value_net
-from duetrl.core.rl.settings import ReinforceSettings
+from duetrl.core.interfaces.rl import ALGORITHMS, uses_value_net
+from duetrl.core.interfaces.rl_settings import ReinforceSettings
 
 ROLLOUT_KEYS = ("states", "next_states", "actions", "rewards", "terminations", "truncations",
                 "mask", "log_probs")
@@ -35,7 +35,7 @@ class Agent(keras.layers.Layer):
         algorithm: ``"reinforce"``, ``"reinforce_baseline"`` or ``"ppo"``.
         state_dim: observation size; action_dim: number of actions or action vector size.
         continuous: Gaussian policy (Box actions) instead of categorical (Discrete).
-        settings: the algorithm's settings dataclass (duetrl.core.rl.settings).
+        settings: the algorithm's settings dataclass (duetrl.core.interfaces.rl_settings).
         dtype: ``"float32"`` or ``"float64"``.
     """
 

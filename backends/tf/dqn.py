@@ -20,8 +20,8 @@ from tensorflow import Tensor
 from duetrl.backends.tf.optim import Adam
 from duetrl.backends.tf.runtime import resolve_dtype
 from duetrl.backends.tf.weights import export_params, import_params
+from duetrl.core.constants import HUBER_DELTA
 from duetrl.core.interfaces.rl import check_policy_config
-from duetrl.core.reference.dqn import HUBER_DELTA
 
 BATCH_KEYS = ("states", "actions", "rewards", "next_states", "terminations", "discounts")
 METRICS = ("loss", "q_mean", "td_error")

@@ -22,8 +22,8 @@ from keras import Model, activations, layers
 from duetrl.backends.tf.attention import MultiHeadAttention
 from duetrl.backends.tf.runtime import resolve_dtype
 from duetrl.backends.tf.weights import import_params
-from duetrl.core.lm.config import GPTConfig, check_token_ids
-from duetrl.core.lm.params import gpt2_to_canonical, init_gpt_params
+from duetrl.core.interfaces.gpt_config import GPTConfig, check_token_ids
+from duetrl.core.interfaces.gpt_params import gpt2_to_canonical, init_gpt_params
 
 
 class MLP(layers.Layer):
@@ -69,11 +69,11 @@ class GPT(Model):
     """A GPT decoder: ``GPT(config)(idx)`` maps token ids (B, T) to logits (B, T, vocab).
 
     Args:
-        config: a :class:`duetrl.core.lm.config.GPTConfig`.
+        config: a :class:`duetrl.core.interfaces.gpt_config.GPTConfig`.
         dtype: parameter dtype (``"float32"`` by default, ``"float64"`` for tests).
-        seed: seed of the NumPy initialiser (duetrl.core.lm.params.init_gpt_params), so that
-            both backends start from the same weights (None: skip it, for weights about to be
-            overwritten, as in :meth:`from_gpt2`).
+        seed: seed of the NumPy initialiser (duetrl.core.interfaces.gpt_params.init_gpt_params),
+            so that both backends start from the same weights (None: skip it, for weights about
+            to be overwritten, as in :meth:`from_gpt2`).
 
     Example:
         >>> model = GPT(GPTConfig(vocab_size=16, block_size=8, n_layer=2, n_head=2, n_embd=32))

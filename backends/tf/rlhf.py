@@ -28,6 +28,7 @@ from duetrl.backends.tf.optim import Adam
 from duetrl.backends.tf.runtime import resolve_dtype
 from duetrl.backends.tf.weights import import_params
 from duetrl.core.constants import GRAD_CLIP_NORM, GROUP_ADVANTAGE_EPS, GROUP_STD_DDOF
+from duetrl.core.interfaces.gpt_config import check_token_ids
 from duetrl.core.interfaces.rlhf import (
     ADVANTAGE_SCALES,
     NORMALISATIONS,
@@ -44,7 +45,6 @@ from duetrl.core.interfaces.rlhf import (
     objective_coefficients,
     pad_pairs,
 )
-from duetrl.core.lm.config import check_token_ids
 from duetrl.core.tolerances import to_numpy
 
 # ---------------------------------------------------------------------------------------------

@@ -21,8 +21,8 @@ from torch import Tensor
 from duetrl.backends.torch.optim import Adam
 from duetrl.backends.torch.runtime import resolve_dtype
 from duetrl.backends.torch.weights import export_params, import_params
+from duetrl.core.constants import HUBER_DELTA
 from duetrl.core.interfaces.rl import check_policy_config
-from duetrl.core.reference.dqn import HUBER_DELTA
 
 BATCH_KEYS = ("states", "actions", "rewards", "next_states", "terminations", "discounts")
 METRICS = ("loss", "q_mean", "td_error")

@@ -9,7 +9,7 @@ it in place and returns the same tensor, TensorFlow (immutable tensors) returns 
 the returned cache either way (the twin: ``duetrl diff generation``). A decoding step reads
 the weights as plain tensors, q/k/v fused into one matrix (:func:`decoding_weights`). Token
 choice (greedy, temperature, top-k, top-p) happens on host arrays in
-``duetrl.core.lm.sampling``, so both backends pick the same tokens.
+``duetrl.core.sampling``, so both backends pick the same tokens.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ import torch.nn.functional as F
 
 from duetrl.backends.torch.attention import MultiHeadAttention, fused_attention
 from duetrl.backends.torch.gpt import GPT
-from duetrl.core.lm.config import GPTConfig, check_token_ids
-from duetrl.core.lm.sampling import Generation
-from duetrl.core.lm.sampling import generate as sample_from
+from duetrl.core.interfaces.gpt_config import GPTConfig, check_token_ids
+from duetrl.core.sampling import Generation
+from duetrl.core.sampling import generate as sample_from
 
 
 def new_kv_cache(model: GPT, batch_size: int) -> torch.Tensor:
@@ -163,7 +163,7 @@ def _compiled_step(model: GPT, batch_size: int, kind: str) -> Any:
 
 class Decoder:
     """A stateful ``next_logits(new_tokens, start) -> (B, V)`` NumPy logits, for
-    ``duetrl.core.lm.sampling.generate``: with a KV cache, or recomputing the whole prefix."""
+    ``duetrl.core.sampling.generate``: with a KV cache, or recomputing the whole prefix."""
 
     def __init__(self, model: GPT, batch_size: int, use_cache: bool = True) -> None:
         self.model, self.use_cache = model, use_cache
@@ -190,7 +190,7 @@ class Decoder:
 def generate(
     model: GPT, prompt: np.ndarray, max_new_tokens: int, use_cache: bool = True, **sampling: Any
 ) -> Generation:
-    """Generate tokens and their log-probabilities; see ``duetrl.core.lm.sampling.generate``.
+    """Generate tokens and their log-probabilities; see ``duetrl.core.sampling.generate``.
 
     Args:
         model: a ``GPT`` of this backend (dropout off here).
@@ -200,7 +200,7 @@ def generate(
         **sampling: ``greedy``, ``temperature``, ``top_k``, ``top_p``, ``seed``.
 
     Returns:
-        a ``duetrl.core.lm.sampling.Generation``
+        a ``duetrl.core.sampling.Generation``
         (tokens, new_tokens, log_probs, sampling_log_probs).
     """
     model.eval()

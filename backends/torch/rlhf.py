@@ -29,6 +29,7 @@ from duetrl.backends.torch.optim import Adam
 from duetrl.backends.torch.runtime import resolve_dtype
 from duetrl.backends.torch.weights import import_params
 from duetrl.core.constants import GRAD_CLIP_NORM, GROUP_ADVANTAGE_EPS, GROUP_STD_DDOF
+from duetrl.core.interfaces.gpt_config import check_token_ids
 from duetrl.core.interfaces.rlhf import (
     ADVANTAGE_SCALES,
     NORMALISATIONS,
@@ -44,7 +45,6 @@ from duetrl.core.interfaces.rlhf import (
     last_token_index,
     objective_coefficients,
 )
-from duetrl.core.lm.config import check_token_ids
 from duetrl.core.tolerances import to_numpy
 
 # ---------------------------------------------------------------------------------------------

@@ -103,7 +103,7 @@ def corpus_text(name: str, num_chars: int, seed: int) -> str:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from duetrl.core.lm.config import GPTConfig
+    from duetrl.core.interfaces.gpt_config import GPTConfig
     from duetrl.core.lm.data import TokenData
     from duetrl.core.lm.tokenizers import BPETokenizer, CharTokenizer, tokenizer_from_dict
     from duetrl.core.lm.train import TrainConfig, load_gpt_checkpoint, plot_history, train

@@ -3,8 +3,8 @@
     duetrl train ppo --env CartPole-v1 --backend tf --seed 1 --total-steps 200000 --json
     duetrl compare reinforce --env CartPole-v1
 
-Every field of the algorithm's settings dataclass (core/rl/settings.py) is a flag, with its
-field doc as help. Frameworks load only when the command runs.
+Every field of the algorithm's settings dataclass (core/interfaces/rl_settings.py) is a flag,
+with its field doc as help. Frameworks load only when the command runs.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import dataclasses
 import json
 
 from duetrl.core.cli.flags import add_dataclass_flags
-from duetrl.core.reference.policy import ALGORITHMS
-from duetrl.core.rl.settings import SETTINGS, make_settings
+from duetrl.core.interfaces.rl import ALGORITHMS
+from duetrl.core.interfaces.rl_settings import SETTINGS, make_settings
 
 _HELP = {
     "reinforce": "REINFORCE, listing 5.2 repaired and batched over vector environments",

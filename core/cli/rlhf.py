@@ -164,7 +164,7 @@ def settings_from_args(args: argparse.Namespace, **defaults):
 
 def _reference(settings, path: str | None, quiet: bool):
     """The pretrained reference's (config, params), pretraining the default one if missing."""
-    from duetrl.core.rlhf.reference import load_reference, pretrain_reference
+    from duetrl.core.rlhf.pi_ref import load_reference, pretrain_reference
 
     if settings.reference == "uniform":
         return None, None
@@ -188,7 +188,7 @@ def _reference(settings, path: str | None, quiet: bool):
 def run_pretrain(args: argparse.Namespace) -> int:
     from duetrl.core.backend import load_backend
     from duetrl.core.rlhf.mdp import SequenceMDP, rollout
-    from duetrl.core.rlhf.reference import (
+    from duetrl.core.rlhf.pi_ref import (
         ModelSize,
         PretrainSettings,
         load_reference,
@@ -256,7 +256,7 @@ def run_sample(args: argparse.Namespace) -> int:
 
     from duetrl.core.backend import load_backend
     from duetrl.core.checkpoint import read_file
-    from duetrl.core.lm.config import GPTConfig
+    from duetrl.core.interfaces.gpt_config import GPTConfig
     from duetrl.core.rlhf.mdp import SequenceMDP, rollout
     from duetrl.core.rlhf.tasks import get_task
 

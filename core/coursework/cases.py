@@ -17,6 +17,7 @@ import numpy as np
 
 from duetrl.core.constants import MASK_FILL_VALUE
 from duetrl.core.coursework.specs import Assignment, LearningSpec
+from duetrl.core.interfaces.rl_settings import make_settings
 from duetrl.core.reference import algorithms as ref_algorithms
 from duetrl.core.reference.attention import (
     causal_mask,
@@ -26,7 +27,6 @@ from duetrl.core.reference.attention import (
 )
 from duetrl.core.reference.policy import init_agent_params
 from duetrl.core.reference.returns import discounted_returns, gae
-from duetrl.core.rl.settings import make_settings
 
 ATOL_FLOAT64 = 1e-8
 """Student float64 vs the reference: looser than the project's 1e-10, since a student's

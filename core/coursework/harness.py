@@ -188,7 +188,7 @@ def run_call(call: dict, arrays: dict, module, backend) -> dict[str, np.ndarray]
         backend.import_params(layer, _prefixed(arrays, "param:"))
         return _outputs(layer(*_args(call, arrays, backend)))
     if kind == "agent":
-        from duetrl.core.rl.settings import make_settings
+        from duetrl.core.interfaces.rl_settings import make_settings
 
         settings = make_settings(call["algorithm"], **call["settings"])
         agent = backend.Agent(call["algorithm"], call["state_dim"], call["action_dim"], False,
@@ -209,7 +209,7 @@ def run_call(call: dict, arrays: dict, module, backend) -> dict[str, np.ndarray]
         module.update(agent, rollout)
         return {f"param:{k}": v for k, v in backend.export_params(agent).items()}
     if kind == "learn":
-        from duetrl.core.rl.settings import make_settings
+        from duetrl.core.interfaces.rl_settings import make_settings
         from duetrl.core.rl.train import PolicyGradientTrainer
 
         settings = make_settings(call["algorithm"], **call["settings"])

@@ -31,8 +31,7 @@ class EnvInfo:
 
 def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
     """The registered spec of ``env_id``, or a ValueError saying it is unknown."""
-    import duetrl.core.envs  # noqa: F401  (registers duetrl's own environments)
-
+    # duetrl's own environments are registered: importing this module ran core/envs/__init__
     try:
         return gym.spec(env_id)
     except gym.error.Error as error:

@@ -21,6 +21,15 @@ import math
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+ALGORITHMS: tuple[str, ...] = ("reinforce", "reinforce_baseline", "ppo")
+"""The algorithms duetrl trains; all but plain REINFORCE learn a value network."""
+
+
+def uses_value_net(algorithm: str) -> bool:
+    """True for the algorithms with a learned baseline / critic."""
+    return algorithm != "reinforce"
+
+
 
 class PolicyModule(Protocol):
     """A categorical policy ``PolicyNet(state_dim, hidden_dim, action_dim)``: logits out."""

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from duetrl.core.backend import load_backends
-from duetrl.core.lm.config import GPTConfig
-from duetrl.core.lm.params import init_gpt_params
+from duetrl.core.interfaces.gpt_config import GPTConfig
+from duetrl.core.interfaces.gpt_params import init_gpt_params
 from duetrl.core.reference.gpt import gpt_forward
 from duetrl.core.tolerances import max_abs_error
 

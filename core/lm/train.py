@@ -23,9 +23,9 @@ import numpy as np
 
 from duetrl.core.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from duetrl.core.constants import ADAMW_WEIGHT_DECAY, GRAD_CLIP_NORM
-from duetrl.core.lm.config import GPTConfig
+from duetrl.core.interfaces.gpt_config import GPTConfig
+from duetrl.core.interfaces.gpt_params import check_params
 from duetrl.core.lm.data import TokenData, eval_rng, train_rng
-from duetrl.core.lm.params import check_params
 
 GPT_KIND = "duetrl.gpt"
 """The ``kind`` of a GPT checkpoint (duetrl.core.checkpoint): tensor groups ``params`` and

@@ -4,7 +4,7 @@ A *rollout* is a dict of time-major host arrays, as the core loop collects it:
 ``states``/``next_states`` (T, N, state_dim), ``actions`` (T, N) or (T, N, A), ``rewards``,
 ``terminations``, ``truncations``, ``mask``, ``log_probs`` (T, N); PPO also reads
 ``permutations`` (epochs, minibatches, minibatch_size) and every algorithm ``learning_rate``.
-``settings`` is an algorithm settings dataclass from :mod:`duetrl.core.rl.settings`.
+``settings`` is an algorithm settings dataclass from :mod:`duetrl.core.interfaces.rl_settings`.
 
 The policy-gradient theorem (Williams 1992; Sutton et al. 2000) is what every loss below
 estimates: for a policy pi_theta and the return G_t of step t,

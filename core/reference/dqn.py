@@ -31,12 +31,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from duetrl.core.constants import HUBER_DELTA
 from duetrl.core.initializers import dense_params
 from duetrl.core.interfaces.rl import check_policy_config
 from duetrl.core.reference.optim import adam_step
-
-HUBER_DELTA: float = 1.0
-"""Huber's threshold delta (torch's SmoothL1/Huber default, Keras' Huber default: both 1.0)."""
 
 LAYERS: tuple[str, ...] = ("fc1", "fc2", "fc3")
 """The Q-network's dense layers, in order; ReLU after all but the last."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from duetrl.core.lm.config import GPTConfig, check_token_ids
+from duetrl.core.interfaces.gpt_config import GPTConfig, check_token_ids
 from duetrl.core.reference.attention import causal_mask, multi_head_attention, softmax
 from duetrl.core.reference.functional import log_softmax
 

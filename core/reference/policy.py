@@ -22,21 +22,13 @@ import math
 import numpy as np
 
 from duetrl.core.initializers import dense_params
-from duetrl.core.interfaces.rl import check_policy_config
+from duetrl.core.interfaces.rl import ALGORITHMS, check_policy_config, uses_value_net
 from duetrl.core.reference.functional import log_softmax
-
-ALGORITHMS: tuple[str, ...] = ("reinforce", "reinforce_baseline", "ppo")
-"""The algorithms duetrl trains; all but plain REINFORCE learn a value network."""
 
 POLICY_OUTPUT_SCALE: float = 0.01
 """The policy head's initial kernel is scaled down so the first policy is near uniform."""
 
 LOG_2PI: float = math.log(2.0 * math.pi)
-
-
-def uses_value_net(algorithm: str) -> bool:
-    """True for the algorithms with a learned baseline / critic."""
-    return algorithm != "reinforce"
 
 
 def init_agent_params(

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from duetrl.core.constants import GROUP_ADVANTAGE_EPS, GROUP_STD_DDOF
+from duetrl.core.interfaces.gpt_config import GPTConfig
 from duetrl.core.interfaces.rlhf import (
     ADVANTAGE_SCALES,
     NORMALISATIONS,
@@ -31,7 +32,6 @@ from duetrl.core.interfaces.rlhf import (
     check_token_inputs,
     last_token_index,
 )
-from duetrl.core.lm.config import GPTConfig
 from duetrl.core.reference.functional import log_softmax
 from duetrl.core.reference.gpt import gpt_hidden_states
 from duetrl.core.reference.returns import gae, normalize_advantages

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from duetrl.core.backend import BACKENDS
+from duetrl.core.interfaces.rl_settings import ReinforceSettings
 from duetrl.core.rl.session import _progress, default_target, plot_learning_curves
-from duetrl.core.rl.settings import ReinforceSettings
 from duetrl.core.rl.train import PolicyGradientTrainer
 from duetrl.core.tolerances import TOLERANCES
 

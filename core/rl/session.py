@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from duetrl.core.envs.vector import check_env_id
-from duetrl.core.rl.settings import ReinforceSettings
+from duetrl.core.interfaces.rl_settings import ReinforceSettings
 from duetrl.core.rl.train import SOLVED_WINDOW, PolicyGradientTrainer
 from duetrl.core.tensorboard import ScalarWriter
 

@@ -25,9 +25,9 @@ from duetrl.core.backend import load_backend
 from duetrl.core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from duetrl.core.envs.vector import describe_env, make_vector_env
 from duetrl.core.initializers import cast_params
+from duetrl.core.interfaces.rl_settings import ReinforceSettings
 from duetrl.core.reference.policy import init_agent_params
 from duetrl.core.rl.rollout import NoiseSource, collect_episodes, collect_steps, start
-from duetrl.core.rl.settings import ReinforceSettings
 from duetrl.core.weights import describe
 
 RL_KIND = "duetrl.rl"
@@ -43,7 +43,7 @@ class PolicyGradientTrainer:
     :param algorithm: ``"reinforce"``, ``"reinforce_baseline"`` or ``"ppo"``.
     :param env_id: a Gymnasium id (``CartPole-v1``, ``duetrl/Identity-v0``, ...).
     :param backend: ``"torch"`` or ``"tf"``.
-    :param settings: the algorithm's settings (duetrl.core.rl.settings.make_settings).
+    :param settings: the algorithm's settings (duetrl.core.interfaces.rl_settings.make_settings).
     :param seed: seeds the initial weights, the environments and the sampling noise.
     :param total_steps: the environment-step budget (learning-rate annealing runs over it).
     :param dtype: ``"float32"`` (training) or ``"float64"`` (lockstep tests).

@@ -16,7 +16,7 @@ reward     R(s_T) = r(prompt, completion) once, at the end; optionally minus
 Sampling a batch: each prompt is repeated ``group_size`` times (prompt-major, so entries
 ``[g k, (g + 1) k)`` share prompt g, as ``core/interfaces/rlhf.py`` expects), the backend's
 cached decoder generates ``max_new_tokens`` tokens for every row with noise drawn in core
-(``duetrl.core.lm.sampling``: the same seed gives the same tokens in both backends), and
+(``duetrl.core.sampling``: the same seed gives the same tokens in both backends), and
 everything after a row's first stop token is masked out and overwritten with the stop id (the
 batch is right-padded). Decoding past the stop wastes a few tokens of compute but keeps every
 shape fixed, so TensorFlow traces once.
@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from duetrl.core.lm.config import GPTConfig
+from duetrl.core.interfaces.gpt_config import GPTConfig
 from duetrl.core.lm.tokenizers import CharTokenizer
 from duetrl.core.rlhf.tasks import TextTask, get_task
 

@@ -46,9 +46,9 @@ from typing import Any
 import numpy as np
 
 from duetrl.core.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from duetrl.core.interfaces.gpt_config import GPTConfig
+from duetrl.core.interfaces.gpt_params import init_gpt_params
 from duetrl.core.interfaces.rlhf import init_value_head_params
-from duetrl.core.lm.config import GPTConfig
-from duetrl.core.lm.params import init_gpt_params
 from duetrl.core.rlhf.mdp import SequenceMDP, completion_mask
 from duetrl.core.rlhf.tasks import TextTask, get_task
 

@@ -46,12 +46,12 @@ import numpy as np
 
 from duetrl.core.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from duetrl.core.constants import GRAD_CLIP_NORM, RLHF_CLIP_EPS, RLHF_VALUE_CLIP, RLHF_VF_COEF
+from duetrl.core.interfaces.gpt_config import GPTConfig
 from duetrl.core.interfaces.rlhf import ADVANTAGE_SCALES, NORMALISATIONS, check_choice
-from duetrl.core.lm.config import GPTConfig
 from duetrl.core.reference import rlhf as oracle
 from duetrl.core.rlhf.kl import AdaptiveKLController, FixedKLController
 from duetrl.core.rlhf.mdp import REFERENCES, Rollout, SequenceMDP, check_group_size, rollout
-from duetrl.core.rlhf.reference import ModelSize, load_reference, uniform_reference_params
+from duetrl.core.rlhf.pi_ref import ModelSize, load_reference, uniform_reference_params
 from duetrl.core.rlhf.tasks import get_task
 from duetrl.core.tensorboard import ScalarWriter
 

@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from duetrl.core.interfaces.rl_settings import PPOSettings
 from duetrl.core.reference.policy import mlp_forward
-from duetrl.core.rl.settings import PPOSettings
 
 DEFAULT_MODULE_ID = "default_policy"
 """The id RLlib gives the one RLModule of a single-agent algorithm."""

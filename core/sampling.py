@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from duetrl.core.lm.config import GPTConfig, check_token_ids
+from duetrl.core.interfaces.gpt_config import GPTConfig, check_token_ids
 from duetrl.core.reference.functional import log_softmax
 
 NextLogits = Callable[[np.ndarray, int], np.ndarray]

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from duetrl.core.lm.config import GPTConfig
-from duetrl.core.lm.params import init_gpt_params
+from duetrl.core.interfaces.gpt_config import GPTConfig
+from duetrl.core.interfaces.gpt_params import init_gpt_params
 from duetrl.core.rlhf.mdp import SequenceMDP
 from duetrl.core.rlhf.tasks import TextTask, get_task
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from duetrl.core.lm.config import GPTConfig
+from duetrl.core.interfaces.gpt_config import GPTConfig
 from duetrl.core.tolerances import to_numpy
 
 INIT_STD = 0.02  # GPT-2's initialiser: N(0, 0.02^2) for kernels and embeddings

@@ -6,27 +6,24 @@ Defaults are tuned for CartPole-v1 on a 2-core CPU (``benchmarks/cartpole.py`` m
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from duetrl.core.interfaces.rl import check_discount, check_positive_int
-
-
-def _help(default, text: str):
-    return field(default=default, metadata={"help": text})
+from duetrl.core.interfaces.settings import setting
 
 
 @dataclass
 class ReinforceSettings:
     """REINFORCE (listing 5.2): one complete episode per vector environment per update."""
 
-    num_envs: int = _help(8, "vector environments; each gives one episode per update")
-    hidden_dim: int = _help(64, "width of the hidden layer of each network")
-    learning_rate: float = _help(1e-2, "Adam step size")
-    anneal_lr: bool = _help(False, "decay the step size linearly to 0 over --total-steps")
-    gamma: float = _help(0.99, "discount factor in [0, 1]")
-    normalize_advantages: bool = _help(True, "standardise returns/advantages in each batch")
-    max_grad_norm: float = _help(1.0, "clip the global gradient norm to this (0 = off)")
-    max_episode_steps: int = _help(500, "longest episode collected; a longer one is cut there")
+    num_envs: int = setting(8, "vector environments; each gives one episode per update")
+    hidden_dim: int = setting(64, "width of the hidden layer of each network")
+    learning_rate: float = setting(1e-2, "Adam step size")
+    anneal_lr: bool = setting(False, "decay the step size linearly to 0 over --total-steps")
+    gamma: float = setting(0.99, "discount factor in [0, 1]")
+    normalize_advantages: bool = setting(True, "standardise returns/advantages in each batch")
+    max_grad_norm: float = setting(1.0, "clip the global gradient norm to this (0 = off)")
+    max_episode_steps: int = setting(500, "longest episode collected; a longer one is cut there")
 
     def validate(self) -> None:
         """Raise ValueError naming the first setting out of range."""
@@ -44,29 +41,29 @@ class ReinforceSettings:
 class ReinforceBaselineSettings(ReinforceSettings):
     """REINFORCE with a learned baseline V(s): weight -log pi by G_t - V(s_t)."""
 
-    num_envs: int = _help(16, "vector environments; each gives one episode per update")
-    learning_rate: float = _help(2e-2, "Adam step size")
-    max_grad_norm: float = _help(0.0, "clip the global gradient norm to this (0 = off)")
-    vf_coef: float = _help(0.5, "weight of the value loss")
-    ent_coef: float = _help(0.0, "weight of the entropy bonus")
+    num_envs: int = setting(16, "vector environments; each gives one episode per update")
+    learning_rate: float = setting(2e-2, "Adam step size")
+    max_grad_norm: float = setting(0.0, "clip the global gradient norm to this (0 = off)")
+    vf_coef: float = setting(0.5, "weight of the value loss")
+    ent_coef: float = setting(0.0, "weight of the entropy bonus")
 
 
 @dataclass
 class PPOSettings(ReinforceSettings):
     """PPO with the clipped objective, GAE and minibatch epochs (fixed-length rollouts)."""
 
-    num_envs: int = _help(16, "vector environments stepped together")
-    num_steps: int = _help(16, "steps per environment in each rollout")
-    learning_rate: float = _help(4e-3, "Adam step size")
-    anneal_lr: bool = _help(True, "decay the step size linearly to 0 over --total-steps")
-    gamma: float = _help(0.98, "discount factor in [0, 1]")
-    gae_lambda: float = _help(0.8, "GAE lambda in [0, 1]")
-    update_epochs: int = _help(10, "passes over each rollout")
-    num_minibatches: int = _help(1, "minibatches per pass")
-    clip_eps: float = _help(0.2, "PPO clip range epsilon")
-    vf_coef: float = _help(0.5, "weight of the value loss")
-    ent_coef: float = _help(0.0, "weight of the entropy bonus")
-    max_grad_norm: float = _help(0.5, "clip the global gradient norm to this (0 = off)")
+    num_envs: int = setting(16, "vector environments stepped together")
+    num_steps: int = setting(16, "steps per environment in each rollout")
+    learning_rate: float = setting(4e-3, "Adam step size")
+    anneal_lr: bool = setting(True, "decay the step size linearly to 0 over --total-steps")
+    gamma: float = setting(0.98, "discount factor in [0, 1]")
+    gae_lambda: float = setting(0.8, "GAE lambda in [0, 1]")
+    update_epochs: int = setting(10, "passes over each rollout")
+    num_minibatches: int = setting(1, "minibatches per pass")
+    clip_eps: float = setting(0.2, "PPO clip range epsilon")
+    vf_coef: float = setting(0.5, "weight of the value loss")
+    ent_coef: float = setting(0.0, "weight of the entropy bonus")
+    max_grad_norm: float = setting(0.5, "clip the global gradient norm to this (0 = off)")
 
 
 SETTINGS: dict[str, type] = {
