@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from duetrl.core.backend import BACKENDS, load_backends
+from duetrl.core.cli.flags import add_run_flags
 from duetrl.core.reference.attention import (
     causal_mask,
     init_multi_head_attention_params,
@@ -35,12 +36,12 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
     parser.add_argument("--mask", choices=["none", "causal", "padding"], default="causal")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--repeats", type=int, default=10, help="timed forward+backward passes")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads per framework")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--plot", default="runs/attention_heatmap.png", help="heat map PNG ('' for none)"
     )
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    add_run_flags(parser, "seed", "threads", "json", threads=2,
+                  seed_help="seeds the weights, the input and the mask",
+                  json_help="print the figures as JSON")
     parser.set_defaults(run=run)
 
 
@@ -86,7 +87,8 @@ def compare_attention(
                                     mask=mask, dtype=dtype, threads=threads, seed=seed)}
     outputs, weights, grads, times = {}, {}, {}, {}
     for name, backend in modules.items():
-        backend.set_num_threads(threads)
+        if threads:  # 0 = leave the framework to decide
+            backend.set_num_threads(threads)
         layer = backend.MultiHeadAttention(d_model, heads, dtype=dtype)
         backend.import_params(layer, {k: v.astype(dtype) for k, v in params.items()})
         xt = backend.as_tensor(x.astype(dtype))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from duetrl.core.cli import rl
+from duetrl.core.cli.flags import add_run_flags
 
 
 def register(commands: argparse._SubParsersAction, compare: argparse._SubParsersAction) -> None:
@@ -18,7 +19,7 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
         "demo", help="PPO on CartPole-v1 in PyTorch and TensorFlow, side by side")
     parser.add_argument("--total-steps", type=int, default=150_000,
                         help="environment-step budget per backend")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_run_flags(parser, "quiet")
     parser.set_defaults(run=run)
 
 

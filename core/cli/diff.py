@@ -11,6 +11,7 @@ import argparse
 import json
 import shutil
 
+from duetrl.core.cli.flags import add_run_flags
 from duetrl.core.mirror import MIRROR_EXCEPTIONS, MIRROR_LIMIT, compare_pair, mirror_table
 
 
@@ -24,7 +25,7 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
                         help="print only the rows that differ")
     parser.add_argument("--width", type=int, default=0,
                         help="total width in characters (default: the terminal's)")
-    parser.add_argument("--json", action="store_true", help="with --all: the table as JSON")
+    add_run_flags(parser, "json", json_help="with --all: the table as JSON")
     parser.set_defaults(run=run)
 
 

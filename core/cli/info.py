@@ -8,11 +8,12 @@ import platform
 
 from duetrl.core import __version__
 from duetrl.core.backend import BACKENDS, available_backends, load_backend
+from duetrl.core.cli.flags import add_run_flags
 
 
 def register(commands: argparse._SubParsersAction, compare: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("info", help="show backends found, versions and thread counts")
-    parser.add_argument("--json", action="store_true", help="print the facts as JSON")
+    add_run_flags(parser, "json", json_help="print the facts as JSON")
     parser.set_defaults(run=run)
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from duetrl.core.cli.flags import add_run_flags
+
 
 def register(commands: argparse._SubParsersAction, compare: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("notebooks", help="convert tutorials/*.py into .ipynb notebooks")
     parser.add_argument("--tutorials", default="tutorials", help="folder of jupytext .py files")
-    parser.add_argument("--out", default="build/notebooks", help="folder for the .ipynb files")
+    add_run_flags(parser, "out", out="build/notebooks", out_help="folder for the .ipynb files")
     parser.set_defaults(run=run)
 
 
