@@ -8,6 +8,7 @@ are Python and framework imports). One local Ray session serves every test here.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import os
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from duetrl.core.cli import main
+from duetrl.core.cli import build_parser, main
 from duetrl.core.scale.sweep import BASE_COLUMNS, PID_FILE, run_sweep
 from duetrl.core.scale.sweep_file import load_sweep
 
@@ -46,6 +47,10 @@ num-envs = 4
 checkpoint-every = 1
 """
 """About 100 updates, a checkpoint after each: a run that can be killed mid-way."""
+
+
+PARSER = build_parser()
+"""The command line's parser, handed to the sweep-file loader as ``duetrl sweep`` hands it."""
 
 
 def write(tmp_path: Path, text: str, name: str = "sweep.toml") -> Path:
@@ -112,7 +117,7 @@ max_retries = 0
 
 
 def test_grid_expands_to_blocks_x_points_x_backends_x_seeds(tmp_path) -> None:
-    plan = load_sweep(write(tmp_path, GRID))
+    plan = load_sweep(write(tmp_path, GRID), PARSER)
     assert len(plan.runs) == 2 * 2 * 2 * 3 + 2
     first = plan.runs[0]
     assert first.run_id == "ppo-torch-s0-learning-rate0.001-normalize-advantagestrue"
@@ -132,16 +137,50 @@ def test_grid_expands_to_blocks_x_points_x_backends_x_seeds(tmp_path) -> None:
 
 def test_a_setting_is_a_column_when_it_differs_within_one_algorithm(tmp_path) -> None:
     two_ppo = GRID + '\n[[run]]\ncommand = "train ppo"\nname = "ppo-wide"\nhidden-dim = 256\n'
-    plan = load_sweep(write(tmp_path, two_ppo))
+    plan = load_sweep(write(tmp_path, two_ppo), PARSER)
     assert plan.setting_names() == ["hidden-dim", "learning-rate", "normalize-advantages",
                                     "total-steps"]
     assert plan.runs[-1].run_id == "ppo-wide-tf-s2"
 
 
 def test_command_line_values_override_the_file(tmp_path) -> None:
-    plan = load_sweep(write(tmp_path, GRID), threads_per_run=2, max_retries=3, time_limit_s=5)
+    plan = load_sweep(write(tmp_path, GRID), PARSER, threads_per_run=2, max_retries=3,
+                      time_limit_s=5)
     assert plan.threads_per_run == 2
     assert {(r.max_retries, r.time_limit_s) for r in plan.runs} == {(3, 5.0)}
+
+
+def toy_parser() -> argparse.ArgumentParser:
+    """A command line that is not duetrl's: ``toy fit`` takes the managed flags and ``--rate``."""
+    root = argparse.ArgumentParser(prog="toy")
+    commands = root.add_subparsers(dest="command", required=True)
+    fit = commands.add_parser("fit").add_subparsers(dest="algorithm", required=True)
+    line = fit.add_parser("line")
+    for flag in ("--out", "--seed", "--backend", "--threads"):
+        line.add_argument(flag)
+    for flag in ("--quiet", "--json", "--resume"):
+        line.add_argument(flag, action="store_true")
+    line.add_argument("--rate", type=float, default=0.1)
+    commands.add_parser("show")  # no managed flags: not sweepable
+    return root
+
+
+def test_the_loader_checks_runs_with_the_parser_it_is_handed(tmp_path) -> None:
+    toy = '[sweep]\nseeds = 2\n\n[[run]]\ncommand = "fit line"\n[run.grid]\nrate = [0.5, 1]\n'
+    plan = load_sweep(write(tmp_path, toy), toy_parser())
+    assert [r.run_id for r in plan.runs] == ["line-torch-s0-rate0.5", "line-torch-s1-rate0.5",
+                                             "line-torch-s0-rate1", "line-torch-s1-rate1"]
+    assert plan.runs[0].argv == ("fit", "line", "--rate", "0.5")
+    # its mistakes are reported against that parser: file:line and "did you mean"
+    path = write(tmp_path, toy.replace("rate = [", "rat = ["), "typo.toml")
+    with pytest.raises(ValueError, match=rf"^{path}:7: unknown setting 'rat' for 'fit line'; "
+                                         r"did you mean 'rate'\?"):
+        load_sweep(path, toy_parser())
+    path = write(tmp_path, toy.replace("fit line", "train ppo"), "theirs.toml")
+    with pytest.raises(ValueError, match=rf"^{path}:5: unknown command 'train'.*choose from fit"):
+        load_sweep(path, toy_parser())  # duetrl's commands are not known to another parser
+    with pytest.raises(ValueError, match="parser: expected the command line's root parser"):
+        load_sweep(write(tmp_path, toy), argparse.ArgumentParser())
 
 
 @pytest.mark.parametrize("change, line, message", [
@@ -168,7 +207,7 @@ def test_a_mistake_is_reported_with_its_line(tmp_path, change, line, message) ->
     assert old in GRID
     path = write(tmp_path, GRID.replace(old, new, 1))
     with pytest.raises(ValueError) as error:
-        load_sweep(path)
+        load_sweep(path, PARSER)
     assert str(error.value).startswith(f"{path}:{line}: ")
     assert message in str(error.value)
 
@@ -176,20 +215,20 @@ def test_a_mistake_is_reported_with_its_line(tmp_path, change, line, message) ->
 def test_unknown_environment_and_duplicate_runs_are_reported(tmp_path) -> None:
     path = write(tmp_path, TINY.format(backends='["torch"]').replace("CartPole-v1", "Nope-v0"))
     with pytest.raises(ValueError, match=rf"^{path}:8: env: unknown environment id 'Nope-v0'"):
-        load_sweep(path)
+        load_sweep(path, PARSER)
     twice = TINY.format(backends='["torch"]') + "\n[[run]]\ncommand = \"train reinforce\"\n"
     with pytest.raises(ValueError, match=r":12: run id 'reinforce-torch-s0' is also made by the "
                                          r"block at line 6"):
-        load_sweep(write(tmp_path, twice, "twice.toml"))
+        load_sweep(write(tmp_path, twice, "twice.toml"), PARSER)
 
 
 def test_missing_file_bad_toml_and_no_runs(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="sweep file: no file at"):
-        load_sweep(tmp_path / "none.toml")
+        load_sweep(tmp_path / "none.toml", PARSER)
     with pytest.raises(ValueError, match="not valid TOML"):
-        load_sweep(write(tmp_path, "[sweep\nseeds = 1\n"))
+        load_sweep(write(tmp_path, "[sweep\nseeds = 1\n"), PARSER)
     with pytest.raises(ValueError, match=r"no \[\[run\]\] block"):
-        load_sweep(write(tmp_path, "[sweep]\nseeds = 1\n"))
+        load_sweep(write(tmp_path, "[sweep]\nseeds = 1\n"), PARSER)
 
 
 def test_cli_names_the_line_of_an_unknown_algorithm(tmp_path, capsys) -> None:
@@ -209,7 +248,7 @@ def test_unreachable_address_fails_fast_and_writes_nothing(tmp_path, capsys) -> 
     assert "--address: no Ray cluster answers at '127.0.0.1:1'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
     with pytest.raises(ValueError, match="expected HOST:PORT"):
-        run_sweep(load_sweep(path), tmp_path / "out", address="headnode")
+        run_sweep(load_sweep(path, PARSER), tmp_path / "out", address="headnode")
 
 
 # --- running sweeps ------------------------------------------------------------------------
@@ -218,7 +257,7 @@ def test_unreachable_address_fails_fast_and_writes_nothing(tmp_path, capsys) -> 
 def ray_sweep(ray_session, tmp_path_factory):
     """2 seeds x 2 backends of a tiny REINFORCE run through Ray."""
     folder = tmp_path_factory.mktemp("ray_sweep")
-    plan = load_sweep(write(folder, TINY.format(backends='["torch", "tf"]')))
+    plan = load_sweep(write(folder, TINY.format(backends='["torch", "tf"]')), PARSER)
     outcome = run_sweep(plan, folder / "out", progress=False)
     return plan, outcome, folder / "out"
 
@@ -249,7 +288,7 @@ def test_ray_sweep_writes_every_run_folder_and_the_table(ray_sweep) -> None:
 
 def test_sequential_loop_gives_the_same_table_as_ray(ray_sweep, tmp_path) -> None:
     _, outcome, _ = ray_sweep
-    plan = load_sweep(write(tmp_path, TINY.format(backends='["torch"]')))
+    plan = load_sweep(write(tmp_path, TINY.format(backends='["torch"]')), PARSER)
     sequential = run_sweep(plan, tmp_path / "out", executor="sequential", progress=False)
     assert sequential["executor"] == "sequential"
     through_ray = {row["run_id"]: row for row in outcome["rows"]}
@@ -260,7 +299,7 @@ def test_sequential_loop_gives_the_same_table_as_ray(ray_sweep, tmp_path) -> Non
 
 
 def test_a_killed_run_is_retried_from_its_checkpoint(ray_session, tmp_path) -> None:
-    plan = load_sweep(write(tmp_path, "[sweep]\nmax_retries = 1\n" + LONG_RUN))
+    plan = load_sweep(write(tmp_path, "[sweep]\nmax_retries = 1\n" + LONG_RUN), PARSER)
     run_dir = tmp_path / "out" / "runs" / "long-torch-s0"
     killed: list[int] = []
     watcher = kill_at_first_checkpoint(run_dir, killed)
@@ -282,7 +321,8 @@ def test_a_run_over_its_time_limit_is_reported_and_the_others_kept(ray_session,
                                                                    tmp_path) -> None:
     text = (TINY.format(backends='["torch"]').replace("seeds = 2", "seeds = 1")
             + LONG_RUN.replace("checkpoint-every = 1", "time_limit_s = 1.5"))
-    outcome = run_sweep(load_sweep(write(tmp_path, text)), tmp_path / "out", progress=False)
+    outcome = run_sweep(load_sweep(write(tmp_path, text), PARSER), tmp_path / "out",
+                        progress=False)
     rows = {row["run_id"]: row for row in read_csv(tmp_path / "out" / "results.csv")}
     assert rows["reinforce-torch-s0"]["status"] == "done"
     slow = rows["long-torch-s0"]
@@ -302,16 +342,16 @@ def test_resume_skips_finished_runs_and_continues_an_interrupted_one(ray_session
     long_dir, short_dir = out / "runs" / "long-torch-s0", out / "runs" / "reinforce-torch-s0"
     killed: list[int] = []
     watcher = kill_at_first_checkpoint(long_dir, killed)
-    first = run_sweep(load_sweep(path), out, progress=False)
+    first = run_sweep(load_sweep(path, PARSER), out, progress=False)
     watcher.join()
     assert [(r["status"], r["error"]) for r in first["rows"]] == [
         ("done", ""), ("failed", "killed by SIGKILL")]
     with pytest.raises(ValueError, match="already holds a sweep; pass --resume"):
-        run_sweep(load_sweep(path), out, progress=False)
+        run_sweep(load_sweep(path, PARSER), out, progress=False)
     finished_at = (short_dir / "summary.json").stat().st_mtime_ns
     short_log = (short_dir / "sweep.log").read_text()
 
-    second = run_sweep(load_sweep(path), out, executor="sequential", resume=True,
+    second = run_sweep(load_sweep(path, PARSER), out, executor="sequential", resume=True,
                        progress=False)
     assert (second["skipped"], second["done"]) == (1, 2)
     assert (short_dir / "summary.json").stat().st_mtime_ns == finished_at
@@ -326,7 +366,7 @@ def test_resume_skips_finished_runs_and_continues_an_interrupted_one(ray_session
 def test_table_columns_and_a_mixed_column_in_parquet(tmp_path) -> None:
     from duetrl.core.scale.sweep import write_results
 
-    plan = load_sweep(write(tmp_path, GRID))
+    plan = load_sweep(write(tmp_path, GRID), PARSER)
     rows = []
     for run, extra in ((plan.runs[0], {"final_mean_return": 20.5, "note": "a"}),
                        (plan.runs[6], {"final_mean_return": 21, "note": 3})):
@@ -357,7 +397,7 @@ def test_child_command_line_environment_and_printed_summary(tmp_path) -> None:
     )
 
     text = GRID.replace("total-steps = 5000", "total-steps = 5000\ntensorboard = false")
-    plan = load_sweep(write(tmp_path, text), threads_per_run=3)
+    plan = load_sweep(write(tmp_path, text), PARSER, threads_per_run=3)
     job = RunJob(plan.runs[0], str(tmp_path), 3, str(tmp_path))
     argv = child_argv(job, resume=False)
     assert argv[1:3] == ["-m", "duetrl"] and "--tensorboard" not in argv
@@ -377,7 +417,7 @@ def test_child_command_line_environment_and_printed_summary(tmp_path) -> None:
 def test_bad_input_in_a_run_fails_once_with_its_message(tmp_path) -> None:
     text = ('[sweep]\nmax_retries = 2\n\n[[run]]\ncommand = "rlhf train"\n'
             'reference-checkpoint = "no/such/reference.safetensors"\nupdates = 1\n')
-    outcome = run_sweep(load_sweep(write(tmp_path, text)), tmp_path / "out", "sequential",
+    outcome = run_sweep(load_sweep(write(tmp_path, text), PARSER), tmp_path / "out", "sequential",
                         progress=False)
     (row,) = outcome["rows"]
     assert (row["status"], row["attempts"]) == ("failed", 1)  # exit status 2: not retried

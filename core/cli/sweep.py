@@ -15,6 +15,8 @@ import argparse
 import json
 from pathlib import Path
 
+from duetrl.core.cli.flags import add_run_flags
+
 
 def register(commands: argparse._SubParsersAction, compare: argparse._SubParsersAction) -> None:
     if commands is None:
@@ -23,8 +25,9 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
         "sweep", help="run a grid of training runs (a TOML sweep file) as Ray tasks"
     )
     parser.add_argument("file", metavar="FILE.toml", help="the sweep file (see sweeps/README.md)")
-    parser.add_argument("--out", default=None,
-                        help="sweep folder (default: runs/sweeps/<file name without .toml>)")
+    add_run_flags(parser, "out", "json", "quiet", "resume",
+                  out_help="sweep folder (default: runs/sweeps/<file name without .toml>)",
+                  json_help="print a JSON summary")
     parser.add_argument("--address", default=None,
                         help="HOST:PORT of a running Ray cluster's head (default: a local Ray)")
     parser.add_argument("--num-cpus", type=int, default=None,
@@ -38,23 +41,21 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
     parser.add_argument("--time-limit", type=float, default=None,
                         help="seconds one run may take, all attempts together (default: the "
                              "file's time_limit_s, else none)")
-    parser.add_argument("--resume", action="store_true",
-                        help="skip the runs finished in --out; continue the others from their "
-                             "checkpoints")
     parser.add_argument("--sequential", action="store_true",
                         help="run one after another in this process, without Ray")
-    parser.add_argument("--quiet", action="store_true", help="no progress display")
-    parser.add_argument("--json", action="store_true", help="print a JSON summary")
     parser.set_defaults(run=run_sweep_command)
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:
+    from duetrl.core.cli import build_parser
     from duetrl.core.scale.sweep import run_sweep
     from duetrl.core.scale.sweep_file import load_sweep
 
     if args.sequential and args.address is not None:
         raise ValueError("--address: a cluster runs Ray tasks; leave out --sequential")
-    plan = load_sweep(args.file, args.threads_per_run, args.max_retries, args.time_limit)
+    # the library checks each run's argv with the parser it is handed: it never imports the CLI
+    plan = load_sweep(args.file, build_parser(), args.threads_per_run, args.max_retries,
+                      args.time_limit)
     out = args.out or str(Path("runs") / "sweeps" / Path(args.file).stem)
     outcome = run_sweep(plan, out, "sequential" if args.sequential else "ray", args.address,
                         args.num_cpus, args.resume, progress=not args.quiet)

@@ -16,8 +16,10 @@
 
 Runs = blocks x grid points x backends x seeds. A block may override ``seeds``, ``backends``,
 ``max_retries`` and ``time_limit_s``, and give a ``name`` for its run ids. Each run's argv is
-parsed by duetrl's own argument parser, so exactly the flags the command accepts are accepted,
-and a mistake is reported with the file's line number before a single run starts. The sweep
+parsed by duetrl's own argument parser, which the caller hands in (``duetrl sweep`` passes
+``duetrl.core.cli.build_parser()``: the library never imports its command line), so exactly
+the flags the command accepts are accepted, and a mistake is reported with the file's line
+number before a single run starts. The sweep
 itself sets ``--out``, ``--seed``, ``--backend``, ``--threads``, ``--quiet``, ``--json`` and
 (on a retry) ``--resume``.
 """
@@ -246,10 +248,13 @@ def _scalar(value: Any) -> bool:
     return isinstance(value, (str, int, float, bool))
 
 
-def load_sweep(path: str | Path, threads_per_run: int | None = None,
-               max_retries: int | None = None, time_limit_s: float | None = None) -> SweepPlan:
+def load_sweep(path: str | Path, parser: argparse.ArgumentParser,
+               threads_per_run: int | None = None, max_retries: int | None = None,
+               time_limit_s: float | None = None) -> SweepPlan:
     """Read and check a sweep file; the keyword arguments override its ``[sweep]`` values.
 
+    :param parser: the root parser of the command line (``duetrl.core.cli.build_parser()``):
+        each run's command must be one of its sweepable commands, and its argv must parse.
     :raises FileNotFoundError: no file at ``path``.
     :raises ValueError: bad TOML, or a bad key, value, command or flag, naming its line.
     """
@@ -292,13 +297,13 @@ def load_sweep(path: str | Path, threads_per_run: int | None = None,
                      else threads_per_run, "threads_per_run",
                      at("sweep", None, "threads_per_run"), 1)
 
-    from duetrl.core.cli import build_parser
-
-    root = build_parser()
-    sweepable = sweepable_commands(root)
+    sweepable = sweepable_commands(parser)
+    if not sweepable:
+        raise ValueError(f"parser: expected the command line's root parser, with commands that "
+                         f"take {', '.join(MANAGED_FLAGS)}; it has none")
     runs: list[RunSpec] = []
     for index, block in enumerate(blocks):
-        runs.extend(_expand_block(index, block, root, sweepable, at, seeds, backends, retries,
+        runs.extend(_expand_block(index, block, parser, sweepable, at, seeds, backends, retries,
                                   limit, threads, time_limit_s is not None,
                                   max_retries is not None))
     first: dict[str, RunSpec] = {}
