@@ -1,7 +1,8 @@
 """``duetrl lm train``, ``duetrl lm sample`` and ``duetrl compare lm``.
 
 ``lm train`` pretrains a small GPT on a corpus made in code (or fine-tunes one from a
-checkpoint with ``--init-from``), saving a checkpoint and a loss curve under ``--out``.
+checkpoint with ``--init-from``) with the one run loop (``duetrl.core.run``): ``--out`` holds
+model.safetensors, log.csv (written as it goes), summary.json and the loss curve loss.png.
 ``lm sample`` generates text from a checkpoint. ``compare lm`` runs one set of weights in both
 backends: logits differences, and training and generation speed.
 """
@@ -13,7 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-from duetrl.core.backend import BACKENDS, load_backend
+from duetrl.core.backend import load_backend
+from duetrl.core.cli.flags import add_run_flags
 
 
 def register(commands: argparse._SubParsersAction, compare: argparse._SubParsersAction) -> None:
@@ -21,7 +23,11 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
     sub = lm.add_subparsers(dest="lm_command", metavar="LM_COMMAND", required=True)
 
     train = sub.add_parser("train", help="pretrain (or fine-tune with --init-from) a small GPT")
-    train.add_argument("--backend", choices=list(BACKENDS), default="torch")
+    add_run_flags(train, *TRAIN_FLAGS, out="runs/lm", threads=2,
+                  out_help="the run folder (model.safetensors, log.csv, summary.json, loss.png)",
+                  json_help="print the summary as JSON")
+    train.add_argument("--no-progress", dest="quiet", action="store_true",
+                       help="the same as --quiet")
     train.add_argument(
         "--corpus",
         default="templates",
@@ -36,7 +42,6 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
         help="fine-tune: start from this checkpoint's weights, config and tokeniser (the model "
         "flags --n-layer ... --dropout are then not used)",
     )
-    train.add_argument("--resume", action="store_true", help="continue --out's checkpoint")
     train.add_argument("--n-layer", type=int, default=4)
     train.add_argument("--n-head", type=int, default=4)
     train.add_argument("--n-embd", type=int, default=128)
@@ -51,26 +56,20 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
     train.add_argument("--clip", type=float, default=1.0, help="max gradient norm (0: off)")
     train.add_argument("--eval-every", type=int, default=100)
     train.add_argument("--checkpoint-every", type=int, default=0)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--threads", type=int, default=2, help="CPU threads for the framework")
-    train.add_argument("--out", default="runs/lm", help="folder for model.safetensors, loss.png")
-    train.add_argument("--no-progress", action="store_true")
-    train.add_argument("--json", action="store_true", help="print the final figures as JSON")
     train.set_defaults(run=run_train)
 
     sample = sub.add_parser("sample", help="generate text from a checkpoint")
     sample.add_argument("--checkpoint", default="runs/lm/model.safetensors")
-    sample.add_argument("--backend", choices=list(BACKENDS), default="torch")
+    add_run_flags(sample, "backend", "seed", "threads", "json", threads=2,
+                  seed_help="seeds the sampling noise", json_help="print text, tokens and "
+                  "log-probs as JSON")
     sample.add_argument("--prompt", default="the", help="text to continue (not empty)")
     sample.add_argument("--max-new-tokens", type=int, default=50)
     sample.add_argument("--greedy", action="store_true")
     sample.add_argument("--temperature", type=float, default=1.0)
     sample.add_argument("--top-k", type=int, default=None)
     sample.add_argument("--top-p", type=float, default=None)
-    sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--no-cache", action="store_true", help="recompute instead of KV cache")
-    sample.add_argument("--threads", type=int, default=2)
-    sample.add_argument("--json", action="store_true")
     sample.set_defaults(run=run_sample)
 
     cmp = compare.add_parser("lm", help="one GPT in both backends: logits, training, generation")
@@ -82,10 +81,14 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
     cmp.add_argument("--batch-size", type=int, default=8)
     cmp.add_argument("--train-steps", type=int, default=10, help="timed training steps")
     cmp.add_argument("--new-tokens", type=int, default=32, help="generated tokens to time")
-    cmp.add_argument("--threads", type=int, default=2)
-    cmp.add_argument("--seed", type=int, default=0)
-    cmp.add_argument("--json", action="store_true")
+    add_run_flags(cmp, "seed", "threads", "json", threads=2,
+                  seed_help="seeds the weights and the batches", json_help="print the figures "
+                  "as JSON")
     cmp.set_defaults(run=run_compare)
+
+
+TRAIN_FLAGS = ("backend", "out", "seed", "threads", "json", "quiet", "resume", "tensorboard")
+"""The shared run flags ``lm train`` takes (core/cli/flags.py); ``--no-progress`` is --quiet."""
 
 
 def corpus_text(name: str, num_chars: int, seed: int) -> str:
@@ -106,7 +109,8 @@ def run_train(args: argparse.Namespace) -> int:
     from duetrl.core.interfaces.gpt_config import GPTConfig
     from duetrl.core.lm.data import TokenData
     from duetrl.core.lm.tokenizers import BPETokenizer, CharTokenizer, tokenizer_from_dict
-    from duetrl.core.lm.train import TrainConfig, load_gpt_checkpoint, plot_history, train
+    from duetrl.core.lm.train import LMRun, TrainConfig, load_gpt_checkpoint
+    from duetrl.core.run import run
 
     text = corpus_text(args.corpus, args.num_chars, args.seed)
     base = None
@@ -147,33 +151,22 @@ def run_train(args: argparse.Namespace) -> int:
     if base is not None:
         backend.import_params(model, base.tensors["params"])
     out = Path(args.out)
-    result = train(
-        backend,
-        model,
-        data,
-        train_config,
-        checkpoint_path=out / "model.safetensors",
-        resume=args.resume,
-        metadata={"tokenizer": tokenizer.to_dict(), "corpus": args.corpus},
-        progress=not args.no_progress,
-    )
-    plot = plot_history({args.backend: result.history}, out / "loss.png")
-    figures = {
-        "backend": args.backend,
-        "val_loss": result.val_loss,
-        "perplexity": result.perplexity,
-        "train_tokens_per_second": result.tokens_per_second,
-        "checkpoint": result.checkpoint,
-        "plot": str(plot),
-        "parameters": int(model.num_parameters()),
-    }
+    checkpoint = out / "model.safetensors"
+    trainer = LMRun(backend, model, data, train_config,
+                    metadata={"tokenizer": tokenizer.to_dict(), "corpus": args.corpus},
+                    plot_name="loss.png")
+    summary = run(trainer, out, resume=args.resume and checkpoint.is_file(), quiet=args.quiet,
+                  checkpoint_every=args.checkpoint_every, tensorboard=args.tensorboard,
+                  checkpoint_file=checkpoint)
     if args.json:
-        print(json.dumps(figures))
+        print(json.dumps(summary))
     else:
+        stopped = " (stopped by Ctrl-C; --resume continues)" if summary["interrupted"] else ""
         print(
-            f"{args.backend}: val loss {result.val_loss:.4f} (perplexity "
-            f"{result.perplexity:.2f}), {result.tokens_per_second:.0f} tokens/s; saved "
-            f"{result.checkpoint} and {plot}"
+            f"{args.backend}: val loss {summary['val_loss']:.4f} (perplexity "
+            f"{summary['perplexity']:.2f}), {summary['train_tokens_per_second']:.0f} tokens/s "
+            f"after {summary['updates']} steps{stopped}; saved {summary['checkpoint']}, "
+            f"{summary['log']} and {summary['plot']}"
         )
     return 0
 

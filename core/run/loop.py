@@ -197,6 +197,7 @@ def run(
     checkpoint_every: int = 0,
     tensorboard: bool = False,
     unit: str = "step",
+    checkpoint_file: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run ``trainer`` until it is finished (or Ctrl-C); write the run folder ``out``.
 
@@ -209,13 +210,17 @@ def run(
     :param checkpoint_every: save every this many updates (0: only at the end and on Ctrl-C).
     :param tensorboard: also write each row as TensorBoard scalars, at x = ``row[trainer.x_key]``.
     :param unit: the progress bar's unit (the trainer's ``progress()`` unit).
+    :param checkpoint_file: the checkpoint's path when not ``out/checkpoint.safetensors`` (a
+        command whose file name is part of its interface, e.g. ``lm train``'s
+        ``model.safetensors``).
     :returns: the summary: :data:`BASE_KEYS`, then the trainer's :meth:`Trainer.evaluate`.
     :raises Diverged: a non-finite loss; the last good checkpoint is kept.
     """
     if checkpoint_every < 0:
         raise ValueError(f"checkpoint_every: expected an int >= 0, got {checkpoint_every}")
     run_dir = Path(out)
-    checkpoint, log_path = run_dir / CHECKPOINT, run_dir / LOG
+    checkpoint = Path(checkpoint_file) if checkpoint_file is not None else run_dir / CHECKPOINT
+    log_path = run_dir / LOG
     resume_step = None
     if resume:
         if not checkpoint.is_file():
