@@ -9,12 +9,8 @@ import pytest
 from duetrl.core.initializers import cast_params
 from duetrl.core.reference import dqn as ref
 from duetrl.core.reference.dynamic_programming import tabular_mdp, value_iteration
-from duetrl.core.rl.dqn import (
-    DQNTrainer,
-    epsilon_greedy,
-    linear_epsilon,
-    make_dqn_settings,
-)
+from duetrl.core.rl.dqn import DQNTrainer, epsilon_greedy, linear_epsilon
+from duetrl.core.rl.dqn_settings import make_dqn_settings
 from duetrl.core.rl.replay import ReplayBuffer
 from duetrl.core.tolerances import assert_close
 

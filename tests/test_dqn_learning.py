@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from duetrl.core.rl.dqn import DQNTrainer, make_dqn_settings
+from duetrl.core.rl.dqn import DQNTrainer
+from duetrl.core.rl.dqn_settings import make_dqn_settings
 
 BUDGET = 20_000
 
@@ -23,7 +24,7 @@ def test_dqn_solves_cartpole_greedily(name) -> None:
         solved = trainer.solved(475.0)
     greedy = trainer.greedy_return
     if solved:  # a second look from other start states: the policy, not one lucky draw
-        greedy = trainer.evaluate(20, seed=123)
+        greedy = trainer.evaluate_greedy(20, seed=123)
     trainer.close()
     print(f"{name}: solved={solved} at {trainer.env_steps} env steps")
     assert solved, f"{name}: greedy return {trainer.greedy_return} after {trainer.env_steps} steps"

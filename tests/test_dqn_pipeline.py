@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from duetrl.core.rl.dqn import DQNTrainer, make_dqn_settings
+from duetrl.core.rl.dqn import DQNTrainer
+from duetrl.core.rl.dqn_settings import make_dqn_settings
 
 TAU = 0.02  # CartPole's Euler step: x' = x + tau x_dot, theta' = theta + tau theta_dot
 

@@ -115,7 +115,7 @@ for name, table in FEATURES.items():
     curves[f"DQN, {name}"] = (x, y)
     networks[name] = trainer
     print(f"DQN {name:<15} input {trainer.state_dim:>2}: max |Q - Q*| = {y[-1]:.4f} "
-          f"(lowest {min(y):.4f}), greedy return {trainer.evaluate(1):.0f} "
+          f"(lowest {min(y):.4f}), greedy return {trainer.evaluate_greedy(1):.0f} "
           f"({time.perf_counter() - start:.1f} s)")
 
 # %% [markdown]
@@ -162,6 +162,7 @@ print("figure:", path)
 #    compares with value iteration.
 
 # %%
+from duetrl.core.coursework.compare import compare_calls  # noqa: E402
 from duetrl.core.exercises import report  # noqa: E402
 
 
@@ -175,15 +176,10 @@ def check_exercise_1(answer, seed: int = 0) -> bool:
     cases = [(vi.q[nonterminal], rows[nonterminal]), (vi.q[nonterminal], cols[nonterminal]),
              (vi.q[nonterminal], np.arange(len(nonterminal)))]
     cases += [(rng.normal(size=(12, 3)), rng.integers(0, 4, size=12)) for _ in range(3)]
-    for q_star, groups in cases:
-        expected = _floor(q_star, groups)
-        try:
-            got = float(answer(q_star, groups))
-        except Exception as error:  # the student's code, whatever it raises
-            return report(1, False, f"raised {type(error).__name__}: {error}")
-        if not np.isclose(got, expected, rtol=1e-9, atol=1e-12):
-            return report(1, False, f"for groups {groups.tolist()}: expected {expected:.6f}, "
-                                    f"got {got:.6f}")
+    verdict = compare_calls(lambda q_star, groups: float(answer(q_star, groups)), _floor, cases,
+                            "the aliasing floor", atol=1e-12, rtol=1e-9)
+    if not verdict:  # the comparator's message: which input, expected and got
+        return report(1, False, verdict.message)
     trained = networks["row only (1)"].agent.q_values(FEATURES["row only (1)"])
     achieved = q_error(trained)
     row_floor = _floor(vi.q[nonterminal], rows[nonterminal])

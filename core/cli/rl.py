@@ -13,9 +13,17 @@ import argparse
 import dataclasses
 import json
 
-from duetrl.core.cli.flags import add_dataclass_flags
+from duetrl.core.cli.flags import add_dataclass_flags, add_run_flags
 from duetrl.core.interfaces.rl import ALGORITHMS
 from duetrl.core.interfaces.rl_settings import SETTINGS, make_settings
+
+RUN_FLAGS = ("out", "seed", "backend", "threads", "json", "quiet", "resume", "tensorboard")
+"""The shared run flags ``duetrl train ALGO`` and ``duetrl train dqn`` take (cli/flags.py)."""
+
+COMPARE_FLAGS = ("out", "seed", "json", "quiet")
+"""The shared run flags ``duetrl compare ALGO`` and ``duetrl compare dqn`` take."""
+
+SEED_HELP = "seeds weights, envs and noise"
 
 _HELP = {
     "reinforce": "REINFORCE, listing 5.2 repaired and batched over vector environments",
@@ -30,14 +38,12 @@ def _add_settings_flags(parser: argparse.ArgumentParser, algorithm: str) -> None
 
 def _add_common_flags(parser: argparse.ArgumentParser, default_steps: int) -> None:
     parser.add_argument("--env", default="CartPole-v1", help="Gymnasium environment id")
-    parser.add_argument("--seed", type=int, default=0, help="seeds weights, envs and noise")
     parser.add_argument("--total-steps", type=int, default=default_steps,
                         help="environment-step budget")
     parser.add_argument("--target", type=float, default=None,
                         help="stop when the mean return of the last 100 episodes reaches this "
                              "(default: the environment's reward threshold)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--json", action="store_true", help="print a JSON summary")
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
 
 
 def register(commands: argparse._SubParsersAction, compare: argparse._SubParsersAction) -> None:
@@ -46,26 +52,19 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
         algorithms = train_parser.add_subparsers(dest="algorithm", metavar="ALGO", required=True)
         for algorithm in ALGORITHMS:
             parser = algorithms.add_parser(algorithm, help=_HELP[algorithm])
+            add_run_flags(parser, *RUN_FLAGS, out_help="run folder (default: runs/<algo>-...)",
+                          seed_help=SEED_HELP, json_help="print the run summary as JSON")
             _add_common_flags(parser, 300_000)
-            parser.add_argument("--backend", default="torch", help="torch or tf")
-            parser.add_argument("--out", default=None, help="run folder (default: runs/...)")
-            parser.add_argument("--resume", action="store_true",
-                                help="continue from the run folder's checkpoint")
             parser.add_argument("--checkpoint-every", type=int, default=50,
-                                help="updates between checkpoints")
-            parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-            parser.add_argument("--threads", type=int, default=1, help="framework CPU threads")
-            parser.add_argument("--tensorboard", action="store_true",
-                                help="also log scalars for TensorBoard into the run folder "
-                                     "(same tags for torch and tf)")
+                                help="updates between checkpoints (0: at the end only)")
             _add_settings_flags(parser, algorithm)
             parser.set_defaults(run=run_train)
     for algorithm in ALGORITHMS:
         parser = compare.add_parser(algorithm, help=f"{_HELP[algorithm]}: torch vs tf")
+        add_run_flags(parser, *COMPARE_FLAGS, out="runs", out_help="folder for the plot",
+                      seed_help=SEED_HELP, json_help="print the results as JSON")
         _add_common_flags(parser, 150_000)
-        parser.add_argument("--out", default="runs", help="folder for the plot")
         parser.add_argument("--report-every", type=int, default=20, help="updates between rows")
-        parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
         _add_settings_flags(parser, algorithm)
         parser.set_defaults(run=run_compare, algorithm=algorithm)
 

@@ -5,7 +5,8 @@
     duetrl train dqn --env CartPole-v1 --backend tf                   DQN in one backend
     duetrl compare dqn --env CartPole-v1                              DQN, torch vs tf
 
-Every field of DQNSettings (core/rl/dqn.py) is a ``--flag`` of ``train dqn`` / ``compare dqn``.
+Every field of DQNSettings (core/rl/dqn_settings.py) is a ``--flag`` of ``train dqn`` and
+``compare dqn``; the run flags (``--out --seed --backend ...``) are cli/flags.py's.
 Frameworks load only when a DQN command runs; ``solve`` and ``bandit`` are NumPy only.
 """
 
@@ -18,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from duetrl.core.cli.flags import add_dataclass_flags
+from duetrl.core.cli.flags import add_dataclass_flags, add_run_flags
+from duetrl.core.cli.rl import COMPARE_FLAGS, RUN_FLAGS, SEED_HELP
 
 ARROWS = {0: "\u2190", 1: "\u2193", 2: "\u2192", 3: "\u2191"}
 """FrozenLake's actions: 0 left, 1 down, 2 right, 3 up."""
@@ -32,17 +34,14 @@ def _subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction |
 
 
 def _add_dqn_flags(parser: argparse.ArgumentParser, default_steps: int) -> None:
-    from duetrl.core.rl.dqn import DQNSettings
+    from duetrl.core.rl.dqn_settings import DQNSettings
 
     parser.add_argument("--env", default="CartPole-v1", help="Gymnasium id (discrete actions)")
-    parser.add_argument("--seed", type=int, default=0, help="seeds weights, envs and noise")
     parser.add_argument("--total-steps", type=int, default=default_steps,
                         help="environment-step budget")
     parser.add_argument("--target", type=float, default=None,
                         help="stop when the greedy policy's mean return reaches this "
                              "(default: the environment's reward threshold)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--json", action="store_true", help="print a JSON summary")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     add_dataclass_flags(parser, dataclasses.fields(DQNSettings), "dqn settings")
 
@@ -84,26 +83,23 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
         algorithms = _subparsers(train) if train is not None else None
         if algorithms is not None:
             parser = algorithms.add_parser("dqn", help="DQN (Double DQN, n-step as options)")
+            add_run_flags(parser, *RUN_FLAGS, out_help="run folder (default: runs/dqn-...)",
+                          seed_help=SEED_HELP, json_help="print the run summary as JSON")
             _add_dqn_flags(parser, 50_000)
-            parser.add_argument("--backend", default="torch", help="torch or tf")
-            parser.add_argument("--out", default=None, help="run folder (default: runs/...)")
-            parser.add_argument("--resume", action="store_true",
-                                help="continue from the run folder's checkpoint")
             parser.add_argument("--checkpoint-every", type=int, default=20,
-                                help="updates between checkpoints")
-            parser.add_argument("--threads", type=int, default=1, help="framework CPU threads")
-            parser.add_argument("--tensorboard", action="store_true",
-                                help="also log scalars for TensorBoard into the run folder "
-                                     "(same tags for torch and tf)")
+                                help="updates between checkpoints (0: at the end only)")
             parser.set_defaults(run=run_train_dqn, algorithm="dqn")
     parser = compare.add_parser("dqn", help="DQN: torch vs tf from the same start")
+    add_run_flags(parser, *COMPARE_FLAGS, out="runs", out_help="folder for the plot",
+                  seed_help=SEED_HELP, json_help="print the results as JSON")
     _add_dqn_flags(parser, 50_000)
-    parser.add_argument("--out", default="runs", help="folder for the plot")
+    parser.add_argument("--report-every", type=int, default=0,
+                        help="updates between table rows (0: only the final table)")
     parser.set_defaults(run=run_compare_dqn, algorithm="dqn")
 
 
 def _settings(args: argparse.Namespace):
-    from duetrl.core.rl.dqn import DQNSettings, make_dqn_settings
+    from duetrl.core.rl.dqn_settings import DQNSettings, make_dqn_settings
 
     return make_dqn_settings(**{f.name: getattr(args, f.name)
                                 for f in dataclasses.fields(DQNSettings)
@@ -221,7 +217,7 @@ def run_bandit(args: argparse.Namespace) -> int:
 
 def run_train_dqn(args: argparse.Namespace) -> int:
     from duetrl.core.backend import canonical_backend_name
-    from duetrl.core.rl.dqn import train_dqn
+    from duetrl.core.rl.session import train_dqn
 
     summary = train_dqn(args.env, canonical_backend_name(args.backend), _settings(args),
                         args.seed, args.total_steps, args.target, args.out, args.resume,
@@ -240,18 +236,10 @@ def run_train_dqn(args: argparse.Namespace) -> int:
 
 
 def run_compare_dqn(args: argparse.Namespace) -> int:
-    from duetrl.core.rl.dqn import compare_dqn
+    from duetrl.core.rl.compare import compare_dqn, format_results, to_json
 
     results = compare_dqn(args.env, _settings(args), args.seed, args.total_steps, args.target,
-                          args.out, args.quiet, args.dtype)
-    if args.json:
-        print(json.dumps(results, indent=2))
-        return 0
-    print(f"\n{'':<22}" + "".join(f"{n:>14}" for n in results["backends"]))
-    for label, key in (("solved", "solved"), ("env steps", "env_steps"),
-                       ("greedy return", "greedy_return"), ("wall time (s)", "wall_s")):
-        cells = "".join(f"{results['backends'][n][key]!s:>14}" for n in results["backends"])
-        print(f"{label:<22}{cells}")
-    print(f"max parameter difference torch vs tf: {results['max_param_diff']:.3e} "
-          f"(after update {results['max_param_diff_at_update']})\ncurves: {results['plot']}")
+                          args.out, args.quiet, args.dtype,
+                          report_every=0 if args.json else args.report_every)
+    print(to_json(results) if args.json else format_results(results))
     return 0

@@ -1,104 +1,111 @@
 """``duetrl compare ALGO``: PyTorch and TensorFlow trained from the same start, side by side.
 
 Both trainers get the same initial weights (drawn in core), the same environment seeds and
-the same sampling noise, and are stepped in alternation (never at the same time, so neither
-steals the other's CPU). Printed per report interval: each backend's mean return and loss, and
-the largest parameter difference between them; at the end, time per update and one plot.
+the same sampling noise (for DQN: exploration coins and replay samples), and the one
+compare driver (``duetrl.core.run.compare``) steps them in alternation, never at the same
+time, so neither steals the other's CPU. Printed per report interval: each backend's mean
+return and loss, and the largest parameter difference between them; at the end, time per
+update and one plot of both learning curves.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 from duetrl.core.backend import BACKENDS
 from duetrl.core.interfaces.rl_settings import ReinforceSettings
-from duetrl.core.rl.session import _progress, default_target, plot_learning_curves
+from duetrl.core.rl.base import RLTrainer, plot_learning_curves
+from duetrl.core.rl.dqn import DQNTrainer
+from duetrl.core.rl.dqn_settings import DQNSettings
+from duetrl.core.rl.session import default_target
 from duetrl.core.rl.train import PolicyGradientTrainer
+from duetrl.core.run import compare as compare_trainers
+from duetrl.core.run import max_param_difference
 from duetrl.core.tolerances import TOLERANCES
 
+__all__ = ["compare", "compare_dqn", "compare_rl", "format_results", "max_param_difference",
+           "to_json"]
 
-def max_param_difference(a: dict, b: dict) -> float:
-    """max_k max |a_k - b_k| over the canonical parameters of two agents."""
-    return max(float(np.max(np.abs(a[k].astype(np.float64) - b[k]))) for k in a)
+
+def compare_rl(trainers: dict[str, RLTrainer], dtype: str, out: str | Path, quiet: bool = False,
+               report_every: int = 0) -> dict[str, Any]:
+    """Step ``{"torch": trainer, "tf": trainer}`` (same settings and seed) to the end.
+
+    :param report_every: print a table row every this many updates (0: none).
+    :returns: ``algorithm``, ``env``, ``seed``, ``dtype``, ``target``, then what
+        :func:`duetrl.core.run.compare` returns (``rows``, ``max_param_diff``,
+        ``max_param_diff_at_update``, ``tolerance``, ``updates_within_tolerance``,
+        ``same_updates``, ``backends``), then ``plot`` (both learning curves).
+    """
+    first = next(iter(trainers.values()))
+    names = list(trainers)
+    if report_every:
+        print(f"compare {first.algorithm} on {first.env_id}: same weights, seed {first.seed} "
+              f"and noise; {dtype}")
+        print(f"{'update':>6} | " + " | ".join(
+            f"{n + ' steps':>11} {'return':>7} {'loss':>8}" for n in names) + f" | {'max|dθ|':>9}")
+
+    def report(row: dict[str, Any]) -> None:
+        if row["update"] % report_every == 0:
+            from tqdm import tqdm
+
+            cells = " | ".join(f"{row[f'env_steps_{n}']:>11} {row[f'mean_return_{n}']:>7.1f} "
+                               f"{row[f'loss_{n}']:>8.4f}" for n in names)
+            tqdm.write(f"{row['update']:>6} | {cells} | {row['max_param_diff']:>9.2e}")
+
+    tolerance = TOLERANCES["float64" if dtype == "float64" else "float32_model"]
+    try:
+        results = compare_trainers(trainers, lambda t: t.params(), tolerance,
+                                   on_update=report if report_every else None, quiet=quiet,
+                                   description=f"compare {first.algorithm}")
+        path = Path(out) / f"compare-{first.algorithm}-{first.env_id.replace('/', '_')}.png"
+        plot = plot_learning_curves(trainers, path, f"{first.title} on {first.env_id}: "
+                                    "PyTorch vs TensorFlow", first.target)
+    finally:
+        for trainer in trainers.values():
+            trainer.close()
+    return {"algorithm": first.algorithm, "env": first.env_id, "seed": first.seed,
+            "dtype": dtype, "target": first.target, **results, "plot": str(plot)}
 
 
 def compare(algorithm: str, env_id: str, settings: ReinforceSettings, seed: int = 0,
             total_steps: int = 100_000, target: float | None = None, out: str = "runs",
             quiet: bool = False, report_every: int = 20, dtype: str = "float32",
             print_table: bool = True) -> dict:
-    """Train both backends in alternation; returns the side-by-side results."""
+    """Train both backends of a policy-gradient algorithm in alternation (:func:`compare_rl`)."""
     target = default_target(env_id) if target is None else target
     trainers = {name: PolicyGradientTrainer(algorithm, env_id, name, settings, seed, total_steps,
-                                            dtype)
+                                            dtype, target=target)
                 for name in BACKENDS}
-    times = {name: [] for name in BACKENDS}
-    last = {name: {} for name in BACKENDS}
-    lockstep_diff, diff_updates = 0.0, 0
-    tolerance = TOLERANCES["float64" if dtype == "float64" else "float32_model"]
-    within_tolerance = 0  # updates for which the two stayed equal within the tolerance table
-    header = (f"{'update':>6} | " + " | ".join(
-        f"{n + ' steps':>11} {'return':>7} {'loss':>8}" for n in BACKENDS) + f" | {'max|dθ|':>9}")
-    if print_table:
-        print(f"compare {algorithm} on {env_id}: same weights, seed {seed} and noise; {dtype}")
-        print(header)
+    return compare_rl(trainers, dtype, out, quiet, report_every if print_table else 0)
 
-    def running(name: str) -> bool:
-        trainer = trainers[name]
-        return trainer.env_steps < total_steps and not trainer.solved(target)
 
-    with _progress(total_steps, quiet, f"compare {algorithm}") as bar:
-        while any(running(name) for name in BACKENDS):
-            for name in BACKENDS:
-                if running(name):
-                    start = time.perf_counter()
-                    last[name] = trainers[name].step()
-                    times[name].append(time.perf_counter() - start)
-            if len({t.updates for t in trainers.values()}) == 1:  # both took this update
-                diff = max_param_difference(*(t.params() for t in trainers.values()))
-                lockstep_diff, diff_updates = diff, trainers["torch"].updates
-                if diff <= tolerance and within_tolerance == diff_updates - 1:
-                    within_tolerance = diff_updates
-            bar.update(max(t.env_steps for t in trainers.values()) - bar.n)
-            bar.set_postfix({n: f"{t.mean_return():.0f}" for n, t in trainers.items()})
-            update = max(t.updates for t in trainers.values())
-            if print_table and update % report_every == 0:
-                row = " | ".join(f"{last[n].get('env_steps', 0):>11} "
-                                 f"{last[n].get('mean_return', float('nan')):>7.1f} "
-                                 f"{last[n].get('loss', float('nan')):>8.4f}" for n in BACKENDS)
-                bar.write(f"{update:>6} | {row} | {lockstep_diff:>9.2e}")
-    results = {"algorithm": algorithm, "env": env_id, "seed": seed, "dtype": dtype,
-               "target": target, "max_param_diff": lockstep_diff,
-               "max_param_diff_at_update": diff_updates, "tolerance": tolerance,
-               "updates_within_tolerance": within_tolerance, "backends": {}}
-    for name, trainer in trainers.items():
-        results["backends"][name] = {
-            "solved": trainer.solved(target), "env_steps": trainer.env_steps,
-            "episodes": trainer.episodes, "updates": trainer.updates,
-            "final_mean_return": trainer.mean_return(), "wall_s": round(sum(times[name]), 3),
-            "ms_per_update": round(1000 * float(np.median(times[name])), 3),
-            "last_loss": last[name].get("loss"),
-        }
-    plot_path = Path(out) / f"compare-{algorithm}-{env_id.replace('/', '_')}.png"
-    results["plot"] = str(plot_learning_curves(
-        trainers, plot_path, f"{algorithm} on {env_id}: PyTorch vs TensorFlow", target))
-    for trainer in trainers.values():
-        trainer.close()
-    return results
+def compare_dqn(env_id: str, settings: DQNSettings, seed: int = 0, total_steps: int = 50_000,
+                target: float | None = None, out: str = "runs", quiet: bool = False,
+                dtype: str = "float32", report_every: int = 0) -> dict:
+    """PyTorch and TensorFlow DQN from the same weights, exploration coins and replay samples,
+    stepped in alternation (:func:`compare_rl`)."""
+    target = default_target(env_id) if target is None else target
+    trainers = {name: DQNTrainer(env_id, name, settings, seed, total_steps, dtype, target=target)
+                for name in BACKENDS}
+    return compare_rl(trainers, dtype, out, quiet, report_every)
 
 
 def format_results(results: dict) -> str:
-    """The side-by-side summary table."""
+    """The side-by-side summary table (the rows a result has: DQN adds its greedy return)."""
     rows = [("solved", "solved"), ("env steps", "env_steps"), ("episodes", "episodes"),
-            ("updates", "updates"), ("final mean return", "final_mean_return"),
+            ("updates", "updates"), ("gradient steps", "gradient_steps"),
+            ("greedy return", "greedy_return"), ("final mean return", "final_mean_return"),
             ("last loss", "last_loss"), ("time per update (ms)", "ms_per_update"),
             ("wall time (s)", "wall_s")]
-    lines = [f"\n{'':<22}" + "".join(f"{n:>14}" for n in results["backends"])]
+    backends = results["backends"]
+    lines = [f"\n{'':<22}" + "".join(f"{n:>14}" for n in backends)]
     for label, key in rows:
-        values = [results["backends"][n][key] for n in results["backends"]]
+        if not all(key in backends[n] for n in backends):
+            continue
+        values = [backends[n][key] for n in backends]
         cells = "".join(f"{v:>14.4g}" if isinstance(v, float) else f"{v!s:>14}" for v in values)
         lines.append(f"{label:<22}{cells}")
     lines.append(f"\nmax parameter difference torch vs tf: {results['max_param_diff']:.3e} "
@@ -112,4 +119,5 @@ def format_results(results: dict) -> str:
 
 
 def to_json(results: dict) -> str:
-    return json.dumps(results, indent=2)
+    """The results as JSON, without the per-update ``rows`` (the table printed as it went)."""
+    return json.dumps({k: v for k, v in results.items() if k != "rows"}, indent=2)

@@ -1,4 +1,4 @@
-"""DQN's loop, written once for both backends: act eps-greedily, store, replay, update, sync.
+"""DQN's trainer, written once for both backends: act eps-greedily, store, replay, update, sync.
 
     every update (one call of DQNTrainer.step):
         train_freq vector steps with a ~ eps-greedy(Q(s, .)), eps from linear_epsilon
@@ -13,107 +13,32 @@ with NumPy, so a PyTorch and a TensorFlow trainer from one seed act and update a
 "Solved" for DQN is the greedy policy's mean return over ``eval_episodes`` episodes reaching
 the target (CartPole-v1: 475), checked every ``eval_interval`` env steps.
 A checkpoint holds both networks, Adam and the counters, not the replay buffer: a resumed
-run refills it (``learning_starts`` transitions) before updating again.
+run refills it (``learning_starts`` transitions) before updating again. The settings are in
+core/rl/dqn_settings.py; the run (log, checkpoints, Ctrl-C) is the one loop of core/run.
 """
 
 from __future__ import annotations
 
-import csv
-import dataclasses
 import importlib
-import json
 import math
 import time
-from collections import deque
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from duetrl.core.backend import load_backend
-from duetrl.core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from duetrl.core.envs.vector import check_env_id, make_vector_env
 from duetrl.core.initializers import cast_params
-from duetrl.core.interfaces.rl import check_discount, check_positive_int
 from duetrl.core.reference.dqn import init_q_params
+from duetrl.core.rl.base import RLTrainer
+from duetrl.core.rl.dqn_settings import DQNSettings, make_dqn_settings
 from duetrl.core.rl.replay import ReplayBuffer
 from duetrl.core.tabular import check_epsilon
-from duetrl.core.tensorboard import ScalarWriter
-from duetrl.core.weights import describe
 
 DQN_KIND = "duetrl.dqn"
 """The ``kind`` of a DQN checkpoint (duetrl.core.checkpoint)."""
 
-LOG_FIELDS = ("update", "env_steps", "episodes", "mean_return", "epsilon", "loss", "q_mean",
-              "td_error", "greedy_return", "collect_ms", "update_ms")
-
-
-def _help(default, text: str):
-    return dataclasses.field(default=default, metadata={"help": text})
-
-
-@dataclass
-class DQNSettings:
-    """DQN (Mnih et al. 2015) with Double DQN and n-step returns as options.
-
-    Defaults follow rl-baselines3-zoo's CartPole-v1 DQN (lr 2.3e-3, batch 64, 256 env steps
-    then 128 gradient steps, eps 1 -> 0.04 over 16% of the budget), on 4 vector envs, with two
-    changes measured on CartPole-v1: 3-step returns and a target sync every 64 gradient steps
-    (twice per training phase; the zoo's effectively syncs once per phase). Both carry reward
-    back faster: with 1-step returns and one sync per phase Q grows by about one reward per
-    phase, and the greedy policy hovered at 80-250 for 30k+ steps on most seeds (SB3 with the
-    zoo settings: 7k-27k steps on seeds 0-4; these defaults: 8k-22k, benchmarks/dqn.py).
-    n-step returns of an exploring policy are biased toward its own values: for an off-policy
-    oracle (Q* under a uniform behaviour) set ``n_step=1``.
-    """
-
-    num_envs: int = _help(4, "vector environments stepped together")
-    hidden_dim: int = _help(128, "width of the Q-network's two hidden layers")
-    learning_rate: float = _help(2.3e-3, "Adam step size")
-    gamma: float = _help(0.99, "discount factor in [0, 1]")
-    batch_size: int = _help(64, "transitions per gradient step")
-    buffer_size: int = _help(25_000, "vector steps the replay buffer keeps (x num_envs)")
-    learning_starts: int = _help(1_000, "env steps collected before the first update")
-    train_freq: int = _help(64, "vector steps collected between training phases")
-    gradient_steps: int = _help(128, "gradient steps per training phase")
-    target_update_interval: int = _help(64, "gradient steps between target syncs")
-    epsilon_start: float = _help(1.0, "exploration rate at the start, in [0, 1]")
-    epsilon_final: float = _help(0.04, "exploration rate after the decay, in [0, 1]")
-    exploration_fraction: float = _help(0.16, "share of --total-steps over which eps decays")
-    double: bool = _help(False, "Double DQN: the online network picks a*, the target rates it")
-    n_step: int = _help(3, "steps summed into each return before bootstrapping")
-    max_grad_norm: float = _help(10.0, "clip the global gradient norm to this (0 = off)")
-    eval_episodes: int = _help(20, "greedy episodes that decide 'solved'")
-    eval_interval: int = _help(1024, "env steps between greedy evaluations")
-
-    def validate(self) -> None:
-        """Raise ValueError naming the first setting out of range."""
-        check_discount("gamma", self.gamma)
-        check_epsilon(self.epsilon_start, "epsilon_start")
-        check_epsilon(self.epsilon_final, "epsilon_final")
-        check_discount("exploration_fraction", self.exploration_fraction)
-        for name in ("num_envs", "hidden_dim", "batch_size", "buffer_size", "train_freq",
-                     "gradient_steps", "target_update_interval", "n_step", "eval_episodes",
-                     "eval_interval"):
-            check_positive_int(name, getattr(self, name))
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate: expected a positive number, got {self.learning_rate}")
-        if self.buffer_size * self.num_envs < self.batch_size:
-            raise ValueError(
-                f"buffer_size: {self.buffer_size} steps x {self.num_envs} envs = "
-                f"{self.buffer_size * self.num_envs} transitions is smaller than a batch of "
-                f"{self.batch_size}; raise --buffer-size or lower --batch-size")
-
-
-def make_dqn_settings(**overrides) -> DQNSettings:
-    """The default settings with ``overrides`` applied, validated."""
-    known = {f.name for f in dataclasses.fields(DQNSettings)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ValueError(f"settings: dqn has no setting {unknown}; known: {sorted(known)}")
-    settings = DQNSettings(**overrides)
-    settings.validate()
-    return settings
+__all__ = ["DQN_KIND", "DQNSettings", "DQNTrainer", "check_dqn_env", "epsilon_greedy",
+           "linear_epsilon", "make_dqn_settings"]  # the settings live in dqn_settings.py
 
 
 def linear_epsilon(step: int, start: float, final: float, decay_steps: int) -> float:
@@ -152,7 +77,7 @@ def check_dqn_env(envs) -> tuple[int, int, bool]:
     return int(obs_space.shape[0]), int(action_space.n), False
 
 
-class DQNTrainer:
+class DQNTrainer(RLTrainer):
     """One DQN agent, its environments, replay buffer and counters; :meth:`step` = one update.
 
     :param env_id: a Gymnasium id with a discrete action space.
@@ -163,14 +88,18 @@ class DQNTrainer:
     :param dtype: ``"float32"`` (training) or ``"float64"`` (lockstep tests).
     :param threads: CPU threads for the framework.
     :param env_kwargs: passed to ``gym.make`` (e.g. ``{"is_slippery": False}``).
+    :param target: :meth:`step` evaluates the greedy policy every ``eval_interval`` env steps
+        and the trainer is :meth:`finished` once it reaches this mean return (None: never).
     """
+
+    kind, algorithm, extra_counters = DQN_KIND, "dqn", ("gradient_steps",)
 
     def __init__(self, env_id: str, backend: str, settings: DQNSettings, seed: int = 0,
                  total_steps: int = 50_000, dtype: str = "float32", threads: int = 1,
-                 env_kwargs: dict | None = None) -> None:
+                 env_kwargs: dict | None = None, target: float | None = None) -> None:
         settings.validate()
         self.env_id, self.settings, self.seed = env_id, settings, seed
-        self.total_steps, self.dtype = total_steps, dtype
+        self.total_steps, self.dtype, self.target = total_steps, dtype, target
         self.env_kwargs = dict(env_kwargs or {})
         self.envs = self._make_envs(settings.num_envs, seed)
         self.state_dim, self.action_dim, self.one_hot = check_dqn_env(self.envs)
@@ -190,11 +119,12 @@ class DQNTrainer:
         self.observations = self.encode(self.envs.reset(seed=seed)[0])
         self.pending_reset = np.zeros(settings.num_envs, bool)
         self.episode_return = np.zeros(settings.num_envs)
-        self.updates = self.env_steps = self.episodes = self.gradient_steps = 0
-        self.recent_returns: deque = deque(maxlen=100)
-        self.episode_log: list[tuple[int, float]] = []
+        self.start_counters()
+        self.gradient_steps = 0
         self.greedy_return = float("nan")
         self.next_eval = settings.eval_interval
+        self.is_solved = False
+        self.learn_from = settings.learning_starts  # env steps before the first update
 
     def _make_envs(self, num_envs: int, seed: int):
         import gymnasium as gym
@@ -258,7 +188,7 @@ class DQNTrainer:
         collected = time.perf_counter()
         metrics = {"loss": float("nan"), "q_mean": float("nan"), "td_error": float("nan")}
         s = self.settings
-        if self.env_steps >= max(s.learning_starts, s.batch_size):
+        if self.env_steps >= max(self.learn_from, s.batch_size):
             remaining = s.gradient_steps
             while remaining:  # in chunks that end at each target sync: one backend call each
                 chunk = min(remaining, s.target_update_interval
@@ -275,16 +205,15 @@ class DQNTrainer:
                                          f"{self.updates + 1} (env step {self.env_steps})")
         done = time.perf_counter()
         self.updates += 1
+        self.last_loss = metrics["loss"]
+        if self.target is not None:  # every eval_interval env steps: the greedy policy's return
+            self.is_solved = self.solved(self.target)
         return {"update": self.updates, "env_steps": self.env_steps, "episodes": self.episodes,
                 "mean_return": self.mean_return(), "epsilon": epsilon, **metrics,
                 "greedy_return": self.greedy_return, "collect_ms": 1000 * (collected - start),
                 "update_ms": 1000 * (done - collected)}
 
-    def mean_return(self) -> float:
-        """Mean return of the last 100 training episodes (NaN before the first)."""
-        return float(np.mean(self.recent_returns)) if self.recent_returns else float("nan")
-
-    def evaluate(self, episodes: int | None = None, seed: int | None = None) -> float:
+    def evaluate_greedy(self, episodes: int | None = None, seed: int | None = None) -> float:
         """Mean return of the greedy policy over ``episodes`` (all run at once, one per env)."""
         episodes = episodes or self.settings.eval_episodes
         envs = self._make_envs(episodes, self.seed + 10_000 if seed is None else seed)
@@ -308,161 +237,30 @@ class DQNTrainer:
             return False
         self.next_eval = (self.env_steps // self.settings.eval_interval + 1) * \
             self.settings.eval_interval
-        self.greedy_return = self.evaluate()
+        self.greedy_return = self.evaluate_greedy()
         return self.greedy_return >= target
 
-    # ---- parameters and checkpoints --------------------------------------------------
+    def reached_target(self) -> bool:
+        return self.is_solved
+
+    def evaluate(self) -> dict:
+        """The run's final figures (:meth:`evaluate_greedy` is the greedy policy's return)."""
+        return {**super().evaluate(), "greedy_return": self.greedy_return,
+                "gradient_steps": self.gradient_steps}
+
+    @property
+    def title(self) -> str:
+        return "DQN"
+
+    # ---- checkpoints: the shared half is in core/rl/base.py ----------------------------
     def params(self) -> dict:
         """Both networks' canonical parameters (``q.*``, ``q_target.*``), NumPy copies."""
         return self.backend.export_params(self.agent)
 
-    def save(self, path: str | Path) -> Path:
-        """Checkpoint networks, Adam, settings and counters (atomic; not the buffer)."""
-        metadata = {
-            "algorithm": "dqn", "env_id": self.env_id, "backend": self.backend.NAME,
-            "dtype": self.dtype, "seed": self.seed, "total_steps": self.total_steps,
-            "settings": dataclasses.asdict(self.settings), "updates": self.updates,
-            "env_steps": self.env_steps, "episodes": self.episodes,
-            "gradient_steps": self.gradient_steps, "recent_returns": list(self.recent_returns),
-            "episode_log": self.episode_log[-5000:],
-        }
-        tensors = {"params": self.params(), "optim": self.agent.optimizer.state_arrays()}
-        return save_checkpoint(path, Checkpoint(DQN_KIND, tensors, metadata))
-
-    def load(self, path: str | Path) -> dict:
-        """Continue from a checkpoint of the same environment and network shape."""
-        saved = load_checkpoint(path, DQN_KIND, {"algorithm": "dqn", "env_id": self.env_id},
-                                {"params": describe(self.params())})
-        meta = saved.metadata
-        self.backend.import_params(self.agent, saved.tensors["params"])
-        self.agent.optimizer.load_state_arrays(saved.tensors.get("optim", {}))
-        self.updates, self.env_steps = meta["updates"], meta["env_steps"]
-        self.episodes, self.gradient_steps = meta["episodes"], meta["gradient_steps"]
-        self.recent_returns.extend(meta["recent_returns"])
-        self.episode_log = [tuple(x) for x in meta["episode_log"]]
+    def restart_streams(self) -> None:
         self._seed_streams(self.updates)
         # the buffer starts empty: refill learning_starts transitions before updating again
-        self.settings = dataclasses.replace(
-            self.settings, learning_starts=self.env_steps + self.settings.learning_starts)
+        self.learn_from = self.env_steps + self.settings.learning_starts
         self.observations = self.encode(self.envs.reset(seed=self.seed + 7919 * self.updates)[0])
         self.pending_reset[:] = False
         self.episode_return[:] = 0.0
-        return meta
-
-    def close(self) -> None:
-        self.envs.close()
-
-
-def default_run_dir(env_id: str, backend: str, seed: int) -> Path:
-    return Path("runs") / f"dqn-{env_id.replace('/', '_')}-{backend}-s{seed}"
-
-
-def train_dqn(env_id: str, backend: str, settings: DQNSettings, seed: int = 0,
-              total_steps: int = 50_000, target: float | None = None, out: str | None = None,
-              resume: bool = False, quiet: bool = False, checkpoint_every: int = 20,
-              dtype: str = "float32", threads: int = 1, tensorboard: bool = False) -> dict:
-    """Train until the greedy policy reaches ``target`` or ``total_steps`` are spent.
-
-    Writes ``log.csv``, ``checkpoint.safetensors``, ``curve.png`` and ``summary.json`` to the
-    run folder, as ``duetrl train ppo`` does (and, with ``tensorboard``, the log rows as
-    TensorBoard scalars); returns the summary.
-    """
-    from duetrl.core.rl.session import _progress, _StopFlag, plot_learning_curves
-
-    target = check_env_id(env_id).reward_threshold if target is None else target
-    run_dir = Path(out) if out else default_run_dir(env_id, backend, seed)
-    checkpoint = run_dir / "checkpoint.safetensors"
-    trainer = DQNTrainer(env_id, backend, settings, seed, total_steps, dtype, threads)
-    if resume:
-        if not checkpoint.is_file():
-            raise FileNotFoundError(f"resume: no checkpoint at {str(checkpoint)!r}")
-        trainer.load(checkpoint)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log_path = run_dir / "log.csv"
-    interrupted = solved = False
-    start = time.perf_counter()
-    with open(log_path, "a" if resume else "w", newline="") as log_file, \
-            _progress(total_steps, quiet, f"dqn {backend}") as bar, _StopFlag() as stop, \
-            ScalarWriter(run_dir, "env_steps", tensorboard,
-                         trainer.env_steps + 1 if resume else None) as scalars:
-        writer = csv.DictWriter(log_file, LOG_FIELDS, extrasaction="ignore")
-        if not resume:
-            writer.writeheader()
-        bar.update(trainer.env_steps)
-        while trainer.env_steps < total_steps:
-            try:
-                record = trainer.step()
-            except FloatingPointError as error:
-                raise ValueError(f"{error}; training stopped, the last checkpoint "
-                                 f"{str(checkpoint)!r} is kept") from None
-            solved = trainer.solved(target)
-            record["greedy_return"] = trainer.greedy_return
-            writer.writerow(record)
-            scalars.write({key: record[key] for key in LOG_FIELDS if key in record})
-            bar.update(record["env_steps"] - bar.n)
-            bar.set_postfix(episodes=trainer.episodes, mean_return=f"{trainer.mean_return():.1f}",
-                            eps=f"{record['epsilon']:.2f}")
-            if trainer.updates % checkpoint_every == 0:
-                trainer.save(checkpoint)
-            if solved or stop.requested:
-                interrupted = stop.requested and not solved
-                break
-    wall_s = time.perf_counter() - start
-    trainer.save(checkpoint)
-    plot = plot_learning_curves({backend: trainer}, run_dir / "curve.png",
-                                f"DQN on {env_id} ({backend})", target)
-    summary = {
-        "algorithm": "dqn", "env": env_id, "backend": backend, "seed": seed, "solved": solved,
-        "target": target, "greedy_return": trainer.greedy_return,
-        "env_steps": trainer.env_steps, "episodes": trainer.episodes,
-        "updates": trainer.updates, "gradient_steps": trainer.gradient_steps,
-        "wall_s": round(wall_s, 3), "final_mean_return": trainer.mean_return(),
-        "interrupted": interrupted, "checkpoint": str(checkpoint), "log": str(log_path),
-        "plot": str(plot),
-    }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    trainer.close()
-    return summary
-
-
-def compare_dqn(env_id: str, settings: DQNSettings, seed: int = 0, total_steps: int = 50_000,
-                target: float | None = None, out: str = "runs", quiet: bool = False,
-                dtype: str = "float32") -> dict:
-    """PyTorch and TensorFlow DQN from the same weights, exploration coins and replay samples,
-    stepped in alternation; the largest parameter difference after each common update."""
-    from duetrl.core.backend import BACKENDS
-    from duetrl.core.rl.compare import max_param_difference
-    from duetrl.core.rl.session import _progress, plot_learning_curves
-
-    target = check_env_id(env_id).reward_threshold if target is None else target
-    trainers = {n: DQNTrainer(env_id, n, settings, seed, total_steps, dtype) for n in BACKENDS}
-    times = {n: 0.0 for n in BACKENDS}
-    solved = {n: False for n in BACKENDS}
-    last_diff, diff_update = 0.0, 0
-    with _progress(total_steps, quiet, "compare dqn") as bar:
-        while any(t.env_steps < total_steps and not solved[n] for n, t in trainers.items()):
-            for name, trainer in trainers.items():
-                if trainer.env_steps < total_steps and not solved[name]:
-                    start = time.perf_counter()
-                    trainer.step()
-                    solved[name] = trainer.solved(target)
-                    times[name] += time.perf_counter() - start
-            if len({t.updates for t in trainers.values()}) == 1:
-                last_diff = max_param_difference(*(t.params() for t in trainers.values()))
-                diff_update = trainers["torch"].updates
-            bar.update(max(t.env_steps for t in trainers.values()) - bar.n)
-    results = {"algorithm": "dqn", "env": env_id, "seed": seed, "dtype": dtype,
-               "target": target, "max_param_diff": last_diff,
-               "max_param_diff_at_update": diff_update, "backends": {}}
-    for name, trainer in trainers.items():
-        results["backends"][name] = {
-            "solved": solved[name], "greedy_return": trainer.greedy_return,
-            "env_steps": trainer.env_steps, "episodes": trainer.episodes,
-            "updates": trainer.updates, "final_mean_return": trainer.mean_return(),
-            "wall_s": round(times[name], 3)}
-    path = Path(out) / f"compare-dqn-{env_id.replace('/', '_')}.png"
-    results["plot"] = str(plot_learning_curves(trainers, path,
-                                               f"DQN on {env_id}: PyTorch vs TensorFlow", target))
-    for trainer in trainers.values():
-        trainer.close()
-    return results

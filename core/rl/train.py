@@ -1,43 +1,38 @@
-"""The training loop, written once for both backends: collect, update, log, checkpoint.
+"""The policy-gradient trainer, written once for both backends: collect, update, count.
 
-    for each update:
+    for each update (one call of step()):
         rollout  <- collect with the vector environments (core/rl/rollout.py)
         metrics  <- agent.update(rollout)          (the backend: returns, loss, Adam step)
-        log one CSV row; every few updates, save a checkpoint
+        the log row: counters, metrics, learning rate, timings
 
 A :class:`PolicyGradientTrainer` (REINFORCE, REINFORCE with baseline, PPO on Gymnasium
-environments; the language model's trainer is ``LMTrainer``) does one update per
-:meth:`PolicyGradientTrainer.step`, so ``duetrl compare`` can step a PyTorch and a TensorFlow
-trainer in alternation, from the same weights and noise.
+environments) does one update per :meth:`PolicyGradientTrainer.step`. It is a
+:class:`duetrl.core.run.Trainer`: ``duetrl train`` hands it to the one run loop
+(``duetrl.core.run.run``: log, checkpoints, resume, Ctrl-C) and ``duetrl compare`` steps a
+PyTorch and a TensorFlow trainer in alternation, from the same weights and noise. Counters,
+checkpoints, the summary and the curve are shared with DQN (core/rl/base.py).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
-from collections import deque
-from pathlib import Path
-
-import numpy as np
 
 from duetrl.core.backend import load_backend
-from duetrl.core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from duetrl.core.envs.vector import describe_env, make_vector_env
 from duetrl.core.initializers import cast_params
 from duetrl.core.interfaces.rl_settings import ReinforceSettings
 from duetrl.core.reference.policy import init_agent_params
+from duetrl.core.rl.base import SOLVED_WINDOW, RLTrainer
 from duetrl.core.rl.rollout import NoiseSource, collect_episodes, collect_steps, start
-from duetrl.core.weights import describe
 
 RL_KIND = "duetrl.rl"
 """The ``kind`` of an RL agent's checkpoint (duetrl.core.checkpoint)."""
 
-SOLVED_WINDOW = 100
-"""'Solved' = the mean return of the last 100 training episodes reaches the target."""
+__all__ = ["RL_KIND", "SOLVED_WINDOW", "PolicyGradientTrainer"]
 
 
-class PolicyGradientTrainer:
+class PolicyGradientTrainer(RLTrainer):
     """One agent, its environments and its counters; :meth:`step` runs one update.
 
     :param algorithm: ``"reinforce"``, ``"reinforce_baseline"`` or ``"ppo"``.
@@ -48,11 +43,15 @@ class PolicyGradientTrainer:
     :param total_steps: the environment-step budget (learning-rate annealing runs over it).
     :param dtype: ``"float32"`` (training) or ``"float64"`` (lockstep tests).
     :param threads: CPU threads for the framework (1 is fastest for these small networks).
+    :param target: :meth:`finished` once the mean return of the last 100 episodes reaches it
+        (None: run the whole budget).
     """
+
+    kind = RL_KIND
 
     def __init__(self, algorithm: str, env_id: str, backend: str, settings: ReinforceSettings,
                  seed: int = 0, total_steps: int = 100_000, dtype: str = "float32",
-                 threads: int = 1) -> None:
+                 threads: int = 1, target: float | None = None) -> None:
         settings.validate()
         if algorithm == "ppo" and (settings.num_envs * settings.num_steps) % \
                 settings.num_minibatches:
@@ -60,7 +59,7 @@ class PolicyGradientTrainer:
                              f"{settings.num_envs * settings.num_steps}, "
                              f"got {settings.num_minibatches}")
         self.algorithm, self.env_id, self.settings = algorithm, env_id, settings
-        self.seed, self.total_steps, self.dtype = seed, total_steps, dtype
+        self.seed, self.total_steps, self.dtype, self.target = seed, total_steps, dtype, target
         self.envs = make_vector_env(env_id, settings.num_envs, seed)
         self.info = describe_env(self.envs, env_id, algorithm)
         self.backend = load_backend(backend)
@@ -74,9 +73,7 @@ class PolicyGradientTrainer:
         self.noise = NoiseSource(seed)
         self.env_state = None if algorithm != "ppo" else start(self.envs, seed)
         self.next_reset_seed: int | None = seed
-        self.updates = self.env_steps = self.episodes = 0
-        self.recent_returns: deque = deque(maxlen=SOLVED_WINDOW)
-        self.episode_log: list[tuple[int, float]] = []  # (env steps, return) per episode
+        self.start_counters()
 
     # ---- one update -------------------------------------------------------------------
     def learning_rate(self) -> float:
@@ -111,7 +108,7 @@ class PolicyGradientTrainer:
         return rollout
 
     def step(self) -> dict:
-        """Collect one rollout and update once; returns the update's log record.
+        """Collect one rollout and update once; returns the update's log row.
 
         :raises FloatingPointError: when the loss is not finite (nothing is saved).
         """
@@ -121,6 +118,7 @@ class PolicyGradientTrainer:
         metrics = self.agent.update(rollout)
         done = time.perf_counter()
         self.updates += 1
+        self.last_loss = metrics["loss"]
         if not all(math.isfinite(v) for v in metrics.values()):
             raise FloatingPointError(
                 f"loss: became {metrics['loss']} at update {self.updates} "
@@ -131,54 +129,17 @@ class PolicyGradientTrainer:
                 "collect_ms": 1000 * (collected - start_time),
                 "update_ms": 1000 * (done - collected)}
 
-    def mean_return(self) -> float:
-        """Mean return of the last 100 finished episodes (NaN before the first)."""
-        return float(np.mean(self.recent_returns)) if self.recent_returns else float("nan")
-
     def solved(self, target: float | None) -> bool:
         """True once 100 episodes are in and their mean return reaches ``target``."""
         return (target is not None and len(self.recent_returns) == SOLVED_WINDOW
                 and self.mean_return() >= target)
 
-    # ---- parameters and checkpoints ------------------------------------------------------
-    def params(self) -> dict:
-        """The agent's canonical parameters (NumPy copies)."""
-        return self.backend.export_params(self.agent)
+    def reached_target(self) -> bool:
+        return self.solved(self.target)
 
-    def save(self, path: str | Path) -> Path:
-        """Checkpoint parameters, optimiser state, settings and counters (atomic)."""
-        metadata = {
-            "algorithm": self.algorithm, "env_id": self.env_id, "backend": self.backend.NAME,
-            "dtype": self.dtype, "seed": self.seed, "total_steps": self.total_steps,
-            "settings": dataclasses.asdict(self.settings), "updates": self.updates,
-            "env_steps": self.env_steps, "episodes": self.episodes,
-            "recent_returns": list(self.recent_returns),
-            "episode_log": self.episode_log[-5000:],
-        }
-        tensors = {"params": self.params(), "optim": self.agent.optimizer.state_arrays()}
-        return save_checkpoint(path, Checkpoint(RL_KIND, tensors, metadata))
-
-    def load(self, path: str | Path) -> dict:
-        """Continue from a checkpoint of the same algorithm, environment and network shape.
-
-        The environments and noise are re-seeded from (seed, update), so a resumed run is a
-        valid continuation, not a bit-for-bit replay of the uninterrupted one.
-        """
-        saved = load_checkpoint(path, RL_KIND, {"algorithm": self.algorithm, "env_id": self.env_id},
-                                {"params": describe(self.params())})
-        metadata = saved.metadata
-        self.backend.import_params(self.agent, saved.tensors["params"])
-        self.agent.optimizer.load_state_arrays(saved.tensors.get("optim", {}))
-        self.updates, self.env_steps = metadata["updates"], metadata["env_steps"]
-        self.episodes = metadata["episodes"]
-        self.recent_returns.extend(metadata["recent_returns"])
-        self.episode_log = [tuple(x) for x in metadata["episode_log"]]
+    def restart_streams(self) -> None:
         self.noise = NoiseSource(self.seed, stream=self.updates)
         self.envs.action_space.seed(self.seed + self.updates)
         self.next_reset_seed = self.seed + 7919 * self.updates
         if self.env_state is not None:
             self.env_state = start(self.envs, self.next_reset_seed)
-        return metadata
-
-    def close(self) -> None:
-        self.envs.close()
