@@ -98,7 +98,8 @@ CHAPTERS: tuple[Chapter, ...] = (
             ("奖励函数设计与优化目标", "The reward function and the objective"),
             ("训练过程与收敛性分析", "Training, and whether it converges")),
           commands=("rlhf",),
-          modules=("core.rlhf", "core.rlhf.*", "core.reference.rlhf", "backends.rlhf",
+          modules=("core.rlhf", "core.rlhf.*", "core.reference.rlhf*", "core.learners*",
+                   "backends.rlhf", "backends.objectives",
                    "backends.ppo", "backends.agents")),
         S("3.2", "基于大规模语言模型的强化学习算法",
           "Reinforcement learning algorithms built on large language models", (

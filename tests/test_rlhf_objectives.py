@@ -419,7 +419,13 @@ def _arrays() -> dict[str, np.ndarray]:
 
 
 def _rlhf(backend):
+    """The backend's policy, value head and learner module."""
     return importlib.import_module(f"{backend.__name__}.rlhf")
+
+
+def _objectives(backend):
+    """The backend's objectives module (pure functions of tensors)."""
+    return importlib.import_module(f"{backend.__name__}.objectives")
 
 
 def _tensor(backend, array):
@@ -447,7 +453,7 @@ def test_backend_matches_reference(backend, dtype, case):
     arrays = _arrays()
     expected = _flatten(getattr(ref, name)(*[arrays[k] for k in keys], **kwargs))
     inputs = [_tensor(backend, arrays[k].astype(dtype)) for k in keys]
-    actual = _flatten(getattr(_rlhf(backend), name)(*inputs, **kwargs))
+    actual = _flatten(getattr(_objectives(backend), name)(*inputs, **kwargs))
     assert len(actual) == len(expected)
     tolerance = "float64" if dtype == "float64" else "float32_layer"
     for i, (a, e) in enumerate(zip(actual, expected)):
@@ -482,7 +488,7 @@ def _reference_gradient(name, keys, kwargs, arrays, wrt, h=1e-6):
 
 
 def _backend_gradient(backend, name, keys, kwargs, arrays, wrt, probe):
-    fn = getattr(_rlhf(backend), name)
+    fn = getattr(_objectives(backend), name)
     if backend.NAME == "torch":
         import torch
 
@@ -523,12 +529,12 @@ def test_backend_gradients_match_reference(backends, case):
 
 @pytest.mark.parametrize("method", ["std", "none", "rloo"])
 def test_backend_equal_rewards_give_zero_advantages(backend, method):
-    rlhf = _rlhf(backend)
+    objectives = _objectives(backend)
     rewards = _tensor(backend, np.array([0.7] * 4 + [0.0] * 4))
     if method == "rloo":
-        advantages = rlhf.rloo_advantages(rewards, 4)
+        advantages = objectives.rloo_advantages(rewards, 4)
     else:
-        advantages = rlhf.group_advantages(rewards, 4, method)
+        advantages = objectives.group_advantages(rewards, 4, method)
     assert_close(advantages, np.zeros(8), "float64")  # finite, exactly zero
 
 
@@ -707,7 +713,7 @@ def test_bad_input(backends, module_name):
     if module_name == "reference":
         rlhf, convert = ref, np.asarray
     else:
-        rlhf = _rlhf(backends[module_name])
+        rlhf = _objectives(backends[module_name])
         convert = lambda a: _tensor(backends[module_name], np.asarray(a, float))  # noqa: E731
     rewards = convert(np.arange(6.0))
     with pytest.raises(ValueError, match=r"group_size: expected >= 2.*got 1"):

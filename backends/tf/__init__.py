@@ -18,6 +18,23 @@ from duetrl.backends.tf.generation import (
     split_heads,
 )
 from duetrl.backends.tf.gpt import GPT, MLP, Block
+from duetrl.backends.tf.objectives import (
+    aggregate_token_loss,
+    bradley_terry_loss,
+    clipped_policy_loss,
+    dpo_loss,
+    group_advantages,
+    grpo_loss,
+    kl_k1,
+    kl_k2,
+    kl_k3,
+    kl_shaped_rewards,
+    ppo_lm_loss,
+    reinforce_loss,
+    rloo_advantages,
+    sequence_log_probs,
+    value_loss_clipped,
+)
 from duetrl.backends.tf.optim import Adam, clip_by_global_norm
 from duetrl.backends.tf.policy import (
     GaussianPolicyNet,
@@ -46,28 +63,13 @@ from duetrl.backends.tf.rlhf import (
     PolicyWithHead,
     RLHFLearner,
     ValueHead,
-    aggregate_token_loss,
-    bradley_terry_loss,
-    clipped_policy_loss,
-    dpo_loss,
-    group_advantages,
-    grpo_loss,
     hidden_states,
     inference_log_probs,
     inference_values,
-    kl_k1,
-    kl_k2,
-    kl_k3,
-    kl_shaped_rewards,
     policy_outputs,
-    ppo_lm_loss,
-    reinforce_loss,
-    rloo_advantages,
-    sequence_log_probs,
     sequence_scores,
     token_entropy,
     token_log_probs,
-    value_loss_clipped,
 )
 from duetrl.backends.tf.runtime import (
     NAME,
