@@ -6,9 +6,9 @@ in torch or only in tf. The share of differing lines of a pair is
 
     differing = max(only_in_torch, only_in_tf) / max(len(torch_file), len(tf_file))
 
-and the house rule is ``differing < 0.35``: above it, a reader of ``duetrl diff`` sees more
-than the framework differences. A file where a framework truly forces more says why in a
-comment at its top.
+and the house rule is ``differing < 0.30``: above it, a reader of ``duetrl diff`` sees more
+than the framework differences. A file where a framework truly forces more says why at its
+top (docstring or comment) and has its own limit in MIRROR_EXCEPTIONS.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
-MIRROR_LIMIT = 0.35
+MIRROR_LIMIT = 0.30
 """Largest share of differing lines allowed for a mirrored pair."""
 
-MIRROR_EXCEPTIONS: dict[str, float] = {}
+MIRROR_EXCEPTIONS: dict[str, float] = {
+    "gpt": 0.33,  # Keras builds each layer in __init__ and takes **kwargs: 32%
+}
 """Pairs allowed above MIRROR_LIMIT, with their own limit (the file's header says why)."""
 
 

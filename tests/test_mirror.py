@@ -1,14 +1,16 @@
 """The mirror as a contract: same public names, same signatures, few differing lines.
 
 ``backends/torch/X.py`` and ``backends/tf/X.py`` must define the same public functions,
-classes and methods with the same parameters (names, order, kinds, defaults), and differ in
-less than MIRROR_LIMIT of their lines. What each framework forces is allowed and listed here:
+classes and methods with the same parameters (names, order, kinds, defaults), differ in
+less than MIRROR_LIMIT of their lines, and spell tensors in type hints through the ``Tensor``
+alias. What each framework forces is allowed and listed here:
 torch's ``forward`` is Keras' ``call``, only Keras methods take ``training``, Keras layers have
 ``build`` and ``get_config`` and accept ``**kwargs`` (name, dtype) in ``__init__``.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import subprocess
@@ -20,6 +22,7 @@ import pytest
 from duetrl.core.mirror import (
     MIRROR_EXCEPTIONS,
     MIRROR_LIMIT,
+    backend_folder,
     compare_pair,
     mirror_names,
     side_by_side,
@@ -89,6 +92,49 @@ def test_mirrored_files_differ_only_where_the_frameworks_do(name: str) -> None:
     pair = compare_pair(name)
     limit = MIRROR_EXCEPTIONS.get(name, MIRROR_LIMIT)
     assert pair.differing < limit, side_by_side(pair, only_differences=True)
+
+
+def _framework_tensor_annotations(source: str) -> list[str]:
+    """``line: annotation`` of each argument or return annotation that spells ``torch.Tensor``
+    or ``tf.Tensor`` (a quoted annotation is parsed too)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        arguments = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
+        arguments += [a for a in (node.args.vararg, node.args.kwarg) if a is not None]
+        annotations = [a.annotation for a in arguments] + [node.returns]
+        for annotation in filter(None, annotations):
+            line = annotation.lineno
+            if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
+                annotation = ast.parse(annotation.value, mode="eval").body
+            for part in ast.walk(annotation):
+                if (isinstance(part, ast.Attribute) and part.attr == "Tensor"
+                        and isinstance(part.value, ast.Name) and part.value.id in ("torch", "tf")):
+                    found.append(f"{line}: {ast.unparse(annotation)}")
+                    break
+    return found
+
+
+def test_the_tensor_check_reads_annotations_only() -> None:
+    source = (
+        "def f(x: torch.Tensor, y: 'tf.Tensor | None' = None) -> tuple[tf.Tensor, int]:\n"
+        "    return isinstance(x, torch.Tensor), tf.TensorSpec\n"
+        "def g(x: Tensor, *args: Tensor, **kwargs: Any) -> Tensor: ...\n"
+    )
+    assert [line.split(": ", 1)[1] for line in _framework_tensor_annotations(source)] == [
+        "torch.Tensor", "tf.Tensor | None", "tuple[tf.Tensor, int]"
+    ]
+
+
+@pytest.mark.parametrize("backend", ["torch", "tf"])
+@pytest.mark.parametrize("name", mirror_names())
+def test_backend_files_spell_tensors_through_the_alias(name: str, backend: str) -> None:
+    """Type hints say ``Tensor`` (``from torch import Tensor`` / ``from tensorflow import
+    Tensor``), so the twins' signatures read the same line for line."""
+    path = backend_folder(backend) / f"{name}.py"
+    found = _framework_tensor_annotations(path.read_text())
+    assert not found, f"backends/{backend}/{name}.py: use the Tensor alias in " + "; ".join(found)
 
 
 def test_mirror_measure_counts_lines_only_on_one_side() -> None:

@@ -11,6 +11,7 @@ import math
 
 import tensorflow as tf
 from keras import layers
+from tensorflow import Tensor
 
 from duetrl.backends.tf.runtime import resolve_dtype
 from duetrl.core.constants import MASK_FILL_VALUE
@@ -18,12 +19,12 @@ from duetrl.core.interfaces.attention import check_attention_config, check_atten
 
 
 def scaled_dot_product_attention(
-    q: tf.Tensor,
-    k: tf.Tensor,
-    v: tf.Tensor,
-    mask: tf.Tensor | None = None,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | None = None,
     return_attention_weights: bool = False,
-) -> tf.Tensor | tuple[tf.Tensor, tf.Tensor]:
+) -> Tensor | tuple[Tensor, Tensor]:
     """softmax(q k^T / sqrt(d_k)) v over the last two axes.
 
     Args:
@@ -47,8 +48,8 @@ def scaled_dot_product_attention(
 
 
 def fused_attention(
-    q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, mask: tf.Tensor | None = None
-) -> tf.Tensor:
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None
+) -> Tensor:
     """The same equation through the framework's fused kernel, where it has one.
 
     Faster (no (q_len, k_len) softmax kept for backward) but returns no weights. A query with
@@ -59,7 +60,7 @@ def fused_attention(
     return scaled_dot_product_attention(q, k, v, mask)
 
 
-def head_broadcast_mask(mask: tf.Tensor) -> tf.Tensor:
+def head_broadcast_mask(mask: Tensor) -> Tensor:
     """A mask broadcastable to (B, q_len, k_len) as (B or 1, 1, q_len or 1, k_len)."""
     for _ in range(3 - mask.ndim):  # rank 3
         mask = mask[None]

@@ -64,11 +64,9 @@ class QNetwork(keras.Model):
         self.fc1 = keras.layers.Dense(hidden_dim, activation="relu", dtype=self.dtype_policy)
         self.fc2 = keras.layers.Dense(hidden_dim, activation="relu", dtype=self.dtype_policy)
         self.fc3 = keras.layers.Dense(action_dim, dtype=self.dtype_policy)
-
-    def build(self, input_shape: Any = None) -> None:
-        self.fc1.build((None, self.state_dim))
-        self.fc2.build((None, self.hidden_dim))
-        self.fc3.build((None, self.hidden_dim))
+        for fc, fan_in in ((self.fc1, state_dim), (self.fc2, hidden_dim), (self.fc3, hidden_dim)):
+            fc.build((None, fan_in))  # weights now: the sizes are known
+        self.built = True  # every sublayer is built: no build() call left to Keras
 
     def call(self, x: Tensor) -> Tensor:
         x = self.fc1(x)
@@ -98,12 +96,8 @@ class DQNAgent(keras.Model):
         self.double, self.dtype_name = double, dtype
         self.q = QNetwork(state_dim, hidden_dim, action_dim, dtype)
         self.q_target = QNetwork(state_dim, hidden_dim, action_dim, dtype)
-        self.build()  # Keras creates the weights at build; Adam needs them now
+        self.built = True  # both networks built their weights: Adam needs them now
         self.optimizer = Adam(self.q, max_grad_norm)
-
-    def build(self, input_shape: Any = None) -> None:
-        self.q.build()
-        self.q_target.build()
 
     def as_tensor(self, array: Any) -> Tensor:
         """A tensor: float arrays in the agent's dtype, bools and integers as they are."""
@@ -111,6 +105,12 @@ class DQNAgent(keras.Model):
         if np.issubdtype(array.dtype, np.floating):
             array = array.astype(self.dtype_name, copy=False)
         return tf.convert_to_tensor(array)
+
+    def batch_tensors(self, arrays: dict[str, np.ndarray]) -> dict[str, Tensor]:
+        """The arrays of :data:`BATCH_KEYS` as tensors, terminations in the rewards' dtype."""
+        tensors = {k: self.as_tensor(arrays[k]) for k in BATCH_KEYS}
+        tensors["terminations"] = tf.cast(tensors["terminations"], tensors["rewards"].dtype)
+        return tensors
 
     def q_values(self, states: np.ndarray) -> np.ndarray:
         """Q(s, .) for a batch of observations (N, state_dim) -> (N, action_dim), NumPy."""
@@ -127,16 +127,14 @@ class DQNAgent(keras.Model):
 
     def update(self, batch: dict[str, np.ndarray], learning_rate: float) -> dict[str, float]:
         """One gradient step on a replay batch of host arrays; returns the metrics as floats."""
-        tensors = {k: self.as_tensor(batch[k]) for k in BATCH_KEYS}
-        tensors["terminations"] = tf.cast(tensors["terminations"], tensors["rewards"].dtype)
+        tensors = self.batch_tensors(batch)
         metrics = self.update_step(tensors, tf.constant(learning_rate, tf.float64))
         return {k: float(v) for k, v in metrics.items()}
 
     def update_many(self, batches: dict[str, np.ndarray], learning_rate: float) -> dict[str, float]:
         """One gradient step per stacked batch (G, B, ...), in order, in one call; the last
         step's metrics (one host transfer for G steps)."""
-        tensors = {k: self.as_tensor(batches[k]) for k in BATCH_KEYS}
-        tensors["terminations"] = tf.cast(tensors["terminations"], tensors["rewards"].dtype)
+        tensors = self.batch_tensors(batches)
         metrics = self.update_loop(tensors, tf.constant(learning_rate, tf.float64))
         return {k: float(v) for k, v in metrics.items()}
 

@@ -6,8 +6,12 @@
     logits = LN_f(h_L) W_te^T                       the output head is tied to W_te
 
 The twin in the other backend has the same classes, names and steps (``duetrl diff gpt``); the
-float64 oracle is ``core/reference/gpt.py``. Dropout masks come from the framework's own
-generator, so they differ between backends (tests use dropout 0).
+float64 oracle is ``core/reference/gpt.py``. Dropout is on in training mode: torch's
+``model.train()``, Keras' ``training=True``, which a Keras layer hands on to every layer it
+calls. Dropout masks come from the framework's own generator, so they differ between backends
+(tests use dropout 0). Keras creates weights at build time, so the tf twin builds each layer in
+``__init__``, where the sizes are known: the pair may differ in a third of its lines
+(core/mirror.py).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 from keras import Model, activations, layers
+from tensorflow import Tensor
 
 from duetrl.backends.tf.attention import MultiHeadAttention
 from duetrl.backends.tf.runtime import resolve_dtype
@@ -39,9 +44,9 @@ class MLP(layers.Layer):
         self.fc.build((None, config.n_embd))  # weights now: the sizes are known
         self.proj.build((None, hidden))
 
-    def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
+    def call(self, x: Tensor) -> Tensor:
         x = activations.gelu(self.fc(x), approximate=self.gelu_approximate)  # (B, T, 4D)
-        return self.dropout(self.proj(x), training=training)  # (B, T, D)
+        return self.dropout(self.proj(x))  # (B, T, D)
 
 
 class Block(layers.Layer):
@@ -58,11 +63,11 @@ class Block(layers.Layer):
         for layer in (self.ln_1, self.attn, self.ln_2):  # weights now: the sizes are known
             layer.build((None, None, config.n_embd))
 
-    def call(self, x: tf.Tensor, mask: tf.Tensor, training: bool = False) -> tf.Tensor:
+    def call(self, x: Tensor, mask: Tensor) -> Tensor:
         # h' = h + Dropout(Attn(LN_1(h))), then h' + Dropout(MLP(LN_2(h')))
         z = self.ln_1(x)
-        x = x + self.dropout(self.attn(z, z, z, mask), training=training)  # q = k = v
-        return x + self.mlp(self.ln_2(x), training=training)
+        x = x + self.dropout(self.attn(z, z, z, mask))  # causal self-attention: q = k = v
+        return x + self.mlp(self.ln_2(x))
 
 
 class GPT(Model):
@@ -100,11 +105,11 @@ class GPT(Model):
         if seed is not None:
             import_params(self, init_gpt_params(config, seed, dtype or "float32"))
 
-    def call(self, idx: tf.Tensor | np.ndarray, training: bool = False) -> tf.Tensor:
+    def call(self, idx: Tensor | np.ndarray, training: bool = False) -> Tensor:
         x = self.hidden_states(idx, training)  # (B, T, D)
         return tf.matmul(x, self.wte.embeddings, transpose_b=True)  # (B, T, V): the tied head
 
-    def hidden_states(self, idx: tf.Tensor | np.ndarray, training: bool = False) -> tf.Tensor:
+    def hidden_states(self, idx: Tensor | np.ndarray, training: bool = False) -> Tensor:
         """LN_f(h_L) (B, T, D): the last hidden states, the input of the tied head (and of a
         value or reward head, outline 2.3.2)."""
         idx = tf.convert_to_tensor(idx)

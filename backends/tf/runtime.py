@@ -1,10 +1,15 @@
-"""Framework facts and settings: name, version, threads, tensors in and out."""
+"""Framework facts and settings: name, version, threads, tensors in and out.
+
+Nearly every line here is a framework call, and the tf twin also checks at import that Keras
+runs on TensorFlow, so this short pair differs more than most (``duetrl diff runtime``).
+"""
 
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow import Tensor
 
 NAME = "tf"
 
@@ -33,7 +38,7 @@ def resolve_dtype(dtype: Any) -> Any:
     return tf.as_dtype(dtype).name if isinstance(dtype, str) else dtype
 
 
-def as_tensor(array: Any, dtype: str | None = None) -> tf.Tensor:
+def as_tensor(array: Any, dtype: str | None = None) -> Tensor:
     """A framework tensor from a NumPy array (float arrays keep their dtype unless given)."""
     tensor = tf.convert_to_tensor(np.asarray(array))
     return tensor if dtype is None else tf.cast(tensor, resolve_dtype(dtype))

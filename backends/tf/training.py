@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
+from tensorflow import Tensor
 
 from duetrl.backends.tf.gpt import GPT
 from duetrl.backends.tf.optim import Adam
 from duetrl.core.constants import ADAMW_WEIGHT_DECAY, GRAD_CLIP_NORM
 
 
-def cross_entropy_loss(logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+def cross_entropy_loss(logits: Tensor, targets: Tensor) -> Tensor:
     """Mean next-token cross-entropy of ``logits`` (B, T, V) against ``targets`` (B, T)."""
     losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
     return tf.reduce_mean(losses)  # (B, T) -> ()
@@ -43,7 +44,7 @@ class LMTrainer:
         self.optimizer = Adam(model, max_grad_norm, weight_decay)  # AdamW: weight_decay > 0
 
     @tf.function(jit_compile=True)
-    def _train_step(self, x: tf.Tensor, y: tf.Tensor, lr: tf.Tensor) -> tuple:
+    def _train_step(self, x: Tensor, y: Tensor, lr: Tensor) -> tuple:
         with tf.GradientTape() as tape:
             loss = cross_entropy_loss(self.model(x, training=True), y)
         grads = tape.gradient(loss, self.optimizer.parameters)
@@ -51,7 +52,7 @@ class LMTrainer:
         return loss, grad_norm
 
     @tf.function
-    def _eval_loss(self, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+    def _eval_loss(self, x: Tensor, y: Tensor) -> Tensor:
         return cross_entropy_loss(self.model(x, training=False), y)
 
     def train_step(self, x: np.ndarray, y: np.ndarray, lr: float) -> tuple[float, float]:

@@ -12,6 +12,7 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch import Tensor
 
 from duetrl.backends.torch.runtime import resolve_dtype
 from duetrl.core.constants import MASK_FILL_VALUE
@@ -19,12 +20,12 @@ from duetrl.core.interfaces.attention import check_attention_config, check_atten
 
 
 def scaled_dot_product_attention(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    mask: torch.Tensor | None = None,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | None = None,
     return_attention_weights: bool = False,
-) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+) -> Tensor | tuple[Tensor, Tensor]:
     """softmax(q k^T / sqrt(d_k)) v over the last two axes.
 
     Args:
@@ -48,8 +49,8 @@ def scaled_dot_product_attention(
 
 
 def fused_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None
-) -> torch.Tensor:
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None
+) -> Tensor:
     """The same equation through the framework's fused kernel, where it has one.
 
     Faster (no (q_len, k_len) softmax kept for backward) but returns no weights. A query with
@@ -65,7 +66,7 @@ def fused_attention(
     return torch.where(fully_masked, v.mean(dim=-2, keepdim=True), output)
 
 
-def head_broadcast_mask(mask: torch.Tensor) -> torch.Tensor:
+def head_broadcast_mask(mask: Tensor) -> Tensor:
     """A mask broadcastable to (B, q_len, k_len) as (B or 1, 1, q_len or 1, k_len)."""
     for _ in range(3 - mask.ndim):  # rank 3
         mask = mask[None]

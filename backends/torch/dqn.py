@@ -97,6 +97,12 @@ class DQNAgent(nn.Module):
             array = array.astype(self.dtype_name, copy=False)
         return torch.as_tensor(array)
 
+    def batch_tensors(self, arrays: dict[str, np.ndarray]) -> dict[str, Tensor]:
+        """The arrays of :data:`BATCH_KEYS` as tensors, terminations in the rewards' dtype."""
+        tensors = {k: self.as_tensor(arrays[k]) for k in BATCH_KEYS}
+        tensors["terminations"] = tensors["terminations"].to(tensors["rewards"].dtype)
+        return tensors
+
     def q_values(self, states: np.ndarray) -> np.ndarray:
         """Q(s, .) for a batch of observations (N, state_dim) -> (N, action_dim), NumPy."""
         return self.q_step(self.as_tensor(states)).numpy()
@@ -112,16 +118,14 @@ class DQNAgent(nn.Module):
 
     def update(self, batch: dict[str, np.ndarray], learning_rate: float) -> dict[str, float]:
         """One gradient step on a replay batch of host arrays; returns the metrics as floats."""
-        tensors = {k: self.as_tensor(batch[k]) for k in BATCH_KEYS}
-        tensors["terminations"] = tensors["terminations"].to(tensors["rewards"].dtype)
+        tensors = self.batch_tensors(batch)
         metrics = self.update_step(tensors, float(learning_rate))
         return {k: float(v) for k, v in metrics.items()}
 
     def update_many(self, batches: dict[str, np.ndarray], learning_rate: float) -> dict[str, float]:
         """One gradient step per stacked batch (G, B, ...), in order, in one call; the last
         step's metrics (one host transfer for G steps)."""
-        tensors = {k: self.as_tensor(batches[k]) for k in BATCH_KEYS}
-        tensors["terminations"] = tensors["terminations"].to(tensors["rewards"].dtype)
+        tensors = self.batch_tensors(batches)
         metrics = self.update_loop(tensors, float(learning_rate))
         return {k: float(v) for k, v in metrics.items()}
 

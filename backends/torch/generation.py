@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 from duetrl.backends.torch.attention import MultiHeadAttention, fused_attention
 from duetrl.backends.torch.gpt import GPT
@@ -28,22 +29,22 @@ from duetrl.core.sampling import Generation
 from duetrl.core.sampling import generate as sample_from
 
 
-def new_kv_cache(model: GPT, batch_size: int) -> torch.Tensor:
+def new_kv_cache(model: GPT, batch_size: int) -> Tensor:
     """Zeros ``(n_layer, 2, B, heads, block_size, head_dim)``: keys [:, 0] and values [:, 1]."""
     c = model.config
     shape = (c.n_layer, 2, batch_size, c.n_head, c.block_size, c.head_dim)
     return torch.zeros(shape, dtype=model.wte.weight.dtype)
 
 
-def split_heads(attn: MultiHeadAttention, x: torch.Tensor) -> torch.Tensor:
+def split_heads(attn: MultiHeadAttention, x: Tensor) -> Tensor:
     """(B, T, D) -> (B, T, heads, head_dim) -> (B, heads, T, head_dim)."""
     x = x.reshape(x.shape[0], x.shape[1], attn.num_heads, attn.head_dim)
     return x.transpose(1, 2)
 
 
 def attend_with_cache(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer_cache: torch.Tensor, start: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+    q: Tensor, k: Tensor, v: Tensor, layer_cache: Tensor, start: int
+) -> tuple[Tensor, Tensor]:
     """Write keys/values ``(B, heads, T_new, head_dim)`` at positions start..end-1 of
     ``layer_cache`` (2, B, heads, block_size, head_dim), then let query i attend to key j
     when j <= start + i. Returns the output (B, heads, T_new, head_dim) and the layer cache."""
@@ -59,8 +60,8 @@ def attend_with_cache(
 
 
 def cached_self_attention(
-    attn: MultiHeadAttention, x: torch.Tensor, layer_cache: torch.Tensor, start: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+    attn: MultiHeadAttention, x: Tensor, layer_cache: Tensor, start: int
+) -> tuple[Tensor, Tensor]:
     """Causal self-attention of new positions start..start+T_new-1 over the cache.
 
     Writes the new keys/values into ``layer_cache`` (2, B, heads, block_size, head_dim) and
@@ -102,8 +103,8 @@ def decoding_weights(model: GPT) -> dict[str, Any]:
 
 
 def decode_step(
-    config: GPTConfig, weights: dict[str, Any], idx: torch.Tensor, cache: torch.Tensor, start: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+    config: GPTConfig, weights: dict[str, Any], idx: Tensor, cache: Tensor, start: int
+) -> tuple[Tensor, Tensor]:
     """:func:`forward_with_cache` on :func:`decoding_weights`: the same equations as the
     model's layers, written with the functional ops (about 15 per block for one token)."""
     bs, t_new, heads, eps = idx.shape[0], idx.shape[1], config.n_head, config.layer_norm_eps
@@ -128,16 +129,16 @@ def decode_step(
 
 
 def last_logits(
-    config: GPTConfig, weights: dict[str, Any], idx: torch.Tensor, cache: torch.Tensor, start: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+    config: GPTConfig, weights: dict[str, Any], idx: Tensor, cache: Tensor, start: int
+) -> tuple[Tensor, Tensor]:
     """:func:`decode_step`'s logits of the last new position ``(B, V)``, and the cache."""
     logits, cache = decode_step(config, weights, idx, cache, start)
     return logits[:, -1], cache
 
 
 def forward_with_cache(
-    model: GPT, idx: torch.Tensor, cache: torch.Tensor, start: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+    model: GPT, idx: Tensor, cache: Tensor, start: int
+) -> tuple[Tensor, Tensor]:
     """Logits ``(B, T_new, V)`` of tokens ``idx`` (B, T_new) at positions start.., using
     ``cache`` (see :func:`new_kv_cache`); returns ``(logits, new cache)``. Dropout is off."""
     return decode_step(model.config, decoding_weights(model), idx, cache, start)

@@ -6,8 +6,12 @@
     logits = LN_f(h_L) W_te^T                       the output head is tied to W_te
 
 The twin in the other backend has the same classes, names and steps (``duetrl diff gpt``); the
-float64 oracle is ``core/reference/gpt.py``. Dropout masks come from the framework's own
-generator, so they differ between backends (tests use dropout 0).
+float64 oracle is ``core/reference/gpt.py``. Dropout is on in training mode: torch's
+``model.train()``, Keras' ``training=True``, which a Keras layer hands on to every layer it
+calls. Dropout masks come from the framework's own generator, so they differ between backends
+(tests use dropout 0). Keras creates weights at build time, so the tf twin builds each layer in
+``__init__``, where the sizes are known: the pair may differ in a third of its lines
+(core/mirror.py).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch import Tensor
 
 from duetrl.backends.torch.attention import MultiHeadAttention
 from duetrl.backends.torch.runtime import resolve_dtype
@@ -38,7 +43,7 @@ class MLP(nn.Module):
         self.proj = nn.Linear(hidden, config.n_embd, dtype=resolve_dtype(dtype))
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: Tensor) -> Tensor:
         approximate = "tanh" if self.gelu_approximate else "none"
         x = F.gelu(self.fc(x), approximate=approximate)  # (B, T, 4D)
         return self.dropout(self.proj(x))  # (B, T, D)
@@ -56,7 +61,7 @@ class Block(nn.Module):
         self.mlp = MLP(config, dtype=dtype)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         # h' = h + Dropout(Attn(LN_1(h))), then h' + Dropout(MLP(LN_2(h')))
         z = self.ln_1(x)
         x = x + self.dropout(self.attn(z, z, z, mask))  # causal self-attention: q = k = v
@@ -95,11 +100,11 @@ class GPT(nn.Module):
         if seed is not None:
             import_params(self, init_gpt_params(config, seed, dtype or "float32"))
 
-    def forward(self, idx: torch.Tensor | np.ndarray) -> torch.Tensor:
+    def forward(self, idx: Tensor | np.ndarray) -> Tensor:
         x = self.hidden_states(idx)  # (B, T, D)
         return F.linear(x, self.wte.weight)  # (B, T, V): the tied head
 
-    def hidden_states(self, idx: torch.Tensor | np.ndarray) -> torch.Tensor:
+    def hidden_states(self, idx: Tensor | np.ndarray) -> Tensor:
         """LN_f(h_L) (B, T, D): the last hidden states, the input of the tied head (and of a
         value or reward head, outline 2.3.2)."""
         idx = torch.as_tensor(idx)

@@ -1,9 +1,14 @@
-"""Framework facts and settings: name, version, threads, tensors in and out."""
+"""Framework facts and settings: name, version, threads, tensors in and out.
+
+Nearly every line here is a framework call, and the tf twin also checks at import that Keras
+runs on TensorFlow, so this short pair differs more than most (``duetrl diff runtime``).
+"""
 
 from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 NAME = "torch"
 
@@ -32,7 +37,7 @@ def resolve_dtype(dtype: Any) -> Any:
     return getattr(torch, dtype) if isinstance(dtype, str) else dtype
 
 
-def as_tensor(array: Any, dtype: str | None = None) -> torch.Tensor:
+def as_tensor(array: Any, dtype: str | None = None) -> Tensor:
     """A framework tensor from a NumPy array (float arrays keep their dtype unless given)."""
     tensor = torch.as_tensor(np.asarray(array))
     return tensor if dtype is None else tensor.to(resolve_dtype(dtype))

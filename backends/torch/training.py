@@ -13,13 +13,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 from duetrl.backends.torch.gpt import GPT
 from duetrl.backends.torch.optim import Adam
 from duetrl.core.constants import ADAMW_WEIGHT_DECAY, GRAD_CLIP_NORM
 
 
-def cross_entropy_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def cross_entropy_loss(logits: Tensor, targets: Tensor) -> Tensor:
     """Mean next-token cross-entropy of ``logits`` (B, T, V) against ``targets`` (B, T)."""
     losses = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")
     return losses.mean()  # (B*T,) -> ()
@@ -43,7 +44,7 @@ class LMTrainer:
         self.model = model
         self.optimizer = Adam(model, max_grad_norm, weight_decay)  # AdamW: weight_decay > 0
 
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> tuple:
+    def _train_step(self, x: Tensor, y: Tensor, lr: float) -> tuple:
         self.model.train()
         self.model.zero_grad(set_to_none=True)
         loss = cross_entropy_loss(self.model(x), y)
@@ -53,7 +54,7 @@ class LMTrainer:
         return loss.detach(), grad_norm
 
     @torch.no_grad()
-    def _eval_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _eval_loss(self, x: Tensor, y: Tensor) -> Tensor:
         self.model.eval()
         return cross_entropy_loss(self.model(x), y)
 
