@@ -10,6 +10,7 @@ import pytest
 import scipy.stats
 
 from duetrl.core.scale import report as rp
+from duetrl.core.scale import statistics as st
 
 REPS = 200  # small: these tests check the plumbing and the definitions, not coverage
 
@@ -49,13 +50,13 @@ def test_iqm_is_trim_mean_and_the_middle_half_by_hand(n: int) -> None:
     x = np.random.default_rng(n).normal(size=n) ** 3  # heavy tails: trimming matters
     cut = n // 4  # scipy trims int(0.25 n) from each end: n=6, 7 cut 1 (rounding would cut 2)
     by_hand = np.sort(x)[cut:n - cut].mean()
-    assert rp.interquartile_mean(x) == pytest.approx(by_hand, abs=1e-12)
-    assert rp.interquartile_mean(x) == pytest.approx(scipy.stats.trim_mean(x, 0.25), abs=1e-12)
+    assert st.interquartile_mean(x) == pytest.approx(by_hand, abs=1e-12)
+    assert st.interquartile_mean(x) == pytest.approx(scipy.stats.trim_mean(x, 0.25), abs=1e-12)
 
 
 def test_iqm_where_the_quartile_boundary_matters() -> None:
     # n = 6: one run cut from each end, so the middle four: (1 + 2 + 3 + 4) / 4
-    assert rp.interquartile_mean(np.array([100.0, 3, 0, 2, 4, 1])) == pytest.approx(2.5, abs=1e-12)
+    assert st.interquartile_mean(np.array([100.0, 3, 0, 2, 4, 1])) == pytest.approx(2.5, abs=1e-12)
 
 
 def brute_force_improvement(x: np.ndarray, y: np.ndarray) -> float:
@@ -68,35 +69,35 @@ def brute_force_improvement(x: np.ndarray, y: np.ndarray) -> float:
 
 def test_probability_of_improvement_counts_ties_as_a_half() -> None:
     x, y = np.array([1.0, 2.0, 2.0, 3.0]), np.array([2.0, 2.0, 0.0])
-    assert rp.probability_of_improvement(x, y) == pytest.approx(brute_force_improvement(x, y),
+    assert st.probability_of_improvement(x, y) == pytest.approx(brute_force_improvement(x, y),
                                                                 abs=1e-12)
     assert brute_force_improvement(x, y) == pytest.approx(8 / 12)  # 1 + 2 + 2 + 3 = 8 of 12
     rng = np.random.default_rng(0)
     a, b = rng.integers(0, 4, 7).astype(float), rng.integers(0, 4, 5).astype(float)
-    assert rp.probability_of_improvement(a, b) == pytest.approx(brute_force_improvement(a, b))
-    assert (rp.probability_of_improvement(a, b) + rp.probability_of_improvement(b, a)
+    assert st.probability_of_improvement(a, b) == pytest.approx(brute_force_improvement(a, b))
+    assert (st.probability_of_improvement(a, b) + st.probability_of_improvement(b, a)
             == pytest.approx(1.0, abs=1e-12))
-    assert rp.probability_of_improvement(a, a) == 0.5
+    assert st.probability_of_improvement(a, a) == 0.5
     for first, second in ((x, y), (a, b), (b, a)):  # the bootstrap's vectorised twin
-        assert rp._improvement(first[:, None], second[:, None]) == pytest.approx(
-            rp.probability_of_improvement(first, second), abs=1e-12)
+        assert st._improvement(first[:, None], second[:, None]) == pytest.approx(
+            st.probability_of_improvement(first, second), abs=1e-12)
 
 
 def test_performance_profile_counts_scores_strictly_above_tau() -> None:
     scores = np.array([0.2, 0.5, 0.5, 0.9])
     taus = np.array([0.0, 0.2, 0.5, 0.9, 1.0])
-    profile = rp.performance_profiles({"m": scores}, taus, REPS)["m"]["profile"]
+    profile = st.performance_profiles({"m": scores}, taus, REPS)["m"]["profile"]
     direct = [np.mean(scores > tau) for tau in taus]  # at tau = 0.5: 1/4, not 3/4 (>=)
     np.testing.assert_allclose(profile, direct, atol=1e-12)
     assert profile[2] == 0.25
-    library, _ = rp._rliable()
-    np.testing.assert_allclose(rp._fraction_above(scores[:, None], taus),
+    library, _ = st._rliable()
+    np.testing.assert_allclose(st._fraction_above(scores[:, None], taus),
                                library.score_distributions(scores[:, None], taus), atol=1e-12)
 
 
 def test_median_is_over_runs_not_rlibables_median_of_task_means() -> None:
     scores = np.array([0.0, 0.0, 0.0, 1.0])  # mean 0.25, median 0
-    stats = rp.aggregate_statistics({"m": scores}, REPS)["m"]
+    stats = st.aggregate_statistics({"m": scores}, REPS)["m"]
     assert stats["median"] == 0.0
     assert stats["mean"] == pytest.approx(0.25, abs=1e-12)
     assert stats["optimality_gap"] == pytest.approx(0.75, abs=1e-12)  # 1 - mean(min(x, 1))
@@ -105,27 +106,27 @@ def test_median_is_over_runs_not_rlibables_median_of_task_means() -> None:
 def test_bootstrap_intervals_contain_the_estimate_and_shrink_with_more_runs() -> None:
     rng = np.random.default_rng(1)
     few, many = rng.normal(0.5, 0.2, 5), rng.normal(0.5, 0.2, 80)
-    stats = rp.aggregate_statistics({"few": few, "many": many}, REPS, seed=3)
+    stats = st.aggregate_statistics({"few": few, "many": many}, REPS, seed=3)
     for label in ("few", "many"):
         for name in ("mean", "iqm", "median"):
             low, high = stats[label][f"{name}_ci"]
             assert low <= stats[label][name] <= high, (label, name)
     width = {k: stats[k]["iqm_ci"][1] - stats[k]["iqm_ci"][0] for k in stats}
     assert width["many"] < 0.5 * width["few"]
-    again = rp.aggregate_statistics({"few": few, "many": many}, REPS, seed=3)
+    again = st.aggregate_statistics({"few": few, "many": many}, REPS, seed=3)
     assert again == stats  # the bootstrap is seeded
 
 
 def test_one_run_has_no_interval_and_does_not_crash() -> None:
-    stats = rp.aggregate_statistics({"alone": np.array([0.7])}, REPS)["alone"]
+    stats = st.aggregate_statistics({"alone": np.array([0.7])}, REPS)["alone"]
     assert stats["mean"] == 0.7 and stats["mean_ci"] is None and stats["iqm_ci"] is None
-    p, ci = rp.improvement_with_ci(np.array([0.7]), np.array([0.1, 0.9]), REPS)
+    p, ci = st.improvement_with_ci(np.array([0.7]), np.array([0.1, 0.9]), REPS)
     assert p == 0.5 and ci is None
 
 
 def test_improvement_interval_contains_the_estimate() -> None:
     x, y = np.array([0.9, 0.8, 0.95, 0.4, 0.85]), np.array([0.5, 0.6, 0.9, 0.3])
-    p, (low, high) = rp.improvement_with_ci(x, y, REPS)
+    p, (low, high) = st.improvement_with_ci(x, y, REPS)
     assert p == pytest.approx(brute_force_improvement(x, y))
     assert 0 <= low <= p <= high <= 1
 
@@ -133,7 +134,7 @@ def test_improvement_interval_contains_the_estimate() -> None:
 def test_curves_on_grid_interpolate_and_hold_the_last_value() -> None:
     short = (np.array([100.0, 200.0]), np.array([0.0, 10.0]))  # solved early, stopped
     long = (np.array([50.0, 150.0, 400.0]), np.array([1.0, 3.0, 8.0]))
-    grid, values = rp.curves_on_grid([short, long], points=4)
+    grid, values = st.curves_on_grid([short, long], points=4)
     np.testing.assert_allclose(grid, [100.0, 200.0, 300.0, 400.0])  # from the latest start
     np.testing.assert_allclose(values[0], [0.0, 10.0, 10.0, 10.0])
     np.testing.assert_allclose(values[1], [2.0, 3.0 + 5 * 50 / 250, 3.0 + 5 * 150 / 250, 8.0])
@@ -141,11 +142,11 @@ def test_curves_on_grid_interpolate_and_hold_the_last_value() -> None:
 
 def test_learning_curve_band_is_the_iqm_at_each_point() -> None:
     values = np.random.default_rng(2).normal(size=(6, 5))
-    iqm, low, high = rp.learning_curve_band(values, REPS)
+    iqm, low, high = st.learning_curve_band(values, REPS)
     by_hand = np.sort(values, axis=0)[1:5].mean(axis=0)  # n = 6: cut 1 at each end
     np.testing.assert_allclose(iqm, by_hand, atol=1e-12)
     assert np.all(low <= iqm + 1e-12) and np.all(iqm <= high + 1e-12)
-    assert rp.learning_curve_band(values[:1], REPS)[1] is None
+    assert st.learning_curve_band(values[:1], REPS)[1] is None
 
 
 # --- reading a sweep ------------------------------------------------------------------------
@@ -158,7 +159,7 @@ def test_methods_key_on_every_setting_and_never_mix_backends(tmp_path: Path) -> 
                  "error": "ValueError: non-finite loss"})
     rows.append({**run_row("ppo", "torch", 8, 500.0, lr=0.01, clip=0.2), "status": "timeout"})
     results = rp.load_results(write_sweep(tmp_path / "sweep", rows))
-    methods, excluded = rp.group_methods(results, "final_mean_return")
+    methods, excluded = st.group_methods(results, "final_mean_return")
     assert sorted(m.label for m in methods) == sorted(
         f"ppo {b} clip=0.2 lr={lr}" for b in ("torch", "tf") for lr in (0.001, 0.01))
     for m in methods:
@@ -173,33 +174,33 @@ def test_solved_is_a_metric_and_non_finite_scores_are_left_out(tmp_path: Path) -
             for s, score in enumerate([480.0, 100.0, 490.0, float("inf")])]
     rows.append({**run_row("ppo", "torch", 9, 0.0), "status": "failed", "solved": None})
     results = rp.load_results(write_sweep(tmp_path / "sweep", rows))
-    (solved,), _ = rp.group_methods(results, "solved")
+    (solved,), _ = st.group_methods(results, "solved")
     np.testing.assert_allclose(solved.scores, [1.0, 0.0, 1.0, 1.0])  # a fraction solved: 3/4
-    (method,), excluded = rp.group_methods(results, "final_mean_return")
+    (method,), excluded = st.group_methods(results, "final_mean_return")
     assert method.seeds == [0, 1, 2]
     assert excluded[0] == {"run_id": "ppo-torch-s3", "status": "done",
                            "reason": "final_mean_return is inf"}
 
 
 def test_differing_factor_ignores_settings_that_do_not_apply() -> None:
-    a = rp.Method("ppo", "torch", "CartPole-v1", {"lr": "0.001", "clip": "0.2"})
-    b = rp.Method("dqn", "torch", "CartPole-v1", {"lr": "0.001", "clip": ""})
-    c = rp.Method("ppo", "tf", "CartPole-v1", {"lr": "0.001", "clip": "0.2"})
-    d = rp.Method("ppo", "tf", "CartPole-v1", {"lr": "0.01", "clip": "0.2"})
-    assert rp.differing_factor(a, b) == "algorithm"
-    assert rp.differing_factor(a, c) == "backend"
-    assert rp.differing_factor(c, d) == "lr"
-    assert rp.differing_factor(a, d) is None  # backend and lr: not a one-factor comparison
-    assert rp.differing_factor(a, rp.Method("ppo", "tf", "Acrobot-v1", a.settings)) is None
-    pairs = rp.comparison_pairs([c, a, b])
+    a = st.Method("ppo", "torch", "CartPole-v1", {"lr": "0.001", "clip": "0.2"})
+    b = st.Method("dqn", "torch", "CartPole-v1", {"lr": "0.001", "clip": ""})
+    c = st.Method("ppo", "tf", "CartPole-v1", {"lr": "0.001", "clip": "0.2"})
+    d = st.Method("ppo", "tf", "CartPole-v1", {"lr": "0.01", "clip": "0.2"})
+    assert st.differing_factor(a, b) == "algorithm"
+    assert st.differing_factor(a, c) == "backend"
+    assert st.differing_factor(c, d) == "lr"
+    assert st.differing_factor(a, d) is None  # backend and lr: not a one-factor comparison
+    assert st.differing_factor(a, st.Method("ppo", "tf", "Acrobot-v1", a.settings)) is None
+    pairs = st.comparison_pairs([c, a, b])
     assert [(x.backend, y.backend, f) for x, y, f in pairs] == [
         ("torch", "tf", "backend"), ("torch", "torch", "algorithm")]
 
 
 def test_score_scale_only_for_return_metrics_of_known_envs() -> None:
-    assert rp.score_scale("CartPole-v1", "final_mean_return") == 500.0
-    assert rp.score_scale("CartPole-v1", "env_steps") is None
-    assert rp.score_scale("Acrobot-v1", "final_mean_return") is None
+    assert st.score_scale("CartPole-v1", "final_mean_return") == 500.0
+    assert st.score_scale("CartPole-v1", "env_steps") is None
+    assert st.score_scale("Acrobot-v1", "final_mean_return") is None
 
 
 def test_bad_sweep_folders_get_clear_errors(tmp_path: Path) -> None:

@@ -6,13 +6,16 @@
 Per method (algorithm, backend, swept settings): mean, IQM and median over seeds with
 stratified-bootstrap confidence intervals (rliable), performance profiles, the probability
 of improvement between methods that differ in one factor, and learning curves with bands.
-The statistics live in ``core/scale/report.py``; pandas and rliable load only when it runs.
+The statistics live in ``core/scale/statistics.py``, the tables and figures in
+``core/scale/report.py``; pandas and rliable load only when it runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+
+from duetrl.core.cli.flags import add_run_flags
 
 
 def register(commands: argparse._SubParsersAction, compare: argparse._SubParsersAction) -> None:
@@ -25,9 +28,9 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
                         help="numeric column of results.csv to compare methods on")
     parser.add_argument("--reps", type=int, default=2000,
                         help="bootstrap resamples per confidence interval")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the bootstrap")
-    parser.add_argument("--out", default=None, help="output folder (default SWEEP_DIR/report)")
-    parser.add_argument("--json", action="store_true", help="print report.json instead")
+    add_run_flags(parser, "out", "seed", "json", seed=0, seed_help="seeds the bootstrap",
+                  out_help="output folder (default: SWEEP_DIR/report)",
+                  json_help="print report.json instead")
     parser.set_defaults(run=run_report)
 
 
