@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from duetrl.core.coursework.compare import compare_calls
 from duetrl.core.interfaces.gpt_config import GPTConfig
 from duetrl.core.interfaces.gpt_params import param_shapes
 from duetrl.core.lm.corpora import MarkovChain
@@ -45,34 +46,13 @@ def compare(number: int, student: Callable[..., Any], reference: Callable[..., A
             cases: list[tuple], what: str, atol: float = 1e-9, rtol: float = 1e-9) -> bool:
     """Call ``student(*case)`` and ``reference(*case)`` on every case; report the first mismatch.
 
-    Infinite entries must sit at the same places with the same sign; the finite ones must agree
-    to ``atol + rtol * |expected|``. An exception or a wrong shape is a failure, not a crash.
+    The comparison is the grader's (:func:`duetrl.core.coursework.compare.compare_calls`):
+    shape first, then NaN and inf (the reference's infinities at the same places with the same
+    sign), then the finite entries to ``atol + rtol * |expected|``. An exception or a wrong
+    shape is a failure, not a crash.
     """
-    for case in cases:
-        expected = np.asarray(reference(*case), dtype=np.float64)
-        try:
-            got = np.asarray(student(*case), dtype=np.float64)
-        except Exception as error:  # the student's code, whatever it raises
-            return report(number, False, f"{what}, for {_describe(case)}, raised "
-                                         f"{type(error).__name__}: {error}")
-        where = f"{what}, for {_describe(case)}"
-        if got.shape != expected.shape:
-            return report(number, False, f"{where}: expected shape {expected.shape}, "
-                                         f"got {got.shape}")
-        same_inf = np.array_equal(np.isinf(got), np.isinf(expected)) and np.array_equal(
-            got[np.isinf(got)], expected[np.isinf(expected)])
-        finite = np.isfinite(expected)
-        if not same_inf or not np.allclose(got[finite], expected[finite], rtol, atol):
-            error = np.abs(np.where(finite, got - expected, 0.0)).max() if same_inf else np.inf
-            return report(number, False, f"{where}: expected\n{np.round(expected, 6)}\n"
-                                         f"got\n{np.round(got, 6)}\n(max error {error:.2e})")
-    return report(number, True, f"{what}: right on all {len(cases)} inputs, as the reference")
-
-
-def _describe(case: tuple) -> str:
-    """The inputs of a case, arrays by their shape (a hidden input's values are not shown)."""
-    return "(" + ", ".join(f"array {x.shape}" if isinstance(x, np.ndarray) else repr(x)
-                           for x in case) + ")"
+    verdict = compare_calls(student, reference, cases, what, atol, rtol)
+    return report(number, verdict.passed, verdict.message)
 
 
 def _rng(seed: int | None) -> np.random.Generator:

@@ -17,15 +17,10 @@ import pytest
 import test_coursework_submissions as subs
 
 from duetrl.core.cli import main
-from duetrl.core.coursework.grader import (
-    detect_backend,
-    format_report,
-    grade,
-    grade_batch,
-    gradescope_results,
-    integrity_problems,
-)
+from duetrl.core.coursework.grader import grade, grade_batch
+from duetrl.core.coursework.integrity import detect_backend, integrity_problems
 from duetrl.core.coursework.make import make_assignment, student_copy
+from duetrl.core.coursework.reports import format_report, gradescope_results
 from duetrl.core.coursework.specs import ASSIGNMENTS, get_assignment
 
 SEED = 20261130  # the hidden seed of these tests (an instructor's would be secret)

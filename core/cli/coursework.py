@@ -15,6 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from duetrl.core.cli.flags import add_run_flags
+
 
 def register(commands: argparse._SubParsersAction, compare: argparse._SubParsersAction) -> None:
     from duetrl.core.coursework.specs import ASSIGNMENTS
@@ -25,18 +27,19 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
     actions.add_parser("list", help="the assignments").set_defaults(run=run_list)
     make = actions.add_parser("make", help="write a student's copy, statement and public tests")
     make.add_argument("name", choices=names)
-    make.add_argument("--backend", required=True, choices=("torch", "tf"))
-    make.add_argument("--out", required=True, help="folder to write into")
+    add_run_flags(make, "out", "backend", backend=None, out_required=True,
+                  out_help="folder to write into")
     make.add_argument("--solution", action="store_true",
                       help="also write solution/FILE, the filled-in file (instructors only)")
     make.set_defaults(run=run_make)
     bundle = actions.add_parser("autograder", help="write Gradescope's setup.sh, run_autograder "
                                 "and the hidden tests' secret")
     bundle.add_argument("name", choices=names)
-    bundle.add_argument("--out", required=True, help="folder to write into (zip its contents)")
-    bundle.add_argument("--seed", type=int, default=None, help="hidden seed (default: random)")
-    bundle.add_argument("--backend", choices=("torch", "tf"), default=None,
-                        help="force a backend (default: read from each submission)")
+    add_run_flags(bundle, "out", "seed", "backend", out_required=True,
+                  out_help="folder to write into (zip its contents)",
+                  seed=None, seed_help="hidden seed (default: random)",
+                  backend=None, backend_required=False,
+                  backend_help="force a backend (default: read from each submission)")
     bundle.set_defaults(run=run_autograder)
 
     grade = commands.add_parser("grade", help="grade a submission (or a folder of them) against "
@@ -46,12 +49,14 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
     source.add_argument("--submission", help="the student's .py file or a folder holding it")
     source.add_argument("--batch", help="a folder of submissions: one .py or folder per student")
     grade.add_argument("--csv", help="with --batch: the grades, one row per student")
-    grade.add_argument("--backend", choices=("torch", "tf"), default=None,
-                       help="default: read from the submission's imports")
+    add_run_flags(grade, "out", "seed", "backend",
+                  out_help="write the report here (default: print it)",
+                  seed=None, seed_help="hidden seed (instructors)",
+                  backend=None, backend_required=False,
+                  backend_help="the framework: torch or tf (default: read from the "
+                               "submission's imports)")
     grade.add_argument("--format", choices=("text", "json", "gradescope"), default="text")
-    grade.add_argument("--out", help="write the report here (default: print it)")
     grade.add_argument("--hidden", help="the hidden tests' secret (hidden.json of the bundle)")
-    grade.add_argument("--seed", type=int, default=None, help="hidden seed (instructors)")
     grade.add_argument("--memory-mb", type=float, default=None,
                        help="memory a submission may use beyond its framework's (default 2048)")
     grade.add_argument("--no-integrity", action="store_true",
@@ -101,12 +106,9 @@ def run_autograder(args: argparse.Namespace) -> int:
 def run_grade(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from duetrl.core.coursework.grader import (
-        DEFAULT_MEMORY_MB,
-        format_report,
-        grade,
-        grade_batch,
-    )
+    from duetrl.core.coursework.grader import grade, grade_batch
+    from duetrl.core.coursework.reports import format_report
+    from duetrl.core.coursework.sandbox import DEFAULT_MEMORY_MB
     from duetrl.core.coursework.specs import get_assignment
 
     learning = None

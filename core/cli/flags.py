@@ -37,6 +37,9 @@ def add_run_flags(
     threads: int = 1,
     backend: str | None = "torch",
     seed: int | None = 0,
+    out_required: bool = False,
+    backend_required: bool | None = None,
+    backend_help: str = "the framework: torch or tf",
     seed_help: str = "seeds weights, data and sampling noise",
     json_help: str = "print the summary as JSON",
 ) -> None:
@@ -45,8 +48,13 @@ def add_run_flags(
     :param out: ``--out``'s default (None: the command chooses, e.g. ``runs/<algo>-...``).
     :param out_help: what ``--out`` names, e.g. ``"checkpoint file"``.
     :param threads: ``--threads``' default (0 lets the framework decide).
-    :param backend: ``--backend``'s default (None: required).
-    :param seed: ``--seed``'s default (None: chosen by the command, e.g. at random).
+    :param backend: ``--backend``'s default (None: required, unless ``backend_required`` is
+        False: then the command decides, e.g. from the imports of a student's file).
+    :param seed: ``--seed``'s default (None: chosen by the command, e.g. at random; say how in
+        ``seed_help``).
+    :param out_required: ``--out`` must be given.
+    :param backend_required: ``--backend`` must be given (default: when ``backend`` is None).
+    :param backend_help: what ``--backend`` chooses.
     :param seed_help: what the seed seeds.
     :param json_help: what ``--json`` prints.
     :raises ValueError: for a name that is not a run flag.
@@ -57,15 +65,17 @@ def add_run_flags(
     for name in sorted(names, key=RUN_FLAGS.index):
         if name == "out":
             default = f" (default: {out})" if out else ""
-            parser.add_argument("--out", default=out, metavar="PATH", help=out_help + default)
+            parser.add_argument("--out", default=out, required=out_required, metavar="PATH",
+                                help=out_help + default)
         elif name == "seed":
             parser.add_argument("--seed", type=non_negative_int, default=seed, metavar="INT",
-                                help=f"{seed_help} (default: {seed})")
+                                help=seed_help + (f" (default: {seed})" if seed is not None
+                                                  else ""))
         elif name == "backend":
+            required = backend is None if backend_required is None else backend_required
             parser.add_argument("--backend", choices=list(BACKENDS), default=backend,
-                                required=backend is None,
-                                help="the framework: torch or tf" +
-                                     (f" (default: {backend})" if backend else ""))
+                                required=required,
+                                help=backend_help + (f" (default: {backend})" if backend else ""))
         elif name == "threads":
             parser.add_argument("--threads", type=non_negative_int, default=threads, metavar="N",
                                 help=f"CPU threads for the framework, 0 = its own choice "

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from duetrl.core import __version__
 from duetrl.core.coursework.extract import student_source
-from duetrl.core.coursework.grader import _solution_path
+from duetrl.core.coursework.integrity import solution_path
 from duetrl.core.coursework.specs import ASSIGNMENTS, BACKEND_NAMES, get_assignment
 
 _FRAMEWORK = {"torch": "PyTorch", "tf": "TensorFlow/Keras 3"}
@@ -42,8 +42,8 @@ def student_copy(name: str, backend: str, solution: bool = False) -> str:
     (``solution=True``: the same file with the project's solution in it, for instructors)."""
     assignment = get_assignment(name)
     _check_backend(backend)
-    source = _solution_path(backend, assignment.module).read_text(encoding="utf-8")
-    extras = [(_solution_path(backend, module).read_text(encoding="utf-8"), todo)
+    source = solution_path(backend, assignment.module).read_text(encoding="utf-8")
+    extras = [(solution_path(backend, module).read_text(encoding="utf-8"), todo)
               for module, todo in assignment.extras]
     header = (f"# duetrl assignment {assignment.name!r} ({_FRAMEWORK[backend]}): "
               f"{assignment.title} (outline {assignment.sections}).\n"

@@ -1,0 +1,119 @@
+"""The one comparator (``core/coursework/compare.py``): the tutorials' exercise checks and the
+grader give the same verdict on the same answer, and each rule of the comparison has a case
+that a one-character slip in it would get wrong (``>=`` for ``>`` at the tolerance, a shape
+that broadcasts, a NaN that compares false, an inf of the wrong sign)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from duetrl.core import exercises
+from duetrl.core.coursework.cases import Case
+from duetrl.core.coursework.compare import (
+    Verdict,
+    case_verdict,
+    compare_arrays,
+    compare_calls,
+)
+
+X = np.array([0.5, -1.0, 3.0])
+ATOL = 0.25  # a power of two: expected + ATOL is exact, so "error equal to the tolerance" is
+
+
+def reference(x: np.ndarray) -> np.ndarray:
+    return 2.0 * x  # [1, -2, 6]
+
+
+def boom(x: np.ndarray) -> np.ndarray:
+    raise ZeroDivisionError("oops")
+
+
+ANSWERS = {  # name: (answer, passes)
+    "right": (reference, True),
+    "off by exactly the tolerance": (lambda x: 2.0 * x + ATOL, True),
+    "off by more than the tolerance": (lambda x: 2.0 * x + ATOL * (1 + 1e-6), False),
+    "one entry off, negative side": (lambda x: 2.0 * x - np.array([0, 0.5, 0]), False),
+    "wrong shape that broadcasts": (lambda x: (2.0 * x)[None, :], False),
+    "wrong shape (column)": (lambda x: (2.0 * x)[:, None], False),
+    "NaN": (lambda x: np.where(x > 0, np.nan, 2.0 * x), False),
+    "inf": (lambda x: np.where(x > 2, np.inf, 2.0 * x), False),
+    "exception": (boom, False),
+}
+
+
+def exercise_verdict(answer) -> Verdict:
+    return compare_calls(answer, reference, [(X,)], "y", atol=ATOL, rtol=0.0)
+
+
+def grader_verdict(answer, visibility: str) -> Verdict:
+    """What the grader scores: the child returns the outputs, or reports that the code raised."""
+    case = Case("y", 1.0, visibility, call={}, expected={"0": reference(X)}, atol=ATOL,
+                expected_dtype=None)
+    try:
+        outputs = {"0": np.asarray(answer(X))}
+    except Exception as error:
+        return case_verdict(case, "error", f"{type(error).__name__}: {error}", None)
+    return case_verdict(case, "ok", "", outputs)
+
+
+@pytest.mark.parametrize("name", list(ANSWERS))
+def test_exercises_and_grader_agree(name: str, capsys) -> None:
+    answer, passes = ANSWERS[name]
+    verdicts = [exercise_verdict(answer), grader_verdict(answer, "visible"),
+                grader_verdict(answer, "hidden")]
+    assert [v.passed for v in verdicts] == [passes] * 3, [v.message for v in verdicts]
+    assert exercises.compare(1, answer, reference, [(X,)], "y", ATOL, 0.0) is passes
+    assert ("✓" if passes else "✗") in capsys.readouterr().out
+    if not passes:
+        assert all(v.message for v in verdicts)
+
+
+def test_a_hidden_case_never_shows_its_values() -> None:
+    hidden = grader_verdict(ANSWERS["one entry off, negative side"][0], "hidden")
+    visible = grader_verdict(ANSWERS["one entry off, negative side"][0], "visible")
+    assert "max abs error 0.5" in hidden.message and "-2" not in hidden.message
+    assert "at index (1,): got -2.5, expected -2" in visible.message
+    assert "expected\n[ 1. -2.  6.]" in exercise_verdict(lambda x: 2.0 * x - 1).message
+
+
+def test_relative_tolerance_is_of_the_absolute_expected_value() -> None:
+    expected = np.array([1.0, -2.0, 6.0])
+    allowed = 0.125 * np.abs(expected)  # rtol 1/8: 0.125, 0.25, 0.75 (exact in binary)
+    assert compare_arrays(expected + allowed, expected, 0.0, 0.125)
+    assert compare_arrays(expected - allowed, expected, 0.0, 0.125)  # -2 - 0.25 too: |expected|
+    assert not compare_arrays(expected + np.array([0, 0, 0.76]), expected, 0.0, 0.125)
+    assert not compare_arrays(expected + np.array([0.13, 0, 0]), expected, 0.0, 0.125)
+
+
+def test_the_references_inf_and_nan_must_come_back_in_place() -> None:
+    top_k = np.array([[1.5, -np.inf, 0.2]])  # filtered logits: -inf where a token is dropped
+    assert compare_arrays(top_k.copy(), top_k, 1e-9)
+    assert not compare_arrays(np.array([[1.5, np.inf, 0.2]]), top_k, 1e-9)  # the sign
+    assert not compare_arrays(np.array([[1.5, -1e30, 0.2]]), top_k, 1e-9)  # a finite stand-in
+    assert not compare_arrays(np.array([[1.5, np.nan, 0.2]]), top_k, 1e-9)
+    assert compare_arrays([np.nan, 1.0], [np.nan, 1.0], 0.0)
+    assert not compare_arrays([0.0, 1.0], [np.nan, 1.0], 0.0)
+
+
+def test_scalars_numbers_and_dtypes() -> None:
+    assert not compare_arrays(np.array([4.0]), np.float64(4.0), 0.0)  # (1,) is not ()
+    assert compare_arrays(4, 4.0, 0.0) and compare_arrays(True, 1.0, 0.0)
+    verdict = compare_arrays(np.array(["4"]), [4.0], 0.0)
+    assert not verdict and "not a tensor of numbers" in verdict.message
+    verdict = compare_arrays(np.float32([1, 2]), [1, 2], 1e-6, dtype="float64")
+    assert not verdict and "dtype float32, expected float64" in verdict.message
+    assert compare_arrays(np.zeros((0, 3)), np.zeros((0, 3)), 0.0)
+    with pytest.raises(ValueError, match="show: expected one of"):
+        compare_arrays(1.0, 1.0, 0.0, show="all")
+
+
+def test_a_verdict_reads_as_a_pair_and_a_truth_value() -> None:
+    passed, message = exercise_verdict(reference)
+    assert passed and message == "y: right on all 1 inputs, as the reference"
+    failed = exercise_verdict(boom)
+    assert not failed and failed.message == "y, for (array (3,)), raised ZeroDivisionError: oops"
+    hint = Case("y", 1.0, "visible", call={}, expected={"0": reference(X)}, hint="read eq. 3")
+    assert case_verdict(hint, "ok", "", {"0": X}).message.endswith(". Hint: read eq. 3")
+    assert case_verdict(hint, "ok", "", {}).message.startswith("the result is missing")
+    assert case_verdict(hint, "error", "time limit", None) == (False, "time limit")
