@@ -1,4 +1,5 @@
-"""The reward model learned from preferences (core/rlhf/reward_model.py) and RL against it.
+"""The reward model learned from preferences (core/rlhf/preferences.py, reward_model.py,
+reward_training.py) and RL against it (overoptimisation.py).
 
 1. Preference pairs: labelled by the task's reward, ties dropped, label noise flips labels.
 2. Bradley-Terry wiring: the learner's loss and accuracy on a batch equal the float64
@@ -29,16 +30,9 @@ from duetrl.core.interfaces.gpt_config import GPTConfig
 from duetrl.core.reference import rlhf as ref
 from duetrl.core.rlhf.mdp import SequenceMDP
 from duetrl.core.rlhf.pi_ref import PretrainSettings, load_reference, pretrain_reference
-from duetrl.core.rlhf.reward_model import (
-    RewardModel,
-    RewardModelSettings,
-    encode_completions,
-    load_reward_model,
-    make_preference_pairs,
-    pair_batch,
-    save_reward_model,
-    train_reward_model,
-)
+from duetrl.core.rlhf.preferences import encode_completions, make_preference_pairs, pair_batch
+from duetrl.core.rlhf.reward_model import RewardModel, load_reward_model, save_reward_model
+from duetrl.core.rlhf.reward_training import RewardModelSettings, train_reward_model
 from duetrl.core.rlhf.tasks import get_task
 from duetrl.core.rlhf.train import RLHFRun, RLHFSettings, summarize
 

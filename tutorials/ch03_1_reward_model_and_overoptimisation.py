@@ -32,15 +32,10 @@ import numpy as np
 
 from duetrl.core.backend import load_backends
 from duetrl.core.reference import rlhf as ref
+from duetrl.core.rlhf.overoptimisation import overoptimisation_table, plot_overoptimisation
 from duetrl.core.rlhf.pi_ref import PretrainSettings, load_reference, pretrain_reference
-from duetrl.core.rlhf.reward_model import (
-    RewardModelSettings,
-    label_pairs,
-    make_preference_pairs,
-    overoptimisation_table,
-    plot_overoptimisation,
-    train_reward_model,
-)
+from duetrl.core.rlhf.preferences import label_pairs, make_preference_pairs
+from duetrl.core.rlhf.reward_training import RewardModelSettings, train_reward_model
 from duetrl.core.rlhf.tasks import SORT_DIGITS
 from duetrl.core.rlhf.train import RLHFRun, RLHFSettings
 from duetrl.core.tutorial import figure_dir, quick_mode
@@ -138,7 +133,7 @@ betas = (0.001, 0.1) if QUICK else (0.001, 0.003, 0.01, 0.03, 0.1)
 updates = 30 if QUICK else 80
 reward_model = f"{folder}/reward_model_torch.safetensors"
 histories, last = {}, {}
-for beta in betas:  # what `duetrl rlhf overoptimisation` runs (core/rlhf/reward_model.py)
+for beta in betas:  # what `duetrl rlhf overoptimisation` runs (core/rlhf/overoptimisation.py)
     run = RLHFRun(backends["torch"], RLHFSettings(algo="rloo", beta=beta, updates=updates,
                                                   reward="learned", reward_model=reward_model),
                   reference)
@@ -203,7 +198,7 @@ loss, _ = ref.bradley_terry_loss(np.array([margin]), np.array([0.0]))
 assert abs(loss + np.log(0.75)) < 1e-12
 
 # Exercise 2 check
-from duetrl.core.rlhf.reward_model import encode_completions  # noqa: E402
+from duetrl.core.rlhf.preferences import encode_completions  # noqa: E402
 
 model = models["torch"]
 raw = model.raw_scores(*encode_completions(model.mdp, ["31415926:"] * len(probe), probe))

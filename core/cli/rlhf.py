@@ -9,9 +9,12 @@
     duetrl rlhf train --reward learned --reward-model runs/rlhf/sort-digits/reward_model.safetensors
     duetrl rlhf overoptimisation --betas 0.001,0.01,0.1 --updates 80
 
-Every field of ``RLHFSettings`` (core/rlhf/train.py) is a ``train`` flag, its field doc the
+Every field of ``RLHFSettings`` (core/rlhf/settings.py) is a ``train`` flag, its field doc the
 help. ``train`` with the pretrained reference uses ``--reference-checkpoint``; when that is the
-default path and missing, the reference is pretrained first (a few seconds).
+default path and missing, the reference is pretrained first (a few seconds). ``pretrain``,
+``train`` and ``reward-model`` are runs of ``duetrl.core.run``: log.csv as they go,
+summary.json, a usable checkpoint on Ctrl-C, ``--resume`` and ``--tensorboard``; ``pretrain``
+and ``reward-model`` keep theirs in ``<checkpoint stem>_run/`` beside the checkpoint file.
 """
 
 from __future__ import annotations
@@ -21,8 +24,7 @@ import json
 import sys
 from pathlib import Path
 
-from duetrl.core.backend import BACKENDS
-from duetrl.core.cli.flags import add_dataclass_flags
+from duetrl.core.cli.flags import add_dataclass_flags, add_run_flags
 
 RUNS = Path("runs/rlhf")
 
@@ -38,16 +40,10 @@ def default_reward_model_path(task: str) -> Path:
 
 
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
-    from duetrl.core.rlhf.train import settings_fields
+    from duetrl.core.rlhf.settings import settings_fields
 
-    add_dataclass_flags(parser, settings_fields(), "RL settings (core/rlhf/train.py RLHFSettings)")
-
-
-def _add_dataclass_flags(parser: argparse.ArgumentParser, fields_name: str, title: str) -> None:
-    """One flag per field of a settings dataclass (``fields_name`` in reward_model.py)."""
-    from duetrl.core.rlhf import reward_model
-
-    add_dataclass_flags(parser, getattr(reward_model, fields_name)(), title)
+    add_dataclass_flags(parser, settings_fields(),
+                        "RL settings (core/rlhf/settings.py RLHFSettings)")
 
 
 def _add_model_flags(parser: argparse.ArgumentParser) -> None:
@@ -56,41 +52,34 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-embd", type=int, default=32, help="model width")
 
 
+RUN_FLAGS = ("backend", "out", "seed", "threads", "json", "quiet", "resume", "tensorboard")
+"""The shared run flags (core/cli/flags.py) of the training commands pretrain, train and
+reward-model (train and reward-model take --seed as a settings field)."""
+
+
 def register(commands: argparse._SubParsersAction, compare: argparse._SubParsersAction) -> None:
     rlhf = commands.add_parser("rlhf", help="RL on a small GPT: pretrain, train, sample")
     sub = rlhf.add_subparsers(dest="rlhf_command", metavar="RLHF_COMMAND", required=True)
 
     pretrain = sub.add_parser("pretrain", help="pretrain a task's reference GPT (seconds)")
     pretrain.add_argument("--task", default="sort-digits", help="text task")
-    pretrain.add_argument("--backend", choices=list(BACKENDS), default="torch")
+    add_run_flags(pretrain, *RUN_FLAGS, threads=1, seed_help="seeds the corpus, the weights "
+                  "and the batches", out_help="checkpoint file (default: runs/rlhf/<task>/"
+                  "reference.safetensors)", json_help="print a JSON summary")
     pretrain.add_argument("--steps", type=int, default=300, help="AdamW updates")
     pretrain.add_argument("--batch-size", type=int, default=32)
     pretrain.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
     pretrain.add_argument("--documents", type=int, default=4000, help="corpus documents")
     _add_model_flags(pretrain)
-    pretrain.add_argument("--seed", type=int, default=0)
-    pretrain.add_argument("--threads", type=int, default=1, help="framework CPU threads")
-    pretrain.add_argument("--out", default=None,
-                          help="checkpoint file (default: runs/rlhf/<task>/reference.safetensors)")
-    pretrain.add_argument("--quiet", action="store_true", help="no progress bar")
-    pretrain.add_argument("--json", action="store_true", help="print a JSON summary")
     pretrain.set_defaults(run=run_pretrain)
 
     train = sub.add_parser("train", help="RL-train the policy against a reward and a KL")
-    train.add_argument("--backend", choices=list(BACKENDS), default="torch")
+    add_run_flags(train, *(f for f in RUN_FLAGS if f != "seed"), threads=1,
+                  out_help="run folder (default: runs/rlhf/<task>/<algo>_<backend>)",
+                  json_help="print a JSON summary")  # --seed: a settings field below
     train.add_argument("--reference-checkpoint", default=None,
                        help="the pretrained reference (default: runs/rlhf/<task>/"
                             "reference.safetensors, pretrained first if missing)")
-    train.add_argument("--out", default=None,
-                       help="run folder (default: runs/rlhf/<task>/<algo>_<backend>)")
-    train.add_argument("--resume", action="store_true",
-                       help="continue from the run folder's checkpoint")
-    train.add_argument("--threads", type=int, default=1, help="framework CPU threads")
-    train.add_argument("--tensorboard", action="store_true",
-                       help="also log scalars for TensorBoard into the run folder "
-                            "(same tags for torch and tf)")
-    train.add_argument("--quiet", action="store_true", help="no progress bar")
-    train.add_argument("--json", action="store_true", help="print a JSON summary")
     _add_settings_flags(train)
     train.set_defaults(run=run_train)
 
@@ -99,24 +88,22 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
                         help="an RL run's checkpoint or a reference (default: the task's "
                              "reference)")
     sample.add_argument("--task", default=None, help="the task (default: the checkpoint's)")
-    sample.add_argument("--backend", choices=list(BACKENDS), default="torch")
+    add_run_flags(sample, "backend", "seed", "threads", "json", threads=1,
+                  seed_help="seeds the prompts and the sampling noise",
+                  json_help="print the samples as JSON")
     sample.add_argument("--num", type=int, default=8, help="completions to show")
-    sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--threads", type=int, default=1)
-    sample.add_argument("--json", action="store_true")
     sample.set_defaults(run=run_sample)
 
     reward = sub.add_parser(
         "reward-model", help="fit a reward model to preference pairs (Bradley-Terry)"
     )
-    reward.add_argument("--backend", choices=list(BACKENDS), default="torch")
-    reward.add_argument("--threads", type=int, default=1, help="framework CPU threads")
-    reward.add_argument("--out", default=None,
-                        help="checkpoint (default: runs/rlhf/<task>/reward_model.safetensors)")
-    reward.add_argument("--quiet", action="store_true", help="no progress bar")
-    reward.add_argument("--json", action="store_true", help="print a JSON summary")
-    _add_dataclass_flags(reward, "reward_model_fields", "reward-model settings "
-                         "(core/rlhf/reward_model.py RewardModelSettings)")
+    add_run_flags(reward, *(f for f in RUN_FLAGS if f != "seed"), threads=1,
+                  out_help="checkpoint (default: runs/rlhf/<task>/reward_model.safetensors)",
+                  json_help="print a JSON summary")  # --seed: a settings field below
+    from duetrl.core.rlhf.reward_training import reward_model_fields
+
+    add_dataclass_flags(reward, reward_model_fields(), "reward-model settings "
+                        "(core/rlhf/reward_training.py RewardModelSettings)")
     reward.set_defaults(run=run_reward_model)
 
     over = sub.add_parser(
@@ -132,27 +119,25 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
                       help="comma-separated KL coefficients")
     over.add_argument("--updates", type=int, default=80, help="RL updates per beta")
     over.add_argument("--algo", default="rloo", help="RL objective")
-    over.add_argument("--backend", choices=list(BACKENDS), default="torch")
-    over.add_argument("--seed", type=int, default=0)
-    over.add_argument("--threads", type=int, default=1)
-    over.add_argument("--out", default=None,
-                      help="plot (default: runs/rlhf/<task>/overoptimisation.png)")
-    over.add_argument("--quiet", action="store_true")
-    over.add_argument("--json", action="store_true")
+    add_run_flags(over, "backend", "seed", "threads", "out", "quiet", "json", threads=1,
+                  seed_help="seeds the prompts, the sampling noise and the heads",
+                  out_help="plot (default: runs/rlhf/<task>/overoptimisation.png; each beta's "
+                           "run folder goes to <plot stem>/beta_<beta>/)",
+                  json_help="print the table as JSON")
     over.set_defaults(run=run_overoptimisation)
 
     cmp = compare.add_parser("rlhf", help="RL on a text task in torch and tf, in lockstep")
     cmp.add_argument("--reference-checkpoint", default=None)
-    cmp.add_argument("--threads", type=int, default=1)
+    add_run_flags(cmp, "threads", "json", "quiet", threads=1, json_help="print the rows and "
+                  "summary as JSON")
     cmp.add_argument("--every", type=int, default=10, help="table row every this many updates")
-    cmp.add_argument("--json", action="store_true")
     _add_settings_flags(cmp)
     cmp.set_defaults(run=run_compare)
 
 
 def settings_from_args(args: argparse.Namespace, **defaults):
     """RLHFSettings with every flag the user gave (then ``defaults``) applied, validated."""
-    from duetrl.core.rlhf.train import RLHFSettings, settings_fields
+    from duetrl.core.rlhf.settings import RLHFSettings, settings_fields
 
     values = dict(defaults)
     for field in settings_fields():
@@ -195,6 +180,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
         pretrain_reference,
     )
     from duetrl.core.rlhf.tasks import get_task
+    from duetrl.core.run.loop import write_summary
 
     task = get_task(args.task)
     path = Path(args.out) if args.out else default_reference_path(task.name)
@@ -202,7 +188,8 @@ def run_pretrain(args: argparse.Namespace) -> int:
     backend.set_num_threads(args.threads)
     settings = PretrainSettings(args.steps, args.batch_size, args.lr, args.documents, args.seed)
     size = ModelSize(args.n_layer, args.n_head, args.n_embd)
-    figures = pretrain_reference(backend, task, path, settings, size, progress=not args.quiet)
+    figures = pretrain_reference(backend, task, path, settings, size, progress=not args.quiet,
+                                 resume=args.resume, tensorboard=args.tensorboard)
     config, params = load_reference(path, task)
     model = backend.GPT(config)
     backend.import_params(model, params)
@@ -213,6 +200,8 @@ def run_pretrain(args: argparse.Namespace) -> int:
     data = rollout(backend, model, None, mdp, prompts, 4, seed=args.seed)
     figures.update(reward=float(data.rewards.mean()), success_rate=float(data.success.mean()),
                    stopped=float(np.mean([c.endswith(task.stop) for c in data.completions])))
+    # the run's summary.json gets the samples' figures too
+    write_summary(Path(figures["log"]).parent / "summary.json", figures)
     if args.json:
         print(json.dumps(figures))
     else:
@@ -292,7 +281,7 @@ def run_sample(args: argparse.Namespace) -> int:
 
 def run_reward_model(args: argparse.Namespace) -> int:
     from duetrl.core.backend import load_backend
-    from duetrl.core.rlhf.reward_model import (
+    from duetrl.core.rlhf.reward_training import (
         RewardModelSettings,
         reward_model_fields,
         train_reward_model,
@@ -304,7 +293,8 @@ def run_reward_model(args: argparse.Namespace) -> int:
     backend = load_backend(args.backend)
     backend.set_num_threads(args.threads)
     path = Path(args.out) if args.out else default_reward_model_path(settings.task)
-    _, figures = train_reward_model(backend, settings, path, progress=not args.quiet)
+    _, figures = train_reward_model(backend, settings, path, progress=not args.quiet,
+                                    resume=args.resume, tensorboard=args.tensorboard)
     if args.json:
         print(json.dumps(figures, indent=2))
         return 0
@@ -329,13 +319,13 @@ def _floats(text: str, name: str) -> list[float]:
 
 def run_overoptimisation(args: argparse.Namespace) -> int:
     from duetrl.core.backend import load_backend
-    from duetrl.core.rlhf.reward_model import (
+    from duetrl.core.rlhf.overoptimisation import (
         overoptimisation_sweep,
         overoptimisation_table,
         plot_overoptimisation,
-        train_reward_model,
     )
-    from duetrl.core.rlhf.train import RLHFSettings
+    from duetrl.core.rlhf.reward_training import RewardModelSettings, train_reward_model
+    from duetrl.core.rlhf.settings import RLHFSettings
 
     betas = _floats(args.betas, "--betas")
     settings = RLHFSettings(task=args.task, algo=args.algo, updates=args.updates)
@@ -348,16 +338,15 @@ def run_overoptimisation(args: argparse.Namespace) -> int:
         if not target.is_file():
             print(f"duetrl: no reward model at {target}; training one (duetrl rlhf "
                   f"reward-model --task {settings.task})", file=sys.stderr)
-            from duetrl.core.rlhf.reward_model import RewardModelSettings
-
             train_reward_model(backend, RewardModelSettings(task=settings.task), target)
         path = str(target)
     elif not Path(path).is_file():
         raise FileNotFoundError(f"--reward-model: no file at {path!r}; make one with duetrl "
                                 f"rlhf reward-model --task {settings.task} --out {path}")
-    histories = overoptimisation_sweep(backend, reference, path, betas, args.updates,
-                                       args.algo, args.seed, progress=not args.quiet)
     out = Path(args.out) if args.out else RUNS / settings.task / "overoptimisation.png"
+    histories = overoptimisation_sweep(backend, reference, path, betas, args.updates,
+                                       args.algo, args.seed, progress=not args.quiet,
+                                       out=out.with_suffix(""))
     plot = plot_overoptimisation(histories, out, f"{args.algo} against a learned reward "
                                  f"({backend.NAME}, {args.updates} updates per beta)")
     rows = overoptimisation_table(histories)
@@ -377,7 +366,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args, updates=30)
     reference, _ = _reference(settings, args.reference_checkpoint, quiet=True)
-    result = compare_rlhf(settings, reference, args.threads)
+    result = compare_rlhf(settings, reference, args.threads, quiet=args.quiet or args.json)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -9,72 +9,69 @@ two runs see different batches and go their own ways (the same story as ``compar
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from duetrl.core.backend import load_backends
 from duetrl.core.rlhf.train import RLHFRun, RLHFSettings
+from duetrl.core.run import compare
+from duetrl.core.tolerances import TOLERANCES
+
+ROW_KEYS = ("reward", "kl", "loss")
+"""Each backend's metrics a row of the table keeps."""
+
+
+def same_tokens(runs: Mapping[str, RLHFRun]) -> bool:
+    """Whether every backend sampled exactly the same tokens in its last update."""
+    tokens = [run.last.tokens for run in runs.values() if run.last is not None]
+    return len(tokens) == len(runs) and all(np.array_equal(tokens[0], t) for t in tokens[1:])
 
 
 def compare_rlhf(
     settings: RLHFSettings,
     reference: tuple[Any, dict[str, np.ndarray]] | None = None,
     threads: int = 1,
+    quiet: bool = True,
 ) -> dict[str, Any]:
-    """Run ``settings.updates`` updates in torch and tf, one update of each in turn.
+    """Run ``settings.updates`` updates in torch and tf, one update of each in turn
+    (``duetrl.core.run.compare``).
 
     :param reference: the pretrained reference's ``(config, params)``; None for
         ``settings.reference == "uniform"``.
+    :param quiet: no progress bar.
     :returns: ``{"rows": [per-update dict], "same_tokens_updates", "max_param_diff",
-        "wall_s": {backend: seconds}, "summary": {backend: {mean_reward, kl}}}``; a row holds
-        both backends' reward, kl and loss, whether the sampled tokens were identical, and the
-        largest absolute difference between the two policies' parameters after the update.
+        "wall_s": {backend: seconds}, "summary": {backend: {mean_reward, kl}}}`` and the
+        driver's ``tolerance`` and ``updates_within_tolerance``; a row holds both backends'
+        reward, kl and loss, whether the sampled tokens were identical (``same_tokens``), and
+        the largest absolute difference between the two policies' parameters after the update.
     """
-    import time
-
-    backends = load_backends(["torch", "tf"])
     runs = {}
-    for name, backend in backends.items():
+    for name, backend in load_backends(["torch", "tf"]).items():
         backend.set_num_threads(threads)
         runs[name] = RLHFRun(backend, settings, reference)
-    rows, wall = [], {name: 0.0 for name in runs}
-    same_until = 0
-    for update in range(settings.updates):
-        metrics, tokens = {}, {}
-        for name, run in runs.items():
-            began = time.perf_counter()
-            metrics[name], data = run.update(update)
-            wall[name] += time.perf_counter() - began
-            tokens[name] = data.tokens
-        params = {name: run.backend.export_params(run.policy) for name, run in runs.items()}
-        diff = max(
-            float(np.max(np.abs(params["torch"][k].astype(np.float64) - params["tf"][k])))
-            for k in params["torch"]
-        )
-        same = bool(np.array_equal(tokens["torch"], tokens["tf"]))
-        if same and same_until == update:
-            same_until = update + 1
-        rows.append({
-            "update": update + 1,
-            "same_tokens": same,
-            "max_param_diff": diff,
-            **{f"{key}_{name}": metrics[name][key] for name in runs
-               for key in ("reward", "kl", "loss")},
-        })
-    summary = {}
-    for name in runs:
-        tail = max(1, int(np.ceil(0.1 * len(rows))))
-        summary[name] = {
-            "mean_reward": float(np.mean([r[f"reward_{name}"] for r in rows[-tail:]])),
-            "kl": float(np.mean([r[f"kl_{name}"] for r in rows[-tail:]])),
-        }
+    result = compare(
+        runs, lambda run: run.backend.export_params(run.policy),
+        tolerance=TOLERANCES["float32_model"], same=same_tokens, quiet=quiet,
+        description=f"compare {settings.algo}",
+    )
+    rows = [
+        {"update": row["update"], "same_tokens": row["same"],
+         "max_param_diff": row["max_param_diff"],
+         **{f"{key}_{name}": row[f"{key}_{name}"] for name in runs for key in ROW_KEYS}}
+        for row in result["rows"]
+    ]
+    backends = result["backends"]
     return {
         "rows": rows,
-        "same_tokens_updates": same_until,
-        "max_param_diff": rows[-1]["max_param_diff"] if rows else 0.0,
-        "wall_s": wall,
-        "summary": summary,
+        "same_tokens_updates": result["same_updates"],
+        "max_param_diff": result["max_param_diff"],
+        "wall_s": {name: backends[name]["wall_s"] for name in runs},
+        "summary": {name: {"mean_reward": backends[name]["mean_reward"],
+                           "kl": backends[name]["kl"]} for name in runs},
+        "tolerance": result["tolerance"],
+        "updates_within_tolerance": result["updates_within_tolerance"],
     }
 
 

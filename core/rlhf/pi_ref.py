@@ -29,6 +29,7 @@ import numpy as np
 
 from duetrl.core.interfaces.gpt_config import GPTConfig
 from duetrl.core.interfaces.gpt_params import init_gpt_params
+from duetrl.core.interfaces.settings import setting
 from duetrl.core.rlhf.mdp import SequenceMDP
 from duetrl.core.rlhf.tasks import TextTask, get_task
 
@@ -97,11 +98,11 @@ class DocumentData:
 class PretrainSettings:
     """How the pretrained reference is made (``duetrl rlhf pretrain``)."""
 
-    steps: int = 300  # AdamW updates on the corpus
-    batch_size: int = 32  # windows per update
-    learning_rate: float = 3e-3  # peak learning rate (warm-up, then cosine)
-    documents: int = 4000  # documents in the corpus
-    seed: int = 0  # seed of the corpus, the initial weights and the batches
+    steps: int = setting(300, "AdamW updates on the corpus")
+    batch_size: int = setting(32, "windows per update")
+    learning_rate: float = setting(3e-3, "peak learning rate (warm-up, then cosine)")
+    documents: int = setting(4000, "documents in the corpus")
+    seed: int = setting(0, "seed of the corpus, the initial weights and the batches")
 
 
 def pretrain_reference(
@@ -111,15 +112,18 @@ def pretrain_reference(
     settings: PretrainSettings = PretrainSettings(),
     size: ModelSize = ModelSize(),
     progress: bool = True,
+    resume: bool = False,
+    tensorboard: bool = False,
 ) -> dict[str, Any]:
     """Train a reference GPT on ``task``'s corpus with ``core/lm/train.py`` and save it.
 
     :param backend: the backend module that trains it (the checkpoint loads in either).
-    :param path: the checkpoint file to write (``.safetensors``, kind ``duetrl.gpt``).
-    :returns: ``{"task", "backend", "val_loss", "checkpoint", "seconds", "parameters"}``.
+    :param path: the checkpoint file to write (``.safetensors``, kind ``duetrl.gpt``); the
+        run's log.csv and summary.json go to ``<path stem>_run/`` beside it.
+    :param resume: continue an interrupted pretraining from ``path``.
+    :returns: the run's summary (``duetrl.core.run.BASE_KEYS``, then ``val_loss``, ...), with
+        ``task``, ``seconds`` and ``parameters``.
     """
-    import time
-
     from duetrl.core.lm.train import TrainConfig, train
 
     task = get_task(task)
@@ -138,20 +142,12 @@ def pretrain_reference(
         seed=settings.seed,
     )
     model = backend.GPT(config, seed=settings.seed)
-    began = time.perf_counter()
     result = train(
-        backend, model, data, train_config, checkpoint_path=path,
+        backend, model, data, train_config, checkpoint_path=path, resume=resume,
         metadata={"tokenizer": mdp.tokenizer.to_dict(), "task": task.name, "reference": True},
-        progress=progress,
+        progress=progress, tensorboard=tensorboard,
     )
-    return {
-        "task": task.name,
-        "backend": backend.NAME,
-        "val_loss": result.val_loss,
-        "checkpoint": result.checkpoint,
-        "seconds": time.perf_counter() - began,
-        "parameters": int(model.num_parameters()),
-    }
+    return {**result.summary, "task": task.name, "seconds": result.summary["wall_s"]}
 
 
 def load_reference(

@@ -23,154 +23,52 @@ Per update u:
 4. one call of the backend's ``RLHFLearner.update(batch, objective, **coefficients)``;
 5. the KL controller (fixed beta, or Ziegler et al.'s adaptive one with ``kl_target``).
 
-Logged per update (log.csv; the progress bar shows the first five): reward, kl (mean sequence
+Logged per update (log.csv; the progress bar shows the first four): reward, kl (mean sequence
 k1 of the policy's samples, nats), entropy (nats per token), clip_fraction, success, loss,
 beta, length, grad_norm, wall_s; with ``reward="learned"`` (r from a reward model, see
 ``core/rlhf/reward_model.py``) also true_reward, the task's reward of the same samples. The
 ``--json`` summary averages reward and KL over the last 10% of updates.
+
+:class:`RLHFRun` is a trainer of ``duetrl.core.run``, which owns the run (folder, log.csv,
+progress bar, checkpoints, Ctrl-C, NaN stop, resume); its settings live in
+``core/rlhf/settings.py``, its summary and plot in ``core/rlhf/summary.py``.
 """
 
 from __future__ import annotations
 
-import csv
-import dataclasses
 import math
-import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from duetrl.core.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
-from duetrl.core.constants import GRAD_CLIP_NORM, RLHF_CLIP_EPS, RLHF_VALUE_CLIP, RLHF_VF_COEF
+from duetrl.core.checkpoint import Checkpoint
 from duetrl.core.interfaces.gpt_config import GPTConfig
-from duetrl.core.interfaces.rlhf import ADVANTAGE_SCALES, NORMALISATIONS, check_choice
-from duetrl.core.reference import rlhf as oracle
+from duetrl.core.reference import rlhf_advantages as oracle
 from duetrl.core.rlhf.kl import AdaptiveKLController, FixedKLController
-from duetrl.core.rlhf.mdp import REFERENCES, Rollout, SequenceMDP, check_group_size, rollout
+from duetrl.core.rlhf.mdp import Rollout, SequenceMDP, rollout
 from duetrl.core.rlhf.pi_ref import ModelSize, load_reference, uniform_reference_params
-from duetrl.core.rlhf.tasks import get_task
-from duetrl.core.tensorboard import ScalarWriter
+from duetrl.core.rlhf.reward_model import load_reward_model
+from duetrl.core.rlhf.settings import (
+    ALGORITHMS,
+    GROUP_ALGORITHMS,
+    REWARD_SOURCES,
+    RLHF_KIND,
+    RLHFSettings,
+    check_resumable,
+    settings_fields,
+)
+from duetrl.core.rlhf.summary import exact_optimum, plot_reward_kl, summarize
+from duetrl.core.run import run
 
-ALGORITHMS = ("reinforce", "rloo", "grpo", "ppo", "dpo")
-"""The objectives ``duetrl rlhf train --algo`` knows."""
-
-GROUP_ALGORITHMS = ("rloo", "grpo", "dpo")
-"""Objectives that compare completions of one prompt: they need group_size >= 2."""
-
-RLHF_KIND = "duetrl.rlhf"
-"""The ``kind`` of an RLHF checkpoint: tensor groups ``params`` (policy), ``optim``,
-``reference``, ``value_head`` (PPO); metadata settings, config, update, beta, history."""
-
-REWARD_SOURCES = ("task", "learned")
-"""Where r comes from: the task's reward function, or a reward model learned from preferences
-(``core/rlhf/reward_model.py``; the task's reward is then logged as ``true_reward``)."""
-
-_RESUMABLE = ("updates", "checkpoint_every")
-"""Settings a resumed run may change (a longer run continues a shorter one)."""
-
-
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
-
-
-@dataclass
-class RLHFSettings:
-    """Settings of an RL run on a text task (every field is a ``duetrl rlhf train`` flag)."""
-
-    task: str = field(default="sort-digits", metadata=_help("text task (core/rlhf/tasks.py)"))
-    algo: str = field(default="rloo", metadata=_help("reinforce, rloo, grpo, ppo or dpo"))
-    beta: float = field(default=0.01, metadata=_help("KL coefficient of E[r] - beta KL"))
-    kl_target: float = field(
-        default=0.0, metadata=_help("adaptive KL controller toward this KL (0: fixed beta)")
-    )
-    kl_horizon: float = field(default=10000.0, metadata=_help("adaptive controller horizon"))
-    reference: str = field(default="pretrained", metadata=_help("pretrained or uniform"))
-    group_size: int = field(default=8, metadata=_help("completions per prompt, k"))
-    prompts: int = field(default=8, metadata=_help("prompts per update"))
-    updates: int = field(default=100, metadata=_help("policy updates (batches sampled)"))
-    learning_rate: float = field(default=5e-3, metadata=_help("Adam step size"))
-    warmup: int = field(default=10, metadata=_help("updates of linear learning-rate warm-up"))
-    max_grad_norm: float = field(default=GRAD_CLIP_NORM, metadata=_help("0: no clipping"))
-    epochs: int = field(default=1, metadata=_help("gradient steps per batch (ppo: 4)"))
-    clip_eps: float = field(default=RLHF_CLIP_EPS, metadata=_help("ratio clip (grpo, ppo)"))
-    normalisation: str = field(
-        default="grpo", metadata=_help("token loss: grpo, bnpo, dr_grpo or dapo (grpo, ppo)")
-    )
-    advantage_scale: str = field(
-        default="std", metadata=_help("grpo advantages: std (GRPO) or none (Dr. GRPO)")
-    )
-    dpo_pairs: str = field(
-        default="policy",
-        metadata=_help("dpo: pairs from the policy (online) or the reference (offline)"),
-    )
-    missing_stop_penalty: float = field(
-        default=0.0, metadata=_help("subtracted from r when a completion never stops")
-    )
-    gae_lambda: float = field(default=0.95, metadata=_help("ppo: GAE lambda (gamma = 1)"))
-    vf_coef: float = field(default=RLHF_VF_COEF, metadata=_help("ppo: value-loss weight"))
-    value_clip: float = field(default=RLHF_VALUE_CLIP, metadata=_help("ppo: value clip range"))
-    n_layer: int = field(default=2, metadata=_help("uniform reference: GPT blocks"))
-    n_head: int = field(default=2, metadata=_help("uniform reference: attention heads"))
-    n_embd: int = field(default=32, metadata=_help("uniform reference: model width"))
-    seed: int = field(default=0, metadata=_help("seeds prompts, sampling noise and heads"))
-    checkpoint_every: int = field(default=0, metadata=_help("updates between checkpoints"))
-    reward: str = field(
-        default="task",
-        metadata=_help("reward source: the task's rule, or a learned reward model (logs both)"),
-    )
-    reward_model: str = field(
-        default="", metadata=_help("--reward learned: the reward model's checkpoint")
-    )
-
-    def __post_init__(self) -> None:
-        get_task(self.task)
-        if self.algo not in ALGORITHMS:
-            raise ValueError(f"algo: expected one of {list(ALGORITHMS)}, got {self.algo!r}")
-        if self.reference not in REFERENCES:
-            raise ValueError(
-                f"reference: expected one of {list(REFERENCES)}, got {self.reference!r}"
-            )
-        if not (isinstance(self.beta, int | float) and math.isfinite(self.beta)) or self.beta < 0:
-            raise ValueError(
-                f"beta: expected a finite float >= 0 (the KL coefficient), got {self.beta!r}"
-            )
-        if not self.missing_stop_penalty >= 0:
-            raise ValueError(
-                f"missing_stop_penalty: expected >= 0, got {self.missing_stop_penalty!r}"
-            )
-        if self.kl_target < 0:
-            raise ValueError(f"kl_target: expected >= 0 (0: fixed beta), got {self.kl_target!r}")
-        if self.kl_target > 0 and self.beta <= 0:
-            raise ValueError("beta: the adaptive KL controller needs beta > 0 to start from")
-        check_group_size(self.group_size, self.algo in GROUP_ALGORITHMS, self.algo)
-        for name in ("prompts", "updates", "epochs", "n_layer", "n_head", "n_embd"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: expected a positive int, got {value!r}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate: expected > 0, got {self.learning_rate!r}")
-        check_choice("normalisation", self.normalisation, NORMALISATIONS)
-        check_choice("advantage_scale", self.advantage_scale, ADVANTAGE_SCALES)
-        check_choice("dpo_pairs", self.dpo_pairs, ("policy", "reference"))
-        check_choice("reward", self.reward, REWARD_SOURCES)
-        if self.reward == "learned" and not self.reward_model:
-            raise ValueError(
-                "reward_model: --reward learned needs a reward model checkpoint; train one with "
-                f"`duetrl rlhf reward-model --task {self.task}`"
-            )
-        for name in ("checkpoint_every", "warmup"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name}: expected an int >= 0, got {value!r}")
-
-    @property
-    def batch_size(self) -> int:
-        """B = prompts x group_size completions per update."""
-        return self.prompts * self.group_size
+__all__ = [  # the settings and the summary are re-exported: one import for a tutorial
+    "ALGORITHMS", "GROUP_ALGORITHMS", "REWARD_SOURCES", "RLHF_KIND", "RLHFRun", "RLHFSettings",
+    "exact_optimum", "noise_seed", "plot_reward_kl", "prompt_rng", "settings_fields",
+    "summarize", "train",
+]
 
 
 def noise_seed(seed: int, update: int, stream: int = 0) -> int:
@@ -185,7 +83,12 @@ def prompt_rng(seed: int, update: int) -> np.random.Generator:
 
 
 class RLHFRun:
-    """One backend's policy, reference, optional value head, learner and KL controller.
+    """One backend's policy, reference, optional value head, learner and KL controller; a
+    trainer of ``duetrl.core.run`` (:meth:`step` is update number :attr:`updates`).
+
+    :meth:`update` (update u: sample, score, advantages, learner step) is a function of the
+    weights, Adam state, beta and (seed, u) only, so a resumed run equals the uninterrupted one
+    and both backends draw the same prompts and noise.
 
     :param backend: ``duetrl.backends.torch`` or ``duetrl.backends.tf``.
     :param settings: the run's :class:`RLHFSettings`.
@@ -228,13 +131,17 @@ class RLHFRun:
         )
         self.reward_model = None
         if settings.reward == "learned":
-            from duetrl.core.rlhf.reward_model import load_reward_model
-
             self.reward_model = load_reward_model(backend, settings.reward_model, settings.task)
         if settings.kl_target > 0:
             self.kl = AdaptiveKLController(settings.beta, settings.kl_target, settings.kl_horizon)
         else:
             self.kl = FixedKLController(settings.beta)
+        # the run loop's trainer: counters, the history of every logged metric, the last rollout
+        self.backend_name, self.seed = backend.NAME, settings.seed
+        self.description = f"{settings.algo} ({backend.NAME})"
+        self.updates, self.samples, self.step_seconds = 0, 0, 0.0
+        self.history: dict[str, list[float]] = {}
+        self.last: Rollout | None = None
 
     # -- one update ---------------------------------------------------------------------------
 
@@ -357,10 +264,39 @@ class RLHFRun:
             stats = self.learner.update(batch, "dpo", beta=beta)
         return stats
 
-    # -- checkpoints --------------------------------------------------------------------------
+    # -- the run loop's trainer ------------------------------------------------------------
 
-    def state(self) -> dict[str, dict[str, np.ndarray]]:
-        """Tensor groups of a checkpoint: policy, optimiser, reference, value head."""
+    kind = RLHF_KIND
+    x_key = "update"
+
+    def progress(self) -> tuple[int, int]:
+        return self.updates, self.settings.updates
+
+    def finished(self) -> bool:
+        return self.updates >= self.settings.updates
+
+    def step(self) -> dict[str, float]:
+        """Update number :attr:`updates`; its metrics, kept in :attr:`history` too.
+
+        :raises FloatingPointError: when the loss is not finite (DPO: a batch of ties has
+            none, so its NaN loss is no divergence).
+        """
+        began = time.perf_counter()
+        metrics, data = self.update(self.updates)
+        self.step_seconds += time.perf_counter() - began
+        if not math.isfinite(metrics["loss"]) and self.settings.algo != "dpo":
+            raise FloatingPointError(
+                f"training diverged at update {self.updates + 1}: {metrics}")
+        self.updates += 1
+        self.samples += len(data.rewards)
+        self.last = data
+        for key, value in metrics.items():
+            self.history.setdefault(key, []).append(value)
+        return metrics
+
+    def state(self) -> Checkpoint:
+        """Tensor groups policy ``params``, ``optim``, ``reference``, ``value_head`` (PPO);
+        metadata settings, config, tokenizer, update, beta, backend, history."""
         b = self.backend
         tensors = {
             "params": b.export_params(self.policy),
@@ -369,109 +305,53 @@ class RLHFRun:
         }
         if self.value_head is not None:
             tensors["value_head"] = b.export_params(self.value_head)
-        return tensors
+        metadata = {
+            "settings": asdict(self.settings),
+            "config": self.config.to_dict(),
+            "tokenizer": self.mdp.tokenizer.to_dict(),
+            "update": self.updates,
+            "beta": self.kl.value,
+            "backend": b.NAME,
+            "history": self.history,
+        }
+        return Checkpoint(RLHF_KIND, tensors, metadata)
 
-    def load_state(self, tensors: dict[str, dict[str, np.ndarray]], beta: float) -> None:
-        """Restore :meth:`state` (and the controller's beta)."""
-        b = self.backend
+    def load_state(self, checkpoint: Checkpoint, source: str) -> None:
+        """Continue from :meth:`state`; CheckpointError when it was written with other
+        settings (all but ``updates`` and ``checkpoint_every`` must be the same)."""
+        check_resumable(checkpoint.metadata.get("settings", {}), self.settings, source)
+        b, tensors = self.backend, checkpoint.tensors
         b.import_params(self.policy, tensors["params"])
         if self.value_head is not None:
             b.import_params(self.value_head, tensors["value_head"])
         self.learner.optimizer.load_state_arrays(tensors["optim"])
-        self.kl.value = float(beta)
+        self.kl.value = float(checkpoint.metadata["beta"])
+        self.updates = int(checkpoint.metadata["update"])
+        saved = checkpoint.metadata.get("history", {})
+        self.history = {k: list(v) for k, v in saved.items()}
 
-
-def summarize(history: dict[str, list[float]], updates: int | None = None) -> dict[str, float]:
-    """mean_reward, kl, entropy, success: each averaged over the last 10% of updates (>= 1)."""
-    n = len(history["reward"])
-    tail = max(1, math.ceil(0.1 * n))
-    out = {
-        key: float(np.mean(history[key][-tail:])) if n else float("nan")
-        for key in ("reward", "kl", "entropy", "success")
-    }
-    extra = {}
-    if "true_reward" in history:  # a learned reward: the task's own, over the same updates
-        extra["mean_true_reward"] = float(np.mean(history["true_reward"][-tail:]))
-        extra["initial_true_reward"] = float(history["true_reward"][0])
-    return {
-        **extra,
-        "mean_reward": out["reward"],
-        "kl": out["kl"],
-        "entropy": out["entropy"],
-        "success_rate": out["success"],
-        "initial_reward": float(history["reward"][0]) if n else float("nan"),
-        "updates": int(updates if updates is not None else n),
-        "last_updates_averaged": tail,
-    }
-
-
-def write_log(history: dict[str, list[float]], path: str | Path) -> Path:
-    """One CSV row per update, one column per metric."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    keys = list(history)
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(keys)
-        for row in zip(*(history[k] for k in keys)):
-            writer.writerow([f"{v:.6g}" for v in row])
-    return path
-
-
-def plot_reward_kl(
-    histories: dict[str, dict[str, list[float]]],
-    path: str | Path,
-    exact: dict[str, float] | None = None,
-    title: str = "",
-) -> Path:
-    """Reward (left) and KL(pi || pi_ref) (right) against updates, one line per run; dashed
-    lines at the exact optimum's values when given."""
-    from duetrl.core.plots import pyplot, save_figure
-
-    plt = pyplot()
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for label, h in histories.items():
-        axes[0].plot(h["update"], h["reward"], label=label)
-        if "true_reward" in h:  # --reward learned: the task's reward of the same samples
-            axes[0].plot(h["update"], h["true_reward"], linestyle="--", label=f"{label} (true r)")
-        axes[1].plot(h["update"], h["kl"], label=label)
-    for ax, key, ylabel in ((axes[0], "mean_reward", "mean reward"), (axes[1], "kl", "KL (nats)")):
+    def evaluate(self) -> dict[str, Any]:
+        """The figures of the ``--json`` summary after the run loop's base keys."""
+        s = self.settings
+        figures = summarize(self.history, self.updates)
+        figures.pop("updates")  # a base key of the run loop
+        summary = {
+            "task": s.task, "algo": s.algo, "beta": s.beta, "reference": s.reference,
+            **figures,
+            "samples_per_s": self.samples / self.step_seconds if self.samples else float("nan"),
+            "final_beta": self.kl.value,
+        }
+        exact = exact_optimum(s)
         if exact is not None:
-            ax.axhline(exact[key], color="grey", linestyle="--", linewidth=1, label="exact pi*")
-        ax.set_xlabel("update")
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    if title:
-        fig.suptitle(title)
-    return save_figure(fig, path)
+            summary["exact"] = exact
+        return summary
 
-
-def exact_optimum(settings: RLHFSettings) -> dict[str, float] | None:
-    """E_pi*[r] and KL(pi* || pi_ref) when they are known (sort-digits, uniform reference)."""
-    if settings.task != "sort-digits" or settings.reference != "uniform" or settings.beta <= 0:
-        return None
-    if settings.kl_target > 0:
-        return None
-    from duetrl.core.rlhf.optimum import sort_digits_optimum
-
-    optimum = sort_digits_optimum(settings.beta)
-    return {"mean_reward": optimum.mean_reward, "kl": optimum.kl}
-
-
-def _check_resumable(saved: dict[str, Any], settings: RLHFSettings, path: Path) -> None:
-    now = asdict(settings)
-    defaults = {f.name: f.default for f in dataclasses.fields(RLHFSettings)}
-    saved = {**defaults, **saved}  # a field added since the checkpoint was written: its default
-    differing = {
-        k: (saved.get(k), now[k]) for k in now if k not in _RESUMABLE and saved.get(k) != now[k]
-    }
-    if differing:
-        raise CheckpointError(
-            f"checkpoint {str(path)!r}: was written with other settings; fields (checkpoint, "
-            f"now): {differing}; resume with the same settings or use another --out"
-        )
+    def plot(self, run_dir: Path) -> Path | None:
+        if not self.history:
+            return None
+        s = self.settings
+        return plot_reward_kl({self.backend.NAME: self.history}, Path(run_dir) / "reward_kl.png",
+                              exact_optimum(s), f"{s.algo} on {s.task}, beta={s.beta}")
 
 
 def train(
@@ -483,99 +363,22 @@ def train(
     progress: bool = True,
     tensorboard: bool = False,
 ) -> dict[str, Any]:
-    """Run ``settings.updates`` updates in ``backend``; write log.csv, reward_kl.png and
-    checkpoint.safetensors under ``out``; return the summary (``--json``).
+    """Run ``settings.updates`` updates in ``backend`` with ``duetrl.core.run.run``: log.csv,
+    reward_kl.png, checkpoint.safetensors and summary.json under ``out``; the summary.
 
     :param reference_path: the pretrained reference's checkpoint (``reference="pretrained"``).
-    :param resume: continue from ``out``'s checkpoint (same settings; ``updates`` may grow).
+    :param resume: continue from ``out``'s checkpoint if there is one (same settings;
+        ``updates`` may grow).
     :param tensorboard: also write each update's metrics as TensorBoard scalars into ``out``,
         at step = the update's number (duetrl.core.tensorboard).
     """
-    out = Path(out)
-    checkpoint_path = out / "checkpoint.safetensors"
     reference = None
     if settings.reference == "pretrained":
         if reference_path is None:
             raise ValueError("reference_path: the pretrained reference's checkpoint is needed")
         reference = load_reference(reference_path, settings.task)
-    run = RLHFRun(backend, settings, reference)
-    history: dict[str, list[float]] = {}
-    start = 0
-    if resume and checkpoint_path.is_file():
-        saved = load_checkpoint(checkpoint_path, RLHF_KIND)
-        _check_resumable(saved.metadata.get("settings", {}), settings, checkpoint_path)
-        run.load_state(saved.tensors, saved.metadata["beta"])
-        start = int(saved.metadata["update"])
-        history = {k: list(v) for k, v in saved.metadata.get("history", {}).items()}
-
-    def save(update: int) -> str:
-        metadata = {
-            "settings": asdict(settings),
-            "config": run.config.to_dict(),
-            "tokenizer": run.mdp.tokenizer.to_dict(),
-            "update": update,
-            "beta": run.kl.value,
-            "backend": backend.NAME,
-            "history": history,
-        }
-        return str(save_checkpoint(checkpoint_path, Checkpoint(RLHF_KIND, run.state(), metadata)))
-
-    from tqdm.auto import tqdm
-
-    bar = tqdm(
-        range(start, settings.updates), initial=start, total=settings.updates, file=sys.stderr,
-        disable=not progress, desc=f"{settings.algo} ({backend.NAME})",
-    )
-    began, samples, checkpoint = time.perf_counter(), 0, None
-    resume_step = start + 1 if resume and start else None  # the checkpoint logged up to `start`
-    with ScalarWriter(out, "update", tensorboard, resume_step) as scalars:
-        for update in bar:
-            metrics, data = run.update(update)
-            samples += len(data.rewards)
-            scalars.write({"update": update + 1, **metrics})
-            for key, value in metrics.items():
-                history.setdefault(key, []).append(value)
-            if not math.isfinite(metrics["loss"]) and settings.algo != "dpo":
-                raise FloatingPointError(f"training diverged at update {update + 1}: {metrics}")
-            bar.set_postfix(
-                reward=f"{metrics['reward']:.3f}", kl=f"{metrics['kl']:.3f}",
-                H=f"{metrics['entropy']:.2f}", clip=f"{metrics['clip_fraction']:.2f}",
-                sample=repr(data.prompts[0] + data.completions[0]),
-            )
-            last = update + 1 == settings.updates
-            every = settings.checkpoint_every
-            if last or (every and (update + 1) % every == 0):
-                checkpoint = save(update + 1)
-    bar.close()
-    wall = time.perf_counter() - began
-    if checkpoint is None and settings.updates <= start:
-        checkpoint = str(checkpoint_path) if checkpoint_path.is_file() else None
-    log = write_log(history, out / "log.csv") if history else None
-    exact = exact_optimum(settings)
-    plot = (
-        plot_reward_kl({backend.NAME: history}, out / "reward_kl.png", exact,
-                       f"{settings.algo} on {settings.task}, beta={settings.beta}")
-        if history else None
-    )
-    summary = {
-        "task": settings.task,
-        "algo": settings.algo,
-        "backend": backend.NAME,
-        "beta": settings.beta,
-        "reference": settings.reference,
-        **summarize(history, settings.updates),
-        "wall_s": wall,
-        "samples_per_s": samples / wall if wall > 0 and samples else float("nan"),
-        "final_beta": run.kl.value,
-        "checkpoint": checkpoint,
-        "log": str(log) if log else None,
-        "plot": str(plot) if plot else None,
-    }
-    if exact is not None:
-        summary["exact"] = exact
-    return summary
-
-
-def settings_fields() -> list[dataclasses.Field]:
-    """The fields of :class:`RLHFSettings`, for building command-line flags."""
-    return list(dataclasses.fields(RLHFSettings))
+    trainer = RLHFRun(backend, settings, reference)
+    resume = resume and (Path(out) / "checkpoint.safetensors").is_file()
+    return run(trainer, out, resume=resume, quiet=not progress,
+               checkpoint_every=settings.checkpoint_every, tensorboard=tensorboard,
+               unit="update")
