@@ -163,6 +163,7 @@ print("figure:", path)
 #    episode of 500 steps (what is its closed form?).
 
 # %%
+from duetrl.core.coursework.compare import compare_calls  # noqa: E402
 from duetrl.core.exercises import report  # noqa: E402
 from duetrl.core.reference import dqn as reference_dqn  # noqa: E402
 from duetrl.core.reference.returns import discounted_returns  # noqa: E402
@@ -209,17 +210,15 @@ def check_exercise_3(answer, seed: int = 0) -> bool:
     rng = np.random.default_rng(seed)
     cases = [(np.ones(500), 0.99), (np.ones(1), 0.5), (rng.normal(size=7), 0.0),
              (rng.normal(size=20), 1.0), (rng.normal(size=50), 0.9)]
-    for rewards, gamma in cases:
+
+    def reference(rewards, gamma):
         flags = np.zeros((len(rewards), 1))
         flags[-1] = 1.0  # the episode terminates after its last reward
-        expected = discounted_returns(rewards[:, None], flags, np.zeros_like(flags), gamma)[0, 0]
-        try:
-            got = float(answer(rewards, gamma))
-        except Exception as error:  # the student's code, whatever it raises
-            return report(3, False, f"raised {type(error).__name__}: {error}")
-        if not np.isclose(got, expected, rtol=1e-9, atol=1e-9):
-            return report(3, False, f"for {len(rewards)} rewards and gamma={gamma}: "
-                                    f"expected G_0={expected:.6f}, got {got:.6f}")
+        return discounted_returns(rewards[:, None], flags, np.zeros_like(flags), gamma)[0, 0]
+    verdict = compare_calls(lambda rewards, gamma: float(answer(rewards, gamma)), reference,
+                            cases, "G_0", atol=1e-9, rtol=1e-9)
+    if not verdict:  # the comparator's message: which input, expected and got
+        return report(3, False, verdict.message)
     return report(3, True, f"G_0 matches the oracle; 500 CartPole steps at gamma=0.99 give "
                            f"(1 - 0.99^500) / (1 - 0.99) = {(1 - 0.99**500) / 0.01:.4f}")
 
