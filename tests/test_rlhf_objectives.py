@@ -9,6 +9,7 @@ tokens after prompts of different lengths.
 from __future__ import annotations
 
 import importlib
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -21,8 +22,14 @@ from duetrl.core.interfaces.rlhf import (
     objective_coefficients,
 )
 from duetrl.core.reference import rlhf as ref
+from duetrl.core.reference import rlhf_advantages as ref_advantages
+from duetrl.core.reference import rlhf_policy as ref_policy
 from duetrl.core.reference.returns import gae
 from duetrl.core.tolerances import assert_close, to_numpy
+
+REF_OBJECTIVES = SimpleNamespace(**{  # the float64 oracle of a backend's objectives.py
+    name: getattr(module, name) for module in (ref_advantages, ref) for name in module.__all__
+})
 
 B, T = 4, 6
 MASK = np.array(
@@ -59,24 +66,24 @@ GROUP = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0])  # 8 rewards, 3 corre
 
 
 def test_group_advantage_vectors():
-    assert_close(ref.group_advantages(GROUP, 8, "std")[[0, 3]], [1.20738, -0.72443], 5e-6)
-    assert_close(ref.rloo_advantages(GROUP, 8)[[0, 3]], [0.714286, -0.428571], 5e-7)
-    assert_close(ref.group_advantages(GROUP, 8, "none")[[0, 3]], [0.625, -0.375], 1e-15)
+    assert_close(ref_advantages.group_advantages(GROUP, 8, "std")[[0, 3]], [1.20738, -0.72443], 5e-6)
+    assert_close(ref_advantages.rloo_advantages(GROUP, 8)[[0, 3]], [0.714286, -0.428571], 5e-7)
+    assert_close(ref_advantages.group_advantages(GROUP, 8, "none")[[0, 3]], [0.625, -0.375], 1e-15)
 
 
 def test_group_std_is_unbiased_and_eps_pinned():
     std = np.sqrt(((GROUP - 0.375) ** 2).sum() / 7)  # Bessel-corrected, as torch.std
     expected = (GROUP - 0.375) / (std + 1e-4)
-    assert_close(ref.group_advantages(GROUP, 8), expected, "float64")
+    assert_close(ref_advantages.group_advantages(GROUP, 8), expected, "float64")
     population = (GROUP - 0.375) / (GROUP.std() + 1e-4)  # tf.math.reduce_std's convention
-    assert abs(ref.group_advantages(GROUP, 8)[0] - population[0]) > 0.05
+    assert abs(ref_advantages.group_advantages(GROUP, 8)[0] - population[0]) > 0.05
 
 
 def test_kl_estimator_vectors():
     logp, ref_logp = np.log([[0.5]]), np.log([[0.25]])
-    assert_close(ref.kl_k1(logp, ref_logp), [[0.693147]], 5e-7)
-    assert_close(ref.kl_k2(logp, ref_logp), [[0.240227]], 5e-7)
-    assert_close(ref.kl_k3(logp, ref_logp), [[0.193147]], 5e-7)
+    assert_close(ref_advantages.kl_k1(logp, ref_logp), [[0.693147]], 5e-7)
+    assert_close(ref_advantages.kl_k2(logp, ref_logp), [[0.240227]], 5e-7)
+    assert_close(ref_advantages.kl_k3(logp, ref_logp), [[0.193147]], 5e-7)
 
 
 @pytest.mark.parametrize(
@@ -97,7 +104,7 @@ def test_gae_vector_on_tokens_after_a_prompt():
     mask = np.array([[0, 0, 1, 1, 1, 0]], float)
     rewards = np.array([[5.0, 5.0, 0.0, 0.0, 1.0, 9.0]])  # outside the mask: ignored
     values = np.array([[7.0, 7.0, 0.5, 0.5, 0.5, 3.0]])
-    advantages, returns = ref.token_gae(rewards, values, mask, gamma=1.0, lam=0.95)
+    advantages, returns = ref_advantages.token_gae(rewards, values, mask, gamma=1.0, lam=0.95)
     assert_close(advantages, [[0, 0, 0.45125, 0.475, 0.5, 0]], "float64")
     assert_close(returns, [[0, 0, 0.95125, 0.975, 1.0, 0]], "float64")
 
@@ -109,26 +116,26 @@ def test_gae_vector_on_tokens_after_a_prompt():
 
 def test_groups_are_prompt_major():
     rewards = np.array([0.0, 1.0, 2.0, 10.0, 10.0, 13.0])  # prompt 0: 0,1,2; prompt 1: 10,10,13
-    assert_close(ref.group_advantages(rewards, 3, "none"), [-1, 0, 1, -1, -1, 2], "float64")
-    assert_close(ref.rloo_advantages(rewards, 3), [-1.5, 0, 1.5, -1.5, -1.5, 3], "float64")
-    scaled = ref.group_advantages(rewards, 3, "std")
+    assert_close(ref_advantages.group_advantages(rewards, 3, "none"), [-1, 0, 1, -1, -1, 2], "float64")
+    assert_close(ref_advantages.rloo_advantages(rewards, 3), [-1.5, 0, 1.5, -1.5, -1.5, 3], "float64")
+    scaled = ref_advantages.group_advantages(rewards, 3, "std")
     assert_close(scaled[:3], np.array([-1, 0, 1]) / (1.0 + 1e-4), "float64")  # std = 1
 
 
 def test_rloo_is_a_rescaled_group_advantage():
     rewards = np.random.default_rng(3).normal(size=12)
     for k in (2, 3, 4, 6):
-        centred = ref.group_advantages(rewards, k, "none")
-        assert_close(ref.rloo_advantages(rewards, k), centred * k / (k - 1), "float64")
+        centred = ref_advantages.group_advantages(rewards, k, "none")
+        assert_close(ref_advantages.rloo_advantages(rewards, k), centred * k / (k - 1), "float64")
 
 
 @pytest.mark.parametrize("method", ["std", "none", "rloo"])
 def test_equal_rewards_give_zero_advantages(method):
     rewards = np.array([0.7] * 4 + [0.0] * 4 + [1.0] * 4)
     if method == "rloo":
-        advantages = ref.rloo_advantages(rewards, 4)
+        advantages = ref_advantages.rloo_advantages(rewards, 4)
     else:
-        advantages = ref.group_advantages(rewards, 4, method)
+        advantages = ref_advantages.group_advantages(rewards, 4, method)
     assert np.all(np.isfinite(advantages))
     assert_close(advantages, np.zeros(12), "float64")
 
@@ -136,13 +143,13 @@ def test_equal_rewards_give_zero_advantages(method):
 def test_kl_estimators_properties():
     rng = np.random.default_rng(1)
     logp, ref_logp = rng.normal(-2, 1, (3, 5)), rng.normal(-2, 1, (3, 5))
-    assert np.all(ref.kl_k3(logp, ref_logp) >= 0) and np.all(ref.kl_k2(logp, ref_logp) >= 0)
-    assert np.any(ref.kl_k1(logp, ref_logp) < 0)  # k1 can be negative on a sample
-    assert_close(ref.kl_k3(logp, logp), np.zeros((3, 5)), 0.0)
+    assert np.all(ref_advantages.kl_k3(logp, ref_logp) >= 0) and np.all(ref_advantages.kl_k2(logp, ref_logp) >= 0)
+    assert np.any(ref_advantages.kl_k1(logp, ref_logp) < 0)  # k1 can be negative on a sample
+    assert_close(ref_advantages.kl_k3(logp, logp), np.zeros((3, 5)), 0.0)
     # all three are unbiased / consistent on an exact expectation under pi
     pi, pi_ref = np.array([0.5, 0.3, 0.2]), np.array([0.2, 0.2, 0.6])
     exact = float((pi * np.log(pi / pi_ref)).sum())
-    for estimator in (ref.kl_k1, ref.kl_k3):
+    for estimator in (ref_advantages.kl_k1, ref_advantages.kl_k3):
         expectation = float((pi * estimator(np.log(pi), np.log(pi_ref))).sum())
         assert expectation == pytest.approx(exact, abs=1e-14)
 
@@ -151,7 +158,7 @@ def test_kl_shaped_rewards_by_hand():
     logp = np.log(np.full((B, T), 0.5))
     ref_logp = np.log(np.full((B, T), 0.25))  # k1 = log 2 on every token
     score = np.array([1.0, 2.0, 3.0, 4.0])
-    rewards = ref.kl_shaped_rewards(score, logp, ref_logp, MASK, beta=0.1)
+    rewards = ref_advantages.kl_shaped_rewards(score, logp, ref_logp, MASK, beta=0.1)
     expected = -0.1 * np.log(2) * MASK
     expected[[0, 1, 2, 3], [5, 3, 1, 5]] += score  # the last completion token of each row
     assert_close(rewards, expected, "float64")
@@ -160,7 +167,7 @@ def test_kl_shaped_rewards_by_hand():
 
 def test_whitening_uses_only_the_mask():
     a = np.random.default_rng(2).normal(size=(B, T)) + 100.0 * (1 - MASK)  # junk off the mask
-    white = ref.whiten_advantages(a, MASK)
+    white = ref_advantages.whiten_advantages(a, MASK)
     on = MASK > 0
     assert white[on].mean() == pytest.approx(0.0, abs=1e-12)
     assert white[on].std() == pytest.approx(1.0, abs=1e-6)
@@ -170,7 +177,7 @@ def test_whitening_uses_only_the_mask():
 def test_token_gae_matches_returns_gae_time_major():
     rng = np.random.default_rng(4)
     rewards, values = rng.normal(size=(B, T)), rng.normal(size=(B, T))
-    advantages, returns = ref.token_gae(rewards, values, MASK, gamma=0.9, lam=0.8)
+    advantages, returns = ref_advantages.token_gae(rewards, values, MASK, gamma=0.9, lam=0.8)
     for b in range(B):
         cols = np.flatnonzero(MASK[b])
         r, v = rewards[b, cols][:, None], values[b, cols][:, None]
@@ -272,11 +279,11 @@ def test_grpo_loss_is_clip_plus_beta_k3():
                               0.2, 0.0, "grpo")[0]
     loss, stats = ref.grpo_loss(d["logp"], d["old_logp"], d["ref_logp"], d["advantages"], MASK,
                                 0.2, 0.5, "grpo")
-    k3 = ref.aggregate_token_loss(ref.kl_k3(d["logp"], d["ref_logp"]), MASK, "grpo")
+    k3 = ref.aggregate_token_loss(ref_advantages.kl_k3(d["logp"], d["ref_logp"]), MASK, "grpo")
     assert loss == pytest.approx(clip_only + 0.5 * k3, abs=1e-12)
     plain = ref.clipped_policy_loss(d["logp"], d["old_logp"], d["advantages"], MASK, 0.2, "grpo")
     assert clip_only == pytest.approx(plain[0], abs=1e-12)
-    assert stats["kl"] == pytest.approx(ref.masked_token_mean(ref.kl_k3(d["logp"], d["ref_logp"]),
+    assert stats["kl"] == pytest.approx(ref.masked_token_mean(ref_advantages.kl_k3(d["logp"], d["ref_logp"]),
                                                               MASK))
 
 
@@ -317,7 +324,7 @@ def test_sequence_log_probs_and_scores():
     logp = np.arange(B * T, dtype=float).reshape(B, T)
     assert_close(ref.sequence_log_probs(logp, MASK), (logp * MASK).sum(1), 0.0)
     values = np.arange(B * (T + 1), dtype=float).reshape(B, T + 1)
-    assert_close(ref.sequence_scores(values, MASK), values[[0, 1, 2, 3], [6, 4, 2, 6]], 0.0)
+    assert_close(ref_policy.sequence_scores(values, MASK), values[[0, 1, 2, 3], [6, 4, 2, 6]], 0.0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -339,7 +346,7 @@ def _expected_surrogate_gradient(theta, reward, ref_logp, beta, kl_in):
     """E_{y ~ pi}[ gradient of the per-sample surrogate ], summed exactly over the K outcomes."""
     pi, logp = _categorical(theta)
     score = np.eye(len(theta)) - pi  # row y: grad_theta log pi(y)
-    k1 = ref.kl_k1(logp, ref_logp)
+    k1 = ref_advantages.kl_k1(logp, ref_logp)
     if kl_in == "reward":  # REINFORCE with r - beta k1 as the (stop-gradient) reward
         return (pi[:, None] * score * (reward - beta * k1)[:, None]).sum(0)
     # GRPO: REINFORCE on r, plus beta k3 as a loss term differentiated through logp
@@ -451,7 +458,7 @@ def _flatten(output) -> list[np.ndarray]:
 def test_backend_matches_reference(backend, dtype, case):
     _, name, keys, kwargs = case
     arrays = _arrays()
-    expected = _flatten(getattr(ref, name)(*[arrays[k] for k in keys], **kwargs))
+    expected = _flatten(getattr(REF_OBJECTIVES, name)(*[arrays[k] for k in keys], **kwargs))
     inputs = [_tensor(backend, arrays[k].astype(dtype)) for k in keys]
     actual = _flatten(getattr(_objectives(backend), name)(*inputs, **kwargs))
     assert len(actual) == len(expected)
@@ -471,7 +478,7 @@ def _scalar_of(output, probe=None):
 
 
 def _reference_gradient(name, keys, kwargs, arrays, wrt, h=1e-6):
-    fn = getattr(ref, name)
+    fn = getattr(REF_OBJECTIVES, name)
     out = fn(*[arrays[k] for k in keys], **kwargs)
     first = out[0] if isinstance(out, tuple) else out
     probe = _probe(np.shape(first)) if np.ndim(first) else None
@@ -572,7 +579,7 @@ def test_reference_hidden_states_give_the_reference_logits():
     from duetrl.core.reference.gpt import gpt_forward
 
     params = init_gpt_params(CONFIG, 0, "float64", random_affine=True)
-    hidden = ref.hidden_states(params, TOKENS, CONFIG)
+    hidden = ref_policy.hidden_states(params, TOKENS, CONFIG)
     assert_close(hidden @ params["wte.embeddings"].T, gpt_forward(params, TOKENS, CONFIG),
                  "float64")
 
@@ -581,18 +588,18 @@ def test_token_log_probs_and_head_match_reference(backend, dtype):
     rlhf = _rlhf(backend)
     model, head, params, head_params = _models(backend, dtype)
     tolerance = "float64" if dtype == "float64" else "float32_model"
-    expected = ref.token_log_probs(params, TOKENS, CONFIG)
+    expected = ref_policy.token_log_probs(params, TOKENS, CONFIG)
     assert_close(rlhf.token_log_probs(model, TOKENS), expected, tolerance, "token_log_probs")
-    values = ref.scalar_head(params, head_params, TOKENS, CONFIG)
+    values = ref_policy.scalar_head(params, head_params, TOKENS, CONFIG)
     hidden = rlhf.hidden_states(model, TOKENS)
     assert_close(head(hidden), values, tolerance, "ValueHead")
     logp, entropy, head_values = rlhf.policy_outputs(model, _tensor(backend, TOKENS), head)
     assert_close(logp, expected, tolerance, "policy_outputs logp")
     assert_close(head_values, values[:, :-1], tolerance, "policy_outputs values")
-    logits = ref.hidden_states(params, TOKENS[:, :-1], CONFIG) @ params["wte.embeddings"].T
-    assert_close(entropy, ref.token_entropy(logits), tolerance, "entropy")
+    logits = ref_policy.hidden_states(params, TOKENS[:, :-1], CONFIG) @ params["wte.embeddings"].T
+    assert_close(entropy, ref_policy.token_entropy(logits), tolerance, "entropy")
     assert_close(rlhf.sequence_scores(_tensor(backend, values), MASK),
-                 ref.sequence_scores(values, MASK), tolerance, "sequence_scores")
+                 ref_policy.sequence_scores(values, MASK), tolerance, "sequence_scores")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -604,20 +611,20 @@ def _batch() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(9)
     params = init_gpt_params(CONFIG, 0, "float64", random_affine=True)
     head = init_value_head_params(CONFIG.n_embd, 1, "float64")
-    old_logp = ref.token_log_probs(params, TOKENS, CONFIG)
+    old_logp = ref_policy.token_log_probs(params, TOKENS, CONFIG)
     other = np.random.default_rng(10).integers(0, 12, (B, T + 1))
     chosen_logp = ref.sequence_log_probs(old_logp, MASK)
     return {
         "tokens": TOKENS, "mask": MASK, "old_logp": old_logp + rng.normal(0, 0.2, (B, T)),
         "ref_logp": old_logp + rng.normal(0, 0.3, (B, T)), "advantages": rng.normal(size=B),
         "returns": rng.normal(size=(B, T)) * MASK,
-        "old_values": ref.scalar_head(params, head, TOKENS[:, :-1], CONFIG)
+        "old_values": ref_policy.scalar_head(params, head, TOKENS[:, :-1], CONFIG)
         + rng.normal(0, 0.3, (B, T)),
         "chosen_tokens": TOKENS, "rejected_tokens": other, "chosen_mask": MASK,
         "rejected_mask": EQUAL_MASK,
         "ref_chosen_logp": chosen_logp + rng.normal(0, 0.5, B),
         "ref_rejected_logp": ref.sequence_log_probs(
-            ref.token_log_probs(params, other, CONFIG), EQUAL_MASK) + rng.normal(0, 0.5, B),
+            ref_policy.token_log_probs(params, other, CONFIG), EQUAL_MASK) + rng.normal(0, 0.5, B),
     }
 
 
@@ -638,7 +645,7 @@ def _reference_loss(objective, batch, coefficients) -> float:
     params = init_gpt_params(CONFIG, 0, "float64", random_affine=True)
     head = init_value_head_params(CONFIG.n_embd, 1, "float64")
     c = objective_coefficients(objective, coefficients)
-    logp = ref.token_log_probs(params, batch["tokens"], CONFIG)
+    logp = ref_policy.token_log_probs(params, batch["tokens"], CONFIG)
     mask, advantages = batch["mask"], batch["advantages"]
     if objective in ("reinforce", "rloo"):
         return ref.reinforce_loss(logp, advantages, mask)
@@ -646,7 +653,7 @@ def _reference_loss(objective, batch, coefficients) -> float:
         return ref.grpo_loss(logp, batch["old_logp"], batch["ref_logp"], advantages, mask,
                              c["clip_eps"], c["beta"], c["normalisation"])[0]
     if objective == "ppo":
-        values = ref.scalar_head(params, head, batch["tokens"][:, :-1], CONFIG)
+        values = ref_policy.scalar_head(params, head, batch["tokens"][:, :-1], CONFIG)
         return ref.ppo_lm_loss(logp, batch["old_logp"], advantages, values, batch["old_values"],
                                batch["returns"], mask, c["clip_eps"], c["clip_range"],
                                c["vf_coef"], c["normalisation"])[0]
@@ -654,11 +661,11 @@ def _reference_loss(objective, batch, coefficients) -> float:
     for side in ("chosen", "rejected"):
         tokens, side_mask = batch[f"{side}_tokens"], batch[f"{side}_mask"]
         if objective == "dpo":
-            sides[side] = ref.sequence_log_probs(ref.token_log_probs(params, tokens, CONFIG),
+            sides[side] = ref.sequence_log_probs(ref_policy.token_log_probs(params, tokens, CONFIG),
                                                  side_mask)
         else:
-            values = ref.scalar_head(params, head, tokens, CONFIG)
-            sides[side] = ref.sequence_scores(values, side_mask)
+            values = ref_policy.scalar_head(params, head, tokens, CONFIG)
+            sides[side] = ref_policy.sequence_scores(values, side_mask)
     if objective == "dpo":
         return ref.dpo_loss(sides["chosen"], sides["rejected"], batch["ref_chosen_logp"],
                             batch["ref_rejected_logp"], c["beta"])[0]
@@ -697,7 +704,7 @@ def test_first_epoch_ratio_is_one(backends):
     """With old_logp from the same weights the clip fraction is 0 and approx_kl 0."""
     for backend in backends.values():
         model, head, params, _ = _models(backend, "float64")
-        batch = {**_batch(), "old_logp": ref.token_log_probs(params, TOKENS, CONFIG)}
+        batch = {**_batch(), "old_logp": ref_policy.token_log_probs(params, TOKENS, CONFIG)}
         stats = _rlhf(backend).RLHFLearner(model, head).update(batch, "grpo")
         assert stats["clip_fraction"] == 0.0
         assert abs(stats["approx_kl"]) < 1e-12
@@ -711,7 +718,7 @@ def test_first_epoch_ratio_is_one(backends):
 @pytest.mark.parametrize("module_name", ["reference", "torch", "tf"])
 def test_bad_input(backends, module_name):
     if module_name == "reference":
-        rlhf, convert = ref, np.asarray
+        rlhf, convert = REF_OBJECTIVES, np.asarray
     else:
         rlhf = _objectives(backends[module_name])
         convert = lambda a: _tensor(backends[module_name], np.asarray(a, float))  # noqa: E731
@@ -761,3 +768,125 @@ def test_learner_bad_input(backend):
         learner.update(batch, "ppo")
     with pytest.raises(ValueError, match=r"tokens: expected at most block_size=16"):
         learner.update({**batch, "tokens": np.zeros((B, 20), np.int64)}, "reinforce")
+
+
+# ---------------------------------------------------------------------------------------------
+# The one helper of each kind in objectives.py, and the learner's framework-neutral half
+# ---------------------------------------------------------------------------------------------
+
+EDGE_MASK = np.array([[0, 0, 0, 0, 0, 1],  # the last completion token is the final column
+                      [1, 0, 0, 0, 0, 0],  # ... the first column
+                      [0, 1, 0, 1, 0, 0],  # a gap: the last 1, not the end of the first run
+                      [0, 0.5, 0.5, 0, 0, 0]])  # weights: any value > 0 counts
+
+
+def test_last_token_index_follows_the_contract(backend):
+    from duetrl.core.interfaces.rlhf import last_token_index
+
+    objectives = _objectives(backend)
+    expected = last_token_index(EDGE_MASK)
+    assert expected.tolist() == [5, 0, 3, 2]
+    assert to_numpy(objectives.last_token_index(_tensor(backend, EDGE_MASK))).tolist() == [5, 0, 3, 2]
+    empty = EDGE_MASK * np.array([[1], [0], [1], [1]])
+    assert to_numpy(objectives.last_token_index(_tensor(backend, empty)))[1] == -1
+    with pytest.raises(ValueError, match=r"mask: row 1 has no completion token"):
+        last_token_index(empty)
+
+
+def test_sequence_scores_and_shaped_rewards_at_the_final_column(backend):
+    values = np.arange(B * (T + 1), dtype=float).reshape(B, T + 1)
+    scores = _rlhf(backend).sequence_scores(_tensor(backend, values), EDGE_MASK)
+    assert_close(scores, values[[0, 1, 2, 3], [6, 1, 4, 3]], 0.0, "sequence_scores")
+    assert_close(scores, ref_policy.sequence_scores(values, EDGE_MASK), 0.0)
+    d = token_arrays()
+    args = (d["score"], d["logp"], d["ref_logp"], EDGE_MASK)
+    shaped = _objectives(backend).kl_shaped_rewards(*[_tensor(backend, a) for a in args], 0.1)
+    assert_close(shaped, ref_advantages.kl_shaped_rewards(*args, 0.1), "float64")
+
+
+def test_gather_log_probs_is_log_softmax_at_the_tokens(backend):
+    from duetrl.core.reference.functional import log_softmax
+
+    rng = np.random.default_rng(13)
+    logits, tokens = rng.normal(size=(B, T, 7)), rng.integers(0, 7, (B, T))
+    expected = np.take_along_axis(log_softmax(logits), tokens[..., None], axis=-1)[..., 0]
+    actual = _objectives(backend).gather_log_probs(_tensor(backend, logits),
+                                                    _tensor(backend, tokens))
+    assert_close(actual, expected, "float64", "gather_log_probs")
+
+
+def test_approx_kl_is_k3_of_the_ratio(backend):
+    ratio = np.exp(np.random.default_rng(14).normal(0.0, 0.3, (B, T)))
+    expected = ref_advantages.approx_kl(ratio)
+    assert_close(expected, ref_advantages.kl_k3(np.zeros((B, T)), np.log(ratio)), "float64")
+    assert_close(_objectives(backend).approx_kl(_tensor(backend, ratio)), expected, "float64")
+    assert_close(ref_advantages.approx_kl(np.ones(3)), np.zeros(3), 0.0)
+
+
+def test_masked_mean_of_an_all_zero_row_and_all_zero_weights(backend):
+    objectives = _objectives(backend)
+    zero_row = MASK * np.array([[1], [0], [1], [1]])  # row 1 has no completion token
+    d = token_arrays()
+    for normalisation in NORMALISATIONS:
+        expected = ref.aggregate_token_loss(d["per_token"], zero_row, normalisation)
+        actual = objectives.aggregate_token_loss(_tensor(backend, d["per_token"]),
+                                                 _tensor(backend, zero_row), normalisation)
+        assert_close(actual, expected, "float64", normalisation)
+    nothing = _tensor(backend, np.zeros((B, T)))
+    assert float(objectives.masked_mean(_tensor(backend, d["per_token"]), nothing)) == 0.0
+    lp_w, lp_l, ref_w, ref_l = (_tensor(backend, a) for a in d["pairs"])
+    weights = np.array([1.0, 0.0, 1.0, 0.0])  # rows 1 and 3 are padding
+    loss, chosen, rejected = objectives.dpo_loss(lp_w, lp_l, ref_w, ref_l, 0.2,
+                                                 _tensor(backend, weights))
+    expected = ref.dpo_loss(*[p[[0, 2]] for p in d["pairs"]], 0.2)[0]
+    assert_close(loss, expected, "float64", "dpo_loss over the pairs weighted 1")
+    zero = objectives.dpo_loss(lp_w, lp_l, ref_w, ref_l, 0.2, _tensor(backend, np.zeros(B)))[0]
+    assert float(zero) == 0.0  # sum(v w) / max(sum w, 1): 0, never NaN
+    margin = _tensor(backend, np.array([1.0, 0.0, -1.0, 2.0]))  # a tie counts wrong
+    assert float(objectives.preference_accuracy(margin)) == 0.5
+    assert float(objectives.preference_accuracy(margin, _tensor(backend, weights))) == 0.5
+    assert float(objectives.preference_accuracy(margin, _tensor(backend, 1 - weights))) == 0.5
+
+
+class _NoFramework:
+    """Stands in for a GPT: the base learner never calls it before its checks pass."""
+
+
+@pytest.mark.parametrize(
+    "objective, batch_keys, head, message",
+    [
+        ("a2c", ["tokens"], None, r"objective: expected one of \['reinforce'.*got 'a2c'"),
+        ("grpo", ["tokens", "mask", "old_logp", "advantages"], None,
+         r"batch: objective 'grpo' needs keys .*missing \['ref_logp'\]"),
+        ("ppo", ["tokens", "mask", "old_logp", "advantages", "returns", "old_values"], None,
+         r"value_head: objective 'ppo' needs a ValueHead, got None"),
+        ("reward_model", ["chosen_tokens", "rejected_tokens", "chosen_mask", "rejected_mask"],
+         None, r"value_head: objective 'reward_model' needs a ValueHead, got None"),
+        ("dpo", ["chosen_tokens"], None, r"batch: objective 'dpo' needs keys .*missing \["),
+    ],
+)
+def test_base_learner_refuses_before_any_tensor(objective, batch_keys, head, message):
+    from duetrl.core.learners.rlhf import RLHFLearnerBase
+
+    batch = {key: value for key, value in _batch().items() if key in batch_keys}
+    learner = RLHFLearnerBase(_NoFramework(), head)
+    with pytest.raises(ValueError, match=message):
+        learner.update(batch, objective)
+
+
+def test_base_learner_checks_its_settings_and_leaves_the_tensors_to_the_backend():
+    from duetrl.core.learners.rlhf import RLHFLearnerBase
+
+    with pytest.raises(ValueError, match=r"learning_rate: expected a float >= 0, got -0.1"):
+        RLHFLearnerBase(_NoFramework(), None, learning_rate=-0.1)
+    with pytest.raises(ValueError, match=r"clip_eps: not a coefficient of objective 'dpo'"):
+        RLHFLearnerBase(_NoFramework()).update(_batch(), "dpo", clip_eps=0.2)
+    with pytest.raises(NotImplementedError):  # a valid update reaches the first hook
+        RLHFLearnerBase(_NoFramework()).update(_batch(), "reinforce")
+
+
+def test_only_the_traced_backend_pads_preference_pairs(backends):
+    assert backends["tf"].RLHFLearner.fixed_pair_rows is True
+    assert backends["torch"].RLHFLearner.fixed_pair_rows is False
+    for backend in backends.values():
+        assert backend.RLHFLearner.objectives is _objectives(backend)

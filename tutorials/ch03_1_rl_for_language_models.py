@@ -36,7 +36,7 @@ import numpy as np
 
 from duetrl.core.backend import load_backends
 from duetrl.core.plots import plot_curves
-from duetrl.core.reference import rlhf as ref
+from duetrl.core.reference import rlhf_advantages as ref
 from duetrl.core.rlhf.mdp import SequenceMDP, rollout
 from duetrl.core.rlhf.optimum import optimum_limits, sort_digits_optimum
 from duetrl.core.rlhf.pi_ref import PretrainSettings, load_reference, pretrain_reference

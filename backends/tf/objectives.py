@@ -8,11 +8,12 @@
     DPO   L = -mean log sigmoid(beta ((lp_w - ref_w) - (lp_l - ref_l)))
     BT    L = -mean log sigmoid(r_w - r_l)
 
-Pure functions of tensors, no model: the batch contract is in ``core/interfaces/rlhf.py``, the
-float64 oracle with the equations in full in ``core/reference/rlhf.py``; the policy, its head
-and the learner in ``rlhf.py`` beside this file. The twin in the other backend has the same
-names, order and comments (``duetrl diff objectives``). Every mean over completion tokens is
-``masked_mean`` (``policy.py``): sum(v m) / max(sum m, 1).
+Pure functions of tensors, no model: the batch contract is in ``core/interfaces/rlhf.py``; the
+float64 oracle, with the equations in full, in ``core/reference/rlhf_advantages.py`` (KL
+estimators, advantages) and ``core/reference/rlhf.py`` (losses); the policy, its head and the
+learner in ``rlhf.py`` beside this file. The twin in the other backend has the same names,
+order and comments (``duetrl diff objectives``). Every mean over completion tokens (or pairs)
+is ``masked_mean`` of ``policy.py``: sum(v m) / max(sum m, 1).
 """
 
 from __future__ import annotations

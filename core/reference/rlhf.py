@@ -1,184 +1,28 @@
-"""RL for language models (outline 2.3, 3.1.4-3.1.5) in float64 NumPy: every objective's oracle.
+"""RL for language models (outline 2.3, 3.1.4-3.1.5) in float64 NumPy: every objective's loss.
 
 The sequence MDP: state = prompt + tokens so far, action = the next token, the policy is the
 GPT, the episode ends at a stop token or the length limit, the reward comes at the end
 (optionally minus beta times a per-token KL estimate against the frozen policy pi_ref).
-The batch contract (keys, shapes, which objective reads what) and the input checks both
-backends share are in ``core/interfaces/rlhf.py``; this file is the float64 specification
-each backend's objectives are tested against.
-
-Conventions pinned (DESIGN.md): log-ratio l = ref_logp - logp; GRPO's group std is the
-UNBIASED one (``GROUP_STD_DDOF = 1``) plus ``GROUP_ADVANTAGE_EPS = 1e-4``; PPO's advantage
-whitening uses the population std (``ADVANTAGE_STD_DDOF = 0``) plus ``ADVANTAGE_EPS``.
-Rewards of a group are laid out prompt-major: entries ``[g k, (g + 1) k)`` share prompt g.
+The losses over completion tokens (REINFORCE / RLOO, the clipped surrogate, GRPO, PPO's value
+loss, DPO, Bradley-Terry) and their token normalisations are here; the KL estimators and the
+advantages they weigh in ``rlhf_advantages.py`` (together: the oracle of each backend's
+``objectives.py``), the GPT as a policy in ``rlhf_policy.py``. The batch contract (keys,
+shapes, which objective reads what) and the input checks both backends share are in
+``core/interfaces/rlhf.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 
-from duetrl.core.constants import GROUP_ADVANTAGE_EPS, GROUP_STD_DDOF
-from duetrl.core.interfaces.gpt_config import GPTConfig
 from duetrl.core.interfaces.rlhf import (
-    ADVANTAGE_SCALES,
     NORMALISATIONS,
     check_choice,
-    check_group,
     check_non_negative,
-    check_rewards,
     check_same_shape,
     check_token_inputs,
-    last_token_index,
 )
-from duetrl.core.reference.functional import log_softmax
-from duetrl.core.reference.gpt import gpt_hidden_states
-from duetrl.core.reference.returns import gae, normalize_advantages
-
-# ---------------------------------------------------------------------------------------------
-# KL estimators
-# ---------------------------------------------------------------------------------------------
-
-
-def kl_k1(logp: np.ndarray, ref_logp: np.ndarray) -> np.ndarray:
-    """k1 = -l = log pi(y_t) - log pi_ref(y_t), with l = ref_logp - logp; per token.
-
-    Unbiased for KL(pi || pi_ref) when y ~ pi, but negative on some samples. Folded into the
-    reward it gives the exact gradient of E[r] - beta KL.
-    """
-    check_same_shape("logp", logp, ref_logp=ref_logp)
-    return np.asarray(logp, np.float64) - np.asarray(ref_logp, np.float64)  # k1 = -l
-
-
-def kl_k2(logp: np.ndarray, ref_logp: np.ndarray) -> np.ndarray:
-    """k2 = l^2 / 2 with l = ref_logp - logp; biased, low variance, always >= 0."""
-    check_same_shape("logp", logp, ref_logp=ref_logp)
-    log_ratio = np.asarray(ref_logp, np.float64) - np.asarray(logp, np.float64)  # l
-    return 0.5 * log_ratio**2  # k2 = l^2 / 2
-
-
-def kl_k3(logp: np.ndarray, ref_logp: np.ndarray) -> np.ndarray:
-    """k3 = exp(l) - 1 - l with l = ref_logp - logp; unbiased for KL(pi || pi_ref), always >= 0.
-
-    As a loss term (GRPO) its gradient is that of KL(pi_ref || pi), not KL(pi || pi_ref):
-    d k3 / d logp = 1 - pi_ref / pi, whose expectation under pi is -sum pi_ref grad log pi.
-    """
-    check_same_shape("logp", logp, ref_logp=ref_logp)
-    log_ratio = np.asarray(ref_logp, np.float64) - np.asarray(logp, np.float64)  # l
-    return np.expm1(log_ratio) - log_ratio  # k3 = e^l - 1 - l
-
-
-# ---------------------------------------------------------------------------------------------
-# Advantages
-# ---------------------------------------------------------------------------------------------
-
-
-def group_advantages(rewards: np.ndarray, group_size: int, scale: str = "std") -> np.ndarray:
-    """Group-relative advantages, one per completion, rewards laid out prompt-major.
-
-        scale="std" (GRPO):      A_i = (r_i - mean_g) / (std_g + eps)
-        scale="none" (Dr. GRPO): A_i = r_i - mean_g
-
-    ========  ======  ===============================================================
-    Symbol    Shape   Description
-    ========  ======  ===============================================================
-    r         (N,)    rewards, N = prompts x group_size; consecutive entries share a prompt
-    mean_g    ()      mean of the group_size rewards of r_i's prompt
-    std_g     ()      their UNBIASED std, sqrt(sum (r - mean_g)^2 / (k - 1)) (GROUP_STD_DDOF)
-    eps       ()      GROUP_ADVANTAGE_EPS = 1e-4
-    ========  ======  ===============================================================
-
-    A group whose rewards are all equal gets zero advantages (never NaN).
-    """
-    rewards = np.asarray(rewards, np.float64)
-    check_rewards(rewards)
-    check_group(rewards.shape[0], group_size)
-    check_choice("scale", scale, ADVANTAGE_SCALES)
-    grouped = rewards.reshape(-1, group_size)  # (prompts, k)
-    centred = grouped - grouped.mean(axis=1, keepdims=True)  # r - mean_g
-    if scale == "std":
-        std = grouped.std(axis=1, ddof=GROUP_STD_DDOF, keepdims=True)  # unbiased std_g
-        centred = centred / (std + GROUP_ADVANTAGE_EPS)
-    return centred.reshape(-1)
-
-
-def rloo_advantages(rewards: np.ndarray, group_size: int) -> np.ndarray:
-    """REINFORCE leave-one-out: A_i = r_i - 1/(k-1) sum_{j != i} r_j = k/(k-1) (r_i - mean_g).
-
-    Rewards ``(N,)`` prompt-major as in :func:`group_advantages`; the baseline of a sample
-    never uses the sample itself, so it stays unbiased.
-    """
-    rewards = np.asarray(rewards, np.float64)
-    check_rewards(rewards)
-    check_group(rewards.shape[0], group_size)
-    grouped = rewards.reshape(-1, group_size)  # (prompts, k)
-    others = (grouped.sum(axis=1, keepdims=True) - grouped) / (group_size - 1)  # mean of others
-    return (grouped - others).reshape(-1)
-
-
-def kl_shaped_rewards(
-    score: np.ndarray, logp: np.ndarray, ref_logp: np.ndarray, mask: np.ndarray, beta: float
-) -> np.ndarray:
-    """Per-token rewards of PPO for LMs (Ziegler et al. 2019, Stiennon et al. 2020):
-
-        r_t = -beta * k1_t * m_t + score * [t == last completion token]
-
-    with k1_t = logp_t - ref_logp_t. Summed over a sequence: score - beta * KL estimate.
-
-    :param score: ``(B,)`` the task's (or reward model's) score of each completion.
-    :param logp: ``(B, T)`` log pi of the sampled tokens (the sampling policy's).
-    :param ref_logp: ``(B, T)`` log pi_ref of the same tokens.
-    :param mask: ``(B, T)`` completion mask; every row needs at least one 1.
-    :param beta: KL coefficient >= 0.
-    :returns: ``(B, T)`` float64 rewards, 0 outside the mask.
-    """
-    check_non_negative("beta", beta)
-    check_token_inputs(mask, logp=logp, ref_logp=ref_logp)
-    check_same_shape("mask rows", np.zeros(np.shape(mask)[:1]), score=score)
-    mask = np.asarray(mask, np.float64)
-    rewards = -beta * kl_k1(logp, ref_logp) * mask  # -beta k1_t on completion tokens
-    rows = np.arange(mask.shape[0])
-    rewards[rows, last_token_index(mask)] += np.asarray(score, np.float64)  # + score at the end
-    return rewards
-
-
-def token_gae(
-    rewards: np.ndarray, values: np.ndarray, mask: np.ndarray, gamma: float = 1.0,
-    lam: float = 0.95,
-) -> tuple[np.ndarray, np.ndarray]:
-    """GAE over completion tokens, by :func:`duetrl.core.reference.returns.gae`:
-
-        delta_t = r_t + gamma V(s_{t+1}) - V(s_t)      (V after the last token = 0)
-        A_t = delta_t + gamma lambda A_{t+1},   R_t = A_t + V(s_t)
-
-    The episode terminates at each row's last completion token; prompt and padding columns
-    are zero in the outputs.
-
-    :param rewards: ``(B, T)`` per-token rewards (:func:`kl_shaped_rewards`).
-    :param values: ``(B, T)`` V(s_t) of the sampling-time value head.
-    :param mask: ``(B, T)`` completion mask.
-    :returns: ``(advantages, returns)``, each ``(B, T)`` float64.
-    """
-    check_token_inputs(mask, rewards=rewards, values=values)
-    mask = np.asarray(mask, np.float64)
-    rewards = np.asarray(rewards, np.float64) * mask
-    values = np.asarray(values, np.float64) * mask
-    terminations = np.zeros_like(mask)
-    terminations[np.arange(mask.shape[0]), last_token_index(mask)] = 1.0  # episode ends here
-    next_values = np.concatenate([values[:, 1:], np.zeros_like(values[:, :1])], axis=1)
-    advantages, returns = gae(  # time-major (T, B), as core/reference/returns.py expects
-        rewards.T, values.T, next_values.T, terminations.T, np.zeros_like(mask).T, gamma, lam
-    )
-    return advantages.T * mask, returns.T * mask
-
-
-def whiten_advantages(advantages: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(A - mean) / (std + eps) over the completion tokens (population std, ADVANTAGE_EPS);
-    :func:`duetrl.core.reference.returns.normalize_advantages` with the mask. 0 outside it."""
-    check_token_inputs(mask, advantages=advantages)
-    return normalize_advantages(advantages, mask)
-
+from duetrl.core.reference.rlhf_advantages import approx_kl, kl_k3
 
 # ---------------------------------------------------------------------------------------------
 # Losses
@@ -290,10 +134,9 @@ def clipped_policy_loss(
     check_token_inputs(mask, advantages, logp=logp, old_logp=old_logp)
     per_token, ratio, clipped = clipped_surrogate(logp, old_logp, advantages, clip_eps)
     loss = aggregate_token_loss(per_token, mask, normalisation)
-    approx_kl = (ratio - 1.0) - np.log(ratio)  # k3 with l = log rho
     stats = {
         "clip_fraction": masked_token_mean(clipped, mask),
-        "approx_kl": masked_token_mean(approx_kl, mask),
+        "approx_kl": masked_token_mean(approx_kl(ratio), mask),
     }
     return loss, stats
 
@@ -328,7 +171,7 @@ def grpo_loss(
         l = ref_logp_t - logp_t
 
     aggregated by ``normalisation`` (:func:`aggregate_token_loss`). A is the group advantage
-    (:func:`group_advantages`) broadcast over the sequence's tokens.
+    (``rlhf_advantages.group_advantages``) broadcast over the sequence's tokens.
 
     :returns: ``(loss, {"clip_fraction", "approx_kl", "kl"})`` with kl the masked token mean
         of k3.
@@ -341,7 +184,7 @@ def grpo_loss(
     loss = aggregate_token_loss(surrogate + beta * k3, mask, normalisation)  # + beta k3_t
     stats = {
         "clip_fraction": masked_token_mean(clipped, mask),
-        "approx_kl": masked_token_mean((ratio - 1.0) - np.log(ratio), mask),
+        "approx_kl": masked_token_mean(approx_kl(ratio), mask),
         "kl": masked_token_mean(k3, mask),
     }
     return loss, stats
@@ -390,9 +233,9 @@ def ppo_lm_loss(
 
         L = L_clip(logp, old_logp, A) + vf_coef L_V(V, V_old, R)
 
-    with A the whitened GAE advantages of the KL-shaped per-token rewards
-    (:func:`kl_shaped_rewards`, :func:`token_gae`, :func:`whiten_advantages`, computed once
-    per batch on host arrays) and V the value head on the GPT's hidden states.
+    with A the whitened GAE advantages of the KL-shaped per-token rewards (``kl_shaped_rewards``,
+    ``token_gae``, ``whiten_advantages`` of ``rlhf_advantages.py``, computed once per batch on
+    host arrays) and V the value head on the GPT's hidden states.
 
     :returns: ``(loss, {"policy_loss", "value_loss", "clip_fraction", "approx_kl",
         "value_clip_fraction"})``.
@@ -452,84 +295,17 @@ def bradley_terry_loss(
     return float(-log_sigmoid(margin).mean()), float((margin > 0).mean())
 
 
-# ---------------------------------------------------------------------------------------------
-# The GPT as a policy, and its scalar head (oracles of the backends' token_log_probs, ValueHead)
-# ---------------------------------------------------------------------------------------------
-
-
-def token_log_probs(
-    params: Mapping[str, np.ndarray], tokens: np.ndarray, config: GPTConfig
-) -> np.ndarray:
-    """log pi(tokens[:, t+1] | tokens[:, :t+1]) for every t: ``(B, T)`` ids -> ``(B, T-1)``."""
-    tokens = np.asarray(tokens)
-    hidden = hidden_states(params, tokens[:, :-1], config)  # (B, T-1, D)
-    logits = hidden @ np.asarray(params["wte.embeddings"], np.float64).T  # the tied head
-    logp = log_softmax(logits)  # (B, T-1, V)
-    return np.take_along_axis(logp, tokens[:, 1:, None], axis=-1)[..., 0]
-
-
-def token_entropy(logits: np.ndarray) -> np.ndarray:
-    """H_t = -sum_v p_v log p_v of each position's next-token distribution: (..., V) -> (...)."""
-    logp = log_softmax(logits)
-    return -(np.exp(logp) * logp).sum(axis=-1)
-
-
-
-def hidden_states(
-    params: Mapping[str, np.ndarray], tokens: np.ndarray, config: GPTConfig
-) -> np.ndarray:
-    """LN_f(h_L) ``(B, T, D)``: the GPT's last hidden states, the input of its tied head and of
-    a value head (:func:`duetrl.core.reference.gpt.gpt_hidden_states`)."""
-    return gpt_hidden_states(dict(params), tokens, config, name="tokens")
-
-
-def scalar_head(
-    params: Mapping[str, np.ndarray],
-    head_params: Mapping[str, np.ndarray],
-    tokens: np.ndarray,
-    config: GPTConfig,
-) -> np.ndarray:
-    """v_t = LN_f(h_L)_t w + b for every position: ``(B, T)`` ids -> ``(B, T)`` values."""
-    hidden = hidden_states(params, tokens, config)  # (B, T, D)
-    kernel = np.asarray(head_params["linear.kernel"], np.float64)
-    return (hidden @ kernel)[..., 0] + float(np.asarray(head_params["linear.bias"])[0])
-
-
-def sequence_scores(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """A reward model's score: the head's value at the last completion token.
-
-    :param values: ``(B, T)`` head outputs on the full tokens.
-    :param mask: ``(B, T-1)`` completion mask (column t flags token t+1).
-    :returns: ``(B,)``: values[b, last_b + 1].
-    """
-    values = np.asarray(values, np.float64)
-    return values[np.arange(values.shape[0]), last_token_index(mask) + 1]
-
-
 __all__ = [
     "aggregate_token_loss",
     "bradley_terry_loss",
     "clipped_policy_loss",
     "clipped_surrogate",
     "dpo_loss",
-    "group_advantages",
     "grpo_loss",
-    "hidden_states",
-    "kl_k1",
-    "kl_k2",
-    "kl_k3",
-    "kl_shaped_rewards",
     "log_sigmoid",
     "masked_token_mean",
     "ppo_lm_loss",
     "reinforce_loss",
-    "rloo_advantages",
-    "scalar_head",
     "sequence_log_probs",
-    "sequence_scores",
-    "token_entropy",
-    "token_gae",
-    "token_log_probs",
     "value_loss_clipped",
-    "whiten_advantages",
 ]
