@@ -186,7 +186,7 @@ def test_the_loader_checks_runs_with_the_parser_it_is_handed(tmp_path) -> None:
 @pytest.mark.parametrize("change, line, message", [
     (("train ppo", "train ppx"), 7, "unknown algorithm 'ppx'"),
     (("train ppo", "trian ppo"), 7, "unknown command 'trian'"),
-    (("train ppo", "rlhf pretrain"), 7, "cannot be swept"),
+    (("train ppo", "rlhf sample"), 7, "cannot be swept"),
     (("total-steps = 5000", "total_steps = 5000"), 8, "did you mean 'total-steps'"),
     (("total-steps = 5000", "clip = 0.2"), 8, "unknown setting 'clip'"),
     (("total-steps = 5000", "total-steps = 5e3"), 8, "invalid int value: '5000.0'"),
