@@ -34,3 +34,50 @@ def test_checkpoint_round_trip_and_cross_backend_resume(tmp_path):
             assert_close(np.reshape(got, np.shape(value)), value, "exact", f"{backend} {name}")
         record = resumed.step()  # and training goes on from there
         assert record["update"] == 4 and np.isfinite(record["loss"])
+
+
+OLD_METADATA = ("algorithm", "env_id", "backend", "dtype", "seed", "total_steps", "settings",
+                "updates", "env_steps", "episodes", "recent_returns", "episode_log")
+"""The metadata keys a policy-gradient checkpoint has held since its first version (DQN's
+adds gradient_steps); the kinds are "duetrl.rl" and "duetrl.dqn"."""
+
+
+def test_a_checkpoint_in_the_previous_format_still_loads(tmp_path):
+    import dataclasses
+
+    from duetrl.core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+    from duetrl.core.rl.dqn import DQNTrainer
+    from duetrl.core.rl.dqn_settings import make_dqn_settings
+
+    source = make("torch")
+    for _ in range(2):
+        source.step()
+    values = {"algorithm": "ppo", "env_id": "duetrl/Identity-v0", "backend": "torch",
+              "dtype": "float32", "seed": 1, "total_steps": 10_000,
+              "settings": dataclasses.asdict(source.settings), "updates": 2,
+              "env_steps": source.env_steps, "episodes": source.episodes,
+              "recent_returns": list(source.recent_returns),
+              "episode_log": [list(e) for e in source.episode_log]}
+    tensors = {"params": source.params(), "optim": source.agent.optimizer.state_arrays()}
+    path = save_checkpoint(tmp_path / "old.safetensors", Checkpoint("duetrl.rl", tensors, values))
+    resumed = make("tf")
+    assert resumed.load(path)["updates"] == 2 and resumed.env_steps == source.env_steps
+    assert resumed.episode_log == source.episode_log
+    for name, value in source.params().items():
+        assert_close(resumed.params()[name], value, "exact", name)
+    written = resumed.state()  # and what it writes now is the same format
+    assert written.kind == "duetrl.rl" and tuple(written.metadata) == OLD_METADATA
+    assert set(written.tensors) == {"params", "optim"}
+
+    settings = make_dqn_settings(num_envs=2, hidden_dim=8, batch_size=8, learning_starts=8,
+                                 train_freq=4, gradient_steps=2)
+    dqn = DQNTrainer("duetrl/Identity-v0", "torch", settings, seed=0, total_steps=1000)
+    dqn.step()
+    old = {**{k: dqn.state().metadata[k] for k in OLD_METADATA}, "gradient_steps": 2}
+    path = save_checkpoint(tmp_path / "old_dqn.safetensors",
+                           Checkpoint("duetrl.dqn", dqn.state().tensors, old))
+    again = DQNTrainer("duetrl/Identity-v0", "tf", settings, seed=0, total_steps=1000)
+    assert again.load(path)["gradient_steps"] == 2 and again.gradient_steps == 2
+    assert set(load_checkpoint(path).metadata) == set(again.state().metadata)
+    dqn.close()
+    again.close()
