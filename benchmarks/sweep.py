@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from duetrl.core.cli import build_parser
 from duetrl.core.scale.sweep import run_sweep
 from duetrl.core.scale.sweep_file import load_sweep
 
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         path = Path(tmp) / "bench.toml"
         path.write_text(SWEEP.format(seeds=args.seeds, backends=json.dumps(backends),
                                      steps=args.total_steps))
-        plan = load_sweep(path)
+        plan = load_sweep(path, build_parser())
         sequential = run_sweep(plan, Path(tmp) / "sequential", "sequential", progress=False)
 
         start = time.perf_counter()
