@@ -50,6 +50,19 @@ TRAINER_FACTORIES = [
     pytest.param(lambda tmp_path, **kw: _policy_gradient("ppo", "tf", **kw), id="ppo-tf"),
     pytest.param(lambda tmp_path, **kw: _dqn("torch", **kw), id="dqn-torch"),
     pytest.param(lambda tmp_path, **kw: _dqn("tf", **kw), id="dqn-tf"),
+    # lm, rlhf, reward model (core/lm, core/rlhf): tf traces each new trainer's step with
+    # tf.function (3-6 s each), so their tf twins are marked slow
+    pytest.param(lambda tmp_path, **kw: _lm("torch", **kw), id="lm-torch"),
+    pytest.param(lambda tmp_path, **kw: _lm("tf", **kw), id="lm-tf", marks=pytest.mark.slow),
+    pytest.param(lambda tmp_path, **kw: _rlhf("rloo", "torch", **kw), id="rlhf-rloo-torch"),
+    pytest.param(lambda tmp_path, **kw: _rlhf("rloo", "tf", **kw), id="rlhf-rloo-tf",
+                 marks=pytest.mark.slow),
+    pytest.param(lambda tmp_path, **kw: _rlhf("ppo", "torch", **kw), id="rlhf-ppo-torch"),
+    pytest.param(lambda tmp_path, **kw: _rlhf("ppo", "tf", **kw), id="rlhf-ppo-tf",
+                 marks=pytest.mark.slow),
+    pytest.param(lambda tmp_path, **kw: _reward_model("torch", **kw), id="reward-model-torch"),
+    pytest.param(lambda tmp_path, **kw: _reward_model("tf", **kw), id="reward-model-tf",
+                 marks=pytest.mark.slow),
 ]
 
 Factory = Callable[..., Any]
@@ -278,3 +291,92 @@ def test_dqn_stops_once_the_greedy_policy_reaches_the_target(tmp_path, make):
     assert DQN_SMALL["eval_interval"] <= summary["env_steps"] < 2 * DQN_SMALL["eval_interval"]
     rows = read_log(tmp_path / "log.csv")
     assert float(rows[-1]["greedy_return"]) == summary["greedy_return"]  # logged as it is
+
+
+# ---- the language-model, RLHF and reward-model trainers (core/lm, core/rlhf) ---------------
+def _nan_loss_from(trainer: Any, owner: Any, method: str, nan_at: int | None,
+                   as_tuple: bool = False) -> Any:
+    """Make ``owner.<method>`` (the backend's step) report a NaN loss from update ``nan_at``."""
+    if nan_at is None:
+        return trainer
+    real = getattr(owner, method)
+
+    def poisoned(*args: Any, **kwargs: Any) -> Any:
+        out = real(*args, **kwargs)
+        if trainer.updates + 1 >= nan_at:  # called during update number trainer.updates + 1
+            out = (float("nan"), *out[1:]) if as_tuple else {**out, "loss": float("nan")}
+        return out
+
+    setattr(owner, method, poisoned)
+    return trainer
+
+
+def _lm(backend_name: str, nan_at: int | None = None, steps: int = 8) -> Any:
+    from duetrl.core.backend import load_backend
+    from duetrl.core.interfaces.gpt_config import GPTConfig
+    from duetrl.core.lm.data import TokenData
+    from duetrl.core.lm.train import LMRun, TrainConfig
+
+    backend = load_backend(backend_name)
+    config = GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16)
+    data = TokenData(np.random.default_rng(1).integers(0, 11, 2000), 8)
+    settings = TrainConfig(steps=steps, batch_size=4, warmup_steps=2, eval_every=3,
+                           eval_batches=1)
+    trainer = LMRun(backend, backend.GPT(config, seed=0), data, settings, plot_name="loss.png")
+    return _nan_loss_from(trainer, trainer.trainer, "train_step", nan_at, as_tuple=True)
+
+
+def _rlhf(algo: str, backend_name: str, nan_at: int | None = None, updates: int = 6) -> Any:
+    from duetrl.core.backend import load_backend
+    from duetrl.core.rlhf.train import RLHFRun, RLHFSettings
+
+    settings = RLHFSettings(algo=algo, reference="uniform", beta=0.1, updates=updates, prompts=2,
+                            group_size=2, n_layer=1, n_embd=16, epochs=2 if algo == "ppo" else 1)
+    trainer = RLHFRun(load_backend(backend_name), settings)
+    return _nan_loss_from(trainer, trainer.learner, "update", nan_at)
+
+
+def _reward_model(backend_name: str, nan_at: int | None = None, steps: int = 6) -> Any:
+    from duetrl.core.backend import load_backend
+    from duetrl.core.rlhf.reward_training import RewardModelSettings, RewardModelTrainer
+
+    settings = RewardModelSettings(pairs=16, held_out=16, steps=steps, batch_size=8)
+    trainer = RewardModelTrainer(load_backend(backend_name), settings)
+    return _nan_loss_from(trainer, trainer.learner, "update", nan_at)
+
+
+EXACT_FACTORIES = [p for p in TRAINER_FACTORIES
+                   if p.id.startswith(("lm-", "rlhf-", "reward-model-"))]
+"""Trainers whose update is a function of the checkpoint and (seed, update) only."""
+
+TIMING_COLUMNS = ("wall_s",)
+"""Log columns that measure time: the only ones a replay may change."""
+
+
+def _params(trainer: Any) -> dict[str, np.ndarray]:
+    return {f"{group}.{name}": value for group, tensors in trainer.state().tensors.items()
+            for name, value in tensors.items()}
+
+
+def _rows(run_dir: Path) -> list[dict[str, str]]:
+    return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS}
+            for row in read_log(run_dir / "log.csv")]
+
+
+@pytest.mark.parametrize("factory", EXACT_FACTORIES)
+def test_an_interrupted_and_resumed_run_equals_the_uninterrupted_one(factory, make, tmp_path):
+    straight = make(factory)
+    run(straight, tmp_path / "straight", quiet=True)
+    first = make(factory)  # killed before update 4: the checkpoint holds update 2, 3 was logged
+    _interrupt_at(first, 4, _crash)
+    out = tmp_path / "interrupted"
+    with pytest.raises(RuntimeError, match="went down"):
+        run(first, out, quiet=True, checkpoint_every=2)
+    resumed = make(factory)
+    run(resumed, out, resume=True, quiet=True)
+    assert resumed.updates == straight.updates
+    expected, got = _params(straight), _params(resumed)
+    assert set(got) == set(expected)
+    for name, value in expected.items():  # weights, optimiser state, reference: bit for bit
+        np.testing.assert_array_equal(got[name], value, name)
+    assert _rows(out) == _rows(tmp_path / "straight")
