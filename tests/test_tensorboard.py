@@ -77,9 +77,7 @@ def test_torch_and_tf_log_the_same_tags_at_the_same_steps_as_log_csv(tmp_path: P
             points = scalars[backend][scalar_tag(key)]
             assert [step for step, _ in points] == [int(row["env_steps"]) for row in rows]
             for (_, value), row in zip(points, rows):
-                # log.csv holds 6 significant digits (core/run/loop.py), TensorBoard float32:
-                # they differ by at most half a unit of the 6th digit, 5e-6 relative
-                assert math.isclose(value, float(row[key]), rel_tol=6e-6, abs_tol=1e-7)
+                assert math.isclose(value, float(row[key]), rel_tol=1e-6, abs_tol=1e-7)
     assert sorted(scalars["torch"]) == sorted(scalars["tf"])
     for tag in scalars["torch"]:
         assert [s for s, _ in scalars["torch"][tag]] == [s for s, _ in scalars["tf"][tag]], tag

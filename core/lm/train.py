@@ -13,10 +13,7 @@ weights on another corpus, usually with a smaller learning rate.
 from __future__ import annotations
 
 import math
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -31,7 +28,7 @@ from duetrl.core.interfaces.gpt_params import check_params
 from duetrl.core.interfaces.settings import setting
 from duetrl.core.lm.data import TokenData, eval_rng, train_rng
 from duetrl.core.run import run
-from duetrl.core.run.loop import CHECKPOINT
+from duetrl.core.run.loop import run_paths
 
 GPT_KIND = "duetrl.gpt"
 """The ``kind`` of a GPT checkpoint (duetrl.core.checkpoint): tensor groups ``params`` and
@@ -257,26 +254,6 @@ class LMRun:
         return plot_history({self.backend.NAME: self.history}, Path(run_dir) / self.plot_name)
 
 
-def run_folder(checkpoint_path: str | Path) -> Path:
-    """The run folder (log.csv, summary.json) of a run whose interface is one checkpoint file:
-    ``dir/name.safetensors`` -> ``dir/name_run/``, so runs saved side by side keep apart."""
-    path = Path(checkpoint_path)
-    return path.with_name(f"{path.stem}_run")
-
-
-@contextmanager
-def run_paths(
-    checkpoint_path: str | Path | None, run_dir: str | Path | None = None
-) -> Iterator[tuple[Path, Path | None]]:
-    """``(run folder, checkpoint file)`` for the file-based APIs: the folder is ``run_dir``,
-    else :func:`run_folder` of the checkpoint, else a temporary one removed afterwards (no
-    checkpoint asked for: nothing is left behind, and the checkpoint file is None)."""
-    if run_dir is not None or checkpoint_path is not None:
-        folder = Path(run_dir) if run_dir is not None else run_folder(checkpoint_path)
-        yield folder, Path(checkpoint_path) if checkpoint_path is not None else folder / CHECKPOINT
-        return
-    with tempfile.TemporaryDirectory(prefix="duetrl-run-") as tmp:
-        yield Path(tmp), None
 
 
 def train(

@@ -17,9 +17,9 @@ from types import ModuleType
 import numpy as np
 
 from duetrl.core.interfaces.gpt_config import GPTConfig
-from duetrl.core.lm.train import run_paths
 from duetrl.core.rlhf.train import RLHFRun, RLHFSettings
 from duetrl.core.run import run
+from duetrl.core.run.loop import run_paths
 
 
 def overoptimisation_sweep(

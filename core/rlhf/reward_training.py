@@ -25,7 +25,6 @@ import numpy as np
 from duetrl.core.checkpoint import Checkpoint, CheckpointError
 from duetrl.core.interfaces.gpt_config import GPTConfig
 from duetrl.core.interfaces.settings import setting
-from duetrl.core.lm.train import run_paths
 from duetrl.core.rlhf.mdp import SequenceMDP
 from duetrl.core.rlhf.preferences import PreferencePairs, make_preference_pairs, pair_batch
 from duetrl.core.rlhf.reward_model import (
@@ -36,6 +35,7 @@ from duetrl.core.rlhf.reward_model import (
 )
 from duetrl.core.rlhf.tasks import get_task
 from duetrl.core.run import run
+from duetrl.core.run.loop import run_paths
 
 RESUMABLE = ("steps",)
 """Settings a resumed run may change (the warm-up, 10% of ``steps``, then differs)."""

@@ -19,6 +19,7 @@ import csv
 import json
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -170,7 +171,7 @@ class _Log:
             self.writer = csv.DictWriter(self.file, self.fields, extrasaction="ignore")
             if fresh:
                 self.writer.writeheader()
-        self.writer.writerow({k: _cell(v) for k, v in row.items()})
+        self.writer.writerow(row)  # floats in full (repr) precision: the log is data
         self.file.flush()
 
     def close(self) -> None:
@@ -265,6 +266,27 @@ def run(
     }
     write_summary(run_dir / SUMMARY, summary)
     return summary
+
+def run_folder(checkpoint_path: str | Path) -> Path:
+    """The run folder (log.csv, summary.json) of a run whose interface is one checkpoint file:
+    ``dir/name.safetensors`` -> ``dir/name_run/``, so runs saved side by side keep apart."""
+    path = Path(checkpoint_path)
+    return path.with_name(f"{path.stem}_run")
+
+
+@contextmanager
+def run_paths(
+    checkpoint_path: str | Path | None, run_dir: str | Path | None = None
+) -> Iterator[tuple[Path, Path | None]]:
+    """``(run folder, checkpoint file)`` for the file-based APIs: the folder is ``run_dir``,
+    else :func:`run_folder` of the checkpoint, else a temporary one removed afterwards (no
+    checkpoint asked for: nothing is left behind, and the checkpoint file is None)."""
+    if run_dir is not None or checkpoint_path is not None:
+        folder = Path(run_dir) if run_dir is not None else run_folder(checkpoint_path)
+        yield folder, Path(checkpoint_path) if checkpoint_path is not None else folder / CHECKPOINT
+        return
+    with tempfile.TemporaryDirectory(prefix="duetrl-run-") as tmp:
+        yield Path(tmp), None
 
 
 def write_summary(path: str | Path, summary: dict[str, Any]) -> Path:
