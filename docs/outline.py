@@ -135,8 +135,8 @@ CHAPTERS: tuple[Chapter, ...] = (
           commands=("train",),
           modules=("backends.reinforce", "backends.reinforce_baseline", "backends.policy",
                    "backends.returns", "core.rl", "core.rl.compare", "core.rl.rollout",
-                   "core.rl.session", "core.interfaces.rl_settings", "core.rl.train",
-                   "core.checkpoint",
+                   "core.rl.session", "core.rl.base", "core.interfaces.rl_settings",
+                   "core.rl.train", "core.run", "core.run.*", "core.checkpoint",
                    "core.tensorboard", "core.plots")),
     )),
     Chapter(6, "实际应用场景", "Applications", (
@@ -191,12 +191,13 @@ CHAPTERS: tuple[Chapter, ...] = (
             ("如何选择合适的语言模型？", "How to choose a language model?"),
             ("如何进行语言模型的微调？", "How to fine-tune a language model?"),
             ("语言模型的推理速度如何优化？", "How to make inference faster?")),
-          modules=("backends.generation",)),
+          modules=("backends.generation", "core.sampling")),
         S("9.2", "强化学习常见问题", "Questions about reinforcement learning", (
             ("如何设计合适的奖励函数？", "How to design a good reward function?"),
             ("如何处理状态空间过大的问题？", "What to do when the state space is too large?"),
             ("探索与利用的平衡如何把握？", "How to balance exploration and exploitation?")),
-          modules=("backends.dqn", "core.rl.dqn", "core.rl.replay", "core.reference.dqn")),
+          modules=("backends.dqn", "core.rl.dqn", "core.rl.dqn_settings", "core.rl.replay",
+                   "core.reference.dqn")),
         S("9.3", "二者结合的常见问题", "Questions about the combination", (
             ("如何设计语言模型与强化学习的交互方式？",
              "How should a language model and RL interact?"),
