@@ -31,7 +31,7 @@ import tempfile
 import numpy as np
 
 from duetrl.core.backend import load_backends
-from duetrl.core.reference import rlhf as ref
+from duetrl.core.reference import rlhf as oracle
 from duetrl.core.rlhf.overoptimisation import overoptimisation_table, plot_overoptimisation
 from duetrl.core.rlhf.pi_ref import PretrainSettings, load_reference, pretrain_reference
 from duetrl.core.rlhf.preferences import label_pairs, make_preference_pairs
@@ -77,7 +77,7 @@ for p, w, lose, m in zip(pairs.prompts, pairs.chosen, pairs.rejected, pairs.true
 for name, backend in backends.items():
     print(f"# backends/{name}/rlhf.py\n{inspect.getsource(backend.bradley_terry_loss)}")
 margins = np.array([2.0, 0.5, -1.0])  # r_w - r_l of three pairs
-expected, accuracy = ref.bradley_terry_loss(margins, np.zeros(3))  # float64 oracle
+expected, accuracy = oracle.bradley_terry_loss(margins, np.zeros(3))  # float64 oracle
 for name, b in backends.items():
     loss, acc = b.bradley_terry_loss(b.as_tensor(margins, "float32"),
                                      b.as_tensor(np.zeros(3), "float32"))
@@ -183,7 +183,7 @@ print("learned reward", data.rewards[:4].round(3), "| true reward",
 # ## Exercises
 #
 # 1. Under Bradley-Terry, what score difference makes $y_w$ preferred 3 times in 4? Check:
-#    `ref.bradley_terry_loss` of that margin equals $-\log 0.75$.
+#    `oracle.bradley_terry_loss` of that margin equals $-\log 0.75$.
 # 2. The calibration is affine with a positive slope: show it keeps every preference. Check:
 #    the learned rewards of `probe` rank the answers exactly as the raw scores
 #    `model.raw_scores(...)` do.
@@ -194,7 +194,7 @@ print("learned reward", data.rewards[:4].round(3), "| true reward",
 # %%
 # Exercise 1 check
 margin = np.log(3.0)  # sigma(log 3) = 3 / 4
-loss, _ = ref.bradley_terry_loss(np.array([margin]), np.array([0.0]))
+loss, _ = oracle.bradley_terry_loss(np.array([margin]), np.array([0.0]))
 assert abs(loss + np.log(0.75)) < 1e-12
 
 # Exercise 2 check

@@ -29,14 +29,14 @@
 #    or a KL term, depending on the algorithm).
 #
 # Steps 1-3 are host arrays, written once in `core/`; step 4 is tensors, written twice in
-# `backends/torch/rlhf.py` and `backends/tf/rlhf.py`.
+# `backends/torch/objectives.py` and `backends/tf/objectives.py`.
 
 # %%
 import numpy as np
 
 from duetrl.core.backend import load_backends
 from duetrl.core.plots import plot_curves
-from duetrl.core.reference import rlhf_advantages as ref
+from duetrl.core.reference import rlhf_advantages as oracle
 from duetrl.core.rlhf.mdp import SequenceMDP, rollout
 from duetrl.core.rlhf.optimum import optimum_limits, sort_digits_optimum
 from duetrl.core.rlhf.pi_ref import PretrainSettings, load_reference, pretrain_reference
@@ -165,8 +165,8 @@ for name, b in backends.items():
 
 # %%
 group = np.array([1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0])  # 3 of 8 correct
-print("GRPO", ref.group_advantages(group, 8).round(5))  # +1.20738 / -0.72443
-print("RLOO", ref.rloo_advantages(group, 8).round(6))  # +0.714286 / -0.428571
+print("GRPO", oracle.group_advantages(group, 8).round(5))  # +1.20738 / -0.72443
+print("RLOO", oracle.rloo_advantages(group, 8).round(6))  # +0.714286 / -0.428571
 
 # %% [markdown]
 # ## 3. 3.1.5 Training: RLOO from the pretrained reference, both frameworks
@@ -267,7 +267,7 @@ print("saved", plot_curves(curves, figure_dir() / "ch03_1_rlhf_frontier.png",
 #    `backends["tf"].kl_k3` on the batch of section 1 (use `batch.old_logp`, and a shifted
 #    copy for the reference).
 # 3. Compute RLOO's advantages of the group `[1, 0, 0, 1]` by hand (each reward minus the
-#    mean of the three others). Check against `ref.rloo_advantages`.
+#    mean of the three others). Check against `oracle.rloo_advantages`.
 # 4. Complete the square: show that $J(\pi) = \beta \log Z - \beta\,
 #    \mathrm{KL}(\pi \| \pi^*)$, so $J(\pi^*) = \beta \log Z$ and every other policy scores
 #    less. Check: `exact.objective` equals $\beta \log Z$, and the reference policy's
@@ -286,7 +286,7 @@ theirs = backends["tf"].to_numpy(backends["tf"].kl_k3(backends["tf"].as_tensor(b
 assert_close(theirs, mine, "float64", "k3")
 # Exercise 3 check
 by_hand = np.array([1 - 1 / 3, 0 - 2 / 3, 0 - 2 / 3, 1 - 1 / 3])
-assert np.allclose(ref.rloo_advantages(np.array([1.0, 0, 0, 1]), 4), by_hand)
+assert np.allclose(oracle.rloo_advantages(np.array([1.0, 0, 0, 1]), 4), by_hand)
 # Exercise 4 check
 assert abs(exact.objective - beta * exact.log_z) < 1e-12
 assert 0.55 - beta * 0.0 < exact.objective

@@ -51,8 +51,8 @@ class LanguageModel(Protocol):
 
 
 class LanguageModelTrainer(Protocol):
-    """``LMTrainer(model, weight_decay, max_grad_norm)``: what ``duetrl.core.lm.train`` calls
-    (the RL loop's trainer is another class, ``duetrl.core.rl.train.Trainer``)."""
+    """``LMTrainer(model, weight_decay, max_grad_norm)``: the backend's gradient step, which
+    ``duetrl.core.lm.train.LMRun`` calls (a run of ``duetrl.core.run``)."""
 
     optimizer: Any
 

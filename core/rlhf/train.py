@@ -5,7 +5,7 @@ Per update u:
 1. draw prompts (core's RNG, a function of (seed, u)) and sample k completions each with the
    policy (``core/rlhf/mdp.rollout``: noise from core, so both backends pick the same tokens);
 2. score them with the task's reward r and the frozen reference's log-probs (KL estimates);
-3. turn scores into advantages on host arrays (``core/reference/rlhf.py``):
+3. turn scores into advantages on host arrays (``core/reference/rlhf_advantages.py``):
 
    =========  ===========================================================================
    reinforce  R_i = r_i - beta KL_i,  A_i = R_i - mean_batch R      (KL_i = sum_t k1_t)
@@ -19,7 +19,7 @@ Per update u:
 
    k1 folded into the reward (reinforce, rloo, ppo) makes the expected update the gradient of
    E[r] - beta KL(pi || pi_ref) exactly; k3 in the loss (grpo) does not (see
-   ``core/reference/rlhf.kl_k3``);
+   ``core/reference/rlhf_advantages.kl_k3``);
 4. one call of the backend's ``RLHFLearner.update(batch, objective, **coefficients)``;
 5. the KL controller (fixed beta, or Ziegler et al.'s adaptive one with ``kl_target``).
 
