@@ -7,10 +7,8 @@ the losses in ``rlhf.py`` this is the float64 oracle of each backend's ``objecti
 GPT as a policy is in ``rlhf_policy.py``, the batch contract and its checks in
 ``core/interfaces/rlhf.py``.
 
-Conventions pinned (DESIGN.md): log-ratio l = ref_logp - logp; GRPO's group std is the
-UNBIASED one (``GROUP_STD_DDOF = 1``) plus ``GROUP_ADVANTAGE_EPS = 1e-4``; PPO's advantage
-whitening uses the population std (``ADVANTAGE_STD_DDOF = 0``) plus ``ADVANTAGE_EPS``.
-Rewards of a group are laid out prompt-major: entries ``[g k, (g + 1) k)`` share prompt g.
+The conventions pinned (the log-ratio's sign, GRPO's unbiased group std, prompt-major
+groups) are stated once, in ``core/interfaces/rlhf.py``.
 """
 
 from __future__ import annotations
