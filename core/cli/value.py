@@ -61,8 +61,8 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
             parser.add_argument("--slippery", action=argparse.BooleanOptionalAction,
                                 default=True, help="FrozenLake's slippery ice")
             parser.add_argument("--gamma", type=float, default=0.99, help="discount in [0, 1]")
-            parser.add_argument("--out", default="runs", help="folder for the picture")
-            parser.add_argument("--json", action="store_true", help="print V* as JSON")
+            add_run_flags(parser, "out", "json", out="runs", out_help="folder for the picture",
+                          json_help="print V* as JSON")
             parser.set_defaults(run=run_solve, method=method)
 
         bandit = commands.add_parser("bandit", help="exploration on a k-armed bandit: regret")
@@ -74,9 +74,9 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
                             help="fixed epsilon-greedy's exploration rate in [0, 1]")
         bandit.add_argument("--horizon", type=int, default=5000, help="steps per run")
         bandit.add_argument("--runs", type=int, default=500, help="independent runs (seeds)")
-        bandit.add_argument("--seed", type=int, default=0)
-        bandit.add_argument("--out", default="runs", help="folder for the plot")
-        bandit.add_argument("--json", action="store_true", help="print the final regrets")
+        add_run_flags(bandit, "out", "seed", "json", out="runs", out_help="folder for the plot",
+                      seed_help="seeds the arms' rewards and the agents' choices",
+                      json_help="print the final regrets")
         bandit.set_defaults(run=run_bandit)
 
         train = commands.choices.get("train")  # `duetrl train` comes from core/cli/rl.py
