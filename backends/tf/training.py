@@ -19,10 +19,19 @@ from duetrl.backends.tf.optim import Adam
 from duetrl.core.constants import ADAMW_WEIGHT_DECAY, GRAD_CLIP_NORM
 
 
-def cross_entropy_loss(logits: Tensor, targets: Tensor) -> Tensor:
-    """Mean next-token cross-entropy of ``logits`` (B, T, V) against ``targets`` (B, T)."""
+def cross_entropy_loss(
+    logits: Tensor, targets: Tensor, weights: Tensor | None = None
+) -> Tensor:
+    """Mean next-token cross-entropy of ``logits`` (B, T, V) against ``targets`` (B, T).
+
+    With ``weights`` (B, T): sum(w * ce) / sum(w), e.g. only the positions whose target is an
+    action (the Decision Transformer); None: every position counts the same (the plain mean).
+    """
     losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
-    return tf.reduce_mean(losses)  # (B, T) -> ()
+    if weights is None:
+        return tf.reduce_mean(losses)  # (B, T) -> ()
+    weights = tf.cast(weights, losses.dtype)  # (B, T)
+    return tf.reduce_sum(weights * losses) / tf.reduce_sum(weights)  # (B, T) -> ()
 
 
 class LMTrainer:
@@ -44,29 +53,35 @@ class LMTrainer:
         self.optimizer = Adam(model, max_grad_norm, weight_decay)  # AdamW: weight_decay > 0
 
     @tf.function(jit_compile=True)
-    def _train_step(self, x: Tensor, y: Tensor, lr: Tensor) -> tuple:
+    def _train_step(self, x: Tensor, y: Tensor, lr: Tensor, weights: Tensor | None) -> tuple:
         with tf.GradientTape() as tape:
-            loss = cross_entropy_loss(self.model(x, training=True), y)
+            loss = cross_entropy_loss(self.model(x, training=True), y, weights)
         grads = tape.gradient(loss, self.optimizer.parameters)
         grad_norm = self.optimizer.apply_gradients(grads, lr)  # clips, then updates
         return loss, grad_norm
 
     @tf.function
-    def _eval_loss(self, x: Tensor, y: Tensor) -> Tensor:
-        return cross_entropy_loss(self.model(x, training=False), y)
+    def _eval_loss(self, x: Tensor, y: Tensor, weights: Tensor | None) -> Tensor:
+        return cross_entropy_loss(self.model(x, training=False), y, weights)
 
-    def train_step(self, x: np.ndarray, y: np.ndarray, lr: float) -> tuple[float, float]:
+    def train_step(
+        self, x: np.ndarray, y: np.ndarray, lr: float, weights: np.ndarray | None = None
+    ) -> tuple[float, float]:
         """Forward, backward, clip, update on a batch ``x``, ``y`` (B, T) of token ids.
+
+        ``weights`` (B, T): the loss is sum(w * ce) / sum(w) (None: the mean over every position).
 
         Returns:
             ``(loss, gradient norm before clipping)`` as floats.
         """
         x, y = tf.convert_to_tensor(np.asarray(x)), tf.convert_to_tensor(np.asarray(y))
+        w = None if weights is None else tf.convert_to_tensor(np.asarray(weights))
         lr = tf.constant(lr, tf.float64)  # a tensor, not a Python float: no retracing
-        loss, grad_norm = self._train_step(x, y, lr)
+        loss, grad_norm = self._train_step(x, y, lr, w)
         return float(loss), float(grad_norm)
 
-    def eval_loss(self, x: np.ndarray, y: np.ndarray) -> float:
-        """Mean cross-entropy on a batch, dropout off."""
+    def eval_loss(self, x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> float:
+        """Mean (or ``weights``-weighted) cross-entropy on a batch, dropout off."""
         x, y = tf.convert_to_tensor(np.asarray(x)), tf.convert_to_tensor(np.asarray(y))
-        return float(self._eval_loss(x, y))
+        w = None if weights is None else tf.convert_to_tensor(np.asarray(weights))
+        return float(self._eval_loss(x, y, w))

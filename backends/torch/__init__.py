@@ -8,6 +8,7 @@ from duetrl.backends.torch.attention import (
     scaled_dot_product_attention,
 )
 from duetrl.backends.torch.autodiff import compile_forward_backward, loss_and_gradients, probe_loss
+from duetrl.backends.torch.decision_transformer import inference_logits
 from duetrl.backends.torch.dqn import DQNAgent, QNetwork
 from duetrl.backends.torch.generation import (
     Decoder,
@@ -18,6 +19,15 @@ from duetrl.backends.torch.generation import (
     split_heads,
 )
 from duetrl.backends.torch.gpt import GPT, MLP, Block
+from duetrl.backends.torch.lm_agent import (
+    LMAgentLearner,
+    action_entropy,
+    admissible_log_probs,
+    agent_loss,
+    agent_outputs,
+    command_scores,
+    inference_outputs,
+)
 from duetrl.backends.torch.objectives import (
     aggregate_token_loss,
     bradley_terry_loss,
@@ -128,6 +138,7 @@ __all__ = [
     "get_num_threads",
     "head_broadcast_mask",
     "import_params",
+    "inference_logits",
     "loss_and_gradients",
     "new_kv_cache",
     "probe_loss",
@@ -161,4 +172,11 @@ __all__ = [
     "token_entropy",
     "token_log_probs",
     "value_loss_clipped",
+    "LMAgentLearner",
+    "action_entropy",
+    "admissible_log_probs",
+    "agent_loss",
+    "agent_outputs",
+    "command_scores",
+    "inference_outputs",
 ]

@@ -20,10 +20,19 @@ from duetrl.backends.torch.optim import Adam
 from duetrl.core.constants import ADAMW_WEIGHT_DECAY, GRAD_CLIP_NORM
 
 
-def cross_entropy_loss(logits: Tensor, targets: Tensor) -> Tensor:
-    """Mean next-token cross-entropy of ``logits`` (B, T, V) against ``targets`` (B, T)."""
+def cross_entropy_loss(
+    logits: Tensor, targets: Tensor, weights: Tensor | None = None
+) -> Tensor:
+    """Mean next-token cross-entropy of ``logits`` (B, T, V) against ``targets`` (B, T).
+
+    With ``weights`` (B, T): sum(w * ce) / sum(w), e.g. only the positions whose target is an
+    action (the Decision Transformer); None: every position counts the same (the plain mean).
+    """
     losses = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")
-    return losses.mean()  # (B*T,) -> ()
+    if weights is None:
+        return losses.mean()  # (B*T,) -> ()
+    weights = weights.flatten().to(losses.dtype)  # (B*T,)
+    return (weights * losses).sum() / weights.sum()  # (B*T,) -> ()
 
 
 class LMTrainer:
@@ -44,31 +53,37 @@ class LMTrainer:
         self.model = model
         self.optimizer = Adam(model, max_grad_norm, weight_decay)  # AdamW: weight_decay > 0
 
-    def _train_step(self, x: Tensor, y: Tensor, lr: float) -> tuple:
+    def _train_step(self, x: Tensor, y: Tensor, lr: float, weights: Tensor | None) -> tuple:
         self.model.train()
         self.model.zero_grad(set_to_none=True)
-        loss = cross_entropy_loss(self.model(x), y)
+        loss = cross_entropy_loss(self.model(x), y, weights)
         loss.backward()
         grads = [p.grad for p in self.optimizer.parameters]
         grad_norm = self.optimizer.apply_gradients(grads, lr)  # clips, then updates
         return loss.detach(), grad_norm
 
     @torch.no_grad()
-    def _eval_loss(self, x: Tensor, y: Tensor) -> Tensor:
+    def _eval_loss(self, x: Tensor, y: Tensor, weights: Tensor | None) -> Tensor:
         self.model.eval()
-        return cross_entropy_loss(self.model(x), y)
+        return cross_entropy_loss(self.model(x), y, weights)
 
-    def train_step(self, x: np.ndarray, y: np.ndarray, lr: float) -> tuple[float, float]:
+    def train_step(
+        self, x: np.ndarray, y: np.ndarray, lr: float, weights: np.ndarray | None = None
+    ) -> tuple[float, float]:
         """Forward, backward, clip, update on a batch ``x``, ``y`` (B, T) of token ids.
+
+        ``weights`` (B, T): the loss is sum(w * ce) / sum(w) (None: the mean over every position).
 
         Returns:
             ``(loss, gradient norm before clipping)`` as floats.
         """
         x, y = torch.as_tensor(np.asarray(x)), torch.as_tensor(np.asarray(y))
-        loss, grad_norm = self._train_step(x, y, lr)
+        w = None if weights is None else torch.as_tensor(np.asarray(weights))
+        loss, grad_norm = self._train_step(x, y, lr, w)
         return float(loss), float(grad_norm)
 
-    def eval_loss(self, x: np.ndarray, y: np.ndarray) -> float:
-        """Mean cross-entropy on a batch, dropout off."""
+    def eval_loss(self, x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> float:
+        """Mean (or ``weights``-weighted) cross-entropy on a batch, dropout off."""
         x, y = torch.as_tensor(np.asarray(x)), torch.as_tensor(np.asarray(y))
-        return float(self._eval_loss(x, y))
+        w = None if weights is None else torch.as_tensor(np.asarray(weights))
+        return float(self._eval_loss(x, y, w))

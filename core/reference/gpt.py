@@ -62,16 +62,32 @@ def gpt_forward(params: dict[str, np.ndarray], idx: np.ndarray, config: GPTConfi
     return h @ np.asarray(params["wte.embeddings"], dtype=np.float64).T  # (B, T, V)
 
 
-def cross_entropy(logits: np.ndarray, targets: np.ndarray) -> float:
+def cross_entropy(
+    logits: np.ndarray, targets: np.ndarray, weights: np.ndarray | None = None
+) -> float:
     """The pretraining loss (outline 4.1.3): mean next-token negative log-likelihood,
 
         L = -1/(B T) sum_{b,t} log p_theta(x_{b,t+1} | x_{b,<=t}),
 
-    with ``logits`` ``(B, T, V)`` and ``targets`` ``(B, T)`` the inputs shifted by one.
+    with ``logits`` ``(B, T, V)`` and ``targets`` ``(B, T)`` the inputs shifted by one. With
+    per-position ``weights`` w ``(B, T)`` (the Decision Transformer: 1 where the target is an
+    action, 0 elsewhere) it is the weighted mean
+
+        L_w = -sum_{b,t} w_{b,t} log p_theta(x_{b,t+1} | x_{b,<=t}) / sum_{b,t} w_{b,t}.
+
+    :raises ValueError: weights of another shape than ``targets``, or summing to 0.
     """
     logp = log_softmax(np.asarray(logits, dtype=np.float64))
     picked = np.take_along_axis(logp, np.asarray(targets)[..., None], axis=-1)[..., 0]
-    return float(-picked.mean())
+    if weights is None:
+        return float(-picked.mean())
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != picked.shape:
+        raise ValueError(f"weights: expected the targets' shape {picked.shape}, got {w.shape}")
+    if not w.sum() > 0:
+        raise ValueError(f"weights: expected a positive sum (some position to learn), got "
+                         f"{w.sum()}")
+    return float(-(w * picked).sum() / w.sum())
 
 
 def gpt_loss(
