@@ -7,6 +7,8 @@ Importing this package registers:
   random policy scores 4 and a perfect one 16: the quickest check that a learner learns.
 * ``duetrl/IdentityContinuous-v0``: the observation is a target in [-1, 1]; the action is a
   real number in [-1, 1] and the reward -(action - target)^2. Cut after 16 steps.
+* ``duetrl/KeyDoor-v0``, ``duetrl/Household-v0``, ``duetrl/TextFrozenLake-v0``: text
+  environments (outline 3.2.2; :mod:`duetrl.core.envs.text`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,18 @@ from duetrl.core.envs.identity import IdentityContinuousEnv, IdentityEnv
 from duetrl.core.envs.vector import EnvInfo, describe_env, make_vector_env
 
 ENV_IDS: tuple[str, ...] = ("duetrl/Identity-v0", "duetrl/IdentityContinuous-v0")
+"""The environments with array observations (what vector envs, MLPs and RLlib take)."""
+
+TEXT_ENV_IDS: tuple[str, ...] = ("duetrl/KeyDoor-v0", "duetrl/Household-v0",
+                                 "duetrl/TextFrozenLake-v0")
+"""The text environments: observations in words, for language-model policies."""
+
+TEXT_ENTRY_POINTS = {
+    "duetrl/KeyDoor-v0": "duetrl.core.envs.text.keydoor:KeyDoorEnv",
+    "duetrl/Household-v0": "duetrl.core.envs.text.household:HouseholdEnv",
+    "duetrl/TextFrozenLake-v0": "duetrl.core.envs.text.frozenlake:TextFrozenLakeEnv",
+}
+"""The text environments (outline 3.2.2: core/envs/text); each keeps its own time limit."""
 
 
 def register_envs() -> None:
@@ -26,6 +40,9 @@ def register_envs() -> None:
     if "duetrl/IdentityContinuous-v0" not in gym.registry:
         gym.register("duetrl/IdentityContinuous-v0", entry_point=IdentityContinuousEnv,
                      max_episode_steps=16)
+    for env_id, entry_point in TEXT_ENTRY_POINTS.items():
+        if env_id not in gym.registry:
+            gym.register(env_id, entry_point=entry_point)
 
 
 def newest_env_id(name: str) -> str:
@@ -45,5 +62,5 @@ def newest_env_id(name: str) -> str:
 
 register_envs()
 
-__all__ = ["ENV_IDS", "EnvInfo", "IdentityContinuousEnv", "IdentityEnv", "describe_env",
-           "make_vector_env", "newest_env_id", "register_envs"]
+__all__ = ["ENV_IDS", "TEXT_ENV_IDS", "EnvInfo", "IdentityContinuousEnv", "IdentityEnv",
+           "describe_env", "make_vector_env", "newest_env_id", "register_envs"]
