@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "duetrl.core.cli.coursework",
     "duetrl.core.cli.report",
     "duetrl.core.cli.sweep",
+    "duetrl.core.cli.play",
 )
 """Modules that add commands; each has ``register(commands, compare)``."""
 

@@ -90,7 +90,7 @@ class TextEnv(gym.Env):
     :param render_mode: None or ``"ansi"`` (``render()`` returns the goal, text and commands).
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
     WORDS: frozenset[str] = frozenset()
     DEFAULT_MAX_STEPS = 32
 
