@@ -1,0 +1,180 @@
+"""An LM that scores actions (outline 3.2.3; Carta et al. 2023, "GLAM"): the policy, the value
+and the PPO learner, as tensors.
+
+    score_k = sum_t m_kt log p_LM(token t+1 of row k | tokens <= t)    (the command's tokens)
+    log pi(a_k | s) = score_k - log sum_{j admissible} exp(score_j)
+    V(s) = LN_f(h_L)[prompt_last] w + b                                 (ValueHead, rlhf.py)
+
+The rows (state-major, S x K, prompt + command, right-padded) and the mask come from
+``core/agents/batch.py``; the learner's framework-neutral half (checks, the loss' assembly)
+is ``core/learners/lm_agent.py``: ``LMAgentLearner`` here adds only the tensors and the
+gradient step. The float64 oracle is ``core/reference/lm_agent.py``; the twin in the other
+backend has the same names, order and comments (``duetrl diff lm_agent``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from duetrl.backends.torch.gpt import GPT
+from duetrl.backends.torch.objectives import gather_log_probs
+from duetrl.backends.torch.optim import Adam
+from duetrl.backends.torch.rlhf import PolicyWithHead, ValueHead
+from duetrl.core.constants import GRAD_CLIP_NORM, MASK_FILL_VALUE
+from duetrl.core.learners.lm_agent import LMAgentLearnerBase
+
+# ---------------------------------------------------------------------------------------------
+# The policy over admissible commands, and the value of the prompt
+# ---------------------------------------------------------------------------------------------
+
+
+def command_scores(token_logp: Tensor, mask: Tensor) -> Tensor:
+    """score = sum_t m_t log p(token t+1): (R, T-1) log-probs and mask -> (R,)."""
+    return torch.sum(token_logp * mask, dim=1)
+
+
+def admissible_log_probs(scores: Tensor, admissible: Tensor) -> Tensor:
+    """log pi(a_k | s): a log-softmax over each state's admissible commands, (S, K) -> (S, K).
+
+    The empty places of the grid (admissible 0) get ``MASK_FILL_VALUE`` before the softmax
+    (probability 0) and log pi = 0 after it, so no NaN or -1e9 reaches a loss."""
+    filled = torch.where(admissible > 0, scores, torch.full_like(scores, MASK_FILL_VALUE))
+    return F.log_softmax(filled, dim=-1) * admissible
+
+
+def action_entropy(log_pi: Tensor, admissible: Tensor) -> Tensor:
+    """H(pi(. | s)) = -sum_k pi_k log pi_k over the admissible commands: (S, K) -> (S,)."""
+    return -torch.sum(torch.exp(log_pi) * log_pi * admissible, dim=-1)
+
+
+def agent_outputs(
+    model: GPT, value_head: ValueHead, tokens: Tensor, mask: Tensor, admissible: Tensor,
+    prompt_last: Tensor,
+) -> tuple[Tensor, Tensor]:
+    """One forward pass over the S x K rows: (log pi (S, K), V(s) (S,))."""
+    s, k = admissible.shape
+    hidden = model.hidden_states(tokens[:, :-1])  # (S K, T-1, D)
+    logits = F.linear(hidden, model.wte.weight)  # (S K, T-1, V): the tied head
+    token_logp = gather_log_probs(logits, tokens[:, 1:])  # (S K, T-1)
+    scores = command_scores(token_logp, mask).reshape(s, k)  # (S, K)
+    first = hidden.reshape(s, k, *hidden.shape[1:])[:, 0]  # (S, T-1, D): each state's row 0
+    last = first[torch.arange(s), prompt_last]  # (S, D): the prompt's last hidden state
+    values = value_head(last[:, None, :])[:, 0]  # (S,)
+    return admissible_log_probs(scores, admissible), values
+
+
+@torch.inference_mode()
+def inference_outputs(
+    model: GPT, value_head: ValueHead, tokens: np.ndarray, mask: np.ndarray,
+    admissible: np.ndarray, prompt_last: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """agent_outputs without gradient, as NumPy float64: the rollout's pass.
+
+    Under ``torch.inference_mode()``: no autograd graph is recorded."""
+    dtype = model.wte.weight.dtype
+    log_pi, values = agent_outputs(
+        model, value_head, torch.as_tensor(tokens, dtype=torch.int64),
+        torch.as_tensor(mask, dtype=dtype), torch.as_tensor(admissible, dtype=dtype),
+        torch.as_tensor(prompt_last, dtype=torch.int64))
+    return log_pi.numpy().astype(np.float64), values.numpy().astype(np.float64)
+
+
+# ---------------------------------------------------------------------------------------------
+# PPO's loss over environment steps, one row per state
+# ---------------------------------------------------------------------------------------------
+
+
+def agent_loss(
+    log_pi: Tensor, values: Tensor, admissible: Tensor, actions: Tensor, old_logp: Tensor,
+    advantages: Tensor, returns: Tensor, clip_eps: Tensor | float, vf_coef: Tensor | float,
+    ent_coef: Tensor | float,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """L = L_clip + c_V L_V - c_H H; stats policy_loss, value_loss, entropy, clip_fraction,
+    approx_kl."""
+    logp = torch.gather(log_pi, 1, actions[:, None])[:, 0]  # log pi(a_s | s), (S,)
+    ratio = torch.exp(logp - old_logp)  # rho_s = pi / pi_old
+    clipped_ratio = torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
+    # L_clip = -mean_s min(rho_s A_s, clip(rho_s, 1 - eps, 1 + eps) A_s)
+    policy_loss = -torch.mean(torch.minimum(ratio * advantages, clipped_ratio * advantages))
+    value_loss = torch.mean(0.5 * (values - returns) ** 2)  # L_V = mean_s 0.5 (V - R)^2
+    entropy = torch.mean(action_entropy(log_pi, admissible))  # H = mean_s H(pi(. | s))
+    loss = policy_loss + vf_coef * value_loss - ent_coef * entropy
+    with torch.no_grad():  # statistics: no gradient flows through them
+        clipped = ((ratio < 1.0 - clip_eps) & (advantages < 0)) | (
+            (ratio > 1.0 + clip_eps) & (advantages > 0))
+        stats = {
+            "policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy,
+            "clip_fraction": torch.mean(clipped.to(ratio.dtype)),
+            "approx_kl": torch.mean((ratio - 1.0) - torch.log(ratio)),
+        }
+    return loss, stats
+
+
+# ---------------------------------------------------------------------------------------------
+# The gradient step the core training loop calls
+# ---------------------------------------------------------------------------------------------
+
+
+class LMAgentLearner(LMAgentLearnerBase):
+    """The LM policy, its value head, their Adam, and one PPO step per :meth:`update`.
+
+    Args:
+        policy: a ``GPT`` (pretrained or from random weights).
+        value_head: a ``ValueHead`` on the GPT's hidden states.
+        learning_rate: Adam's step size (the loop may change ``self.learning_rate``).
+        clip_eps: PPO's ratio clip.
+        vf_coef: weight c_V of the value loss.
+        ent_coef: weight c_H of the entropy bonus.
+        max_grad_norm: clip the global gradient norm to this (None: no clipping).
+
+    ``update`` and the loss' assembly are ``core/learners/lm_agent.py``'s. Dropout is off
+    (torch ``eval()``, Keras ``training=False``): the ratio must be exactly 1 at first.
+
+    Example:
+        >>> learner = LMAgentLearner(GPT(config), ValueHead(config.n_embd), learning_rate=1e-3)
+        >>> stats = learner.update(batch)  # loss, grad_norm, entropy, clip_fraction, ...
+    """
+
+    def __init__(
+        self,
+        policy: GPT,
+        value_head: ValueHead,
+        learning_rate: float = 1e-3,
+        clip_eps: float = 0.2,
+        vf_coef: float = 0.5,
+        ent_coef: float = 0.01,
+        max_grad_norm: float | None = GRAD_CLIP_NORM,
+    ) -> None:
+        super().__init__(policy, value_head, learning_rate, clip_eps, vf_coef, ent_coef)
+        self.trainable = PolicyWithHead(policy, value_head)
+        self.optimizer = Adam(self.trainable, max_grad_norm)
+        self.compiled_step = self._step  # PyTorch runs eagerly: nothing to compile
+        self.dtype = policy.wte.weight.dtype
+
+    def _step(self, batch: dict, coefficients: dict, learning_rate: float) -> dict[str, Tensor]:
+        """Loss, gradients, clipping and Adam: the step (PyTorch runs it eagerly as written)."""
+        self.trainable.eval()  # dropout off
+        self.trainable.zero_grad(set_to_none=True)
+        loss, stats = self.loss(batch, coefficients)
+        loss.backward()
+        parameters = self.optimizer.parameters
+        grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in parameters]
+        grad_norm = self.optimizer.apply_gradients(grads, learning_rate)
+        stats = {"loss": loss, "grad_norm": grad_norm, **stats}
+        return {name: value.detach() for name, value in stats.items()}
+
+    def _as_tensor(self, value: np.ndarray, floating: bool) -> Tensor:
+        return torch.as_tensor(value).to(self.dtype if floating else torch.int64)
+
+    def _step_learning_rate(self) -> float:
+        return self.learning_rate  # a float: nothing is traced
+
+    def _agent_outputs(self, tokens: Tensor, mask: Tensor, admissible: Tensor,
+                       prompt_last: Tensor) -> tuple[Tensor, Tensor]:
+        return agent_outputs(self.policy, self.value_head, tokens, mask, admissible, prompt_last)
+
+    def _agent_loss(self, *args: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        return agent_loss(*args)
