@@ -82,7 +82,8 @@ CHAPTERS: tuple[Chapter, ...] = (
             ("马尔可夫决策过程", "Markov decision processes"),
             ("价值函数与策略函数", "Value functions and policy functions"),
             ("探索与利用", "Exploration and exploitation")),
-          commands=("bandit",), modules=("core.bandits", "core.envs", "core.envs.*")),
+          commands=("bandit",),
+          modules=("core.bandits", "core.envs", "core.envs.identity", "core.envs.vector")),
         S("2.3", "大规模语言模型与强化学习的联系", "How large language models and RL connect", (
             ("序列决策问题", "Sequential decision problems"),
             ("奖励函数设计", "Designing the reward function"),
@@ -107,7 +108,9 @@ CHAPTERS: tuple[Chapter, ...] = (
             ("状态表示与动作空间设计", "Representing states; designing the action space"),
             ("策略函数与价值函数近似", "Approximating the policy and the value function"),
             ("奖励函数设计与优化目标", "The reward function and the objective"),
-            ("训练过程与收敛性分析", "Training, and whether it converges"))),
+            ("训练过程与收敛性分析", "Training, and whether it converges")),
+          commands=("play",),
+          modules=("core.envs.text", "core.envs.text.*")),
     )),
     Chapter(4, "数学模型和公式详细讲解举例说明",
             "Mathematical models and formulas, with examples", (
