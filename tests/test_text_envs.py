@@ -268,3 +268,31 @@ def test_play_reads_numbers_and_quits(capsys: pytest.CaptureFixture,
     assert "go north: reward 0" in out and out.rstrip().endswith("quit")
     assert main(["play", "NoSuchWorld"]) == 2
     assert "env: expected one of" in capsys.readouterr().err
+
+
+def test_lake_commands_move_as_they_say_and_the_text_tells_the_neighbours() -> None:
+    env = make("duetrl/TextFrozenLake-v0")
+    observation, _ = env.reset(seed=0)
+    assert observation["text"] == ("you are at row 1 column 1. north is the edge, east is ice, "
+                                   "south is ice, west is the edge.")
+    moves = {"go east": "row 1 column 2", "go west": "row 1 column 1",
+             "go south": "row 2 column 1", "go north": "row 1 column 1"}
+    for command, where in moves.items():
+        observation = env.step(env.admissible().index(command))[0]
+        assert observation["text"].startswith(f"you are at {where}."), command
+
+
+def test_the_wrong_key_does_not_open_the_door() -> None:
+    env = make("duetrl/KeyDoor-v0")
+    env.reset(seed=0)
+    other = env.key_colours[1]
+    env.step(env.admissible().index(f"go to the {env.state.keys[1]}"))
+    env.step(env.admissible().index(f"take the {other} key"))
+    env.step(env.admissible().index("go to the hall"))
+    env.step(env.admissible().index(f"go to the {env.door_room}"))
+    observation, reward, terminated, _, _ = env.step(
+        env.admissible().index(f"open the {env.door_colour} door"))
+    assert not env.state.door_open and reward == 0.0 and not terminated
+    assert (f"the {env.door_colour} door does not open with the {other} key."
+            in observation["text"])
+    assert f"leave through the {env.door_colour} door" not in observation["admissible"]
