@@ -63,6 +63,13 @@ TRAINER_FACTORIES = [
     pytest.param(lambda tmp_path, **kw: _reward_model("torch", **kw), id="reward-model-torch"),
     pytest.param(lambda tmp_path, **kw: _reward_model("tf", **kw), id="reward-model-tf",
                  marks=pytest.mark.slow),
+    # the Decision Transformer (core/agents/decision_transformer.py) and its BC twin
+    pytest.param(lambda tmp_path, **kw: _dt("torch", **kw), id="dt-torch"),
+    pytest.param(lambda tmp_path, **kw: _dt("tf", **kw), id="dt-tf", marks=pytest.mark.slow),
+    # the LM agent (core/agents/train.py): PPO on an LM policy in duetrl/KeyDoor-v0
+    pytest.param(lambda tmp_path, **kw: _lm_agent("torch", **kw), id="lm-agent-torch"),
+    pytest.param(lambda tmp_path, **kw: _lm_agent("tf", **kw), id="lm-agent-tf",
+                 marks=pytest.mark.slow),
 ]
 
 Factory = Callable[..., Any]
@@ -412,3 +419,27 @@ def test_both_backends_start_in_lockstep_through_the_compare_driver(torch_factor
     assert result["updates_within_tolerance"] >= 1
     for name in trainers:  # each ran its whole budget, its own figures in the result
         assert result["backends"][name]["updates"] == trainers[name].updates >= 6
+
+
+# ---- the Decision Transformer (core/agents) --------------------------------------------------
+def _dt(backend_name: str, nan_at: int | None = None, steps: int = 6) -> Any:
+    from duetrl.core.agents.decision_transformer import DTRun, DTSettings
+    from duetrl.core.backend import load_backend
+
+    settings = DTSettings(episodes=30, steps=steps, n_layer=1, n_embd=16, batch_size=8,
+                          warmup_steps=2, eval_episodes=2)
+    trainer = DTRun(load_backend(backend_name), settings)
+    return _nan_loss_from(trainer, trainer.trainer, "train_step", nan_at, as_tuple=True)
+
+
+# ---- the LM agent (core/agents/train.py) -----------------------------------------------------
+def _lm_agent(backend_name: str, nan_at: int | None = None, updates: int = 6) -> Any:
+    from duetrl.core.agents.settings import AgentSettings
+    from duetrl.core.agents.train import LMAgentRun
+    from duetrl.core.backend import load_backend
+
+    settings = AgentSettings(env="duetrl/KeyDoor-v0", policy="lm-scratch", num_envs=2,
+                             updates=updates, epochs=2, n_layer=1, n_embd=16, block_size=64,
+                             eval_episodes=1)
+    trainer = LMAgentRun(load_backend(backend_name), settings)
+    return _nan_loss_from(trainer, trainer.learner, "update", nan_at)
