@@ -326,11 +326,15 @@ def test_a_pretrained_lm_with_another_vocabulary_is_refused(tmp_path):
 
 
 # ---- learning -------------------------------------------------------------------------------
-LEARN = dict(env=TINY_ENV, policy="lm-scratch", num_envs=8, updates=12, epochs=4,
-             learning_rate=3e-3, n_layer=1, n_head=2, n_embd=16, block_size=40,
+LEARN = dict(env=TINY_ENV, policy="lm-scratch", num_envs=8, updates=40, epochs=4,
+             learning_rate=1e-2, ent_coef=0.1, n_layer=1, n_head=2, n_embd=16, block_size=40,
              eval_episodes=16, seed=0)
+"""A random GPT's scores are far from uniform (entropy ~0.3 nats over 4 commands at first:
+the sum over a command's tokens favours the short "wait"), so the default entropy bonus 0.01
+never finds the door; 0.1 does (torch: greedy success 1.0 after 40 updates, ~8 s)."""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", BACKENDS)
 def test_the_lm_policy_learns_the_tiny_key_door_task(name, tmp_path):
     from duetrl.core.agents.train import train

@@ -22,6 +22,8 @@ COMMAND_MODULES = (
     "duetrl.core.cli.rl",
     "duetrl.core.cli.value",  # after rl: adds `train dqn` to its `train` command
     "duetrl.core.cli.rlhf",
+    "duetrl.core.cli.dt",
+    "duetrl.core.cli.agent",
     "duetrl.core.cli.diff",
     "duetrl.core.cli.coursework",
     "duetrl.core.cli.report",
