@@ -243,3 +243,27 @@ def test_asking_for_the_top_return_gets_it_more_than_a_low_one_and_the_behaviour
     low, top = result["achieved"]
     behaviour = result["behaviour_return"]
     assert top >= low + 0.4 and top >= behaviour + 0.2, result
+
+
+# ---- the command line ----------------------------------------------------------------------
+def test_dt_train_then_eval_through_the_cli(tmp_path, capsys):
+    import json
+
+    from duetrl.core.cli import main
+
+    out = tmp_path / "run"
+    tiny = ["--episodes", "30", "--steps", "3", "--n-layer", "1", "--n-embd", "8",
+            "--batch-size", "4", "--eval-episodes", "2", "--warmup-steps", "1"]
+    assert main(["dt", "train", "--backend", "torch", "--out", str(out), "--quiet", "--json",
+                 *tiny]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["updates"] == 3 and len(summary["achieved"]) == 3
+    assert {"bc_return", "behaviour_return", "dataset", "train_tokens_per_second"} <= set(summary)
+    assert (out / "returns.png").is_file() and (out / "log.csv").is_file()
+    checkpoint = str(out / "checkpoint.safetensors")
+    assert main(["dt", "eval", checkpoint, "--targets", "0", "1", "--episodes", "2",
+                 "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert table["targets"] == [0.0, 1.0] and table["backend"] == "torch"
+    assert main(["dt", "eval", checkpoint, "--targets", "5"]) == 2  # outside the data's range
+    assert "target_return" in capsys.readouterr().err
