@@ -47,6 +47,8 @@ class Case:
     :param expected_dtype: the output dtype required (the inputs' floating dtype).
     :param hint: said on failure (never an input value).
     :param check: for learning cases, a function of the child's outputs -> (passed, message).
+    :param timeout_s: the test's own time limit (a right answer takes milliseconds to a few
+        seconds); all the tests of a submission also share one budget (``sandbox.py``).
     """
 
     name: str
@@ -58,7 +60,7 @@ class Case:
     expected_dtype: str | None = "float64"
     atol: float = ATOL_FLOAT64
     hint: str = ""
-    timeout_s: float = 20.0
+    timeout_s: float = 10.0
     check: Callable[[dict], tuple[bool, str]] | None = None
 
 

@@ -50,7 +50,7 @@ def grade(name: str, submission: str | Path, backend: str | None = None, seed: i
           hidden: str | Path | None = None, memory_mb: float = DEFAULT_MEMORY_MB,
           learning: LearningSpec | None = None, read_blocked: list[str] | None = None,
           write_blocked: list[str] | None = None, integrity: bool = True,
-          time_limit_s: float | None = None) -> Report:
+          time_limit_s: float | None = None, budget_s: float | None = None) -> Report:
     """Grade one submission of assignment ``name``.
 
     :param submission: the student's ``.py`` file or a folder holding it.
@@ -65,6 +65,8 @@ def grade(name: str, submission: str | Path, backend: str | None = None, seed: i
     :param integrity: check for imports and copies of the solution (off: an instructor checks
         the project's own solution, which is a copy of itself).
     :param time_limit_s: overrides every case's time limit.
+    :param budget_s: seconds all the tests of the submission may use together (default:
+        twice the longest test's limit, never more than their sum; :func:`.submission_budget`).
     :returns: a :class:`Report`; problems with the submission are failed tests, not errors.
     """
     assignment = get_assignment(name)
@@ -103,7 +105,7 @@ def grade(name: str, submission: str | Path, backend: str | None = None, seed: i
     if hidden is not None:
         read_paths.append(str(Path(hidden).resolve().parent))
     outputs, statuses = run_submission(backend, path, assignment, cases, memory_mb, read_paths,
-                                       protected_paths(*(write_blocked or [])))
+                                       protected_paths(*(write_blocked or [])), budget_s)
     for i, case in enumerate(cases):
         status, message, seconds = statuses.get(i, ("error", "not run", 0.0))
         passed, message = case_verdict(case, status, message, outputs.get(i))

@@ -9,11 +9,15 @@ It never sees a reference answer. The grader hands it a scratch folder holding `
     {"event": "done", "id": ..., "status": "ok" | "error", "message": ..., "seconds": ...}
     {"event": "load_error", "message": ...}              the submission could not be imported
 
+    {"event": "refused", "message": ...}                 the guard refused something
+
 Before the submission is imported: the framework is loaded, the address space is capped
-(``resource.RLIMIT_AS``: what the framework took plus ``memory_mb``), an audit hook refuses
-to open protected paths (hidden tests, results, other submissions) and to start programs,
-and an import guard refuses the project's solution modules to code from the submission.
-Each test has its own time limit (``signal.setitimer``); the grader's wall clock backs it up.
+(``resource.RLIMIT_AS``: what the framework took plus ``memory_mb``), and the guard
+(:mod:`duetrl.core.coursework.guard`: an audit hook, an import guard, the solution neutered)
+puts the solution, the oracle, the grader and the hidden files out of reach.
+Each test has its own time limit (``signal.setitimer``), never more than what is left of the
+submission's budget (``budget_s``, shared by all its tests and its import); the grader's wall
+clock backs both up.
 """
 
 from __future__ import annotations
@@ -62,49 +66,10 @@ def _limit_memory(memory_mb: float) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
-_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-_MUTATING_EVENTS = {"os.remove", "os.rename", "os.rmdir", "shutil.rmtree", "os.replace",
-                    "os.truncate", "os.chmod", "os.chown", "os.link", "os.symlink", "os.mkdir",
-                    "os.utime"}
-_PROGRAM_EVENTS = {"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
-                   "os.fork", "os.forkpty", "pty.spawn", "socket.connect", "socket.bind",
-                   "ctypes.dlopen", "os.startfile", "os.kill", "os.killpg"}
-
-
-def install_audit_hook(read_blocked: list[str], write_blocked: list[str]) -> None:
-    """Refuse to read ``read_blocked``, change ``write_blocked``, start programs or sockets."""
-    read_roots = [os.path.realpath(p) for p in read_blocked]
-    write_roots = [os.path.realpath(p) for p in write_blocked] + read_roots
-
-    def inside(path, roots) -> bool:
-        try:
-            real = os.path.realpath(os.fsdecode(path))
-        except (TypeError, ValueError):
-            return False
-        return any(real == r or real.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
-
-    def hook(event: str, args: tuple) -> None:
-        if event == "open":
-            path, mode, flags = (tuple(args) + (None, None, None))[:3]
-            if path is None or isinstance(path, int):
-                return
-            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
-                isinstance(flags, int) and flags & _WRITE_FLAGS)
-            if inside(path, read_roots) or (writing and inside(path, write_roots)):
-                raise PermissionError(f"the grader does not let a submission open {path}")
-        elif event in _MUTATING_EVENTS:
-            if any(isinstance(a, str | bytes | os.PathLike) and inside(a, write_roots)
-                   for a in args):
-                raise PermissionError(f"the grader does not let a submission change {args[0]}")
-        elif event in _PROGRAM_EVENTS:
-            raise PermissionError(f"the grader does not let a submission run {event}")
-
-    sys.addaudithook(hook)
-
-
 def install_import_guard(submission: str, forbidden_prefixes: list[str],
                          forbidden_names: list[str]) -> None:
-    """Code from ``submission`` may not import the solution modules or their public names."""
+    """Friendlier messages for the submission's own import statements (the guarantee is
+    :mod:`duetrl.core.coursework.guard`): the solution, its names, import tools."""
     original = builtins.__import__
     blocked_tools = ("importlib", "ctypes", "subprocess", "socket", "multiprocessing", "gc",
                      "inspect")
@@ -135,9 +100,10 @@ def describe_error(error: BaseException, submission: str) -> str:
         return "memory limit: your code asked for more memory than the grader allows"
     message = _NUMBER.sub("…", str(error))[:240]
     where = ""
-    for frame in reversed(traceback.extract_tb(error.__traceback__)):
-        if frame.filename == submission:
-            where = f" (line {frame.lineno} of your file, in {frame.name})"
+    frames = list(traceback.walk_tb(error.__traceback__))  # no source read (linecache)
+    for frame, line in reversed(frames):
+        if frame.f_code.co_filename == submission:
+            where = f" (line {line} of your file, in {frame.f_code.co_name})"
             break
     return f"{type(error).__name__}: {message}{where}"
 
@@ -193,6 +159,7 @@ def run_call(call: dict, arrays: dict, module, backend) -> dict[str, np.ndarray]
         settings = make_settings(call["algorithm"], **call["settings"])
         agent = backend.Agent(call["algorithm"], call["state_dim"], call["action_dim"], False,
                               settings, "float64")
+        agent.algorithm_module = module  # the framework's agent, the student's functions
         backend.import_params(agent, _prefixed(arrays, "param:"))
         rollout = {**_prefixed(arrays, "rollout:"), "learning_rate": call["learning_rate"]}
         op = call["op"]
@@ -205,7 +172,6 @@ def run_call(call: dict, arrays: dict, module, backend) -> dict[str, np.ndarray]
             batch = {k: agent.as_tensor(v) for k, v in _prefixed(arrays, "batch:").items()}
             loss, _ = module.compute_loss(agent, batch)
             return {"loss": to_numpy(loss)}
-        agent.algorithm_module = module  # the framework's agent, the student's update
         module.update(agent, rollout)
         return {f"param:{k}": v for k, v in backend.export_params(agent).items()}
     if kind == "learn":
@@ -228,6 +194,11 @@ def run_call(call: dict, arrays: dict, module, backend) -> dict[str, np.ndarray]
     raise ValueError(f"call kind: unknown {kind!r}")
 
 
+BUDGET_SPENT = ("not run: your code used up the submission's time budget ({budget:g} s for all "
+                "its tests; a test ran out of time earlier)")
+"""The message of a test not run because the tests before it used the whole budget."""
+
+
 def main(argv: list[str]) -> int:
     scratch, channel_fd = Path(argv[0]), int(argv[1])
     channel = os.fdopen(channel_fd, "w", buffering=1)
@@ -247,16 +218,24 @@ def main(argv: list[str]) -> int:
 
     import duetrl.core.envs  # noqa: F401
     import duetrl.core.rl.train  # noqa: F401
+    from duetrl.core.coursework import guard
+    from duetrl.core.tolerances import to_numpy  # noqa: F401
 
     out_dir = scratch / "out"
     out_dir.mkdir(exist_ok=True)
     submission = job["submission"]
+    budget = float(job.get("budget_s") or float("inf"))
+    spent = 0.0
     _limit_memory(job["memory_mb"])
-    install_audit_hook(job["read_blocked"], job["write_blocked"])
+    guard.install(protected=job["protected_modules"], forbidden_names=job["forbidden_names"],
+                  read_blocked=job["read_blocked"], protected_files=job["protected_files"],
+                  write_blocked=job["write_blocked"], channel_fd=channel_fd)
+    del guard
     install_import_guard(submission, job["forbidden_modules"], job["forbidden_names"])
     signal.signal(signal.SIGALRM, _on_alarm)
+    start = time.perf_counter()
     try:
-        signal.setitimer(signal.ITIMER_REAL, job["load_timeout_s"])
+        signal.setitimer(signal.ITIMER_REAL, max(min(job["load_timeout_s"], budget), 0.01))
         spec = importlib.util.spec_from_file_location(job["module_name"], submission)
         module = importlib.util.module_from_spec(spec)
         sys.modules[job["module_name"]] = module
@@ -266,15 +245,22 @@ def main(argv: list[str]) -> int:
         signal.setitimer(signal.ITIMER_REAL, 0)
         send(event="load_error", message=describe_error(error, submission))
         return 0
+    spent += time.perf_counter() - start
     send(event="ready")
     for test in job["tests"]:
         test_id = test["id"]
+        left = budget - spent
+        if left <= 0:
+            send(event="done", id=test_id, status="error", seconds=0.0,
+                 message=BUDGET_SPENT.format(budget=budget))
+            continue
         arrays = {k.split("|", 1)[1]: v for k, v in inputs.items()
                   if k.startswith(test_id + "|")}
-        send(event="start", id=test_id)
+        limit = min(float(test["timeout_s"]), left)
+        send(event="start", id=test_id, limit_s=limit)
         start = time.perf_counter()
         try:
-            signal.setitimer(signal.ITIMER_REAL, test["timeout_s"])
+            signal.setitimer(signal.ITIMER_REAL, limit)
             outputs = run_call(test["call"], arrays, module, backend)
             signal.setitimer(signal.ITIMER_REAL, 0)
             np.savez(out_dir / f"{test_id}.npz", **outputs)
@@ -284,8 +270,11 @@ def main(argv: list[str]) -> int:
             if isinstance(error, KeyboardInterrupt):
                 raise
             status, message = "error", describe_error(error, submission)
-        send(event="done", id=test_id, status=status, message=message,
-             seconds=time.perf_counter() - start)
+            if isinstance(error, TestTimeout) and limit < float(test["timeout_s"]):
+                message += f" (the submission's time budget of {budget:g} s ran out)"
+        seconds = time.perf_counter() - start
+        spent += seconds
+        send(event="done", id=test_id, status=status, message=message, seconds=seconds)
     return 0
 
 
