@@ -63,6 +63,9 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
                        help="skip the copy/import checks (to grade the project's own solution)")
     grade.add_argument("--time-limit", type=float, default=None,
                        help="seconds per test instead of each test's own limit")
+    grade.add_argument("--submission-time", type=float, default=None,
+                       help="seconds all the tests of one submission share (default: twice "
+                            "the longest test's limit); a hung submission costs at most this")
     grade.add_argument("--env", default=None, help="learning assignments: another environment")
     grade.add_argument("--budget", type=int, default=None,
                        help="learning assignments: environment-step budget")
@@ -121,7 +124,8 @@ def run_grade(args: argparse.Namespace) -> int:
         learning = dataclasses.replace(spec, **overrides)
     options = {"backend": args.backend, "seed": args.seed, "hidden": args.hidden,
                "memory_mb": args.memory_mb or DEFAULT_MEMORY_MB, "learning": learning,
-               "integrity": not args.no_integrity, "time_limit_s": args.time_limit}
+               "integrity": not args.no_integrity, "time_limit_s": args.time_limit,
+               "budget_s": args.submission_time}
     if args.batch:
         if not args.csv:
             raise ValueError("--csv: required with --batch")
