@@ -14,6 +14,7 @@ backend has the same names, order and comments (``duetrl diff lm_agent``).
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import tensorflow as tf
 from tensorflow import Tensor
@@ -22,7 +23,9 @@ from duetrl.backends.tf.gpt import GPT
 from duetrl.backends.tf.objectives import gather_log_probs
 from duetrl.backends.tf.optim import Adam
 from duetrl.backends.tf.rlhf import PolicyWithHead, ValueHead
+from duetrl.backends.tf.weights import import_params
 from duetrl.core.constants import GRAD_CLIP_NORM, MASK_FILL_VALUE
+from duetrl.core.interfaces.text_env import MAX_ADMISSIBLE
 from duetrl.core.learners.lm_agent import LMAgentLearnerBase
 
 # ---------------------------------------------------------------------------------------------
@@ -183,3 +186,85 @@ class LMAgentLearner(LMAgentLearnerBase):
 
     def _agent_loss(self, *args: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         return agent_loss(*args)
+
+
+# ---------------------------------------------------------------------------------------------
+# The baseline without an LM (outline 9.3.2 c): an MLP on the bag of words of the prompt
+# ---------------------------------------------------------------------------------------------
+
+
+def init_mlp_params(vocab_size: int, hidden: int, seed: int) -> dict[str, np.ndarray]:
+    """Canonical weights of a ``BagOfWordsMLP`` from NumPy (the same in both backends)."""
+    rng = np.random.default_rng([seed, 23])
+    shapes = {"fc1": (vocab_size, hidden), "pi": (hidden, MAX_ADMISSIBLE), "v": (hidden, 1)}
+    params = {}
+    for name, (fan_in, fan_out) in shapes.items():
+        scale = 0.01 if name == "pi" else np.sqrt(2.0 / fan_in)  # near-uniform pi at first
+        params[f"{name}.kernel"] = (rng.normal(size=(fan_in, fan_out)) * scale).astype("float32")
+        params[f"{name}.bias"] = np.zeros(fan_out, "float32")
+    return params
+
+
+class BagOfWordsMLP(keras.layers.Layer):
+    """fc1 (ReLU), then ``pi`` (MAX_ADMISSIBLE logits) and ``v`` (the value): (S, V) -> both."""
+
+    def __init__(self, vocab_size: int, hidden: int, seed: int = 0) -> None:
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.fc1 = keras.layers.Dense(hidden)
+        self.pi = keras.layers.Dense(MAX_ADMISSIBLE)
+        self.v = keras.layers.Dense(1)
+        for layer, fan_in in ((self.fc1, vocab_size), (self.pi, hidden), (self.v, hidden)):
+            layer.build((None, fan_in))
+        self.built = True
+        import_params(self, init_mlp_params(vocab_size, hidden, seed))
+
+    def call(self, bags: Tensor) -> tuple[Tensor, Tensor]:
+        h = tf.nn.relu(self.fc1(bags))
+        return self.pi(h), self.v(h)[:, 0]
+
+
+def bag_of_words(tokens: Tensor, prompt_last: Tensor, k: int, vocab_size: int) -> Tensor:
+    """1 for each word of a state's prompt (row 0 of its K rows, columns <= prompt_last),
+    (S K, T) -> (S, V)."""
+    first = tf.reshape(tokens, (-1, k, tf.shape(tokens)[1]))[:, 0]  # (S, T)
+    columns = tf.range(tf.shape(first)[1], dtype=tf.int64)
+    inside = tf.cast(columns[None, :] <= prompt_last[:, None], tf.float32)  # (S, T)
+    counts = tf.reduce_sum(tf.one_hot(first, vocab_size) * inside[..., None], axis=1)
+    return tf.minimum(counts, 1.0)
+
+
+def mlp_outputs(model: BagOfWordsMLP, tokens: Tensor, admissible: Tensor,
+                prompt_last: Tensor) -> tuple[Tensor, Tensor]:
+    """(log pi (S, K), V(s) (S,)): the MLP's logits of the K first indices, masked."""
+    k = tf.shape(admissible)[1]
+    logits, values = model(bag_of_words(tokens, prompt_last, k, model.vocab_size))
+    return admissible_log_probs(logits[:, :k], admissible), values
+
+
+def mlp_inference_outputs(model: BagOfWordsMLP, tokens: np.ndarray, admissible: np.ndarray,
+                          prompt_last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """mlp_outputs without gradient, as NumPy float64: the rollout's pass."""
+    log_pi, values = mlp_outputs(
+        model, tf.convert_to_tensor(tokens, tf.int64),
+        tf.convert_to_tensor(admissible, tf.float32),
+        tf.convert_to_tensor(prompt_last, tf.int64))
+    return log_pi.numpy().astype(np.float64), values.numpy().astype(np.float64)
+
+
+class MLPAgentLearner(LMAgentLearner):
+    """``LMAgentLearner``'s PPO step on a ``BagOfWordsMLP`` (its ``v`` head is the value)."""
+
+    def __init__(self, model: BagOfWordsMLP, learning_rate: float = 1e-3,
+                 clip_eps: float = 0.2, vf_coef: float = 0.5, ent_coef: float = 0.01,
+                 max_grad_norm: float | None = GRAD_CLIP_NORM) -> None:
+        LMAgentLearnerBase.__init__(self, model, None, learning_rate, clip_eps, vf_coef,
+                                    ent_coef)
+        self.trainable = model
+        self.optimizer = Adam(model, max_grad_norm)
+        self.compiled_step = tf.function(self._step, autograph=False, reduce_retracing=True)
+        self.dtype = tf.float32
+
+    def _agent_outputs(self, tokens: Tensor, mask: Tensor, admissible: Tensor,
+                       prompt_last: Tensor) -> tuple[Tensor, Tensor]:
+        return mlp_outputs(self.policy, tokens, admissible, prompt_last)

@@ -17,13 +17,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from duetrl.backends.torch.gpt import GPT
 from duetrl.backends.torch.objectives import gather_log_probs
 from duetrl.backends.torch.optim import Adam
 from duetrl.backends.torch.rlhf import PolicyWithHead, ValueHead
+from duetrl.backends.torch.weights import import_params
 from duetrl.core.constants import GRAD_CLIP_NORM, MASK_FILL_VALUE
+from duetrl.core.interfaces.text_env import MAX_ADMISSIBLE
 from duetrl.core.learners.lm_agent import LMAgentLearnerBase
 
 # ---------------------------------------------------------------------------------------------
@@ -178,3 +180,83 @@ class LMAgentLearner(LMAgentLearnerBase):
 
     def _agent_loss(self, *args: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         return agent_loss(*args)
+
+
+# ---------------------------------------------------------------------------------------------
+# The baseline without an LM (outline 9.3.2 c): an MLP on the bag of words of the prompt
+# ---------------------------------------------------------------------------------------------
+
+
+def init_mlp_params(vocab_size: int, hidden: int, seed: int) -> dict[str, np.ndarray]:
+    """Canonical weights of a ``BagOfWordsMLP`` from NumPy (the same in both backends)."""
+    rng = np.random.default_rng([seed, 23])
+    shapes = {"fc1": (vocab_size, hidden), "pi": (hidden, MAX_ADMISSIBLE), "v": (hidden, 1)}
+    params = {}
+    for name, (fan_in, fan_out) in shapes.items():
+        scale = 0.01 if name == "pi" else np.sqrt(2.0 / fan_in)  # near-uniform pi at first
+        params[f"{name}.kernel"] = (rng.normal(size=(fan_in, fan_out)) * scale).astype("float32")
+        params[f"{name}.bias"] = np.zeros(fan_out, "float32")
+    return params
+
+
+class BagOfWordsMLP(nn.Module):
+    """fc1 (ReLU), then ``pi`` (MAX_ADMISSIBLE logits) and ``v`` (the value): (S, V) -> both."""
+
+    def __init__(self, vocab_size: int, hidden: int, seed: int = 0) -> None:
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.fc1 = nn.Linear(vocab_size, hidden)
+        self.pi = nn.Linear(hidden, MAX_ADMISSIBLE)
+        self.v = nn.Linear(hidden, 1)
+        import_params(self, init_mlp_params(vocab_size, hidden, seed))
+
+    def forward(self, bags: Tensor) -> tuple[Tensor, Tensor]:
+        h = F.relu(self.fc1(bags))
+        return self.pi(h), self.v(h)[:, 0]
+
+
+def bag_of_words(tokens: Tensor, prompt_last: Tensor, k: int, vocab_size: int) -> Tensor:
+    """1 for each word of a state's prompt (row 0 of its K rows, columns <= prompt_last),
+    (S K, T) -> (S, V)."""
+    first = tokens.reshape(-1, k, tokens.shape[1])[:, 0]  # (S, T)
+    columns = torch.arange(first.shape[1], dtype=torch.int64)
+    inside = (columns[None, :] <= prompt_last[:, None]).to(torch.float32)  # (S, T)
+    counts = torch.sum(F.one_hot(first, vocab_size).to(torch.float32) * inside[..., None], dim=1)
+    return torch.clamp(counts, max=1.0)
+
+
+def mlp_outputs(model: BagOfWordsMLP, tokens: Tensor, admissible: Tensor,
+                prompt_last: Tensor) -> tuple[Tensor, Tensor]:
+    """(log pi (S, K), V(s) (S,)): the MLP's logits of the K first indices, masked."""
+    k = admissible.shape[1]
+    logits, values = model(bag_of_words(tokens, prompt_last, k, model.vocab_size))
+    return admissible_log_probs(logits[:, :k], admissible), values
+
+
+@torch.inference_mode()
+def mlp_inference_outputs(model: BagOfWordsMLP, tokens: np.ndarray, admissible: np.ndarray,
+                          prompt_last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """mlp_outputs without gradient, as NumPy float64: the rollout's pass."""
+    log_pi, values = mlp_outputs(
+        model, torch.as_tensor(tokens, dtype=torch.int64),
+        torch.as_tensor(admissible, dtype=torch.float32),
+        torch.as_tensor(prompt_last, dtype=torch.int64))
+    return log_pi.numpy().astype(np.float64), values.numpy().astype(np.float64)
+
+
+class MLPAgentLearner(LMAgentLearner):
+    """``LMAgentLearner``'s PPO step on a ``BagOfWordsMLP`` (its ``v`` head is the value)."""
+
+    def __init__(self, model: BagOfWordsMLP, learning_rate: float = 1e-3,
+                 clip_eps: float = 0.2, vf_coef: float = 0.5, ent_coef: float = 0.01,
+                 max_grad_norm: float | None = GRAD_CLIP_NORM) -> None:
+        LMAgentLearnerBase.__init__(self, model, None, learning_rate, clip_eps, vf_coef,
+                                    ent_coef)
+        self.trainable = model
+        self.optimizer = Adam(model, max_grad_norm)
+        self.compiled_step = self._step  # PyTorch runs eagerly: nothing to compile
+        self.dtype = torch.float32
+
+    def _agent_outputs(self, tokens: Tensor, mask: Tensor, admissible: Tensor,
+                       prompt_last: Tensor) -> tuple[Tensor, Tensor]:
+        return mlp_outputs(self.policy, tokens, admissible, prompt_last)

@@ -15,10 +15,11 @@ from duetrl.core.checkpoint import CheckpointError
 from duetrl.core.constants import GRAD_CLIP_NORM
 from duetrl.core.interfaces.settings import setting
 
-POLICIES = ("lm", "lm-scratch")
-"""``lm``: a GPT, initialised from ``lm_checkpoint`` when given (a pretrained LM);
-``lm-scratch``: the same GPT from random weights. (An MLP on a one-hot state is not built
-yet.)"""
+POLICIES = ("lm", "lm-scratch", "mlp")
+"""``lm``: a GPT, initialised from ``lm_checkpoint`` when given (a pretrained LM: ``duetrl agent
+pretrain``); ``lm-scratch``: the same GPT from random weights; ``mlp``: no LM, an MLP on the
+bag of words of the goal and the observation's text (``mlp_hidden`` wide), logits over
+``MAX_ADMISSIBLE`` masked to the admissible commands: the baseline of outline 9.3.2 (c)."""
 
 LM_AGENT_KIND = "duetrl.lm_agent"
 """The ``kind`` of an LM agent's checkpoint: tensor groups ``params`` (the GPT),
@@ -33,8 +34,10 @@ class AgentSettings:
     """Settings of an LM agent trained by PPO in a text environment (``duetrl agent train``)."""
 
     env: str = setting("duetrl/KeyDoor-v0", "text environment (Gymnasium id)")
-    policy: str = setting("lm", "lm (a GPT, pretrained with --lm-checkpoint) or lm-scratch")
-    lm_checkpoint: str = setting("", "policy lm: a pretrained GPT with a word tokeniser")
+    policy: str = setting("lm", "lm (a GPT, pretrained with --pretrained), lm-scratch or mlp")
+    lm_checkpoint: str = setting("", "policy lm: a pretrained GPT with a word tokeniser "
+                                     "(duetrl agent pretrain; also --pretrained)")
+    mlp_hidden: int = setting(64, "policy mlp: hidden width")
     num_envs: int = setting(8, "episodes collected in parallel per update")
     updates: int = setting(40, "PPO updates (each one episode per environment)")
     epochs: int = setting(4, "gradient steps on each update's batch")
@@ -50,17 +53,18 @@ class AgentSettings:
     n_head: int = setting(2, "attention heads")
     n_embd: int = setting(32, "model width")
     block_size: int = setting(128, "GPT context: the longest prompt + command")
-    eval_episodes: int = setting(20, "greedy episodes of the final evaluation")
+    eval_episodes: int = setting(20, "episodes of each final evaluation (greedy and sampled; "
+                                     "train split and held-out split)")
     seed: int = setting(0, "seeds the weights, the episodes and the sampling noise")
     checkpoint_every: int = setting(0, "updates between checkpoints")
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
             raise ValueError(f"policy: expected one of {list(POLICIES)}, got {self.policy!r}")
-        if self.policy == "lm-scratch" and self.lm_checkpoint:
-            raise ValueError("lm_checkpoint: policy lm-scratch starts from random weights; "
+        if self.policy in ("lm-scratch", "mlp") and self.lm_checkpoint:
+            raise ValueError(f"lm_checkpoint: policy {self.policy} starts from random weights; "
                              "give --policy lm to start from a pretrained checkpoint")
-        for name in ("num_envs", "updates", "epochs", "n_layer", "n_head", "n_embd",
+        for name in ("num_envs", "updates", "epochs", "n_layer", "n_head", "n_embd", "mlp_hidden",
                      "block_size", "eval_episodes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

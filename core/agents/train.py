@@ -17,7 +17,16 @@ Per update u:
 Logged per update (log.csv; the progress bar shows the first four): env_steps, success_rate
 (of this update's episodes), episode_return, episode_length, loss, policy_loss, value_loss,
 entropy (nats over the admissible commands), clip_fraction, approx_kl, grad_norm, wall_s. The
-summary adds the greedy success rate over ``eval_episodes`` seeded episodes.
+summary adds the success rate over ``eval_episodes`` seeded episodes, greedy (``success_rate``)
+and sampled from pi (``sampled_success_rate``), on the training environment and on its held-out
+split (``heldout_success_rate``, ``heldout_sampled_success_rate``: words seen in pretraining,
+never in RL). A memoryless policy (the prompt is the current observation only) that plays
+greedily repeats itself in the hall of KeyDoor, which looks the same before and after a room
+was searched: there the sampled figure is the one that measures the policy.
+
+``policy="mlp"`` swaps the GPT for ``backends/*/lm_agent.BagOfWordsMLP`` (the baseline of
+outline 9.3.2: no LM, the words of the goal and the text as a bag, logits over
+``MAX_ADMISSIBLE`` masked to the admissible commands), with the same rollout and PPO.
 
 :class:`LMAgentRun` is a trainer of ``duetrl.core.run``, which owns the run (folder, log.csv,
 progress bar, checkpoints, Ctrl-C, NaN stop, resume). An update is a function of the weights,
@@ -26,6 +35,7 @@ the Adam state and (seed, u) only, so a resumed run equals the uninterrupted one
 
 from __future__ import annotations
 
+import importlib
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -62,13 +72,14 @@ def episode_seed(seed: int, update: int, index: int, stream: int = 0) -> int:
     return int(np.random.SeedSequence([seed, 5, stream, update, index]).generate_state(1)[0])
 
 
-def make_env(env_id: str) -> Any:
-    """A Gymnasium text environment (duetrl's are registered by importing duetrl.core.envs)."""
+def make_env(env_id: str, **kwargs: Any) -> Any:
+    """A Gymnasium text environment (duetrl's are registered by importing duetrl.core.envs);
+    ``kwargs`` go to its constructor (e.g. ``split="heldout"``)."""
     import gymnasium as gym
 
     import duetrl.core.envs  # noqa: F401  (registers duetrl/...)
 
-    return gym.make(env_id)
+    return gym.make(env_id, **kwargs)
 
 
 def env_vocabulary(env: Any) -> list[str]:
@@ -126,13 +137,20 @@ class LMAgentRun:
                                n_layer=s.n_layer, n_head=s.n_head, n_embd=s.n_embd)
             params = None
         self.config = config
-        self.policy = backend.GPT(config, seed=s.seed)
-        if params is not None:
-            backend.import_params(self.policy, params)
-        self.value_head = backend.ValueHead(config.n_embd, seed=s.seed)
-        self.learner = backend.LMAgentLearner(
-            self.policy, self.value_head, learning_rate=s.learning_rate, clip_eps=s.clip_eps,
-            vf_coef=s.vf_coef, ent_coef=s.ent_coef, max_grad_norm=s.max_grad_norm or None)
+        ppo = {"learning_rate": s.learning_rate, "clip_eps": s.clip_eps, "vf_coef": s.vf_coef,
+               "ent_coef": s.ent_coef, "max_grad_norm": s.max_grad_norm or None}
+        self.lm_agent = importlib.import_module(f"{backend.__name__}.lm_agent")
+        if s.policy == "mlp":  # no LM: the bag of words of the prompt, the same PPO
+            self.policy = self.lm_agent.BagOfWordsMLP(self.tokenizer.vocab_size, s.mlp_hidden,
+                                                      seed=s.seed)
+            self.value_head = None
+            self.learner = self.lm_agent.MLPAgentLearner(self.policy, **ppo)
+        else:
+            self.policy = backend.GPT(config, seed=s.seed)
+            if params is not None:
+                backend.import_params(self.policy, params)
+            self.value_head = backend.ValueHead(config.n_embd, seed=s.seed)
+            self.learner = backend.LMAgentLearner(self.policy, self.value_head, **ppo)
         self.backend_name, self.seed = backend.NAME, s.seed
         self.description = f"{s.policy} on {s.env} ({backend.NAME})"
         self.updates = self.env_steps = self.episodes = 0
@@ -145,9 +163,13 @@ class LMAgentRun:
         """The LM's pass over ``observations``: the grid's arrays (``core/agents/batch.layout``)
         with ``log_pi`` (S, K) and ``values`` (S,), float64."""
         grid = layout(self.tokenizer, observations, self.config.block_size)
-        log_pi, values = self.backend.inference_outputs(
-            self.policy, self.value_head, grid["tokens"], grid["mask"], grid["admissible"],
-            grid["prompt_last"])
+        if self.value_head is None:  # policy mlp
+            log_pi, values = self.lm_agent.mlp_inference_outputs(
+                self.policy, grid["tokens"], grid["admissible"], grid["prompt_last"])
+        else:
+            log_pi, values = self.backend.inference_outputs(
+                self.policy, self.value_head, grid["tokens"], grid["mask"], grid["admissible"],
+                grid["prompt_last"])
         return {**grid, "log_pi": log_pi, "values": values}
 
     def probabilities(self, observation: Mapping[str, Any]) -> np.ndarray:
@@ -155,11 +177,14 @@ class LMAgentRun:
         out = self.outputs([observation])
         return np.exp(out["log_pi"][0, : out["counts"][0]])
 
-    def _play(self, seeds: Sequence[int], rng: np.random.Generator | None) -> dict[str, Any]:
-        """Play one episode per seed in ``self.envs`` (``len(seeds) <= num_envs``): Gumbel-max
-        samples with noise from ``rng``, or greedy when it is None. The trajectories."""
+    def _play(self, seeds: Sequence[int], rng: np.random.Generator | None,
+              envs: Sequence[Any] | None = None) -> dict[str, Any]:
+        """Play one episode per seed in ``envs`` (default ``self.envs``; ``len(seeds) <=
+        len(envs)``): Gumbel-max samples with noise from ``rng``, or greedy when it is None.
+        The trajectories."""
+        envs = self.envs if envs is None else envs
         n = len(seeds)
-        observations = [self.envs[i].reset(seed=int(seed))[0] for i, seed in enumerate(seeds)]
+        observations = [envs[i].reset(seed=int(seed))[0] for i, seed in enumerate(seeds)]
         trajectories = [{"observations": [], "actions": [], "rewards": []} for _ in range(n)]
         ends: list[dict[str, Any]] = [{} for _ in range(n)]
         active = list(range(n))
@@ -175,7 +200,7 @@ class LMAgentRun:
                 if noise is not None:
                     scores = scores + noise[i, :count]  # Gumbel-max: a sample of pi
                 action = int(np.argmax(scores))
-                next_observation, reward, terminated, truncated, info = self.envs[i].step(action)
+                next_observation, reward, terminated, truncated, info = envs[i].step(action)
                 t = trajectories[i]
                 t["observations"].append(observations[i])
                 t["actions"].append(action)
@@ -281,7 +306,7 @@ class LMAgentRun:
         b = self.backend
         tensors = {
             "params": b.export_params(self.policy),
-            "value_head": b.export_params(self.value_head),
+            "value_head": {} if self.value_head is None else b.export_params(self.value_head),
             "optim": self.learner.optimizer.state_arrays(),
         }
         metadata = {
@@ -305,26 +330,58 @@ class LMAgentRun:
     def load_weights(self, checkpoint: Checkpoint) -> None:
         """The GPT's and the value head's weights of ``checkpoint`` (for eval and watch)."""
         self.backend.import_params(self.policy, checkpoint.tensors["params"])
-        self.backend.import_params(self.value_head, checkpoint.tensors["value_head"])
+        if self.value_head is not None:  # policy mlp: the value is a head of the MLP
+            self.backend.import_params(self.value_head, checkpoint.tensors["value_head"])
 
-    def success_rate(self, episodes: int | None = None) -> dict[str, float]:
-        """Greedy play (argmax pi) over ``episodes`` seeded episodes (default
-        ``eval_episodes``), seeds apart from training's: success_rate, mean return."""
+    def success_rate(self, episodes: int | None = None, split: str | None = None,
+                     greedy: bool = True) -> dict[str, float]:
+        """Play over ``episodes`` seeded episodes (default ``eval_episodes``), seeds apart from
+        training's: success_rate, mean return. ``greedy``: argmax pi, else sampled from pi
+        (noise seeded by the run's seed); ``split``: the environment made with this ``split``
+        (e.g. ``"heldout"``; default: the training environment)."""
         s = self.settings
         episodes = s.eval_episodes if episodes is None else episodes
         seeds = [episode_seed(s.seed, 0, i, stream=1) for i in range(episodes)]
+        envs = self.envs if split is None else self._split_envs(split)
+        rng = None if greedy else np.random.default_rng([s.seed, 11])
         played = []
         for first in range(0, episodes, s.num_envs):
-            played += self._play(seeds[first: first + s.num_envs], None)["trajectories"]
+            played += self._play(seeds[first: first + s.num_envs], rng, envs)["trajectories"]
         return {"success_rate": float(np.mean([t["success"] for t in played])),
                 "eval_return": float(np.mean([sum(t["rewards"]) for t in played])),
                 "eval_episodes": episodes}
+
+    def _split_envs(self, split: str) -> list[Any]:
+        """``num_envs`` environments of ``split`` (made once)."""
+        made = getattr(self, "_envs_of_split", {})
+        if split not in made:
+            made[split] = [make_env(self.settings.env, split=split)
+                           for _ in range(self.settings.num_envs)]
+            self._envs_of_split = made
+        return made[split]
+
+    def has_splits(self) -> bool:
+        """Whether the environment takes ``split`` (duetrl's text worlds do)."""
+        return hasattr(self.envs[0].unwrapped, "split")
+
+    def generalisation(self) -> dict[str, float | None]:
+        """Outline 9.3.2's figures: greedy and sampled success on the training environment and
+        on its held-out split (objects and colours seen in pretraining, never in RL; None for
+        an environment without splits)."""
+        figures: dict[str, float | None] = {
+            "sampled_success_rate": self.success_rate(greedy=False)["success_rate"]}
+        heldout = self.has_splits()
+        for prefix, greedy in (("heldout_", True), ("heldout_sampled_", False)):
+            figures[f"{prefix}success_rate"] = (
+                self.success_rate(split="heldout", greedy=greedy)["success_rate"]
+                if heldout else None)
+        return figures
 
     def evaluate(self) -> dict[str, Any]:
         """The figures of the ``--json`` summary after the run loop's base keys."""
         s, h = self.settings, self.history
         return {
-            "env": s.env, "policy": s.policy, **self.success_rate(),
+            "env": s.env, "policy": s.policy, **self.success_rate(), **self.generalisation(),
             "env_steps": self.env_steps, "episodes": self.episodes,
             "train_success_rate": h["success_rate"][-1] if h.get("success_rate") else None,
             "env_steps_per_s": (self.env_steps / self.collect_seconds
@@ -350,7 +407,8 @@ class LMAgentRun:
         return save_figure(fig, Path(run_dir) / "success.png")
 
     def close(self) -> None:
-        for env in self.envs:
+        for env in [*self.envs, *(e for envs in getattr(self, "_envs_of_split", {}).values()
+                                  for e in envs)]:
             env.close()
 
 

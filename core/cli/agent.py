@@ -1,8 +1,10 @@
 """``duetrl agent train|eval|watch`` and ``duetrl compare agent``: an LM that scores the
 admissible commands of a text environment, trained by PPO (outline 3.2.3; GLAM).
 
+    duetrl agent pretrain --out runs/agent/world_lm.safetensors    # the LM of policy lm
     duetrl agent train --env duetrl/KeyDoor-v0 --policy lm-scratch --backend tf --json
-    duetrl agent train --policy lm --lm-checkpoint runs/world_lm.safetensors --updates 60
+    duetrl agent train --policy lm --pretrained runs/agent/world_lm.safetensors --updates 60
+    duetrl agent train --policy mlp                              # the baseline without an LM
     duetrl agent eval runs/agent/KeyDoor-v0/lm-scratch_torch/checkpoint.safetensors
     duetrl agent watch runs/agent/KeyDoor-v0/lm-scratch_torch/checkpoint.safetensors --seed 3
     duetrl compare agent --updates 5
@@ -15,6 +17,7 @@ on Ctrl-C, ``--resume`` and ``--tensorboard``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -40,7 +43,21 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
                   out_help="run folder (default: runs/agent/<env>/<policy>_<backend>)",
                   json_help="print the summary (success_rate, env_steps, wall_s, ...) as JSON")
     _add_settings_flags(train)  # --seed: a settings field
-    train.set_defaults(run=run_train)
+    train.add_argument("--pretrained", dest="lm_checkpoint", metavar="FILE", default=None,
+                       help="policy lm: the pretrained GPT (duetrl agent pretrain); the same as "
+                            "--lm-checkpoint")
+    train.set_defaults(run=run_train, algorithm="agent")  # a sweep's algorithm column
+
+    pretrain = sub.add_parser(
+        "pretrain", help="pretrain the LM policy's GPT on true sentences about the text worlds")
+    add_run_flags(pretrain, "backend", "out", "seed", "threads", "json", "quiet",
+                  out="runs/agent/world_lm.safetensors", out_help="the checkpoint file",
+                  json_help="print the summary (val_loss, checkpoint, ...) as JSON")
+    from duetrl.core.agents.pretrain import PretrainSettings
+
+    add_dataclass_flags(pretrain, dataclasses.fields(PretrainSettings),
+                        "pretraining settings (core/agents/pretrain.py PretrainSettings)")
+    pretrain.set_defaults(run=run_pretrain)
 
     evaluate = sub.add_parser("eval", help="greedy success rate of a trained agent")
     evaluate.add_argument("checkpoint", help="an agent's checkpoint.safetensors")
@@ -97,6 +114,24 @@ def run_train(args: argparse.Namespace) -> int:
           f"{summary['updates']} updates, {summary['env_steps']} env steps in "
           f"{summary['wall_s']:.1f} s ({summary['env_steps_per_s']:.0f} env steps/s)\n"
           f"log {summary['log']}, plot {summary['plot']}, checkpoint {summary['checkpoint']}")
+    return 0
+
+
+def run_pretrain(args: argparse.Namespace) -> int:
+    from duetrl.core.agents.pretrain import PretrainSettings, pretrain
+
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(PretrainSettings)
+              if getattr(args, f.name, None) is not None}
+    settings = PretrainSettings(**values)
+    summary = pretrain(_backend(args), settings, args.out, seed=args.seed,
+                       progress=not args.quiet)
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+        return 0
+    print(f"pretrained the agent's GPT ({summary['parameters']} parameters, "
+          f"{summary['vocab_size']} words) on {summary['corpus_tokens']} tokens of world "
+          f"sentences: val loss {summary['val_loss']:.3f} after {summary['updates']} steps; saved "
+          f"{args.out} (use it with `duetrl agent train --policy lm --pretrained {args.out}`)")
     return 0
 
 

@@ -1,0 +1,164 @@
+"""Pretraining an LM policy's GPT on sentences about the text worlds (outline 3.2.3, 9.3.2).
+
+What the LM is meant to contribute (GLAM's hypothesis) is knowledge of the world before any
+RL: which key opens which door, where things are kept. This module makes that knowledge, in
+code, and trains the agent's GPT on it with the ordinary LM loop (``core/lm/train.py``):
+
+* the tokeniser: one id per word of ``world_vocabulary()`` (every word of every world and of
+  the corpus, held-out words included), so the LM can read any episode of any split;
+* the corpus, a mix of two kinds of true sentences (``prompt_fraction`` of the second):
+
+  1. ``world_sentences`` (core/envs/text/corpus.py): "the red key opens the red door.",
+     "the apple belongs in the fridge.", ...;
+  2. the same facts said in the policy's own prompt format, so that the words the LM will
+     score in RL sit where it will read them:
+     "goal : open the red door and leave . you are in the study . a red key lies on the
+     floor . you carry nothing . action : take the red key". Each is a KeyDoor state built
+     from the world's rules (core/envs/text/keydoor.py renders it), ending with the one
+     command a world fact prescribes there: take the key of the door's colour, open the door
+     when holding it, leave through an open door. Navigation (which room to enter) is *not*
+     in the corpus: it is not a fact of the world (the rooms are drawn anew each episode),
+     and it is what RL has to find. No sentence comes from an RL rollout or from the oracle's
+     episodes; the colours run over every colour, held-out ones included (seen in
+     pretraining, never in RL with ``split="train"``: the generalisation test of 9.3.2).
+
+  Why the second kind: in a tiny GPT trained on the first kind only, "take the red key" after
+  "a red key lies on the floor" is not more likely than "take the blue key": the facts are in
+  another sentence shape, and a 2-layer, 32-wide model does not transfer between shapes.
+
+* the GPT of the agent's default size (``AgentSettings``: 2 layers, 2 heads, width 32, 128
+  positions), saved as a ``duetrl.gpt`` checkpoint with ``params``, ``config`` and the word
+  ``tokenizer`` in its metadata: what ``core/agents/train.load_pretrained`` reads
+  (``duetrl agent train --policy lm --pretrained FILE``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from duetrl.core.agents.settings import AgentSettings
+from duetrl.core.agents.tokenizer import WordTokenizer
+from duetrl.core.interfaces.gpt_config import GPTConfig
+from duetrl.core.interfaces.settings import setting
+from duetrl.core.interfaces.text_env import prompt
+
+
+@dataclass
+class PretrainSettings:
+    """Settings of ``duetrl agent pretrain`` (each field a flag)."""
+
+    sentences: int = setting(4000, "sentences in the corpus (both kinds together)")
+    prompt_fraction: float = setting(0.5, "share of prompt-format sentences (0: world facts only)")
+    steps: int = setting(600, "optimiser updates")
+    batch_size: int = setting(16, "windows per batch")
+    window: int = setting(64, "tokens per training window (at most the GPT's block_size)")
+    learning_rate: float = setting(3e-3, "peak learning rate (warm-up, then cosine)")
+    n_layer: int = setting(AgentSettings.n_layer, "GPT blocks (the agent's default)")
+    n_head: int = setting(AgentSettings.n_head, "attention heads")
+    n_embd: int = setting(AgentSettings.n_embd, "model width")
+    block_size: int = setting(AgentSettings.block_size, "GPT context")
+
+    def __post_init__(self) -> None:
+        for name in ("sentences", "steps", "batch_size", "window", "n_layer", "n_head",
+                     "n_embd", "block_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: expected a positive int, got {value!r}")
+        if not 0.0 <= self.prompt_fraction <= 1.0:
+            raise ValueError(f"prompt_fraction: expected a float in [0, 1], got "
+                             f"{self.prompt_fraction!r}")
+        if self.window > self.block_size:
+            raise ValueError(f"window: expected at most block_size {self.block_size}, got "
+                             f"{self.window}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate: expected > 0, got {self.learning_rate!r}")
+
+
+def world_tokenizer() -> WordTokenizer:
+    """One id per word of every text world and of the corpus (held-out words included)."""
+    from duetrl.core.envs.text import world_vocabulary
+
+    return WordTokenizer.from_words(world_vocabulary())
+
+
+def prompt_sentences(seed: int, n: int) -> list[str]:
+    """``n`` KeyDoor facts in the policy's prompt format ("goal : ... action : take the red
+    key"), any colour and room (held-out ones included): a state is drawn, set to one where a
+    world fact says what to do, rendered by the environment, and the fact's command appended.
+    """
+    from duetrl.core.envs.text.keydoor import HAND, KeyDoorEnv
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"n: expected an int >= 0, got {n!r}")
+    env = KeyDoorEnv(split="all")
+    rng = np.random.default_rng([seed, 17])
+    sentences = []
+    for i in range(n):
+        env.reset(seed=int(rng.integers(2**31)))
+        door, state = env.door_colour, env.state
+        key_room = state.keys[0]
+        case = i % 3
+        if case == 0:  # the key of the door's colour lies here: take it
+            state = state._replace(location=key_room)
+            command = f"take the {door} key"
+        elif case == 1:  # at the door, holding its key: open it
+            state = state._replace(location=env.door_room, keys=(HAND, state.keys[1]))
+            command = f"open the {door} door"
+        else:  # at the open door: leave through it
+            state = state._replace(location=env.door_room, door_open=True,
+                                   keys=(HAND, state.keys[1]))
+            command = f"leave through the {door} door"
+        env.state = state
+        observation = env._observation()
+        assert command in observation["admissible"], (command, observation)
+        sentences.append(f"{prompt(observation)} {command}")
+    return sentences
+
+
+def pretraining_corpus(seed: int, sentences: int, prompt_fraction: float) -> list[str]:
+    """The corpus: world facts and prompt-format facts, shuffled together (seeded)."""
+    from duetrl.core.envs.text import world_sentences
+
+    n_prompt = int(round(sentences * prompt_fraction))
+    corpus = world_sentences(seed, sentences - n_prompt) + prompt_sentences(seed, n_prompt)
+    order = np.random.default_rng([seed, 19]).permutation(len(corpus))
+    return [corpus[i] for i in order]
+
+
+def pretrain(backend: ModuleType, settings: PretrainSettings, out: str | Path, seed: int = 0,
+             progress: bool = True) -> dict[str, Any]:
+    """Train the agent's GPT on :func:`pretraining_corpus` with ``core/lm/train.train``; save it
+    to ``out`` (a ``duetrl.gpt`` checkpoint with the word tokeniser); the run's summary."""
+    from duetrl.core.lm.data import TokenData
+    from duetrl.core.lm.train import TrainConfig, train
+
+    s = settings
+    tokenizer = world_tokenizer()
+    corpus = pretraining_corpus(seed, s.sentences, s.prompt_fraction)
+    ids = np.concatenate([tokenizer.encode(sentence, "corpus") for sentence in corpus])
+    data = TokenData(ids, s.window)
+    config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=s.block_size,
+                       n_layer=s.n_layer, n_head=s.n_head, n_embd=s.n_embd)
+    model = backend.GPT(config, seed=seed)
+    warmup = max(1, s.steps // 10)
+    train_config = TrainConfig(steps=s.steps, batch_size=s.batch_size,
+                               learning_rate=s.learning_rate,
+                               min_learning_rate=s.learning_rate / 10, warmup_steps=warmup,
+                               eval_every=max(1, s.steps // 5), eval_batches=4, seed=seed)
+    metadata = {"tokenizer": tokenizer.to_dict(),
+                "corpus": {"kind": "world sentences + prompt-format facts",
+                           "sentences": s.sentences, "prompt_fraction": s.prompt_fraction,
+                           "tokens": int(ids.size), "seed": seed}}
+    result = train(backend, model, data, train_config, checkpoint_path=out, metadata=metadata,
+                   progress=progress)
+    return {**result.summary, "checkpoint": str(out), "corpus_tokens": int(ids.size),
+            "vocab_size": tokenizer.vocab_size}
+
+
+__all__ = ["PretrainSettings", "pretrain", "pretraining_corpus", "prompt_sentences",
+           "world_tokenizer"]
