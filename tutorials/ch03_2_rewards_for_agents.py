@@ -1,0 +1,232 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Rewards for agents, and the other ways to join an LM and RL
+#
+# Outline 3.2.4 (reward design), 9.3.1 (how should an LM and RL interact?) and 1.3.1. The
+# previous tutorial, `ch03_2_language_models_as_agents`, used the LM as the *policy* and a
+# GPT as an offline sequence model (the Decision Transformer). Here the LM is the *reward*
+# (a judge that reads a step's text and says whether the goal was achieved) and the *prior*
+# (RL regularised toward the LM's distribution over commands). First the question every
+# agent meets before any of that: what exactly should it be paid for?
+#
+# | the LM as | what it does | where |
+# |---|---|---|
+# | policy | scores the admissible commands, PPO moves its weights | `core/agents/train.py` |
+# | reward | judges from the text whether the goal was reached | `core/agents/lm_reward.py` |
+# | prior | a small policy is pulled toward its distribution by a KL term | `core/agents/lm_prior.py` |
+# | sequence model | reads (return, state, action) tokens, acts offline | `core/agents/decision_transformer.py` |
+
+# %%
+import numpy as np
+
+from duetrl.core.agents import lm_prior, lm_reward
+from duetrl.core.backend import load_backends
+from duetrl.core.plots import plot_curves
+from duetrl.core.tolerances import assert_close
+from duetrl.core.tutorial import figure_dir, quick_mode
+
+backends = load_backends(["torch", "tf"])
+for backend in backends.values():
+    backend.set_num_threads(1)  # tiny GPTs: one thread per framework is fastest
+QUICK = quick_mode()
+ENV = "duetrl/KeyDoor-v0"
+
+# %% [markdown]
+# ## 1. 3.2.4 The LM as reward: a judge trained on labelled transcripts
+#
+# The judge is a GPT of one block that reads the last step of an episode,
+#
+# `goal : open the red door and leave . action : leave through the red door . you leave through the red door . done :`
+#
+# and is trained (the LM loss of chapter 2, at the answer's position only) to continue it
+# with `yes` or `no`. Its reward is $J(x) = p(\text{yes} \mid x) / (p(\text{yes} \mid x) +
+# p(\text{no} \mid x))$. The labels come from the true reward: the ends of episodes played
+# by the oracle (successes) and by random play (mostly failures). Both frameworks train
+# the same judge from the same weights on the same batches; a float64 forward pass checks
+# the scores. Then we measure it against the true reward on *fresh* episodes, and on near
+# misses (the oracle stopped one command short: door open, key in hand).
+
+# %%
+judge_settings = lm_reward.JudgeSettings(steps=60)
+judges, measured = {}, {}
+for name, backend in backends.items():
+    judges[name], measured[name] = lm_reward.train_judge(backend, ENV, episodes=20, seed=0,
+                                                         settings=judge_settings)
+    m = measured[name]
+    print(f"{name:>5}: fresh episodes: accuracy {m['test']['accuracy']:.2f}, false positives "
+          f"{m['test']['false_positive_rate']:.2f}, false negatives "
+          f"{m['test']['false_negative_rate']:.2f} (n = {m['test']['n']}); near misses: "
+          f"mean J {m['near_miss']['mean_score']:.4f}")
+texts, labels = lm_reward.final_examples(lm_reward.labelled_transcripts(ENV, 5, seed=9))
+scores = {name: judge.scores(texts) for name, judge in judges.items()}
+judge = judges["torch"]
+reference = lm_reward.reference_judge_scores(judge.params(), judge.config, judge.tokenizer, texts)
+assert_close(scores["torch"], reference, "float32_model", "torch judge vs float64")
+print("max |J torch - J tf| after training:", np.abs(scores["torch"] - scores["tf"]).max())
+print(texts[0], "->", round(float(reference[0]), 4), "(true:", bool(labels[0]), ")")
+
+# %% [markdown]
+# ## 2. 3.2.4 Reward design: one learner, one seed, four rewards
+#
+# Tabular Q-learning (optimistic start, epsilon-greedy, gamma = 0.99) in one fixed KeyDoor
+# world, paid in four ways:
+#
+# * **sparse**: 1 on reaching the goal. Honest, and hard to find by exploring.
+# * **shaped**: + 0.1 the first time the right key is taken and the door opened (paid once).
+# * **shaped_repeating**: + 0.1 *every* time: drop the key and take it again, forever.
+# * **judge**: $J$ of every step, the judge's belief that the goal is achieved now.
+#
+# Each panel shows the return of the reward being optimised beside the true success.
+
+# %%
+design = lm_reward.DesignSettings(episodes=400)  # about a second per reward
+runs = {kind: lm_reward.reward_design_run(kind, design, judge=judge)
+        for kind in lm_reward.REWARD_KINDS}
+for kind, result in runs.items():
+    h = result["history"]
+    print(f"{kind:>16}: optimised return of the last 50 episodes "
+          f"{np.mean(h['optimised_return'][-50:]):.3f}, true success "
+          f"{np.mean(h['true_success'][-50:]):.2f}; greedy policy: return "
+          f"{result['greedy_return']:.3f}, success {result['greedy_success']:.0f}")
+print("saved", lm_reward.plot_reward_design(runs, figure_dir() / "ch03_2_reward_design.png"))
+
+# %% [markdown]
+# What each run shows:
+#
+# * `shaped_repeating` earns *more* than the honest rewards and never succeeds: the learner
+#   found the loop take, drop, take (0.1 every two steps is worth $0.1/(1-\gamma^2) \approx 5$
+#   against about 1 for leaving).
+# * `judge`: the judge is right on every fresh episode at the threshold 0.5, yet RL does not
+#   optimise the thresholded decision, it optimises the *score*. A score of about 0.01 on a
+#   state that is not a success, paid every step, is worth $0.01/(1 - \gamma) = 1$: as much as
+#   leaving. The learner stays and collects (the judge rewards the near miss a little, and a
+#   little forever is a lot). A judge trained longer is more confident (try
+#   `JudgeSettings(steps=150)`: about 0.001 on the near misses, and the learner leaves);
+#   paying the judge once, or only above a threshold, removes the loop (exercise 2).
+# * `shaped` (paid once) keeps the goal optimal, and its greedy policy succeeds; `sparse` too
+#   (shaping changed how fast the learner got there, not where it went).
+#
+# ## 3. 9.3.1 The LM as prior
+#
+# The prior LM scores commands as the LM policy does (GLAM): $\pi_0(a \mid s)$. Here it is a
+# GPT that has read 20 of the oracle's episodes (the LM loss on the commands' words): it
+# knows what one does in these worlds, not where this world's key lies. A small policy,
+# one logit per (state, command), starts *at* the prior and is trained by REINFORCE with a
+# KL penalty toward it:
+#
+# $$\pi_\theta(a \mid s) = \text{softmax}_a(\log\pi_0(a \mid s) + \theta_{s,a}),\qquad
+#   J(\theta) = \mathbb{E}\Big[\sum_t \gamma^t r_t\Big] - \beta\,
+#   \mathbb{E}_s\,\mathrm{KL}(\pi_\theta(\cdot \mid s)\,\|\,\pi_0(\cdot \mid s)),$$
+#
+# $$\frac{\partial\,\mathrm{KL}}{\partial z_k} = \pi_k(\log\pi_k - \log\pi_{0,k} - \mathrm{KL}).$$
+#
+# The KL term and its gradient, in both frameworks (autograd) against the float64 formula:
+
+# %%
+import tensorflow as tf  # noqa: E402
+import torch  # noqa: E402
+
+rng = np.random.default_rng(0)
+z, log_prior = rng.normal(size=5), np.log(rng.dirichlet(np.ones(5)))
+z_torch = torch.tensor(z, requires_grad=True)
+log_pi_torch = torch.log_softmax(z_torch, 0)
+kl_torch = torch.sum(torch.exp(log_pi_torch) * (log_pi_torch - torch.as_tensor(log_prior)))
+kl_torch.backward()
+z_tf = tf.Variable(z)
+with tf.GradientTape() as tape:
+    log_pi_tf = tf.nn.log_softmax(z_tf)
+    kl_tf = tf.reduce_sum(tf.exp(log_pi_tf) * (log_pi_tf - log_prior))
+grad_tf = tape.gradient(kl_tf, z_tf)
+for name, kl, grad in (("torch", kl_torch.item(), z_torch.grad.numpy()),
+                       ("tf", float(kl_tf), grad_tf.numpy())):
+    assert_close(kl, lm_prior.kl_to_prior(z, log_prior), "float64", f"{name} KL")
+    assert_close(grad, lm_prior.kl_gradient(z, log_prior), "float64", f"{name} dKL/dz")
+print(f"KL = {lm_prior.kl_to_prior(z, log_prior):.6f} in torch, tf and float64")
+
+# %% [markdown]
+# Now on KeyDoor, a new world every episode, success measured (sampling the policy: the
+# hall does not say where the key is) on 20 worlds never trained on: no LM (a uniform
+# prior, plain tabular REINFORCE), the LM alone as the policy, and the LM as prior with RL.
+
+# %%
+prior = lm_prior.PriorLM(backends["torch"], ENV, lm_prior.PriorSettings(episodes=20))
+prior.fit()
+grid = prior.log_priors([lm_reward.make_text_env(ENV).reset(seed=0)[0]])[0]
+print("the prior LM, lm loss", round(prior.losses[-1], 3), "| pi_0 in the hall:",
+      np.exp(grid).round(3))
+rl = lm_prior.PriorRLSettings(episodes=150 if QUICK else 400, beta=0.1)
+prior_runs = {
+    "no LM (uniform prior)": lm_prior.prior_rl_run(None, rl),
+    "LM as prior + RL (beta 0.1)": lm_prior.prior_rl_run(prior, rl),
+}
+alone = lm_prior.prior_success(prior, ENV)
+for label, result in prior_runs.items():
+    print(f"{label:>28}: success on new worlds {result['history']['eval_success'][0]:.2f} -> "
+          f"{result['final_success']:.2f}, training episodes' success (last 50) "
+          f"{np.mean(result['history']['success'][-50:]):.2f}")
+print(f"{'the LM alone as the policy':>28}: success on new worlds {alone:.2f}")
+curves = {label: (r["history"]["eval_episode"], r["history"]["eval_success"])
+          for label, r in prior_runs.items()}
+print("saved", plot_curves(curves, figure_dir() / "ch03_2_lm_prior.png", "training episodes",
+                           "success on new worlds", title="the LM as prior (KeyDoor)",
+                           hline=alone))
+
+# %% [markdown]
+# What it shows: in worlds it has never seen, a tabular policy knows nothing and the prior
+# is all the policy there is, so the success on new worlds is the LM's (the dashed line);
+# RL on top fixes the states it visits (the training episodes' success) and the KL term keeps
+# it from forgetting the LM elsewhere. The LM as *policy* (the previous tutorial) moves the
+# LM's own weights instead, so what RL learns in one world carries to the next; the LM as
+# *reward* needs no demonstrations but can be gamed; the Decision Transformer needs a
+# dataset, no reward model and no exploration, and can only be as good as what the dataset
+# shows it how to do.
+#
+# ## Exercises
+#
+# Write each in the framework of your choice (NumPy in, NumPy out; the presets use torch and
+# TensorFlow); the check compares with the float64 reference on fresh inputs (✓ or ✗).
+#
+# 1. **The KL-to-prior term.** From the policy's logits `(K,)` and the prior's
+#    log-probabilities `(K,)`, return $\mathrm{KL}(\pi \| \pi_0)$.
+# 2. **A judge reward that cannot be farmed.** Return the reward of one step from the
+#    judge's score $J$ and whether the episode ended: $1[J > 0.5]$ at the end of an episode,
+#    0 before. (Then re-run section 2 with it in place of the per-step score: the loop is
+#    worth nothing any more.)
+
+# %%
+from duetrl.core.exercises import compare  # noqa: E402
+
+
+def kl_to_prior(logits, log_prior):
+    """KL(softmax(logits) || pi_0): (K,), (K,) -> ()."""
+    log_pi = torch.log_softmax(torch.as_tensor(logits), 0)
+    return float(torch.sum(log_pi.exp() * (log_pi - torch.as_tensor(log_prior))))  # your code here
+
+
+def judge_reward(score, ended):
+    """The judge's reward of one step: (N,) scores, (N,) 0/1 ended -> (N,)."""
+    return tf.where(tf.constant(ended) > 0, tf.cast(tf.constant(score) > 0.5, tf.float64), 0.0).numpy()  # your code here
+
+
+cases = [(rng.normal(size=k), np.log(rng.dirichlet(np.ones(k)))) for k in (2, 4, 9)]
+assert compare(1, kl_to_prior, lm_prior.kl_to_prior, cases, "KL(pi || pi_0)")
+judge_cases = [(rng.random(n), (rng.random(n) < 0.3).astype(float)) for n in (3, 8, 20)]
+assert compare(2, judge_reward, lambda s, e: ((s > 0.5) & (e > 0)).astype(float), judge_cases,
+               "the judge's reward")
+
+# %% [markdown]
+# A wrong answer gets a ✗ and what was expected (here: the KL the other way round,
+# $\mathrm{KL}(\pi_0 \| \pi)$, another divergence with another gradient):
+
+# %%
+assert not compare(1, lambda z, lp: lm_prior.kl_to_prior(lp, np.log(np.exp(z) / np.exp(z).sum())),
+                   lm_prior.kl_to_prior, cases, "KL(pi || pi_0)")
