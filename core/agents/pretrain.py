@@ -160,5 +160,22 @@ def pretrain(backend: ModuleType, settings: PretrainSettings, out: str | Path, s
             "vocab_size": tokenizer.vocab_size}
 
 
+def quick_sweep(source: str | Path, out: str | Path, pretrained: str | Path, seeds: int = 2,
+                updates: int = 2, eval_episodes: int = 4) -> Path:
+    """The quick mode of a sweep file such as ``sweeps/lm_agent.toml``: the same file with
+    ``seeds``, ``updates``, ``eval-episodes`` and the ``pretrained`` checkpoint replaced,
+    written to ``out`` (what a test runs in seconds)."""
+    import re
+
+    text = Path(source).read_text()
+    for key, value in (("seeds", seeds), ("updates", updates),
+                       ("eval-episodes", eval_episodes), ("pretrained", f'"{pretrained}"')):
+        text, count = re.subn(rf"(?m)^{re.escape(key)} = .*$", f"{key} = {value}", text)
+        if key in ("seeds", "updates") and count == 0:
+            raise ValueError(f"source: {str(source)!r} has no line '{key} = ...' to shorten")
+    Path(out).write_text(text)
+    return Path(out)
+
+
 __all__ = ["PretrainSettings", "pretrain", "pretraining_corpus", "prompt_sentences",
-           "world_tokenizer"]
+           "quick_sweep", "world_tokenizer"]

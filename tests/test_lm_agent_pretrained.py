@@ -1,0 +1,184 @@
+"""What the LM contributes (outline 9.3.2): the LM policy pretrained on sentences about the
+worlds (``duetrl agent pretrain``) against the same GPT from random weights, on KeyDoor.
+
+The learning test is seeded: a tiny pretraining (150 steps, a few seconds), then the same PPO
+settings and seed for both policies, 4 updates each. KeyDoor's hall reads the same before and
+after a room was searched, so a memoryless greedy policy (argmax pi on the current text) goes
+round in circles there and both policies' greedy success is 0 after a few updates (and stays
+low after many: the hall needs a random choice). The test asserts on the success of the policy
+itself (actions sampled from pi, seeded evaluation episodes), which is what PPO improves.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from duetrl.core.agents.pretrain import (
+    PretrainSettings,
+    pretrain,
+    pretraining_corpus,
+    prompt_sentences,
+    quick_sweep,
+    world_tokenizer,
+)
+from duetrl.core.agents.settings import AgentSettings
+from duetrl.core.agents.train import LMAgentRun, load_pretrained
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = PretrainSettings(steps=150, sentences=1500)
+
+
+def _backend(name: str):
+    from duetrl.core.backend import load_backend
+
+    backend = load_backend(name)
+    backend.set_num_threads(1)
+    return backend
+
+
+@pytest.fixture(scope="session")
+def pretrained_torch(tmp_path_factory) -> Path:
+    """A tiny pretraining in torch (about 3 s), once per session."""
+    path = tmp_path_factory.mktemp("world_lm") / "world_lm.safetensors"
+    pretrain(_backend("torch"), TINY, path, seed=0, progress=False)
+    return path
+
+
+def test_the_corpus_states_facts_in_the_prompt_format_and_covers_every_word():
+    from duetrl.core.envs.text import KeyDoorEnv
+
+    sentences = prompt_sentences(0, 30)
+    assert sentences == prompt_sentences(0, 30)
+    assert {s.split(" action : ")[1].split()[0] for s in sentences} == {"take", "open", "leave"}
+    for sentence in sentences:  # the command a world fact prescribes, for the door's colour
+        colour = sentence.split("goal : open the ")[1].split()[0]
+        assert sentence.endswith(f"the {colour} key") or sentence.endswith(f"the {colour} door")
+    corpus = pretraining_corpus(0, 400, 0.5)
+    assert len(corpus) == 400 and sum(" action : " in s for s in corpus) == 200
+    tokenizer = world_tokenizer()
+    assert tokenizer.missing(KeyDoorEnv.vocabulary()) == []
+    colours = {s.split("goal : open the ")[1].split()[0] for s in prompt_sentences(1, 300)}
+    assert {"purple", "orange"} <= colours  # held-out colours are seen in pretraining
+    with pytest.raises(ValueError, match="prompt_fraction"):
+        PretrainSettings(prompt_fraction=1.5)
+    with pytest.raises(ValueError, match="window"):
+        PretrainSettings(window=256)
+
+
+def test_the_pretrained_checkpoint_loads_as_the_policy_lm(pretrained_torch):
+    config, params, tokenizer = load_pretrained(pretrained_torch)
+    defaults = AgentSettings()
+    assert (config.n_layer, config.n_head, config.n_embd, config.block_size) == (
+        defaults.n_layer, defaults.n_head, defaults.n_embd, defaults.block_size)
+    assert tokenizer.vocab == world_tokenizer().vocab and "wte.embeddings" in params
+    backend = _backend("torch")
+    trainer = LMAgentRun(backend, AgentSettings(policy="lm", lm_checkpoint=str(pretrained_torch),
+                                                num_envs=1))
+    np.testing.assert_array_equal(backend.export_params(trainer.policy)["wte.embeddings"],
+                                  params["wte.embeddings"])
+    # the pretrained LM already prefers the command the world's facts prescribe
+    observation = {"goal": "open the orange door and leave",
+                   "text": "you are in the cellar. a orange key lies on the floor. you carry "
+                           "nothing.",
+                   "admissible": ("go to the hall", "take the orange key")}
+    assert trainer.probabilities(observation)[1] > 0.5
+    trainer.close()
+    with pytest.raises(ValueError, match="lm_checkpoint"):
+        AgentSettings(policy="lm-scratch", lm_checkpoint=str(pretrained_torch))
+
+
+def _learn(backend_name: str, checkpoint: Path, updates: int) -> dict[str, float]:
+    """Sampled and greedy success of the pretrained and the scratch LM after ``updates``."""
+    backend = _backend(backend_name)
+    figures = {}
+    for policy in ("lm", "lm-scratch"):
+        settings = AgentSettings(policy=policy, updates=updates, eval_episodes=16, seed=0,
+                                 lm_checkpoint=str(checkpoint) if policy == "lm" else "")
+        trainer = LMAgentRun(backend, settings)
+        for _ in range(updates):
+            trainer.step()
+        figures[policy] = trainer.success_rate(greedy=False)["success_rate"]
+        figures[f"{policy} greedy"] = trainer.success_rate()["success_rate"]
+        trainer.close()
+    return figures
+
+
+def test_the_pretrained_lm_learns_key_door_faster_than_the_scratch_lm_torch(pretrained_torch):
+    figures = _learn("torch", pretrained_torch, updates=4)
+    print(figures)
+    assert figures["lm"] >= 0.25, figures
+    assert figures["lm"] >= figures["lm-scratch"] + 0.2, figures
+
+
+@pytest.mark.slow
+def test_the_pretrained_lm_learns_key_door_faster_than_the_scratch_lm_tf(tmp_path):
+    path = tmp_path / "world_lm.safetensors"
+    pretrain(_backend("tf"), TINY, path, seed=0, progress=False)
+    figures = _learn("tf", path, updates=4)
+    print(figures)
+    assert figures["lm"] >= 0.25, figures
+    assert figures["lm"] >= figures["lm-scratch"] + 0.2, figures
+
+
+def test_agent_pretrain_cli_writes_what_train_loads(tmp_path, capsys):
+    from duetrl.core.cli import main
+
+    out = tmp_path / "lm.safetensors"
+    assert main(["agent", "pretrain", "--out", str(out), "--steps", "3", "--sentences", "300",
+                 "--quiet", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["checkpoint"] == str(out) and out.is_file()
+    assert main(["agent", "train", "--policy", "lm", "--pretrained", str(out), "--updates", "1",
+                 "--num-envs", "2", "--eval-episodes", "2", "--out", str(tmp_path / "run"),
+                 "--quiet", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    for key in ("success_rate", "heldout_success_rate", "sampled_success_rate",
+                "heldout_sampled_success_rate"):
+        assert 0.0 <= summary[key] <= 1.0, key
+    assert main(["agent", "train", "--policy", "mlp", "--updates", "1", "--num-envs", "2",
+                 "--eval-episodes", "2", "--out", str(tmp_path / "mlp"), "--quiet",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["policy"] == "mlp"
+    assert main(["agent", "eval", str(tmp_path / "mlp" / "checkpoint.safetensors"),
+                 "--episodes", "2", "--json"]) == 0
+
+
+@pytest.mark.parametrize("name", ["torch", "tf"])
+def test_the_mlp_baseline_learns_and_masks_to_the_admissible_commands(name):
+    trainer = LMAgentRun(_backend(name), AgentSettings(policy="mlp", num_envs=2, updates=1,
+                                                       seed=1))
+    metrics = trainer.step()
+    assert np.isfinite(metrics["loss"]) and metrics["env_steps"] > 0
+    observation = {"goal": "open the red door and leave", "text": "you are in the hall.",
+                   "admissible": ("go to the kitchen", "go to the study", "go to the garage")}
+    probabilities = trainer.probabilities(observation)
+    assert probabilities.shape == (3,) and abs(probabilities.sum() - 1.0) < 1e-6
+    trainer.close()
+
+
+@pytest.mark.slow
+def test_the_sweep_file_runs_in_quick_mode(tmp_path, pretrained_torch):
+    """sweeps/lm_agent.toml with 2 seeds and 2 updates: every run done, the report reads the
+    held-out metric."""
+    from duetrl.core.cli import build_parser
+    from duetrl.core.scale.report import make_report
+    from duetrl.core.scale.sweep import run_sweep
+    from duetrl.core.scale.sweep_file import load_sweep
+
+    source = REPO / "sweeps" / "lm_agent.toml"
+    assert len(load_sweep(source, build_parser()).runs) == 30  # full mode: 3 x 10 seeds
+    quick = quick_sweep(source, tmp_path / "quick.toml", pretrained_torch)
+    plan = load_sweep(quick, build_parser())
+    assert len(plan.runs) == 6
+    outcome = run_sweep(plan, tmp_path / "sweep", "sequential", progress=False)
+    assert outcome["done"] == 6, outcome["rows"]
+    report = make_report(tmp_path / "sweep", metric="heldout_success_rate", reps=200)
+    assert len(report["envs"][0]["methods"]) == 3
