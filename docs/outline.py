@@ -115,7 +115,7 @@ CHAPTERS: tuple[Chapter, ...] = (
                    "core.agents.batch", "core.agents.settings", "core.agents.train",
                    "core.reference.lm_agent", "core.learners.lm_agent", "backends.lm_agent",
                    "core.agents", "core.agents.decision_transformer", "core.agents.dt_data",
-                   "backends.decision_transformer")),
+                   "backends.decision_transformer", "core.agents.lm_reward")),
     )),
     Chapter(4, "数学模型和公式详细讲解举例说明",
             "Mathematical models and formulas, with examples", (
@@ -212,7 +212,8 @@ CHAPTERS: tuple[Chapter, ...] = (
             ("如何评估语言模型在强化学习中的作用？",
              "How to evaluate what the language model contributes?"),
             ("如何权衡语言模型的生成质量与策略的优化？",
-             "How to trade generation quality against policy optimisation?"))),
+             "How to trade generation quality against policy optimisation?")),
+          modules=("core.agents.lm_prior",)),
     )),
 )
 del S
