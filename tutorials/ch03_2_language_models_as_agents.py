@@ -115,7 +115,7 @@ for command, p in zip(observation["admissible"], np.exp(reference)):
 # measurement; it was not in this checkout when this tutorial was written).
 
 # %%
-updates = 2 if QUICK else 40
+updates = 1 if QUICK else 40
 settings = AgentSettings(env="duetrl/KeyDoor-v0", policy="lm-scratch", num_envs=4 if QUICK else 8,
                          updates=updates, ent_coef=0.1, learning_rate=1e-2,
                          eval_episodes=4 if QUICK else 20)
@@ -144,8 +144,8 @@ print("saved", plot_curves(curves, figure_dir() / "ch03_2_lm_policy_ppo.png", "e
 # policy itself (`duetrl dt train|eval`).
 
 # %%
-dt_settings = DTSettings(episodes=200 if QUICK else 1000, steps=40 if QUICK else 300,
-                         eval_episodes=20 if QUICK else 100)
+dt_settings = DTSettings(episodes=100 if QUICK else 1000, steps=20 if QUICK else 300,
+                         eval_episodes=10 if QUICK else 100)
 results = {}
 for name, backend in backends.items():
     run = DTRun(backend, dt_settings)
