@@ -213,7 +213,7 @@ CHAPTERS: tuple[Chapter, ...] = (
              "How to evaluate what the language model contributes?"),
             ("如何权衡语言模型的生成质量与策略的优化？",
              "How to trade generation quality against policy optimisation?")),
-          modules=("core.agents.lm_prior",)),
+          modules=("core.agents.lm_prior", "core.agents.pretrain")),
     )),
 )
 del S
