@@ -160,7 +160,9 @@ class LMAgentLearner(LMAgentLearnerBase):
         self.trainable = PolicyWithHead(policy, value_head)
         self.optimizer = Adam(self.trainable, max_grad_norm)
         # one trace for every batch shape (the number of states, commands and tokens varies)
-        self.compiled_step = tf.function(self._step, autograph=False, reduce_retracing=True)
+        # one trace per batch shape, no reduce_retracing: a shape-relaxed trace runs other
+        # kernels, and a resumed run would then differ from the straight one in the last bit
+        self.compiled_step = tf.function(self._step, autograph=False)
         self.dtype = tf.as_dtype(policy.wte.embeddings.dtype)
 
     def _step(self, batch: dict, coefficients: dict, learning_rate: Tensor) -> dict[str, Tensor]:
@@ -262,7 +264,9 @@ class MLPAgentLearner(LMAgentLearner):
                                     ent_coef)
         self.trainable = model
         self.optimizer = Adam(model, max_grad_norm)
-        self.compiled_step = tf.function(self._step, autograph=False, reduce_retracing=True)
+        # one trace per batch shape, no reduce_retracing: a shape-relaxed trace runs other
+        # kernels, and a resumed run would then differ from the straight one in the last bit
+        self.compiled_step = tf.function(self._step, autograph=False)
         self.dtype = tf.float32
 
     def _agent_outputs(self, tokens: Tensor, mask: Tensor, admissible: Tensor,
