@@ -21,7 +21,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from duetrl.core.cli.flags import add_dataclass_flags, add_run_flags
+from duetrl.core.cli.flags import add_dataclass_flags, add_run_flags, given_flags
 
 RUNS = Path("runs/agent")
 
@@ -83,12 +83,7 @@ def settings_from_args(args: argparse.Namespace, **defaults):
     """AgentSettings with every flag the user gave (then ``defaults``) applied, validated."""
     from duetrl.core.agents.settings import AgentSettings, settings_fields
 
-    values = dict(defaults)
-    for field in settings_fields():
-        value = getattr(args, field.name, None)
-        if value is not None:
-            values[field.name] = value
-    return AgentSettings(**values)
+    return AgentSettings(**{**defaults, **given_flags(args, settings_fields())})
 
 
 def _backend(args: argparse.Namespace):

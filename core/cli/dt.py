@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from duetrl.core.cli.flags import add_dataclass_flags, add_run_flags
+from duetrl.core.cli.flags import add_dataclass_flags, add_run_flags, given_flags
 
 RUNS = Path("runs/dt")
 
@@ -56,9 +56,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     """DTSettings with every flag the user gave applied, validated."""
     from duetrl.core.agents.decision_transformer import DTSettings, settings_fields
 
-    values = {f.name: getattr(args, f.name) for f in settings_fields()
-              if getattr(args, f.name, None) is not None}
-    return DTSettings(**values)
+    return DTSettings(**given_flags(args, settings_fields()))
 
 
 def format_table(figures: dict[str, Any]) -> str:

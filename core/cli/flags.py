@@ -111,3 +111,10 @@ def add_dataclass_flags(
         else:
             group.add_argument(flag, dest=field.name, type=type(field.default), default=None,
                                help=help_text)
+
+
+def given_flags(args: argparse.Namespace, fields: Iterable[dataclasses.Field]) -> dict:
+    """``{field: value}`` of the :func:`add_dataclass_flags` flags the user gave (None = not
+    given, so the dataclass default applies)."""
+    return {f.name: getattr(args, f.name) for f in fields
+            if getattr(args, f.name, None) is not None}

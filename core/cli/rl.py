@@ -13,7 +13,7 @@ import argparse
 import dataclasses
 import json
 
-from duetrl.core.cli.flags import add_dataclass_flags, add_run_flags
+from duetrl.core.cli.flags import add_dataclass_flags, add_run_flags, given_flags
 from duetrl.core.interfaces.rl import ALGORITHMS
 from duetrl.core.interfaces.rl_settings import SETTINGS, make_settings
 
@@ -71,9 +71,8 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
 
 def settings_from_args(args: argparse.Namespace):
     """The algorithm's settings with every flag the user gave applied (validated)."""
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(SETTINGS[args.algorithm])
-                 if getattr(args, f.name, None) is not None}
-    return make_settings(args.algorithm, **overrides)
+    return make_settings(args.algorithm,
+                         **given_flags(args, dataclasses.fields(SETTINGS[args.algorithm])))
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ import json
 import sys
 from pathlib import Path
 
-from duetrl.core.cli.flags import add_dataclass_flags, add_run_flags
+from duetrl.core.cli.flags import add_dataclass_flags, add_run_flags, given_flags
 
 RUNS = Path("runs/rlhf")
 
@@ -139,12 +139,7 @@ def settings_from_args(args: argparse.Namespace, **defaults):
     """RLHFSettings with every flag the user gave (then ``defaults``) applied, validated."""
     from duetrl.core.rlhf.settings import RLHFSettings, settings_fields
 
-    values = dict(defaults)
-    for field in settings_fields():
-        value = getattr(args, field.name, None)
-        if value is not None:
-            values[field.name] = value
-    return RLHFSettings(**values)
+    return RLHFSettings(**{**defaults, **given_flags(args, settings_fields())})
 
 
 def _reference(settings, path: str | None, quiet: bool):
@@ -287,8 +282,7 @@ def run_reward_model(args: argparse.Namespace) -> int:
         train_reward_model,
     )
 
-    values = {f.name: getattr(args, f.name) for f in reward_model_fields()
-              if getattr(args, f.name, None) is not None}
+    values = given_flags(args, reward_model_fields())
     settings = RewardModelSettings(**values)
     backend = load_backend(args.backend)
     backend.set_num_threads(args.threads)
