@@ -21,7 +21,7 @@ from tensorflow import Tensor
 
 from duetrl.backends.tf.gpt import GPT
 from duetrl.backends.tf.objectives import gather_log_probs
-from duetrl.backends.tf.optim import Adam
+from duetrl.backends.tf.optim import Adam, minimize
 from duetrl.backends.tf.rlhf import PolicyWithHead, ValueHead
 from duetrl.backends.tf.weights import import_params
 from duetrl.core.constants import GRAD_CLIP_NORM, MASK_FILL_VALUE
@@ -159,7 +159,6 @@ class LMAgentLearner(LMAgentLearnerBase):
         super().__init__(policy, value_head, learning_rate, clip_eps, vf_coef, ent_coef)
         self.trainable = PolicyWithHead(policy, value_head)
         self.optimizer = Adam(self.trainable, max_grad_norm)
-        # one trace for every batch shape (the number of states, commands and tokens varies)
         # one trace per batch shape, no reduce_retracing: a shape-relaxed trace runs other
         # kernels, and a resumed run would then differ from the straight one in the last bit
         self.compiled_step = tf.function(self._step, autograph=False)
@@ -167,14 +166,8 @@ class LMAgentLearner(LMAgentLearnerBase):
 
     def _step(self, batch: dict, coefficients: dict, learning_rate: Tensor) -> dict[str, Tensor]:
         """Loss, gradients, clipping and Adam: the step (traced by ``tf.function``)."""
-        with tf.GradientTape() as tape:  # dropout off: every call below uses training=False
-            loss, stats = self.loss(batch, coefficients)
-        parameters = self.optimizer.parameters
-        grads = tape.gradient(loss, parameters)
-        grads = [tf.zeros_like(p) if g is None else g for p, g in zip(parameters, grads)]
-        grad_norm = self.optimizer.apply_gradients(grads, learning_rate)
-        stats = {"loss": loss, "grad_norm": grad_norm, **stats}
-        return {name: tf.stop_gradient(value) for name, value in stats.items()}
+        # dropout off: every call in the loss uses training=False
+        return minimize(self.optimizer, lambda: self.loss(batch, coefficients), learning_rate)
 
     def _as_tensor(self, value: np.ndarray, floating: bool) -> Tensor:
         return tf.cast(tf.convert_to_tensor(value), self.dtype if floating else tf.int64)

@@ -11,7 +11,7 @@ float64 reference is ``core/reference/optim.py``. torch updates every parameter 
 the parameters inside the caller's ``tf.function`` graph.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
@@ -107,3 +107,21 @@ class Adam:
                 m_state, v_state = m_state.T, v_state.T
             m.assign(m_state.astype(m.dtype.as_numpy_dtype))
             v.assign(v_state.astype(v.dtype.as_numpy_dtype))
+
+
+def minimize(
+    optimizer: Adam,
+    loss_and_stats: Callable[[], tuple[Tensor, dict[str, Tensor]]],
+    learning_rate: float | Tensor,
+) -> dict[str, Tensor]:
+    """One step down the loss: gradients, clipping and Adam, as every learner takes it.
+
+    ``loss_and_stats()`` computes the loss and its statistics; returns them with ``loss`` and
+    ``grad_norm`` (before clipping), cut from the graph.
+    """
+    with tf.GradientTape() as tape:
+        loss, stats = loss_and_stats()
+    grads = tape.gradient(loss, optimizer.parameters)
+    grad_norm = optimizer.apply_gradients(grads, learning_rate)
+    stats = {"loss": loss, "grad_norm": grad_norm, **stats}
+    return {name: tf.stop_gradient(value) for name, value in stats.items()}

@@ -24,7 +24,7 @@ from tensorflow import Tensor
 import duetrl.backends.tf.objectives as objectives
 from duetrl.backends.tf.gpt import GPT
 from duetrl.backends.tf.objectives import gather_log_probs, last_token_index
-from duetrl.backends.tf.optim import Adam
+from duetrl.backends.tf.optim import Adam, minimize
 from duetrl.backends.tf.runtime import resolve_dtype
 from duetrl.backends.tf.weights import import_params
 from duetrl.core.constants import GRAD_CLIP_NORM
@@ -190,14 +190,9 @@ class RLHFLearner(RLHFLearnerBase):
         self, objective: str, batch: dict, coefficients: dict, learning_rate: Tensor
     ) -> dict[str, Tensor]:
         """Loss, gradients, clipping and Adam: the step (traced once per objective and shape)."""
-        with tf.GradientTape() as tape:  # dropout off: every call below uses training=False
-            loss, stats = self.objective_loss(objective, batch, coefficients)
-        parameters = self.optimizer.parameters
-        grads = tape.gradient(loss, parameters)
-        grads = [tf.zeros_like(p) if g is None else g for p, g in zip(parameters, grads)]
-        grad_norm = self.optimizer.apply_gradients(grads, learning_rate)
-        stats = {"loss": loss, "grad_norm": grad_norm, **stats}
-        return {name: tf.stop_gradient(value) for name, value in stats.items()}
+        # dropout off: every call in the loss uses training=False
+        return minimize(self.optimizer, lambda: self.objective_loss(objective, batch, coefficients),
+                        learning_rate)
 
     def _as_tensor(self, value: np.ndarray, floating: bool) -> Tensor:
         return tf.cast(tf.convert_to_tensor(value), self.dtype if floating else tf.int64)

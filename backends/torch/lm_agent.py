@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from duetrl.backends.torch.gpt import GPT
 from duetrl.backends.torch.objectives import gather_log_probs
-from duetrl.backends.torch.optim import Adam
+from duetrl.backends.torch.optim import Adam, minimize
 from duetrl.backends.torch.rlhf import PolicyWithHead, ValueHead
 from duetrl.backends.torch.weights import import_params
 from duetrl.core.constants import GRAD_CLIP_NORM, MASK_FILL_VALUE
@@ -159,14 +159,7 @@ class LMAgentLearner(LMAgentLearnerBase):
     def _step(self, batch: dict, coefficients: dict, learning_rate: float) -> dict[str, Tensor]:
         """Loss, gradients, clipping and Adam: the step (PyTorch runs it eagerly as written)."""
         self.trainable.eval()  # dropout off
-        self.trainable.zero_grad(set_to_none=True)
-        loss, stats = self.loss(batch, coefficients)
-        loss.backward()
-        parameters = self.optimizer.parameters
-        grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in parameters]
-        grad_norm = self.optimizer.apply_gradients(grads, learning_rate)
-        stats = {"loss": loss, "grad_norm": grad_norm, **stats}
-        return {name: value.detach() for name, value in stats.items()}
+        return minimize(self.optimizer, lambda: self.loss(batch, coefficients), learning_rate)
 
     def _as_tensor(self, value: np.ndarray, floating: bool) -> Tensor:
         return torch.as_tensor(value).to(self.dtype if floating else torch.int64)

@@ -11,7 +11,7 @@ float64 reference is ``core/reference/optim.py``. torch updates every parameter 
 the parameters inside the caller's ``tf.function`` graph.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -110,3 +110,22 @@ class Adam:
                 m_state, v_state = m_state.T, v_state.T
             m.copy_(torch.as_tensor(m_state))
             v.copy_(torch.as_tensor(v_state))
+
+
+def minimize(
+    optimizer: Adam,
+    loss_and_stats: Callable[[], tuple[Tensor, dict[str, Tensor]]],
+    learning_rate: float | Tensor,
+) -> dict[str, Tensor]:
+    """One step down the loss: gradients, clipping and Adam, as every learner takes it.
+
+    ``loss_and_stats()`` computes the loss and its statistics; returns them with ``loss`` and
+    ``grad_norm`` (before clipping), cut from the graph.
+    """
+    for parameter in optimizer.parameters:
+        parameter.grad = None  # this step's gradients only
+    loss, stats = loss_and_stats()
+    loss.backward()
+    grad_norm = optimizer.apply_gradients([p.grad for p in optimizer.parameters], learning_rate)
+    stats = {"loss": loss, "grad_norm": grad_norm, **stats}
+    return {name: value.detach() for name, value in stats.items()}

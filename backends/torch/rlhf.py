@@ -24,7 +24,7 @@ from torch import Tensor
 import duetrl.backends.torch.objectives as objectives
 from duetrl.backends.torch.gpt import GPT
 from duetrl.backends.torch.objectives import gather_log_probs, last_token_index
-from duetrl.backends.torch.optim import Adam
+from duetrl.backends.torch.optim import Adam, minimize
 from duetrl.backends.torch.runtime import resolve_dtype
 from duetrl.backends.torch.weights import import_params
 from duetrl.core.constants import GRAD_CLIP_NORM
@@ -173,14 +173,8 @@ class RLHFLearner(RLHFLearnerBase):
     ) -> dict[str, Tensor]:
         """Loss, gradients, clipping and Adam: the step (PyTorch runs it eagerly as written)."""
         self.trainable.eval()  # dropout off
-        self.trainable.zero_grad(set_to_none=True)
-        loss, stats = self.objective_loss(objective, batch, coefficients)
-        loss.backward()
-        parameters = self.optimizer.parameters
-        grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in parameters]
-        grad_norm = self.optimizer.apply_gradients(grads, learning_rate)
-        stats = {"loss": loss, "grad_norm": grad_norm, **stats}
-        return {name: value.detach() for name, value in stats.items()}
+        return minimize(self.optimizer, lambda: self.objective_loss(objective, batch, coefficients),
+                        learning_rate)
 
     def _as_tensor(self, value: np.ndarray, floating: bool) -> Tensor:
         return torch.as_tensor(value).to(self.dtype if floating else torch.int64)
