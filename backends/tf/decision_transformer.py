@@ -1,5 +1,10 @@
-"""The Decision Transformer's one tensor piece (outline 3.2.1; Chen et al. 2021): the GPT's
-logits of a batch of token windows, without gradient, as NumPy.
+"""The Decision Transformer's tensor pieces (outline 3.2.1, 3.2.5; Chen et al. 2021): the GPT's
+logits of a batch of token windows, without gradient, as NumPy; and returns-to-go with their
+tokens as tensors (the grader's ``lm-agent`` assignment; the host-side twins the trainer uses
+are ``core/agents/dt_data.return_to_go`` and ``ReturnBuckets.token``).
+
+    R_t = r_t + gamma (1 - done_t) R_{t+1},  R_T = 0     (= sum_{k>=t} gamma^(k-t) r_k per episode)
+    bucket(R) = round((R - low) / (high - low) (n - 1)), clipped to [0, n - 1]   (ties to even)
 
 Everything else of the Decision Transformer is host-side and lives once in
 ``core/agents/decision_transformer.py`` (tokens, windows, loss mask, the acting loop): it is the
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
+from tensorflow import Tensor
 
 from duetrl.backends.tf.gpt import GPT
 from duetrl.core.interfaces.gpt_config import check_token_ids
@@ -31,3 +37,40 @@ def inference_logits(model: GPT, tokens: np.ndarray) -> np.ndarray:
         graphs[tokens.shape] = tf.function(lambda t: model(t, training=False),
                                            autograph=False).get_concrete_function(spec)
     return graphs[tokens.shape](tf.constant(tokens)).numpy()  # (B, T, V)
+
+
+def returns_to_go(rewards: Tensor, dones: Tensor, gamma: float) -> Tensor:
+    """R_t = sum_{k=t}^{end of t's episode} gamma^(k-t) r_k: ``(..., T)`` -> ``(..., T)``.
+
+    ``rewards`` and ``dones`` have time on the last axis, episodes laid end to end;
+    ``dones[..., t]`` is 1 at each episode's last step (terminated or cut alike: nothing is
+    bootstrapped, the Decision Transformer conditions on the return actually received). The
+    result keeps the rewards' dtype. One backward pass: R_t = r_t + gamma (1 - done_t) R_{t+1}.
+    """
+    dones = tf.cast(dones, rewards.dtype)
+    future = tf.zeros_like(rewards[..., 0])  # R_T = 0: nothing after the last column
+    columns = []
+    for t in range(rewards.shape[-1] - 1, -1, -1):  # backwards: R_t needs R_{t+1}
+        future = rewards[..., t] + gamma * (1.0 - dones[..., t]) * future  # done: start anew
+        columns.append(future)
+    return tf.stack(columns[::-1], axis=-1)
+
+
+def return_tokens(returns: Tensor, low: float, high: float, num_buckets: int) -> Tensor:
+    """Bucket ids (int64, the returns' shape) of returns-to-go, linearly over [low, high]:
+
+        bucket(R) = round((R - low) / (high - low) (n - 1)),  clipped to [0, n - 1]
+
+    A return exactly halfway between two bucket centres goes to the even bucket (IEEE
+    round-half-to-even, as ``np.rint``); high == low (every return the same) gives bucket 0.
+    """
+    if int(num_buckets) < 2 or not high >= low:
+        raise ValueError(f"num_buckets, low, high: expected num_buckets >= 2 and high >= low, "
+                         f"got {num_buckets}, {low}, {high}")
+    # BEGIN SOLUTION
+    span = high - low
+    if span == 0:  # one value only: no scale to divide by
+        return tf.zeros(tf.shape(returns), tf.int64)
+    scaled = (returns - low) / span * (num_buckets - 1)  # 0 at low, n - 1 at high
+    return tf.cast(tf.clip_by_value(tf.round(scaled), 0, num_buckets - 1), tf.int64)
+    # END SOLUTION

@@ -47,6 +47,9 @@ class Case:
     :param expected_dtype: the output dtype required (the inputs' floating dtype).
     :param hint: said on failure (never an input value).
     :param check: for learning cases, a function of the child's outputs -> (passed, message).
+    :param diagnoses: ``(outputs, what)`` pairs: the outputs a typical mistake gives, computed
+        here like ``expected``; a wrong answer that matches one is told ``what`` it did
+        (e.g. "a mean over the command's tokens, not their sum"), never an input.
     :param timeout_s: the test's own time limit (a right answer takes milliseconds to a few
         seconds); all the tests of a submission also share one budget (``sandbox.py``).
     """
@@ -62,6 +65,7 @@ class Case:
     hint: str = ""
     timeout_s: float = 10.0
     check: Callable[[dict], tuple[bool, str]] | None = None
+    diagnoses: list[tuple[dict[str, np.ndarray], str]] = field(default_factory=list)
 
 
 def _arg(name: str) -> dict:
@@ -412,11 +416,19 @@ def learning_cases(spec: LearningSpec, seed: int, public_only: bool = False) -> 
     return cases
 
 
+def lm_agent_cases(seed: int, public_only: bool = False) -> list[Case]:
+    """The ``lm-agent`` assignment's cases (``cases_lm_agent.py``: they need a GPT)."""
+    from duetrl.core.coursework.cases_lm_agent import lm_agent_cases as build
+
+    return build(seed, public_only)
+
+
 CASE_BUILDERS: dict[str, Callable[[int, bool], list[Case]]] = {
     "attention": attention_cases,
     "returns": returns_cases,
     "reinforce": reinforce_cases,
     "ppo-clip": ppo_cases,
+    "lm-agent": lm_agent_cases,
 }
 
 

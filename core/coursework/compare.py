@@ -76,8 +76,8 @@ def compare_arrays(got: Any, expected: Any, atol: float, rtol: float = 0.0,
         return Verdict(False, f"{what} has the wrong shape: got {got.shape}, expected "
                               f"{expected.shape}")
     if dtype and got.dtype.kind == "f" and str(got.dtype) != dtype:
-        return Verdict(False, f"{what} has dtype {got.dtype}, expected {dtype} (keep the "
-                              f"inputs' dtype)")
+        why = "keep the inputs' dtype" if dtype.startswith("float") else "ids are integers"
+        return Verdict(False, f"{what} has dtype {got.dtype}, expected {dtype} ({why})")
     got = got.astype(np.float64)
     finite = np.isfinite(expected)
     if (~np.isfinite(got) & finite).any():
@@ -169,8 +169,20 @@ def compare_outputs(case: Case, outputs: dict[str, np.ndarray]) -> Verdict:
         verdict = compare_arrays(outputs[key], expected, case.atol, 0.0, label, show,
                                  case.expected_dtype)
         if not verdict:
-            return verdict
+            return Verdict(False, verdict.message + _diagnosis(case, outputs))
     return Verdict(True, "")
+
+
+def _diagnosis(case: Case, outputs: dict[str, np.ndarray]) -> str:
+    """``"; it matches <a typical mistake>"`` when the wrong answer is one of the case's
+    diagnosed mistakes (the same values within the case's tolerance), else ``""``."""
+    for mistake, what in getattr(case, "diagnoses", None) or ():
+        telling = any(not compare_arrays(v, case.expected[k], case.atol) for k, v in
+                      mistake.items() if k in case.expected)  # this case can tell it apart
+        if telling and all(k in outputs and compare_arrays(outputs[k], v, case.atol)
+                           for k, v in mistake.items()):
+            return f"; it matches {what}"
+    return ""
 
 
 def case_verdict(case: Case, status: str, message: str,

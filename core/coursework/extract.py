@@ -55,14 +55,38 @@ def _body_start(node: ast.FunctionDef) -> int:
     return first.lineno - 1
 
 
+def _body_span(lines: list[str], node: ast.FunctionDef) -> tuple[int, int]:
+    """``(start, end)`` line indices of the body after the docstring, widened to take in a
+    ``# BEGIN SOLUTION`` line just before the first statement and an ``# END SOLUTION`` line
+    just after the last (comments are no statements: the syntax tree leaves them out)."""
+    start, end = _body_start(node), node.end_lineno
+    docstring_end = start
+    first = node.body[0]
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and \
+            isinstance(first.value.value, str) and len(node.body) > 1:
+        docstring_end = first.end_lineno
+    for i in range(docstring_end, start):
+        if lines[i].strip() == BEGIN_MARKER:
+            start = i
+            break
+    i = end
+    while i < len(lines) and lines[i].strip().startswith("#") and \
+            len(lines[i]) - len(lines[i].lstrip()) > node.col_offset:
+        i += 1
+        if lines[i - 1].strip() == END_MARKER:
+            end = i
+            break
+    return start, end
+
+
 def solution_body(source: str, name: str) -> str:
     """The solution lines of ``name`` (the marked region or the body after the docstring)."""
     lines = source.splitlines()
     node = _find(ast.parse(source), name)
     if not isinstance(node, ast.FunctionDef):
         raise ValueError(f"name: {name!r} is a class; name one of its methods")
-    start = _body_start(node)
-    body = lines[start:node.end_lineno]
+    start, end = _body_span(lines, node)
+    body = lines[start:end]
     marked = [i for i, line in enumerate(body) if line.strip() in (BEGIN_MARKER, END_MARKER)]
     if len(marked) >= 2:
         return "\n".join(body[marked[0] + 1:marked[1]])
@@ -81,8 +105,8 @@ def strip_function(lines: list[str], node: ast.FunctionDef, todo: Todo, name: st
                    strip: bool = True) -> list[str]:
     """``lines[node]`` with its solution replaced by a TODO that raises NotImplementedError
     (``strip=False``: the solution kept, the markers dropped, the function renamed)."""
-    start = _body_start(node)
-    first, end = node.lineno - 1, node.end_lineno
+    start, end = _body_span(lines, node)
+    first = node.lineno - 1
     if node.decorator_list:
         first = node.decorator_list[0].lineno - 1
     body = lines[start:end]
@@ -136,7 +160,8 @@ def student_source(
         text = lines[first:node.end_lineno]
         if not isinstance(node, ast.FunctionDef | ast.ClassDef):
             text = lines[previous_end:first] + text  # the blank lines and comments before it
-        previous_end = node.end_lineno
+        previous_end = (_body_span(lines, node)[1] if isinstance(node, ast.FunctionDef)
+                        else node.end_lineno)  # a trailing END marker is the function's
         if isinstance(node, ast.Import | ast.ImportFrom):
             module = node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
             if any((module or "").startswith(p) for p in drop_imports):
@@ -159,7 +184,7 @@ def student_source(
                            else method.lineno) - 1
                 new = strip_function(lines, method, by_name[f"{node.name}.{method.name}"],
                                      f"{node.name}.{method.name}", strip)
-                stripped[m_first - first:method.end_lineno - first] = new
+                stripped[m_first - first:_body_span(lines, method)[1] - first] = new
             out += ["", ""] + stripped
         elif isinstance(node, ast.Expr) and node is tree.body[0]:
             out += text  # the module docstring: the equations the student implements

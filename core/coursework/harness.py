@@ -153,6 +153,15 @@ def run_call(call: dict, arrays: dict, module, backend) -> dict[str, np.ndarray]
         layer = module.MultiHeadAttention(call["d_model"], call["num_heads"], dtype="float64")
         backend.import_params(layer, _prefixed(arrays, "param:"))
         return _outputs(layer(*_args(call, arrays, backend)))
+    if kind == "lm_policy":  # a float64 GPT and value head with the case's weights
+        from duetrl.core.interfaces.gpt_config import GPTConfig
+
+        config = GPTConfig(**call["config"])
+        model = backend.GPT(config, dtype="float64")
+        backend.import_params(model, _prefixed(arrays, "gpt:"))
+        head = backend.ValueHead(config.n_embd, dtype="float64")
+        backend.import_params(head, _prefixed(arrays, "head:"))
+        return _outputs(module.agent_outputs(model, head, *_args(call, arrays, backend)))
     if kind == "agent":
         from duetrl.core.interfaces.rl_settings import make_settings
 

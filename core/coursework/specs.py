@@ -178,6 +178,74 @@ Try it yourself: `duetrl train reinforce --env CartPole-v1` runs the project's s
 `python test_reinforce_public.py` runs yours on a short budget.
 """
 
+_LM_AGENT_STATEMENT = r"""
+# Assignment `lm-agent`: an LM that scores actions, and returns-to-go tokens (3.2.3, 3.2.5)
+
+## Part A: GLAM's policy (Carta et al. 2023)
+
+In a text game a state comes with a prompt p (the goal, the observation, "action :") and
+K_s admissible commands, each a few words a_k = (a_k,1 ... a_k,L_k). The language model's
+log-probability of a whole command is the **sum** of its tokens' log-probabilities:
+
+    score_k = sum_{i=1}^{L_k} log p_LM(a_k,i | p, a_k,<i)
+    pi(a_k | s) = exp(score_k) / sum_{j admissible} exp(score_j)      (softmax over the commands)
+    V(s) = value_head(h_L at the prompt's last token)
+
+The batch is a grid of S states x K places, one row per (state, place), state-major
+(row s K + k), each row the prompt then the command, right-padded to T tokens:
+
+| array | shape | meaning |
+|---|---|---|
+| `tokens` | (S K, T) int64 | prompt + command + padding (padding ids mean nothing) |
+| `mask` | (S K, T-1) | `mask[r, t] = 1` where token t+1 of row r is a command token |
+| `admissible` | (S, K) | 1 for a real command, 0 for an empty place of the grid |
+| `prompt_last` | (S,) int64 | the column of each state's prompt's last token |
+
+The GPT's output at column t is the distribution of token **t+1**: feed `tokens[:, :-1]`,
+score `tokens[:, 1:]`, so that `mask` lines up (column t of `mask` flags token t+1).
+
+1. **command_scores(token_logp, mask)**: `(R, T-1)`, `(R, T-1)` -> `(R,)`, the masked **sum**
+   (not the mean: the score is log p_LM of the whole command; prompt and padding columns
+   count for nothing).
+2. **admissible_log_probs(scores, admissible)**: `(S, K)` -> `(S, K)`, log pi: a log-softmax
+   over each state's admissible commands only. Fill the empty places with `MASK_FILL_VALUE`
+   before the softmax (probability 0) and multiply by `admissible` after it (log pi = 0
+   there, so no -1e9 reaches a loss). Not the LM's own probabilities (a softmax over the
+   vocabulary): renormalise over the commands.
+3. **agent_outputs(model, value_head, tokens, mask, admissible, prompt_last)**: one pass of
+   `model.hidden_states(...)` (the GPT's last hidden states, `(B, T, D)`); logits with the tied
+   head (`hidden @ W_te^T`, W_te the token embedding); log-probabilities of the next tokens
+   (`gather_log_probs(logits, ids)` is yours to use); the scores reshaped to `(S, K)`; log pi;
+   and V(s) from `value_head` (`(B, T, D)` -> `(B, T)`) on the hidden state at
+   `prompt_last[s]` of the state's first row (row s K). Return `(log_pi (S, K), values (S,))`.
+
+## Part B: returns-to-go and their tokens (the Decision Transformer, Chen et al. 2021)
+
+**returns_to_go(rewards, dones, gamma)**: `rewards` and `dones` `(..., T)`, time on the
+last axis, several episodes laid end to end; `dones[..., t] = 1` (in the rewards' dtype) at
+each episode's last step. Nothing is bootstrapped; past the last column R = 0:
+
+    R_t = sum_{k=t}^{end of t's episode} gamma^(k-t) r_k  =  r_t + gamma (1 - done_t) R_{t+1}
+
+Compute it **backwards** in time; keep the rewards' dtype.
+
+**return_tokens(returns, low, high, num_buckets)**: int64 bucket ids, the returns' shape,
+linearly over the dataset's range (as `core/agents/dt_data.ReturnBuckets.token`):
+
+    bucket(R) = round((R - low) / (high - low) * (num_buckets - 1)), clipped to [0, num_buckets-1]
+
+A return exactly halfway between two bucket centres goes to the **even** bucket
+(round-half-to-even, as `torch.round`, `tf.round` and `np.rint` do); returns outside
+[low, high] go to the end buckets; `high == low` (every return the same) gives bucket 0.
+
+Edge cases the grader checks: commands of different lengths, padding with arbitrary ids,
+states with fewer commands than the grid's width, float32 in and float32 out, gamma < 1 and
+gamma = 1, one-step episodes, an array that ends in the middle of an episode, returns at
+bucket boundaries and outside the range. Do not call the project's ready-made versions
+(`sequence_log_probs`, `token_log_probs`, `inference_outputs`, `compute_returns`): the grader
+refuses them.
+"""
+
 _REINFORCE_TODOS = {
     backend: (
         Todo("prepare", "G_t from compute_returns; standardise when settings say so; flatten"),
@@ -241,6 +309,26 @@ ASSIGNMENTS: dict[str, Assignment] = {
             forbidden_modules=("ppo", "rlhf"),
             forbidden_names=("clipped_policy_loss", "clipped_surrogate", "ppo_lm_loss"),
             statement=_PPO_STATEMENT,
+        ),
+        Assignment(
+            name="lm-agent", title="an LM that scores actions (GLAM), and returns-to-go tokens",
+            sections="3.2.3, 3.2.5", module="lm_agent",
+            todos={backend: (
+                Todo("command_scores", "the masked sum over the columns: score = sum_t m_t "
+                     "log p(token t+1)"),
+                Todo("admissible_log_probs", "empty places filled with MASK_FILL_VALUE, a "
+                     "log-softmax over the commands (the last axis), times admissible"),
+                Todo("agent_outputs", "hidden states of tokens[:, :-1], the tied head, the "
+                     "log-probs of tokens[:, 1:], scores (S, K), log pi; V at prompt_last"),
+            ) for backend in BACKEND_NAMES},
+            extras=(("decision_transformer", Todo("returns_to_go", "one backward loop over t: "
+                                                  "R_t = r_t + gamma (1 - done_t) R_{t+1}")),
+                    ("decision_transformer", Todo("return_tokens", "scale to [0, n - 1], "
+                                                  "round half to even, clip, int64"))),
+            forbidden_modules=("lm_agent", "decision_transformer", "returns"),
+            forbidden_names=("sequence_log_probs", "token_log_probs", "inference_log_probs",
+                             "inference_values", "policy_outputs", "inference_outputs"),
+            statement=_LM_AGENT_STATEMENT,
         ),
         Assignment(
             name="reinforce-cartpole", title="a REINFORCE agent that solves CartPole-v1",
