@@ -90,6 +90,7 @@ from duetrl.backends.tf.runtime import (
     set_num_threads,
 )
 from duetrl.backends.tf.training import LMTrainer, cross_entropy_loss
+from duetrl.backends.tf.translation import SCSTLearner, scst_advantages, scst_loss
 from duetrl.backends.tf.weights import export_params, import_params
 from duetrl.core.tolerances import to_numpy  # the one conversion, shared by both backends
 
@@ -179,4 +180,7 @@ __all__ = [
     "agent_outputs",
     "command_scores",
     "inference_outputs",
+    "SCSTLearner",
+    "scst_advantages",
+    "scst_loss",
 ]

@@ -1,0 +1,1 @@
+"""Case studies of outline chapter 6: an LM writes text and a sequence-level reward judges it."""
