@@ -9,26 +9,28 @@
 # ---
 
 # %% [markdown]
-# # Language models as agents: text worlds, an LM that scores commands, PPO, and the Decision Transformer
+# # Language models as agents: text worlds, a pretrained LM that scores commands, PPO, and the Decision Transformer
 #
 # Outline 3.2.1-3.2.3 and 3.2.5. Chapter 3.1 trained a language model with RL; here the
 # language model *is* the agent's policy, in a world described in words (Carta et al. 2023,
 # "GLAM"), and, turned around, a GPT reads (return, state, action) tokens and acts offline
 # (Chen et al. 2021, the Decision Transformer). Both frameworks side by side wherever there
-# are tensors. The next tutorial, `ch03_2_rewards_for_agents`, designs the reward and joins
-# the LM to RL in the other ways (as reward, as prior).
+# are tensors. The next tutorial, `ch03_2_rewards_for_agents`, is 3.2.4 (what to pay the
+# agent) and the other ways to join an LM and RL (as reward, as prior); `ch09_3_what_the_lm_contributes`
+# measures, over seeds, what the pretrained LM is worth (9.3.1, 9.3.2).
 
 # %%
+from pathlib import Path
+
 import numpy as np
 
 from duetrl.core.agents.batch import layout
 from duetrl.core.agents.decision_transformer import DTRun, DTSettings, plot_returns
+from duetrl.core.agents.pretrain import PretrainSettings, pretrain, pretraining_corpus
 from duetrl.core.agents.settings import AgentSettings
-from duetrl.core.agents.tokenizer import WordTokenizer
-from duetrl.core.agents.train import LMAgentRun
+from duetrl.core.agents.train import LMAgentRun, load_pretrained
 from duetrl.core.backend import load_backends
 from duetrl.core.envs.text import KeyDoorEnv, show
-from duetrl.core.interfaces.gpt_config import GPTConfig
 from duetrl.core.plots import plot_curves
 from duetrl.core.reference import lm_agent as oracle
 from duetrl.core.tolerances import assert_close
@@ -40,7 +42,23 @@ for backend in backends.values():
 QUICK = quick_mode()
 
 # %% [markdown]
-# ## 1. 3.2.2 Text worlds
+# ## 1. 3.2.1 The algorithm at a glance
+#
+# The agent reads the goal and what it perceives, in words, and chooses one of the commands
+# the world admits there. One PPO update of the LM policy:
+#
+# 1. **pretrain** (once, before any RL): the GPT reads true sentences about the world;
+# 2. **score**: in every state, the LM's probability of each admissible command after the
+#    prompt is the policy $\pi_\theta(a \mid s)$, and a value head on the prompt's last hidden
+#    state is $V(s)$;
+# 3. **act**: play a batch of episodes, sampling commands from $\pi_\theta$;
+# 4. **advantages**: GAE from the rewards and $V$;
+# 5. **learn**: a few PPO steps on the clipped objective move the LM's own weights.
+#
+# The offline alternative (3.2.5's last section) needs no reward model and no exploration: a
+# GPT learns to continue (return, state, action) sequences of a fixed dataset.
+#
+# ## 2. 3.2.2 Text worlds: states and actions in words
 #
 # An observation is three texts: the goal, what the agent perceives, and the admissible
 # commands (the list changes from state to state). The action is an index into that list.
@@ -58,66 +76,119 @@ while not done:
     command = observation["admissible"][action]
     observation, reward, terminated, truncated, info = env.step(action)
     steps += 1
-    print(f"> {command:<28} reward {reward:.0f}  | {observation['text']}")
+    print(f"> {command:<30} reward {reward:.0f}  | {observation['text']}")
     done = terminated or truncated
 print(f"the oracle succeeded in {steps} steps: {info['success']}")
+heldout = KeyDoorEnv(split="heldout")
+print("a held-out world:", heldout.reset(seed=3)[0]["goal"])
 
 # %% [markdown]
-# ## 2. 3.2.3 Scoring commands with the LM
+# The colours and rooms are split in two. RL trains on `split="train"` worlds (red, blue,
+# green, yellow doors); the `heldout` worlds' doors are purple or orange, words that RL never
+# shows the agent. Whether a policy still acts well there is the generalisation test of 9.3.2.
+#
+# ## 3. 3.2.3 An LM that knows the world: pretraining
+#
+# What an LM should bring to RL is knowledge gathered before it: which key opens which door,
+# that one leaves through an open door. We make that knowledge in code: true sentences about
+# the worlds (every colour, held-out ones included), half of them in the policy's own prompt
+# format, ending with the command a world fact prescribes. Navigation (which room holds the
+# key) is not a fact of the world, and is not in the corpus: that is RL's job. The GPT
+# (2 blocks, width 32) is trained by the LM loss of chapter 2 (`duetrl agent pretrain`); its
+# weights are canonical, so the same file starts the policy in both frameworks.
+
+# %%
+for sentence in pretraining_corpus(seed=0, sentences=6, prompt_fraction=0.5):
+    print("  ", sentence)
+pretraining = (PretrainSettings(sentences=1000, steps=100) if QUICK
+               else PretrainSettings())  # full: duetrl agent pretrain's defaults
+world_lm = Path("runs") / "ch03_2" / "world_lm.safetensors"
+world_lm.parent.mkdir(parents=True, exist_ok=True)
+summary = pretrain(backends["torch"], pretraining, world_lm, progress=False)
+print(f"pretrained on {summary['corpus_tokens']} tokens, {pretraining.steps} steps: "
+      f"validation loss {summary['val_loss']:.3f} nats per token")
+
+# %% [markdown]
+# ## 4. 3.2.3 The policy: scoring commands with the LM
 #
 # The LM's policy over the admissible commands $a_1..a_K$ (GLAM) is the probability of each
-# command's words after the prompt (goal, observation, `action :`), renormalised:
+# command's words after the prompt $p$ (goal, observation, `action :`), renormalised:
 #
 # $$\text{score}_k = \sum_{i=1}^{L_k} \log p_{LM}(a_{k,i} \mid p, a_{k,<i}), \qquad
 #   \pi(a_k \mid s) = \frac{e^{\text{score}_k}}{\sum_j e^{\text{score}_j}}.$$
 #
 # The sum, not the mean, over a command's words: the policy stays the LM's own distribution
-# over whole commands. Each state becomes $K$ rows, prompt + command, right-padded; the mask
-# marks the columns whose *next* token is a command word. Both frameworks score the same rows
-# from the same weights, and a float64 NumPy computation that scores each command on its own
-# (no padding, no mask) checks them.
+# over whole commands (a mean would reward long commands whose later words are easy to
+# guess). Each state becomes $K$ rows, prompt + command, right-padded; the mask marks the
+# columns whose *next* token is a command word. The value $V(s)$ is a linear head on the
+# prompt's last hidden state. Both frameworks score the same rows from the same pretrained
+# weights, and a float64 NumPy computation that scores each command on its own (no padding,
+# no mask) checks them.
 
 # %%
-tokenizer = WordTokenizer.from_words(KeyDoorEnv.vocabulary())
-config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=128, n_layer=2, n_head=2,
-                   n_embd=32)
+config, params, tokenizer = load_pretrained(world_lm)
 observation, _ = env.reset(seed=3)
+observation, *_ = env.step(observation["admissible"].index("go to the kitchen"))
 grid = layout(tokenizer, [observation], config.block_size)
-print("rows (commands) x columns:", grid["tokens"].shape, "| mask of row 0:",
-      grid["mask"][0].astype(int))
-models, log_pis = {}, {}
+print(show(observation))
+print("rows (commands) x columns:", grid["tokens"].shape)
+models, heads, log_pis = {}, {}, {}
 for name, backend in backends.items():
-    models[name] = backend.GPT(config, seed=0)  # the same canonical weights in both
-    head = backend.ValueHead(config.n_embd, seed=0)
-    log_pi, value = backend.inference_outputs(models[name], head, grid["tokens"], grid["mask"],
+    models[name] = backend.GPT(config, seed=0)
+    backend.import_params(models[name], params)  # the same pretrained weights in both
+    heads[name] = backend.ValueHead(config.n_embd, seed=0)
+    log_pi, value = backend.inference_outputs(models[name], heads[name], grid["tokens"], grid["mask"],
                                               grid["admissible"], grid["prompt_last"])
     log_pis[name] = log_pi[0, : grid["counts"][0]]
-params = backends["torch"].export_params(models["torch"])
-prompt_ids, command_ids = grid["tokens"][0, : grid["prompt_last"][0] + 1], [
-    tokenizer.encode(c) for c in observation["admissible"]]
+prompt_ids = grid["tokens"][0, : grid["prompt_last"][0] + 1]
+command_ids = [tokenizer.encode(c) for c in observation["admissible"]]
 reference = oracle.action_log_probs(oracle.command_scores(params, config, prompt_ids,
                                                           command_ids))
 for name in backends:
     assert_close(log_pis[name], reference, "float32_model", f"{name} log pi vs float64")
+print("pi of the pretrained LM (torch = tf = float64):")
 for command, p in zip(observation["admissible"], np.exp(reference)):
-    print(f"  pi({command!r}) = {p:.3f}")
+    print(f"  {p:.3f}  {command}")
 
 # %% [markdown]
-# An untrained LM spreads its probability about evenly over commands of equal length, and
-# prefers short commands to long ones (each extra word multiplies by a probability below one).
-#
-# ## 3. 3.2.3 PPO with the LM as the policy
-#
-# `LMAgentRun` plays a batch of episodes with the LM, computes GAE advantages on the host and
-# takes PPO steps in the chosen backend (`duetrl agent train --backend torch|tf`). The
-# sampling noise is NumPy's, so both frameworks play the same first episodes. The LM starts
-# from random weights here (a pretrained LM, `duetrl agent pretrain`, is chapter 9.3.2's
-# measurement; it was not in this checkout when this tutorial was written).
+# The key of the door's colour lies on the floor, and the pretrained LM puts most of its
+# probability on taking it: a fact it read in pretraining, before any reward. The same LM
+# from random weights spreads its probability about evenly (and prefers short commands:
+# each extra word multiplies by a probability below one). On a held-out colour the
+# pretrained LM knows the fact too: it read sentences about purple doors, RL never will.
 
 # %%
-updates = 1 if QUICK else 40
-settings = AgentSettings(env="duetrl/KeyDoor-v0", policy="lm-scratch", num_envs=4 if QUICK else 8,
-                         updates=updates, ent_coef=0.1, learning_rate=1e-2,
+scratch = LMAgentRun(backends["torch"], AgentSettings(policy="lm-scratch", num_envs=1))
+h_observation, _ = heldout.reset(seed=3)
+while "lies on the floor" not in h_observation["text"] or heldout.state.location == "hall":
+    h_observation, *_ = heldout.step(heldout.oracle_action())
+h_grid = layout(tokenizer, [h_observation], config.block_size)
+h_log_pi = backends["torch"].inference_outputs(
+    models["torch"], heads["torch"], h_grid["tokens"], h_grid["mask"], h_grid["admissible"],
+    h_grid["prompt_last"])[0][0, : h_grid["counts"][0]]
+print(f"{'command':<28} {'pretrained':>10} {'scratch':>8}")
+for command, p, q in zip(observation["admissible"], np.exp(reference),
+                         scratch.probabilities(observation)):
+    print(f"{command:<28} {p:>10.3f} {q:>8.3f}")
+print("held-out world:", h_observation["text"])
+for command, p in zip(h_observation["admissible"], np.exp(h_log_pi)):
+    print(f"  pretrained {p:.3f}  {command}")
+scratch.close()
+
+# %% [markdown]
+# ## 5. 3.2.3, 3.2.5 PPO with the pretrained LM as the policy
+#
+# `LMAgentRun` plays a batch of episodes with the LM, computes GAE advantages on the host and
+# takes PPO steps in the chosen backend (`duetrl agent train --policy lm --pretrained FILE
+# --backend torch|tf`). The sampling noise is NumPy's, so both frameworks play the same first
+# episodes from the same weights, and their curves part only as float32 rounding
+# accumulates. Success is measured three ways after training: greedy (argmax $\pi$) and
+# sampled from $\pi$, on new train-split worlds, and sampled on held-out worlds.
+
+# %%
+updates = 1 if QUICK else 30
+settings = AgentSettings(env="duetrl/KeyDoor-v0", policy="lm", lm_checkpoint=str(world_lm),
+                         num_envs=4 if QUICK else 8, updates=updates,
                          eval_episodes=4 if QUICK else 20)
 curves = {}
 for name, backend in backends.items():
@@ -126,15 +197,34 @@ for name, backend in backends.items():
         metrics = trainer.step()
     h = trainer.history
     curves[f"{name}: success of the update's episodes"] = (h["env_steps"], h["success_rate"])
-    evaluation = trainer.success_rate()
-    print(f"{name:>5}: {trainer.env_steps} env steps, last loss {metrics['loss']:.3f}, "
-          f"greedy success {evaluation['success_rate']:.2f}")
+    greedy = trainer.success_rate()["success_rate"]
+    sampled = trainer.success_rate(greedy=False)["success_rate"]
+    held = trainer.success_rate(split="heldout", greedy=False)["success_rate"]
+    print(f"{name:>5}: {trainer.env_steps} env steps, last loss {metrics['loss']:.3f}, entropy "
+          f"{metrics['entropy']:.2f} nats; success greedy {greedy:.2f}, sampled {sampled:.2f}, "
+          f"held-out (sampled) {held:.2f}")
     trainer.close()
 print("saved", plot_curves(curves, figure_dir() / "ch03_2_lm_policy_ppo.png", "env steps",
-                           "success rate", title="PPO with the LM as the policy (KeyDoor)"))
+                           "success rate", title="PPO with the pretrained LM as the policy "
+                           "(KeyDoor)"))
 
 # %% [markdown]
-# ## 4. 3.2.1, 3.2.5 Offline RL as sequence modelling: the Decision Transformer
+# **3.2.5 Training, and whether it converges.** What the curve shows, and what it does not:
+#
+# * The pretrained LM succeeds in some episodes from the first update: it takes keys, opens
+#   doors and leaves without having been paid for it. What it must learn is where to go
+#   first, and the reward only arrives at the end of an episode, so the curve of one seed is
+#   jumpy: eight episodes an update make the success rate a multiple of 1/8.
+# * PPO's guarantees are local: the clipped ratio keeps each update close to the last, the
+#   entropy (in nats over the admissible commands) tells how much the policy still explores.
+#   Nothing promises a monotone curve; convergence is to a local optimum of a policy that
+#   sees only the current text.
+# * One seed is an anecdote: how much the pretraining is worth, with intervals over ten
+#   seeds and against an LM from random weights and an MLP, is `ch09_3_what_the_lm_contributes`.
+# * The greedy and the sampled success can differ: a greedy policy that cannot tell two
+#   states apart chooses the same command in both, for ever; sampling breaks such loops.
+#
+# ## 6. 3.2.1, 3.2.5 Offline RL as sequence modelling: the Decision Transformer
 #
 # Tokens $(R_t, s_t, a_t)$ with the return-to-go $R_t = \sum_{t' \ge t} r_{t'}$; a causal GPT
 # predicts $a_t$. At test time we *ask* for a return $R_0$ and subtract the rewards received.
@@ -157,6 +247,14 @@ for name, backend in backends.items():
     print(f"{name:>5}: asked -> achieved {asked}; BC {results[name]['bc_return']:.2f}, "
           f"behaviour {results[name]['behaviour_return']:.2f}")
 print("saved", plot_returns(results, figure_dir() / "ch03_2_dt_returns.png"))
+
+# %% [markdown]
+# With the full settings (1000 episodes, 300 steps) the achieved return follows the asked
+# one: asked 0, 0.5, 1, achieved about 0.08, 0.27, 0.85, where behaviour cloning gets 0.36
+# and the behaviour policy 0.43 (`duetrl dt train` then `duetrl dt eval`). Asking for the
+# top return extracts the best behaviour in the data, better than imitating all of it; a
+# return above anything in the data cannot be asked for (it is refused), because the model
+# has never seen how to reach it. Quick mode trains too little for this.
 
 # %% [markdown]
 # ## Exercises
