@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from duetrl.core.constants import MASK_FILL_VALUE
-from duetrl.core.coursework.cases import ATOL_FLOAT32, ATOL_FLOAT64, Case, _arg
+from duetrl.core.coursework.case import ATOL_FLOAT32, ATOL_FLOAT64, Case
+from duetrl.core.coursework.case import arg as _arg
 from duetrl.core.interfaces.gpt_config import GPTConfig
 from duetrl.core.interfaces.gpt_params import init_gpt_params
 from duetrl.core.interfaces.rlhf import init_value_head_params
