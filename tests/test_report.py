@@ -328,3 +328,96 @@ def test_cli_report(tmp_path: Path, capsys) -> None:
     assert "metric:" in capsys.readouterr().err
     assert main(["report", str(sweep), "--reps", "50"]) == 0
     assert "| ppo torch | 3 |" in capsys.readouterr().out  # the markdown table
+
+
+# --- LM-agent sweeps: success rate as the score and as the learning curve --------------------
+
+
+def write_agent_sweep(root: Path, final: dict[str, list[float]]) -> Path:
+    """A synthetic ``duetrl agent train`` sweep (sweeps/lm_agent.toml's shape): results.csv
+    with the summary's success rates and no return; each run's log.csv as core/agents/train.py
+    writes it (update, env_steps, success_rate, episode_return, entropy, ...)."""
+    import pandas as pd
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "sweep.toml").write_text("# synthetic LM-agent sweep for tests\n")
+    rows = []
+    for policy, finals in final.items():
+        for seed, rate in enumerate(finals):
+            run_id = f"{policy}-torch-s{seed}"
+            rows.append({"run_id": run_id, "command": "agent train", "algorithm": "agent",
+                         "backend": "torch", "seed": seed, "env": "duetrl/KeyDoor-v0",
+                         "status": "done", "attempts": 1, "wall_s": 1.0, "error": "",
+                         "success_rate": rate, "sampled_success_rate": rate / 2,
+                         "heldout_success_rate": rate / 4, "setting.policy": policy,
+                         "run_dir": f"runs/{run_id}"})
+            updates = np.arange(1, 5)
+            run = root / "runs" / run_id
+            run.mkdir(parents=True)
+            pd.DataFrame({"update": updates, "env_steps": 40 * updates + seed,  # x differs
+                          "success_rate": rate * updates / 4, "episode_return": 2 * updates,
+                          "entropy": 1.0 / updates}).to_csv(run / "log.csv", index=False)
+    pd.DataFrame(rows).to_csv(root / "results.csv", index=False)
+    return root
+
+
+AGENT_FINALS = {"lm": [1.0, 0.75, 1.0, 0.5, 0.875], "mlp": [0.25, 0.5, 0.0, 0.25, 0.125]}
+
+
+def test_agent_sweeps_score_and_draw_the_success_rate(tmp_path: Path) -> None:
+    sweep = write_agent_sweep(tmp_path / "sweep", AGENT_FINALS)
+    report = rp.make_report(sweep, reps=REPS)  # no final_mean_return: success_rate, both
+    assert report["metric"] == "success_rate" and report["curve"] == "success_rate"
+    (env,) = report["envs"]
+    assert env["scale"] == 1.0  # a fraction: not rescaled, the optimality gap kept
+    by_label = {m["method"]: m for m in env["methods"]}
+    lm, mlp = by_label["agent torch policy=lm"], by_label["agent torch policy=mlp"]
+    np.testing.assert_allclose(lm["scores"], AGENT_FINALS["lm"])
+    np.testing.assert_allclose(mlp["scores"], AGENT_FINALS["mlp"])
+    assert lm["iqm"] == pytest.approx(scipy.stats.trim_mean(AGENT_FINALS["lm"], 0.25))
+    assert lm["optimality_gap"] == pytest.approx(1 - np.mean(AGENT_FINALS["lm"]))
+    (comparison,) = env["comparisons"]
+    assert comparison["factor"] == "policy" and comparison["p"] == pytest.approx(
+        brute_force_improvement(np.array(AGENT_FINALS["lm"]), np.array(AGENT_FINALS["mlp"])))
+    # the curves: IQM over seeds of each run's success_rate against env_steps, with bands
+    curve = env["curves"]["agent torch policy=lm"]
+    assert curve["x"][0] == 44 and curve["x"][-1] == 164  # the latest start, the longest end
+    last = scipy.stats.trim_mean(AGENT_FINALS["lm"], 0.25)  # every run at its last point
+    assert curve["iqm"][-1] == pytest.approx(last)
+    assert np.all(curve["low"] <= curve["iqm"] + 1e-12) and np.all(curve["iqm"] <= curve["high"]
+                                                                   + 1e-12)
+    assert Path(env["figures"]["learning_curves"]).stat().st_size > 1000
+    text = (sweep / "report" / "report.md").read_text()
+    assert "Scores are `success_rate`, a fraction of episodes" in text
+    assert "Learning curves: log.csv's `success_rate`" in text
+    assert "| agent torch policy=lm | 5 | 0.825 " in text
+
+
+def test_the_metric_and_the_curve_can_be_chosen(tmp_path: Path, capsys) -> None:
+    from duetrl.core.cli import main
+
+    sweep = write_agent_sweep(tmp_path / "sweep", AGENT_FINALS)
+    report = rp.make_report(sweep, metric="heldout_success_rate", reps=REPS, curve="entropy")
+    (env,) = report["envs"]
+    np.testing.assert_allclose(env["methods"][0]["scores"], np.array(AGENT_FINALS["lm"]) / 4)
+    curve = env["curves"]["agent torch policy=lm"]
+    assert report["curve"] == "entropy" and curve["y_name"] == "entropy"
+    assert curve["iqm"][-1] == pytest.approx(0.25)  # 1 / update at the last update
+    assert rp.curve_column("sampled_success_rate") == "success_rate"  # a success rate: its curve
+    assert rp.curve_column("final_mean_return") is None  # the first of CURVE_COLUMNS a log has
+    with pytest.raises(ValueError, match=r"curve: .*'entropy'.*got 'loss'"):
+        rp.make_report(sweep, reps=REPS, curve="loss")
+    assert main(["report", str(sweep), "--reps", "50", "--curve", "episode_return", "--json",
+                 "--out", str(tmp_path / "cli")]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["metric"] == "success_rate" and printed["curve"] == "episode_return"
+    assert main(["report", str(sweep), "--curve", "nope"]) == 2
+    assert "curve: expected a column of the runs' log.csv" in capsys.readouterr().err
+    # an RL sweep keeps its return (and its curve); a sweep with neither names its columns
+    rl = write_sweep(tmp_path / "rl", [run_row("ppo", "torch", s, 100.0) for s in range(2)])
+    assert rp.resolve_metric(rp.load_results(rl)) == "final_mean_return"
+    assert rp.read_curve(rl / "runs" / "ppo-torch-s0")[2:] == ("env_steps", "mean_return")
+    bare = write_sweep(tmp_path / "bare", [{**run_row("ppo", "torch", 0, 1.0),
+                                            "final_mean_return": "", "env_steps": 5}])
+    with pytest.raises(ValueError, match=r"metric: results.csv has none of .*'env_steps'"):
+        rp.make_report(bare, reps=REPS)

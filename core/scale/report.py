@@ -1,6 +1,15 @@
 """``duetrl report SWEEP_DIR``: read a sweep folder, aggregate it, write the report.
 
     report = make_report("runs/sweeps/cartpole")   # report.md, report.json, four figures
+    report = make_report("runs/sweeps/lm_agent", metric="sampled_success_rate")
+
+The score of a run is one numeric column of results.csv (``metric``); by default
+(``"auto"``) ``final_mean_return`` when the sweep has it (RL runs), else ``success_rate``
+(LM-agent runs, ``duetrl agent train``). The learning curves draw one column of each run's
+log.csv (``curve``) against ``env_steps`` (else ``update``); by default ``success_rate`` when
+the score is a success rate, else the first of ``mean_return`` (RL), ``reward`` (RLHF) and
+``success_rate`` a log has. A success rate is a fraction of episodes: it is not rescaled
+(its scale is 1, and the optimality gap, 1 - mean, is reported).
 
 The statistics (methods, IQM and the other aggregates with bootstrap CIs, P(X > Y),
 performance profiles, learning-curve bands) are :mod:`duetrl.core.scale.statistics`; this
@@ -28,6 +37,7 @@ from duetrl.core.scale.statistics import (
     group_methods,
     improvement_with_ci,
     learning_curve_band,
+    numeric_columns,
     performance_profiles,
     score_scale,
 )
@@ -39,8 +49,43 @@ from duetrl.core.scale.statistics import (  # re-exported: tutorial 8.3.3 reache
 REQUIRED_COLUMNS = ("run_id", "algorithm", "backend", "seed", "status")
 """Columns every sweep's ``results.csv`` has (the sweep folder contract)."""
 
-CURVE_COLUMNS = (("env_steps", "mean_return"), ("update", "reward"))
-"""(x, y) columns of a run's log.csv, tried in order: RL runs, then RLHF runs."""
+CURVE_COLUMNS = (("env_steps", "mean_return"), ("update", "reward"),
+                 ("env_steps", "success_rate"), ("update", "success_rate"))
+"""(x, y) columns of a run's log.csv, tried in order: RL runs, RLHF runs, LM-agent runs."""
+CURVE_X = ("env_steps", "update")
+"""The x axis of a learning curve of a chosen column: the first of these a log has."""
+AUTO_METRICS = ("final_mean_return", "success_rate")
+"""``metric="auto"``: the first of these results.csv has (RL runs, then LM-agent runs)."""
+
+
+def is_success_rate(name: str) -> bool:
+    """Whether a column is a success rate (a fraction of episodes, in [0, 1])."""
+    return "success_rate" in name
+
+
+def resolve_metric(results, metric: str = "auto") -> str:
+    """``metric`` itself, or for ``"auto"`` the first of :data:`AUTO_METRICS` that results.csv
+    has with a value.
+
+    :raises ValueError: ``"auto"`` and none of them is a numeric column (names the ones there).
+    """
+    if metric != "auto":
+        return metric
+    available = numeric_columns(results)
+    for name in AUTO_METRICS:
+        if name in available and results[name].notna().any():  # a column of blanks: no
+            return name
+    raise ValueError(f"metric: results.csv has none of {list(AUTO_METRICS)}; pass --metric, one "
+                     f"of {available}")
+
+
+def curve_column(metric: str, curve: str = "auto") -> str | None:
+    """The log.csv column the learning curves draw: ``curve``, or for ``"auto"``
+    ``success_rate`` when the score is a success rate, else None (the first pair of
+    :data:`CURVE_COLUMNS` a log has)."""
+    if curve != "auto":
+        return curve
+    return "success_rate" if is_success_rate(metric) else None
 
 # --- reading a sweep folder -------------------------------------------------------------
 
@@ -78,15 +123,21 @@ def load_results(sweep_dir: str | Path):
     return results
 
 
-def read_curve(run_dir: str | Path) -> tuple[np.ndarray, np.ndarray, str, str] | None:
-    """``(x, y, x_name, y_name)`` from a run's log.csv, or None without a usable log."""
+def read_curve(run_dir: str | Path,
+               column: str | None = None) -> tuple[np.ndarray, np.ndarray, str, str] | None:
+    """``(x, y, x_name, y_name)`` from a run's log.csv, or None without a usable log.
+
+    :param column: the y column (x: the first of :data:`CURVE_X` the log has); None tries the
+        pairs of :data:`CURVE_COLUMNS` in order.
+    """
     import pandas as pd
 
     path = Path(run_dir) / "log.csv"
     if not path.is_file():
         return None
     log = pd.read_csv(path)
-    for x_name, y_name in CURVE_COLUMNS:
+    pairs = CURVE_COLUMNS if column is None else tuple((x, column) for x in CURVE_X)
+    for x_name, y_name in pairs:
         if x_name in log.columns and y_name in log.columns:
             rows = log[[x_name, y_name]].apply(pd.to_numeric, errors="coerce").dropna()
             if len(rows):
@@ -102,35 +153,46 @@ def _slug(env: str) -> str:
     return (env or "all").replace("/", "_")
 
 
-def make_report(sweep_dir: str | Path, metric: str = "final_mean_return", reps: int = 2000,
-                seed: int = 0, out: str | Path | None = None) -> dict[str, Any]:
+def make_report(sweep_dir: str | Path, metric: str = "auto", reps: int = 2000,
+                seed: int = 0, out: str | Path | None = None,
+                curve: str = "auto") -> dict[str, Any]:
     """Aggregate a sweep over seeds; write report.md, report.json and figures into ``out``.
 
     :param sweep_dir: a folder written by ``duetrl sweep`` (see the module docstring).
-    :param metric: numeric column of results.csv to compare methods on.
+    :param metric: numeric column of results.csv to compare methods on; ``"auto"``:
+        :func:`resolve_metric`.
     :param reps: bootstrap resamples per confidence interval.
     :param seed: seeds the bootstrap, so a report is reproducible.
     :param out: where the files go (default ``SWEEP_DIR/report``).
+    :param curve: column of each run's log.csv for the learning curves; ``"auto"``:
+        :func:`curve_column`.
     :returns: the report as a JSON-ready dict (what report.json holds).
+    :raises ValueError: an unknown metric, or a ``curve`` no run's log.csv has (both named).
     """
     from duetrl.core.checkpoint import atomic_write
 
     check_reps(reps)
     sweep_dir = Path(sweep_dir)
     results = load_results(sweep_dir)
+    metric = resolve_metric(results, metric)
     methods, excluded = group_methods(results, metric)
+    column = curve_column(metric, curve)
+    if curve != "auto":
+        check_curve(sweep_dir, methods, curve)
     out = Path(out) if out is not None else sweep_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     envs = sorted({m.env for m in methods})
     report: dict[str, Any] = {
-        "sweep": str(sweep_dir), "metric": metric, "confidence": CONFIDENCE, "reps": reps,
+        "sweep": str(sweep_dir), "metric": metric, "curve": column or "auto",
+        "confidence": CONFIDENCE, "reps": reps,
         "seed": seed, "bootstrap": "rliable stratified bootstrap, percentile intervals",
         "runs": int(len(results)), "excluded": excluded, "envs": [],
     }
     for env in envs:
         group = [m for m in methods if m.env == env]
         prefix = "" if len(envs) == 1 else f"{_slug(env)}-"
-        report["envs"].append(_env_report(sweep_dir, env, group, metric, reps, seed, out, prefix))
+        report["envs"].append(_env_report(sweep_dir, env, group, metric, reps, seed, out, prefix,
+                                          column))
     text = format_markdown(report)
     atomic_write(out / "report.md", lambda tmp: Path(tmp).write_text(text))
     payload = json.dumps(report, indent=2, allow_nan=False, default=_jsonable)
@@ -147,9 +209,24 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} in report.json")
 
 
+def check_curve(sweep_dir: Path, methods: list[Method], curve: str) -> None:
+    """:raises ValueError: no run's log.csv has the column ``curve`` (names those they have)."""
+    import pandas as pd
+
+    columns: set[str] = set()
+    for m in methods:
+        for run_dir in m.run_dirs:
+            path = sweep_dir / run_dir / "log.csv"
+            if path.is_file():
+                columns |= set(pd.read_csv(path, nrows=0).columns)
+    if curve not in columns:
+        raise ValueError(f"curve: expected a column of the runs' log.csv, one of "
+                         f"{sorted(columns - set(CURVE_X))}, got {curve!r}")
+
+
 def _env_report(sweep_dir: Path, env: str, methods: list[Method], metric: str, reps: int,
-                seed: int, out: Path, prefix: str) -> dict[str, Any]:
-    scale = score_scale(env, metric)
+                seed: int, out: Path, prefix: str, column: str | None = None) -> dict[str, Any]:
+    scale = 1.0 if is_success_rate(metric) else score_scale(env, metric)  # a fraction already
     scores = {m.label: m.scores for m in methods}
     statistics = aggregate_statistics(scores, reps, seed)
     entries = []
@@ -169,7 +246,7 @@ def _env_report(sweep_dir: Path, env: str, methods: list[Method], metric: str, r
     high = max(1.0 if scale else 0.0, *(float(s.max()) for s in scores.values()))
     taus = np.linspace(low, high, 101)
     profiles = performance_profiles(scores, taus, reps, seed)
-    curves, notes = _method_curves(sweep_dir, methods, reps, seed)
+    curves, notes = _method_curves(sweep_dir, methods, reps, seed, column)
     for m in methods:  # one method, one seed twice: something varied that no column records
         repeated = sorted({s for s in m.seeds if m.seeds.count(s) > 1})
         if repeated:
@@ -189,21 +266,22 @@ def _env_report(sweep_dir: Path, env: str, methods: list[Method], metric: str, r
             curves, out / f"{prefix}learning_curves.png", env))
     return {"env": env, "scale": scale, "methods": entries, "comparisons": comparisons,
             "profiles": {"taus": taus, **{k: p["profile"] for k, p in profiles.items()}},
-            "curves": {k: {n: c[n] for n in ("x", "iqm", "low", "high")}
+            "curves": {k: {n: c[n] for n in ("x", "iqm", "low", "high", "x_name", "y_name")}
                        for k, c in curves.items()},
             "notes": notes, "figures": figures}
 
 
-def _method_curves(sweep_dir: Path, methods: list[Method], reps: int,
-                   seed: int) -> tuple[dict[str, dict], list[str]]:
+def _method_curves(sweep_dir: Path, methods: list[Method], reps: int, seed: int,
+                   column: str | None = None) -> tuple[dict[str, dict], list[str]]:
     """IQM learning curve with bands for each method whose runs have logs; notes on the rest."""
     curves, notes = {}, []
+    tried = CURVE_COLUMNS if column is None else tuple((x, column) for x in CURVE_X)
     for m in methods:
         runs = []
         for run_id, run_dir in zip(m.run_ids, m.run_dirs):
-            curve = read_curve(sweep_dir / run_dir)
+            curve = read_curve(sweep_dir / run_dir, column)
             if curve is None:
-                notes.append(f"{run_id}: no log.csv with {' or '.join(map(str, CURVE_COLUMNS))}")
+                notes.append(f"{run_id}: no log.csv with {' or '.join(map(str, tried))}")
             else:
                 runs.append(curve)
         if not runs:
@@ -232,13 +310,18 @@ def format_markdown(report: dict[str, Any]) -> str:
     percent = round(100 * report["confidence"])
     lines = [f"# Report: {report['sweep']}", "",
              f"Metric `{report['metric']}`; {report['runs']} runs in results.csv. "
+             + (f"Learning curves: log.csv's `{report['curve']}` over seeds. "
+                if report.get("curve", "auto") != "auto" else "") +
              f"Intervals: {percent}% {report['bootstrap']}, {report['reps']} resamples, "
              f"seed {report['seed']}. IQM = mean of the middle half of the sorted runs.", ""]
     if not report["envs"]:
         lines += [f"No finished run has a `{report['metric']}`: nothing to aggregate.", ""]
     for env in report["envs"]:
         lines += [f"## {env['env'] or '(no environment)'}", ""]
-        if env["scale"]:
+        if is_success_rate(report["metric"]):
+            lines += [f"Scores are `{report['metric']}`, a fraction of episodes: 1 is a policy "
+                      "that always succeeds.", ""]
+        elif env["scale"]:
             lines += [f"Scores are `{report['metric']}` / {env['scale']:g} (the maximum return "
                       f"of {env['env']}): 1 is a perfect policy.", ""]
         else:
@@ -275,7 +358,7 @@ def format_markdown(report: dict[str, Any]) -> str:
 
 
 def _score_label(metric: str, scale: float | None) -> str:
-    return f"{metric} / {scale:g}" if scale else metric
+    return f"{metric} / {scale:g}" if scale and scale != 1.0 else metric
 
 
 def plot_aggregates(entries: list[dict], path: Path, env: str, metric: str,
@@ -356,6 +439,8 @@ def plot_learning_curves(curves: dict[str, dict], path: Path, env: str) -> Path:
     first = next(iter(curves.values()))
     ax.set_xlabel(first["x_name"].replace("_", " "))
     ax.set_ylabel(f"IQM of {first['y_name'].replace('_', ' ')} over seeds")
+    if is_success_rate(first["y_name"]):
+        ax.set_ylim(-0.03, 1.03)  # a fraction of episodes: the whole range, always
     ax.set_title(f"{env}: learning curves, {round(100 * CONFIDENCE)}% bootstrap bands")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
