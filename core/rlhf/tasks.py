@@ -375,6 +375,22 @@ FORMAT = TextTask(
 TASKS: dict[str, TextTask] = {t.name: t for t in (SORT_DIGITS, ARITHMETIC, SENTIMENT, FORMAT)}
 """The shipped tasks by name."""
 
+CASE_TASKS: dict[str, TextTask] = {}
+"""Tasks of the case studies (``core/cases``), added by :func:`register_task` when their package
+is imported; kept apart from :data:`TASKS`, whose list and tests stay those of this file."""
+
+
+def register_task(task: TextTask) -> TextTask:
+    """Make ``task`` known to :func:`get_task` (and so to ``RLHFSettings`` and ``RLHFRun``).
+
+    :raises ValueError: when another task already has its name.
+    """
+    known = TASKS.get(task.name) or CASE_TASKS.get(task.name)
+    if known is not None and known is not task:
+        raise ValueError(f"task: the name {task.name!r} is taken by another task")
+    CASE_TASKS[task.name] = task
+    return task
+
 
 def get_task(name: str | TextTask) -> TextTask:
     """The task called ``name`` (a :class:`TextTask` is returned as is).
@@ -383,6 +399,8 @@ def get_task(name: str | TextTask) -> TextTask:
     """
     if isinstance(name, TextTask):
         return name
+    if name in CASE_TASKS:
+        return CASE_TASKS[name]
     if name not in TASKS:
-        raise ValueError(f"task: expected one of {list(TASKS)}, got {name!r}")
+        raise ValueError(f"task: expected one of {list(TASKS) + list(CASE_TASKS)}, got {name!r}")
     return TASKS[name]
