@@ -115,7 +115,9 @@ CHAPTERS: tuple[Chapter, ...] = (
                    "core.agents.batch", "core.agents.settings", "core.agents.train",
                    "core.reference.lm_agent", "core.learners.lm_agent", "backends.lm_agent",
                    "core.agents", "core.agents.decision_transformer", "core.agents.dt_data",
-                   "backends.decision_transformer", "core.agents.lm_reward")),
+                   "backends.decision_transformer", "core.reference.decision_transformer",
+                   "core.agents.lm_reward"),
+          pages=("chapters/ch03_2_lm_agents",)),
     )),
     Chapter(4, "数学模型和公式详细讲解举例说明",
             "Mathematical models and formulas, with examples", (
@@ -213,7 +215,8 @@ CHAPTERS: tuple[Chapter, ...] = (
              "How to evaluate what the language model contributes?"),
             ("如何权衡语言模型的生成质量与策略的优化？",
              "How to trade generation quality against policy optimisation?")),
-          modules=("core.agents.lm_prior", "core.agents.pretrain")),
+          modules=("core.agents.lm_prior", "core.agents.pretrain"),
+          pages=("chapters/ch09_3_lm_and_rl",)),
     )),
 )
 del S
