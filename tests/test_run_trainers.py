@@ -70,6 +70,11 @@ TRAINER_FACTORIES = [
     pytest.param(lambda tmp_path, **kw: _lm_agent("torch", **kw), id="lm-agent-torch"),
     pytest.param(lambda tmp_path, **kw: _lm_agent("tf", **kw), id="lm-agent-tf",
                  marks=pytest.mark.slow),
+    # translation (core/cases/translation): SCST updates (its MLE phase is tf's LMTrainer, whose
+    # XLA compile would double the cost; tests/test_translation.py resumes across the switch)
+    pytest.param(lambda tmp_path, **kw: _translate("torch", **kw), id="translate-torch"),
+    pytest.param(lambda tmp_path, **kw: _translate("tf", **kw), id="translate-tf",
+                 marks=pytest.mark.slow),
 ]
 
 Factory = Callable[..., Any]
@@ -442,4 +447,17 @@ def _lm_agent(backend_name: str, nan_at: int | None = None, updates: int = 6) ->
                              updates=updates, epochs=2, n_layer=1, n_embd=16, block_size=64,
                              eval_episodes=1)
     trainer = LMAgentRun(load_backend(backend_name), settings)
+    return _nan_loss_from(trainer, trainer.learner, "update", nan_at)
+
+
+# ---- translation with a BLEU reward (core/cases/translation) -----------------------------------
+def _translate(backend_name: str, nan_at: int | None = None) -> Any:
+    from duetrl.core.backend import load_backend
+    from duetrl.core.cases.translation.train import TranslationRun, TranslationSettings
+
+    # one batch size (4 sources, 1 sample each, 4 held-out): tf traces one decoder
+    settings = TranslationSettings(train_pairs=32, heldout_pairs=4, n_layer=1, n_head=2,
+                                   n_embd=16, mle_steps=0, scst_updates=6, sources=4, samples=1,
+                                   scst_learning_rate=1e-3, eval_every=100)
+    trainer = TranslationRun(load_backend(backend_name), settings)
     return _nan_loss_from(trainer, trainer.learner, "update", nan_at)

@@ -24,11 +24,13 @@ COMMAND_MODULES = (
     "duetrl.core.cli.rlhf",
     "duetrl.core.cli.dt",
     "duetrl.core.cli.agent",
+    "duetrl.core.cli.translate",
     "duetrl.core.cli.diff",
     "duetrl.core.cli.coursework",
     "duetrl.core.cli.report",
     "duetrl.core.cli.sweep",
     "duetrl.core.cli.play",
+    "duetrl.core.cli.qa",
 )
 """Modules that add commands; each has ``register(commands, compare)``."""
 
