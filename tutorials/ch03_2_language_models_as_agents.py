@@ -188,8 +188,8 @@ scratch.close()
 # %%
 updates = 1 if QUICK else 30
 settings = AgentSettings(env="duetrl/KeyDoor-v0", policy="lm", lm_checkpoint=str(world_lm),
-                         num_envs=4 if QUICK else 8, updates=updates,
-                         eval_episodes=4 if QUICK else 20)
+                         num_envs=2 if QUICK else 8, updates=updates,
+                         eval_episodes=2 if QUICK else 20)
 curves = {}
 for name, backend in backends.items():
     trainer = LMAgentRun(backend, settings)
@@ -234,8 +234,8 @@ print("saved", plot_curves(curves, figure_dir() / "ch03_2_lm_policy_ppo.png", "e
 # policy itself (`duetrl dt train|eval`).
 
 # %%
-dt_settings = DTSettings(episodes=100 if QUICK else 1000, steps=20 if QUICK else 300,
-                         eval_episodes=10 if QUICK else 100)
+dt_settings = DTSettings(episodes=100 if QUICK else 1000, steps=10 if QUICK else 300,
+                         eval_episodes=4 if QUICK else 100)
 results = {}
 for name, backend in backends.items():
     run = DTRun(backend, dt_settings)

@@ -161,8 +161,9 @@ print(f"KL = {lm_prior.kl_to_prior(z, log_prior):.6f} in torch, tf and float64")
 
 # %% [markdown]
 # Now on KeyDoor, a new world every episode, success measured (sampling the policy: the
-# hall does not say where the key is) on 20 worlds never trained on: no LM (a uniform
-# prior, plain tabular REINFORCE), each LM alone as the policy, and each LM as prior with RL.
+# hall does not say where the key is) on 20 worlds never trained on (10 in quick mode): no
+# LM (a uniform prior, plain tabular REINFORCE), each LM alone as the policy, and each LM as
+# prior with RL.
 # The world LM is pretrained here as in the previous tutorial (`duetrl agent pretrain`); a
 # few lines give it the prior's one method, `log_prior(observation)`, with the scoring of
 # the LM policy (`core/agents/batch.layout` and the backend's `inference_outputs`).
@@ -200,18 +201,19 @@ class WorldLMPrior:
 
 world_lm = Path("runs") / "ch03_2" / "world_lm.safetensors"
 world_lm.parent.mkdir(parents=True, exist_ok=True)
-pretrain(backends["torch"], PretrainSettings(sentences=1000, steps=100) if QUICK
+pretrain(backends["torch"], PretrainSettings(sentences=500, steps=40) if QUICK
          else PretrainSettings(), world_lm, progress=False)
 priors = {"world LM": WorldLMPrior(backends["torch"], world_lm)}
 priors["LM that read episodes"] = lm_prior.PriorLM(backends["torch"], ENV,
                                                    lm_prior.PriorSettings(episodes=20))
 priors["LM that read episodes"].fit()
-rl = lm_prior.PriorRLSettings(episodes=150 if QUICK else 400, beta=0.1)
-prior_runs = {"no LM (uniform prior)": lm_prior.prior_rl_run(None, rl)}
+rl = lm_prior.PriorRLSettings(episodes=60 if QUICK else 400, beta=0.1)
+every, worlds = (30, 10) if QUICK else (25, 20)  # evaluate every `every` episodes on `worlds`
+prior_runs = {"no LM (uniform prior)": lm_prior.prior_rl_run(None, rl, every, worlds)}
 alone = {}
 for label, prior in priors.items():
-    prior_runs[f"{label} as prior + RL"] = lm_prior.prior_rl_run(prior, rl)
-    alone[label] = lm_prior.prior_success(prior, ENV)
+    prior_runs[f"{label} as prior + RL"] = lm_prior.prior_rl_run(prior, rl, every, worlds)
+    alone[label] = lm_prior.prior_success(prior, ENV, episodes=worlds)
 for label, result in prior_runs.items():
     print(f"{label:>36}: success on new worlds {result['history']['eval_success'][0]:.2f} -> "
           f"{result['final_success']:.2f}, training episodes' success (last 50) "
