@@ -193,9 +193,9 @@ print("saved", save_figure(fig, figure_dir() / "ch09_3_iqm.png"))
 # %% [markdown]
 # **What we found** (10 seeds, 30 updates, torch; the quick run above is far too short to
 # say anything). IQM of the sampled success on new train worlds: pretrained LM 0.27
-# [0.09, 0.40], the same LM from random weights 0.00, the MLP 0.12 [0.05, 0.24]; P(pretrained
-# > scratch) = 0.85 [0.70, 1.00], P(pretrained > MLP) = 0.65 [0.37, 0.91]. On held-out
-# colours: pretrained 0.26, MLP 0.13. So:
+# [0.09, 0.40], the same LM from random weights 0.00, the MLP 0.12 [0.05, 0.24];
+# P(pretrained > scratch) = 0.85 [0.70, 1.00], P(pretrained > MLP) = 0.65 [0.37, 0.91]. On
+# held-out colours: pretrained 0.26, MLP 0.13. So:
 #
 # * **Pretraining is what matters, not the architecture.** The same GPT from random weights
 #   learns nothing in 30 updates: it must discover from a rare, sparse reward what the
