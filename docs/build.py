@@ -161,12 +161,15 @@ def language_chooser(languages: list[str]) -> str:
 """
 
 
-def build_book(out: Path, languages: list[str], quick: bool) -> Path:
+def build_book(out: Path, languages: list[str], quick: bool,
+               execute: list[str] | None = None) -> Path:
     """Build the site into ``out/html/<language>/``; returns ``out/html``.
 
     :param out: output folder (created).
     :param languages: any of ``en`` and ``zh_CN``.
     :param quick: run the tutorials in quick mode (``DUETRL_QUICK=1``).
+    :param execute: the tutorials (file stems) to execute; the others are rendered without
+        their outputs. ``None``: every tutorial.
     """
     unknown = [lang for lang in languages if lang not in LANGUAGES]
     if unknown or not languages:
@@ -177,6 +180,12 @@ def build_book(out: Path, languages: list[str], quick: bool) -> Path:
     # figures/x.png" (no path of the build machine); the figure itself is shown inline
     env = build_environment(quick, Path("figures"))
     env["DUETRL_BOOK_LANGUAGES"] = ",".join(languages)  # the language switch links only these
+    if execute is not None:
+        known = {path.stem for path in (DOCS / "tutorials").glob("*.py")}
+        unknown = sorted(set(execute) - known)
+        if unknown:
+            raise ValueError(f"execute: expected tutorial names from tutorials/, got {unknown}")
+        env["DUETRL_BOOK_EXECUTE"] = ",".join(execute)
     for language in languages:
         sphinx("html", language, html / language, out / "doctrees" / language, env)
     html.mkdir(parents=True, exist_ok=True)

@@ -69,6 +69,14 @@ nb_execution_raise_on_error = True
 nb_execution_in_temp = True  # tutorials write figures to DUETRL_FIGURES, never into the source
 nb_merge_streams = True
 nb_ipywidgets_js = {}  # no widget JavaScript from a CDN
+# DUETRL_BOOK_EXECUTE: the tutorials (file stems, comma-separated) to execute; the others are
+# rendered without outputs. Unset: every tutorial runs. The test suite's browser check executes
+# one (tests/test_tutorials.py already runs each of them), so it does not run them all twice.
+if os.environ.get("DUETRL_BOOK_EXECUTE") is not None:
+    _execute = set(filter(None, os.environ["DUETRL_BOOK_EXECUTE"].split(",")))
+    nb_execution_excludepatterns = [f"tutorials/{path.name}"
+                                    for path in sorted((DOCS / "tutorials").glob("*.py"))
+                                    if path.stem not in _execute]
 
 # Maths: MathJax 3 shipped in _static/mathjax when build.py provides it (offline at view time).
 html_static_path = ["_static"]

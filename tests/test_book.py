@@ -30,7 +30,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 INSTALL = "sudo apt-get install -y chromium chromium-driver"
 LANGUAGES = ["en", "zh_CN"]
-SCREENSHOT_PAGE = "tutorials/ch04_2_mdp_bellman_policy_gradient.html"
+EXECUTED_TUTORIAL = "ch04_2_mdp_bellman_policy_gradient"
+SCREENSHOT_PAGE = f"tutorials/{EXECUTED_TUTORIAL}.html"
 SITE = REPO / "build" / "book-quick"  # not build/book: `make book`'s full site stays as it is
 SCREENSHOTS = REPO / "build" / "book" / "screenshots"
 PAGE_TIMEOUT = 30.0  # seconds for one page to load, typeset and show its images
@@ -47,11 +48,15 @@ def require_chromium() -> None:
 
 
 def build_site(out: Path) -> Path:
-    """``docs/build.py``'s ``build_book(out, ["en", "zh_CN"], quick=True)``; returns html/."""
+    """``docs/build.py``'s ``build_book(out, ["en", "zh_CN"], quick=True)``; returns html/.
+
+    Only the screenshot's tutorial is executed (in the notebook kernel, its figures shown on
+    the page); the others are rendered without outputs: tests/test_tutorials.py runs every
+    tutorial already, and running them all again here would cost minutes of the suite."""
     spec = importlib.util.spec_from_file_location("duetrl_book_build", REPO / "docs" / "build.py")
     build = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(build)
-    return build.build_book(out, LANGUAGES, quick=True)
+    return build.build_book(out, LANGUAGES, quick=True, execute=[EXECUTED_TUTORIAL])
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -246,3 +251,14 @@ def test_book_in_a_browser(tmp_path: Path) -> None:
     assert found, "the search page lists no page for 'Bellman'"
     for language in LANGUAGES:
         assert (tmp_path / f"ch04_2_{language}.png").stat().st_size > 10_000
+        # the executed tutorial's figures are on its page (the kernel ran it and showed them)
+        page = (html_root / language / SCREENSHOT_PAGE).read_text(encoding="utf-8")
+        assert re.search(r'<img[^>]+src="[^"]*_images/', page), f"{language}: no figure shown"
+
+
+def test_build_book_names_an_unknown_tutorial_to_execute(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("duetrl_book_build", REPO / "docs" / "build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    with pytest.raises(ValueError, match="execute: expected tutorial names.*ch99_nothing"):
+        build.build_book(tmp_path, ["en"], quick=True, execute=["ch99_nothing"])
