@@ -81,8 +81,14 @@ Factory = Callable[..., Any]
 
 
 @pytest.fixture
-def make(tmp_path, request) -> Callable[..., Any]:
-    """``make(factory, **overrides)``: a fresh trainer, closed (when it can be) after the test."""
+def make(tmp_path, request, monkeypatch) -> Callable[..., Any]:
+    """``make(factory, **overrides)``: a fresh trainer, closed (when it can be) after the test.
+
+    A tf trainer's LM steps are traced without XLA here: the contract is the loop's, and an XLA
+    compile costs seconds per model and test (XLA's numbers are checked in test_lm_train.py)."""
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and callspec.id.endswith("-tf"):
+        monkeypatch.setattr("duetrl.backends.tf.training.XLA_TRAIN_STEP", False)
 
     def build(factory: Factory, **overrides: Any) -> Any:
         trainer = factory(tmp_path, **overrides)
