@@ -243,18 +243,20 @@ for _ in range(6):
         break
 
 # %% [markdown]
-# What it shows (the full run's figures; the quick run trains both LMs less):
+# What it showed when measured (full run, before the hall recalled searched rooms; the
+# outputs above are today's, and the quick run trains both LMs less):
 #
 # * **The LM that read episodes** knows the whole routine, rooms included: alone it
 #   succeeds in about 0.4 of new worlds, and RL with the KL term keeps it there (0.4 to 0.5),
 #   while no LM stays near 0.05 to 0.25: in worlds it has never seen, a tabular policy knows
 #   nothing and the prior is all the policy there is.
-# * **The world LM** knows facts (take the key of the door's colour, open, leave) and never
-#   read a sentence about moving between rooms: it gives "go to the hall" a probability near
-#   0 and, in the key's room, takes and drops the key for ever. Alone and as a prior (the
-#   KL term pulls the policy back to it) it succeeds less often than no LM at all (the full
-#   run: 0.00). A prior is only as good as its support: an action it calls impossible stays
-#   nearly impossible.
+# * **The world LM** knows facts (take the key of the door's colour, open, leave) and had
+#   read no sentence about moving between rooms: it gave "go to the hall" a probability near
+#   0 and, in the key's room, took and dropped the key for ever. Alone and as a prior (the
+#   KL term pulls the policy back to it) it succeeded less often than no LM at all (0.00).
+#   What it does now depends on its corpus (the trace above shows it); the lesson does not:
+#   a prior is only as good as its support, and an action it calls impossible stays nearly
+#   impossible.
 # * The LM as *policy* (the previous tutorial) moves the LM's own weights instead: PPO raises
 #   "go to the hall" where it pays, and what it learns in one world carries to the next. The
 #   LM as *reward* needs no demonstrations but can be gamed (section 2); the Decision
