@@ -113,6 +113,7 @@ CHAPTERS: tuple[Chapter, ...] = (
           commands=("play", "agent", "dt"),
           modules=("core.envs.text", "core.envs.text.*", "core.agents.tokenizer",
                    "core.agents.batch", "core.agents.settings", "core.agents.train",
+                   "core.agents.episodes", "core.agents.evaluation",
                    "core.reference.lm_agent", "core.learners.lm_agent", "backends.lm_agent",
                    "core.agents", "core.agents.decision_transformer", "core.agents.dt_data",
                    "backends.decision_transformer", "core.reference.decision_transformer",
@@ -162,7 +163,11 @@ CHAPTERS: tuple[Chapter, ...] = (
         S("6.3", "其他应用场景", "Other applications", (
             ("智能问答", "Question answering"),
             ("机器翻译", "Machine translation"),
-            ("知识图谱构建", "Building knowledge graphs"))),
+            ("知识图谱构建", "Building knowledge graphs")),
+          commands=("qa", "translate"),
+          modules=("core.cases", "core.cases.qa", "core.cases.qa.*", "core.cases.translation",
+                   "core.cases.translation.*", "core.reference.qa_rewards", "core.reference.scst",
+                   "backends.translation")),
     )),
     Chapter(7, "工具和资源推荐", "Tools and resources", (
         S("7.1", "大规模语言模型相关工具", "Tools for large language models", (
