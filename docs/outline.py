@@ -154,7 +154,10 @@ CHAPTERS: tuple[Chapter, ...] = (
         S("6.1", "基于强化学习的对话生成", "Dialogue generation with reinforcement learning", (
             ("问题定义与建模", "The problem and its model"),
             ("算法设计与实现", "Algorithm design and implementation"),
-            ("实验结果与分析", "Results and analysis"))),
+            ("实验结果与分析", "Results and analysis")),
+          commands=("dialogue",),
+          modules=("core.cases.dialogue", "core.cases.dialogue.*", "core.reference.dialogue*",
+                   "backends.dialogue")),
         S("6.2", "基于大规模语言模型的推荐系统",
           "Recommender systems built on large language models", (
             ("问题定义与建模", "The problem and its model"),

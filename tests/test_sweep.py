@@ -388,7 +388,7 @@ def test_table_columns_and_a_mixed_column_in_parquet(tmp_path) -> None:
 
 
 def test_child_command_line_environment_and_printed_summary(tmp_path) -> None:
-    from duetrl.core.scale.sweep import (
+    from duetrl.core.scale.run_job import (
         THREAD_VARIABLES,
         RunJob,
         _json_printed,
