@@ -16,6 +16,7 @@ gettext catalogues in ``locale/zh_CN/LC_MESSAGES/<docname>.po``.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -112,6 +113,10 @@ html_sidebars = {
     ]
 }
 html_last_updated_fmt = None
+# Chinese search: Sphinx cuts the Chinese text into words with jieba (the ``docs`` extra), which
+# also learns the book's own terms (策略梯度, 贝尔曼方程...) from this list; without jieba the
+# Chinese index holds no Chinese word at all. _static/zh_search.js cuts a query the same way.
+html_search_options = {"dict": str(DOCS / "_ext" / "zh_search_terms.txt")}
 html_show_sourcelink = False
 suppress_warnings = ["mystnb.unknown_mime_type"]
 
@@ -162,9 +167,23 @@ def _translate_numbered_headings() -> None:
     i18n._publish_msgstr = publish_escaped
 
 
+def _chinese_search(app) -> None:
+    """On the Chinese pages: jieba's start-up log off, and queries cut into indexed words."""
+    if not (app.config.language or "").startswith("zh"):
+        return
+    try:
+        import jieba
+    except ImportError as error:  # a Chinese index without jieba holds no Chinese word
+        raise RuntimeError("jieba: the Chinese search index needs it (pip install "
+                           "'duetrl[docs]'), it is not installed") from error
+    jieba.setLogLevel(logging.WARNING)
+    app.add_js_file("zh_search.js")
+
+
 def setup(app) -> dict:
     """Write the outline's chapter pages before reading, and add the language links."""
     app.connect("builder-inited", lambda app: outline.write_chapter_pages(DOCS))
+    app.connect("builder-inited", _chinese_search)
     app.connect("html-page-context", _other_language_links)
     _translate_numbered_headings()
     return {"parallel_read_safe": True}
