@@ -230,7 +230,7 @@ def update_catalogues(out: Path, language: str = "zh_CN", only: list[str] | None
 
 
 def fill_outline_catalogues(messages: Path) -> int:
-    """Fill the empty ``msgstr`` of the generated outline pages from ``outline.translations()``.
+    """Fill the empty ``msgstr`` of the outline pages from ``outline_pages.translations()``.
 
     The chapter pages are generated from the outline, so are their Chinese words: a new section
     or label arrives translated. A translation already in a catalogue (made by hand) is kept.
@@ -239,9 +239,9 @@ def fill_outline_catalogues(messages: Path) -> int:
     from babel.messages.pofile import read_po, write_po
 
     sys.path.insert(0, str(DOCS))
-    import outline
+    import outline_pages
 
-    table = outline.translations()
+    table = outline_pages.translations()
     filled = 0
     for path in sorted((messages / "outline").glob("*.po")):
         with path.open("rb") as file:

@@ -23,10 +23,10 @@ import sys
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
-sys.path.insert(0, str(DOCS))  # outline.py
+sys.path.insert(0, str(DOCS))  # outline.py, outline_pages.py
 sys.path.insert(0, str(DOCS / "_ext"))  # helper extensions (the generated reference pages)
 
-import outline  # noqa: E402  (needs the path above)
+import outline_pages  # noqa: E402  (needs the path above)
 
 project = "duetrl"
 author = "the duetrl authors"
@@ -50,7 +50,7 @@ exclude_patterns = [
     "_static",
     "_templates",
     "locale",
-    "*.py",  # conf.py, build.py, outline.py (only this folder: * stops at a slash)
+    "*.py",  # conf.py, build.py, outline*.py (only this folder: * stops at a slash)
     "**/__pycache__",
     "**/README.md",
     "**/.ipynb_checkpoints",
@@ -182,7 +182,7 @@ def _chinese_search(app) -> None:
 
 def setup(app) -> dict:
     """Write the outline's chapter pages before reading, and add the language links."""
-    app.connect("builder-inited", lambda app: outline.write_chapter_pages(DOCS))
+    app.connect("builder-inited", lambda app: outline_pages.write_chapter_pages(DOCS))
     app.connect("builder-inited", _chinese_search)
     app.connect("html-page-context", _other_language_links)
     _translate_numbered_headings()

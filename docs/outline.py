@@ -10,9 +10,12 @@ what the project has for it:
   ``backends/{torch,tf}/<name>.py``), placed by the patterns below; the reference pages for
   them are generated at build time (``generated/cli/<command>``, ``generated/api/<module>``).
 
-A section with nothing yet says so ("not built yet") instead of disappearing.
-:func:`write_chapter_pages` writes one page per chapter, ``outline/chNN.md``, which the
-site's table of contents lists in order.
+What a section really has is computed from the files (:func:`coverage`): besides the pieces
+placed above, a tutorial that names the section in its opening ("Outline 2.1.1 ... and listing
+5.1") and a chapter page with a heading numbered in it. Its status follows (a runnable
+tutorial, text only, reference only, or "not built yet": a section never disappears).
+``docs/outline_pages.py`` writes the pages: one per chapter, ``outline/chNN.md``, and the
+contents at a glance, ``outline/contents.md``.
 """
 
 from __future__ import annotations
@@ -286,133 +289,104 @@ def place(names: list[str], patterns_of: dict[str, tuple[str, ...]]) -> dict[str
     return placed
 
 
-# The generated pages' own words, and their Chinese (filled into the catalogues by
-# ``docs/build.py --update-catalogues``; a translation made by hand in a .po file wins).
-LABELS = {
-    "pages": "Tutorials and chapter pages",
-    "commands": "Command line",
-    "modules": "API",
-    "empty": "Not built yet.",
-    "unplaced": "Not yet placed in the outline",
-    "all placed": "Every command and module belongs to a section.",
-}
-LABELS_ZH = {
-    "pages": "教程与章节页面",
-    "commands": "命令行",
-    "modules": "API",
-    "empty": "尚未编写。",
-    "unplaced": "尚未归入大纲的内容",
-    "all placed": "每个命令和模块都已归入某一节。",
-}
+# What the book really has for a section (computed, never declared): the tutorials that join
+# it by name or name it in their opening paragraph, the chapter pages with a heading numbered
+# in it, its commands and modules. A section's status is the best of these it has.
+STATUSES = ("tutorial", "text", "reference", "empty")  # best first
+SECTION_NUMBER = re.compile(r"(?<![\d.])(\d+)\.(\d+)(?:\.\d+)?(?![\d])")
+# "Outline 3.1 (...), 9.2.1 (...) and 9.3.3 (...). A language model": up to the sentence's end
+OUTLINE_MENTION = re.compile(r"\boutline\b(.*?)(?:\.(?=\s+[A-Z`*(])|\.?\s*$)",
+                             re.IGNORECASE | re.DOTALL)
+NUMBERED_HEADING = re.compile(r"^#{1,6}\s+(\d+)\.(\d+)(?:\.\d+)?\s", re.MULTILINE)
+FENCE = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)
 
 
-def title_en(number: str, english: str, chinese: str) -> str:
-    """A title as the English pages show it: the English words, the outline's Chinese beside."""
-    return f"{number} {english} · {chinese}"
+def section_numbers() -> set[str]:
+    """Every section number of the outline ("1.1" ... "9.3")."""
+    return {s.number for chapter in CHAPTERS for s in chapter.sections}
 
 
-def title_zh(number: str, english: str, chinese: str) -> str:
-    """The same title on the Chinese pages: the outline's words first, the English beside."""
-    return f"{number} {chinese} · {english}"
-
-
-def translations() -> dict[str, str]:
-    """``{English text: Chinese text}`` for every piece of text the chapter pages generate."""
-    table = {f"**{LABELS[key]}**": f"**{LABELS_ZH[key]}**" for key in ("pages",)}
-    table.update({f"*{LABELS['empty']}*": f"*{LABELS_ZH['empty']}*",
-                  LABELS["unplaced"]: LABELS_ZH["unplaced"],
-                  LABELS["all placed"]: LABELS_ZH["all placed"],
-                  f"**{LABELS['commands']}**": f"**{LABELS_ZH['commands']}**",
-                  f"**{LABELS['modules']}**": f"**{LABELS_ZH['modules']}**"})
-    for chapter in CHAPTERS:
-        names = (str(chapter.number), chapter.title_en, chapter.title_zh)
-        table[title_en(*names)] = title_zh(*names)
-        for section in chapter.sections:
-            names = (section.number, section.title_en, section.title_zh)
-            table[title_en(*names)] = title_zh(*names)
-            for i, (zh, en) in enumerate(section.subsections, start=1):
-                names = (f"{section.number}.{i}", en, zh)
-                table[title_en(*names)] = title_zh(*names)
-    return table
-
-
-def _reference_lines(commands: list[str], modules: list[str], linked: bool) -> list[str]:
-    """Labelled paragraphs of links to the CLI and API reference pages (none when empty)."""
-    lines = []
-    for key, kind, names in (("commands", "cli", commands), ("modules", "api", modules)):
-        if names:
-            lines += [f"**{LABELS[key]}**", "",
-                      ", ".join(_reference(kind, name, linked) for name in names), ""]
-    return lines
-
-
-def _reference(kind: str, name: str, linked: bool) -> str:
-    """A link to a generated reference page (or the bare name before the generator exists)."""
-    label = f"duetrl {name}" if kind == "cli" else name
-    return f"{{doc}}`{label} </generated/{kind}/{name}>`" if linked else f"`{label}`"
-
-
-def chapter_page(chapter: Chapter, tutorials: dict[str, list[str]],
-                 commands: dict[str, list[str]], modules: dict[str, list[str]],
-                 existing_pages: set[str], references_linked: bool) -> str:
-    """The MyST text of one chapter's page: every section with what the project has for it."""
-    lines = [
-        f"# {title_en(str(chapter.number), chapter.title_en, chapter.title_zh)}", "",
-        "<!-- Generated by docs/outline.py from the outline; edit that file, not this one. -->",
-        "",
-    ]
-    chapter_pages = [p for p in chapter.pages if p in existing_pages]
-    if chapter_pages:
-        lines += ["```{toctree}", ":maxdepth: 1", "", *[f"/{p}" for p in chapter_pages], "```", ""]
-    for section in chapter.sections:
-        lines += [f"## {title_en(section.number, section.title_en, section.title_zh)}", ""]
-        for i, (zh, en) in enumerate(section.subsections, start=1):
-            lines.append(f"- {title_en(f'{section.number}.{i}', en, zh)}")
-        if section.subsections:
-            lines.append("")
-        pages = [p for p in section.pages if p in existing_pages]
-        own_tutorials = tutorials.get(section.number, [])
-        own_commands = commands.get(section.number, [])
-        own_modules = modules.get(section.number, [])
-        if pages or own_tutorials:
-            lines += [f"**{LABELS['pages']}**", "", "```{toctree}", ":maxdepth: 1", "",
-                      *[f"/{p}" for p in pages],
-                      *[f"/tutorials/{stem}" for stem in own_tutorials], "```", ""]
-        lines += _reference_lines(own_commands, own_modules, references_linked)
-        if not (pages or own_tutorials or own_commands or own_modules):
-            lines += [f"*{LABELS['empty']}*", ""]
+def tutorial_opening(path: Path) -> str:
+    """The text of a tutorial's first Markdown cell (its title and opening paragraph)."""
+    cells = re.split(r"^# %%", path.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    markdown = next((cell for cell in cells if cell.startswith(" [markdown]")), "")
+    lines = [re.sub(r"^# ?", "", line) for line in markdown.splitlines()[1:]]
     return "\n".join(lines)
 
 
-def unplaced_page(commands: list[str], modules: list[str], references_linked: bool) -> str:
-    """Commands and modules that no section claims yet (listed, never hidden)."""
-    lines = [f"# {LABELS['unplaced']}", ""]
-    if not (commands or modules):
-        lines += [LABELS["all placed"], ""]
-    return "\n".join(lines + _reference_lines(commands, modules, references_linked))
+def sections_named(opening: str) -> set[str]:
+    """Sections a tutorial says it covers: the numbers in its "Outline ..." sentences."""
+    known = section_numbers()
+    found = set()
+    for paragraph in re.split(r"\n\s*\n", opening)[:3]:  # the title and the first paragraphs
+        for mention in OUTLINE_MENTION.finditer(paragraph):
+            found |= {f"{int(m[1])}.{int(m[2])}" for m in SECTION_NUMBER.finditer(mention[1])}
+    return found & known
 
 
-def _write_if_changed(path: Path, text: str) -> None:
-    """Write only when the text differs, so that Sphinx does not re-read unchanged pages."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists() or path.read_text(encoding="utf-8") != text:
-        path.write_text(text, encoding="utf-8")
+def sections_headed(page_text: str) -> set[str]:
+    """Sections a chapter page covers: those with a heading numbered X.Y or X.Y.Z on it."""
+    text = FENCE.sub("", page_text)  # "# comment" lines in code are not headings
+    return {f"{int(m[1])}.{int(m[2])}" for m in NUMBERED_HEADING.finditer(text)} & \
+        section_numbers()
 
 
-def write_chapter_pages(docs: Path) -> list[Path]:
-    """Write ``docs/outline/chNN.md`` for the 9 chapters and ``docs/outline/unplaced.md``."""
-    tutorials = tutorials_by_section(REPO / "tutorials")
+@dataclass
+class Coverage:
+    """What the book has for one section. ``tutorials``/``pages`` sit in its table of contents;
+    ``also_tutorials``/``also_pages`` live elsewhere and cover it too."""
+
+    tutorials: list[str] = field(default_factory=list)
+    also_tutorials: list[str] = field(default_factory=list)
+    pages: list[str] = field(default_factory=list)
+    also_pages: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+    modules: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        """``tutorial`` (runnable), ``text`` (a chapter page), ``reference`` (commands or API
+        pages only) or ``empty``."""
+        if self.tutorials or self.also_tutorials:
+            return "tutorial"
+        if self.pages or self.also_pages:
+            return "text"
+        return "reference" if self.commands or self.modules else "empty"
+
+
+def coverage(docs: Path, tutorial_dir: Path | None = None,
+             commands: dict[str, list[str]] | None = None,
+             modules: dict[str, list[str]] | None = None) -> dict[str, Coverage]:
+    """``{section number: Coverage}`` for every section, from the files as they are now.
+
+    :param docs: the book's folder (its ``chapters/*.md`` are read).
+    :param tutorial_dir: default ``<repo>/tutorials``.
+    :param commands: placed commands (default: the real CLI's, placed by the outline).
+    :param modules: placed modules (default: the real API's).
+    """
     sections = [s for chapter in CHAPTERS for s in chapter.sections]
-    commands = place(cli_commands(), {s.number: s.commands for s in sections})
-    modules = place(api_modules(REPO), {s.number: s.modules for s in sections})
-    existing = {str(p.relative_to(docs).with_suffix("")) for p in docs.glob("chapters/*.md")}
-    linked = (docs / "_ext" / "duetrl_reference.py").exists()
-    written = []
-    for chapter in CHAPTERS:
-        path = docs / (chapter_page_docname(chapter) + ".md")
-        text = chapter_page(chapter, tutorials, commands, modules, existing, linked)
-        _write_if_changed(path, text)
-        written.append(path)
-    path = docs / "outline" / "unplaced.md"
-    _write_if_changed(path, unplaced_page(commands[""], modules[""], linked))
-    return written + [path]
+    tutorial_dir = REPO / "tutorials" if tutorial_dir is None else tutorial_dir
+    if commands is None:
+        commands = place(cli_commands(), {s.number: s.commands for s in sections})
+    if modules is None:
+        modules = place(api_modules(REPO), {s.number: s.modules for s in sections})
+    found = {s.number: Coverage(commands=list(commands.get(s.number, [])),
+                                modules=list(modules.get(s.number, []))) for s in sections}
+    for number, stems in tutorials_by_section(tutorial_dir).items():
+        if number in found:
+            found[number].tutorials += stems
+    for path in sorted(tutorial_dir.glob("ch*.py")):
+        match = TUTORIAL_NAME.match(path.stem)
+        if match:
+            own = f"{int(match.group(1))}.{int(match.group(2))}"
+            for number in sorted(sections_named(tutorial_opening(path)) - {own}):
+                found[number].also_tutorials.append(path.stem)
+    placed = {page: s.number for s in sections for page in s.pages}
+    for path in sorted((docs / "chapters").glob("*.md")):
+        page = f"chapters/{path.stem}"
+        if page in placed:
+            found[placed[page]].pages.append(page)
+        for number in sorted(sections_headed(path.read_text(encoding="utf-8"))):
+            if placed.get(page) != number:
+                found[number].also_pages.append(page)
+    return found
