@@ -233,7 +233,8 @@ def fill_outline_catalogues(messages: Path) -> int:
     """Fill the empty ``msgstr`` of the outline pages from ``outline_pages.translations()``.
 
     The chapter pages are generated from the outline, so are their Chinese words: a new section
-    or label arrives translated. A translation already in a catalogue (made by hand) is kept.
+    or label arrives translated. A translation already in a catalogue (made by hand) is kept;
+    a fuzzy one (gettext's guess from a similar message) is replaced.
     Returns the number of messages filled.
     """
     from babel.messages.pofile import read_po, write_po
@@ -248,8 +249,12 @@ def fill_outline_catalogues(messages: Path) -> int:
             catalogue = read_po(file)
         changed = 0
         for message in catalogue:
-            if message.id and not message.string and message.id in table:
+            # a fuzzy entry is gettext's guess from a similar old message: for generated text
+            # the table knows the right words
+            guessed = message.fuzzy and message.id in table
+            if message.id and (not message.string or guessed) and message.id in table:
                 message.string = table[message.id]
+                message.flags.discard("fuzzy")
                 changed += 1
         if changed:
             with path.open("wb") as file:
