@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "duetrl.core.cli.sweep",
     "duetrl.core.cli.play",
     "duetrl.core.cli.qa",
+    "duetrl.core.cli.dialogue",
 )
 """Modules that add commands; each has ``register(commands, compare)``."""
 
