@@ -84,7 +84,7 @@ print(f"vocabulary: {vocab.size} words; a row is {vocab.max_source} source colum
 # figures. We run the MLE phase in PyTorch.
 
 # %%
-settings = TranslationSettings(mle_steps=300 if QUICK else 1000, scst_updates=4 if QUICK else 20,
+settings = TranslationSettings(mle_steps=100 if QUICK else 1000, scst_updates=4 if QUICK else 20,
                                heldout_pairs=64 if QUICK else 300, eval_every=100)
 runs = {"torch": TranslationRun(backends["torch"], settings)}
 while runs["torch"].updates < settings.mle_steps:

@@ -108,16 +108,21 @@ def heldout_figures(backend: ModuleType, trainer: Any, vocab: Vocabulary,
 
 
 def plot_exposure(figures: dict[str, dict[str, Any]], path: str | Path) -> Path:
-    """Teacher-forced and free-running accuracy by target position, one pair of lines per
-    label (``{"MLE": figures, "SCST": figures}``): the gap between them is exposure bias."""
-    from duetrl.core.plots import plot_curves
+    """Accuracy by target position, teacher-forced (left) and free-running (right), one line
+    per label (``{"MLE": figures, "SCST": figures}``): the gap between the panels is exposure
+    bias."""
+    from duetrl.core.plots import pyplot, save_figure
 
-    curves = {}
-    for label, f in figures.items():
-        for key, name in (("teacher_forced_by_position", "teacher-forced"),
-                          ("free_running_by_position", "free-running")):
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, (key, name) in zip(axes, (("teacher_forced_by_position", "teacher-forced"),
+                                      ("free_running_by_position", "free-running"))):
+        for label, f in figures.items():
             values = np.array([np.nan if v is None else v for v in f[key]])
-            curves[f"{label} {name}"] = (np.arange(1, values.size + 1), values)
-    return plot_curves(curves, path, xlabel="target position (words, then <eos>)",
-                       ylabel="share of positions right",
-                       title="exposure bias: reference prefix vs own prefix")
+            ax.plot(np.arange(1, values.size + 1), values, label=label)
+        ax.set_title(f"{name}: from the {'reference' if 'forced' in key else 'own'} prefix")
+        ax.set_xlabel("target position (words, then <eos>)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    axes[0].set_ylabel("share of positions right")
+    return save_figure(fig, path)
