@@ -1,4 +1,10 @@
-"""Figures: attention heat maps and learning curves (matplotlib, saved as PNG, no screen)."""
+"""Figures: attention heat maps and learning curves (matplotlib, saved as PNG, no screen).
+
+Every figure goes through :func:`save_figure`, which first makes every series its legend
+names visible (:func:`show_every_series`): a single point gets a marker (a line through one
+point draws nothing), and a series that lies on an earlier one (torch and tf agreeing) is drawn
+dashed, its legend entry saying so. A legend entry that still draws nothing is an error.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +26,142 @@ def pyplot():
     return plt
 
 
+COINCIDE = 0.01  # two series "coincide" where they differ by under 1% of the axis' span
+NO_MARKER = ("None", "none", "", " ", None)
+DASH = 4.0  # points (times the line width): one dash of a series that lies on others
+
+
+def _points(line) -> tuple[np.ndarray, np.ndarray]:
+    """A line's finite (x, y) points as float arrays (NaN gaps dropped)."""
+    x = np.asarray(line.get_xdata(), dtype=float).ravel()
+    y = np.asarray(line.get_ydata(), dtype=float).ravel()
+    if x.shape != y.shape:
+        return np.empty(0), np.empty(0)
+    keep = np.isfinite(x) & np.isfinite(y)
+    return x[keep], y[keep]
+
+
+def _overlap(line, other, ax) -> float:
+    """The share of ``line``'s points that lie on ``other`` (within COINCIDE of the spans).
+
+    Same x: point by point. Other x (two runs whose episodes end at different steps): ``other``
+    read between its points, where its x rises; a point outside its x range is not on it.
+    """
+    x, y = _points(line)
+    ox, oy = _points(other)
+    if len(x) == 0 or len(ox) == 0 or line.get_transform() != other.get_transform():
+        return 0.0
+    x_span = np.ptp(ax.get_xlim()) or 1.0
+    y_span = np.ptp(ax.get_ylim()) or 1.0
+    if x.shape == ox.shape and np.all(np.abs(x - ox) <= COINCIDE * x_span):
+        return float(np.mean(np.abs(y - oy) <= COINCIDE * y_span))
+    if len(ox) < 2 or np.any(np.diff(ox) < 0):
+        return 0.0
+    inside = (x >= ox[0]) & (x <= ox[-1])
+    on = inside & (np.abs(y - np.interp(x, ox, oy)) <= COINCIDE * y_span)
+    return float(np.mean(on))
+
+
+def _style(line) -> tuple:
+    """What tells two lines apart on the page, colour aside: style, dash pattern, marker."""
+    return (line.get_linestyle(), getattr(line, "_unscaled_dash_pattern", None),
+            line.get_marker())
+
+
+def _labelled(line) -> bool:
+    return not str(line.get_label()).startswith("_")  # matplotlib's mark of "no legend entry"
+
+
+def show_every_series(fig) -> list[str]:
+    """Make every labelled line of ``fig`` visible; returns what was changed, one note each.
+
+    - a series of one point gets a marker (as a bare line it draws nothing);
+    - series lying on an earlier one (on at least half their points) are drawn dashed, the
+      dashes of the n series on one place interleaved (each its own slot of n, the first,
+      solid, showing in the last), and their legend entry names the one they cover;
+    - a series with no finite point says "(no data)" in the legend.
+    """
+    notes: list[str] = []
+    for ax in fig.axes:
+        before = len(notes)
+        groups: dict[object, list] = {}  # the first series of each place -> all on it
+        for line in ax.get_lines():
+            if not _labelled(line):
+                continue
+            label = str(line.get_label())
+            x, _ = _points(line)
+            if len(x) == 0:
+                line.set_label(f"{label} (no data)")
+                notes.append(f"{label}: no data")
+                continue
+            if len(x) == 1 and line.get_marker() in NO_MARKER:
+                line.set_marker("o")
+                notes.append(f"{label}: one point, drawn with a marker")
+            first = next((first for first in groups if len(x) > 1 and
+                          _overlap(line, first, ax) >= 0.5), None)
+            groups.setdefault(line if first is None else first, []).append(line)
+        for first, members in groups.items():
+            n, dash = len(members), DASH
+            for j, line in enumerate(members[1:], start=1):
+                line.set_linestyle((((n - j + 1) % n) * dash, (dash, (n - 1) * dash)))
+                whole = _overlap(line, first, ax) == 1.0
+                line.set_label(f"{line.get_label()} (dashed: "
+                               f"{'equal to' if whole else 'mostly on'} {first.get_label()})")
+                notes.append(f"{line.get_label()}: drawn dashed")
+        legend = ax.get_legend()
+        if len(notes) > before and legend is not None:  # show the new labels and styles
+            ax.legend(loc=getattr(legend, "_loc", "best"))
+    return notes
+
+
+def invisible_series(fig) -> list[str]:
+    """Legend entries of ``fig`` that draw nothing one can see (there should be none).
+
+    A labelled line that is hidden, fully transparent, has neither line style nor marker, is a
+    single point with no marker, or lies on an earlier labelled line in the same style;
+    a labelled scatter with no point.
+    """
+    found = []
+    for ax in fig.axes:
+        if ax.get_legend() is None:
+            continue
+        seen = []
+        for line in ax.get_lines():
+            if not _labelled(line):
+                continue
+            label = str(line.get_label())
+            x, _ = _points(line)
+            styled = line.get_linestyle() not in ("None", "none", "", " ")
+            marked = line.get_marker() not in NO_MARKER
+            if not line.get_visible() or line.get_alpha() == 0 or not (styled or marked):
+                found.append(f"{label}: not drawn")
+            elif len(x) == 0 and "(no data)" not in label:
+                found.append(f"{label}: no finite point")
+            elif len(x) == 1 and not marked:
+                found.append(f"{label}: one point and no marker")
+            elif any(_overlap(line, other, ax) == 1.0 and _style(other) == _style(line)
+                     for other in seen):
+                found.append(f"{label}: hidden under an earlier series drawn the same way")
+            seen.append(line)
+        for collection in ax.collections:
+            if _labelled(collection) and len(collection.get_offsets()) == 0:
+                found.append(f"{collection.get_label()}: no point")
+    return found
+
+
 def save_figure(fig, path: str | Path) -> Path:
-    """Write ``fig`` to ``path`` (folders created), free it, and show it if in a notebook."""
+    """Write ``fig`` to ``path`` (folders created), free it, and show it if in a notebook.
+
+    Every series the legend names is made visible first (:func:`show_every_series`).
+
+    :raises ValueError: a legend entry still draws nothing (:func:`invisible_series`).
+    """
+    show_every_series(fig)
+    hidden = invisible_series(fig)
+    if hidden:
+        pyplot().close(fig)
+        raise ValueError(f"figure {Path(path).name}: expected every legend entry to draw "
+                         f"something, got {'; '.join(hidden)}")
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
