@@ -38,18 +38,22 @@ def scst_advantages(sample_rewards: Tensor, greedy_rewards: Tensor) -> Tensor:
     check_rewards(sample_rewards)
     check_rewards(greedy_rewards)
     k = _per_source(sample_rewards.shape[0], greedy_rewards.shape[0])
+    # BEGIN SOLUTION
     baseline = torch.repeat_interleave(greedy_rewards, k)  # row i k + j: source i's greedy
     return sample_rewards - baseline
+    # END SOLUTION
 
 
 def scst_loss(logp: Tensor, sample_rewards: Tensor, greedy_rewards: Tensor,
               mask: Tensor) -> Tensor:
     """L = -1/N sum_ij A_ij sum_t m_ijt log pi(y_ijt): (N, T) log-probs and mask -> ()."""
     check_token_inputs(mask, logp=logp)
+    # BEGIN SOLUTION
     advantages = scst_advantages(sample_rewards, greedy_rewards)  # (N,)
     check_token_inputs(mask, advantages)
     sequence_logp = torch.sum(logp * mask, dim=1)  # log pi(y_ij | x_i), padding left out
     return -torch.mean(advantages * sequence_logp)
+    # END SOLUTION
 
 
 class SCSTLearner:

@@ -18,6 +18,7 @@ from duetrl.core.constants import MASK_FILL_VALUE
 from duetrl.core.coursework.case import ATOL_FLOAT32, ATOL_FLOAT64, Case
 from duetrl.core.coursework.case import arg as _arg
 from duetrl.core.coursework.cases_lm_agent import lm_agent_cases
+from duetrl.core.coursework.cases_scst import scst_cases
 from duetrl.core.coursework.specs import Assignment, LearningSpec
 from duetrl.core.interfaces.rl_settings import make_settings
 from duetrl.core.reference import algorithms as ref_algorithms
@@ -380,6 +381,7 @@ CASE_BUILDERS: dict[str, Callable[[int, bool], list[Case]]] = {
     "reinforce": reinforce_cases,
     "ppo-clip": ppo_cases,
     "lm-agent": lm_agent_cases,
+    "scst": scst_cases,
 }
 
 

@@ -150,6 +150,7 @@ def student_source(
     """
     tree = ast.parse(source)
     lines = source.splitlines()
+    import_ends: dict[str, int] = {"": 0}  # after the module's last import (of each package)
     wanted_classes = {t.name.split(".")[0] for t in todos if "." in t.name}
     by_name = {t.name: t for t in todos}
     out = [header.rstrip(), ""]
@@ -164,9 +165,10 @@ def student_source(
                         else node.end_lineno)  # a trailing END marker is the function's
         if isinstance(node, ast.Import | ast.ImportFrom):
             module = node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
-            if any((module or "").startswith(p) for p in drop_imports):
+            if _dropped(module or "", drop_imports):
                 continue
             out += text
+            import_ends[(module or "").split(".")[0]] = import_ends[""] = len(out)
         elif isinstance(node, ast.FunctionDef):
             if node.name in by_name:
                 out += ["", ""] + strip_function(lines, node, by_name[node.name], node.name,
@@ -190,12 +192,59 @@ def student_source(
             out += text  # the module docstring: the equations the student implements
         else:
             out += text  # constants, TYPE_CHECKING blocks
+    bound = _top_level_names(tree) | {t.rename or t.name for _, t in extras}
+    needed: list[str] = []
     for extra_source, todo in extras:
         extra_lines = extra_source.splitlines()
-        node = _find(ast.parse(extra_source), todo.name)
+        extra_tree = ast.parse(extra_source)
+        node = _find(extra_tree, todo.name)
         out += ["", ""] + strip_function(extra_lines, node, todo, todo.rename or todo.name,
                                           strip)
+        needed += [line for line in _imports_for(extra_tree, node, bound, drop_imports)
+                   if line not in needed]
+    for line in reversed(needed):  # beside the imports of the same package, else after all
+        where = import_ends.get(line.split()[1].split(".")[0], import_ends[""])
+        out[where:where] = [line]
     return "\n".join(out).rstrip() + "\n"
+
+
+def _dropped(module: str, prefixes: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+def _top_level_names(tree: ast.Module) -> set[str]:
+    """The names a module's top level binds: imports, definitions, assignments."""
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, ast.FunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return names
+
+
+def _imports_for(tree: ast.Module, node: ast.FunctionDef, bound: set[str],
+                 drop_imports: tuple[str, ...]) -> list[str]:
+    """Import lines of an extra's own module that bind the names its function uses and the
+    student's file lacks (``F`` for ``F.log_softmax``), one name a line, none from a dropped
+    module: an extra is copied without its module's imports, so it would not run otherwise."""
+    used = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} - bound
+    lines = []
+    for statement in tree.body:
+        if isinstance(statement, ast.Import):
+            lines += [f"import {a.name}" + (f" as {a.asname}" if a.asname else "")
+                      for a in statement.names if (a.asname or a.name).split(".")[0] in used
+                      and not _dropped(a.name, drop_imports)]
+        elif isinstance(statement, ast.ImportFrom) and not statement.level:
+            module = statement.module or ""
+            names = [a for a in statement.names if (a.asname or a.name) in used]
+            if names and not _dropped(module, drop_imports):
+                lines += [f"from {module} import {a.name}" + (f" as {a.asname}" if a.asname
+                                                               else "") for a in names]
+    return lines
 
 
 # ---- copy detection ---------------------------------------------------------------------

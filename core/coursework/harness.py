@@ -162,6 +162,12 @@ def run_call(call: dict, arrays: dict, module, backend) -> dict[str, np.ndarray]
         head = backend.ValueHead(config.n_embd, dtype="float64")
         backend.import_params(head, _prefixed(arrays, "head:"))
         return _outputs(module.agent_outputs(model, head, *_args(call, arrays, backend)))
+    if kind == "gpt":  # module.function(model, *args) on a float64 GPT with the case's weights
+        from duetrl.core.interfaces.gpt_config import GPTConfig
+
+        model = backend.GPT(GPTConfig(**call["config"]), dtype="float64")
+        backend.import_params(model, _prefixed(arrays, "gpt:"))
+        return _outputs(getattr(module, call["function"])(model, *_args(call, arrays, backend)))
     if kind == "agent":
         from duetrl.core.interfaces.rl_settings import make_settings
 

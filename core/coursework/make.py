@@ -51,8 +51,11 @@ def student_copy(name: str, backend: str, solution: bool = False) -> str:
               "the signatures.\n"
               f"# Check your work: pytest test_{assignment.module}_public.py   Then submit "
               f"this file ({assignment.student_file}).")
+    # the solution modules' own imports are left out: the harness refuses them, and a graded
+    # function imported from one would shadow (or be) the student's answer
+    dropped = tuple(f"duetrl.backends.{backend}.{m}" for m in assignment.forbidden_modules)
     return student_source(source, list(assignment.todos[backend]), list(assignment.keep),
-                          header, extras, strip=not solution)
+                          header, extras, drop_imports=dropped, strip=not solution)
 
 
 _PUBLIC_TEST = '''"""Public tests of the duetrl assignment {name!r}: pytest {test_name}.

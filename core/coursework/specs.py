@@ -246,6 +246,56 @@ bucket boundaries and outside the range. Do not call the project's ready-made ve
 refuses them.
 """
 
+_SCST_STATEMENT = r"""
+# Assignment `scst`: self-critical sequence training for translation (6.3.2)
+
+A translation model (a GPT fed the source sentence, then its output) is trained first by
+maximum likelihood, then with a sequence-level reward r (sentence BLEU against the reference
+translation; Rennie et al. 2017). For each source sentence x_i the policy samples k
+translations y_ij, and decodes one greedily, y^_i: what the model outputs at test time. The
+greedy decode's reward is the baseline, so a sample is pushed up exactly when it beats it:
+
+    A_ij = r(y_ij) - r(y^_i)                                          (self-critical advantage)
+    L(theta) = -1/N sum_ij A_ij sum_t m_ijt log pi_theta(y_ijt | x_i, y_ij,<t)     N = M k
+    dL / d log pi(y_ijt) = -A_ij m_ijt / N
+
+Rows are **source-major**: the k samples of source i are rows i k, ..., i k + k - 1, so row
+i k + j gets the baseline `greedy_rewards[i]`. The rewards come from sacrebleu on the host: they
+are numbers, not functions of theta, so the only gradient is through log pi. The mask m is 1 on
+each sample's output tokens (up to and including `<eos>`) and 0 on padding; the log-probs of
+padding positions are arbitrary numbers and must count for nothing. The loss is a mean over
+the **N samples** of each sample's **sum** of token log-probs (log pi(y | x) of the whole
+sentence), not a mean over tokens.
+
+| function (arguments) | shapes in | returns |
+|---|---|---|
+| `scst_advantages(sample_rewards, greedy_rewards)` | (M k,), (M,) | A (M k,) |
+| `scst_loss(logp, sample_rewards, greedy_rewards, mask)` | (N, T), (N,), (M,), (N, T) | L () |
+| `gather_log_probs(logits, tokens)` | (B, T, V), (B, T) int64 | (B, T) |
+| `token_log_probs(model, tokens)` | a GPT, (B, T) int64 | (B, T-1) |
+
+1. **scst_advantages**: your file checks the shapes and gets k (`_per_source(N, M)` refuses
+   an N that is not a multiple of M). Repeat each greedy reward k times (`repeat_interleave`, `tf.repeat`; not
+   `tile`, which would give row i k + j the greedy reward of source (i k + j) mod M).
+2. **scst_loss**: the advantages (call your `scst_advantages`), each sample's masked sum of
+   token log-probs, weighted by its advantage, averaged over the N samples, negated. Its value
+   and its gradient with respect to `logp` are graded.
+3. **gather_log_probs**: a log-softmax over the vocabulary (the last axis), then each
+   position's entry at its token.
+4. **token_log_probs**: the GPT's output at column t (`model(ids)`: logits (B, T, V), the tied
+   head) is the distribution of token **t + 1**, having seen tokens 0..t:
+
+       logp[:, t] = log softmax(model(tokens[:, :-1]))[:, t, tokens[:, t+1]]
+
+   feed `tokens[:, :-1]`, score `tokens[:, 1:]` (the causal model gives the same numbers for
+   the first T - 1 columns of `model(tokens)`).
+
+Edge cases the grader checks: several sources with different greedy rewards, samples of one
+token and samples that fill the row, nonzero log-probs on the padding, float32 in and float32
+out, logits whose vocabulary and time axes differ in length. Do not call the project's
+ready-made versions (`sequence_log_probs`, `inference_log_probs`): the grader refuses them.
+"""
+
 _REINFORCE_TODOS = {
     backend: (
         Todo("prepare", "G_t from compute_returns; standardise when settings say so; flatten"),
@@ -329,6 +379,25 @@ ASSIGNMENTS: dict[str, Assignment] = {
             forbidden_names=("sequence_log_probs", "token_log_probs", "inference_log_probs",
                              "inference_values", "policy_outputs", "inference_outputs"),
             statement=_LM_AGENT_STATEMENT,
+        ),
+        Assignment(
+            name="scst", title="self-critical sequence training: the advantage, the loss, log pi",
+            sections="6.3.2", module="translation",
+            todos={backend: (
+                Todo("scst_advantages", "each greedy reward repeated k times (source-major "
+                     "rows: row i k + j is source i's); A = r(sample) - r(greedy)"),
+                Todo("scst_loss", "the advantages; each sample's masked sum of log-probs; "
+                     "-mean over the samples of A times it"),
+            ) for backend in BACKEND_NAMES},
+            keep=("_per_source",),
+            extras=(("objectives", Todo("gather_log_probs", "log-softmax over the last axis, "
+                                        "then the entry of each position's token")),
+                    ("rlhf", Todo("token_log_probs", "logits of tokens[:, :-1] from the model; "
+                                  "the log-probs of tokens[:, 1:]"))),
+            forbidden_modules=("translation", "rlhf", "objectives"),
+            forbidden_names=("sequence_log_probs", "inference_log_probs", "inference_outputs",
+                             "policy_outputs", "scst_loss_gradient", "samples_per_source"),
+            statement=_SCST_STATEMENT,
         ),
         Assignment(
             name="reinforce-cartpole", title="a REINFORCE agent that solves CartPole-v1",
