@@ -70,13 +70,11 @@ TRAINER_FACTORIES = [
     pytest.param(lambda tmp_path, **kw: _lm_agent("torch", **kw), id="lm-agent-torch"),
     pytest.param(lambda tmp_path, **kw: _lm_agent("tf", **kw), id="lm-agent-tf",
                  marks=pytest.mark.slow),
-    # translation (core/cases/translation): SCST updates (its MLE phase is tf's LMTrainer, whose
-    # XLA compile would double the cost; tests/test_translation.py resumes across the switch)
+    # translation (core/cases/translation): SCST updates (tests/test_translation.py resumes
+    # across the switch from its MLE phase)
     pytest.param(lambda tmp_path, **kw: _translate("torch", **kw), id="translate-torch"),
     pytest.param(lambda tmp_path, **kw: _translate("tf", **kw), id="translate-tf",
-                 marks=pytest.mark.skip(reason="the trainer is backend-neutral core code, its "
-                                        "contract is held in torch; tf's traces cost ~10 s a "
-                                        "test; tf runs it in the lockstep test below")),
+                 marks=pytest.mark.slow),
 ]
 
 Factory = Callable[..., Any]
