@@ -140,6 +140,18 @@ def make_dialogues(count: int, seed: int, turns: int = 6) -> list[list[Turn]]:
     return [dialogue(rng, turns) for _ in range(count)]
 
 
+def openings(dialogues: Sequence[Sequence[Turn]]) -> list[tuple[Turn, Turn]]:
+    """Each dialogue's first two consecutive turns that are not dull (dialogues without any are
+    left out): where simulated conversations start, as the paper starts from a real message."""
+    out = []
+    for d in dialogues:
+        for k in range(len(d) - 1):
+            if not is_dull(d[k]) and not is_dull(d[k + 1]):
+                out.append((d[k], d[k + 1]))
+                break
+    return out
+
+
 Example = tuple[Turn, Turn, Turn]
 """(p, q, a): the turn before last, the last turn, the reply."""
 

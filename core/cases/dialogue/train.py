@@ -4,7 +4,8 @@ chatbot trained by policy gradient on simulated conversations (outline 6.1.2; Li
     phase 1, updates 1 .. mle_steps      L_MLE = -sum_t w_t log p(y_t | ...) / sum_t w_t on
                                          the reply only: the chatbot on (p, q) -> a, the
                                          backward model on a -> q, one batch each per update
-    phase 2, the next rl_updates         M conversations from corpus openings, H turns of
+    phase 2, the next rl_updates         M conversations from corpus openings (two turns that
+                                         are not dull: ``corpus.openings``), H turns of
                                          self-play sampled from the policy; each turn a gets
                                          r(p, q, a) = 0.25 r1 + 0.25 r2 + 0.5 r3 (rewards.py),
                                          scored by the frozen MLE chatbot and the backward model
@@ -47,6 +48,7 @@ from duetrl.core.cases.dialogue.corpus import (
     examples,
     is_dull,
     make_dialogues,
+    openings,
 )
 from duetrl.core.cases.dialogue.evaluate import dialogue_figures, dialogue_length, simulate
 from duetrl.core.cases.dialogue.rewards import Reward, check_rewards, reward_rows
@@ -190,8 +192,9 @@ class DialogueRun:
         pairs = examples(self.dialogues)
         self.tokens, self.weights = self.vocab.rows(pairs)
         self.back_tokens, self.back_weights = self.vocab.rows(backward_examples(pairs))
-        held = make_dialogues(s.eval_conversations, s.seed + 10_000)  # other openings' draws
-        self.heldout_openings = [(d[0], d[1]) for d in held]
+        self.openings = openings(self.dialogues)
+        held = openings(make_dialogues(4 * s.eval_conversations, s.seed + 10_000))  # new draws
+        self.heldout_openings = held[: s.eval_conversations]
         self.config = GPTConfig(vocab_size=self.vocab.size, block_size=self.vocab.block_size,
                                 n_layer=s.n_layer, n_head=s.n_head, n_embd=s.n_embd)
         self.model = backend.GPT(self.config, seed=s.seed)
@@ -244,9 +247,9 @@ class DialogueRun:
         k_rl = u - s.mle_steps
         horizon, k_tokens = curriculum(k_rl, s)
         rng = np.random.default_rng((s.seed, 2, u))
-        picked = rng.choice(len(self.dialogues), s.conversations, replace=False)
-        openings = [(self.dialogues[i][0], self.dialogues[i][1]) for i in picked]
-        conversations, records = simulate(self.backend, self.model, self.vocab, openings,
+        picked = rng.choice(len(self.openings), s.conversations, replace=False)
+        conversations, records = simulate(self.backend, self.model, self.vocab,
+                                          [self.openings[i] for i in picked],
                                           horizon, greedy=False, seed=noise_seed(s.seed, u))
         turns = [(c[k], c[k + 1], c[k + 2]) for k in range(horizon) for c in conversations]
         scored = self.turn_rewards(turns)
