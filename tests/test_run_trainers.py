@@ -75,6 +75,11 @@ TRAINER_FACTORIES = [
     pytest.param(lambda tmp_path, **kw: _translate("torch", **kw), id="translate-torch"),
     pytest.param(lambda tmp_path, **kw: _translate("tf", **kw), id="translate-tf",
                  marks=pytest.mark.slow),
+    # dialogue (core/cases/dialogue): policy-gradient updates in self-play (MLE phase skipped,
+    # as translation's; tests/test_dialogue.py resumes across the switch)
+    pytest.param(lambda tmp_path, **kw: _dialogue("torch", **kw), id="dialogue-torch"),
+    pytest.param(lambda tmp_path, **kw: _dialogue("tf", **kw), id="dialogue-tf",
+                 marks=pytest.mark.slow),
 ]
 
 Factory = Callable[..., Any]
@@ -466,4 +471,17 @@ def _translate(backend_name: str, nan_at: int | None = None) -> Any:
                                    n_embd=16, mle_steps=0, scst_updates=6, sources=4, samples=1,
                                    scst_learning_rate=1e-3, eval_every=100)
     trainer = TranslationRun(load_backend(backend_name), settings)
+    return _nan_loss_from(trainer, trainer.learner, "update", nan_at)
+
+
+# ---- dialogue generation with RL (core/cases/dialogue) ------------------------------------------
+def _dialogue(backend_name: str, nan_at: int | None = None) -> Any:
+    from duetrl.core.backend import load_backend
+    from duetrl.core.cases.dialogue.train import DialogueRun, DialogueSettings
+
+    # one batch size (4 conversations, 2 turns each, 4 held-out): tf traces one decoder
+    settings = DialogueSettings(dialogues=30, n_layer=1, n_head=2, n_embd=16, mle_steps=0,
+                                rl_updates=6, conversations=4, start_turns=2, max_turns=2,
+                                eval_conversations=4, eval_turns=2, eval_every=100)
+    trainer = DialogueRun(load_backend(backend_name), settings)
     return _nan_loss_from(trainer, trainer.learner, "update", nan_at)
