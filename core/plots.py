@@ -65,7 +65,12 @@ def _overlap(line, other, ax) -> float:
 def _style(line) -> tuple:
     """What tells two lines apart on the page, colour aside: style, dash pattern, marker."""
     return (line.get_linestyle(), getattr(line, "_unscaled_dash_pattern", None),
-            line.get_marker())
+            line.get_marker(), line.get_markersize(), line.get_markerfacecolor() == "none")
+
+
+def _kind(line) -> tuple[bool, bool]:
+    """(more than one point, marked): only series of one kind can hide each other."""
+    return len(_points(line)[0]) > 1, line.get_marker() not in NO_MARKER
 
 
 def _labelled(line) -> bool:
@@ -78,7 +83,8 @@ def show_every_series(fig) -> list[str]:
     - a series of one point gets a marker (as a bare line it draws nothing);
     - series lying on an earlier one (on at least half their points) are drawn dashed, the
       dashes of the n series on one place interleaved (each its own slot of n, the first,
-      solid, showing in the last), and their legend entry names the one they cover;
+      solid, showing in the last), their markers as ever larger rings, and their legend
+      entry names the one they cover;
     - a series with no finite point says "(no data)" in the legend.
     """
     notes: list[str] = []
@@ -97,17 +103,23 @@ def show_every_series(fig) -> list[str]:
             if len(x) == 1 and line.get_marker() in NO_MARKER:
                 line.set_marker("o")
                 notes.append(f"{label}: one point, drawn with a marker")
-            first = next((first for first in groups if len(x) > 1 and
+            # a marked point stays visible on a plain curve: only like covers like
+            first = next((first for first in groups if _kind(first) == _kind(line) and
                           _overlap(line, first, ax) >= 0.5), None)
             groups.setdefault(line if first is None else first, []).append(line)
         for first, members in groups.items():
             n, dash = len(members), DASH
             for j, line in enumerate(members[1:], start=1):
-                line.set_linestyle((((n - j + 1) % n) * dash, (dash, (n - 1) * dash)))
+                if len(_points(line)[0]) > 1:
+                    line.set_linestyle((((n - j + 1) % n) * dash, (dash, (n - 1) * dash)))
+                if line.get_marker() not in NO_MARKER:  # a ring around the markers it covers
+                    line.set_markerfacecolor("none")
+                    line.set_markersize(line.get_markersize() + 4.0 * j)
                 whole = _overlap(line, first, ax) == 1.0
-                line.set_label(f"{line.get_label()} (dashed: "
+                drawn = "dashed" if len(_points(line)[0]) > 1 else "ring"
+                line.set_label(f"{line.get_label()} ({drawn}: "
                                f"{'equal to' if whole else 'mostly on'} {first.get_label()})")
-                notes.append(f"{line.get_label()}: drawn dashed")
+                notes.append(f"{line.get_label()}: drawn {drawn}")
         legend = ax.get_legend()
         if len(notes) > before and legend is not None:  # show the new labels and styles
             ax.legend(loc=getattr(legend, "_loc", "best"))

@@ -108,3 +108,18 @@ def test_many_equal_series_each_get_a_pattern_of_their_own() -> None:
     assert len({line._unscaled_dash_pattern for line in lines}) == 5
     assert all(colour_pixels(fig, line) > 5 for line in lines)
     plt.close(fig)
+
+
+def test_equal_single_points_are_drawn_as_rings_around_each_other() -> None:
+    plt = plots.pyplot()
+    fig, ax = plt.subplots(figsize=(4, 3), dpi=100)
+    first = ax.plot([1.0], [0.0], marker="o", label="LM pretrained")[0]
+    second = ax.plot([1.0], [0.0], marker="o", label="LM from random weights")[0]
+    ax.legend()
+    assert plots.invisible_series(fig) == [
+        "LM from random weights: hidden under an earlier series drawn the same way"]
+    plots.show_every_series(fig)
+    assert plots.invisible_series(fig) == []
+    assert colour_pixels(fig, first) > 5 and colour_pixels(fig, second) > 5
+    assert second.get_label() == "LM from random weights (ring: equal to LM pretrained)"
+    plt.close(fig)
