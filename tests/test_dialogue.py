@@ -218,16 +218,16 @@ def test_cli_train_resume_eval_and_chat(tmp_path, capsys, backends):
     from duetrl.core.cli import main
 
     out = tmp_path / "run"
-    assert main(["dialogue", "train", "--backend", "torch", "--out", str(out), "--rl-updates", "2",
+    assert main(["dialogue", "train", "--backend", "torch", "--out", str(out), "--rl-updates", "0",
                  "--json", *TINY]) == 0
     summary = json.loads(capsys.readouterr().out)
     for key in ("mle_dull_rate", "rl_dull_rate", "mle_dialogue_length", "rl_distinct_2", "checkpoint"):
         assert key in summary
-    assert summary["updates"] == 6 and (out / "dialogue.png").exists()
+    assert summary["updates"] == 4 and summary["rl"] is None and (out / "dialogue.png").exists()
     assert main(["dialogue", "train", "--backend", "torch", "--out", str(out), "--rl-updates", "3",
-                 "--resume", "--json", *TINY]) == 0
+                 "--resume", "--json", *TINY]) == 0  # across the switch: MLE, then RL
     resumed = json.loads(capsys.readouterr().out)
-    assert resumed["updates"] == 7 and resumed["mle"] == summary["mle"]
+    assert resumed["updates"] == 7 and resumed["mle"] == summary["mle"] and resumed["rl"]
     checkpoint = str(out / "checkpoint.safetensors")
     assert main(["dialogue", "eval", checkpoint, "--json"]) == 0
     assert set(json.loads(capsys.readouterr().out)) >= {"dull_rate", "samples", "updates"}

@@ -330,6 +330,16 @@ class DialogueRun:
             self._final = (self.updates, dialogue_figures(conversations))
         return self._final[1]
 
+    def sampled_reward(self, turns: int = 2, seed: int = 0) -> dict[str, float]:
+        """Mean ``reward`` (and r1, r2, r3) of ``turns`` sampled self-play turns from each
+        held-out opening, the noise fixed by ``seed``: the objective RL climbs, compared
+        before and after with the same noise (common random numbers)."""
+        conversations, _ = simulate(self.backend, self.model, self.vocab, self.heldout_openings,
+                                    turns, greedy=False, seed=seed)
+        scored = self.turn_rewards([(c[k], c[k + 1], c[k + 2]) for k in range(turns)
+                                    for c in conversations])
+        return {k: float(v.mean()) for k, v in scored.items()}
+
     # -- the run loop's trainer -----------------------------------------------------------------
 
     def progress(self) -> tuple[int, int]:
