@@ -1,12 +1,12 @@
 """What the LM contributes (outline 9.3.2): the LM policy pretrained on sentences about the
-worlds (``duetrl agent pretrain``) against the same GPT from random weights, on KeyDoor.
+worlds (``duetrl agent pretrain``), on KeyDoor.
 
-The learning test is seeded: a tiny pretraining (150 steps, a few seconds), then the same PPO
-settings and seed for both policies, 4 updates each. KeyDoor's hall reads the same before and
-after a room was searched, so a memoryless greedy policy (argmax pi on the current text) goes
-round in circles there and both policies' greedy success is 0 after a few updates (and stays
-low after many: the hall needs a random choice). The test asserts on the success of the policy
-itself (actions sampled from pi, seeded evaluation episodes), which is what PPO improves.
+The learning tests are seeded: a tiny pretraining (400 steps, shared by the module), then PPO
+from the pretrained weights. KeyDoor's hall says what the searched rooms hold and its commands
+which rooms were searched, so a greedy policy of the current text can succeed: the test asserts
+on greedy success (argmax pi, seeded evaluation episodes) after a fixed number of updates,
+against the same policy before them (a learner that does not learn stays where it began), in
+both backends (tf from the same pretrained weights: a checkpoint is framework-neutral).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from duetrl.core.agents.settings import AgentSettings
 from duetrl.core.agents.train import LMAgentRun, load_pretrained
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = PretrainSettings(steps=150, sentences=1500)
+TINY = PretrainSettings(steps=400, sentences=1500)
 
 
 def _backend(name: str):
@@ -46,7 +46,7 @@ def _backend(name: str):
 
 @pytest.fixture(scope="session")
 def pretrained_torch(tmp_path_factory) -> Path:
-    """A tiny pretraining in torch (about 3 s), once per session."""
+    """A tiny pretraining in torch (about 8 s), once per session."""
     path = tmp_path_factory.mktemp("world_lm") / "world_lm.safetensors"
     pretrain(_backend("torch"), TINY, path, seed=0, progress=False)
     return path
@@ -57,10 +57,16 @@ def test_the_corpus_states_facts_in_the_prompt_format_and_covers_every_word():
 
     sentences = prompt_sentences(0, 30)
     assert sentences == prompt_sentences(0, 30)
-    assert {s.split(" action : ")[1].split()[0] for s in sentences} == {"take", "open", "leave"}
+    assert {s.split(" action : ")[1].split()[0] for s in sentences} == {"take", "open", "leave",
+                                                                        "go"}
     for sentence in sentences:  # the command a world fact prescribes, for the door's colour
         colour = sentence.split("goal : open the ")[1].split()[0]
-        assert sentence.endswith(f"the {colour} key") or sentence.endswith(f"the {colour} door")
+        if sentence.endswith("go to the hall"):  # nothing to do here: empty hands at the
+            # locked door, or only a key of another colour on the floor
+            assert ("you carry nothing" in sentence and f"a {colour} key" not in sentence
+                    and "you are in the hall" not in sentence), sentence
+        else:
+            assert sentence.endswith((f"the {colour} key", f"the {colour} door")), sentence
     corpus = pretraining_corpus(0, 400, 0.5)
     assert len(corpus) == 400 and sum(" action : " in s for s in corpus) == 200
     tokenizer = world_tokenizer()
@@ -84,48 +90,42 @@ def test_the_pretrained_checkpoint_loads_as_the_policy_lm(pretrained_torch):
                                                 num_envs=1))
     np.testing.assert_array_equal(backend.export_params(trainer.policy)["wte.embeddings"],
                                   params["wte.embeddings"])
-    # the pretrained LM already prefers the command the world's facts prescribe
-    observation = {"goal": "open the orange door and leave",
-                   "text": "you are in the cellar. a orange key lies on the floor. you carry "
-                           "nothing.",
-                   "admissible": ("go to the hall", "take the orange key")}
-    assert trainer.probabilities(observation)[1] > 0.5
+    # the pretrained LM already prefers the command the world's facts prescribe: at the locked
+    # door, open it with its key in hand, go back to the hall without (a held-out colour)
+    for carry, prescribed in (("the orange key", 1), ("nothing", 0)):
+        observation = {"goal": "open the orange door and leave",
+                       "text": f"you are in the cellar. there is a orange door here, it is "
+                               f"locked. you carry {carry}.",
+                       "admissible": ("go to the hall", "open the orange door")}
+        assert trainer.probabilities(observation)[prescribed] > 0.8, carry
     trainer.close()
     with pytest.raises(ValueError, match="lm_checkpoint"):
         AgentSettings(policy="lm-scratch", lm_checkpoint=str(pretrained_torch))
 
 
-def _learn(backend_name: str, checkpoint: Path, updates: int) -> dict[str, float]:
-    """Sampled and greedy success of the pretrained and the scratch LM after ``updates``."""
-    backend = _backend(backend_name)
-    figures = {}
-    for policy in ("lm", "lm-scratch"):
-        settings = AgentSettings(policy=policy, updates=updates, eval_episodes=16, seed=0,
-                                 lm_checkpoint=str(checkpoint) if policy == "lm" else "")
-        trainer = LMAgentRun(backend, settings)
-        for _ in range(updates):
-            trainer.step()
-        figures[policy] = trainer.success_rate(greedy=False)["success_rate"]
-        figures[f"{policy} greedy"] = trainer.success_rate()["success_rate"]
-        trainer.close()
+def _greedy_learning(backend_name: str, checkpoint: Path, updates: int) -> dict[str, float]:
+    """Greedy success of the pretrained LM before and after ``updates`` PPO updates, and
+    sampled success after them (16 seeded evaluation episodes)."""
+    trainer = LMAgentRun(_backend(backend_name), AgentSettings(
+        policy="lm", lm_checkpoint=str(checkpoint), updates=updates, eval_episodes=16, seed=0))
+    figures = {"before": trainer.success_rate()["success_rate"]}
+    for _ in range(updates):
+        trainer.step()
+    figures["after"] = trainer.success_rate()["success_rate"]
+    figures["sampled"] = trainer.success_rate(greedy=False)["success_rate"]
+    trainer.close()
     return figures
 
 
-def test_the_pretrained_lm_learns_key_door_faster_than_the_scratch_lm_torch(pretrained_torch):
-    figures = _learn("torch", pretrained_torch, updates=4)
-    print(figures)
-    assert figures["lm"] >= 0.25, figures
-    assert figures["lm"] >= figures["lm-scratch"] + 0.2, figures
-
-
-@pytest.mark.slow
-def test_the_pretrained_lm_learns_key_door_faster_than_the_scratch_lm_tf(tmp_path):
-    path = tmp_path / "world_lm.safetensors"
-    pretrain(_backend("tf"), TINY, path, seed=0, progress=False)
-    figures = _learn("tf", path, updates=4)
-    print(figures)
-    assert figures["lm"] >= 0.25, figures
-    assert figures["lm"] >= figures["lm-scratch"] + 0.2, figures
+@pytest.mark.parametrize("name", ["torch", "tf"])
+def test_ppo_makes_the_pretrained_lm_succeed_greedily_on_key_door(name, pretrained_torch):
+    """The tiny pretrained LM knows what to do in a room but not which door of the hall to
+    take (its greedy policy never leaves: 0 of 16); two PPO updates teach the hall's commands
+    (measured, torch: 7 of 16 greedy; both backends pick the same commands)."""
+    figures = _greedy_learning(name, pretrained_torch, updates=2)
+    print(name, figures)
+    assert figures["before"] <= 0.1, figures
+    assert figures["after"] >= 0.3 and figures["after"] >= figures["before"] + 0.25, figures
 
 
 def test_agent_pretrain_cli_writes_what_train_loads(tmp_path, capsys):

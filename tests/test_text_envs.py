@@ -296,3 +296,47 @@ def test_the_wrong_key_does_not_open_the_door() -> None:
     assert (f"the {env.door_colour} door does not open with the {other} key."
             in observation["text"])
     assert f"leave through the {env.door_colour} door" not in observation["admissible"]
+
+
+def _searcher(observation: dict) -> int:
+    """A policy of the current text alone: take and use the key of the goal's colour, enter
+    a room never searched, go back to the door once its key is in hand."""
+    colour = observation["goal"].split()[2]
+    commands, text = observation["admissible"], observation["text"]
+    holding = f"you carry the {colour} key" in text
+    wanted = [f"leave through the {colour} door"]
+    wanted += ([f"open the {colour} door", f"go back to the {colour} door"] if holding
+               else [f"take the {colour} key"])
+    for command in wanted:
+        if command in commands:
+            return commands.index(command)
+    unsearched = [i for i, c in enumerate(commands) if c.startswith("go to the ")
+                  and c != "go to the hall"]
+    return unsearched[0] if unsearched else commands.index("go to the hall")
+
+
+@pytest.mark.parametrize("split", ["train", "heldout"])
+def test_the_key_door_hall_remembers_so_a_memoryless_greedy_policy_succeeds(split: str) -> None:
+    env = make("duetrl/KeyDoor-v0", split=split)
+    lengths = []
+    for seed in range(200):
+        observation, _ = env.reset(seed=seed)
+        terminated = truncated = False
+        while not (terminated or truncated):
+            observation, reward, terminated, truncated, _ = env.step(_searcher(observation))
+        assert terminated and reward == 1.0, (seed, observation)
+        lengths.append(env.unwrapped.steps)
+    assert max(lengths) <= 10 and min(lengths) == 6, (min(lengths), max(lengths))
+    # the notes: what a searched room holds, and which rooms are not searched yet
+    env.reset(seed=3)
+    keydoor = env.unwrapped
+    first = keydoor.rooms[0]
+    env.step(0)
+    observation, *_ = env.step(0)  # back in the hall
+    assert f"the {first} " in observation["text"] and "you have not searched" in observation["text"]
+    back = (f"go back to the {keydoor.door_colour} door" if first == keydoor.door_room
+            else f"go back to the {first}")
+    assert observation["admissible"][0] == back
+    assert [c.startswith("go to the ") for c in observation["admissible"][1:3]] == [True, True]
+    env.step(0)
+    assert keydoor.state.location == first

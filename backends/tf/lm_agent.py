@@ -14,6 +14,8 @@ backend has the same names, order and comments (``duetrl diff lm_agent``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -126,6 +128,20 @@ def agent_loss(
 # ---------------------------------------------------------------------------------------------
 
 
+def _step_function(step: Callable, dtype: tf.DType) -> Callable:
+    """``step`` traced once for every batch shape (S, K and T change at every update): a trace
+    per shape traced the GPT's backward pass anew each update; ``reduce_retracing`` switches
+    kernels after its first call, so a resumed run would differ from the straight one."""
+    matrix, vector, ids = (tf.TensorSpec([None, None], dtype), tf.TensorSpec([None], dtype),
+                           tf.TensorSpec([None], tf.int64))
+    batch = {"tokens": tf.TensorSpec([None, None], tf.int64), "mask": matrix,
+             "admissible": matrix, "prompt_last": ids, "actions": ids, "old_logp": vector,
+             "advantages": vector, "returns": vector}
+    coefficients = dict.fromkeys(("clip_eps", "vf_coef", "ent_coef"), tf.TensorSpec([], dtype))
+    signature = [batch, coefficients, tf.TensorSpec([], tf.float64)]
+    return tf.function(step, input_signature=signature, autograph=False)
+
+
 class LMAgentLearner(LMAgentLearnerBase):
     """The LM policy, its value head, their Adam, and one PPO step per :meth:`update`.
 
@@ -159,10 +175,8 @@ class LMAgentLearner(LMAgentLearnerBase):
         super().__init__(policy, value_head, learning_rate, clip_eps, vf_coef, ent_coef)
         self.trainable = PolicyWithHead(policy, value_head)
         self.optimizer = Adam(self.trainable, max_grad_norm)
-        # one trace per batch shape, no reduce_retracing: a shape-relaxed trace runs other
-        # kernels, and a resumed run would then differ from the straight one in the last bit
-        self.compiled_step = tf.function(self._step, autograph=False)
         self.dtype = tf.as_dtype(policy.wte.embeddings.dtype)
+        self.compiled_step = _step_function(self._step, self.dtype)
 
     def _step(self, batch: dict, coefficients: dict, learning_rate: Tensor) -> dict[str, Tensor]:
         """Loss, gradients, clipping and Adam: the step (traced by ``tf.function``)."""
@@ -257,10 +271,8 @@ class MLPAgentLearner(LMAgentLearner):
                                     ent_coef)
         self.trainable = model
         self.optimizer = Adam(model, max_grad_norm)
-        # one trace per batch shape, no reduce_retracing: a shape-relaxed trace runs other
-        # kernels, and a resumed run would then differ from the straight one in the last bit
-        self.compiled_step = tf.function(self._step, autograph=False)
         self.dtype = tf.float32
+        self.compiled_step = _step_function(self._step, self.dtype)
 
     def _agent_outputs(self, tokens: Tensor, mask: Tensor, admissible: Tensor,
                        prompt_last: Tensor) -> tuple[Tensor, Tensor]:

@@ -14,6 +14,8 @@ backend has the same names, order and comments (``duetrl diff lm_agent``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -120,6 +122,12 @@ def agent_loss(
 # ---------------------------------------------------------------------------------------------
 
 
+def _step_function(step: Callable, dtype: torch.dtype) -> Callable:
+    """``step`` as the learner runs it: PyTorch runs it eagerly, as written (nothing to trace,
+    whatever the batch shape)."""
+    return step
+
+
 class LMAgentLearner(LMAgentLearnerBase):
     """The LM policy, its value head, their Adam, and one PPO step per :meth:`update`.
 
@@ -153,8 +161,8 @@ class LMAgentLearner(LMAgentLearnerBase):
         super().__init__(policy, value_head, learning_rate, clip_eps, vf_coef, ent_coef)
         self.trainable = PolicyWithHead(policy, value_head)
         self.optimizer = Adam(self.trainable, max_grad_norm)
-        self.compiled_step = self._step  # PyTorch runs eagerly: nothing to compile
         self.dtype = policy.wte.weight.dtype
+        self.compiled_step = _step_function(self._step, self.dtype)
 
     def _step(self, batch: dict, coefficients: dict, learning_rate: float) -> dict[str, Tensor]:
         """Loss, gradients, clipping and Adam: the step (PyTorch runs it eagerly as written)."""
@@ -247,8 +255,8 @@ class MLPAgentLearner(LMAgentLearner):
                                     ent_coef)
         self.trainable = model
         self.optimizer = Adam(model, max_grad_norm)
-        self.compiled_step = self._step  # PyTorch runs eagerly: nothing to compile
         self.dtype = torch.float32
+        self.compiled_step = _step_function(self._step, self.dtype)
 
     def _agent_outputs(self, tokens: Tensor, mask: Tensor, admissible: Tensor,
                        prompt_last: Tensor) -> tuple[Tensor, Tensor]:

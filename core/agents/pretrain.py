@@ -16,15 +16,22 @@ code, and trains the agent's GPT on it with the ordinary LM loop (``core/lm/trai
      floor . you carry nothing . action : take the red key". Each is a KeyDoor state built
      from the world's rules (core/envs/text/keydoor.py renders it), ending with the one
      command a world fact prescribes there: take the key of the door's colour, open the door
-     when holding it, leave through an open door. Navigation (which room to enter) is *not*
-     in the corpus: it is not a fact of the world (the rooms are drawn anew each episode),
-     and it is what RL has to find. No sentence comes from an RL rollout or from the oracle's
-     episodes; the colours run over every colour, held-out ones included (seen in
-     pretraining, never in RL with ``split="train"``: the generalisation test of 9.3.2).
+     when holding it, leave through an open door, and go back to the hall from a room where
+     nothing can be done (the locked door with empty hands: only its key opens it; a key of
+     another colour: it opens no door here). Which room to enter from the hall is *not* in
+     the corpus: it is not a fact of the world (the rooms are drawn anew each episode; the
+     hall's notes say what the searched ones hold), and it is what RL has to find. No
+     sentence comes from an RL rollout or from the oracle's episodes; the colours run over
+     every colour, held-out ones included (seen in pretraining, never in RL with
+     ``split="train"``: the generalisation test of 9.3.2).
 
   Why the second kind: in a tiny GPT trained on the first kind only, "take the red key" after
   "a red key lies on the floor" is not more likely than "take the blue key": the facts are in
   another sentence shape, and a 2-layer, 32-wide model does not transfer between shapes.
+  Why the two "go to the hall" facts: with only the first three, "action :" is never followed
+  by a move, and the pretrained LM gives "go to the hall" a probability near 0 in every room
+  (measured: 1e-4 at a locked door with empty hands, where it tries "open" for ever); PPO
+  cannot explore a command its policy never samples.
 
 * the GPT of the agent's default size (``AgentSettings``: 2 layers, 2 heads, width 32, 128
   positions), saved as a ``duetrl.gpt`` checkpoint with ``params``, ``config`` and the word
@@ -102,17 +109,23 @@ def prompt_sentences(seed: int, n: int) -> list[str]:
         env.reset(seed=int(rng.integers(2**31)))
         door, state = env.door_colour, env.state
         key_room = state.keys[0]
-        case = i % 3
+        case = i % 5
         if case == 0:  # the key of the door's colour lies here: take it
             state = state._replace(location=key_room)
             command = f"take the {door} key"
         elif case == 1:  # at the door, holding its key: open it
             state = state._replace(location=env.door_room, keys=(HAND, state.keys[1]))
             command = f"open the {door} door"
-        else:  # at the open door: leave through it
+        elif case == 2:  # at the open door: leave through it
             state = state._replace(location=env.door_room, door_open=True,
                                    keys=(HAND, state.keys[1]))
             command = f"leave through the {door} door"
+        elif case == 3:  # at the locked door with empty hands: it opens only with its key
+            state = state._replace(location=env.door_room)
+            command = "go to the hall"
+        else:  # only a key of another colour here: it does not open the door
+            state = state._replace(location=state.keys[1])
+            command = "go to the hall"
         env.state = state
         observation = env._observation()
         assert command in observation["admissible"], (command, observation)

@@ -20,9 +20,10 @@ entropy (nats over the admissible commands), clip_fraction, approx_kl, grad_norm
 summary adds the success rate over ``eval_episodes`` seeded episodes, greedy (``success_rate``)
 and sampled from pi (``sampled_success_rate``), on the training environment and on its held-out
 split (``heldout_success_rate``, ``heldout_sampled_success_rate``: words seen in pretraining,
-never in RL). A memoryless policy (the prompt is the current observation only) that plays
-greedily repeats itself in the hall of KeyDoor, which looks the same before and after a room
-was searched: there the sampled figure is the one that measures the policy.
+never in RL); they are computed by ``core/agents/evaluation.py``, and the episodes are played
+by ``core/agents/episodes.play``. The policy is memoryless (its prompt is the goal and the
+current text): KeyDoor's hall says what the searched rooms hold, so that a greedy policy of
+the current text can be optimal (core/envs/text/keydoor.py says why).
 
 ``policy="mlp"`` swaps the GPT for ``backends/*/lm_agent.BagOfWordsMLP`` (the baseline of
 outline 9.3.2: no LM, the words of the goal and the text as a bag, logits over
@@ -46,7 +47,16 @@ from typing import Any
 
 import numpy as np
 
+from duetrl.core.agents import evaluation
 from duetrl.core.agents.batch import layout
+from duetrl.core.agents.episodes import (
+    MAX_EPISODE_STEPS,
+    env_vocabulary,
+    episode_seed,
+    make_env,
+    play,
+)
+from duetrl.core.agents.evaluation import transcript
 from duetrl.core.agents.settings import (
     LM_AGENT_KIND,
     AgentSettings,
@@ -56,40 +66,12 @@ from duetrl.core.agents.settings import (
 from duetrl.core.agents.tokenizer import WordTokenizer
 from duetrl.core.checkpoint import Checkpoint, read_file
 from duetrl.core.interfaces.gpt_config import GPTConfig
-from duetrl.core.interfaces.text_env import MAX_ADMISSIBLE, check_action
 from duetrl.core.reference.returns import gae
 from duetrl.core.run import run
 
-__all__ = ["LM_AGENT_KIND", "AgentSettings", "LMAgentRun", "episode_seed", "env_vocabulary",
-           "load_pretrained", "settings_fields", "train"]
-
-MAX_EPISODE_STEPS = 500
-"""An episode still running after this many steps is cut (a truncation), whatever the env."""
-
-
-def episode_seed(seed: int, update: int, index: int, stream: int = 0) -> int:
-    """The reset seed of episode ``index`` of update ``update`` (stream 1: evaluation)."""
-    return int(np.random.SeedSequence([seed, 5, stream, update, index]).generate_state(1)[0])
-
-
-def make_env(env_id: str, **kwargs: Any) -> Any:
-    """A Gymnasium text environment (duetrl's are registered by importing duetrl.core.envs);
-    ``kwargs`` go to its constructor (e.g. ``split="heldout"``)."""
-    import gymnasium as gym
-
-    import duetrl.core.envs  # noqa: F401  (registers duetrl/...)
-
-    return gym.make(env_id, **kwargs)
-
-
-def env_vocabulary(env: Any) -> list[str]:
-    """Every word ``env`` may say: its ``vocabulary()`` (the text-environment contract)."""
-    vocabulary = getattr(env.unwrapped, "vocabulary", None)
-    if vocabulary is None:
-        raise ValueError(f"env: {env.spec.id if env.spec else env} has no vocabulary(); a text "
-                         "environment must list its words (core/interfaces/text_env.py)")
-    return list(vocabulary())
-
+__all__ = ["LM_AGENT_KIND", "MAX_EPISODE_STEPS", "AgentSettings", "LMAgentRun", "episode_seed",
+           "env_vocabulary", "load_pretrained", "make_env", "settings_fields", "train",
+           "transcript"]
 
 def load_pretrained(path: str | Path) -> tuple[GPTConfig, dict[str, np.ndarray], WordTokenizer]:
     """``(config, params, tokenizer)`` of a pretrained GPT with a word tokeniser: a checkpoint
@@ -179,44 +161,10 @@ class LMAgentRun:
 
     def _play(self, seeds: Sequence[int], rng: np.random.Generator | None,
               envs: Sequence[Any] | None = None) -> dict[str, Any]:
-        """Play one episode per seed in ``envs`` (default ``self.envs``; ``len(seeds) <=
-        len(envs)``): Gumbel-max samples with noise from ``rng``, or greedy when it is None.
-        The trajectories."""
+        """Play one episode per seed in ``envs`` (default ``self.envs``): Gumbel-max samples
+        with noise from ``rng``, or greedy when it is None (``core/agents/episodes.play``)."""
         envs = self.envs if envs is None else envs
-        n = len(seeds)
-        observations = [envs[i].reset(seed=int(seed))[0] for i, seed in enumerate(seeds)]
-        trajectories = [{"observations": [], "actions": [], "rewards": []} for _ in range(n)]
-        ends: list[dict[str, Any]] = [{} for _ in range(n)]
-        active = list(range(n))
-        for _ in range(MAX_EPISODE_STEPS):
-            if not active:
-                break
-            noise = rng.gumbel(size=(n, MAX_ADMISSIBLE)) if rng is not None else None
-            out = self.outputs([observations[i] for i in active])
-            still = []
-            for row, i in enumerate(active):
-                count = int(out["counts"][row])
-                scores = out["log_pi"][row, :count]
-                if noise is not None:
-                    scores = scores + noise[i, :count]  # Gumbel-max: a sample of pi
-                action = int(np.argmax(scores))
-                next_observation, reward, terminated, truncated, info = envs[i].step(action)
-                t = trajectories[i]
-                t["observations"].append(observations[i])
-                t["actions"].append(action)
-                t["rewards"].append(float(reward))
-                if terminated or truncated:
-                    ends[i] = {"terminated": bool(terminated), "final": next_observation,
-                               "success": bool(info.get("success", False))}
-                else:
-                    observations[i] = next_observation
-                    still.append(i)
-            active = still
-        for i in active:  # cut by MAX_EPISODE_STEPS: a truncation
-            ends[i] = {"terminated": False, "final": observations[i], "success": False}
-        for t, end in zip(trajectories, ends):
-            t.update(end)
-        return {"trajectories": trajectories}
+        return {"trajectories": play(self.outputs, envs, seeds, rng)}
 
     # -- one update ---------------------------------------------------------------------------
 
@@ -333,78 +281,29 @@ class LMAgentRun:
         if self.value_head is not None:  # policy mlp: the value is a head of the MLP
             self.backend.import_params(self.value_head, checkpoint.tensors["value_head"])
 
+    # -- evaluation: core/agents/evaluation.py ------------------------------------------------
+
     def success_rate(self, episodes: int | None = None, split: str | None = None,
                      greedy: bool = True) -> dict[str, float]:
-        """Play over ``episodes`` seeded episodes (default ``eval_episodes``), seeds apart from
-        training's: success_rate, mean return. ``greedy``: argmax pi, else sampled from pi
-        (noise seeded by the run's seed); ``split``: the environment made with this ``split``
-        (e.g. ``"heldout"``; default: the training environment)."""
-        s = self.settings
-        episodes = s.eval_episodes if episodes is None else episodes
-        seeds = [episode_seed(s.seed, 0, i, stream=1) for i in range(episodes)]
-        envs = self.envs if split is None else self._split_envs(split)
-        rng = None if greedy else np.random.default_rng([s.seed, 11])
-        played = []
-        for first in range(0, episodes, s.num_envs):
-            played += self._play(seeds[first: first + s.num_envs], rng, envs)["trajectories"]
-        return {"success_rate": float(np.mean([t["success"] for t in played])),
-                "eval_return": float(np.mean([sum(t["rewards"]) for t in played])),
-                "eval_episodes": episodes}
-
-    def _split_envs(self, split: str) -> list[Any]:
-        """``num_envs`` environments of ``split`` (made once)."""
-        made = getattr(self, "_envs_of_split", {})
-        if split not in made:
-            made[split] = [make_env(self.settings.env, split=split)
-                           for _ in range(self.settings.num_envs)]
-            self._envs_of_split = made
-        return made[split]
+        """Success rate and mean return over seeded evaluation episodes, greedy or sampled, of
+        the training environment or of ``split`` (``evaluation.success_rate``)."""
+        return evaluation.success_rate(self, episodes, split, greedy)
 
     def has_splits(self) -> bool:
         """Whether the environment takes ``split`` (duetrl's text worlds do)."""
-        return hasattr(self.envs[0].unwrapped, "split")
+        return evaluation.has_splits(self)
 
     def generalisation(self) -> dict[str, float | None]:
-        """Outline 9.3.2's figures: greedy and sampled success on the training environment and
-        on its held-out split (objects and colours seen in pretraining, never in RL; None for
-        an environment without splits)."""
-        figures: dict[str, float | None] = {
-            "sampled_success_rate": self.success_rate(greedy=False)["success_rate"]}
-        heldout = self.has_splits()
-        for prefix, greedy in (("heldout_", True), ("heldout_sampled_", False)):
-            figures[f"{prefix}success_rate"] = (
-                self.success_rate(split="heldout", greedy=greedy)["success_rate"]
-                if heldout else None)
-        return figures
+        """Outline 9.3.2's figures: sampled success, greedy and sampled held-out success."""
+        return evaluation.generalisation(self)
 
     def evaluate(self) -> dict[str, Any]:
         """The figures of the ``--json`` summary after the run loop's base keys."""
-        s, h = self.settings, self.history
-        return {
-            "env": s.env, "policy": s.policy, **self.success_rate(), **self.generalisation(),
-            "env_steps": self.env_steps, "episodes": self.episodes,
-            "train_success_rate": h["success_rate"][-1] if h.get("success_rate") else None,
-            "env_steps_per_s": (self.env_steps / self.collect_seconds
-                                if self.collect_seconds else None),
-            "updates_per_s": self.updates / self.step_seconds if self.step_seconds else None,
-        }
+        return evaluation.summary(self)
 
     def plot(self, run_dir: Path) -> Path | None:
         """Success rate and mean return of each update's episodes against env steps."""
-        if not self.history:
-            return None
-        from duetrl.core.plots import pyplot, save_figure
-
-        plt = pyplot()
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-        h = self.history
-        for ax, key in zip(axes, ("success_rate", "episode_return")):
-            ax.plot(h["env_steps"], h[key])
-            ax.set_xlabel("env steps")
-            ax.set_ylabel(key.replace("_", " "))
-            ax.grid(alpha=0.3)
-        fig.suptitle(self.description)
-        return save_figure(fig, Path(run_dir) / "success.png")
+        return evaluation.plot(self, run_dir)
 
     def close(self) -> None:
         for env in [*self.envs, *(e for envs in getattr(self, "_envs_of_split", {}).values()
@@ -430,27 +329,3 @@ def train(
     finally:
         trainer.close()
 
-
-def transcript(trainer: LMAgentRun, seed: int, greedy: bool = True) -> list[dict[str, Any]]:
-    """One episode played by ``trainer``'s policy (greedy, or sampled with noise from
-    ``seed``): per step the text, each command with its probability, the command taken, the
-    reward, and at the end whether it succeeded."""
-    env, rng = trainer.envs[0], np.random.default_rng([seed, 13])
-    observation, _ = env.reset(seed=seed)
-    steps = []
-    for _ in range(MAX_EPISODE_STEPS):
-        probabilities = trainer.probabilities(observation)
-        scores = np.log(probabilities)
-        if not greedy:
-            scores = scores + rng.gumbel(size=len(probabilities))
-        action = check_action(int(np.argmax(scores)), observation["admissible"])
-        next_observation, reward, terminated, truncated, info = env.step(action)
-        steps.append({"goal": observation["goal"], "text": observation["text"],
-                      "commands": list(observation["admissible"]),
-                      "probabilities": [float(p) for p in probabilities], "action": action,
-                      "reward": float(reward), "done": bool(terminated or truncated),
-                      "success": bool(info.get("success", False))})
-        if terminated or truncated:
-            break
-        observation = next_observation
-    return steps
