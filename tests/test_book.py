@@ -3,7 +3,8 @@
 The site is built in quick mode in both languages (``docs/build.py``), served on localhost and
 every page is opened in headless Chromium: no console errors, every image loaded, every
 equation typeset by MathJax, every internal link (and its anchor) pointing at something that
-exists; the search page finds "Bellman"; a screenshot of tutorial 4.2 in each language is kept
+exists; the search page finds "Bellman", and in Chinese 策略梯度 (the policy-gradient pages),
+贝尔曼方程 and 策略; a screenshot of tutorial 4.2 in each language is kept
 in ``build/book/screenshots/``. Chromium and its driver come from the system's packages.
 """
 
@@ -193,16 +194,20 @@ def chooser_problems(base: str, html_root: Path) -> list[str]:
     return problems + ([] if links else ["index.html: links to no language"])
 
 
-def search_results(driver, base: str, query: str) -> list[str]:
-    """Titles of the pages the site's search lists for ``query`` (waits for the results)."""
+def search_results(driver, base: str, query: str, language: str = "en") -> list[tuple[str, str]]:
+    """(title, link) of the pages the site's search lists for ``query``, once it has finished
+    (Sphinx writes its summary line last, in the page's language)."""
+    from urllib.parse import quote
+
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    driver.get(f"{base}/en/search.html?q={query}")
+    driver.get(f"{base}/{language}/search.html?q={quote(query)}")
     WebDriverWait(driver, PAGE_TIMEOUT).until(
-        lambda d: d.find_elements(By.CSS_SELECTOR, "#search-results li")
-        or "did not match" in d.find_element(By.ID, "search-results").text)
-    return [item.text for item in driver.find_elements(By.CSS_SELECTOR, "#search-results li")]
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#search-results p.search-summary")
+        and d.find_element(By.CSS_SELECTOR, "#search-results p.search-summary").text.strip())
+    return [(item.text, item.find_element(By.TAG_NAME, "a").get_attribute("href"))
+            for item in driver.find_elements(By.CSS_SELECTOR, "#search-results li")]
 
 
 def site_pages(html_root: Path) -> list[str]:
@@ -234,6 +239,9 @@ def test_book_in_a_browser(tmp_path: Path) -> None:
         for page in pages:
             problems += check_page(driver, base, html_root, page)
         found = search_results(driver, base, "Bellman")
+        # Chinese words, cut by jieba into the index and by _static/zh_search.js in the query
+        found_zh = {word: search_results(driver, base, word, "zh_CN")
+                    for word in ("策略梯度", "贝尔曼方程", "策略")}
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         for language in LANGUAGES:
             driver.get(f"{base}/{language}/{SCREENSHOT_PAGE}")
@@ -249,6 +257,14 @@ def test_book_in_a_browser(tmp_path: Path) -> None:
           f"{time.perf_counter() - built:.0f} s")
     assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems[:60])
     assert found, "the search page lists no page for 'Bellman'"
+    for word, results in found_zh.items():
+        assert results, f"zh_CN/search.html lists no page for {word!r}"
+        assert all("/zh_CN/" in link for _, link in results), results
+    gradient = [link for _, link in found_zh["策略梯度"]]
+    for page in ("tutorials/ch04_2_mdp_bellman_policy_gradient.html",
+                 "tutorials/ch05_2_reinforce_torch_vs_tf.html"):  # the policy-gradient pages
+        assert any(page in link for link in gradient), (page, gradient)
+    assert len(found_zh["策略"]) >= len(gradient)  # one word of the two: at least as many
     for language in LANGUAGES:
         assert (tmp_path / f"ch04_2_{language}.png").stat().st_size > 10_000
         # the executed tutorial's figures are on its page (the kernel ran it and showed them)
