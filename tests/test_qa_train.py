@@ -1,17 +1,14 @@
 """The QA run (core/cases/qa/train.py, ``duetrl qa``): the CLI's train, resume and eval with
-their JSON, the two backends in lockstep from one warm-up, bad input named. Tiny sizes: the
-learning itself is measured by benchmarks/qa.py and the tutorial's full mode."""
+their JSON, bad input named. Tiny sizes; the two backends in lockstep and learning:
+tests/test_qa_learning.py; the accuracy headline: benchmarks/qa.py and the tutorial's full mode."""
 
 from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
-from duetrl.core.cases.qa.evaluate import held_out_questions
 from duetrl.core.cases.qa.settings import QASettings
-from duetrl.core.cases.qa.train import QARun, warm_up
 from duetrl.core.cli import main
 from duetrl.core.run.loop import read_log
 
@@ -70,23 +67,3 @@ def test_cli_bad_input_is_one_clear_line(tiny_run, capsys):
     assert "family: expected one of" in capsys.readouterr().err
     with pytest.raises(ValueError, match="algo: expected a policy-gradient objective"):
         QASettings(algo="dpo")
-
-
-def test_torch_and_tf_run_in_lockstep(backends, tmp_path):
-    settings = QASettings(warmup_steps=20, warmup_documents=300, n_layer=1, n_embd=16,
-                          prompts=2, group_size=4, updates=2, held_out=2, eval_every=2,
-                          learning_rate=1e-3)  # 2 x 4 samples: the held-out pass@1 batch's shape
-    _, reference = warm_up(backends["torch"], settings, tmp_path / "w.safetensors", False)
-    questions = held_out_questions(settings.family, 2)
-    runs = {name: QARun(b, settings.rl_settings(), reference, questions, 2)
-            for name, b in backends.items()}
-    assert runs["torch"].warmup.completions == runs["tf"].warmup.completions
-    for _ in range(2):
-        rows = {name: r.step() for name, r in runs.items()}
-        assert runs["torch"].last.completions == runs["tf"].last.completions
-        for key in ("reward", "success", "heldout_accuracy", "heldout_format"):
-            np.testing.assert_equal(rows["tf"][key], rows["torch"][key], key)
-        np.testing.assert_allclose(rows["tf"]["loss"], rows["torch"]["loss"], atol=1e-4)
-    params = {name: r.backend.export_params(r.policy) for name, r in runs.items()}
-    for key, value in params["torch"].items():
-        np.testing.assert_allclose(params["tf"][key], value, atol=1e-4, err_msg=key)

@@ -22,6 +22,7 @@ import numpy as np
 
 from duetrl.core.cases.qa.problems import draw, solve
 from duetrl.core.cases.qa.rewards import exact_match, format_reward
+from duetrl.core.cases.qa.tasks import careless_solution
 from duetrl.core.rlhf.mdp import SequenceMDP
 
 
@@ -50,6 +51,26 @@ class Evaluation:
 
 SAMPLES = 4
 """k: samples per held-out question for pass@1."""
+
+
+def slips(evaluation: Evaluation) -> dict[str, float]:
+    """Greedy accuracy of ``evaluation`` split by what the careless demonstrator gets wrong:
+    arithmetic problems with a carry (it forgets the carry) against those without, lookups
+    of a later row (it reads the first) against the first row; and ``slip_rate``, the share of
+    the former answered exactly as the careless demonstrator answers (its slip, imitated).
+    NaN for a split with no question."""
+    hard, easy, slipped = [], [], []
+    for question, completion in zip(evaluation.questions, evaluation.completions):
+        right, careless = solve(question).answer, careless_solution(question)[1]
+        correct = exact_match(completion, right)
+        if careless == right:
+            easy.append(correct)
+        else:
+            hard.append(correct)
+            slipped.append(exact_match(completion, careless))
+    mean = lambda values: float(np.mean(values)) if values else float("nan")  # noqa: E731
+    return {"slip_prone_accuracy": mean(hard), "other_accuracy": mean(easy),
+            "slip_rate": mean(slipped), "slip_prone_share": len(hard) / len(evaluation.questions)}
 
 
 def _complete(backend: ModuleType, model: Any, mdp: SequenceMDP, questions: list[str],

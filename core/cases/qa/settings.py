@@ -30,7 +30,7 @@ class QASettings:
     family: str = setting("arithmetic", "questions: arithmetic, lookup or mixed")
     scratchpad: bool = setting(True, "the warm-up writes the reasoning (off: <t></t>, answer)")
     format_weight: float = setting(FORMAT_WEIGHT, "w of r = exact match + w format")
-    warmup_steps: int = setting(1000, "supervised warm-up: AdamW updates on gold completions")
+    warmup_steps: int = setting(2000, "supervised warm-up: AdamW updates on the demonstrations")
     warmup_learning_rate: float = setting(3e-3, "supervised warm-up: peak learning rate")
     warmup_batch_size: int = setting(32, "supervised warm-up: sequences per update")
     warmup_documents: int = setting(20000, "supervised warm-up: gold completions in the corpus")
