@@ -193,7 +193,7 @@ for label, evaluation in (("warm-up", runs["torch"].warmup), ("GRPO", runs["torc
 # warm-up, questions and noise (full mode only: about a minute and a half each on two cores).
 #
 # What we measured with the defaults (torch, 200 held-out questions, `python
-# benchmarks/qa.py --backends torch --seeds 0,1,2`), held-out pass@1 / greedy:
+# benchmarks/qa.py --backends torch --seeds 0,1,2 --threads 1`), held-out pass@1 / greedy:
 #
 # | seed | warm-up | after 100 GRPO updates |
 # |---|---|---|
