@@ -140,15 +140,21 @@ def make_dialogues(count: int, seed: int, turns: int = 6) -> list[list[Turn]]:
     return [dialogue(rng, turns) for _ in range(count)]
 
 
-def openings(dialogues: Sequence[Sequence[Turn]]) -> list[tuple[Turn, Turn]]:
-    """Each dialogue's first two consecutive turns that are not dull (dialogues without any are
-    left out): where simulated conversations start, as the paper starts from a real message."""
+def is_question(turn: Sequence[str]) -> bool:
+    """True when ``turn`` is one of the topics' questions ("what about you" is not one)."""
+    return any(" ".join(turn) in questions for questions in TOPICS.values())
+
+
+def openings(dialogues: Sequence[Sequence[Turn]], seed: int = 0) -> list[tuple[Turn, Turn]]:
+    """Where simulated conversations start, one per dialogue: a question q and the turn p
+    before it (empty when q opens the dialogue; never a dull one), drawn from ``seed``. The
+    paper starts from a real message; a question is where the MLE chatbot goes dull."""
+    rng = np.random.default_rng((seed, 71))
     out = []
     for d in dialogues:
-        for k in range(len(d) - 1):
-            if not is_dull(d[k]) and not is_dull(d[k + 1]):
-                out.append((d[k], d[k + 1]))
-                break
+        places = [k for k in range(len(d)) if is_question(d[k]) and not (k and is_dull(d[k - 1]))]
+        k = places[rng.integers(len(places))]  # d[0] is a question: never empty
+        out.append((d[k - 1] if k else (), d[k]))
     return out
 
 

@@ -4,8 +4,8 @@ chatbot trained by policy gradient on simulated conversations (outline 6.1.2; Li
     phase 1, updates 1 .. mle_steps      L_MLE = -sum_t w_t log p(y_t | ...) / sum_t w_t on
                                          the reply only: the chatbot on (p, q) -> a, the
                                          backward model on a -> q, one batch each per update
-    phase 2, the next rl_updates         M conversations from corpus openings (two turns that
-                                         are not dull: ``corpus.openings``), H turns of
+    phase 2, the next rl_updates         M conversations from corpus openings (a question and
+                                         the turn before it: ``corpus.openings``), H turns of
                                          self-play sampled from the policy; each turn a gets
                                          r(p, q, a) = 0.25 r1 + 0.25 r2 + 0.5 r3 (rewards.py),
                                          scored by the frozen MLE chatbot and the backward model
@@ -78,8 +78,8 @@ class DialogueSettings:
     start_turns: int = setting(2, "curriculum: turns simulated per conversation at first")
     max_turns: int = setting(4, "curriculum: turns simulated per conversation at most")
     turns_every: int = setting(20, "curriculum: one more simulated turn every this many updates")
-    start_tokens: int = setting(2, "curriculum: last reply tokens trained at first")
-    tokens_every: int = setting(5, "curriculum: one more reply token every this many updates")
+    start_tokens: int = setting(4, "curriculum: last reply tokens trained at first")
+    tokens_every: int = setting(2, "curriculum: one more reply token every this many updates")
     discount: float = setting(0.0, "gamma of the return G_k over a conversation's later turns")
     rl_learning_rate: float = setting(1e-3, "Adam step size of the policy-gradient phase")
     eval_conversations: int = setting(32, "held-out openings simulated for the figures")
@@ -192,9 +192,9 @@ class DialogueRun:
         pairs = examples(self.dialogues)
         self.tokens, self.weights = self.vocab.rows(pairs)
         self.back_tokens, self.back_weights = self.vocab.rows(backward_examples(pairs))
-        self.openings = openings(self.dialogues)
-        held = openings(make_dialogues(4 * s.eval_conversations, s.seed + 10_000))  # new draws
-        self.heldout_openings = held[: s.eval_conversations]
+        self.openings = openings(self.dialogues, s.seed)
+        held = make_dialogues(s.eval_conversations, s.seed + 10_000)  # new draws
+        self.heldout_openings = openings(held, s.seed + 10_000)
         self.config = GPTConfig(vocab_size=self.vocab.size, block_size=self.vocab.block_size,
                                 n_layer=s.n_layer, n_head=s.n_head, n_embd=s.n_embd)
         self.model = backend.GPT(self.config, seed=s.seed)
