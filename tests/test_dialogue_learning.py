@@ -4,10 +4,10 @@ A tiny chatbot (and its backward model) is pretrained 150 steps by maximum likel
 once (module fixture); each backend then takes 20 policy-gradient updates in self-play from
 those weights. The combined reward r = 0.25 r1 + 0.25 r2 + 0.5 r3 of sampled self-play turns
 from the held-out openings, with the same sampling noise before and after (common random
-numbers, three noise seeds), must rise by 0.2. Measured in torch: -2.39 -> -1.96; with the
-advantage's sign flipped -2.39 -> -5.31; a learner that does not step leaves it where it was. (At this size the model's samples are often ungrammatical, and RL first
-learns to avoid those; the dull-reply rate falls with the benchmark's larger model:
-benchmarks/dialogue.py.)
+numbers, three noise seeds), must rise by 0.2. Measured in torch: -2.08 -> -1.66; with the
+advantage's sign flipped -2.08 -> -4.91; a learner that does not step leaves it where it was.
+(At this size the model's samples are often ungrammatical, and RL first learns to avoid
+those; the dull-reply rate falls with the benchmark's larger model: benchmarks/dialogue.py.)
 """
 
 from __future__ import annotations

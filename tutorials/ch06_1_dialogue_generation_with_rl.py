@@ -226,10 +226,9 @@ show_saved_figure(path)
 # * With the default model (2 blocks, width 48, 400 MLE updates), greedy MLE self-play from
 #   held-out openings is dull in 53% of its turns: a question gets "i have no idea", and the
 #   other agent goes on dully. After 60 RL updates the dull-reply rate is 0 and a simulated
-#   dialogue runs 2.2 turns before a dull or repeated one instead of 1.0 (torch; tf the same
-#   to two decimals): the paper's headline, in miniature. Most of it happens in the first 20
-#   updates.
-# * Distinct-1 and -2 barely move (0.056 -> 0.058, 0.067 -> 0.079): the RL chatbot answers
+#   dialogue runs 2.3 turns before a dull or repeated one instead of 1.0 (torch 2.31, tf
+#   2.28): the paper's headline, in miniature. Most of it happens in the first 20 updates.
+# * Distinct-1 and -2 barely move (torch: 0.056 -> 0.061, 0.067 -> 0.081): the RL chatbot answers
 #   questions instead of dodging them, but the conversations settle into "what about you" --
 #   an answer -- "what about you" loops, the repetition that ends a simulated dialogue. $r_2$
 #   punishes an agent for repeating *itself*, not the pair of agents cycling, and "what about
