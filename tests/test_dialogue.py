@@ -105,19 +105,17 @@ def scored_turns():
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_turn_rewards_match_the_reference_on_a_gpt(backends, scored_turns, dtype):
     _, rows = scored_turns
-    from duetrl.core.cases.dialogue.train import dialogue_ops
 
     for name, b in backends.items():
         chatbot, backward = b.GPT(_config(), dtype=dtype, seed=1), b.GPT(_config(), dtype=dtype, seed=2)
         expected = ref.turn_rewards(b.export_params(chatbot), b.export_params(backward), _config(), rows)
-        got = dialogue_ops(b).turn_rewards(chatbot, backward, rows)
+        got = b.turn_rewards(chatbot, backward, rows)
         tolerance = "float64" if dtype == "float64" else "float32_model"
         for key in ("r1", "r2", "r3", "reward"):
             assert_close(got[key], expected[key], tolerance, name=f"{name} {key}")
         # the tensor functions alone, on the reference's inputs
-        ops = dialogue_ops(b)
         h = np.random.default_rng(0).normal(size=(2, 3, 5))
-        assert_close(to_numpy(ops.information_flow(b.as_tensor(h[0]), b.as_tensor(h[1]))),
+        assert_close(to_numpy(b.information_flow(b.as_tensor(h[0]), b.as_tensor(h[1]))),
                      ref.information_flow(h[0], h[1]), "float64", name=f"{name} r2")
 
 
@@ -142,22 +140,20 @@ def sampled():
 
 
 def test_the_learner_loss_is_reinforce_on_a_float64_gpt(backends, sampled):
-    from duetrl.core.cases.dialogue.train import dialogue_ops
     from duetrl.core.reference.dialogue import token_log_probs
 
     for name, b in backends.items():
         model = b.GPT(_config(), dtype="float64", seed=3)
         logp = token_log_probs(b.export_params(model), sampled[0], _config())
         expected = ref_rlhf.reinforce_loss(logp, sampled[2], sampled[1])
-        stats = dialogue_ops(b).DialogueLearner(model, learning_rate=0.0).update(*sampled)
+        stats = b.DialogueLearner(model, learning_rate=0.0).update(*sampled)
         assert stats["loss"] == pytest.approx(expected, abs=1e-10), name
 
 
 def test_the_learner_steps_in_lockstep_in_both_backends(backends, sampled):
-    from duetrl.core.cases.dialogue.train import dialogue_ops
 
     models = {n: b.GPT(_config(), seed=5) for n, b in backends.items()}
-    learners = {n: dialogue_ops(b).DialogueLearner(models[n], 1e-3) for n, b in backends.items()}
+    learners = {n: b.DialogueLearner(models[n], 1e-3) for n, b in backends.items()}
     for _ in range(3):
         stats = {n: learners[n].update(*sampled) for n in backends}
         assert stats["torch"]["loss"] == pytest.approx(stats["tf"]["loss"], abs=1e-4)

@@ -43,7 +43,6 @@ from duetrl.core.cases.dialogue.rewards import reward_rows
 from duetrl.core.cases.dialogue.train import (
     DialogueRun,
     DialogueSettings,
-    dialogue_ops,
     plot_dialogue,
 )
 from duetrl.core.reference import dialogue as oracle
@@ -143,7 +142,7 @@ for name, b in backends.items():
     chatbot, backward = b.GPT(run.config), b.GPT(run.config)
     b.import_params(chatbot, torch_b.export_params(run.model))
     b.import_params(backward, torch_b.export_params(run.backward))
-    got = dialogue_ops(b).turn_rewards(chatbot, backward, rows)
+    got = b.turn_rewards(chatbot, backward, rows)
     for key in ("r1", "r2", "r3", "reward"):
         assert_close(got[key], expected[key], "float32_model", name=f"{name} {key}")
 print(f"{'reply':<22}{'r1':>8}{'r2':>8}{'r3':>8}{'r':>8}   (both frameworks = oracle)")

@@ -9,6 +9,14 @@ from duetrl.backends.tf.attention import (
 )
 from duetrl.backends.tf.autodiff import compile_forward_backward, loss_and_gradients, probe_loss
 from duetrl.backends.tf.decision_transformer import inference_logits
+from duetrl.backends.tf.dialogue import (
+    DialogueLearner,
+    combined_reward,
+    ease_of_answering,
+    information_flow,
+    semantic_coherence,
+    turn_rewards,
+)
 from duetrl.backends.tf.dqn import DQNAgent, QNetwork
 from duetrl.backends.tf.generation import (
     Decoder,
@@ -183,4 +191,10 @@ __all__ = [
     "SCSTLearner",
     "scst_advantages",
     "scst_loss",
+    "DialogueLearner",
+    "combined_reward",
+    "ease_of_answering",
+    "information_flow",
+    "semantic_coherence",
+    "turn_rewards",
 ]

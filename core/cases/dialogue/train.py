@@ -30,7 +30,6 @@ sampling noise from ``(seed, u)``.
 
 from __future__ import annotations
 
-import importlib
 import math
 import time
 from dataclasses import asdict, dataclass, fields
@@ -117,11 +116,6 @@ _GROWABLE = ("rl_updates", "eval_every")
 """Settings a resumed run may change."""
 
 
-def dialogue_ops(backend: ModuleType) -> ModuleType:
-    """``backends/<name>/dialogue.py`` of ``backend`` (the rewards and the learner)."""
-    return importlib.import_module(f"{backend.__name__}.dialogue")
-
-
 def noise_seed(seed: int, update: int) -> int:
     """The sampling noise of update ``update``: a function of (seed, update) only."""
     return int(np.random.SeedSequence([seed, 17, update]).generate_state(1)[0])
@@ -184,7 +178,6 @@ class DialogueRun:
                  reward: Reward | None = None) -> None:
         s = self.settings = settings
         self.backend, self.backend_name, self.seed = backend, backend.NAME, s.seed
-        self.ops = dialogue_ops(backend)
         self.description = f"dialogue ({backend.NAME})"
         self.reward = reward
         self.vocab = Vocabulary()
@@ -202,7 +195,7 @@ class DialogueRun:
         self.frozen = backend.GPT(self.config, seed=s.seed)  # the MLE chatbot, at the switch
         self.trainer = backend.LMTrainer(self.model)
         self.back_trainer = backend.LMTrainer(self.backward)
-        self.learner = self.ops.DialogueLearner(self.model, s.rl_learning_rate)
+        self.learner = backend.DialogueLearner(self.model, s.rl_learning_rate)
         self.updates, self.switched = 0, False
         self.history: dict[str, list[float]] = {}
         self.mle: dict[str, Any] | None = None  # held-out figures at the end of phase 1
@@ -219,7 +212,7 @@ class DialogueRun:
         if self.reward is not None:
             return {"reward": check_rewards(self.reward(turns), len(turns))}
         scorer = self.frozen if self.switched else self.model
-        out = self.ops.turn_rewards(scorer, self.backward, reward_rows(self.vocab, turns))
+        out = self.backend.turn_rewards(scorer, self.backward, reward_rows(self.vocab, turns))
         check_rewards(out["reward"], len(turns))
         return out
 
