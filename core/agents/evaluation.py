@@ -17,15 +17,15 @@ seen in pretraining, never in RL).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from duetrl.core.agents.episodes import MAX_EPISODE_STEPS, episode_seed, make_env, play
 from duetrl.core.interfaces.text_env import check_action
 
-if TYPE_CHECKING:
-    from duetrl.core.agents.train import LMAgentRun
+LMAgentRun = Any
+"""``core/agents/train.LMAgentRun`` (not imported: train imports this module)."""
 
 
 def success_rate(trainer: LMAgentRun, episodes: int | None = None, split: str | None = None,
