@@ -275,8 +275,9 @@ sentence), not a mean over tokens.
 | `token_log_probs(model, tokens)` | a GPT, (B, T) int64 | (B, T-1) |
 
 1. **scst_advantages**: your file checks the shapes and gets k (`_per_source(N, M)` refuses
-   an N that is not a multiple of M). Repeat each greedy reward k times (`repeat_interleave`, `tf.repeat`; not
-   `tile`, which would give row i k + j the greedy reward of source (i k + j) mod M).
+   an N that is not a multiple of M). Repeat each greedy reward k times
+   (`repeat_interleave`, `tf.repeat`; not `tile`, which would give row i k + j the greedy
+   reward of source (i k + j) mod M).
 2. **scst_loss**: the advantages (call your `scst_advantages`), each sample's masked sum of
    token log-probs, weighted by its advantage, averaged over the N samples, negated. Its value
    and its gradient with respect to `logp` are graded.
