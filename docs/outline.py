@@ -160,7 +160,8 @@ CHAPTERS: tuple[Chapter, ...] = (
             ("实验结果与分析", "Results and analysis")),
           commands=("dialogue",),
           modules=("core.cases.dialogue", "core.cases.dialogue.*", "core.reference.dialogue*",
-                   "backends.dialogue")),
+                   "backends.dialogue"),
+          pages=("chapters/ch06_1_rl_dialogue",)),
         S("6.2", "基于大规模语言模型的推荐系统",
           "Recommender systems built on large language models", (
             ("问题定义与建模", "The problem and its model"),
@@ -173,7 +174,8 @@ CHAPTERS: tuple[Chapter, ...] = (
           commands=("qa", "translate"),
           modules=("core.cases", "core.cases.qa", "core.cases.qa.*", "core.cases.translation",
                    "core.cases.translation.*", "core.reference.qa_rewards", "core.reference.scst",
-                   "backends.translation")),
+                   "backends.translation"),
+          pages=("chapters/ch06_3_qa_and_translation",)),
     )),
     Chapter(7, "工具和资源推荐", "Tools and resources", (
         S("7.1", "大规模语言模型相关工具", "Tools for large language models", (
