@@ -191,3 +191,29 @@ def load_checkpoint(
     for group, spec in (expected or {}).items():
         validate_params(tensors.get(group, {}), spec, f"{source} [{group}]", check_dtype)
     return Checkpoint(str(found_kind), tensors, metadata)
+
+
+def require_same_settings(saved: Any, now: Mapping[str, Any], source: str,
+                          may_change: tuple[str, ...] = (),
+                          defaults: Mapping[str, Any] | None = None) -> None:
+    """Refuse to resume from a checkpoint written with other settings.
+
+    ``saved``: the settings the checkpoint holds (a dict); ``now``: this run's. Every field but
+    ``may_change`` must be equal. A field the checkpoint lacks (it was written before the field
+    existed) is compared as ``defaults[field]`` when ``defaults`` has it, else as missing.
+
+    :raises CheckpointError: naming each differing field as (checkpoint, now).
+    """
+    if not isinstance(saved, Mapping):
+        raise CheckpointError(f"checkpoint {source!r}: holds no settings (expected a dict, got "
+                              f"{type(saved).__name__}); resume with a checkpoint of this run")
+    defaults = defaults or {}
+    differing = {}
+    for key, value in now.items():
+        held = saved.get(key, defaults.get(key))
+        if key not in may_change and held != value:
+            differing[key] = (held, value)
+    if differing:
+        changeable = f"; only {list(may_change)} may change on resume" if may_change else ""
+        raise CheckpointError(f"checkpoint {source!r}: was written with other settings; fields "
+                              f"(checkpoint, now): {differing}{changeable}")

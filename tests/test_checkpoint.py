@@ -132,3 +132,22 @@ def test_group_names_without_a_dot(tmp_path) -> None:
     with pytest.raises(ValueError, match="tensors: expected group names without a dot, got 'a.b'"):
         save_checkpoint(tmp_path / "x.safetensors", Checkpoint("k", {"a.b": {"c": np.ones(1)}}))
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_require_same_settings_names_each_differing_field_and_lets_the_changeable_ones_pass():
+    from duetrl.core.checkpoint import require_same_settings
+
+    now = {"lr": 0.1, "steps": 20, "seed": 0}
+    require_same_settings({"lr": 0.1, "steps": 10, "seed": 0}, now, "run.ckpt", ("steps",))
+    with pytest.raises(CheckpointError, match=r"'run.ckpt'.*'lr': \(0.2, 0.1\).*only \['steps'\]"):
+        require_same_settings({"lr": 0.2, "steps": 10, "seed": 0}, now, "run.ckpt", ("steps",))
+    with pytest.raises(CheckpointError, match=r"'steps': \(10, 20\)"):  # no field may change
+        require_same_settings({"lr": 0.1, "steps": 10, "seed": 0}, now, "run.ckpt")
+    # a field the checkpoint lacks: compared as its default when one is given, else missing
+    require_same_settings({"lr": 0.1, "steps": 20}, now, "run.ckpt", defaults={"seed": 0})
+    with pytest.raises(CheckpointError, match=r"'seed': \(1, 0\)"):
+        require_same_settings({"lr": 0.1, "steps": 20}, now, "run.ckpt", defaults={"seed": 1})
+    with pytest.raises(CheckpointError, match=r"'seed': \(None, 0\)"):
+        require_same_settings({"lr": 0.1, "steps": 20}, now, "run.ckpt")
+    with pytest.raises(CheckpointError, match="holds no settings.*got list"):
+        require_same_settings([], now, "run.ckpt")

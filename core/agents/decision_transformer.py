@@ -38,7 +38,12 @@ from duetrl.core.agents.dt_data import (
     make_env,
     without_returns,
 )
-from duetrl.core.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from duetrl.core.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    load_checkpoint,
+    require_same_settings,
+)
 from duetrl.core.constants import ADAMW_WEIGHT_DECAY
 from duetrl.core.interfaces.gpt_config import GPTConfig
 from duetrl.core.interfaces.settings import setting
@@ -256,13 +261,8 @@ class DTRun:
 
     def load_state(self, checkpoint: Checkpoint, source: str) -> None:
         """Weights, Adam moments, counters; CheckpointError for other settings."""
-        saved = checkpoint.metadata.get("settings")
-        mine = asdict(self.settings)
-        differing = {k: (saved.get(k), v) for k, v in mine.items()
-                     if isinstance(saved, dict) and saved.get(k) != v and k not in _EVAL_ONLY}
-        if not isinstance(saved, dict) or differing:
-            raise CheckpointError(f"checkpoint {source!r}: was written with other settings; "
-                                  f"fields (checkpoint, expected): {differing}")
+        require_same_settings(checkpoint.metadata.get("settings"), asdict(self.settings), source,
+                              _EVAL_ONLY)
         self.backend.import_params(self.model, checkpoint.tensors["params"])
         self.trainer.optimizer.load_state_arrays(checkpoint.tensors["optim"])
         if self.bc_model is not None:

@@ -11,7 +11,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from duetrl.core.checkpoint import CheckpointError
+from duetrl.core.checkpoint import require_same_settings
 from duetrl.core.constants import GRAD_CLIP_NORM
 from duetrl.core.interfaces.settings import setting
 
@@ -91,11 +91,7 @@ def settings_fields() -> tuple[dataclasses.Field, ...]:
 def check_resumable(saved: dict[str, Any], settings: AgentSettings, source: str) -> None:
     """CheckpointError when ``saved`` settings differ from ``settings`` beyond RESUMABLE."""
     now = asdict(settings)
-    changed = sorted(k for k in now if k not in RESUMABLE and saved.get(k, now[k]) != now[k])
-    if changed:
-        details = ", ".join(f"{k}: {saved[k]!r} -> {now[k]!r}" for k in changed)
-        raise CheckpointError(f"{source}: written with other settings ({details}); only "
-                              f"{list(RESUMABLE)} may change on resume")
+    require_same_settings(saved, now, source, RESUMABLE, defaults=now)
 
 
 __all__ = ["LM_AGENT_KIND", "POLICIES", "RESUMABLE", "AgentSettings", "check_resumable",

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from duetrl.core.checkpoint import Checkpoint, CheckpointError
+from duetrl.core.checkpoint import Checkpoint, CheckpointError, require_same_settings
 from duetrl.core.interfaces.gpt_config import GPTConfig
 from duetrl.core.interfaces.settings import setting
 from duetrl.core.rlhf.mdp import SequenceMDP
@@ -183,21 +183,18 @@ class RewardModelTrainer:
     def load_state(self, checkpoint: Checkpoint, source: str) -> None:
         """Continue from :meth:`state`; CheckpointError for other settings or pairs."""
         meta, now = checkpoint.metadata, asdict(self.settings)
-        saved = {**now, **meta.get("settings", {})}
-        differing = {k: (saved[k], v) for k, v in now.items()
-                     if k not in RESUMABLE and saved[k] != v}
+        require_same_settings(meta.get("settings", {}), now, source, RESUMABLE, defaults=now)
         if meta.get("pairs", len(self.pairs)) != len(self.pairs):
-            differing["pairs (with extra_pairs)"] = (meta["pairs"], len(self.pairs))
-        if differing:
             raise CheckpointError(f"checkpoint {source!r}: was written with other settings; "
-                                  f"fields (checkpoint, now): {differing}")
+                                  f"{meta['pairs']} preference pairs (with extra_pairs), this run "
+                                  f"has {len(self.pairs)}")
         b = self.backend
         b.import_params(self.model.trunk, checkpoint.tensors["params"])
         b.import_params(self.model.head, checkpoint.tensors["head"])
         if checkpoint.tensors.get("optim"):
             self.learner.optimizer.load_state_arrays(checkpoint.tensors["optim"])
         # a file of the previous version was written once, at the end of its steps
-        self.updates = int(meta.get("update", saved["steps"]))
+        self.updates = int(meta.get("update", {**now, **meta.get("settings", {})}["steps"]))
         if "batch_rng" in meta:
             self.batch_rng.bit_generator.state = meta["batch_rng"]
         self.losses = [float(v) for v in meta.get("history", {}).get("loss", [])]

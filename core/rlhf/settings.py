@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from duetrl.core.checkpoint import CheckpointError
+from duetrl.core.checkpoint import require_same_settings
 from duetrl.core.constants import GRAD_CLIP_NORM, RLHF_CLIP_EPS, RLHF_VALUE_CLIP, RLHF_VF_COEF
 from duetrl.core.interfaces.rlhf import ADVANTAGE_SCALES, NORMALISATIONS, check_choice
 from duetrl.core.interfaces.settings import setting
@@ -130,14 +130,5 @@ def check_resumable(saved: dict[str, Any], settings: RLHFSettings, path: str | P
     """CheckpointError unless ``saved`` (a checkpoint's settings) equals ``settings`` in every
     field but :data:`RESUMABLE`; a field added since the checkpoint was written counts as its
     default."""
-    now = asdict(settings)
     defaults = {f.name: f.default for f in dataclasses.fields(RLHFSettings)}
-    saved = {**defaults, **saved}
-    differing = {
-        k: (saved.get(k), now[k]) for k in now if k not in RESUMABLE and saved.get(k) != now[k]
-    }
-    if differing:
-        raise CheckpointError(
-            f"checkpoint {str(path)!r}: was written with other settings; fields (checkpoint, "
-            f"now): {differing}; resume with the same settings or use another --out"
-        )
+    require_same_settings(saved, asdict(settings), str(path), RESUMABLE, defaults)

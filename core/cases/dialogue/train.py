@@ -51,7 +51,12 @@ from duetrl.core.cases.dialogue.corpus import (
 )
 from duetrl.core.cases.dialogue.evaluate import dialogue_figures, dialogue_length, simulate
 from duetrl.core.cases.dialogue.rewards import Reward, check_rewards, reward_rows
-from duetrl.core.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from duetrl.core.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    load_checkpoint,
+    require_same_settings,
+)
 from duetrl.core.interfaces.gpt_config import GPTConfig
 from duetrl.core.interfaces.settings import setting
 
@@ -358,12 +363,8 @@ class DialogueRun:
     def load_state(self, checkpoint: Checkpoint, source: str) -> None:
         """Weights, the Adam states, counters, history; CheckpointError for other settings
         (all but ``rl_updates`` and ``eval_every`` must be the same)."""
-        saved, mine = checkpoint.metadata.get("settings"), asdict(self.settings)
-        differing = {k: (saved.get(k), v) for k, v in mine.items()
-                     if isinstance(saved, dict) and saved.get(k) != v and k not in _GROWABLE}
-        if not isinstance(saved, dict) or differing:
-            raise CheckpointError(f"checkpoint {source!r}: was written with other settings; "
-                                  f"fields (checkpoint, expected): {differing}")
+        require_same_settings(checkpoint.metadata.get("settings"), asdict(self.settings), source,
+                              _GROWABLE)
         b, tensors = self.backend, checkpoint.tensors
         b.import_params(self.model, tensors["params"])
         b.import_params(self.backward, tensors["backward_params"])

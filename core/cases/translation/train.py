@@ -31,7 +31,12 @@ import numpy as np
 from duetrl.core.cases.translation.bleu import Reward, check_rewards, corpus_bleu, sentence_bleu
 from duetrl.core.cases.translation.evaluation import decode, heldout_figures, plot_exposure
 from duetrl.core.cases.translation.language import Vocabulary, make_corpus, word_by_word
-from duetrl.core.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from duetrl.core.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    load_checkpoint,
+    require_same_settings,
+)
 from duetrl.core.interfaces.gpt_config import GPTConfig
 from duetrl.core.interfaces.settings import setting
 
@@ -240,12 +245,8 @@ class TranslationRun:
     def load_state(self, checkpoint: Checkpoint, source: str) -> None:
         """Weights, both Adam states, counters, history; CheckpointError for other settings
         (all but ``scst_updates`` and ``eval_every`` must be the same)."""
-        saved, mine = checkpoint.metadata.get("settings"), asdict(self.settings)
-        differing = {k: (saved.get(k), v) for k, v in mine.items()
-                     if isinstance(saved, dict) and saved.get(k) != v and k not in _GROWABLE}
-        if not isinstance(saved, dict) or differing:
-            raise CheckpointError(f"checkpoint {source!r}: was written with other settings; "
-                                  f"fields (checkpoint, expected): {differing}")
+        require_same_settings(checkpoint.metadata.get("settings"), asdict(self.settings), source,
+                              _GROWABLE)
         b, tensors = self.backend, checkpoint.tensors
         b.import_params(self.model, tensors["params"])
         self.trainer.optimizer.load_state_arrays(tensors["optim"])
