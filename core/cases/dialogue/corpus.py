@@ -1,6 +1,6 @@
 """A dialogue corpus made in code, with the flaw of real chat logs (outline 6.1.1).
 
-Five topics (food, music, travel, sports, weather), three questions each, four specific
+Five topics (food, music, travel, sports, weather), three questions each, two specific
 answers per question. A dialogue is a chain of turns drawn from a small Markov chain:
 
     after a question         a dull reply with p = 0.4, else one of its two specific answers
