@@ -93,11 +93,15 @@ def test_reward_design_failures_show_in_runs(small_judge) -> None:
     runs = {kind: lm_reward.reward_design_run(kind, settings, judge=judge)
             for kind in lm_reward.REWARD_KINDS}
     assert runs["sparse"]["greedy_success"] == 1.0
-    assert runs["shaped"]["greedy_success"] == 1.0
-    # farming: the optimised reward beats the honest runs' while true success stays at 0
+    # shaped once: sampled episodes mostly succeed (0.76), yet the greedy policy stops after
+    # collecting the bonuses (0.0) -- measured since the KeyDoor hall recalls searched rooms
+    shaped = runs["shaped"]
+    assert np.mean(shaped["history"]["true_success"][-50:]) > 0.5
+    assert shaped["greedy_success"] == 0.0
+    # farming: the optimised reward beats the honest runs' while true success stays near 0
     farm = runs["shaped_repeating"]["history"]
     assert np.mean(farm["optimised_return"][-50:]) > 1.0
-    assert np.mean(farm["true_success"][-50:]) == 0.0
+    assert np.mean(farm["true_success"][-50:]) <= 0.05
     assert runs["shaped_repeating"]["greedy_success"] == 0.0
     # the per-step judge: right at the 0.5 threshold, farmed through its small scores
     judged = runs["judge"]["history"]
