@@ -172,9 +172,9 @@ CHAPTERS: tuple[Chapter, ...] = (
             ("机器翻译", "Machine translation"),
             ("知识图谱构建", "Building knowledge graphs")),
           commands=("qa", "translate"),
-          modules=("core.cases", "core.cases.qa", "core.cases.qa.*", "core.cases.translation",
-                   "core.cases.translation.*", "core.reference.qa_rewards", "core.reference.scst",
-                   "backends.translation"),
+          modules=("core.cases", "core.cases.schedule", "core.cases.qa", "core.cases.qa.*",
+                   "core.cases.translation", "core.cases.translation.*",
+                   "core.reference.qa_rewards", "core.reference.scst", "backends.translation"),
           pages=("chapters/ch06_3_qa_and_translation",)),
     )),
     Chapter(7, "工具和资源推荐", "Tools and resources", (

@@ -51,6 +51,7 @@ from duetrl.core.cases.dialogue.corpus import (
 )
 from duetrl.core.cases.dialogue.evaluate import dialogue_figures, dialogue_length, simulate
 from duetrl.core.cases.dialogue.rewards import Reward, check_rewards, reward_rows
+from duetrl.core.cases.schedule import mle_learning_rate
 from duetrl.core.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -124,15 +125,6 @@ _GROWABLE = ("rl_updates", "eval_every")
 def noise_seed(seed: int, update: int) -> int:
     """The sampling noise of update ``update``: a function of (seed, update) only."""
     return int(np.random.SeedSequence([seed, 17, update]).generate_state(1)[0])
-
-
-def mle_learning_rate(step: int, s: DialogueSettings) -> float:
-    """Linear warm-up to ``learning_rate``, then cosine decay to a tenth at the last MLE step."""
-    peak, low = s.learning_rate, s.learning_rate / 10
-    if step < s.warmup_steps:
-        return peak * (step + 1) / s.warmup_steps
-    progress = min(1.0, (step - s.warmup_steps) / max(1, s.mle_steps - s.warmup_steps - 1))
-    return low + (peak - low) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def curriculum(rl_update: int, s: DialogueSettings) -> tuple[int, int]:

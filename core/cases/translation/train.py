@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from duetrl.core.cases.schedule import mle_learning_rate
 from duetrl.core.cases.translation.bleu import Reward, check_rewards, corpus_bleu, sentence_bleu
 from duetrl.core.cases.translation.evaluation import decode, heldout_figures, plot_exposure
 from duetrl.core.cases.translation.language import Vocabulary, make_corpus, word_by_word
@@ -95,15 +96,6 @@ _GROWABLE = ("scst_updates", "eval_every")
 def noise_seed(seed: int, update: int) -> int:
     """The sampling noise of update ``update``: a function of (seed, update) only."""
     return int(np.random.SeedSequence([seed, 13, update]).generate_state(1)[0])
-
-
-def mle_learning_rate(step: int, s: TranslationSettings) -> float:
-    """Linear warm-up to ``learning_rate``, then cosine decay to a tenth at the last MLE step."""
-    peak, low = s.learning_rate, s.learning_rate / 10
-    if step < s.warmup_steps:
-        return peak * (step + 1) / s.warmup_steps
-    progress = min(1.0, (step - s.warmup_steps) / max(1, s.mle_steps - s.warmup_steps - 1))
-    return low + (peak - low) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 class TranslationRun:
