@@ -5,6 +5,12 @@ with the float64 reference in :mod:`duetrl.core.reference` (or with an analytic 
 computes itself), prints ``✓`` or ``✗`` with what was expected, and returns True or False. It
 never raises on a wrong answer: an exception in the student's code is reported as a ``✗``.
 
+An answer may be written in NumPy, PyTorch or TensorFlow, the student's choice: :func:`compare`
+reads a torch or tf tensor back with :func:`duetrl.core.tolerances.to_numpy` (duck-typed), so
+one check serves all three. A framework computes in float32, so a check that invites a framework
+answer compares to :data:`FRAMEWORK_TOLERANCE` (DESIGN.md's float32 layer tolerance) instead of
+the float64 one.
+
 The checks live here rather than in the tutorials so the test suite can call each one with a
 right and a wrong answer (``tests/test_exercises.py``); a tutorial gets its own with
 :func:`exercise_checks`. NumPy only: nothing here imports a framework.
@@ -31,6 +37,10 @@ from duetrl.core.reference.policy import categorical_log_prob
 from duetrl.core.reference.returns import discounted_returns, gae
 from duetrl.core.reference.rlhf import clipped_surrogate
 from duetrl.core.sampling import filter_logits, generate
+from duetrl.core.tolerances import TOLERANCES, to_numpy
+
+FRAMEWORK_TOLERANCE = TOLERANCES["float32_layer"]
+"""atol = rtol of a check whose answer may be a float32 torch or tf tensor (1e-5)."""
 
 # --------------------------------------------------------------------------------------------
 # Shared helpers
@@ -49,9 +59,10 @@ def compare(number: int, student: Callable[..., Any], reference: Callable[..., A
     The comparison is the grader's (:func:`duetrl.core.coursework.compare.compare_calls`):
     shape first, then NaN and inf (the reference's infinities at the same places with the same
     sign), then the finite entries to ``atol + rtol * |expected|``. An exception or a wrong
-    shape is a failure, not a crash.
+    shape is a failure, not a crash. A torch or tf tensor is read back as NumPy first.
     """
-    verdict = compare_calls(student, reference, cases, what, atol, rtol)
+    verdict = compare_calls(lambda *case: to_numpy(student(*case)), reference, cases, what,
+                            atol, rtol)
     return report(number, verdict.passed, verdict.message)
 
 
