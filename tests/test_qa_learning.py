@@ -1,14 +1,15 @@
-"""QA learning tests (core/cases/qa), seeded, in both backends, on one tiny warm-up made once.
+"""QA learning tests (core/cases/qa), seeded, in both backends, on one warm-up made once.
 
-What a test can afford: a 1-block GPT warmed up for 200 steps (a few seconds) writes the
-"<t>reasoning</t><a>answer</a>" shape on about a third of held-out questions and answers none
-right; exact-match accuracy needs the default 2000-step warm-up (about a minute), so the
-accuracy headline is measured by benchmarks/qa.py and the tutorial's full mode. Here GRPO is
-asserted to learn the verifiable reward it can reach: r = r_exact + 0.5 r_format, so the
-held-out format rate after 20 updates (same questions, same sampling noise) must clear the
-warm-up model's by a margin; a learner that does not learn (a flipped or zero advantage, no
-step) leaves it at or below the warm-up's. Also: the tutorial's exercise checks accept right
-answers and reject wrong ones.
+The headline (issue 18, outline 6.3.1): RL with the verifiable reward raises held-out accuracy
+over the supervised model alone. A 1-block GPT (d 32) warmed up for the default 2000 steps on
+the careless demonstrator's completions (about 30 s in torch, once, in a module fixture) answers
+0.58 of 64 held-out arithmetic questions right greedily; 10 GRPO updates (8 questions x 8
+completions, Adam 2e-4) take it to 0.84 (measured, torch and tf alike). With 800 or 1200 warm-up steps the
+model answers almost none right and RL has nothing to reinforce (measured: 0.02 -> 0.00), so
+the warm-up's length is what this test pays for. A learner that does not learn (a flipped or
+zero advantage, no step) leaves greedy accuracy at or below the warm-up's. The first two
+updates run in lockstep across the backends (same samples, losses within 1e-4). Also: the
+tutorial's exercise checks accept right answers and reject wrong ones.
 """
 
 from __future__ import annotations
@@ -26,23 +27,23 @@ from duetrl.core.cases.qa.settings import QASettings
 from duetrl.core.cases.qa.train import warm_up
 from duetrl.core.rlhf.train import RLHFRun
 
-TINY = QASettings(warmup_steps=200, warmup_documents=1000, n_layer=1, n_embd=32, prompts=8,
-                  group_size=8, updates=20, learning_rate=3e-3, held_out=16)
-# 16 held-out questions x 4 samples = 8 x 8 rollouts: tf compiles one decoding step per batch size
+SMALL = QASettings(warmup_steps=2000, n_layer=1, n_embd=32, prompts=8, group_size=8,
+                   updates=10, learning_rate=2e-4, held_out=64)
+# 64 held-out questions x 4 samples = 4 x 64 rollouts: tf compiles one decoding step per batch size
 
 
 @pytest.fixture(scope="module")
 def reference(backends, tmp_path_factory):
-    """The tiny warm-up, trained once in torch (its checkpoint loads in both backends)."""
+    """The warm-up, trained once in torch (its checkpoint loads in both backends)."""
     path = tmp_path_factory.mktemp("qa_learning") / "warmup.safetensors"
-    return warm_up(backends["torch"], TINY, path, progress=False)[1]
+    return warm_up(backends["torch"], SMALL, path, progress=False)[1]
 
 
-def test_grpo_raises_the_held_out_format_rate_in_lockstep_in_both_backends(backends, reference):
-    """20 updates in each backend from one warm-up: the first two in lockstep (same samples,
-    losses within 1e-4), then the held-out format rate of each must clear the warm-up's."""
-    questions = held_out_questions(TINY.family, TINY.held_out)
-    runs = {name: RLHFRun(b, TINY.rl_settings(), reference) for name, b in backends.items()}
+def test_grpo_raises_held_out_accuracy_in_lockstep_in_both_backends(backends, reference):
+    """10 updates in each backend from one warm-up: the first two in lockstep, then the
+    greedy held-out accuracy of each must clear the warm-up model's by 0.1."""
+    questions = held_out_questions(SMALL.family, SMALL.held_out)
+    runs = {name: RLHFRun(b, SMALL.rl_settings(), reference) for name, b in backends.items()}
     before = {name: evaluate_policy(backends[name], r.policy, r.mdp, questions)
               for name, r in runs.items()}
     assert before["torch"].completions == before["tf"].completions
@@ -54,12 +55,12 @@ def test_grpo_raises_the_held_out_format_rate_in_lockstep_in_both_backends(backe
     for name, run in runs.items():
         while not run.finished():
             run.step()
-        after = evaluate_policy(backends[name], run.policy, run.mdp, questions).format_rate
-        rewards = run.history["reward"]
-        # measured (torch): 0.36 -> 0.68; the margin leaves room for float32 drift in tf
-        assert 0.1 < before[name].format_rate < 0.6, before[name].format_rate
-        assert after > before[name].format_rate + 0.15, (name, before[name].format_rate, after)
-        assert np.mean(rewards[-5:]) > np.mean(rewards[:5]) + 0.05, (name, rewards)
+        after = evaluate_policy(backends[name], run.policy, run.mdp, questions)
+        # measured (torch): greedy 0.58 -> 0.84; the warm-up must be neither hopeless nor done
+        assert 0.4 < before[name].greedy_accuracy < 0.7, before[name].greedy_accuracy
+        assert after.greedy_accuracy > before[name].greedy_accuracy + 0.1, (
+            name, before[name].greedy_accuracy, after.greedy_accuracy)
+        assert after.format_rate >= before[name].format_rate, (name, after.format_rate)
 
 
 def format_reward(c):
