@@ -27,6 +27,17 @@ from duetrl.backends.torch.generation import (
     split_heads,
 )
 from duetrl.backends.torch.gpt import GPT, MLP, Block
+from duetrl.backends.torch.kg import (
+    GRUCell,
+    KGLearner,
+    KGWalker,
+    action_mask,
+    inference_step,
+    masked_log_softmax,
+    walk_entropy,
+    walk_log_probs,
+    walk_loss,
+)
 from duetrl.backends.torch.lm_agent import (
     LMAgentLearner,
     action_entropy,
@@ -69,6 +80,17 @@ from duetrl.backends.torch.policy import (
     value_loss,
 )
 from duetrl.backends.torch.ppo import ppo_clip_loss
+from duetrl.backends.torch.recommender import (
+    RecommenderLearner,
+    RecommenderPolicy,
+    behaviour_loss,
+    corrected_loss,
+    event_weights,
+    importance_weights,
+    item_probabilities,
+    next_item_loss,
+    top_k_multiplier,
+)
 from duetrl.backends.torch.reinforce import compute_returns_listing, reinforce
 from duetrl.backends.torch.returns import (
     compute_gae,
@@ -197,4 +219,22 @@ __all__ = [
     "information_flow",
     "semantic_coherence",
     "turn_rewards",
+    "GRUCell",
+    "KGLearner",
+    "KGWalker",
+    "action_mask",
+    "inference_step",
+    "masked_log_softmax",
+    "walk_entropy",
+    "walk_log_probs",
+    "walk_loss",
+    "RecommenderLearner",
+    "RecommenderPolicy",
+    "behaviour_loss",
+    "corrected_loss",
+    "event_weights",
+    "importance_weights",
+    "item_probabilities",
+    "next_item_loss",
+    "top_k_multiplier",
 ]
