@@ -8,16 +8,15 @@ mistake a student makes (a one-character slip, an ignored argument, a float32 ov
 
 from __future__ import annotations
 
-import os
+import numpy as np
+import pytest
 
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+from duetrl.core.backend import load_backends
+from duetrl.core.exercise_sets import bandits, bellman
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402  (torch before tensorflow, as everywhere in duetrl)
-import tensorflow as tf  # noqa: E402, I001
-
-from duetrl.core.exercise_sets import bandits  # noqa: E402
+load_backends(["torch", "tf"])  # torch before tensorflow, as everywhere in duetrl (conftest
+import tensorflow as tf  # noqa: E402  has set TF_ENABLE_ONEDNN_OPTS=0 before this)
+import torch  # noqa: E402
 
 
 def np_softmax(z):
@@ -38,6 +37,35 @@ def lai_robbins(means):
 def eps_greedy(q, eps):
     k = q.shape[1]
     return eps / k + (1 - eps) * (q == q.max(axis=1, keepdims=True))
+
+
+def backup(p, r, v, gamma):
+    return np.max(r + gamma * np.einsum("sat,t->sa", p, v), axis=1)
+
+
+def sarsa_backup(p, r, q, gamma, eps):
+    v = (1 - eps) * q.max(axis=1) + eps * q.mean(axis=1)
+    return r + gamma * np.einsum("sat,t->sa", p, v)
+
+
+def dqn_targets(r, d, term, q_online, q_target, double):
+    best = np.argmax(q_online if double else q_target, axis=1)
+    return r + d * (1 - term) * q_target[np.arange(len(r)), best]
+
+
+def dqn_targets_torch(r, d, term, q_online, q_target, double):
+    q_online, q_target = torch.as_tensor(q_online).float(), torch.as_tensor(q_target).float()
+    best = (q_online if double else q_target).argmax(1, keepdim=True)
+    not_done = 1 - torch.as_tensor(term).float()
+    return torch.as_tensor(r).float() + torch.as_tensor(d).float() * not_done * q_target.gather(
+        1, best)[:, 0]
+
+
+def dqn_targets_tf(r, d, term, q_online, q_target, double):
+    q_target = tf.constant(q_target, tf.float32)
+    best = tf.argmax(tf.constant(q_online, tf.float32) if double else q_target, axis=1)
+    return (tf.constant(r, tf.float32) + tf.constant(d, tf.float32)
+            * (1 - tf.cast(term, tf.float32)) * tf.gather(q_target, best, batch_dims=1))
 
 
 CASES = {
@@ -61,11 +89,31 @@ CASES = {
          lambda q, tau: tf.nn.softmax(tf.constant(q, tf.float32) * tau, -1),  # tau multiplies
          lambda q, tau: tf.nn.softmax(tf.constant(q, tf.float32) / tau, 0),  # wrong axis
          lambda q, tau: np_softmax(q)]),  # tau ignored
+    bellman.check_bellman_optimality_backup: (
+        [backup],
+        [lambda p, r, v, g: np.mean(r + g * np.einsum("sat,t->sa", p, v), axis=1),  # mean over a
+         lambda p, r, v, g: np.max(r + np.einsum("sat,t->sa", p, v), axis=1),  # gamma ignored
+         lambda p, r, v, g: np.max(r + g * np.einsum("sat,t->sa", p, v), axis=0),  # wrong axis
+         lambda p, r, v, g: np.max(r + g * np.einsum("sat,s->sa", p, v), axis=1)]),  # V(s)
+    bellman.check_expected_sarsa_backup: (
+        [sarsa_backup],
+        [lambda p, r, q, g, eps: sarsa_backup(p, r, q, g, 1 - eps),  # weights swapped
+         lambda p, r, q, g, eps: sarsa_backup(p, r, q, g, 0.0),  # Q-learning's backup
+         lambda p, r, q, g, eps: r + g * np.einsum("sat,t->sa", p, (1 - eps) * q.max(1)
+                                                   + eps * q.mean(0).mean())]),
+    bellman.check_dqn_targets: (
+        [dqn_targets_torch, dqn_targets_tf, dqn_targets],
+        [lambda r, d, term, qo, qt, double: r + d * qt.max(axis=1),  # through terminations
+         lambda r, d, term, qo, qt, double: dqn_targets(r, d, term, qo, qt, False),  # no double
+         lambda r, d, term, qo, qt, double: dqn_targets(r, d, term, qo, qt, True),  # always
+         lambda r, d, term, qo, qt, double: r + d * (1 - term) * np.max(
+             qo if double else qt, axis=1),  # rates a* with the online network
+         lambda r, d, term, qo, qt, double: r + 0.9 * (1 - term) * qt.max(axis=1)]),  # gamma^n
 }
 
 
 def test_every_check_has_cases() -> None:
-    checks = set(bandits.CHECKS)
+    checks = set(bandits.CHECKS) | set(bellman.CHECKS)
     assert checks <= set(CASES)
 
 
