@@ -68,7 +68,7 @@ def check_behaviour_probs(name: str, probs: Any) -> None:
         raise ValueError(
             f"{name}: expected behaviour probabilities in (0, 1] (beta(a | s) = 0 "
             f"means the logged item could not have been shown: no importance "
-            f"weight pi / beta exists), got {bad!r}"
+            f"weight pi / beta exists), got {float(bad)!r}"
         )
 
 
