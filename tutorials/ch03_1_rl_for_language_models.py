@@ -201,6 +201,16 @@ print("saved", plot_reward_kl(histories, figure_dir() / "ch03_1_rlhf_rloo.png",
                               title="RLOO on sort-digits, beta = 0.01"))
 
 # %% [markdown]
+# **What to see.** One panel per quantity against the update: the mean reward of the sampled
+# completions and their KL from the reference, one curve per framework. The two curves lie on
+# top of each other (same weights, same noise, float32 in both). The reward climbs from the
+# reference's 0.56 (0.94 after the 30 updates of quick mode), and the KL climbs with it, to
+# some 20 nats: at $\beta = 0.01$ the KL term costs little, and the policy moves far from
+# $\pi_{\text{ref}}$ to the repeated digits of the sample printed above, a sorted answer the
+# reference almost never writes. Count its characters: a 9th digit instead of the stop token,
+# the loophole of 9.2.1 below.
+
+# %% [markdown]
 # ## 4. The closed-form check
 #
 # The maximiser of $J$ is $\pi^*(y) = \pi_{\text{ref}}(y)\, e^{r(y)/\beta} / Z$. With a
@@ -239,6 +249,14 @@ print("saved", plot_reward_kl({"torch RLOO": history}, figure_dir() / "ch03_1_rl
                               title=f"uniform reference, beta = {beta}"))
 
 # %% [markdown]
+# **What to see.** The same two panels, with the exact $\mathbb{E}_{\pi^*}[r]$ and
+# $\mathrm{KL}(\pi^* \| \pi_{\text{ref}})$ as dashed lines. Both curves rise toward them
+# and level off there: RLOO with $k_1$ in the reward climbs the objective $J$ whose maximiser
+# is $\pi^*$. Quick mode stops at 60 updates, short of the lines (0.649 and 0.414 nats against
+# 0.697 and 0.721); the full run's 300 updates end within 0.03 of the reward and 10% of the KL,
+# the margins asserted above and in `tests/test_rlhf_train.py`.
+
+# %% [markdown]
 # ## 5. 9.3.3 Quality against reward: the exact frontier
 #
 # Each $\beta$ buys a point on the curve of reward against KL: small $\beta$ gives high reward
@@ -259,35 +277,91 @@ print("saved", plot_curves(curves, figure_dir() / "ch03_1_rlhf_frontier.png",
                            "KL(pi || pi_ref) (nats)", "E[r]", title="reward against KL"))
 
 # %% [markdown]
+# **What to see.** The curve is the exact frontier: every point is $\pi^*$ of one $\beta$,
+# the best reward any policy can have at that KL. Left, large $\beta$: the reference's 0.55
+# at KL 0; right, small $\beta$: reward near 1, bought with nats of KL (its $\beta \to 0$
+# end is the limit printed above). No run can land above the curve; RLOO's point, with
+# $k_1$ folded into the reward, lands on it when it has converged (300 updates, the full
+# run; quick mode's 60 updates leave it below and to the left).
+#
 # ## Exercises
 #
-# 1. Show that a uniformly random answer scores 0.55 exactly: count the pairs $(a, b)$ of
-#    digits with $b \ge a$. Check: your count over 100 equals `optimum_limits()`'s value.
-# 2. Write $k_3$ in NumPy from two log-probabilities and check it against
-#    `backends["tf"].kl_k3` on the batch of section 1 (use `batch.old_logp`, and a shifted
-#    copy for the reference).
-# 3. Compute RLOO's advantages of the group `[1, 0, 0, 1]` by hand (each reward minus the
-#    mean of the three others). Check against `oracle.rloo_advantages`.
-# 4. Complete the square: show that $J(\pi) = \beta \log Z - \beta\,
-#    \mathrm{KL}(\pi \| \pi^*)$, so $J(\pi^*) = \beta \log Z$ and every other policy scores
-#    less. Check: `exact.objective` equals $\beta \log Z$, and the reference policy's
-#    $J = 0.55 - \beta \cdot 0$ is below it. (Then re-run section 4 with `algo="grpo"`, and
-#    with `advantage_scale="none"`: where do its reward and KL land against the frontier?)
+# Each exercise is a function with one line marked `# your code here`, preset to an answer
+# so that this notebook runs; replace it with yours and run the check, which compares it with
+# the float64 reference (or a count it makes itself) and prints ✓ or ✗ with what it expected.
+#
+# 1. **A random answer's reward.** With both digits of a pair uniform over an alphabet of
+#    $V$ symbols, what is $P(b \ge a)$? (Count the pairs with $b \ge a$.) For $V = 10$ it is
+#    the 0.55 of section 1 and `optimum_limits()`'s $\beta \to \infty$ reward.
+# 2. **$k_3$, in the framework of your choice.** From the sampled tokens' log-probabilities
+#    under the policy and the reference, return $k_3 = e^l - 1 - l$, $l = \log\pi_{\text{ref}}
+#    - \log\pi$, per token, in PyTorch *or* TensorFlow (both are below; the check reads your
+#    tensor back). The cell then applies yours to the batch of section 1 beside the backend's
+#    `kl_k3`. (Why is $k_3 \ge 0$ for every $l$?)
+# 3. **RLOO's advantages.** From rewards laid out prompt by prompt and the group size $k$,
+#    return $A_i = r_i - \frac{1}{k-1}\sum_{j \ne i} r_j$. (Why is this baseline unbiased,
+#    while the group mean including $r_i$ is not?)
+# 4. **The optimum's $\log Z$.** Return $\log Z = \log \mathbb{E}_{\text{ref}}[e^{r(y)/\beta}]$
+#    for answers of `length` digits, from the transfer matrix of section 4:
+#    $Z = 10^{-L} \mathbf{1}^\top M^{L-1} \mathbf{1}$ with $M_{ab} = e^{[b \ge a]/((L-1)\beta)}$.
+#    The check enumerates all $10^L$ answers. Completing the square shows
+#    $J(\pi) = \beta \log Z - \beta\,\mathrm{KL}(\pi \| \pi^*)$: the cell compares
+#    $\beta \log Z$ with $J(\pi^*)$ of section 4. (Then re-run section 4 with `algo="grpo"`,
+#    and with `advantage_scale="none"`: where do reward and KL land against the frontier?)
 
 # %%
-# Exercise 1 check
-pairs = sum(1 for a in range(10) for b in range(10) if b >= a)
-assert pairs / 100 == optimum_limits()["beta_to_infinity"]["mean_reward"]
-# Exercise 2 check
-shifted = batch.old_logp - 0.3 * batch.mask
-mine = np.expm1(shifted - batch.old_logp) - (shifted - batch.old_logp)  # e^l - 1 - l
-theirs = backends["tf"].to_numpy(backends["tf"].kl_k3(backends["tf"].as_tensor(batch.old_logp),
-                                                      backends["tf"].as_tensor(shifted)))
-assert_close(theirs, mine, "float64", "k3")
-# Exercise 3 check
-by_hand = np.array([1 - 1 / 3, 0 - 2 / 3, 0 - 2 / 3, 1 - 1 / 3])
-assert np.allclose(oracle.rloo_advantages(np.array([1.0, 0, 0, 1]), 4), by_hand)
-# Exercise 4 check
-assert abs(exact.objective - beta * exact.log_z) < 1e-12
-assert 0.55 - beta * 0.0 < exact.objective
-print("exercise checks pass")
+from duetrl.core.exercise_sets.rlhf import RL_FOR_LANGUAGE_MODELS  # noqa: E402
+
+check_exercise_1, check_exercise_2, check_exercise_3, check_exercise_4 = RL_FOR_LANGUAGE_MODELS
+
+
+def random_answer_reward(V):
+    """P(b >= a) for a, b uniform over V symbols."""
+    return (V + 1) / (2 * V)  # your code here: V(V+1)/2 pairs of V^2 have b >= a
+
+
+def kl_k3_torch(logp, ref_logp):
+    """k3 per token in torch: NumPy arrays of any shape -> a tensor of that shape."""
+    log_ratio = torch.as_tensor(ref_logp) - torch.as_tensor(logp)  # l
+    return torch.expm1(log_ratio) - log_ratio  # your code here
+
+
+def kl_k3_tf(logp, ref_logp):
+    """k3 per token in tf: NumPy arrays of any shape -> a tensor of that shape."""
+    log_ratio = tf.constant(ref_logp, tf.float32) - tf.constant(logp, tf.float32)  # l
+    return tf.math.expm1(log_ratio) - log_ratio  # your code here
+
+
+def rloo_advantages(rewards, k):
+    """r_i minus the mean of the other k - 1 rewards of its group; rewards (N,) -> (N,)."""
+    groups = rewards.reshape(-1, k)
+    return (groups - (groups.sum(axis=1, keepdims=True) - groups) / (k - 1)).reshape(-1)  # your code here
+
+
+def log_partition(beta, length):
+    """log Z of sort-digits (10 digits, uniform reference) by the transfer matrix."""
+    M = np.exp((np.arange(10)[None, :] >= np.arange(10)[:, None]) / ((length - 1) * beta))
+    return np.log(np.ones(10) @ np.linalg.matrix_power(M, length - 1) @ np.ones(10)) - length * np.log(10)  # your code here
+
+
+assert check_exercise_1(random_answer_reward)
+print(f"  V = 10: {random_answer_reward(10)}; optimum_limits: "
+      f"{optimum_limits()['beta_to_infinity']['mean_reward']}")
+assert check_exercise_2(kl_k3_torch) and check_exercise_2(kl_k3_tf)
+shifted = batch.old_logp - 0.3 * batch.mask  # a reference 0.3 nats less likely per token
+tf_backend = backends["tf"]
+theirs = tf_backend.to_numpy(tf_backend.kl_k3(tf_backend.as_tensor(batch.old_logp),
+                                              tf_backend.as_tensor(shifted)))
+print(f"  on the batch: yours {kl_k3_torch(batch.old_logp, shifted).sum():.5f}, "
+      f"backends['tf'].kl_k3 {theirs.sum():.5f} (sum over tokens)")
+assert check_exercise_3(rloo_advantages)
+assert check_exercise_4(log_partition)
+print(f"  beta log Z = {beta * log_partition(beta, 8):.6f}, J(pi*) = E[r] - beta KL = "
+      f"{exact.objective:.6f}; the reference policy's J = 0.55 - beta * 0 = 0.55")
+
+# %% [markdown]
+# A wrong answer gets a ✗ and what was expected. Here $k_1$ in place of $k_3$ (an unbiased
+# estimate too, but of another per-token quantity, negative on some tokens):
+
+# %%
+assert not check_exercise_2(lambda logp, ref: torch.as_tensor(logp) - torch.as_tensor(ref))
