@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from duetrl.core.backend import load_backends
-from duetrl.core.exercise_sets import bandits, bellman
+from duetrl.core.exercise_sets import bandits, bellman, rlhf
 
 load_backends(["torch", "tf"])  # torch before tensorflow, as everywhere in duetrl (conftest
 import tensorflow as tf  # noqa: E402  has set TF_ENABLE_ONEDNN_OPTS=0 before this)
@@ -68,6 +68,20 @@ def dqn_targets_tf(r, d, term, q_online, q_target, double):
             * (1 - tf.cast(term, tf.float32)) * tf.gather(q_target, best, batch_dims=1))
 
 
+def rloo(r, k):
+    g = r.reshape(-1, k)
+    return np.concatenate([[x - (row.sum() - x) / (k - 1) for x in row] for row in g])
+
+
+def log_z(beta, length):
+    m = np.exp((np.arange(10)[None, :] >= np.arange(10)[:, None]) / ((length - 1) * beta))
+    return np.log(np.ones(10) @ np.linalg.matrix_power(m, length - 1) @ np.ones(10) / 10**length)
+
+
+def calibrate(raw, raw_ref, true_ref):
+    return true_ref.mean() + true_ref.std() * (raw - raw_ref.mean()) / raw_ref.std()
+
+
 CASES = {
     bandits.check_eps_greedy_probabilities: (
         [eps_greedy],
@@ -109,11 +123,54 @@ CASES = {
          lambda r, d, term, qo, qt, double: r + d * (1 - term) * np.max(
              qo if double else qt, axis=1),  # rates a* with the online network
          lambda r, d, term, qo, qt, double: r + 0.9 * (1 - term) * qt.max(axis=1)]),  # gamma^n
+    rlhf.check_random_answer_reward: (
+        [lambda v: (v + 1) / (2 * v)],
+        [lambda v: (v - 1) / (2 * v), lambda v: 0.5, lambda v: 0.55]),  # b > a; ties; V = 10 only
+    rlhf.check_kl_k3: (
+        [lambda lp, ref: torch.expm1(torch.as_tensor(ref - lp)) - torch.as_tensor(ref - lp),
+         lambda lp, ref: tf.exp(tf.constant(ref - lp, tf.float32)) - 1
+         - tf.constant(ref - lp, tf.float32),
+         lambda lp, ref: np.exp(ref - lp) - 1 - (ref - lp)],
+        [lambda lp, ref: torch.as_tensor(lp - ref),  # k1
+         lambda lp, ref: 0.5 * tf.constant(ref - lp, tf.float32) ** 2,  # k2
+         lambda lp, ref: np.exp(lp - ref) - 1 - (lp - ref),  # l with the wrong sign
+         lambda lp, ref: (np.exp(ref - lp) - 1 - (ref - lp)).sum()]),  # summed, not per token
+    rlhf.check_rloo_advantages: (
+        [rloo],
+        [lambda r, k: (r.reshape(-1, k) - r.reshape(-1, k).mean(1, keepdims=True)).reshape(-1),
+         lambda r, k: r - r.mean(),  # one group for all prompts
+         lambda r, k: rloo(r, k) * (k - 1) / k]),
+    rlhf.check_log_partition: (
+        [log_z],
+        [lambda b, n: log_z(b, n) + n * np.log(10),  # Z not divided by 10^L
+         lambda b, n: log_z(b, n + 1),
+         lambda b, n: np.log(np.exp((np.arange(10)[None, :] >= np.arange(10)[:, None]) / b).sum()
+                             / 100)]),  # one pair, whatever the length
+    rlhf.check_preference_margin: (
+        [lambda p: np.log(p) - np.log1p(-p)],
+        [lambda p: p - 0.5, lambda p: np.log(p), lambda p: -np.log(p / (1 - p))]),
+    rlhf.check_bradley_terry_loss: (
+        [lambda w, r: torch.nn.functional.softplus(torch.as_tensor(r - w)).mean(),
+         lambda w, r: -tf.reduce_mean(tf.math.log_sigmoid(tf.constant(w - r, tf.float32))),
+         lambda w, r: np.logaddexp(0, r - w).mean()],
+        [lambda w, r: -torch.log(torch.sigmoid(torch.as_tensor(w - r, dtype=torch.float32)))
+         .mean(),  # underflows at -120
+         lambda w, r: tf.reduce_mean(tf.math.softplus(tf.constant(w - r, tf.float32))),  # sign
+         lambda w, r: np.logaddexp(0, r - w).sum(),  # a sum, not a mean
+         lambda w, r: np.logaddexp(0, r - w)]),  # per pair
+    rlhf.check_calibration: (
+        [calibrate],
+        [lambda raw, rr, tr: tr.mean() + tr.std(ddof=1) * (raw - rr.mean()) / rr.std(ddof=1)
+         * (rr.std(ddof=1) / rr.std()) ** 2,  # Bessel on one side only
+         lambda raw, rr, tr: tr.mean() + (raw - rr.mean()) / rr.std(),  # sigma_true forgotten
+         lambda raw, rr, tr: (raw - rr.mean()) / rr.std(),  # standardised only
+         lambda raw, rr, tr: tr.mean() + tr.std() * (raw - rr.mean()) / tr.std()]),
 }
 
 
 def test_every_check_has_cases() -> None:
-    checks = set(bandits.CHECKS) | set(bellman.CHECKS)
+    checks = (set(bandits.CHECKS) | set(bellman.CHECKS) | set(rlhf.RL_FOR_LANGUAGE_MODELS)
+              | set(rlhf.REWARD_MODEL))
     assert checks <= set(CASES)
 
 

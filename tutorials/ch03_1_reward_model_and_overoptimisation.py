@@ -38,7 +38,7 @@ from duetrl.core.rlhf.preferences import label_pairs, make_preference_pairs
 from duetrl.core.rlhf.reward_training import RewardModelSettings, train_reward_model
 from duetrl.core.rlhf.tasks import SORT_DIGITS
 from duetrl.core.rlhf.train import RLHFRun, RLHFSettings
-from duetrl.core.tutorial import figure_dir, quick_mode
+from duetrl.core.tutorial import figure_dir, quick_mode, show_saved_figure
 
 backends = load_backends(["torch", "tf"])
 for backend in backends.values():
@@ -147,8 +147,36 @@ rows = overoptimisation_table(histories)
 print(f"{'beta':>7} {'KL':>6} {'learned r':>10} {'true r':>7}")
 for r in rows:
     print(f"{r['beta']:7g} {r['kl']:6.2f} {r['learned_reward']:10.3f} {r['true_reward']:7.3f}")
-print("saved", plot_overoptimisation(histories, figure_dir() / "ch03_1_overoptimisation.png",
-                                     "RLOO against a learned reward (torch)"))
+path = plot_overoptimisation(histories, figure_dir() / "ch03_1_overoptimisation.png",
+                             "RLOO against a learned reward (torch)")
+show_saved_figure(path)
+print("saved", path)
+
+# %% [markdown]
+# **What to see.** Left, during training (10-update moving averages): one colour per
+# $\beta$, the solid line the learned reward the policy is trained on, the dashed one the
+# true reward of the same samples. At the smallest $\beta$ the two part: the solid line keeps
+# rising while the dashed one falls. At the largest they stay together. Right, the end of
+# each run against its KL: the further the policy went from the reference, the wider the gap
+# between the learned and the true reward, Gao et al.'s picture in a few points.
+#
+# **The same run in TensorFlow.** The reward model is a file of canonical weights, so the tf
+# backend can be trained against the very model torch used. At the smallest $\beta$, from the
+# same reference and the same noise:
+
+# %%
+tf_run = RLHFRun(backends["tf"], RLHFSettings(algo="rloo", beta=min(betas), updates=updates,
+                                              reward="learned", reward_model=reward_model),
+                 reference)
+tf_history: dict[str, list[float]] = {}
+for u in range(updates):
+    metrics, _ = tf_run.update(u)
+    for key, value in metrics.items():
+        tf_history.setdefault(key, []).append(value)
+for name, h in (("torch", histories[min(betas)]), ("tf", tf_history)):
+    row = overoptimisation_table({min(betas): h})[0]
+    print(f"{name:>5}, beta {min(betas)}: KL {row['kl']:.2f}, learned r "
+          f"{row['learned_reward']:.3f}, true r {row['true_reward']:.3f}")
 
 # %%
 data = last[min(betas)]  # the last batch of the smallest beta's run
@@ -170,9 +198,9 @@ print("learned reward", data.rewards[:4].round(3), "| true reward",
 # not depend on the seed is the mechanism: the proxy is unconstrained off its data, and a
 # small $\beta$ lets the policy go there.
 #
-# The other framework: `duetrl rlhf overoptimisation --backend tf --reward-model FILE` with
-# the torch-trained file gives the same table (to 3 decimals at $\beta$ = 0.001, 0.01, 0.1).
-# The *tf-trained* model of section 3 has other weights (the chaos above) and is exploited
+# The other framework: above, tf against the torch-trained file ends where torch does;
+# `duetrl rlhf overoptimisation --backend tf --reward-model FILE` gives the whole table (the
+# same to 3 decimals at $\beta$ = 0.001, 0.01, 0.1). The *tf-trained* model of section 3 has other weights (the chaos above) and is exploited
 # elsewhere: in 80 updates at $\beta = 0.1$ its true reward fell to 0.11 (KL 6.2 nats), while
 # at $\beta = 0.001$ the policy found sorted repeated digits (true 0.68).
 #
@@ -182,38 +210,95 @@ print("learned reward", data.rewards[:4].round(3), "| true reward",
 #
 # ## Exercises
 #
-# 1. Under Bradley-Terry, what score difference makes $y_w$ preferred 3 times in 4? Check:
-#    `oracle.bradley_terry_loss` of that margin equals $-\log 0.75$.
-# 2. The calibration is affine with a positive slope: show it keeps every preference. Check:
-#    the learned rewards of `probe` rank the answers exactly as the raw scores
-#    `model.raw_scores(...)` do.
-# 3. Iterated RLHF: pair the hacked policy's samples (`data` above) with reference answers,
-#    label them with `label_pairs`, retrain with `extra_pairs=`, and check that the new model
-#    prefers a sorted answer to the hack.
+# Each exercise is a function with one line marked `# your code here`, preset to an answer
+# so that this notebook runs; replace it with yours and run the check, which compares it with
+# the float64 reference and prints ✓ or ✗ with what it expected.
+#
+# 1. **A preference as a margin.** Under Bradley-Terry, what score difference $m$ makes
+#    $y_w$ preferred with probability $p$? The check feeds your $m$ to the oracle's loss,
+#    which must come out as $-\log p$. (What is $m$ for "3 times in 4"?)
+# 2. **The Bradley-Terry loss, in the framework of your choice.** From the scores of the
+#    chosen and the rejected answers (B,), return $L = -\frac{1}{B}\sum_b
+#    \log\sigma(r_{w,b} - r_{l,b})$ in PyTorch *or* TensorFlow (both below). One of the
+#    check's batches has a pair ranked wrong by 120: $\sigma(-120)$ is 0 in float32, so
+#    $\log\sigma$ must be computed another way (which function of your framework does it?).
+# 3. **The calibration.** From raw scores, the raw scores of fresh reference samples and
+#    those samples' true rewards, return $r_{\text{learned}} = \mu_{\text{true}} +
+#    \sigma_{\text{true}}(r_\phi - \mu_\phi)/\sigma_\phi$. The cell applies yours to the
+#    probe of section 3: a positive slope keeps every preference, so the ranking of the
+#    answers does not change.
+# 4. **Iterated RLHF.** Pair the hacked policy's samples (`data` above) with reference
+#    answers, label them with `label_pairs`, retrain with `extra_pairs=`, and return the new
+#    model. The check asks it to prefer a sorted answer to the hack the old model liked best.
 
 # %%
-# Exercise 1 check
-margin = np.log(3.0)  # sigma(log 3) = 3 / 4
-loss, _ = oracle.bradley_terry_loss(np.array([margin]), np.array([0.0]))
-assert abs(loss + np.log(0.75)) < 1e-12
-
-# Exercise 2 check
+from duetrl.core.exercise_sets.rlhf import REWARD_MODEL  # noqa: E402
+from duetrl.core.exercises import report  # noqa: E402
 from duetrl.core.rlhf.preferences import encode_completions  # noqa: E402
 
+check_exercise_1, check_exercise_2, check_exercise_3 = REWARD_MODEL
+import tensorflow as tf  # noqa: E402
+import torch  # noqa: E402
+
+
+def preference_margin(p):
+    """The m with sigmoid(m) = p."""
+    return np.log(p / (1 - p))  # your code here
+
+
+def bradley_terry_torch(chosen, rejected):
+    """-mean log sigmoid(r_w - r_l) in torch: NumPy (B,), (B,) -> a scalar tensor."""
+    return -torch.nn.functional.logsigmoid(torch.as_tensor(chosen - rejected, dtype=torch.float32)).mean()  # your code here
+
+
+def bradley_terry_tf(chosen, rejected):
+    """-mean log sigmoid(r_w - r_l) in tf: NumPy (B,), (B,) -> a scalar tensor."""
+    return tf.reduce_mean(tf.math.softplus(-tf.constant(chosen - rejected, tf.float32)))  # your code here
+
+
+def calibrate_scores(raw, raw_reference, true_reference):
+    """mu_true + sigma_true (raw - mu_phi) / sigma_phi, statistics of the reference samples."""
+    return true_reference.mean() + true_reference.std() * (raw - raw_reference.mean()) / raw_reference.std()  # your code here
+
+
+def iterated_reward_model():
+    """A reward model retrained with the hacked samples paired with reference answers."""
+    rng = np.random.default_rng(5)
+    fresh = [task.completion_fn(p, rng) for p in data.prompts]
+    extra = label_pairs(task, data.prompts, data.completions, fresh)
+    return train_reward_model(backends["torch"], settings, extra_pairs=extra)[0]  # your code here
+
+
+def check_exercise_4(answer) -> bool:
+    """The retrained model ranks a sorted answer above the hack the old model liked best."""
+    worst = data.completions[int(np.argmax(data.rewards))]
+    before = models["torch"](["31415926:"] * 2, ["01234567\n", worst])
+    try:
+        after = answer()(["31415926:"] * 2, ["01234567\n", worst])
+    except Exception as error:  # the student's code, whatever it raises
+        return report(4, False, f"raised {type(error).__name__}: {error}")
+    scores = (f"old model {before[1]:.3f} vs sorted {before[0]:.3f}, retrained "
+              f"{after[1]:.3f} vs sorted {after[0]:.3f}")
+    if not after[0] > after[1]:
+        return report(4, False, f"expected the retrained model to score the sorted '01234567' "
+                                f"above the hack {worst!r}; {scores}")
+    return report(4, True, f"the retrained model prefers '01234567' to the hack {worst!r}: "
+                           f"{scores}")
+
+
+assert check_exercise_1(preference_margin)
+print(f"  3 times in 4: m = {preference_margin(0.75):.4f} = log 3")
+assert check_exercise_2(bradley_terry_torch) and check_exercise_2(bradley_terry_tf)
+assert check_exercise_3(calibrate_scores)
 model = models["torch"]
 raw = model.raw_scores(*encode_completions(model.mdp, ["31415926:"] * len(probe), probe))
-assert np.array_equal(np.argsort(raw), np.argsort(learned))
+print("  ranking of the probe, raw scores:", np.argsort(raw), "| calibrated:", np.argsort(learned))
+assert check_exercise_4(iterated_reward_model)
 
-# Exercise 3 check
-rng = np.random.default_rng(5)
-hacked = data.completions
-fresh = [task.completion_fn(p, rng) for p in data.prompts]
-extra = label_pairs(task, data.prompts, hacked, fresh)
-retrained, _ = train_reward_model(backends["torch"], settings, extra_pairs=extra)
-worst = hacked[int(np.argmax(data.rewards))]  # the hack the old model liked best
-before = models["torch"](["31415926:"] * 2, ["01234567\n", worst])
-after = retrained(["31415926:"] * 2, ["01234567\n", worst])
-print(f"{worst!r}: old model {before[1]:.3f} vs sorted {before[0]:.3f}; "
-      f"retrained {after[1]:.3f} vs sorted {after[0]:.3f}")
-assert after[0] > after[1]
-print("exercise checks pass")
+# %% [markdown]
+# A wrong answer gets a ✗ and what was expected. Here $\log(\sigma(m))$ computed as written:
+# the pair ranked wrong by 120 makes it $\log 0 = -\infty$.
+
+# %%
+assert not check_exercise_2(lambda w, rej: -tf.reduce_mean(
+    tf.math.log(tf.sigmoid(tf.constant(w - rej, tf.float32)))))
