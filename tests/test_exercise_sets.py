@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 
 from duetrl.core.backend import load_backends
-from duetrl.core.exercise_sets import bandits, bellman, rlhf
+from duetrl.core.exercise_sets import bandits, bellman, rlhf, scale
 
-load_backends(["torch", "tf"])  # torch before tensorflow, as everywhere in duetrl (conftest
-import tensorflow as tf  # noqa: E402  has set TF_ENABLE_ONEDNN_OPTS=0 before this)
+# torch before tensorflow, as everywhere in duetrl (conftest set TF_ENABLE_ONEDNN_OPTS=0)
+load_backends(["torch", "tf"])
+import keras  # noqa: E402, I001
+import tensorflow as tf  # noqa: E402
 import torch  # noqa: E402
 
 
@@ -80,6 +82,25 @@ def log_z(beta, length):
 
 def calibrate(raw, raw_ref, true_ref):
     return true_ref.mean() + true_ref.std() * (raw - raw_ref.mean()) / raw_ref.std()
+
+
+def dense_torch(w, b, x, transpose=True):
+    layer = torch.nn.Linear(*w.shape)
+    with torch.no_grad():
+        layer.weight.copy_(torch.as_tensor(w.T if transpose else w.reshape(w.shape[::-1])))
+        layer.bias.copy_(torch.as_tensor(b))
+    return layer(torch.as_tensor(x, dtype=torch.float32))
+
+
+def dense_keras(w, b, x):
+    layer = keras.layers.Dense(w.shape[1])
+    layer.build((None, w.shape[0]))
+    layer.set_weights([w, b])
+    return layer(x.astype("float32"))
+
+
+def last_mean(r, window=100):
+    return [np.mean(r[max(0, i - window + 1):i + 1]) for i in range(len(r))]
 
 
 CASES = {
@@ -165,12 +186,26 @@ CASES = {
          lambda raw, rr, tr: tr.mean() + (raw - rr.mean()) / rr.std(),  # sigma_true forgotten
          lambda raw, rr, tr: (raw - rr.mean()) / rr.std(),  # standardised only
          lambda raw, rr, tr: tr.mean() + tr.std() * (raw - rr.mean()) / tr.std()]),
+    scale.check_value_loss_coefficient: (
+        [lambda c: 0.5 * c],
+        [lambda c: c, lambda c: 2 * c, lambda c: 0.25]),  # 0.25: right for c_V = 0.5 only
+    scale.check_dense_from_canonical: (
+        [dense_torch, dense_keras, lambda w, b, x: x @ w + b],
+        [lambda w, b, x: dense_torch(w, b, x, transpose=False),
+         lambda w, b, x: x @ w,  # the bias forgotten
+         lambda w, b, x: x @ w.T[: w.shape[0], : w.shape[1]] + b if w.shape[0] == w.shape[1]
+         else x @ w + b]),  # transposed where the shapes allow it
+    scale.check_last_100_mean: (
+        [last_mean],
+        [lambda r: last_mean(r, 99), lambda r: last_mean(r, 101),
+         lambda r: list(np.cumsum(r) / np.arange(1, len(r) + 1)),  # every episode
+         lambda r: [np.mean(r[max(0, i - 100):i]) if i else 0.0 for i in range(len(r))]]),
 }
 
 
 def test_every_check_has_cases() -> None:
     checks = (set(bandits.CHECKS) | set(bellman.CHECKS) | set(rlhf.RL_FOR_LANGUAGE_MODELS)
-              | set(rlhf.REWARD_MODEL))
+              | set(rlhf.REWARD_MODEL) | set(scale.CHECKS))
     assert checks <= set(CASES)
 
 

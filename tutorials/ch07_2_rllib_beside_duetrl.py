@@ -46,7 +46,7 @@ from duetrl.core.reference.policy import init_agent_params
 from duetrl.core.rl.train import PolicyGradientTrainer
 from duetrl.core.scale import rllib
 from duetrl.core.tolerances import assert_close
-from duetrl.core.tutorial import figure_dir, quick_mode
+from duetrl.core.tutorial import figure_dir, quick_mode, show_saved_figure
 
 QUICK = quick_mode()
 ENV = "CartPole-v1"
@@ -143,7 +143,16 @@ path = plot_curves(
     figure_dir() / "ch07_2_rllib_vs_duetrl.png", "environment steps",
     "mean return, last 100 training episodes", hline=475.0,
     title=f"PPO on {ENV}: duetrl vs RLlib, same settings and initial weights")
+show_saved_figure(path)
 print("saved", path)
+
+# %% [markdown]
+# **What to see.** Each curve is the mean return of the last 100 finished training episodes
+# against environment steps; the dashed line at 475 is CartPole's "solved". Both start
+# near 20 (a random policy's episodes are short) from the same weights and climb as PPO
+# lengthens the episodes; where one curve rises earlier, the next section shows how little a
+# single seed says about which library is faster. Quick mode (512 steps) shows only the first
+# few episodes of each: the curves start, they do not climb yet.
 
 # %% [markdown]
 # ## 4. The same evaluation for both
@@ -228,3 +237,79 @@ assert in_duetrl.returns == rllib_eval.returns
 # start-up time (a Ray cluster, an algorithm with env runners and a learner group) and
 # per-iteration overhead; it earns it back when the work is spread over many processes or
 # machines. On RLlib's current stack, that work runs in PyTorch only.
+#
+# ## Exercises
+#
+# Each exercise is a function with one line marked `# your code here`, preset to an answer
+# so that this notebook runs; replace it with yours and run the check, which prints ✓ or ✗
+# with what it expected. Each is one of the joints where the two libraries meet.
+#
+# 1. **One loss, two ways of writing it.** duetrl's value loss is $c_V \frac{1}{2}(V - R)^2$,
+#    RLlib's $c' (V - R)^2$. Which `vf_loss_coeff` $c'$ gives RLlib the same loss (and so the
+#    same gradient) for duetrl's $c_V$? Compare with `config.vf_loss_coeff` of section 2.
+# 2. **Canonical weights in the framework of your choice.** A canonical dense kernel is laid
+#    out `(in, out)`, for $y = xW + b$. Build a PyTorch `nn.Linear` *or* a Keras `Dense` from
+#    a kernel and a bias and return its output for `x` (both are below). A torch `Linear`
+#    stores its weight `(out, in)`: the check includes a square kernel, where a forgotten
+#    transpose keeps every shape right and every value wrong. This is the whole of what
+#    `load_canonical_into_rllib` does per layer.
+# 3. **The statistic of both curves.** From a sequence of episode returns, return after each
+#    episode the mean of the last 100 (of all, while there are fewer). The check compares with
+#    `rllib.learning_curve`, which drew section 3's figure.
+
+# %%
+import keras  # noqa: E402
+import torch  # noqa: E402
+
+from duetrl.core.exercise_sets.scale import CHECKS  # noqa: E402
+
+check_exercise_1, check_exercise_2, check_exercise_3 = CHECKS
+
+
+def rllib_value_coefficient(c_v):
+    """RLlib's vf_loss_coeff for duetrl's value coefficient c_V."""
+    return c_v / 2  # your code here
+
+
+def dense_output_torch(kernel, bias, x):
+    """x W + b through a torch.nn.Linear loaded from the canonical kernel (in, out) and bias."""
+    layer = torch.nn.Linear(*kernel.shape, dtype=torch.float64)
+    with torch.no_grad():
+        layer.weight.copy_(torch.as_tensor(kernel.T))  # torch stores (out, in)
+        layer.bias.copy_(torch.as_tensor(bias))
+    return layer(torch.as_tensor(x))  # your code here
+
+
+def dense_output_tf(kernel, bias, x):
+    """x W + b through a keras.layers.Dense loaded from the canonical kernel (in, out) and bias."""
+    layer = keras.layers.Dense(kernel.shape[1])
+    layer.build((None, kernel.shape[0]))
+    layer.set_weights([kernel, bias])  # Keras stores (in, out), as the canonical layout
+    return layer(x.astype("float32"))  # your code here
+
+
+def last_100_mean(returns):
+    """After each episode, the mean of the last min(100, episodes so far) returns."""
+    return [float(np.mean(returns[max(0, i - 99):i + 1])) for i in range(len(returns))]  # your code here
+
+
+assert check_exercise_1(rllib_value_coefficient)
+print(f"  yours {rllib_value_coefficient(settings.vf_coef)}, config.vf_loss_coeff "
+      f"{config.vf_loss_coeff}")
+assert check_exercise_2(dense_output_torch) and check_exercise_2(dense_output_tf)
+assert check_exercise_3(last_100_mean)
+
+# %% [markdown]
+# A wrong answer gets a ✗ and what was expected. Here the torch weight loaded without the
+# transpose (`reshape` instead of `.T`: the shapes fit, the numbers do not):
+
+# %%
+def dense_without_transpose(kernel, bias, x):
+    layer = torch.nn.Linear(*kernel.shape, dtype=torch.float64)
+    with torch.no_grad():
+        layer.weight.copy_(torch.as_tensor(kernel.reshape(kernel.shape[1], kernel.shape[0])))
+        layer.bias.copy_(torch.as_tensor(bias))
+    return layer(torch.as_tensor(x))
+
+
+assert not check_exercise_2(dense_without_transpose)
