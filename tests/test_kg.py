@@ -10,27 +10,16 @@ import math
 import numpy as np
 import pytest
 
-from duetrl.core.cases.kg.graph import INVERSE, RELATIONS, make_family_graph
+from duetrl.core.cases.kg.graph import INVERSE, RELATIONS, make_family_graph, tiny_graph
 from duetrl.core.cases.kg.walk import action_grid, gumbel_choice
 from duetrl.core.interfaces.kg import NO_OP, PAD_RELATION, WalkerConfig, init_walker_params
 from duetrl.core.reference import kg as ref
 from duetrl.core.tolerances import assert_close, to_numpy
 
 R = {name: i for i, name in enumerate(RELATIONS)}
-A, B, C, D = 0, 1, 2, 3
+A, B, C, D = 0, 1, 2, 3  # ada, ben, cleo, dan
 # B is A's parent, C is B's parent (so A's grandparent), D is A's sibling; with the inverses
-TINY = np.array(
-    [
-        (A, R["parent"], B),
-        (B, R["child"], A),
-        (B, R["parent"], C),
-        (C, R["child"], B),
-        (A, R["grandparent"], C),
-        (C, R["grandchild"], A),
-        (A, R["sibling"], D),
-        (D, R["sibling"], A),
-    ]
-)
+TINY = tiny_graph().facts
 
 
 # ---- the family graph -----------------------------------------------------------------------

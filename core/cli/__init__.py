@@ -32,6 +32,8 @@ COMMAND_MODULES = (
     "duetrl.core.cli.play",
     "duetrl.core.cli.qa",
     "duetrl.core.cli.dialogue",
+    "duetrl.core.cli.kg",
+    "duetrl.core.cli.recommend",
 )
 """Modules that add commands; each has ``register(commands, compare)``."""
 

@@ -237,3 +237,23 @@ def make_family_graph(
     kept = np.array([row for row in rows if row not in out], dtype=np.int64)
     entities = [f"{NAMES[i % len(NAMES)]}_{i}" for i in range(people)]
     return FamilyGraph(entities, kept, held)
+
+
+def tiny_graph() -> FamilyGraph:
+    """Four people listed by hand, the tests' and the tutorial's example: ben is ada's parent,
+    cleo is ben's parent (so ada's grandparent), dan is ada's sibling; with the inverses.
+    Nothing is held out."""
+    ada, ben, cleo, dan = range(4)
+    r = {name: i for i, name in enumerate(RELATIONS)}
+    facts = [
+        (ada, "parent", ben),
+        (ben, "child", ada),
+        (ben, "parent", cleo),
+        (cleo, "child", ben),
+        (ada, "grandparent", cleo),
+        (cleo, "grandchild", ada),
+        (ada, "sibling", dan),
+        (dan, "sibling", ada),
+    ]
+    rows = np.array([(h, r[name], t) for h, name, t in facts], dtype=np.int64)
+    return FamilyGraph(["ada", "ben", "cleo", "dan"], rows, np.zeros((0, 3), np.int64))
