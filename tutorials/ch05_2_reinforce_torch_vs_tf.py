@@ -38,7 +38,7 @@ from duetrl.core.plots import plot_curves
 from duetrl.core.reference.policy import init_agent_params
 from duetrl.core.rl.train import PolicyGradientTrainer
 from duetrl.core.tolerances import max_abs_error
-from duetrl.core.tutorial import figure_dir, quick_mode
+from duetrl.core.tutorial import figure_dir, quick_mode, show_saved_figure
 
 backends = load_backends(["torch", "tf"])
 for backend in backends.values():
@@ -66,7 +66,80 @@ logits = {name: backends[name].to_numpy(net(backends[name].as_tensor(states)))
 print("max |logits torch - logits tf| =", max_abs_error(logits["torch"], logits["tf"])[0])
 
 # %% [markdown]
-# ## 2. The repaired listing, run in both frameworks
+# ## 2. Listing 5.2, as printed and repaired
+#
+# The outline's listing, as printed:
+#
+# ```python
+# import tensorflow as tf
+#
+# class PolicyNet(tf.keras.Model):
+#     def __init__(self, state_dim, hidden_dim, action_dim):
+#         super().__init__()
+#         self.fc1 = tf.keras.layers.Dense(hidden_dim, activation='relu')
+#         self.fc2 = tf.keras.layers.Dense(action_dim)
+#
+#     def call(self, x):
+#         x = self.fc1(x)
+#         x = self.fc2(x)
+#         return x
+#
+#     def compute_loss(self, states, actions, rewards):
+#         logits = self(states)
+#         neg_log_prob = tf.nn.sparse_softmax_cross_entropy_with_logits(
+#             logits=logits, labels=actions)
+#         loss = tf.reduce_mean(neg_log_prob * rewards)
+#         return loss
+#
+# def reinforce(env, policy_net, num_episodes, gamma=0.99):
+#     optimizer = tf.keras.optimizers.Adam(lr=1e-3)
+#
+#     for episode in range(num_episodes):
+#         state = env.reset()
+#         states, actions, rewards = [], [], []
+#         done = False
+#         while not done:
+#             logits = policy_net(state[None,:])
+#             action = tf.random.categorical(logits, 1)[0,0].numpy()
+#             next_state, reward, done, _ = env.step(action)
+#
+#             states.append(state)
+#             actions.append(action)
+#             rewards.append(reward)
+#
+#             state = next_state
+#
+#         states = tf.convert_to_tensor(states, dtype=tf.float32)
+#         actions = tf.convert_to_tensor(actions, dtype=tf.int32)
+#         returns = compute_returns(rewards, gamma)
+#
+#         with tf.GradientTape() as tape:
+#             loss = policy_net.compute_loss(states, actions, returns)
+#         grads = tape.gradient(loss, policy_net.trainable_variables)
+#         optimizer.apply_gradients(zip(grads, policy_net.trainable_variables))
+#
+#         total_reward = sum(rewards)
+#         print(f'Episode {episode}: total reward = {total_reward}')
+# ```
+#
+# And repaired (`backends/tf/policy.py` and `backends/tf/reinforce.py`), printed from the
+# code this notebook runs. What changed, line by line: `compute_returns` is defined
+# (`compute_returns_listing`, exercise 1); Gymnasium's `reset()` returns `(obs, info)` and
+# `step` a 5-tuple with *terminated* and *truncated* apart; `Adam(lr=...)` became duetrl's
+# Adam with pinned constants (Keras 3 rejects `lr`); the action is drawn by Gumbel-max from
+# NumPy noise instead of `tf.random.categorical`, so the PyTorch twin
+# (`backends/torch/reinforce.py`) takes the same actions; and the function returns the
+# episode returns instead of printing them.
+
+# %%
+import inspect  # noqa: E402
+
+tf_backend = backends["tf"]
+for function in (tf_backend.PolicyNet, tf_backend.compute_returns_listing, tf_backend.reinforce):
+    print(inspect.getsource(function))
+
+# %% [markdown]
+# ## 3. The repaired listing, run in both frameworks
 #
 # One environment, one episode per update, exactly as the listing does it.
 
@@ -85,7 +158,7 @@ print(f"identical episode returns in {same.sum()} of {num_episodes} episodes "
       "(float32 rounding can flip a near-tie action after many updates)")
 
 # %% [markdown]
-# ## 3. The fast version: batched over vector environments
+# ## 4. The fast version: batched over vector environments
 #
 # `duetrl train reinforce` runs the same algorithm with 8 CartPole copies stepped together
 # by NumPy (`gymnasium.make_vec(..., vectorization_mode="vector_entry_point")`), one episode
@@ -103,15 +176,31 @@ for name in backends:
     elapsed = time.perf_counter() - start
     steps = [s for s, _ in trainer.episode_log]
     returns = [r for _, r in trainer.episode_log]
-    curves[f"{name} (batched)"] = (steps, np.convolve(returns, np.ones(8) / 8, mode="same"))
+    # trailing mean of the last 8 episodes, drawn at the step the 8th of them ended: each
+    # point averages 8 real episodes (np.convolve's mode="same" would pad with zeros and
+    # drag both ends of the curve down)
+    smoothed = np.convolve(returns, np.ones(8) / 8, mode="valid")
+    curves[f"{name} (batched)"] = (steps[len(steps) - len(smoothed):], smoothed)
     print(f"{name:>5}: {trainer.env_steps} steps, {trainer.episodes} episodes, "
           f"mean return of the last 100: {trainer.mean_return():.1f}, {elapsed:.1f} s")
 
 # %%
 path = plot_curves(curves, figure_dir() / "ch05_2_reinforce_torch_vs_tf.png",
-                   "environment steps", "episode return (smoothed)",
+                   "environment steps", "mean return of the last 8 episodes",
                    title="REINFORCE on CartPole-v1: PyTorch and TensorFlow", hline=475)
+show_saved_figure(path)
 print("saved", path)
+
+# %% [markdown]
+# **What to see.** Each point is the mean return of the last 8 finished episodes, at the
+# environment step where the 8th ended; the dashed line is CartPole's 475. Both frameworks
+# start near 20 (a random policy drops the pole within a few dozen steps) and climb as the
+# episodes lengthen. The two curves lie on top of each other (quick mode: the same 96
+# episodes): the same weights and the same noise. Over a long run float32 rounding in two
+# libraries can flip a near-tie action, and from then on the episodes differ. The smoothing is *trailing*: an earlier version used
+# `np.convolve(..., mode="same")`, which pads the ends with zeros, so the last points
+# averaged a few real episodes with zeros and the end of training looked like a collapse
+# that never happened.
 
 # %% [markdown]
 # ## Exercises
@@ -125,13 +214,19 @@ print("saved", path)
 #    $G_t = r_t + \gamma G_{t+1}$ with $G_T = 0$, for a 1-D array of rewards. (What do
 #    $\gamma = 0$ and $\gamma = 1$ give?) The cell compares your returns with
 #    `compute_returns_listing` in both frameworks.
-# 2. **The loss.** Write $L = -\frac{1}{T}\sum_t \log \pi(a_t|s_t)\, G_t$ from the logits
-#    `(T, A)` of a categorical policy, the actions `(T,)` and the returns `(T,)`.
+# 2. **The loss, in the framework of your choice.** Write
+#    $L = -\frac{1}{T}\sum_t \log \pi(a_t|s_t)\, G_t$ from the logits `(T, A)` of a
+#    categorical policy, the actions `(T,)` and the returns `(T,)`, in PyTorch *or*
+#    TensorFlow (both are below; the check reads your tensor back, at float32 tolerance), the
+#    way `PolicyNet.compute_loss` does in each framework.
 # 3. **Its gradient.** Write $\partial L / \partial z_t = -\frac{1}{T}(e_{a_t} - \pi_t)\, G_t$
 #    (with $\pi_t = \text{softmax}(z_t)$), the signal that backpropagation sends into the
 #    network. The check compares it with finite differences of the reference loss.
 
 # %%
+import tensorflow as tf  # noqa: E402
+import torch  # noqa: E402
+
 from duetrl.core.exercises import exercise_checks  # noqa: E402
 from duetrl.core.reference.attention import softmax  # noqa: E402
 
@@ -144,11 +239,17 @@ def returns_to_go(rewards, gamma):
     return np.array([sum(gamma**k * r for k, r in enumerate(rewards[t:])) for t in range(len(rewards))])  # your code here
 
 
-def reinforce_loss(logits, actions, returns):
-    """-1/T sum_t log pi(a_t|s_t) G_t, logits (T, A), actions (T,), returns (T,)."""
-    log_pi = logits - logits.max(axis=1, keepdims=True)
-    log_pi = log_pi - np.log(np.exp(log_pi).sum(axis=1, keepdims=True))
-    return -np.mean(log_pi[np.arange(len(actions)), actions] * returns)  # your code here
+def reinforce_loss_torch(logits, actions, returns):
+    """-1/T sum_t log pi(a_t|s_t) G_t in torch: NumPy logits (T, A), actions (T,), returns (T,)."""
+    log_pi = torch.log_softmax(torch.as_tensor(logits, dtype=torch.float32), dim=-1)
+    taken = log_pi.gather(1, torch.as_tensor(actions)[:, None])[:, 0]  # log pi(a_t|s_t)
+    return -(taken * torch.as_tensor(returns, dtype=torch.float32)).mean()  # your code here
+
+
+def reinforce_loss_tf(logits, actions, returns):
+    """-1/T sum_t log pi(a_t|s_t) G_t in tf: NumPy logits (T, A), actions (T,), returns (T,)."""
+    neg_log_pi = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=actions, logits=tf.constant(logits, tf.float32))
+    return tf.reduce_mean(neg_log_pi * tf.constant(returns, tf.float32))  # your code here
 
 
 def reinforce_loss_gradient(logits, actions, returns):
@@ -163,7 +264,7 @@ for name, backend in backends.items():
     listing = backend.to_numpy(backend.compute_returns_listing(list(episode_rewards), 0.99))
     print(f"  {name:>5} listing vs yours: max difference "
           f"{np.abs(listing - returns_to_go(episode_rewards, 0.99)).max():.1e}")
-assert check_exercise_2(reinforce_loss)
+assert check_exercise_2(reinforce_loss_torch) and check_exercise_2(reinforce_loss_tf)
 assert check_exercise_3(reinforce_loss_gradient)
 
 # %% [markdown]
@@ -171,4 +272,4 @@ assert check_exercise_3(reinforce_loss_gradient)
 # would make gradient *descent* lower the probability of good actions):
 
 # %%
-assert not check_exercise_2(lambda logits, actions, returns: -reinforce_loss(logits, actions, returns))
+assert not check_exercise_2(lambda logits, actions, returns: -reinforce_loss_torch(logits, actions, returns))
