@@ -170,8 +170,9 @@ for i, a in enumerate(candidates):
 # **The curriculum** (paper, section 3.4): the simulated horizon $H$ starts at 2 turns and grows
 # by one every `turns_every` updates (to `max_turns`); within a reply the mask $m$ covers only
 # its last $K$ tokens at first, $K$ growing by one every `tokens_every` updates until it covers
-# the reply. The paper trains the first tokens by MLE meanwhile; here they simply keep the MLE
-# model's distribution.
+# the reply. The paper trains the first tokens by MLE meanwhile; here they get no gradient of
+# their own, yet their probabilities still move, since every token is computed by the same
+# weights that the masked tokens' gradient changes.
 #
 # Both frameworks take the RL phase from the same MLE weights:
 

@@ -21,7 +21,8 @@ policy gradient at first. Here the horizon H starts at ``start_turns`` and grows
 ``turns_every`` updates up to ``max_turns``; the mask m covers only the last K tokens of each
 reply (its closing <sep> included), K starting at ``start_tokens`` and growing by one every
 ``tokens_every`` updates until it covers the reply. (The paper trains the first tokens by
-maximum likelihood meanwhile; here they keep the MLE model's distribution, no gradient.)
+maximum likelihood meanwhile; here they get no gradient of their own, though their
+probabilities still move: every token is computed by the weights the others' gradient changes.)
 
 :class:`DialogueRun` is a trainer of ``duetrl.core.run``. Update u is a function of (weights,
 Adam states, seed, u) only: batches and openings from ``default_rng((seed, phase, u))``, the
