@@ -102,6 +102,68 @@ reference_out, reference_weights = multi_head_attention(
 print("reference output:", reference_out.shape, "weights:", reference_weights.shape)
 
 # %% [markdown]
+# ### Listing 5.1, as printed and repaired
+#
+# The outline's listing, as printed:
+#
+# ```python
+# import torch
+# import torch.nn as nn
+#
+# class MultiHeadAttention(nn.Module):
+#     def __init__(self, d_model, num_heads):
+#         super().__init__()
+#         self.d_model = d_model
+#         self.num_heads = num_heads
+#         self.head_dim = d_model // num_heads
+#
+#         self.q_linear = nn.Linear(d_model, d_model)
+#         self.k_linear = nn.Linear(d_model, d_model)
+#         self.v_linear = nn.Linear(d_model, d_model)
+#         self.out = nn.Linear(d_model, d_model)
+#
+#     def forward(self, q, k, v, mask=None):
+#         bs = q.size(0)
+#
+#         q = self.q_linear(q).view(bs, -1, self.num_heads, self.head_dim)
+#         k = self.k_linear(k).view(bs, -1, self.num_heads, self.head_dim)
+#         v = self.v_linear(v).view(bs, -1, self.num_heads, self.head_dim)
+#
+#         q = q.transpose(1,2)
+#         k = k.transpose(1,2)
+#         v = v.transpose(1,2)
+#
+#         scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(self.head_dim)
+#         if mask is not None:
+#             mask = mask.unsqueeze(1)
+#             scores = scores.masked_fill(mask == 0, -1e9)
+#         scores = F.softmax(scores, dim=-1)
+#
+#         output = torch.matmul(scores, v)
+#         output = output.transpose(1,2).contiguous().view(bs, -1, self.d_model)
+#         output = self.out(output)
+#         return output
+# ```
+#
+# It does not run: `math` and `F` (`torch.nn.functional`) are never imported. The repaired
+# class (`backends/torch/attention.py`), printed from the code this notebook runs, keeps its
+# names and steps and adds: the two imports; a check of the inputs' shapes with a message
+# that names the argument; pinned initial weights (Glorot, zero biases) so that it can match
+# TensorFlow; a `dtype` argument; `reshape` after the transpose (`view` needs the
+# `contiguous()` copy, `reshape` makes it when needed); the mask broadcast over the heads
+# for both a `(T, T)` and a `(B, T, T)` mask; and the weights returned on request, while the
+# default path calls PyTorch's fused attention kernel. The scores and the softmax now live in
+# `scaled_dot_product_attention`, printed below it.
+
+# %%
+import inspect  # noqa: E402
+
+from duetrl.backends.torch import attention as torch_attention  # noqa: E402
+
+print(inspect.getsource(torch_attention.MultiHeadAttention))
+print(inspect.getsource(torch_attention.scaled_dot_product_attention))
+
+# %% [markdown]
 # ## 4. The same layer in PyTorch and in TensorFlow
 #
 # Run `diff backends/torch/attention.py backends/tf/attention.py` in a terminal: the two files
@@ -177,7 +239,9 @@ print("saved", path)
 # compares your function with the float64 reference on fresh random inputs and prints ✓ or ✗
 # with what it expected (`inspect.getsource(check_exercise_1)` shows how).
 #
-# 1. **Drop the $\sqrt{d_k}$.** Write $\text{softmax}(QK^T)V$, without the scaling. Then
+# 1. **Drop the $\sqrt{d_k}$, in the framework of your choice.** Write
+#    $\text{softmax}(QK^T)V$, without the scaling, in PyTorch *or* TensorFlow (both are
+#    below; the check reads your tensor back, at float32 tolerance). Then
 #    watch the softmax saturate: the cell prints the average largest weight of a row, with
 #    and without the scaling, as $d_k$ grows. (Why does scaling $Q$ by $\sqrt{d_k}$ turn the
 #    reference into your function?)
@@ -188,7 +252,8 @@ print("saved", path)
 #    have? Does the answer depend on the number of heads $h$?
 
 # %%
-import inspect  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import torch  # noqa: E402
 
 from duetrl.core.exercises import exercise_checks  # noqa: E402
 from duetrl.core.reference.attention import softmax  # noqa: E402
@@ -197,9 +262,16 @@ check_exercise_1, check_exercise_2, check_exercise_3 = exercise_checks(
     "ch02_1_attention_from_equation_to_two_frameworks")
 
 
-def unscaled_attention(q, k, v):
-    """softmax(Q K^T) V: q (q_len, d_k), k (k_len, d_k), v (k_len, d_v) -> (q_len, d_v)."""
-    return softmax(q @ k.T) @ v  # your code here
+def unscaled_attention_torch(q, k, v):
+    """softmax(Q K^T) V in torch: NumPy q (q_len, d_k), k (k_len, d_k), v (k_len, d_v)."""
+    q, k, v = (torch.as_tensor(a, dtype=torch.float32) for a in (q, k, v))
+    return torch.softmax(q @ k.T, dim=-1) @ v  # your code here
+
+
+def unscaled_attention_tf(q, k, v):
+    """softmax(Q K^T) V in tf: NumPy q (q_len, d_k), k (k_len, d_k), v (k_len, d_v)."""
+    q, k, v = (tf.constant(a, tf.float32) for a in (q, k, v))
+    return tf.nn.softmax(tf.matmul(q, k, transpose_b=True), axis=-1) @ v  # your code here
 
 
 def fully_masked_weights(k_len):
@@ -212,7 +284,7 @@ def attention_param_count(d_model, heads):
     return 4 * (d_model * d_model + d_model)  # your code here
 
 
-assert check_exercise_1(unscaled_attention)
+assert check_exercise_1(unscaled_attention_torch) and check_exercise_1(unscaled_attention_tf)
 for width in (4, 64, 1024):  # watch the softmax saturate
     q_, k_ = rng.normal(size=(200, width)), rng.normal(size=(16, width))
     unscaled = softmax(q_ @ k_.T).max(axis=-1).mean()

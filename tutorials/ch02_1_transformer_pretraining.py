@@ -161,8 +161,25 @@ labels = list(prompt)
 path = plot_attention_heatmaps(weights, figure_dir() / "ch02_1_attention.png", labels, labels,
                                title="block 0, head 0: causal attention")
 print("saved", path)
+for name, w in weights.items():  # where each query puts its largest weight, and how much
+    print(f"{name:>5}: query -> its most attended key (weight):")
+    print("       " + "  ".join(f"{labels[t]!r}->{labels[s]!r} ({w[t, s]:.2f})"
+                                 for t, s in enumerate(w.argmax(axis=1))))
 
 # %% [markdown]
+# **What to see.** Row $t$ is the query at character $t$ of the prompt, column $s$ a key;
+# the colour is how much of row $t$'s output comes from position $s$. The upper right
+# triangle is empty: the causal mask. The first row puts all its weight on the only key it
+# may see; the later rows have more keys to share it among, and the printed line says which
+# key each row favours and with what weight (a uniform row would give $1/(t+1)$). In quick
+# mode (60 steps, seed 1) this head has not learned to read content yet: from the first
+# space on, most rows favour one and the same early key, the `'g'` of "dog", with weights
+# from about 0.6 down to 0.1 as the prefix grows: a pattern tied to positions. A longer
+# run (`DUETRL_QUICK=0`, 600 steps) is where heads that look at the previous character or
+# at the start of the word can appear; compare the map it draws. The two frameworks draw
+# the same map here: the same weights, the same batches, and 60 steps are too few for float32
+# rounding to part them.
+#
 # ## Exercises
 #
 # Each exercise is a function with one line marked `# your code here`, preset to an answer so
@@ -170,9 +187,11 @@ print("saved", path)
 # compares your function with the float64 reference (or an analytic fact) and prints ✓ or ✗
 # with what it expected.
 #
-# 1. **The loss before training.** When all $V$ logits are equal, what is
-#    $\mathcal{L} = -\frac{1}{BT}\sum \log p_\theta(x_{t+1} \mid x_{\le t})$? Compare with the
-#    initial losses of section 2.
+# 1. **The loss before training, in the framework of your choice.** When all $V$ logits are
+#    equal, what is $\mathcal{L} = -\frac{1}{BT}\sum \log p_\theta(x_{t+1} \mid x_{\le t})$?
+#    Let PyTorch's `cross_entropy` *or* TensorFlow's
+#    `sparse_softmax_cross_entropy_with_logits` compute it from all-zero logits (both are
+#    below), then find the closed form. Compare with the initial losses of section 2.
 # 2. **The best loss of a Markov corpus.** Write the entropy rate
 #    $H = -\sum_i \pi_i \sum_j P_{ij} \log P_{ij}$ of a transition matrix $P$, with $\pi$ its
 #    stationary distribution ($\pi P = \pi$, $\sum_i \pi_i = 1$: a left eigenvector of $P$).
@@ -183,15 +202,23 @@ print("saved", path)
 #    Check your formula against `models["torch"].num_parameters()` too.
 
 # %%
+import tensorflow as tf  # noqa: E402
+import torch  # noqa: E402
+
 from duetrl.core.exercises import exercise_checks  # noqa: E402
 
 check_exercise_1, check_exercise_2, check_exercise_3 = exercise_checks(
     "ch02_1_transformer_pretraining")
 
 
-def equal_logits_loss(vocab_size):
-    """The cross-entropy (nats) of a model whose logits are all equal."""
-    return np.log(vocab_size)  # your code here
+def equal_logits_loss_torch(vocab_size):
+    """The cross-entropy (nats) of all-zero logits over vocab_size tokens, by torch."""
+    return torch.nn.functional.cross_entropy(torch.zeros(1, vocab_size), torch.zeros(1, dtype=torch.long))  # your code here
+
+
+def equal_logits_loss_tf(vocab_size):
+    """The cross-entropy (nats) of all-zero logits over vocab_size tokens, by tf."""
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=[0], logits=tf.zeros((1, vocab_size)))[0]  # your code here
 
 
 def entropy_rate(P):
@@ -208,12 +235,15 @@ def gpt_param_count(c):
     return (c.vocab_size + c.block_size) * d + c.n_layer * (12 * d * d + 13 * d) + 2 * d  # your code here
 
 
-assert check_exercise_1(equal_logits_loss)
+assert check_exercise_1(equal_logits_loss_torch) and check_exercise_1(equal_logits_loss_tf)
+print(f"  V = {tokenizer.vocab_size}: {float(equal_logits_loss_torch(tokenizer.vocab_size)):.4f} "
+      f"nats = log V")
 assert check_exercise_2(entropy_rate)
 print(f"  this corpus: H = {entropy_rate(chain.transitions):.4f} nats, perplexity "
       f"{np.exp(entropy_rate(chain.transitions)):.2f} of {chain.transitions.shape[0]} symbols")
 assert check_exercise_3(gpt_param_count)
-assert gpt_param_count(config) == models["torch"].num_parameters() == models["tf"].num_parameters()
+print(f"  section 1's model: yours {gpt_param_count(config)}, torch "
+      f"{models['torch'].num_parameters()}, tf {models['tf'].num_parameters()}")
 
 # %% [markdown]
 # A wrong answer gets a ✗ and the expected values (here: rows weighted equally):
