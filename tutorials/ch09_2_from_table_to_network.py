@@ -40,7 +40,7 @@ from duetrl.core.tutorial import figure_dir, quick_mode
 QUICK = quick_mode()
 GAMMA = 0.9
 STEPS = 10_000 if QUICK else 20_000  # environment steps for each DQN
-BACKEND = "torch"  # "tf" trains the same networks from the same weights and samples
+BACKEND = "torch"  # section 3 trains the one-hot network in TensorFlow too
 mdp = tabular_mdp("FrozenLake-v1", is_slippery=False)
 nonterminal = np.flatnonzero(mdp.P.sum(axis=(1, 2)) > 0)  # holes and the goal have no future
 vi = value_iteration(mdp, GAMMA)
@@ -134,7 +134,21 @@ path = plot_curves(curves, figure_dir() / "ch09_2_table_to_network.png", "enviro
 print("figure:", path)
 
 # %% [markdown]
-# In the figure, the table and the one-hot network fall to $Q^*$ (the table exactly: its
+# **The same network in TensorFlow.** The curves above are PyTorch's. The tf backend trains
+# the one-hot network from the same initial weights, on the same random moves and replayed
+# batches (all drawn in NumPy); its error after the same steps:
+
+# %%
+tf_trainer = DQNTrainer("FrozenLake-v1", "tf", settings, seed=0, total_steps=STEPS,
+                        env_kwargs={"is_slippery": False})
+while tf_trainer.env_steps < STEPS:
+    tf_trainer.step()
+print(f"DQN one-hot (16): max |Q - Q*| torch "
+      f"{q_error(networks['one-hot (16)'].agent.q_values(np.eye(16))):.4f}, tf "
+      f"{q_error(tf_trainer.agent.q_values(np.eye(16))):.4f} after {tf_trainer.env_steps} steps")
+
+# %% [markdown]
+# **What to see.** In the figure, the table and the one-hot network fall to $Q^*$ (the table exactly: its
 # transitions are deterministic; the network jitters around it, a constant step size on
 # fresh random batches); the coordinate network falls later (what it learns at one state it
 # also writes at the others, and must unlearn) but gets there; the row-only network stalls
@@ -151,9 +165,11 @@ print("figure:", path)
 #    the smallest $\max_{s,a} |Q(s,a) - Q^*(s,a)|$ any Q that is constant within each group
 #    can reach. The check compares with its own computation on random tables and groups, and
 #    with the row-only network above (which must not beat the floor).
-# 2. **A table's worth of weights.** Return the number of parameters of DQN's Q-network (two
-#    hidden ReLU layers of width `hidden`) for an input of `state_dim` numbers and `actions`
-#    outputs. The check counts the online network's weights of each trained network. The
+# 2. **A table's worth of weights, in the framework of your choice.** Build DQN's Q-network
+#    (two hidden ReLU layers of width `hidden`, `state_dim` inputs, `actions` outputs) as a
+#    PyTorch `nn.Sequential` *or* a Keras `Sequential` (both are below) and return its number
+#    of parameters, as the framework counts them. The check counts the online network's
+#    weights of each trained network. The
 #    table has 64 numbers: which network has fewer weights, and does that decide what it
 #    can learn?
 # 3. **Q\* in closed form.** On deterministic ice the only reward is 1 for stepping onto the
@@ -162,6 +178,9 @@ print("figure:", path)
 #    compares with value iteration.
 
 # %%
+import keras  # noqa: E402
+import torch  # noqa: E402
+
 from duetrl.core.coursework.compare import compare_calls  # noqa: E402
 from duetrl.core.exercises import report  # noqa: E402
 
@@ -237,9 +256,16 @@ def aliasing_floor(q_star, groups) -> float:
                for g in np.unique(groups))  # your code here
 
 
-def q_network_weights(state_dim: int, hidden: int, actions: int) -> int:
-    """Weights and biases of fc1 (state_dim -> hidden), fc2 (hidden -> hidden), fc3."""
-    return (state_dim + 1) * hidden + (hidden + 1) * hidden + (hidden + 1) * actions  # your code here
+def q_network_weights_torch(state_dim: int, hidden: int, actions: int) -> int:
+    """Parameters of the Q-network built in torch: fc1 (state_dim -> hidden), fc2, fc3."""
+    net = torch.nn.Sequential(torch.nn.Linear(state_dim, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, actions))
+    return sum(p.numel() for p in net.parameters())  # your code here
+
+
+def q_network_weights_tf(state_dim: int, hidden: int, actions: int) -> int:
+    """Parameters of the Q-network built in Keras: fc1 (state_dim -> hidden), fc2, fc3."""
+    net = keras.Sequential([keras.Input((state_dim,)), keras.layers.Dense(hidden, activation="relu"), keras.layers.Dense(hidden, activation="relu"), keras.layers.Dense(actions)])
+    return net.count_params()  # your code here
 
 
 def v_star(distance, gamma):
@@ -248,7 +274,7 @@ def v_star(distance, gamma):
 
 
 assert check_exercise_1(aliasing_floor)
-assert check_exercise_2(q_network_weights)
+assert check_exercise_2(q_network_weights_torch) and check_exercise_2(q_network_weights_tf)
 assert check_exercise_3(v_star)
 for trainer in networks.values():
     trainer.close()
