@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from duetrl.core import bandits
 from duetrl.core.bandits import (
     UCB1,
     BernoulliBandit,
@@ -17,6 +18,7 @@ from duetrl.core.bandits import (
     Softmax,
     ThompsonSampling,
     default_policies,
+    kl_divergence,
     lai_robbins_bound,
     lai_robbins_constant,
     plot_regret,
@@ -91,3 +93,137 @@ def test_plot_saves_a_picture(tmp_path) -> None:
 def test_bad_input_is_named(make, message) -> None:
     with pytest.raises(ValueError, match=message):
         make()
+
+
+# ---- hand cases: each rule's index at its boundary, with the randomness scripted ------------
+class Scripted:
+    """A stand-in for np.random.Generator that returns given draws and records what it was
+    asked (so an index can be read before its argmax)."""
+
+    def __init__(self, **draws) -> None:
+        self.draws, self.asked = draws, {}
+
+    def _give(self, name, *args, size=None):
+        self.asked[name] = args if args else size
+        value = self.draws[name]
+        return np.array(value(*args) if callable(value) else value, dtype=float)
+
+    def random(self, size=None):
+        return self._give("random", size=size)
+
+    def integers(self, low, high, size=None):
+        return self._give("integers", size=size).astype(np.int64)
+
+    def beta(self, a, b):
+        return self._give("beta", a, b)
+
+    def standard_normal(self, size=None):
+        return self._give("standard_normal", size=size)
+
+    def gumbel(self, size=None):
+        return self._give("gumbel", size=size)
+
+
+def _policy(policy, counts, values, bandit=BANDIT):
+    policy.reset(*np.shape(counts), bandit)
+    policy.counts, policy.values = np.array(counts, float), np.array(values, float)
+    return policy
+
+
+def test_ucb1_index_by_hand(monkeypatch) -> None:
+    """Q_a + c sqrt(2 ln t / N_a) at t = 8 (ln 8 = 3 ln 2); an untried arm comes first (1e300)."""
+    seen = {}
+    monkeypatch.setattr(bandits, "_argmax_random_ties",
+                        lambda scores, rng: seen.setdefault("scores", scores).argmax(-1))
+    policy = _policy(UCB1(c=0.5), [[4, 1, 2], [0, 3, 5]], [[0.5, 0.25, 1.0], [0.0, 0.5, 0.75]])
+    chosen = policy.select(8, None)
+    bonus = 0.5 * np.sqrt(2 * 3 * math.log(2) / np.array([[4, 1, 2], [1, 3, 5]]))
+    expected = np.array([[0.5, 0.25, 1.0], [1e300, 0.5, 0.75]]) + np.where(
+        [[True] * 3, [False, True, True]], bonus, 0.0)
+    np.testing.assert_allclose(seen["scores"], expected, rtol=1e-15)
+    assert chosen.tolist() == [2, 0]  # 1.0 + 0.5 sqrt(3 ln 2) = 1.72; the untried arm
+    seen.clear()
+    policy.select(1, None)  # t = 1: ln 1 = 0, no bonus at all
+    np.testing.assert_array_equal(seen["scores"][0], [0.5, 0.25, 1.0])
+
+
+def test_argmax_breaks_ties_uniformly_and_never_overrules_a_real_gap() -> None:
+    rng = np.random.default_rng(0)
+    picks = bandits._argmax_random_ties(np.zeros((4000, 3)), rng)
+    np.testing.assert_allclose(np.bincount(picks) / 4000, [1 / 3] * 3, atol=0.03)
+    close = np.tile([0.0, 1e-8, 0.0], (100, 1))  # a gap 10x the jitter still decides
+    assert np.all(bandits._argmax_random_ties(close, rng) == 1)
+
+
+def test_thompson_posteriors_by_hand() -> None:
+    """Bernoulli: Beta(1 + S, 1 + F); Gaussian: N(S / (N + 1), sigma^2 / (N + 1))."""
+    rng = Scripted(beta=[[0.2, 0.9, 0.5]])
+    policy = _policy(ThompsonSampling(), [[4, 0, 2]], [[0.75, 0.0, 0.5]])
+    assert policy.select(7, rng).tolist() == [1]
+    a, b = rng.asked["beta"]
+    np.testing.assert_array_equal(a, [[4.0, 1.0, 2.0]])  # 1 + 3 successes, 1 + 0, 1 + 1
+    np.testing.assert_array_equal(b, [[2.0, 1.0, 2.0]])  # 1 + 1 failure, 1 + 0, 1 + 1
+    gaussian = GaussianBandit([0.0, 1.0], std=2.0)
+    rng = Scripted(standard_normal=[[1.0, -1.0]])
+    policy = _policy(ThompsonSampling(), [[3, 1]], [[2.0, 4.0]], gaussian)
+    # means 6/4 = 1.5 and 4/2 = 2; draws 1.5 + 2/2 = 2.5 and 2 - 2/sqrt(2) = 0.586
+    assert policy.select(5, rng).tolist() == [0]
+    rng = Scripted(standard_normal=[[-1.0, 0.0]])
+    assert policy.select(5, rng).tolist() == [1]  # 1.5 - 1 = 0.5 < 2
+    assert rng.asked["standard_normal"] == (1, 2)
+
+
+def test_epsilon_greedy_coin_at_the_exact_epsilon_and_the_decay() -> None:
+    """explore when u < eps: u = eps exactly is a greedy step."""
+    rng = Scripted(random=[0.0999, 0.1, 0.5], integers=[2, 2, 2])
+    policy = _policy(EpsilonGreedy(0.1), [[1, 1, 1]] * 3, [[0.0, 1.0, 0.5]] * 3)
+    assert policy.select(3, rng).tolist() == [2, 1, 1]  # explored, greedy, greedy
+    decay = _policy(DecayingEpsilonGreedy(c=2.0), [[1, 1, 1]], [[0.0, 1.0, 0.5]])
+    assert [decay.current_epsilon(t) for t in (1, 6, 12, 24)] == [1.0, 1.0, 0.5, 0.25]
+
+
+def test_softmax_divides_by_the_temperature() -> None:
+    """argmax(Q / tau + g): Q = [0.5, 0.3], tau = 0.1 gives [5, 3]; a gumbel gap of 1.9 is not
+    enough to overturn it, 2.1 is."""
+    policy = _policy(Softmax(0.1), [[1, 1], [1, 1]], [[0.5, 0.3], [0.5, 0.3]])
+    assert policy.select(2, Scripted(gumbel=[[0.0, 1.9], [0.0, 2.1]])).tolist() == [0, 1]
+
+
+def test_incremental_mean_update_by_hand() -> None:
+    policy = _policy(EpsilonGreedy(0.0), [[0, 0], [0, 0]], [[0.0, 0.0], [0.0, 0.0]])
+    for actions, rewards in (([0, 1], [1.0, 4.0]), ([0, 1], [0.0, 2.0]), ([0, 0], [0.5, 3.0])):
+        policy.update(np.array(actions), np.array(rewards))
+    np.testing.assert_array_equal(policy.counts, [[3, 0], [1, 2]])
+    np.testing.assert_array_equal(policy.values, [[0.5, 0.0], [3.0, 3.0]])
+
+
+def test_bernoulli_kl_at_the_edges() -> None:
+    """KL(Ber(0) || Ber(q)) = ln(1 / (1 - q)), KL(Ber(1) || Ber(q)) = ln(1 / q)."""
+    np.testing.assert_allclose(kl_divergence(BANDIT, np.array([0.0, 1.0, 0.5]), 0.75),
+                               [math.log(4.0), math.log(4 / 3),
+                                0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25)],
+                               rtol=1e-15)
+
+
+class FixedArms(bandits.BanditPolicy):
+    """Run r always pulls arm ``arms[r]``: the regret is known exactly."""
+
+    def __init__(self, arms) -> None:
+        self.arms = np.array(arms)
+
+    def select(self, t, rng):
+        return self.arms
+
+
+def test_regret_band_and_optimal_fraction_by_hand() -> None:
+    """Runs pulling arms 0, 1, 2 of means [0.9, 0.6, 0.3]: R(t) = [0, 0.3 t, 0.6 t], mean 0.3 t,
+    sample std 0.3 t (ddof 1), band 1.96 x 0.3 t / sqrt(3); a third of the runs is optimal."""
+    curve = run_policy(BANDIT, FixedArms([0, 1, 2]), horizon=4, num_runs=3, seed=0)
+    t = np.arange(1, 5)
+    np.testing.assert_allclose(curve.mean, 0.3 * t, rtol=1e-12)
+    np.testing.assert_allclose(curve.high - curve.mean, 1.96 * 0.3 * t / math.sqrt(3),
+                               rtol=1e-12)
+    np.testing.assert_allclose(curve.mean - curve.low, 1.96 * 0.3 * t / math.sqrt(3),
+                               rtol=1e-12)
+    np.testing.assert_allclose(curve.final, [0.0, 1.2, 2.4], rtol=1e-12)
+    np.testing.assert_allclose(curve.optimal_fraction, [1 / 3] * 4, rtol=1e-15)
