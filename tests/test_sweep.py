@@ -424,3 +424,101 @@ def test_bad_input_in_a_run_fails_once_with_its_message(tmp_path) -> None:
     assert row["error"].startswith("exit status 2: duetrl: error: --reference-checkpoint: no "
                                    "file at 'no/such/reference.safetensors'")
     assert read_csv(tmp_path / "out" / "results.csv")[0]["status"] == "failed"
+
+
+# --- one run's retries and time budget, with a scripted child and clock ----------------------
+
+class ScriptedChild:
+    """Stands in for run_job's child process and clock: attempt k lasts ``outcomes[k][0]``
+    seconds of a fake clock and ends with status ``outcomes[k][1]`` (None: killed at its
+    limit, which then is all the time it had). Records each attempt's limit and --resume."""
+
+    def __init__(self, outcomes, checkpoint=False, summary=False, printed=None) -> None:
+        self.outcomes, self.checkpoint, self.summary, self.printed = (
+            outcomes, checkpoint, summary, printed)
+        self.now, self.limits, self.resumed = 0.0, [], []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def run(self, job, argv, limit_s, on_child_start):
+        seconds, code = self.outcomes[len(self.limits)]
+        self.limits.append(limit_s)
+        self.resumed.append(argv[-1] == "--resume")
+        self.now += limit_s if code is None else seconds
+        if self.checkpoint:
+            (job.run_dir / "checkpoint.safetensors").write_text("weights")
+        if code == 0 and self.summary:
+            (job.run_dir / "summary.json").write_text('{"solved": true}')
+        return code, "boom" if code else "", self.printed
+
+
+def scripted_run(monkeypatch, tmp_path, child, max_retries, time_limit_s=None, resume=False):
+    from types import SimpleNamespace
+
+    from duetrl.core.scale import run_job as module
+    from duetrl.core.scale.sweep_file import RunSpec
+
+    monkeypatch.setattr(module, "_run_child", child.run)
+    monkeypatch.setattr(module, "time", SimpleNamespace(monotonic=child.monotonic,
+                                                        strftime=time.strftime))
+    spec = RunSpec("r", "train reinforce", "reinforce", "torch", 0, "CartPole-v1",
+                   ("train", "reinforce"), {}, max_retries, time_limit_s, 1)
+    job = module.RunJob(spec, str(tmp_path), 1, str(tmp_path), resume)
+    return module.run_job(job), (tmp_path / "runs" / "r" / "sweep.log").read_text()
+
+
+def test_scripted_retries_share_one_time_budget(monkeypatch, tmp_path) -> None:
+    """time_limit_s = 10 for all attempts together: 4 s spent, then 5 s, leaves 1 s."""
+    child = ScriptedChild([(4.0, 1), (5.0, 1), (None, None)])
+    row, _ = scripted_run(monkeypatch, tmp_path, child, max_retries=3, time_limit_s=10)
+    assert child.limits == [10.0, 6.0, 1.0]
+    assert (row["status"], row["attempts"], row["wall_s"]) == ("timeout", 3, 10.0)
+    assert row["error"].startswith("timed out: still running after time_limit_s = 10 s")
+
+
+def test_scripted_budget_spent_to_the_second_starts_no_attempt(monkeypatch, tmp_path) -> None:
+    child = ScriptedChild([(10.0, 1)])
+    row, log = scripted_run(monkeypatch, tmp_path, child, max_retries=2, time_limit_s=10)
+    assert child.limits == [10.0]  # 0 s left: no child gets a zero time limit
+    assert (row["status"], row["attempts"]) == ("timeout", 1)
+    assert log.count("attempt 2") == 0
+
+
+@pytest.mark.parametrize("checkpoint", [True, False])
+def test_scripted_failures_are_retried_max_retries_times(monkeypatch, tmp_path,
+                                                         checkpoint) -> None:
+    child = ScriptedChild([(1.0, 1)] * 3, checkpoint=checkpoint)
+    row, log = scripted_run(monkeypatch, tmp_path, child, max_retries=2)
+    assert child.limits == [None] * 3
+    assert child.resumed == [False, checkpoint, checkpoint]  # --resume needs a checkpoint
+    assert (row["status"], row["attempts"]) == ("failed", 3)
+    assert row["error"] == "exit status 1: boom (after 3 attempts)"
+    assert "attempt 3: failed exit status 1: boom" in log
+
+
+def test_scripted_bad_input_success_and_a_silent_exit(monkeypatch, tmp_path) -> None:
+    bad_input = ScriptedChild([(1.0, 2)])
+    row, _ = scripted_run(monkeypatch, tmp_path / "a", bad_input, max_retries=3)
+    assert (row["status"], row["attempts"], row["error"]) == ("failed", 1, "exit status 2: boom")
+    killed_then_done = ScriptedChild([(1.0, -signal.SIGKILL), (2.0, 0)], summary=True)
+    row, log = scripted_run(monkeypatch, tmp_path / "b", killed_then_done, max_retries=1)
+    assert (row["status"], row["attempts"], row["error"], row["wall_s"]) == ("done", 2, "", 3.0)
+    assert row["solved"] is True and "attempt 1: failed killed by SIGKILL" in log
+    silent = ScriptedChild([(1.0, 0)] * 2)
+    row, _ = scripted_run(monkeypatch, tmp_path / "c", silent, max_retries=1)
+    assert (row["status"], row["attempts"]) == ("failed", 2)
+    assert row["error"] == "exited 0 but wrote no summary.json (after 2 attempts)"
+    printed = ScriptedChild([(1.0, 0)], printed={"final_mean_return": 9.5})
+    row, _ = scripted_run(monkeypatch, tmp_path / "d", printed, max_retries=1)
+    assert (row["status"], row["final_mean_return"]) == ("done", 9.5)
+
+
+def test_scripted_resume_continues_a_checkpoint_from_the_first_attempt(monkeypatch,
+                                                                      tmp_path) -> None:
+    run_dir = tmp_path / "runs" / "r"
+    run_dir.mkdir(parents=True)
+    (run_dir / "checkpoint.safetensors").write_text("weights")
+    child = ScriptedChild([(1.0, 0)], summary=True)
+    row, _ = scripted_run(monkeypatch, tmp_path, child, max_retries=0, resume=True)
+    assert child.resumed == [True] and row["status"] == "done"

@@ -188,13 +188,13 @@ def run_job(job: RunJob, on_child_start: Callable[[], None] | None = None) -> di
     start = time.monotonic()
     attempts, status, error = 0, "failed", ""
     while attempts <= spec.max_retries:
-        attempts += 1
         limit_s = None
-        if spec.time_limit_s is not None:
+        if spec.time_limit_s is not None:  # one budget for all attempts together
             limit_s = spec.time_limit_s - (time.monotonic() - start)
-            if limit_s <= 0:
+            if limit_s <= 0:  # spent: no attempt is started (nor counted) with no time
                 status = "timeout"
                 break
+        attempts += 1
         resume = checkpoint.is_file() and (attempts > 1 or job.resume)
         argv = child_argv(job, resume)
         _note(run_dir, f"attempt {attempts}: {shlex.join(argv)}")
