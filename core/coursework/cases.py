@@ -17,6 +17,7 @@ import numpy as np
 from duetrl.core.constants import MASK_FILL_VALUE
 from duetrl.core.coursework.case import ATOL_FLOAT32, ATOL_FLOAT64, Case
 from duetrl.core.coursework.case import arg as _arg
+from duetrl.core.coursework.cases_kg import kg_cases
 from duetrl.core.coursework.cases_lm_agent import lm_agent_cases
 from duetrl.core.coursework.cases_scst import scst_cases
 from duetrl.core.coursework.specs import Assignment, LearningSpec
@@ -382,6 +383,7 @@ CASE_BUILDERS: dict[str, Callable[[int, bool], list[Case]]] = {
     "ppo-clip": ppo_cases,
     "lm-agent": lm_agent_cases,
     "scst": scst_cases,
+    "kg": kg_cases,
 }
 
 

@@ -297,6 +297,49 @@ out, logits whose vocabulary and time axes differ in length. Do not call the pro
 ready-made versions (`sequence_log_probs`, `inference_log_probs`): the grader refuses them.
 """
 
+_KG_STATEMENT = r"""
+# Assignment `kg`: the walk's action mask and the masked log-softmax (6.3.3, MINERVA)
+
+A query (e_q, r_q, ?) over a knowledge graph is answered by a walk of T hops from e_q. The
+walker standing on entity e_t chooses among the K places of e_t's row of a padded grid:
+
+    column 0            (NO_OP, e_t)        the stay: always admissible
+    columns 1 .. d      (r_k, e_k)          e_t's outgoing edges
+    columns d+1 .. K-1  (<pad> = 0, e_t)    padding: never admissible
+
+**action_mask(candidate_relations, candidate_entities, current_entities, query_entities,
+query_relations, answers, training)**: the grid rows `(B, K)` of B walkers, where each stands
+`(B,)`, each walker's query entity, query relation and answer `(B,)`, and a Python bool.
+Return the mask `(B, K)` (bool, or 0/1 numbers): 1 where the walker may go.
+
+    m_k = [r_k != <pad>]  and not ( training and e_t = e_q and r_k = r_q and e_k = answer )
+
+While training, the query is a fact the graph holds: the edge (e_q, r_q, answer) would answer
+it in one hop, and an agent allowed to take it learns "r_q = r_q", a lookup that is useless for
+the facts the graph is missing. Only that edge, and only at the query's entity, is closed:
+another walker's edge (r_q, answer) is a different fact, other edges of r_q lead to other
+answers, and at test time (`training` false) nothing but padding is closed.
+
+**masked_log_softmax(scores, mask)**: scores and mask `(B, K)` (1 = open). Return log pi over
+the open places of each row, 0 at the closed ones:
+
+    log pi_k = s_k - log sum_{j: m_j = 1} exp(s_j)   where m_k = 1, else 0
+
+Replace the closed scores by `MASK_FILL_VALUE` (`duetrl.core.constants`, -1e9) before the
+log-softmax over the last axis, and multiply by the mask after it, so no -1e9 reaches a loss.
+
+| function (arguments) | shapes in | returns |
+|---|---|---|
+| `action_mask(...)`, the 7 arguments above | (B, K) int64 x 2, (B,) int64 x 4, bool | (B, K) |
+| `masked_log_softmax(scores, mask)` | (B, K), (B, K) | (B, K) |
+
+Edge cases the grader checks: walkers at and away from the query's entity, an edge of the
+query relation to another entity, an edge of another relation to the answer, the same edge
+(r_q, answer) from a walker elsewhere, rows full and rows with padding, test time; a row whose
+only open place is the stay, float32 in and float32 out. Do not call the project's ready-made
+versions (`admissible_log_probs`, `inference_step`): the grader refuses them.
+"""
+
 _REINFORCE_TODOS = {
     backend: (
         Todo("prepare", "G_t from compute_returns; standardise when settings say so; flatten"),
@@ -399,6 +442,19 @@ ASSIGNMENTS: dict[str, Assignment] = {
             forbidden_names=("sequence_log_probs", "inference_log_probs", "inference_outputs",
                              "policy_outputs", "scst_loss_gradient", "samples_per_source"),
             statement=_SCST_STATEMENT,
+        ),
+        Assignment(
+            name="kg", title="knowledge-graph walks: the action mask, the masked log-softmax",
+            sections="6.3.3", module="kg",
+            todos={backend: (
+                Todo("action_mask", "padding closed; in training, the edge (r_q, answer) where "
+                     "the walker stands on the query's entity"),
+                Todo("masked_log_softmax", "closed scores -> MASK_FILL_VALUE, log-softmax over "
+                     "the last axis, times the mask"),
+            ) for backend in BACKEND_NAMES},
+            forbidden_modules=("kg", "lm_agent"),
+            forbidden_names=("admissible_log_probs", "inference_step", "walk_log_probs"),
+            statement=_KG_STATEMENT,
         ),
         Assignment(
             name="reinforce-cartpole", title="a REINFORCE agent that solves CartPole-v1",
