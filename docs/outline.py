@@ -171,11 +171,12 @@ CHAPTERS: tuple[Chapter, ...] = (
             ("智能问答", "Question answering"),
             ("机器翻译", "Machine translation"),
             ("知识图谱构建", "Building knowledge graphs")),
-          commands=("qa", "translate"),
+          commands=("qa", "translate", "kg"),
           modules=("core.cases", "core.cases.schedule", "core.cases.qa", "core.cases.qa.*",
                    "core.cases.translation", "core.cases.translation.*",
-                   "core.reference.qa_rewards", "core.reference.scst", "backends.translation"),
-          pages=("chapters/ch06_3_qa_and_translation",)),
+                   "core.reference.qa_rewards", "core.reference.scst", "backends.translation",
+                   "core.cases.kg", "core.cases.kg.*", "core.reference.kg", "backends.kg"),
+          pages=("chapters/ch06_3_qa_and_translation", "chapters/ch06_3_3_knowledge_graphs")),
     )),
     Chapter(7, "工具和资源推荐", "Tools and resources", (
         S("7.1", "大规模语言模型相关工具", "Tools for large language models", (
