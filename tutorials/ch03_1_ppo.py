@@ -31,7 +31,7 @@ from duetrl.core.plots import plot_curves
 from duetrl.core.reference.returns import gae
 from duetrl.core.rl.compare import compare, format_results
 from duetrl.core.tolerances import assert_close
-from duetrl.core.tutorial import figure_dir, quick_mode
+from duetrl.core.tutorial import figure_dir, quick_mode, show_saved_figure
 
 backends = load_backends(["torch", "tf"])
 
@@ -65,6 +65,14 @@ for advantage, ratio, expected in [(1, 1.3, -1.2), (-1, 0.7, 0.8), (-1, 1.3, 1.3
 path = plot_curves(curves, figure_dir() / "ch03_1_ppo_clip.png", "probability ratio",
                    "clipped loss", title="PPO's clipped objective (eps = 0.2)")
 print("saved", path)
+
+# %% [markdown]
+# **What to see.** The loss of one sample against its ratio $\rho = \pi/\pi_{\text{old}}$.
+# For $A = +1$ the loss falls with $\rho$ (making the action likelier helps) until
+# $\rho = 1.2$, then is flat: past $1 + \epsilon$ a larger ratio earns nothing, so the
+# gradient stops pushing. For $A = -1$ it is flat below $\rho = 0.8$ and rises with $\rho$
+# above it. The flat parts are where the clip switches the gradient off; the sloped parts are
+# never clipped, on the side where the step would *undo* an overshoot.
 
 # %% [markdown]
 # ## 2. GAE, with terminations and truncations kept apart
@@ -120,6 +128,16 @@ total_steps = 4096 if quick_mode() else 150_000
 results = compare("ppo", "CartPole-v1", make_settings("ppo"), seed=0, total_steps=total_steps,
                   out=str(figure_dir()), quiet=True, report_every=4 if quick_mode() else 40)
 print(format_results(results))
+show_saved_figure(results["plot"])
+
+# %% [markdown]
+# **What to see.** The table's two columns are the two frameworks' runs, stepped in
+# alternation from the same start; the figure (`results["plot"]`) draws both learning
+# curves, the mean return of the last 100 training episodes against environment steps, with
+# CartPole's 475 dashed. The curves coincide while the parameters agree (the table's "max
+# parameter difference" stays below the float32 model tolerance for the first updates, then
+# grows); after they part, both still climb to the target: two equally good paths, not a
+# better and a worse framework. Quick mode stops at 4096 steps, early in the climb.
 
 # %% [markdown]
 # ## Exercises
@@ -129,9 +147,10 @@ print(format_results(results))
 # compares your function with the float64 reference on fresh random inputs and prints ✓ or ✗
 # with what it expected.
 #
-# 1. **The clipped loss in NumPy.** Write
+# 1. **The clipped loss, in the framework of your choice.** Write
 #    $\ell(\rho, A) = -\min(\rho A,\ \text{clip}(\rho, 1-\epsilon, 1+\epsilon) A)$ for arrays of
-#    ratios and advantages. Which of the three test vectors of section 1 does dropping the
+#    ratios and advantages, in PyTorch *or* TensorFlow (both are below; the check reads your
+#    tensor back, at float32 tolerance). Which of the three test vectors of section 1 does dropping the
 #    $\min$ get wrong?
 # 2. **Sweep the clip $\epsilon$.** However far one step pushes $\rho$, the objective
 #    $\min(\rho A, \text{clip}(\rho, 1-\epsilon, 1+\epsilon) A)$ cannot exceed some value.
@@ -142,14 +161,24 @@ print(format_results(results))
 #    `(T, N)`; a truncation changes nothing here (why?).
 
 # %%
+import tensorflow as tf  # noqa: E402
+import torch  # noqa: E402
+
 from duetrl.core.exercises import exercise_checks  # noqa: E402
 
 check_exercise_1, check_exercise_2, check_exercise_3 = exercise_checks("ch03_1_ppo")
 
 
-def clip_loss(ratio, advantage, eps):
-    """Per-sample PPO loss -min(rho A, clip(rho, 1 - eps, 1 + eps) A)."""
-    return -np.minimum(ratio * advantage, np.clip(ratio, 1 - eps, 1 + eps) * advantage)  # your code here
+def clip_loss_torch(ratio, advantage, eps):
+    """Per-sample PPO loss -min(rho A, clip(rho, 1 - eps, 1 + eps) A) in torch, NumPy inputs."""
+    ratio, advantage = torch.as_tensor(ratio), torch.as_tensor(advantage)
+    return -torch.minimum(ratio * advantage, torch.clamp(ratio, 1 - eps, 1 + eps) * advantage)  # your code here
+
+
+def clip_loss_tf(ratio, advantage, eps):
+    """Per-sample PPO loss -min(rho A, clip(rho, 1 - eps, 1 + eps) A) in tf, NumPy inputs."""
+    ratio, advantage = tf.constant(ratio, tf.float32), tf.constant(advantage, tf.float32)
+    return -tf.minimum(ratio * advantage, tf.clip_by_value(ratio, 1 - eps, 1 + eps) * advantage)  # your code here
 
 
 def best_objective(advantage, eps):
@@ -162,7 +191,7 @@ def td_error(rewards, values, next_values, terminations, gamma):
     return rewards + gamma * (1 - terminations) * next_values - values  # your code here
 
 
-assert check_exercise_1(clip_loss)
+assert check_exercise_1(clip_loss_torch) and check_exercise_1(clip_loss_tf)
 assert check_exercise_2(best_objective)
 for eps in (0.05, 0.1, 0.2, 0.3):  # the sweep
     print(f"  eps = {eps:.2f}: best objective {best_objective(1.0, eps):+.2f} for A = +1, "

@@ -91,6 +91,13 @@ path = plot_history(histories, figure_dir() / "ch09_1_finetuning.png",
 print("saved", path)
 
 # %% [markdown]
+# **What to see.** Validation loss on the additions against the training step, four curves:
+# each framework fine-tuned from its pretrained checkpoint and trained from scratch. The
+# fine-tuned curves start lower (the model already knows the characters and how text is laid
+# out) and stay below the from-scratch curves for the same number of steps: that head start
+# is what pretraining buys. The torch and tf curves of each kind lie on top of each other.
+
+# %% [markdown]
 # ## 3. Fast inference: the key/value cache (9.1.3)
 #
 # Generating token $t$ needs attention over all earlier positions. Recomputing the whole
@@ -125,6 +132,15 @@ for name, backend in backends.items():
 path = plot_curves(speeds, figure_dir() / "ch09_1_kv_cache.png", xlabel="generated tokens",
                    ylabel="tokens / s", title="generation speed with and without the KV cache")
 print("saved", path)
+
+# %% [markdown]
+# **What to see.** Tokens per second against the number of tokens generated, with and
+# without the cache, per framework. Without the cache the rate falls as generation goes on:
+# each new token recomputes the whole prefix, so the cost per token grows with its position.
+# With the cache the cost per token barely grows, and the gap widens with the length (at the
+# short lengths of quick mode it can be small, since fixed overheads dominate). The rates are
+# wall-clock times of one run on a shared machine: compare the shapes, not the last digit;
+# `benchmarks/` measures speed properly.
 
 # %% [markdown]
 # ## 4. Sampling strategies, and the log-probabilities RL needs
@@ -198,8 +214,10 @@ shutil.rmtree(workdir)  # the checkpoints of this tutorial were temporary
 # compares your function with `duetrl.core.sampling` (what both backends sample with) or
 # with the decoding loop itself, and prints ✓ or ✗ with what it expected.
 #
-# 1. **Top-$k$.** Given logits `(B, V)`, set every logit outside each row's $k$ largest to
-#    $-\infty$ (so $\text{softmax}$ gives it probability 0).
+# 1. **Top-$k$, in the framework of your choice.** Given logits `(B, V)`, set every logit
+#    outside each row's $k$ largest to $-\infty$ (so $\text{softmax}$ gives it probability
+#    0), in PyTorch *or* TensorFlow (both are below; `torch.topk` and `tf.math.top_k` give
+#    the $k$-th largest value of each row).
 # 2. **Top-$p$ (nucleus).** Sort each row's tokens by probability; keep the smallest prefix
 #    whose total probability reaches $p$, and set the rest to $-\infty$. Careful with the
 #    token that crosses $p$: it is kept (so the most likely token always is).
@@ -210,16 +228,27 @@ shutil.rmtree(workdir)  # the checkpoints of this tutorial were temporary
 #    speed-up measured in section 3.
 
 # %%
+import tensorflow as tf  # noqa: E402
+import torch  # noqa: E402
+
 from duetrl.core.exercises import exercise_checks  # noqa: E402
 
 check_exercise_1, check_exercise_2, check_exercise_3 = exercise_checks(
     "ch09_1_finetuning_fast_inference")
 
 
-def top_k_filter(logits, k):
-    """logits (B, V) with all but each row's k largest set to -inf."""
-    kth_largest = np.sort(logits, axis=-1)[:, -k][:, None]
-    return np.where(logits < kth_largest, -np.inf, logits)  # your code here
+def top_k_filter_torch(logits, k):
+    """logits (B, V) NumPy -> a tensor with all but each row's k largest set to -inf."""
+    logits = torch.as_tensor(logits)
+    kth_largest = torch.topk(logits, k, dim=-1).values[:, -1:]  # (B, 1)
+    return logits.masked_fill(logits < kth_largest, float("-inf"))  # your code here
+
+
+def top_k_filter_tf(logits, k):
+    """logits (B, V) NumPy -> a tensor with all but each row's k largest set to -inf."""
+    logits = tf.constant(logits, tf.float32)
+    kth_largest = tf.math.top_k(logits, k).values[:, -1:]  # (B, 1)
+    return tf.where(logits < kth_largest, float("-inf"), logits)  # your code here
 
 
 def top_p_filter(logits, p):
@@ -239,7 +268,7 @@ def positions_computed(prompt_len, new_tokens, use_cache):
     return prompt_len + new_tokens - 1 if use_cache else sum(prompt_len + t for t in range(new_tokens))  # your code here
 
 
-assert check_exercise_1(top_k_filter)
+assert check_exercise_1(top_k_filter_torch) and check_exercise_1(top_k_filter_tf)
 assert check_exercise_2(top_p_filter)
 assert check_exercise_3(positions_computed)
 for n in lengths:  # compare with the tokens / s of section 3
