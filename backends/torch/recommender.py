@@ -28,10 +28,10 @@ from duetrl.backends.torch.objectives import gather_log_probs
 from duetrl.backends.torch.optim import Adam, minimize
 from duetrl.backends.torch.runtime import resolve_dtype
 from duetrl.backends.torch.weights import import_params
-from duetrl.core.cases.recommender.catalogue import ITEM_OFFSET
 from duetrl.core.constants import GRAD_CLIP_NORM
 from duetrl.core.interfaces.gpt_config import GPTConfig
 from duetrl.core.interfaces.recommender import (
+    ITEM_OFFSET,
     PROPENSITIES,
     WEIGHT_CAP,
     check_behaviour_probs,

@@ -22,6 +22,9 @@ PROPENSITIES = ("learned", "logged")
 """Where beta(a | s) of the importance weight comes from: the behaviour head (the paper's way:
 the logging policy is unknown) or the probabilities the logging policy recorded."""
 
+ITEM_OFFSET = 1
+"""Token of item a: ``ITEM_OFFSET + a`` (token 0 is <bos>; the title words follow the items)."""
+
 WEIGHT_CAP = 10.0
 """c of min(pi / beta, c): an item beta rarely shows cannot take over the gradient."""
 

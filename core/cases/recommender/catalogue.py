@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from duetrl.core.interfaces.recommender import ITEM_OFFSET
+
 TOPICS = ("jazz", "space", "cooking", "football", "history", "travel", "chess", "garden")
 TOPIC_NOUNS = {
     "jazz": ("jazz", "saxophone", "swing"),
@@ -37,8 +39,6 @@ STYLES = ("quiet", "epic", "short", "classic", "wild", "modern", "secret", "gold
 FORMATS = ("podcast", "film", "series", "documentary")
 TITLE_WORDS = 3
 BOS = 0
-ITEM_OFFSET = 1
-"""Token of item a: ``ITEM_OFFSET + a``."""
 
 
 @dataclass(frozen=True)
