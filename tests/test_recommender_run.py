@@ -173,6 +173,10 @@ def test_cli_train_json_eval_and_compare(tmp_path, capsys):
     assert set(stats["methods"]) == {"reinforce", "top_k"} and len(result["runs"]) == 4
     assert stats["methods"]["top_k"]["iqm_ci"] is not None
     assert 0 <= stats["p_top_k_better"]["reinforce"]["p"] <= 1
+    paired = stats["top_k_minus"]["reinforce"]
+    by_seed = {(r["method"], r["seed"]): r["top_k_reward"] for r in result["runs"]}
+    expected = np.mean([by_seed["top_k", s] - by_seed["reinforce", s] for s in (0, 1)])
+    assert abs(paired["mean"] - expected) < 1e-12 and paired["seeds"] == 2
     assert (tmp_path / "c" / "comparison.png").is_file()
 
 
@@ -195,3 +199,12 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys):
         == 2
     )
     assert "k: expected an int >= 1" in capsys.readouterr().err
+
+
+def test_paired_difference_by_hand():
+    from duetrl.core.cases.recommender.evaluate import paired_difference
+
+    d = paired_difference(np.array([0.5, 0.6, 0.7]), np.array([0.4, 0.65, 0.5]), reps=500)
+    assert abs(d["mean"] - (0.1 - 0.05 + 0.2) / 3) < 1e-12 and d["wins"] == 2
+    assert d["ci"][0] <= d["mean"] <= d["ci"][1] and d["ci"][0] >= -0.05 - 1e-12
+    assert paired_difference(np.array([1.0]), np.array([0.5]))["ci"] is None

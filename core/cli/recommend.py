@@ -192,7 +192,12 @@ def run_compare(args: argparse.Namespace) -> int:
         band = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "(one seed: no CI)"
         print(f"{method:>10}: top-{settings.k} reward IQM {entry['iqm']:.3f} {band}")
     for other, entry in stats.get("p_top_k_better", {}).items():
-        print(f"P(top_k > {other}) = {entry['p']:.2f}")
+        d = stats["top_k_minus"][other]
+        band = f" [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]" if d["ci"] else ""
+        print(
+            f"top_k - {other}: {d['mean']:+.3f}{band} seed by seed, top_k ahead in "
+            f"{d['wins']}/{d['seeds']} seeds; P(top_k > {other}) = {entry['p']:.2f}"
+        )
     print(f"plot {result['plot']}")
     return 0
 
