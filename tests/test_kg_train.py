@@ -178,3 +178,22 @@ def test_cli_train_json_eval_and_ask(tmp_path, capsys):
     assert "entity: expected one of the graph's" in capsys.readouterr().err
     assert main(["kg", "ask", checkpoint, "ada_0", "uncle"]) == 2
     assert "relation: expected a query relation" in capsys.readouterr().err
+
+
+def test_benchmark_script_runs_on_a_tiny_graph():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "benchmarks" / "kg.py"
+    spec = importlib.util.spec_from_file_location("bench_kg", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    results = module.main(["--backends", "torch", "--updates", "2", "--families", "3", "--json"])
+    assert results["torch"]["wall_s"] > 0 and 0 <= results["torch"]["hits_at_1"] <= 1
+    assert set(results["torch"]["top_rules"]) <= {
+        "grandparent",
+        "grandchild",
+        "aunt_or_uncle",
+        "niece_or_nephew",
+        "cousin",
+    }

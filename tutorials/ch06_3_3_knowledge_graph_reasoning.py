@@ -238,7 +238,7 @@ for answer in runs["torch"].answer(runs["torch"].graph.entities[int(asked[0])],
 # Write each in the framework of your choice (NumPy in, NumPy out; the presets use torch and
 # TensorFlow); the check compares with the float64 oracle on fresh inputs (✓ or ✗).
 #
-# 1. **The action mask.** From the grid rows of the walkers' entities (relations and
+# 1. **The action mask** (both frameworks are preset). From the grid rows of the walkers' entities (relations and
 #    entities, $(B, K)$), where they stand, the query $(e_q, r_q)$, the answer and whether
 #    this is training, return the mask: padding closed, and in training the answer edge at
 #    the query's entity closed. (The grader's assignment `kg` asks for the same.)
@@ -266,6 +266,19 @@ def action_mask(relations, entities, current, query_entities, query_relations, a
     return open_places.double().numpy()
 
 
+def action_mask_tf(relations, entities, current, query_entities, query_relations, answers,
+                   training):
+    """The same mask in TensorFlow."""
+    rel, ent = tf.constant(relations), tf.constant(entities)
+    open_places = rel != 0  # your code here
+    if training:
+        at_query = tf.constant(current == query_entities)[:, None]
+        answer_edge = at_query & (rel == tf.constant(query_relations)[:, None]) & (
+            ent == tf.constant(answers)[:, None])
+        open_places &= ~answer_edge
+    return tf.cast(open_places, tf.float64).numpy()
+
+
 def masked_log_softmax(scores, mask):
     """log pi over the open places, 0 at the closed ones: (B, K) -> (B, K)."""
     filled = tf.where(mask > 0, scores, tf.fill(tf.shape(scores), tf.constant(-1e9, tf.float64)))
@@ -282,7 +295,8 @@ for b, k, training in ((3, 4, True), (8, 6, True), (8, 6, False)):
     qe[: b // 2] = cur[: b // 2]  # half the walkers stand at the query's entity,
     rel[: b // 2, 1], ent[: b // 2, 1] = qr[: b // 2], ans[: b // 2]  # next to its answer edge
     mask_cases.append((rel, ent, cur, qe, qr, ans, training))
-assert compare(1, action_mask, oracle.action_mask, mask_cases, "the action mask")
+assert compare(1, action_mask, oracle.action_mask, mask_cases, "the action mask (torch)")
+assert compare(1, action_mask_tf, oracle.action_mask, mask_cases, "the action mask (tf)")
 softmax_cases = [(rng.normal(size=(b, k)) * 3, (rng.random((b, k)) < 0.6) * 1.0)
                  for b, k in ((2, 3), (5, 7))]
 for _, mask in softmax_cases:
