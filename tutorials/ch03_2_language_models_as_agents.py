@@ -283,6 +283,11 @@ def log_pi_of_rows(token_logp, mask):
     return torch.log_softmax((torch.as_tensor(token_logp) * torch.as_tensor(mask)).sum(1), 0).numpy()  # your code here
 
 
+def log_pi_of_rows_tf(token_logp, mask):
+    """log pi over the K rows of one state, the same in tf: (K, T-1), (K, T-1) -> (K,)."""
+    return tf.nn.log_softmax(tf.reduce_sum(tf.constant(token_logp) * tf.constant(mask), 1), 0)  # your code here
+
+
 def returns_to_go(rewards):
     """R_t = sum_{t' >= t} r_t': (L,) -> (L,)."""
     return tf.reverse(tf.cumsum(tf.reverse(tf.constant(rewards, tf.float64), [0])), [0]).numpy()  # your code here
@@ -299,6 +304,7 @@ for k, t in ((2, 5), (4, 9), (7, 3)):
     mask = (rng.random((k, t)) < 0.5).astype(float)
     cases.append((logp, mask))
 assert compare(1, log_pi_of_rows, reference_log_pi, cases, "log pi over the admissible rows")
+assert compare(1, log_pi_of_rows_tf, reference_log_pi, cases, "log pi over the admissible rows")
 assert compare(2, returns_to_go, return_to_go,
                [(rng.integers(0, 2, size=n).astype(float),) for n in (1, 4, 9)],
                "returns-to-go")

@@ -278,6 +278,12 @@ def information_flow(h_previous, h_next):
     return (-tf.math.log(tf.maximum(cos, 0.1))).numpy()  # your code here
 
 
+def information_flow_torch(h_previous, h_next):
+    """r2 = -log max(cos(h_p, h_a), 0.1), the same in torch: (B, D), (B, D) -> (B,)."""
+    cos = torch.nn.functional.cosine_similarity(torch.as_tensor(h_previous), torch.as_tensor(h_next), dim=1, eps=0.0)
+    return -torch.log(torch.clamp(cos, min=0.1))  # your code here
+
+
 rng = np.random.default_rng(11)
 cases = []
 for b, s, t in ((1, 1, 3), (2, 3, 5), (4, 3, 8)):
@@ -287,6 +293,7 @@ assert compare(1, ease_of_answering, oracle.ease_of_answering, cases, "ease of a
 flow_cases = [(rng.normal(size=(n, d)), rng.normal(size=(n, d))) for n, d in ((1, 2), (5, 8))]
 flow_cases.append((np.eye(3), np.eye(3) * 2.0))  # the same direction: r2 = 0
 assert compare(2, information_flow, oracle.information_flow, flow_cases, "information flow")
+assert compare(2, information_flow_torch, oracle.information_flow, flow_cases, "information flow")
 
 # %% [markdown]
 # A wrong answer gets a ✗ and what was expected. Here, the padding counted in each dull

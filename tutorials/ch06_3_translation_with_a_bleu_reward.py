@@ -254,6 +254,12 @@ def scst_advantage(sample_rewards, greedy_rewards):
             - torch.repeat_interleave(torch.as_tensor(greedy_rewards), k)).numpy()  # your code here
 
 
+def scst_advantage_tf(sample_rewards, greedy_rewards):
+    """A = r(sample) - r(greedy of its source), the same in tf: (M k,), (M,) -> (M k,)."""
+    k = len(sample_rewards) // len(greedy_rewards)
+    return tf.constant(sample_rewards) - tf.repeat(tf.constant(greedy_rewards), k)  # your code here
+
+
 def scst_loss(logp, sample_rewards, greedy_rewards, mask):
     """L = -1/N sum_ij A_ij sum_t m_ijt logp_ijt."""
     k = len(sample_rewards) // len(greedy_rewards)
@@ -264,6 +270,7 @@ def scst_loss(logp, sample_rewards, greedy_rewards, mask):
 rng = np.random.default_rng(7)
 cases = [(rng.random(m * k), rng.random(m)) for m, k in ((1, 1), (3, 2), (4, 5))]
 assert compare(1, scst_advantage, oracle.scst_advantages, cases, "the SCST advantage")
+assert compare(1, scst_advantage_tf, oracle.scst_advantages, cases, "the SCST advantage")
 loss_cases = []
 for n, m, t in ((4, 2, 5), (6, 3, 9)):
     lengths = rng.integers(1, t + 1, n)

@@ -248,6 +248,12 @@ def p_improvement(x, y):
     return float(((x > y).double() + 0.5 * (x == y).double()).mean())  # your code here
 
 
+def p_improvement_tf(x, y):
+    """P(X > Y) of two score vectors, the same in tf: (m,), (n,) -> ()."""
+    x, y = tf.constant(x, tf.float64)[:, None], tf.constant(y, tf.float64)[None, :]
+    return float(tf.reduce_mean(tf.cast(x > y, tf.float64) + 0.5 * tf.cast(x == y, tf.float64)))  # your code here
+
+
 def iqm(scores):
     """The interquartile mean: (n,) -> ()."""
     n = len(scores)
@@ -258,6 +264,7 @@ rng = np.random.default_rng(0)
 pairs = [(rng.integers(0, 5, size=m) / 4, rng.integers(0, 5, size=n) / 4)
          for m, n in ((3, 4), (10, 10), (7, 2))]  # success rates: many ties
 assert compare(1, p_improvement, probability_of_improvement, pairs, "P(X > Y)")
+assert compare(1, p_improvement_tf, probability_of_improvement, pairs, "P(X > Y)")
 assert compare(2, iqm, interquartile_mean, [(rng.random(n),) for n in (4, 10, 13)], "IQM")
 
 # %% [markdown]
