@@ -286,6 +286,12 @@ def kl_to_prior(logits, log_prior):
     return float(torch.sum(log_pi.exp() * (log_pi - torch.as_tensor(log_prior))))  # your code here
 
 
+def kl_to_prior_tf(logits, log_prior):
+    """KL(softmax(logits) || pi_0), the same in tf: (K,), (K,) -> ()."""
+    log_pi = tf.nn.log_softmax(tf.constant(logits), 0)
+    return float(tf.reduce_sum(tf.exp(log_pi) * (log_pi - tf.constant(log_prior))))  # your code here
+
+
 def judge_reward(score, ended):
     """The judge's reward of one step: (N,) scores, (N,) 0/1 ended -> (N,)."""
     return tf.where(tf.constant(ended) > 0, tf.cast(tf.constant(score) > 0.5, tf.float64), 0.0).numpy()  # your code here
@@ -293,6 +299,7 @@ def judge_reward(score, ended):
 
 cases = [(rng.normal(size=k), np.log(rng.dirichlet(np.ones(k)))) for k in (2, 4, 9)]
 assert compare(1, kl_to_prior, lm_prior.kl_to_prior, cases, "KL(pi || pi_0)")
+assert compare(1, kl_to_prior_tf, lm_prior.kl_to_prior, cases, "KL(pi || pi_0)")
 judge_cases = [(rng.random(n), (rng.random(n) < 0.3).astype(float)) for n in (3, 8, 20)]
 assert compare(2, judge_reward, lambda s, e: ((s > 0.5) & (e > 0)).astype(float), judge_cases,
                "the judge's reward")
