@@ -58,6 +58,81 @@ def test_n_step_returns_stop_at_terminations_and_bootstrap_at_truncations() -> N
     assert 2.0 not in seen  # reset steps are never sampled
 
 
+def _one_env_buffer(capacity: int, flags: list[tuple[bool, bool]]) -> ReplayBuffer:
+    """Steps t = 0, 1, ... of one environment: state t, reward 3^t, next state t + 0.5,
+    (terminated, truncated) = flags[t]; n = 3, gamma = 0.5."""
+    buffer = ReplayBuffer(capacity, 1, (1,), n_step=3, gamma=0.5, batch_size=1)
+    for t, (term, trunc) in enumerate(flags):
+        buffer.add(np.array([[t]]), np.array([0]), np.array([3.0**t]), np.array([[t + 0.5]]),
+                   np.array([term]), np.array([trunc]))
+    return buffer
+
+
+def _starting_at(buffer: ReplayBuffer, state: float) -> dict:
+    """The sampled n-step transition that starts at the step whose state is ``state``."""
+    rng = np.random.default_rng(0)
+    while True:  # a few rows: each comes up within a few batches
+        batch = buffer.sample(len(buffer), rng)
+        found = np.flatnonzero(batch["states"][:, 0] == state)
+        if found.size:
+            return {key: value[found[0]] for key, value in batch.items()}
+
+
+@pytest.mark.parametrize("end", [0, 1, 2, None])
+@pytest.mark.parametrize("flag", ["terminated", "truncated"])
+def test_n_step_window_that_ends_at_every_position(end, flag) -> None:
+    """n = 3 from step 0, gamma = 0.5, rewards 1, 3, 9: the episode ends at window position
+    ``end`` (None: not inside the window). m = end + 1 steps: R = 1, 2.5, 4.75 (1 + 1.5 + 2.25),
+    gamma^m = 0.5, 0.25, 0.125, s' = s_{m-1} + 0.5; term only for a termination."""
+    flags = [(False, False)] * 5
+    if end is not None:
+        flags[end] = (flag == "terminated", flag == "truncated")
+    m = 3 if end is None else end + 1
+    got = _starting_at(_one_env_buffer(10, flags), 0.0)
+    assert got["rewards"] == [1.0, 2.5, 4.75][m - 1]
+    assert got["discounts"] == 0.5**m
+    assert got["next_states"][0] == m - 1 + 0.5
+    assert got["terminations"] == (end is not None and flag == "terminated")
+    assert got["actions"] == 0
+
+
+def test_n_step_window_wraps_around_the_ring_and_stops_at_the_newest_step() -> None:
+    """capacity 4, six steps: steps 4, 5 overwrite rows 0, 1; windows from steps 2..5."""
+    buffer = _one_env_buffer(4, [(False, False)] * 6)
+    assert (buffer.position, buffer.rows, len(buffer)) == (2, 4, 4)
+    expected = {  # state: (R, gamma^m, s') with R = sum_k 0.5^k 3^(t+k)
+        2.0: (9 + 0.5 * 27 + 0.25 * 81, 0.125, 4.5),
+        3.0: (27 + 0.5 * 81 + 0.25 * 243, 0.125, 5.5),  # rows 3, 0, 1: across the seam
+        4.0: (81 + 0.5 * 243, 0.25, 5.5),               # only one newer step
+        5.0: (243.0, 0.5, 5.5),                         # the newest step: m = 1
+    }
+    batch = buffer.sample_many(64, 4, np.random.default_rng(1))
+    assert set(batch["states"][..., 0].ravel()) == set(expected)  # steps 0 and 1 are gone
+    for state, (reward, discount, next_state) in expected.items():
+        got = _starting_at(buffer, state)
+        assert (got["rewards"], got["discounts"], got["next_states"][0]) == (
+            reward, discount, next_state), state
+
+
+def test_n_step_walk_stays_in_its_environment() -> None:
+    """Two environments side by side, rewards 1 and 100: a window never mixes them, and the
+    other environment's termination does not stop it."""
+    buffer = ReplayBuffer(8, 2, (1,), n_step=2, gamma=0.5, batch_size=1)
+    for t in range(3):
+        buffer.add(np.array([[t], [10 + t]]), np.array([0, 1]), np.array([1.0, 100.0]),
+                   np.array([[t + 0.5], [10 + t + 0.5]]), np.array([False, t == 0]),
+                   np.array([False, False]))
+    batch = {k: v.reshape(-1, *v.shape[2:])
+             for k, v in buffer.sample_many(64, 6, np.random.default_rng(2)).items()}
+    first = {float(s): i for i, s in enumerate(batch["states"][:, 0])}
+    env0, env1 = first[0.0], first[10.0]
+    assert (batch["rewards"][env0], batch["discounts"][env0]) == (1.5, 0.25)
+    assert (batch["rewards"][env1], batch["discounts"][env1]) == (100.0, 0.5)
+    assert batch["terminations"][env1] and not batch["terminations"][env0]
+    assert (batch["actions"][env0], batch["actions"][env1]) == (0, 1)
+    assert batch["next_states"][env0, 0] == 1.5
+
+
 def test_buffer_smaller_than_a_batch_is_named() -> None:
     with pytest.raises(ValueError, match=r"buffer_size: the replay buffer holds 10 steps x 2 envs = 20 transitions, fewer than one batch of 64"):
         ReplayBuffer(10, 2, (4,), batch_size=64)

@@ -10,7 +10,7 @@ from duetrl.core.interfaces.gpt_config import GPTConfig
 from duetrl.core.interfaces.gpt_params import init_gpt_params
 from duetrl.core.reference.functional import log_softmax
 from duetrl.core.reference.gpt import gpt_forward
-from duetrl.core.sampling import choose_tokens, filter_logits
+from duetrl.core.sampling import choose_tokens, filter_logits, generate
 from duetrl.core.tolerances import assert_close
 
 CONFIG = GPTConfig(vocab_size=17, block_size=24, n_layer=2, n_head=2, n_embd=32)
@@ -158,3 +158,75 @@ def test_gumbel_sampling_draws_from_the_softmax():
     assert_close(frequencies, probs, 0.015, "sample frequencies")  # ~4 standard errors
     assert_close(logp, np.log(probs)[tokens], 1e-12, "log-probs")
     assert_close(sample_logp, logp, 1e-12, "unfiltered sampling log-probs")
+
+
+def test_top_p_cut_off_is_exact_and_ties_go_by_token_id():
+    """Probabilities 0.125, 0.5, 0.125, 0.25 (exact in binary): by probability the mass before
+    each token is 0 (id 1), 0.5 (id 3), 0.75 (id 0), 0.875 (id 2). A token is dropped when the
+    more likely ones already hold p: p = 0.75 keeps ids 1 and 3 exactly; a hair more keeps id 0,
+    the tie at 0.125 going to the lower id; p = 0.5 keeps id 1 alone; p = 1 keeps all."""
+    logits = np.log(np.array([[0.125, 0.5, 0.125, 0.25], [0.25, 0.25, 0.25, 0.25]]))
+
+    def kept(p):
+        return np.isfinite(filter_logits(logits, top_p=p)).tolist()
+
+    assert kept(0.75) == [[False, True, False, True], [True, True, True, False]]
+    assert kept(0.75 + 1e-9) == [[True, True, False, True], [True, True, True, True]]
+    assert kept(0.5) == [[False, True, False, False], [True, True, False, False]]
+    assert kept(1.0) == [[True] * 4] * 2
+    # 24 tokens, eight tied at the top: p = 2.5 of their shares keeps the three lowest ids
+    z = np.array([[2.0, 1, 1, 0, 0, 0, 0, 0, 0, 2, 1, 2, 1, 1, 2, 2, 1, 1, 1, 2, 0, 2, 2, 0]])
+    share = np.exp(2.0) / (8 * np.exp(2.0) + 9 * np.exp(1.0) + 7)
+    np.testing.assert_array_equal(np.flatnonzero(np.isfinite(filter_logits(z, top_p=2.5 * share))),
+                                  [0, 9, 11])
+
+
+def test_top_k_keeps_ties_at_the_cut_and_filters_after_the_temperature():
+    logits = np.array([[3.0, 1.0, 1.0, 0.0], [0.0, 4.0, 2.0, 6.0]])
+    kept = np.isfinite(filter_logits(logits, top_k=2))
+    assert kept.tolist() == [[True, True, True, False], [False, True, False, True]]
+    assert np.isfinite(filter_logits(logits, top_k=4)).all()
+    assert np.isfinite(filter_logits(logits, top_k=1)).sum(axis=-1).tolist() == [1, 1]
+    filtered = filter_logits(logits, temperature=0.5, top_k=1)
+    assert filtered[0, 0] == 6.0 and filtered[1, 3] == 12.0  # z / tau, then the cut
+
+
+def test_sampling_log_probs_are_of_the_filtered_distribution():
+    """top-k 2 of [0.5, 0.3, 0.15, 0.05]: a kept token has sampling probability p / 0.8."""
+    probs = np.array([0.5, 0.3, 0.15, 0.05])
+    logits = np.tile(np.log(probs), (200, 1))
+    tokens, logp, sample_logp = choose_tokens(logits, np.random.default_rng(0), top_k=2)
+    assert set(tokens.tolist()) == {0, 1}
+    np.testing.assert_allclose(logp, np.log(probs[tokens]), rtol=1e-12)
+    np.testing.assert_allclose(sample_logp, np.log(probs[tokens] / 0.8), rtol=1e-12)
+    greedy = choose_tokens(np.log(probs)[None, ::-1], None, greedy=True)
+    assert greedy[0].tolist() == [3] and greedy[2].tolist() == [0.0]
+    np.testing.assert_allclose(greedy[1], np.log([0.5]), rtol=1e-12)
+
+
+def test_generate_feeds_the_prompt_then_each_token_and_not_after_the_last():
+    """A scripted decoder that always favours token (last fed token + 1) mod 17."""
+    calls = []
+
+    def next_logits(tokens, start):
+        calls.append((tokens.tolist(), start))
+        logits = np.zeros((tokens.shape[0], CONFIG.vocab_size))
+        logits[np.arange(tokens.shape[0]), (tokens[:, -1] + 1) % CONFIG.vocab_size] = 10.0
+        return logits
+
+    out = generate(next_logits, np.array([3, 4]), 3, CONFIG, greedy=True)
+    assert out.new_tokens.tolist() == [[5, 6, 7]] and out.tokens.tolist() == [[3, 4, 5, 6, 7]]
+    assert calls == [([[3, 4]], 0), ([[5]], 2), ([[6]], 3)]  # no logits after the last token
+    assert out.log_probs.shape == (1, 3) and not out.sampling_log_probs.any()
+    calls.clear()
+    empty = generate(next_logits, np.array([[3, 4]]), 0, CONFIG)
+    assert calls == [] and empty.tokens.tolist() == [[3, 4]] and empty.new_tokens.shape == (1, 0)
+    a = generate(next_logits, np.array([[1], [2]]), 4, CONFIG, temperature=5.0, seed=7)
+    b = generate(next_logits, np.array([[1], [2]]), 4, CONFIG, temperature=5.0, seed=7)
+    np.testing.assert_array_equal(a.tokens, b.tokens)
+    with pytest.raises(ValueError, match="top_k: expected a positive int or None, got 0"):
+        generate(next_logits, np.array([3]), 2, CONFIG, top_k=0)
+    with pytest.raises(ValueError, match="max_new_tokens: expected an int >= 0, got -1"):
+        generate(next_logits, np.array([3]), -1, CONFIG)
+    with pytest.raises(ValueError, match=r"top_p: expected a probability in \(0, 1\]"):
+        generate(next_logits, np.array([3]), 2, CONFIG, top_p=0.0)

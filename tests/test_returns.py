@@ -258,3 +258,20 @@ def test_returns_benchmark_runs_on_tiny_shapes() -> None:
     results = module.main(["--sizes", "8x2", "--repeats", "1", "--json"])
     assert set(results["8x2"]) == {"torch", "tf"}
     assert all(r["scan"] > 0 and r["matrix"] > 0 for r in results["8x2"].values())
+
+
+@pytest.mark.parametrize("truncated", [False, True])
+def test_listing_returns_by_hand(backends, truncated):
+    """Listing 5.2's compute_returns, repaired, in both frameworks: rewards 1, 2, 4, 8 and
+    gamma 0.5 give G = 4, 6, 8, 8 (each r_t + 0.5 G_{t+1}, the episode ending at its last
+    step, nowhere before); a cut episode gives the same (no critic to bootstrap from)."""
+    for name, backend in backends.items():
+        returns = np.asarray(backend.compute_returns_listing([1.0, 2.0, 4.0, 8.0], 0.5,
+                                                             truncated))
+        assert returns.dtype == np.float32 and returns.shape == (4,), name
+        np.testing.assert_array_equal(returns, [4.0, 6.0, 8.0, 8.0], err_msg=name)
+        single = np.asarray(backend.compute_returns_listing([3.0], 0.9, truncated))
+        np.testing.assert_array_equal(single, [3.0], err_msg=name)
+        undiscounted = np.asarray(backend.compute_returns_listing([1.0, 1.0, 1.0], 1.0,
+                                                                  truncated))
+        np.testing.assert_array_equal(undiscounted, [3.0, 2.0, 1.0], err_msg=name)

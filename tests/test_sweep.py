@@ -436,7 +436,7 @@ class ScriptedChild:
     def __init__(self, outcomes, checkpoint=False, summary=False, printed=None) -> None:
         self.outcomes, self.checkpoint, self.summary, self.printed = (
             outcomes, checkpoint, summary, printed)
-        self.now, self.limits, self.resumed = 0.0, [], []
+        self.now, self.limits, self.resumed = 1000.0, [], []  # a clock does not start at 0
 
     def monotonic(self) -> float:
         return self.now
@@ -505,6 +505,9 @@ def test_scripted_bad_input_success_and_a_silent_exit(monkeypatch, tmp_path) -> 
     row, log = scripted_run(monkeypatch, tmp_path / "b", killed_then_done, max_retries=1)
     assert (row["status"], row["attempts"], row["error"], row["wall_s"]) == ("done", 2, "", 3.0)
     assert row["solved"] is True and "attempt 1: failed killed by SIGKILL" in log
+    hangup = ScriptedChild([(1.0, -signal.SIGHUP)])  # signal 1: the smallest there is
+    row, _ = scripted_run(monkeypatch, tmp_path / "e", hangup, max_retries=0)
+    assert (row["status"], row["error"]) == ("failed", "killed by SIGHUP")
     silent = ScriptedChild([(1.0, 0)] * 2)
     row, _ = scripted_run(monkeypatch, tmp_path / "c", silent, max_retries=1)
     assert (row["status"], row["attempts"]) == ("failed", 2)
@@ -522,3 +525,6 @@ def test_scripted_resume_continues_a_checkpoint_from_the_first_attempt(monkeypat
     child = ScriptedChild([(1.0, 0)], summary=True)
     row, _ = scripted_run(monkeypatch, tmp_path, child, max_retries=0, resume=True)
     assert child.resumed == [True] and row["status"] == "done"
+    fresh = ScriptedChild([(1.0, 0)], summary=True)  # not asked to resume: starts afresh
+    scripted_run(monkeypatch, tmp_path, fresh, max_retries=0, resume=False)
+    assert fresh.resumed == [False]
