@@ -94,7 +94,7 @@ def _child(module: dict, index: int, log: Path, trace_to: Path | None) -> None:
     os.dup2(fd, 2)
     path = str(ROOT / module["path"])
     source = Path(path).read_text()
-    tree = mutated_tree(source, index, tuple(module.get("functions", ())))
+    tree = mutated_tree(source, index, *_scope(module))
     try:
         code = compile(tree, path, "exec", dont_inherit=True)
     except SyntaxError:  # a mutant Python refuses to compile is caught at once
@@ -153,6 +153,11 @@ def _preload(names: list[str]) -> None:
         __import__(name)
 
 
+def _scope(module: dict) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(functions, exclude) of a module's entry: what is mutated, what is left alone."""
+    return tuple(module.get("functions", ())), tuple(module.get("exclude", ()))
+
+
 def _verdict(code: int | None) -> str:
     return "timeout" if code is None else "survived" if code == 0 else "killed"
 
@@ -168,7 +173,7 @@ def run_module(
     """Every mutant of one module; returns its record (verdicts, counts, timings)."""
     WORK.mkdir(parents=True, exist_ok=True)
     source = (ROOT / module["path"]).read_text()
-    mutants = list_mutants(source, tuple(module.get("functions", ())))
+    mutants = list_mutants(source, *_scope(module))
     started = time.monotonic()
     trace = WORK / f"{name}.lines.json"
     code, clean_s = _finish(
@@ -223,9 +228,21 @@ def run_module(
                 os.waitpid(pid, 0)
             running.pop(pid)
             code = os.waitstatus_to_exitcode(status) if done else None
-            verdicts[mutant.index] = {"status": _verdict(code), "seconds": time.monotonic() - t0}
+            verdicts[mutant.index] = {
+                "status": _verdict(code),
+                "code": code,
+                "seconds": round(time.monotonic() - t0, 2),
+            }
             if code == 0:
                 print(f"  survived: {mutant.name}", flush=True)
+    # the checkout is shared: a file broken by someone else mid-run fails every mutant, which
+    # would pass for a perfect score. The clean tests must still pass at the end.
+    code, _ = _finish(_start(module, -1, WORK / f"{name}.clean.log"), time.monotonic(), limit_s)
+    if code != 0:
+        raise SystemExit(
+            f"{name}: the tests failed without any mutant at the end of the run "
+            f"(exit {code}; see {WORK / f'{name}.clean.log'}): no score kept"
+        )
     record = _record(
         name, module, mutants, verdicts, equivalents, source, time.monotonic() - started, clean_s
     )
@@ -291,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for name in chosen:
             m = modules[name]
-            count = len(list_mutants((ROOT / m["path"]).read_text(), tuple(m.get("functions", ()))))
+            count = len(list_mutants((ROOT / m["path"]).read_text(), *_scope(m)))
             print(f"{name:24s} {count:4d} mutants  {m['path']}  <- {' '.join(m['tests'])}")
         return 0
     _preload(config.get("preload", []))

@@ -118,9 +118,14 @@ class _Planter(ast.NodeTransformer):
     ``target`` (or none, when ``target`` is -1, to list them all)."""
 
     def __init__(
-        self, source_lines: list[str], target: int = -1, functions: tuple[str, ...] = ()
+        self,
+        source_lines: list[str],
+        target: int = -1,
+        functions: tuple[str, ...] = (),
+        exclude: tuple[str, ...] = (),
     ) -> None:
         self.lines, self.target, self.functions = source_lines, target, functions
+        self.exclude = exclude
         self.found: list[Mutant] = []
         self.scope: list[str] = []
         self.statement: ast.stmt | None = None
@@ -129,9 +134,11 @@ class _Planter(ast.NodeTransformer):
     # ---- bookkeeping: where we are, and whether this place is mutated at all ----
     def _in_scope(self) -> bool:
         name = ".".join(self.scope)
-        return not self.functions or any(
-            name == f or name.startswith(f + ".") for f in self.functions
-        )
+
+        def inside(names: tuple[str, ...]) -> bool:
+            return any(name == f or name.startswith(f + ".") for f in names)
+
+        return (not self.functions or inside(self.functions)) and not inside(self.exclude)
 
     def _offer(self, node: ast.AST, what: str) -> bool:
         """Number one mutation of ``node``; True when it is the one to apply."""
@@ -289,16 +296,21 @@ class _Planter(ast.NodeTransformer):
         return node
 
 
-def list_mutants(source: str, functions: tuple[str, ...] = ()) -> list[Mutant]:
-    """Every mutant of ``source`` (restricted to ``functions``' qualified names, if given)."""
-    planter = _Planter(source.splitlines(), -1, functions)
+def list_mutants(
+    source: str, functions: tuple[str, ...] = (), exclude: tuple[str, ...] = ()
+) -> list[Mutant]:
+    """Every mutant of ``source``: inside ``functions`` (qualified names; all if empty), outside
+    ``exclude``."""
+    planter = _Planter(source.splitlines(), -1, functions, exclude)
     planter.visit(ast.parse(source))
     return planter.found
 
 
-def mutated_tree(source: str, index: int, functions: tuple[str, ...] = ()) -> ast.Module:
+def mutated_tree(
+    source: str, index: int, functions: tuple[str, ...] = (), exclude: tuple[str, ...] = ()
+) -> ast.Module:
     """The syntax tree of ``source`` with mutant number ``index`` planted (-1: none)."""
     tree = ast.parse(source)
-    planter = _Planter(source.splitlines(), index, functions)
+    planter = _Planter(source.splitlines(), index, functions, exclude)
     tree = planter.visit(copy.deepcopy(tree))
     return ast.fix_missing_locations(tree)
