@@ -189,9 +189,12 @@ print("saved", path)
 # 1. **Solve the Bellman equation.** Given $P_\pi$ (non-terminal part, rows may sum to less
 #    than 1) and $R_\pi$, return the $V$ with $V = R_\pi + \gamma P_\pi V$. The check
 #    measures the Bellman residual on fresh MDPs.
-# 2. **Add a baseline.** On a one-step bandit ($\pi = \text{softmax}(\theta)$, reward $r_a$
-#    for arm $a$), write the score-function estimate with a constant baseline $b$,
-#    $\hat g = \nabla_\theta \log \pi(a)\,(r_a - b)$, $\nabla_\theta \log \pi(a) = e_a - \pi$.
+# 2. **Add a baseline, with the framework's autograd.** On a one-step bandit
+#    ($\pi = \text{softmax}(\theta)$, reward $r_a$ for arm $a$), write the score-function
+#    estimate with a constant baseline $b$, $\hat g = \nabla_\theta \log \pi(a)\,(r_a - b)$,
+#    letting PyTorch's `autograd` *or* TensorFlow's `GradientTape` compute
+#    $\nabla_\theta \log \pi(a)$ (both are below; use float64, since the check compares
+#    variances to $10^{-9}$). By hand it is $e_a - \pi$.
 #    The check proves it unbiased for every $b$: $\sum_a \pi_a \hat g(a) = \nabla J$. Then the
 #    cell measures the variance of the REINFORCE estimate on this chapter's MDP with and
 #    without the baseline $V^\pi(s_t)$ of section 2.
@@ -200,6 +203,9 @@ print("saved", path)
 #    {\mathbb{E}[\|\nabla \log \pi(a)\|^2]}$, and see that it is not quite $V = \mathbb{E}[r_a]$.
 
 # %%
+import tensorflow as tf  # noqa: E402
+import torch  # noqa: E402
+
 from duetrl.core.exercises import estimator_moments, exercise_checks  # noqa: E402
 
 check_exercise_1, check_exercise_2, check_exercise_3 = exercise_checks(
@@ -211,10 +217,19 @@ def solve_values(P_pi, R_pi, gamma):
     return np.linalg.solve(np.eye(len(R_pi)) - gamma * P_pi, R_pi)  # your code here
 
 
-def score_function_estimate(theta_b, rewards_b, action, baseline):
-    """grad_theta log pi(action) (r_action - b) for pi = softmax(theta_b), a vector like theta_b."""
-    pi_b = np.exp(theta_b - theta_b.max()) / np.exp(theta_b - theta_b.max()).sum()
-    return (np.eye(len(theta_b))[action] - pi_b) * (rewards_b[action] - baseline)  # your code here
+def score_function_estimate_torch(theta_b, rewards_b, action, baseline):
+    """grad_theta log pi(action) (r_action - b), pi = softmax(theta_b), by torch's autograd."""
+    theta_t = torch.tensor(theta_b, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(torch.log_softmax(theta_t, 0)[action], theta_t)
+    return grad * (rewards_b[action] - baseline)  # your code here
+
+
+def score_function_estimate_tf(theta_b, rewards_b, action, baseline):
+    """grad_theta log pi(action) (r_action - b), pi = softmax(theta_b), by tf's GradientTape."""
+    theta_t = tf.Variable(theta_b, dtype=tf.float64)
+    with tf.GradientTape() as tape:
+        log_pi = tf.nn.log_softmax(theta_t)[action]
+    return tape.gradient(log_pi, theta_t) * (rewards_b[action] - baseline)  # your code here
 
 
 def optimal_baseline(theta_b, rewards_b):
@@ -225,8 +240,9 @@ def optimal_baseline(theta_b, rewards_b):
 
 
 assert check_exercise_1(solve_values)
-assert np.allclose(solve_values(P_pi, (softmax_policy(theta) * R).sum(axis=1), gamma), V)
-assert check_exercise_2(score_function_estimate)
+print("  this chapter's MDP: max |yours - V of section 2| =",
+      np.abs(solve_values(P_pi, (softmax_policy(theta) * R).sum(axis=1), gamma) - V).max())
+assert check_exercise_2(score_function_estimate_torch) and check_exercise_2(score_function_estimate_tf)
 
 # Measure: REINFORCE on this chapter's MDP, with and without the baseline V(s_t)
 plain, with_baseline = [], []
@@ -248,7 +264,7 @@ theta_b, rewards_b = np.array([0.5, -1.0, 0.2]), np.array([1.0, 0.0, 3.0])
 for label, b in (("b = 0", 0.0), ("b = V", softmax_policy(theta_b[None])[0] @ rewards_b),
                  ("b = b*", optimal_baseline(theta_b, rewards_b))):
     print(f"  bandit, {label:>6}: variance "
-          f"{estimator_moments(score_function_estimate, theta_b, rewards_b, b)[1]:.4f}")
+          f"{estimator_moments(score_function_estimate_torch, theta_b, rewards_b, b)[1]:.4f}")
 
 # %% [markdown]
 # A wrong answer gets a ✗ and the expected values (here: forgetting the $-\pi$ of
