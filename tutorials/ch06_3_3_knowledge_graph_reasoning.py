@@ -57,12 +57,16 @@ QUICK = quick_mode()
 
 # %%
 graph = make_family_graph(seed=0)
-print(f"{graph.num_entities} people, {len(graph.facts)} facts in the graph, "
-      f"{len(graph.heldout)} held out")
+print(
+    f"{graph.num_entities} people, {len(graph.facts)} facts in the graph, "
+    f"{len(graph.heldout)} held out"
+)
 print("held out, e.g.:", ", ".join(graph.describe(f) for f in graph.heldout[:3]))
 train_queries, test_queries = graph.queries("train"), graph.queries("test")
-print(f"queries: {len(train_queries)} for training (facts the graph has), "
-      f"{len(test_queries)} for the test (the held-out ones), relations {DERIVED_RELATIONS}")
+print(
+    f"queries: {len(train_queries)} for training (facts the graph has), "
+    f"{len(test_queries)} for the test (the held-out ones), relations {DERIVED_RELATIONS}"
+)
 
 # %% [markdown]
 # ### States, actions and the action mask
@@ -79,8 +83,10 @@ print(f"queries: {len(train_queries)} for training (facts the graph has), "
 tiny = tiny_graph()
 grid = action_grid(tiny.num_entities, tiny.facts)
 for e, name in enumerate(tiny.entities):
-    places = [f"({tiny.relations[r]}, {tiny.entities[t]})"
-              for r, t in zip(grid.relations[e], grid.targets[e])]
+    places = [
+        f"({tiny.relations[r]}, {tiny.entities[t]})"
+        for r, t in zip(grid.relations[e], grid.targets[e])
+    ]
     print(f"{name:>5}: " + "  ".join(places))
 ada, cleo = 0, 2
 grandparent = tiny.relations.index("grandparent")
@@ -137,12 +143,28 @@ walker = runs["torch"].walker
 q = runs["torch"].test_queries[:5]
 rel, ent = runs["torch"].grid.candidates(q[:, 0])
 for name, b in backends.items():
-    log_pi, mask, _ = b.inference_step(runs[name].walker, np.zeros((5, settings.history_dim)),
-                                       np.full(5, 2), q[:, 0], q[:, 1], rel, ent, q[:, 0],
-                                       q[:, 2], False)
+    log_pi, mask, _ = b.inference_step(
+        runs[name].walker,
+        np.zeros((5, settings.history_dim)),
+        np.full(5, 2),
+        q[:, 0],
+        q[:, 1],
+        rel,
+        ent,
+        q[:, 0],
+        q[:, 2],
+        False,
+    )
     expected, _ = oracle.walker_step(
         {k: v.astype(np.float64) for k, v in b.export_params(runs[name].walker).items()},
-        np.zeros((5, settings.history_dim)), np.full(5, 2), q[:, 0], q[:, 1], rel, ent, mask)
+        np.zeros((5, settings.history_dim)),
+        np.full(5, 2),
+        q[:, 0],
+        q[:, 1],
+        rel,
+        ent,
+        mask,
+    )
     assert_close(log_pi, expected, "float32_layer", name=f"{name} log pi vs the oracle")
 print("both frameworks' first step equals the float64 oracle (float32 tolerance)")
 
@@ -155,8 +177,10 @@ print("both frameworks' first step equals the float64 oracle (float32 tolerance)
 for name, run in runs.items():
     while not run.finished():
         row = run.step()
-    print(f"{name:>5}: {run.updates} updates, last batch: {row['reward']:.2f} of the walks "
-          f"reached the answer, entropy {row['entropy']:.2f}")
+    print(
+        f"{name:>5}: {run.updates} updates, last batch: {row['reward']:.2f} of the walks "
+        f"reached the answer, entropy {row['entropy']:.2f}"
+    )
 
 # %% [markdown]
 # ## Results and analysis
@@ -171,11 +195,14 @@ for name, run in runs.items():
 # %%
 walks = runs["torch"].random_walk()
 print(f"{'':<14}{'hits@1':>8}{'hits@3':>8}{'hits@10':>8}{'MRR':>8}")
-for label, f in {**{f"RL {n}": r.heldout() for n, r in runs.items()},
-                 "random walks": walks}.items():
+for label, f in {
+    **{f"RL {n}": r.heldout() for n, r in runs.items()},
+    "random walks": walks,
+}.items():
     print(f"{label:<14}" + "".join(f"{f[k]:8.3f}" for k in ("hits@1", "hits@3", "hits@10", "mrr")))
-path = plot_kg({n: r.history for n, r in runs.items()}, figure_dir() / "ch06_3_3_kg.png",
-               walks["hits@1"])
+path = plot_kg(
+    {n: r.history for n, r in runs.items()}, figure_dir() / "ch06_3_3_kg.png", walks["hits@1"]
+)
 show_saved_figure(path)
 
 # %% [markdown]
@@ -189,12 +216,15 @@ show_saved_figure(path)
 summary = runs["torch"].evaluate()
 for rules in summary["rules"].values():
     for rule in rules[:2]:
-        print(f"  {rule['rule']:<46} share {rule['share']:.2f}  confidence "
-              f"{rule['confidence']:.2f}")
+        print(
+            f"  {rule['rule']:<46} share {rule['share']:.2f}  confidence {rule['confidence']:.2f}"
+        )
 parent = graph.relations.index("parent")
 gp = graph.relations.index("grandparent")
-print(f"  for comparison: {rule_text(graph.relations, gp, (parent, parent))}: confidence "
-      f"{rule_confidence(graph, gp, (parent, parent)):.2f}")
+print(
+    f"  for comparison: {rule_text(graph.relations, gp, (parent, parent))}: confidence "
+    f"{rule_confidence(graph, gp, (parent, parent)):.2f}"
+)
 
 # %% [markdown]
 # ### Link completion: the facts the graph was missing
@@ -203,12 +233,15 @@ print(f"  for comparison: {rule_text(graph.relations, gp, (parent, parent))}: co
 # it. `duetrl kg ask CHECKPOINT jon_9 grandparent` shows the same for one query.
 
 # %%
-print(f"recovered {summary['recovered_facts']} of the {summary['heldout_facts']} missing facts;"
-      f" e.g. {', '.join(summary['recovered_examples'][:3])}")
+print(
+    f"recovered {summary['recovered_facts']} of the {summary['heldout_facts']} missing facts;"
+    f" e.g. {', '.join(summary['recovered_examples'][:3])}"
+)
 asked = runs["torch"].test_queries[0]
 print(f"{runs['torch'].graph.describe(asked)} is held out; the walker's answers:")
-for answer in runs["torch"].answer(runs["torch"].graph.entities[int(asked[0])],
-                                   runs["torch"].graph.relations[int(asked[1])], 3):
+for answer in runs["torch"].answer(
+    runs["torch"].graph.entities[int(asked[0])], runs["torch"].graph.relations[int(asked[1])], 3
+):
     print(f"  {answer['entity']:<10} p = {answer['probability']:.3f}  ({answer['fact']})")
 
 # %% [markdown]
@@ -254,27 +287,33 @@ import torch  # noqa: E402
 from duetrl.core.exercises import compare  # noqa: E402
 
 
-def action_mask(relations, entities, current, query_entities, query_relations, answers,
-                training):
+def action_mask(relations, entities, current, query_entities, query_relations, answers, training):
     """(B, K) 1 = admissible: padding (relation 0) closed; in training the answer edge."""
     rel, ent = torch.as_tensor(relations), torch.as_tensor(entities)
     open_places = rel != 0  # your code here
     if training:
         at_query = torch.as_tensor(current == query_entities)[:, None]
-        open_places &= ~(at_query & (rel == torch.as_tensor(query_relations)[:, None])
-                         & (ent == torch.as_tensor(answers)[:, None]))
+        open_places &= ~(
+            at_query
+            & (rel == torch.as_tensor(query_relations)[:, None])
+            & (ent == torch.as_tensor(answers)[:, None])
+        )
     return open_places.double().numpy()
 
 
-def action_mask_tf(relations, entities, current, query_entities, query_relations, answers,
-                   training):
+def action_mask_tf(
+    relations, entities, current, query_entities, query_relations, answers, training
+):
     """The same mask in TensorFlow."""
     rel, ent = tf.constant(relations), tf.constant(entities)
     open_places = rel != 0  # your code here
     if training:
         at_query = tf.constant(current == query_entities)[:, None]
-        answer_edge = at_query & (rel == tf.constant(query_relations)[:, None]) & (
-            ent == tf.constant(answers)[:, None])
+        answer_edge = (
+            at_query
+            & (rel == tf.constant(query_relations)[:, None])
+            & (ent == tf.constant(answers)[:, None])
+        )
         open_places &= ~answer_edge
     return tf.cast(open_places, tf.float64).numpy()
 
@@ -297,19 +336,29 @@ for b, k, training in ((3, 4, True), (8, 6, True), (8, 6, False)):
     mask_cases.append((rel, ent, cur, qe, qr, ans, training))
 assert compare(1, action_mask, oracle.action_mask, mask_cases, "the action mask (torch)")
 assert compare(1, action_mask_tf, oracle.action_mask, mask_cases, "the action mask (tf)")
-softmax_cases = [(rng.normal(size=(b, k)) * 3, (rng.random((b, k)) < 0.6) * 1.0)
-                 for b, k in ((2, 3), (5, 7))]
+softmax_cases = [
+    (rng.normal(size=(b, k)) * 3, (rng.random((b, k)) < 0.6) * 1.0) for b, k in ((2, 3), (5, 7))
+]
 for _, mask in softmax_cases:
     mask[:, 0] = 1.0  # the stay: at least one open place per row
-assert compare(2, masked_log_softmax, oracle.masked_log_softmax, softmax_cases,
-               "the masked log-softmax")
+assert compare(
+    2, masked_log_softmax, oracle.masked_log_softmax, softmax_cases, "the masked log-softmax"
+)
 
 # %% [markdown]
 # A wrong answer gets a ✗ and what was expected. Here, a mask that forgot the training case
 # (the answer edge left open):
 
 # %%
-assert not compare(1, lambda r, e, c, qe, qr, a, t: (np.asarray(r) != 0) * 1.0,
-                   oracle.action_mask, mask_cases, "the action mask")
-print(to_numpy(backends["tf"].action_mask(*(backends["tf"].as_tensor(x)
-                                            for x in mask_cases[0][:6]), True)).astype(int))
+assert not compare(
+    1,
+    lambda r, e, c, qe, qr, a, t: (np.asarray(r) != 0) * 1.0,
+    oracle.action_mask,
+    mask_cases,
+    "the action mask",
+)
+print(
+    to_numpy(
+        backends["tf"].action_mask(*(backends["tf"].as_tensor(x) for x in mask_cases[0][:6]), True)
+    ).astype(int)
+)
