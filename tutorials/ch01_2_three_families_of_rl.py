@@ -153,7 +153,9 @@ print("figure:", path)
 #    update may use transitions collected by an *older* policy and that therefore keep a
 #    replay buffer. The check looks for a `ReplayBuffer` inside each trainer above. (Why may
 #    PPO reuse its rollout for ten epochs, but not for ten thousand?)
-# 2. **DQN's TD target.** Given one replayed n-step transition (its summed reward $r^{(n)}$,
+# 2. **DQN's TD target, in the framework of your choice.** In PyTorch *or* TensorFlow (both
+#    are below, in float64: the check compares to $10^{-9}$): given one replayed n-step
+#    transition (its summed reward $r^{(n)}$,
 #    the discount $\gamma^n$, the termination flag and the target network's $Q(s', \cdot)$),
 #    return $y$. The check draws transitions from the trained DQN's own buffer and compares
 #    with the float64 oracle `duetrl.core.reference.dqn.td_targets`.
@@ -163,6 +165,9 @@ print("figure:", path)
 #    episode of 500 steps (what is its closed form?).
 
 # %%
+import tensorflow as tf  # noqa: E402
+import torch  # noqa: E402
+
 from duetrl.core.coursework.compare import compare_calls  # noqa: E402
 from duetrl.core.exercises import report  # noqa: E402
 from duetrl.core.reference import dqn as reference_dqn  # noqa: E402
@@ -228,9 +233,14 @@ def needs_replay_buffer(family: str) -> bool:
     return family == "dqn"  # your code here
 
 
-def td_target(reward: float, discount: float, terminated: bool, q_next_target) -> float:
-    """y = r^(n) + gamma^n (1 - term) max_a' Q_target(s', a')."""
-    return reward + discount * (1.0 - terminated) * np.max(q_next_target)  # your code here
+def td_target_torch(reward: float, discount: float, terminated: bool, q_next_target):
+    """y = r^(n) + gamma^n (1 - term) max_a' Q_target(s', a'), in torch (float64)."""
+    return reward + discount * (1.0 - terminated) * torch.as_tensor(q_next_target).max()  # your code here
+
+
+def td_target_tf(reward: float, discount: float, terminated: bool, q_next_target):
+    """y = r^(n) + gamma^n (1 - term) max_a' Q_target(s', a'), in tf (float64)."""
+    return reward + discount * (1.0 - terminated) * tf.reduce_max(tf.constant(q_next_target, tf.float64))  # your code here
 
 
 def discounted_return(rewards, gamma: float) -> float:
@@ -239,7 +249,7 @@ def discounted_return(rewards, gamma: float) -> float:
 
 
 assert check_exercise_1(needs_replay_buffer)
-assert check_exercise_2(td_target)
+assert check_exercise_2(td_target_torch) and check_exercise_2(td_target_tf)
 assert check_exercise_3(discounted_return)
 
 # %% [markdown]
