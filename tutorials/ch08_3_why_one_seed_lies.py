@@ -242,12 +242,18 @@ print("figures:", ", ".join(sorted(p.name for p in report_dir.glob("*.png"))))
 # 1. **The interquartile mean by hand.** Sort, cut $\lfloor n/4 \rfloor$ runs from each end,
 #    average the rest. The check compares with `rliable` on samples of 4 to 11 runs (at
 #    $n = 6$ and $n = 7$ rounding instead of flooring cuts one run too many).
-# 2. **The probability of improvement by hand.** The double sum above, ties counting one
-#    half. The check compares with `rliable` (the Mann-Whitney U statistic over $mn$) on
+# 2. **The probability of improvement, in the framework of your choice.** The double sum
+#    above, ties counting one half, in PyTorch *or* TensorFlow (both are below; a comparison
+#    of two broadcast tensors does the double sum). The check compares with `rliable` (the Mann-Whitney U statistic over $mn$) on
 #    scores with many ties.
 
 # %%
+from duetrl.core.backend import load_backends  # noqa: E402
 from duetrl.core.exercises import compare  # noqa: E402
+
+load_backends(["torch", "tf"])  # torch before tensorflow, as everywhere in duetrl
+import tensorflow as tf  # noqa: E402
+import torch  # noqa: E402
 
 
 def check_exercise_1(answer) -> bool:
@@ -272,13 +278,20 @@ def interquartile_mean(scores: np.ndarray) -> float:
     return float(np.sort(scores)[k:len(scores) - k].mean())  # your code here
 
 
-def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
-    """(1/mn) sum_i sum_j S(x_i, y_j), S = 1, 1/2, 0 for >, =, <."""
-    return float(np.mean((x[:, None] > y) + 0.5 * (x[:, None] == y)))  # your code here
+def probability_of_improvement_torch(x: np.ndarray, y: np.ndarray) -> float:
+    """(1/mn) sum_i sum_j S(x_i, y_j), S = 1, 1/2, 0 for >, =, <, in torch (float64)."""
+    x, y = torch.as_tensor(x)[:, None], torch.as_tensor(y)[None, :]
+    return float(((x > y).double() + 0.5 * (x == y).double()).mean())  # your code here
+
+
+def probability_of_improvement_tf(x: np.ndarray, y: np.ndarray) -> float:
+    """(1/mn) sum_i sum_j S(x_i, y_j), S = 1, 1/2, 0 for >, =, <, in tf (float64)."""
+    x, y = tf.constant(x, tf.float64)[:, None], tf.constant(y, tf.float64)[None, :]
+    return float(tf.reduce_mean(tf.cast(x > y, tf.float64) + 0.5 * tf.cast(x == y, tf.float64)))  # your code here
 
 
 assert check_exercise_1(interquartile_mean)
-assert check_exercise_2(probability_of_improvement)
+assert check_exercise_2(probability_of_improvement_torch) and check_exercise_2(probability_of_improvement_tf)
 
 # %% [markdown]
 # A wrong answer gets a ✗ and the expected values. Here, counting ties as losses:
