@@ -211,3 +211,31 @@ def test_logs_follow_the_behaviour_policy_and_users_their_tastes():
     favourite = np.argmax(data.users, axis=1)
     share = (sim.catalogue.topic[data.sessions] == favourite[:, None]).mean()
     assert share > 0.4  # chance: 1/6
+
+
+# ---- the tutorial's checked exercises ---------------------------------------------------------
+def test_exercise_checks_pass_right_answers_and_fail_wrong_ones(capsys):
+    from duetrl.core.cases.recommender.exercises import CHECKS
+
+    multiplier, weight, snips = CHECKS
+    right = {
+        multiplier: lambda pi, k: k * (1 - pi) ** (k - 1),
+        weight: lambda pi, beta, c, k: k * (1 - pi) ** (k - 1) * np.minimum(pi / beta, c),
+        snips: lambda w, r: (w * r).sum() / w.sum(),
+    }
+    wrong = {
+        multiplier: [lambda pi, k: k * (1 - pi) ** k, lambda pi, k: (1 - pi) ** (k - 1)],
+        weight: [
+            lambda pi, beta, c, k: k * (1 - pi) ** (k - 1) * pi / beta,  # no cap
+            lambda pi, beta, c, k: k * (1 - beta) ** (k - 1) * np.minimum(pi / beta, c),
+            lambda pi, beta, c, k: np.minimum(k * (1 - pi) ** (k - 1) * pi / beta, c),
+        ],
+        snips: [lambda w, r: (w * r).mean(), lambda w, r: (w * r).sum() / len(w)],
+    }
+    for check in CHECKS:
+        for seed in (None, 1, 2):
+            assert check(right[check], seed=seed) is True
+        for answer in wrong[check]:
+            assert check(answer) is False
+        assert check(lambda *args: 1 / 0) is False  # a crash is a ✗, not an exception
+    assert "✗" in capsys.readouterr().out
