@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint notebooks bench book browser clean
+.PHONY: setup demo test lint notebooks bench book browser mutate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,14 @@ notebooks: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/attention.py
 	$(BIN)/python benchmarks/lm.py --threads 1
+
+# Mutation testing of the numeric core, not part of `make test` (about 30 min on 2 cores):
+# tools/mutate.py plants one small bug at a time in each module of tools/mutation.toml, runs the
+# fast tests that own it, and keeps the scores in MUTATION.md. Some modules: make mutate
+# MODULES="tabular bandits"; one mutant at a time on a busy machine: MUTATE_JOBS=1.
+MUTATE_JOBS ?= 2
+mutate: $(STAMP)
+	$(BIN)/python tools/mutate.py --jobs $(MUTATE_JOBS) $(MODULES)
 
 # The book: the static site in English and Chinese (build/book/html/index.html), every tutorial
 # executed in full mode; MathJax comes once from the npm registry (equations work offline).

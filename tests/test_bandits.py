@@ -11,6 +11,7 @@ import pytest
 from duetrl.core import bandits
 from duetrl.core.bandits import (
     UCB1,
+    Bandit,
     BernoulliBandit,
     DecayingEpsilonGreedy,
     EpsilonGreedy,
@@ -84,6 +85,8 @@ def test_plot_saves_a_picture(tmp_path) -> None:
     (lambda: EpsilonGreedy(-0.1), r"epsilon: expected a number in \[0, 1\], got -0.1"),
     (lambda: BernoulliBandit([0.5]), r"means: expected k >= 2 arm means"),
     (lambda: BernoulliBandit([0.5, 1.2]), r"means: a Bernoulli arm's mean is a probability"),
+    (lambda: GaussianBandit([0.5, float("nan")]), r"means: expected finite numbers"),
+    (lambda: Bandit(np.array([0.5, 0.2]), "poisson"), r"kind: expected 'bernoulli' or 'gaussian'"),
     (lambda: GaussianBandit([0.0, 1.0], std=0.0), r"std: expected a positive number, got 0.0"),
     (lambda: Softmax(0), r"temperature: expected a positive number, got 0"),
     (lambda: UCB1(-1), r"c: expected a positive number, got -1"),
@@ -227,3 +230,13 @@ def test_regret_band_and_optimal_fraction_by_hand() -> None:
                                rtol=1e-12)
     np.testing.assert_allclose(curve.final, [0.0, 1.2, 2.4], rtol=1e-12)
     np.testing.assert_allclose(curve.optimal_fraction, [1 / 3] * 4, rtol=1e-15)
+
+
+def test_edges_of_the_checks_and_the_defaults_are_accepted() -> None:
+    """The closed ends of [0, 1] are rates too; a bandit's means are float64 whatever came in;
+    sigma defaults to 1."""
+    assert EpsilonGreedy(1.0).epsilon == 1.0 and EpsilonGreedy(0).epsilon == 0.0
+    assert BernoulliBandit([0, 1]).means.tolist() == [0.0, 1.0]
+    gaussian = Bandit(np.array([1, 0]), "gaussian")
+    assert gaussian.std == 1.0 and gaussian.means.dtype == np.float64
+    assert gaussian.gaps.tolist() == [0.0, 1.0] and gaussian.num_arms == 2

@@ -117,3 +117,25 @@ def test_a_verdict_reads_as_a_pair_and_a_truth_value() -> None:
     assert case_verdict(hint, "ok", "", {"0": X}).message.endswith(". Hint: read eq. 3")
     assert case_verdict(hint, "ok", "", {}).message.startswith("the result is missing")
     assert case_verdict(hint, "error", "time limit", None) == (False, "time limit")
+
+
+def test_an_error_in_one_entry_of_a_large_array_is_found_and_located() -> None:
+    """999 entries right, one off: a mean of the errors would pass it, the worst entry fails."""
+    expected = np.arange(1000.0).reshape(10, 100) / 8  # dyadic: expected + 0.25 is exact
+    got = expected.copy()
+    got[7, 34] += 0.5
+    visible = compare_arrays(got, expected, ATOL, what="y", show="worst")
+    assert not visible and visible.message == ("y differs from the reference: max abs error 0.5 "
+                                               "at index (7, 34): got 92.25, expected 91.75 "
+                                               "(tolerance 0.25)")
+    hidden = compare_arrays(got, expected, ATOL, what="y", show="summary")
+    assert not hidden and hidden.message == ("y differs from the reference: max abs error 0.5 "
+                                             "(tolerance 0.25)")
+    got[7, 34] = expected[7, 34] - ATOL  # at the tolerance exactly: passes
+    assert compare_arrays(got, expected, ATOL)
+    got[7, 34] = np.nan
+    assert "contains NaN or inf" in compare_arrays(got, expected, ATOL).message
+    relative = expected.copy()
+    relative[9, 99] *= 1.0 + 2**-6  # rtol 2^-7 of |124.875| is exceeded there alone
+    assert not compare_arrays(relative, expected, 0.0, 2**-7)
+    assert compare_arrays(relative, expected, 0.0, 2**-6)
