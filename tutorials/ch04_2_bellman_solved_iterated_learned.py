@@ -163,10 +163,10 @@ for backend in ("torch", "tf"):
 #    $\gamma^5$, and does the same on slippery ice: why does it need many more sweeps there
 #    (hint: how fast does the error of a sweep shrink when a move can loop back)?
 # 2. **SARSA's answer is not $Q^*$.** Expected SARSA with a fixed $\varepsilon$-greedy
-#    behaviour evaluates that behaviour: its backup is
-#    $Q'(s, a) = R + \gamma \sum_{s'} P[s,a,s']\,((1-\varepsilon)\max_{a'} Q(s', a')
-#    + \varepsilon\,\text{mean}_{a'} Q(s', a'))$. Write it; the cell iterates it on the lake
-#    with $\varepsilon = 0.5$ and compares the start value with $V^*$.
+#    behaviour evaluates that behaviour: its backup is $Q'(s, a) = R + \gamma \sum_{s'}
+#    P[s,a,s']\,((1-\varepsilon)\max_{a'} Q(s', a') + \varepsilon\,\text{mean}_{a'} Q(s', a'))$.
+#    Write it; the cell iterates it on the lake with $\varepsilon = 0.5$ and compares the
+#    start value with $V^*$.
 # 3. **DQN's target, in the framework of your choice.** From a batch of rewards, discounts
 #    $\gamma^n$, termination flags and the online and target networks' $Q(s', \cdot)$
 #    (B, A), return $y = r + \gamma^n (1 - \text{term})\, Q_{\text{target}}(s', a^*)$ with
