@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint notebooks bench book browser mutate clean
+.PHONY: setup demo test lint notebooks bench bench-quick book browser mutate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,9 +31,19 @@ lint: $(STAMP)
 notebooks: $(STAMP)
 	$(BIN)/duetrl notebooks --out build/notebooks
 
-bench: $(STAMP)
-	$(BIN)/python benchmarks/attention.py
-	$(BIN)/python benchmarks/lm.py --threads 1
+# Every benchmark, one after another, and one table of the ratios measured in that run
+# (benchmarks/RESULTS.md; an hour or more). The peers (Stable-Baselines3, Hugging Face) come with
+# the bench extra. `make bench-quick`: small sizes, one seed, a few minutes (RESULTS-quick.md).
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py --quick
 
 # Mutation testing of the numeric core, not part of `make test` (about 30 min on 2 cores):
 # tools/mutate.py plants one small bug at a time in each module of tools/mutation.toml, runs the
