@@ -294,10 +294,10 @@ print("saved", plot_curves(curves, figure_dir() / "ch03_1_rlhf_frontier.png",
 #    $V$ symbols, what is $P(b \ge a)$? (Count the pairs with $b \ge a$.) For $V = 10$ it is
 #    the 0.55 of section 1 and `optimum_limits()`'s $\beta \to \infty$ reward.
 # 2. **$k_3$, in the framework of your choice.** From the sampled tokens' log-probabilities
-#    under the policy and the reference, return $k_3 = e^l - 1 - l$, $l = \log\pi_{\text{ref}}
-#    - \log\pi$, per token, in PyTorch *or* TensorFlow (both are below; the check reads your
-#    tensor back). The cell then applies yours to the batch of section 1 beside the backend's
-#    `kl_k3`. (Why is $k_3 \ge 0$ for every $l$?)
+#    under the policy and the reference, return $k_3 = e^l - 1 - l$ with
+#    $l = \log\pi_{\text{ref}} - \log\pi$, per token, in PyTorch *or* TensorFlow (both are
+#    below; the check reads your tensor back). The cell then applies yours to the batch of
+#    section 1 beside the backend's `kl_k3`. (Why is $k_3 \ge 0$ for every $l$?)
 # 3. **RLOO's advantages.** From rewards laid out prompt by prompt and the group size $k$,
 #    return $A_i = r_i - \frac{1}{k-1}\sum_{j \ne i} r_j$. (Why is this baseline unbiased,
 #    while the group mean including $r_i$ is not?)
