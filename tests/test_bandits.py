@@ -4,6 +4,7 @@ hand, common random numbers, and bad input named clearly."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -201,7 +202,13 @@ def test_incremental_mean_update_by_hand() -> None:
 
 
 def test_bernoulli_kl_at_the_edges() -> None:
-    """KL(Ber(0) || Ber(q)) = ln(1 / (1 - q)), KL(Ber(1) || Ber(q)) = ln(1 / q)."""
+    """KL(Ber(0) || Ber(q)) = ln(1 / (1 - q)), KL(Ber(1) || Ber(q)) = ln(1 / q), computed
+    without a warning (0 log 0 is 0 here, not 0 x -inf); Gaussian (p - q)^2 / (2 sigma^2)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kl_divergence(BANDIT, np.array([0.0, 1.0]), 0.75)
+    narrow = GaussianBandit([1.0, 0.0], std=0.5)
+    assert kl_divergence(narrow, np.array([0.0, 1.0]), 1.0).tolist() == [2.0, 0.0]
     np.testing.assert_allclose(kl_divergence(BANDIT, np.array([0.0, 1.0, 0.5]), 0.75),
                                [math.log(4.0), math.log(4 / 3),
                                 0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25)],
@@ -240,3 +247,14 @@ def test_edges_of_the_checks_and_the_defaults_are_accepted() -> None:
     gaussian = Bandit(np.array([1, 0]), "gaussian")
     assert gaussian.std == 1.0 and gaussian.means.dtype == np.float64
     assert gaussian.gaps.tolist() == [0.0, 1.0] and gaussian.num_arms == 2
+
+
+def test_rewards_by_hand_with_scripted_noise() -> None:
+    """Bernoulli 1[u < mu_a] (u = mu_a exactly pays 0); Gaussian mu_a + sigma z."""
+    bernoulli = BernoulliBandit([0.25, 0.75])
+    draws = Scripted(random=[0.25, 0.2, 0.75, 0.7])
+    assert bernoulli.rewards(np.array([0, 0, 1, 1]), draws).tolist() == [0.0, 1.0, 0.0, 1.0]
+    gaussian = GaussianBandit([1.0, -1.0], std=2.0)
+    draws = Scripted(standard_normal=[0.5, -0.25])
+    assert gaussian.rewards(np.array([0, 1]), draws).tolist() == [2.0, -1.5]
+    assert GaussianBandit([0.0, 1.0]).std == 1.0

@@ -2,6 +2,7 @@
 the module, and count the bugs the tests caught.
 
     python tools/mutate.py                     every module of tools/mutation.toml, in turn
+                                               (--all: the ones marked optional too)
     python tools/mutate.py tabular bandits     some of them (names from the toml)
     python tools/mutate.py --list              the modules, their tests and mutant counts
     python tools/mutate.py tabular --sample 20 time 20 mutants, to extrapolate (no score kept)
@@ -291,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("modules", nargs="*", help="names from tools/mutation.toml (all)")
     parser.add_argument("--jobs", type=int, default=1, help="mutants run at once (1)")
     parser.add_argument("--list", action="store_true", help="list modules and mutant counts")
+    parser.add_argument("--all", action="store_true", help="the optional modules too")
     parser.add_argument("--sample", type=int, default=0, help="run only N mutants, keep no score")
     parser.add_argument(
         "--again",
@@ -303,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(args.modules) - set(modules))
     if unknown:
         parser.error(f"modules: unknown {unknown}; expected names from {sorted(modules)}")
-    chosen = args.modules or list(modules)
+    chosen = args.modules or [n for n, m in modules.items() if args.all or not m.get("optional")]
     equivalents = tomllib.loads(EQUIVALENTS.read_text()) if EQUIVALENTS.is_file() else {}
     if args.list:
         for name in chosen:
