@@ -136,9 +136,11 @@ def corrected_loss(
     """L_pi = -1/M sum_n m_n sg[f_n] R_n log pi(a_n | s_n): logits (B, E, N), the rest (B, E)."""
     check_events(mask, actions=actions, rewards=rewards, beta=beta)
     check_correction(method, cap, k)
+    # BEGIN SOLUTION
     logp = gather_log_probs(logits, actions)  # log pi(a_n | s_n), (B, E)
     f = event_weights(tf.exp(logp), beta, method, cap, k)
     return -tf.reduce_sum(mask * f * rewards * logp) / tf.reduce_sum(mask)
+    # END SOLUTION
 
 
 def behaviour_loss(behaviour_logits: Tensor, actions: Tensor, mask: Tensor) -> Tensor:

@@ -19,6 +19,7 @@ from duetrl.core.coursework.case import ATOL_FLOAT32, ATOL_FLOAT64, Case
 from duetrl.core.coursework.case import arg as _arg
 from duetrl.core.coursework.cases_kg import kg_cases
 from duetrl.core.coursework.cases_lm_agent import lm_agent_cases
+from duetrl.core.coursework.cases_recommender import recommender_cases
 from duetrl.core.coursework.cases_scst import scst_cases
 from duetrl.core.coursework.specs import Assignment, LearningSpec
 from duetrl.core.interfaces.rl_settings import make_settings
@@ -384,6 +385,7 @@ CASE_BUILDERS: dict[str, Callable[[int, bool], list[Case]]] = {
     "lm-agent": lm_agent_cases,
     "scst": scst_cases,
     "kg": kg_cases,
+    "recommender": recommender_cases,
 }
 
 

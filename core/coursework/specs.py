@@ -297,6 +297,44 @@ out, logits whose vocabulary and time axes differ in length. Do not call the pro
 ready-made versions (`sequence_log_probs`, `inference_log_probs`): the grader refuses them.
 """
 
+_RECOMMENDER_STATEMENT = r"""
+# Assignment `recommender`: the top-K off-policy correction (6.2.2, Chen et al. 2019)
+
+A recommender pi(a | s), a softmax over the N items of a catalogue, learns by REINFORCE from
+events another system logged: in state s_n the logging policy beta showed item a_n with
+probability beta(a_n | s_n), and the user gave reward R_n. Two corrections make the gradient
+that of the right objective:
+
+    w_n      = min(pi(a_n | s_n) / beta(a_n | s_n), c)     capped importance weight
+    lambda_n = K (1 - pi(a_n | s_n))^(K - 1)               top-K multiplier (slates of K items)
+    f_n      = 1 (reinforce),  w_n (off_policy),  lambda_n w_n (top_k)
+    L        = -1/M sum_n m_n f_n R_n log pi(a_n | s_n),   M = sum_n m_n
+
+lambda_K is the derivative of alpha_K = 1 - (1 - pi)^K, the chance that K draws from pi show
+item a: the gradient of sum_a alpha_K(a) R(a) is REINFORCE's times lambda_K. f is a
+**constant** of the gradient (detach / tf.stop_gradient): only log pi is differentiated.
+
+| function (arguments) | shapes in | returns |
+|---|---|---|
+| `top_k_multiplier(pi, k)` | (...), an int K >= 1 | lambda_K (...) |
+| `importance_weights(pi, beta, cap)` | (...), (...), a float c > 0 | w (...) |
+| `event_weights(pi, beta, method, cap, k)` | (...), (...), a str, c, K | f (...) |
+| `corrected_loss(logits, actions, rewards, beta, mask, method, cap, k)` | see 4. | L () |
+
+1. **top_k_multiplier**: K (1 - pi)^(K - 1), elementwise; K = 1 gives 1 everywhere.
+2. **importance_weights**: pi / beta, capped **above** at c.
+3. **event_weights**: f of the method (`"reinforce"`, `"off_policy"` or `"top_k"`), with the
+   two functions above; cut it from the graph.
+4. **corrected_loss**: the logits are (B, E, N), the actions int64 and the other arrays
+   (B, E). log pi(a_n | s_n) from the logits (a log-softmax over the items, the last axis,
+   then each event's item), f from `event_weights` at pi = exp(log pi), and the masked mean
+   above. Its value and its gradient with respect to the logits are graded.
+
+Edge cases the grader checks: pi / beta on both sides of the cap, K = 1, float32 in and float32
+out, masked events, the three methods. Do not call the project's ready-made versions (the
+reference, `top_k_objective_grad`): the grader refuses them.
+"""
+
 _KG_STATEMENT = r"""
 # Assignment `kg`: the walk's action mask and the masked log-softmax (6.3.3, MINERVA)
 
@@ -455,6 +493,20 @@ ASSIGNMENTS: dict[str, Assignment] = {
             forbidden_modules=("kg", "lm_agent"),
             forbidden_names=("admissible_log_probs", "inference_step", "walk_log_probs"),
             statement=_KG_STATEMENT,
+        ),
+        Assignment(
+            name="recommender", title="the top-K off-policy correction of a REINFORCE recommender",
+            sections="6.2.2", module="recommender",
+            todos={backend: (
+                Todo("top_k_multiplier", "K (1 - pi)^(K - 1)"),
+                Todo("importance_weights", "pi / beta, capped above at c"),
+                Todo("event_weights", "1, w or lambda_K w by method; cut from the graph"),
+                Todo("corrected_loss", "log pi of the logged items; f at pi = exp(log pi); "
+                     "-masked mean of f R log pi"),
+            ) for backend in BACKEND_NAMES},
+            forbidden_modules=("recommender",),
+            forbidden_names=("top_k_objective_grad", "corrected_loss_grad"),
+            statement=_RECOMMENDER_STATEMENT,
         ),
         Assignment(
             name="reinforce-cartpole", title="a REINFORCE agent that solves CartPole-v1",
