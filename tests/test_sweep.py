@@ -80,7 +80,7 @@ def kill_at_first_checkpoint(run_dir: Path, killed: list[int]) -> threading.Thre
         while time.monotonic() < deadline:
             if (run_dir / "checkpoint.safetensors").is_file() and (run_dir / PID_FILE).is_file():
                 try:
-                    pid = int((run_dir / PID_FILE).read_text())
+                    pid = int((run_dir / PID_FILE).read_text().split()[0])
                     os.kill(pid, signal.SIGKILL)
                 except (OSError, ValueError):
                     continue
@@ -121,8 +121,15 @@ def test_grid_expands_to_blocks_x_points_x_backends_x_seeds(tmp_path) -> None:
     assert len(plan.runs) == 2 * 2 * 2 * 3 + 2
     first = plan.runs[0]
     assert first.run_id == "ppo-torch-s0-learning-rate0.001-normalize-advantagestrue"
-    assert first.argv == ("train", "ppo", "--total-steps", "5000", "--learning-rate", "0.001",
-                          "--normalize-advantages")
+    assert first.argv == (
+        "train",
+        "ppo",
+        "--total-steps",
+        "5000",
+        "--learning-rate",
+        "0.001",
+        "--normalize-advantages",
+    )
     assert (first.algorithm, first.backend, first.seed, first.line) == ("ppo", "torch", 0, 6)
     second_point = plan.runs[6]  # seeds innermost, then backends, then grid points
     assert second_point.argv[-1] == "--no-normalize-advantages"
@@ -130,7 +137,9 @@ def test_grid_expands_to_blocks_x_points_x_backends_x_seeds(tmp_path) -> None:
     assert [r.backend for r in plan.runs[:6]] == ["torch"] * 3 + ["tf"] * 3
     dqn = plan.runs[-2:]
     assert [(r.run_id, r.seed, r.backend, r.max_retries, r.line) for r in dqn] == [
-        ("dqn-tf-s4", 4, "tf", 0, 13), ("dqn-tf-s7", 7, "tf", 0, 13)]
+        ("dqn-tf-s4", 4, "tf", 0, 13),
+        ("dqn-tf-s7", 7, "tf", 0, 13),
+    ]
     assert first.max_retries == 1 and first.time_limit_s == 60.0 and plan.threads_per_run == 1
     assert plan.setting_names() == ["learning-rate", "normalize-advantages"]
 
@@ -138,14 +147,19 @@ def test_grid_expands_to_blocks_x_points_x_backends_x_seeds(tmp_path) -> None:
 def test_a_setting_is_a_column_when_it_differs_within_one_algorithm(tmp_path) -> None:
     two_ppo = GRID + '\n[[run]]\ncommand = "train ppo"\nname = "ppo-wide"\nhidden-dim = 256\n'
     plan = load_sweep(write(tmp_path, two_ppo), PARSER)
-    assert plan.setting_names() == ["hidden-dim", "learning-rate", "normalize-advantages",
-                                    "total-steps"]
+    assert plan.setting_names() == [
+        "hidden-dim",
+        "learning-rate",
+        "normalize-advantages",
+        "total-steps",
+    ]
     assert plan.runs[-1].run_id == "ppo-wide-tf-s2"
 
 
 def test_command_line_values_override_the_file(tmp_path) -> None:
-    plan = load_sweep(write(tmp_path, GRID), PARSER, threads_per_run=2, max_retries=3,
-                      time_limit_s=5)
+    plan = load_sweep(
+        write(tmp_path, GRID), PARSER, threads_per_run=2, max_retries=3, time_limit_s=5
+    )
     assert plan.threads_per_run == 2
     assert {(r.max_retries, r.time_limit_s) for r in plan.runs} == {(3, 5.0)}
 
@@ -168,13 +182,20 @@ def toy_parser() -> argparse.ArgumentParser:
 def test_the_loader_checks_runs_with_the_parser_it_is_handed(tmp_path) -> None:
     toy = '[sweep]\nseeds = 2\n\n[[run]]\ncommand = "fit line"\n[run.grid]\nrate = [0.5, 1]\n'
     plan = load_sweep(write(tmp_path, toy), toy_parser())
-    assert [r.run_id for r in plan.runs] == ["line-torch-s0-rate0.5", "line-torch-s1-rate0.5",
-                                             "line-torch-s0-rate1", "line-torch-s1-rate1"]
+    assert [r.run_id for r in plan.runs] == [
+        "line-torch-s0-rate0.5",
+        "line-torch-s1-rate0.5",
+        "line-torch-s0-rate1",
+        "line-torch-s1-rate1",
+    ]
     assert plan.runs[0].argv == ("fit", "line", "--rate", "0.5")
     # its mistakes are reported against that parser: file:line and "did you mean"
     path = write(tmp_path, toy.replace("rate = [", "rat = ["), "typo.toml")
-    with pytest.raises(ValueError, match=rf"^{path}:7: unknown setting 'rat' for 'fit line'; "
-                                         r"did you mean 'rate'\?"):
+    with pytest.raises(
+        ValueError,
+        match=rf"^{path}:7: unknown setting 'rat' for 'fit line'; "
+        r"did you mean 'rate'\?",
+    ):
         load_sweep(path, toy_parser())
     path = write(tmp_path, toy.replace("fit line", "train ppo"), "theirs.toml")
     with pytest.raises(ValueError, match=rf"^{path}:5: unknown command 'train'.*choose from fit"):
@@ -183,25 +204,28 @@ def test_the_loader_checks_runs_with_the_parser_it_is_handed(tmp_path) -> None:
         load_sweep(write(tmp_path, toy), argparse.ArgumentParser())
 
 
-@pytest.mark.parametrize("change, line, message", [
-    (("train ppo", "train ppx"), 7, "unknown algorithm 'ppx'"),
-    (("train ppo", "trian ppo"), 7, "unknown command 'trian'"),
-    (("train ppo", "rlhf sample"), 7, "cannot be swept"),
-    (("total-steps = 5000", "total_steps = 5000"), 8, "did you mean 'total-steps'"),
-    (("total-steps = 5000", "clip = 0.2"), 8, "unknown setting 'clip'"),
-    (("total-steps = 5000", "total-steps = 5e3"), 8, "invalid int value: '5000.0'"),
-    (("total-steps = 5000", "total-steps = [1, 2]"), 8, "lists go in [run.grid]"),
-    (("total-steps = 5000", "seed = 3"), 8, "use seeds instead"),
-    (("learning-rate = [0.001, 0.0003]", "learning-rate = 0.001"), 10, "non-empty list"),
-    (("learning-rate = [0.001, 0.0003]", "learning-rate = [\"x\"]"), 10, "invalid float"),
-    (("seeds = 3", "seeds = \"three\""), 2, "seeds: expected"),
-    (("seeds = 3", "seeds = 0"), 2, "seeds: expected"),
-    (("seeds = [4, 7]", "seeds = [4, 4]"), 15, "seeds: expected"),
-    (("backends = [\"tf\"]", "backends = [\"jax\"]"), 16, "backends: expected"),
-    (("time_limit_s = 60", "time_limit_s = 0"), 4, "time_limit_s: expected"),
-    (("time_limit_s = 60", "time_limit = 60"), 4, "unknown key 'time_limit'"),
-    (("max_retries = 0", "max_retries = -1"), 17, "max_retries: expected an integer >= 0"),
-])
+@pytest.mark.parametrize(
+    "change, line, message",
+    [
+        (("train ppo", "train ppx"), 7, "unknown algorithm 'ppx'"),
+        (("train ppo", "trian ppo"), 7, "unknown command 'trian'"),
+        (("train ppo", "rlhf sample"), 7, "cannot be swept"),
+        (("total-steps = 5000", "total_steps = 5000"), 8, "did you mean 'total-steps'"),
+        (("total-steps = 5000", "clip = 0.2"), 8, "unknown setting 'clip'"),
+        (("total-steps = 5000", "total-steps = 5e3"), 8, "invalid int value: '5000.0'"),
+        (("total-steps = 5000", "total-steps = [1, 2]"), 8, "lists go in [run.grid]"),
+        (("total-steps = 5000", "seed = 3"), 8, "use seeds instead"),
+        (("learning-rate = [0.001, 0.0003]", "learning-rate = 0.001"), 10, "non-empty list"),
+        (("learning-rate = [0.001, 0.0003]", 'learning-rate = ["x"]'), 10, "invalid float"),
+        (("seeds = 3", 'seeds = "three"'), 2, "seeds: expected"),
+        (("seeds = 3", "seeds = 0"), 2, "seeds: expected"),
+        (("seeds = [4, 7]", "seeds = [4, 4]"), 15, "seeds: expected"),
+        (('backends = ["tf"]', 'backends = ["jax"]'), 16, "backends: expected"),
+        (("time_limit_s = 60", "time_limit_s = 0"), 4, "time_limit_s: expected"),
+        (("time_limit_s = 60", "time_limit = 60"), 4, "unknown key 'time_limit'"),
+        (("max_retries = 0", "max_retries = -1"), 17, "max_retries: expected an integer >= 0"),
+    ],
+)
 def test_a_mistake_is_reported_with_its_line(tmp_path, change, line, message) -> None:
     old, new = change
     assert old in GRID
@@ -216,9 +240,12 @@ def test_unknown_environment_and_duplicate_runs_are_reported(tmp_path) -> None:
     path = write(tmp_path, TINY.format(backends='["torch"]').replace("CartPole-v1", "Nope-v0"))
     with pytest.raises(ValueError, match=rf"^{path}:8: env: unknown environment id 'Nope-v0'"):
         load_sweep(path, PARSER)
-    twice = TINY.format(backends='["torch"]') + "\n[[run]]\ncommand = \"train reinforce\"\n"
-    with pytest.raises(ValueError, match=r":12: run id 'reinforce-torch-s0' is also made by the "
-                                         r"block at line 6"):
+    twice = TINY.format(backends='["torch"]') + '\n[[run]]\ncommand = "train reinforce"\n'
+    with pytest.raises(
+        ValueError,
+        match=r":12: run id 'reinforce-torch-s0' is also made by the "
+        r"block at line 6",
+    ):
         load_sweep(write(tmp_path, twice, "twice.toml"), PARSER)
 
 
@@ -241,8 +268,7 @@ def test_cli_names_the_line_of_an_unknown_algorithm(tmp_path, capsys) -> None:
 def test_unreachable_address_fails_fast_and_writes_nothing(tmp_path, capsys) -> None:
     path = write(tmp_path, TINY.format(backends='["torch"]'))
     start = time.monotonic()
-    status = main(["sweep", str(path), "--out", str(tmp_path / "out"), "--address",
-                   "127.0.0.1:1"])
+    status = main(["sweep", str(path), "--out", str(tmp_path / "out"), "--address", "127.0.0.1:1"])
     assert time.monotonic() - start < 10
     assert status == 2
     assert "--address: no Ray cluster answers at '127.0.0.1:1'" in capsys.readouterr().err
@@ -252,6 +278,7 @@ def test_unreachable_address_fails_fast_and_writes_nothing(tmp_path, capsys) -> 
 
 
 # --- running sweeps ------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def ray_sweep(ray_session, tmp_path_factory):
@@ -267,8 +294,12 @@ def test_ray_sweep_writes_every_run_folder_and_the_table(ray_sweep) -> None:
     assert (outcome["executor"], outcome["runs"], outcome["done"]) == ("ray", 4, 4)
     rows = read_csv(out / "results.csv")
     assert [r["run_id"] for r in rows] == [
-        "reinforce-torch-s0", "reinforce-torch-s1", "reinforce-tf-s0", "reinforce-tf-s1"]
-    assert list(rows[0])[:len(BASE_COLUMNS)] == list(BASE_COLUMNS)
+        "reinforce-torch-s0",
+        "reinforce-torch-s1",
+        "reinforce-tf-s0",
+        "reinforce-tf-s1",
+    ]
+    assert list(rows[0])[: len(BASE_COLUMNS)] == list(BASE_COLUMNS)
     assert list(rows[0])[-1] == "run_dir"
     for row in rows:
         run_dir = out / row["run_dir"]
@@ -308,8 +339,7 @@ def test_a_killed_run_is_retried_from_its_checkpoint(ray_session, tmp_path) -> N
     assert len(killed) == 1
     (row,) = outcome["rows"]
     assert (row["status"], row["attempts"], row["error"]) == ("done", 2, "")
-    attempts = [line for line in (run_dir / "sweep.log").read_text().splitlines()
-                if ": /" in line]
+    attempts = [line for line in (run_dir / "sweep.log").read_text().splitlines() if ": /" in line]
     assert len(attempts) == 2
     assert not attempts[0].endswith("--resume") and attempts[1].endswith("--resume")
     assert "attempt 1: failed killed by SIGKILL" in (run_dir / "sweep.log").read_text()
@@ -317,12 +347,11 @@ def test_a_killed_run_is_retried_from_its_checkpoint(ray_session, tmp_path) -> N
     assert summary["env_steps"] >= 40000 or summary["solved"]
 
 
-def test_a_run_over_its_time_limit_is_reported_and_the_others_kept(ray_session,
-                                                                   tmp_path) -> None:
-    text = (TINY.format(backends='["torch"]').replace("seeds = 2", "seeds = 1")
-            + LONG_RUN.replace("checkpoint-every = 1", "time_limit_s = 1.5"))
-    outcome = run_sweep(load_sweep(write(tmp_path, text), PARSER), tmp_path / "out",
-                        progress=False)
+def test_a_run_over_its_time_limit_is_reported_and_the_others_kept(ray_session, tmp_path) -> None:
+    text = TINY.format(backends='["torch"]').replace("seeds = 2", "seeds = 1") + LONG_RUN.replace(
+        "checkpoint-every = 1", "time_limit_s = 1.5"
+    )
+    outcome = run_sweep(load_sweep(write(tmp_path, text), PARSER), tmp_path / "out", progress=False)
     rows = {row["run_id"]: row for row in read_csv(tmp_path / "out" / "results.csv")}
     assert rows["reinforce-torch-s0"]["status"] == "done"
     slow = rows["long-torch-s0"]
@@ -330,12 +359,26 @@ def test_a_run_over_its_time_limit_is_reported_and_the_others_kept(ray_session,
     assert slow["error"].startswith("timed out: still running after time_limit_s = 1.5 s")
     assert 1.5 <= float(slow["wall_s"]) < 30
     assert (outcome["done"], outcome["timeout"]) == (1, 1)
-    assert main(["sweep", str(tmp_path / "sweep.toml"), "--out", str(tmp_path / "out"),
-                 "--sequential", "--quiet", "--json", "--resume", "--time-limit", "1"]) == 1
+    assert (
+        main(
+            [
+                "sweep",
+                str(tmp_path / "sweep.toml"),
+                "--out",
+                str(tmp_path / "out"),
+                "--sequential",
+                "--quiet",
+                "--json",
+                "--resume",
+                "--time-limit",
+                "1",
+            ]
+        )
+        == 1
+    )
 
 
-def test_resume_skips_finished_runs_and_continues_an_interrupted_one(ray_session,
-                                                                      tmp_path) -> None:
+def test_resume_skips_finished_runs_and_continues_an_interrupted_one(ray_session, tmp_path) -> None:
     text = TINY.format(backends='["torch"]').replace("seeds = 2", "seeds = 1") + LONG_RUN
     path = write(tmp_path, text.replace("max_retries = 1", "max_retries = 0"))
     out = tmp_path / "out"
@@ -345,14 +388,17 @@ def test_resume_skips_finished_runs_and_continues_an_interrupted_one(ray_session
     first = run_sweep(load_sweep(path, PARSER), out, progress=False)
     watcher.join()
     assert [(r["status"], r["error"]) for r in first["rows"]] == [
-        ("done", ""), ("failed", "killed by SIGKILL")]
+        ("done", ""),
+        ("failed", "killed by SIGKILL"),
+    ]
     with pytest.raises(ValueError, match="already holds a sweep; pass --resume"):
         run_sweep(load_sweep(path, PARSER), out, progress=False)
     finished_at = (short_dir / "summary.json").stat().st_mtime_ns
     short_log = (short_dir / "sweep.log").read_text()
 
-    second = run_sweep(load_sweep(path, PARSER), out, executor="sequential", resume=True,
-                       progress=False)
+    second = run_sweep(
+        load_sweep(path, PARSER), out, executor="sequential", resume=True, progress=False
+    )
     assert (second["skipped"], second["done"]) == (1, 2)
     assert (short_dir / "summary.json").stat().st_mtime_ns == finished_at
     assert (short_dir / "sweep.log").read_text() == short_log  # no child started for it
@@ -360,7 +406,9 @@ def test_resume_skips_finished_runs_and_continues_an_interrupted_one(ray_session
     assert last_attempt.endswith("--resume")
     rows = read_csv(out / "results.csv")
     assert [(r["run_id"], r["status"]) for r in rows] == [
-        ("reinforce-torch-s0", "done"), ("long-torch-s0", "done")]
+        ("reinforce-torch-s0", "done"),
+        ("long-torch-s0", "done"),
+    ]
 
 
 def test_table_columns_and_a_mixed_column_in_parquet(tmp_path) -> None:
@@ -368,17 +416,38 @@ def test_table_columns_and_a_mixed_column_in_parquet(tmp_path) -> None:
 
     plan = load_sweep(write(tmp_path, GRID), PARSER)
     rows = []
-    for run, extra in ((plan.runs[0], {"final_mean_return": 20.5, "note": "a"}),
-                       (plan.runs[6], {"final_mean_return": 21, "note": 3})):
-        rows.append({"run_id": run.run_id, "command": run.command, "algorithm": run.algorithm,
-                     "backend": run.backend, "seed": run.seed, "env": run.env,
-                     "status": "done", "attempts": 1, "wall_s": 1.0, "error": "", **extra,
-                     "settings": run.settings, "argv": list(run.argv),
-                     "run_dir": f"runs/{run.run_id}"})
+    for run, extra in (
+        (plan.runs[0], {"final_mean_return": 20.5, "note": "a"}),
+        (plan.runs[6], {"final_mean_return": 21, "note": 3}),
+    ):
+        rows.append(
+            {
+                "run_id": run.run_id,
+                "command": run.command,
+                "algorithm": run.algorithm,
+                "backend": run.backend,
+                "seed": run.seed,
+                "env": run.env,
+                "status": "done",
+                "attempts": 1,
+                "wall_s": 1.0,
+                "error": "",
+                **extra,
+                "settings": run.settings,
+                "argv": list(run.argv),
+                "run_dir": f"runs/{run.run_id}",
+            }
+        )
     write_results(tmp_path, plan, rows)
     table = read_csv(tmp_path / "results.csv")
-    assert list(table[0]) == [*BASE_COLUMNS, "final_mean_return", "note",
-                              "setting.learning-rate", "setting.normalize-advantages", "run_dir"]
+    assert list(table[0]) == [
+        *BASE_COLUMNS,
+        "final_mean_return",
+        "note",
+        "setting.learning-rate",
+        "setting.normalize-advantages",
+        "run_dir",
+    ]
     assert [r["setting.normalize-advantages"] for r in table] == ["True", "False"]
     pandas = pytest.importorskip("pandas")
     frame = pandas.read_parquet(tmp_path / "results.parquet")
@@ -401,13 +470,24 @@ def test_child_command_line_environment_and_printed_summary(tmp_path) -> None:
     job = RunJob(plan.runs[0], str(tmp_path), 3, str(tmp_path))
     argv = child_argv(job, resume=False)
     assert argv[1:3] == ["-m", "duetrl"] and "--tensorboard" not in argv
-    assert argv[3:] == [*plan.runs[0].argv, "--out", str(tmp_path / "runs" / job.spec.run_id),
-                        "--seed", "0", "--backend", "torch", "--threads", "3", "--quiet",
-                        "--json"]
+    assert argv[3:] == [
+        *plan.runs[0].argv,
+        "--out",
+        str(tmp_path / "runs" / job.spec.run_id),
+        "--seed",
+        "0",
+        "--backend",
+        "torch",
+        "--threads",
+        "3",
+        "--quiet",
+        "--json",
+    ]
     assert child_argv(job, resume=True)[-1] == "--resume"
     environment = child_environment(3)
     assert {name: environment[name] for name in THREAD_VARIABLES} == dict.fromkeys(
-        THREAD_VARIABLES, "3")
+        THREAD_VARIABLES, "3"
+    )
     out = tmp_path / "stdout.txt"
     out.write_text('old {"x": 0}\nduetrl: note\n{\n  "solved": true\n}\n')
     assert _json_printed(out, len('old {"x": 0}\n')) == {"solved": True}
@@ -415,18 +495,24 @@ def test_child_command_line_environment_and_printed_summary(tmp_path) -> None:
 
 
 def test_bad_input_in_a_run_fails_once_with_its_message(tmp_path) -> None:
-    text = ('[sweep]\nmax_retries = 2\n\n[[run]]\ncommand = "rlhf train"\n'
-            'reference-checkpoint = "no/such/reference.safetensors"\nupdates = 1\n')
-    outcome = run_sweep(load_sweep(write(tmp_path, text), PARSER), tmp_path / "out", "sequential",
-                        progress=False)
+    text = (
+        '[sweep]\nmax_retries = 2\n\n[[run]]\ncommand = "rlhf train"\n'
+        'reference-checkpoint = "no/such/reference.safetensors"\nupdates = 1\n'
+    )
+    outcome = run_sweep(
+        load_sweep(write(tmp_path, text), PARSER), tmp_path / "out", "sequential", progress=False
+    )
     (row,) = outcome["rows"]
     assert (row["status"], row["attempts"]) == ("failed", 1)  # exit status 2: not retried
-    assert row["error"].startswith("exit status 2: duetrl: error: --reference-checkpoint: no "
-                                   "file at 'no/such/reference.safetensors'")
+    assert row["error"].startswith(
+        "exit status 2: duetrl: error: --reference-checkpoint: no "
+        "file at 'no/such/reference.safetensors'"
+    )
     assert read_csv(tmp_path / "out" / "results.csv")[0]["status"] == "failed"
 
 
 # --- one run's retries and time budget, with a scripted child and clock ----------------------
+
 
 class ScriptedChild:
     """Stands in for run_job's child process and clock: attempt k lasts ``outcomes[k][0]``
@@ -435,7 +521,11 @@ class ScriptedChild:
 
     def __init__(self, outcomes, checkpoint=False, summary=False, printed=None) -> None:
         self.outcomes, self.checkpoint, self.summary, self.printed = (
-            outcomes, checkpoint, summary, printed)
+            outcomes,
+            checkpoint,
+            summary,
+            printed,
+        )
         self.now, self.limits, self.resumed = 1000.0, [], []  # a clock does not start at 0
 
     def monotonic(self) -> float:
@@ -460,10 +550,22 @@ def scripted_run(monkeypatch, tmp_path, child, max_retries, time_limit_s=None, r
     from duetrl.core.scale.sweep_file import RunSpec
 
     monkeypatch.setattr(module, "_run_child", child.run)
-    monkeypatch.setattr(module, "time", SimpleNamespace(monotonic=child.monotonic,
-                                                        strftime=time.strftime))
-    spec = RunSpec("r", "train reinforce", "reinforce", "torch", 0, "CartPole-v1",
-                   ("train", "reinforce"), {}, max_retries, time_limit_s, 1)
+    monkeypatch.setattr(
+        module, "time", SimpleNamespace(monotonic=child.monotonic, strftime=time.strftime)
+    )
+    spec = RunSpec(
+        "r",
+        "train reinforce",
+        "reinforce",
+        "torch",
+        0,
+        "CartPole-v1",
+        ("train", "reinforce"),
+        {},
+        max_retries,
+        time_limit_s,
+        1,
+    )
     job = module.RunJob(spec, str(tmp_path), 1, str(tmp_path), resume)
     return module.run_job(job), (tmp_path / "runs" / "r" / "sweep.log").read_text()
 
@@ -486,8 +588,7 @@ def test_scripted_budget_spent_to_the_second_starts_no_attempt(monkeypatch, tmp_
 
 
 @pytest.mark.parametrize("checkpoint", [True, False])
-def test_scripted_failures_are_retried_max_retries_times(monkeypatch, tmp_path,
-                                                         checkpoint) -> None:
+def test_scripted_failures_are_retried_max_retries_times(monkeypatch, tmp_path, checkpoint) -> None:
     child = ScriptedChild([(1.0, 1)] * 3, checkpoint=checkpoint)
     row, log = scripted_run(monkeypatch, tmp_path, child, max_retries=2)
     assert child.limits == [None] * 3
@@ -517,8 +618,9 @@ def test_scripted_bad_input_success_and_a_silent_exit(monkeypatch, tmp_path) -> 
     assert (row["status"], row["final_mean_return"]) == ("done", 9.5)
 
 
-def test_scripted_resume_continues_a_checkpoint_from_the_first_attempt(monkeypatch,
-                                                                      tmp_path) -> None:
+def test_scripted_resume_continues_a_checkpoint_from_the_first_attempt(
+    monkeypatch, tmp_path
+) -> None:
     run_dir = tmp_path / "runs" / "r"
     run_dir.mkdir(parents=True)
     (run_dir / "checkpoint.safetensors").write_text("weights")
@@ -528,3 +630,84 @@ def test_scripted_resume_continues_a_checkpoint_from_the_first_attempt(monkeypat
     fresh = ScriptedChild([(1.0, 0)], summary=True)  # not asked to resume: starts afresh
     scripted_run(monkeypatch, tmp_path, fresh, max_retries=0, resume=False)
     assert fresh.resumed == [False]
+
+
+def test_a_run_whose_worker_dies_on_every_attempt_fails_and_the_sweep_goes_on(
+    ray_session, tmp_path
+) -> None:
+    """The Ray worker running the long run is killed on each of its 2 attempts (as when its
+    node dies: the same error path, see tests/test_sweep_cluster.py for a node removed)."""
+    psutil = pytest.importorskip("psutil")
+    text = TINY.format(backends='["torch"]').replace("seeds = 2", "seeds = 1") + LONG_RUN
+    run_dir = tmp_path / "out" / "runs" / "long-torch-s0"
+    children: list[int] = []
+
+    def kill_its_worker_each_attempt() -> None:
+        deadline = time.monotonic() + 120
+        while len(children) < 2 and time.monotonic() < deadline:
+            try:
+                child = int((run_dir / PID_FILE).read_text().split()[0])
+                worker = psutil.Process(child).ppid()
+            except (OSError, ValueError, IndexError, psutil.Error):
+                time.sleep(0.01)
+                continue
+            if child not in children:
+                children.append(child)
+                os.kill(worker, signal.SIGKILL)
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=kill_its_worker_each_attempt, daemon=True)
+    watcher.start()
+    outcome = run_sweep(load_sweep(write(tmp_path, text), PARSER), tmp_path / "out", progress=False)
+    watcher.join()
+    assert len(children) == 2
+    rows = {row["run_id"]: row for row in outcome["rows"]}
+    assert rows["reinforce-torch-s0"]["status"] == "done"
+    long = rows["long-torch-s0"]
+    assert (long["status"], long["attempts"]) == ("failed", 2)
+    assert long["retried"].startswith("attempt 1: its Ray worker on Ray node ")
+    assert long["retried"].endswith("died (WorkerCrashedError)")
+    assert long["error"].endswith("died (WorkerCrashedError); no attempt left (2 of 2 used)")
+    assert outcome["retried"] == [
+        {"run_id": "long-torch-s0", "status": "failed", "attempts": 2, "why": long["retried"]}
+    ]
+    assert [r["status"] for r in read_csv(tmp_path / "out" / "results.csv")] == ["done", "failed"]
+    for child in children:  # each child died with its worker (no orphan writes on)
+        assert not psutil.pid_exists(child) or psutil.Process(child).status() == "zombie"
+    assert not (run_dir / PID_FILE).exists()
+
+
+@pytest.mark.slow  # 34 s measured under load: the default pretraining is ~20 s of it
+def test_runs_sharing_the_default_reference_pretrain_it_once(
+    ray_session, tmp_path, monkeypatch
+) -> None:
+    """Two `rlhf train` runs without a reference checkpoint, at once on 2 CPUs: the sweep
+    pretrains runs/rlhf/sort-digits/reference.safetensors once before they start; each
+    would otherwise pretrain it (and write its reference_run/ folder) at the same time."""
+    monkeypatch.chdir(tmp_path)
+    text = '[sweep]\nseeds = 2\nmax_retries = 0\n\n[[run]]\ncommand = "rlhf train"\nupdates = 1\n'
+    outcome = run_sweep(load_sweep(write(tmp_path, text), PARSER), tmp_path / "out", progress=False)
+    reference = tmp_path / "runs" / "rlhf" / "sort-digits" / "reference.safetensors"
+    assert outcome["prepared"] == [
+        f"pretrained the default reference of task 'sort-digits': {reference}"
+    ]
+    assert outcome["done"] == 2, outcome["rows"]
+    made_at = reference.stat().st_mtime_ns
+    spans = []
+    for row in outcome["rows"]:
+        run_dir = tmp_path / "out" / row["run_dir"]
+        assert "pretraining one" not in (run_dir / "stderr.txt").read_text()
+        stamps = [
+            time.mktime(time.strptime(line[:19], "%Y-%m-%d %H:%M:%S"))
+            for line in (run_dir / "sweep.log").read_text().splitlines()
+        ]
+        spans.append((stamps[0], stamps[-1]))
+    assert max(start for start, _ in spans) <= min(end for _, end in spans)  # at once
+    assert reference.stat().st_mtime_ns == made_at
+    again = run_sweep(
+        load_sweep(tmp_path / "sweep.toml", PARSER),
+        tmp_path / "out2",
+        executor="sequential",
+        progress=False,
+    )
+    assert again["prepared"] == []  # there already: made by nobody

@@ -8,10 +8,14 @@ A run is ``python -m duetrl <command> ... --out SWEEP_DIR/runs/<run_id> --seed S
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import json
 import os
+import re
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,13 +31,30 @@ RESULT_FILE = "sweep_result.json"
 PID_FILE = "sweep.pid"
 LOG_FILE = "sweep.log"
 
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                    "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+)
 """Environment variables that cap the threads of a child's numerical libraries."""
 
-BASE_COLUMNS = ("run_id", "command", "algorithm", "backend", "seed", "env", "status", "attempts",
-                "wall_s", "error")
-"""The first columns of results.csv; the run's summary.json scalars and ``setting.*`` follow."""
+BASE_COLUMNS = (
+    "run_id",
+    "command",
+    "algorithm",
+    "backend",
+    "seed",
+    "env",
+    "status",
+    "attempts",
+    "wall_s",
+    "error",
+    "retried",
+)
+"""The first columns of results.csv (``retried``: why each earlier attempt was started again);
+the run's summary.json scalars and ``setting.*`` follow."""
 
 PATH_FIELDS = ("checkpoint", "log", "plot")
 """summary.json's file paths: left out of the table (its run_dir column locates them)."""
@@ -51,6 +72,10 @@ class RunJob:
     cwd: working folder of the child (the sweep's caller's, so relative paths in the sweep
         file mean what they meant there).
     resume: continue a checkpoint left by an earlier sweep (``--resume``).
+    first_attempt, spent_s, history: where a run stands when its Ray node or worker was lost
+        and the sweep starts it again elsewhere: the number of its next attempt (attempts
+        share one budget, ``max_retries + 1``), the seconds its attempts already took (they
+        count against ``time_limit_s``) and why each earlier attempt was retried.
     """
 
     spec: RunSpec
@@ -58,6 +83,9 @@ class RunJob:
     threads: int
     cwd: str
     resume: bool = False
+    first_attempt: int = 1
+    spent_s: float = 0.0
+    history: tuple[str, ...] = ()
 
     @property
     def run_dir(self) -> Path:
@@ -67,9 +95,22 @@ class RunJob:
 def child_argv(job: RunJob, resume: bool) -> list[str]:
     """The child's command line: the run's own flags plus the ones the sweep manages."""
     spec = job.spec
-    argv = [sys.executable, "-m", "duetrl", *spec.argv, "--out", str(job.run_dir),
-            "--seed", str(spec.seed), "--backend", spec.backend, "--threads", str(job.threads),
-            "--quiet", "--json"]
+    argv = [
+        sys.executable,
+        "-m",
+        "duetrl",
+        *spec.argv,
+        "--out",
+        str(job.run_dir),
+        "--seed",
+        str(spec.seed),
+        "--backend",
+        spec.backend,
+        "--threads",
+        str(job.threads),
+        "--quiet",
+        "--json",
+    ]
     return argv + (["--resume"] if resume else [])
 
 
@@ -86,9 +127,65 @@ def _write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
+LOG_TIME = "%Y-%m-%d %H:%M:%S"
+"""The time stamp at the front of each sweep.log line."""
+
+ATTEMPT_START = re.compile(r"^(\S+ \S+) attempt (\d+)(?: on (.*?))?: (?!(?:done|failed|timeout)\b)")
+"""A sweep.log line that starts an attempt: time, attempt number, where it runs (Ray node)."""
+
+
 def _note(run_dir: Path, text: str) -> None:
     with open(run_dir / LOG_FILE, "a") as log:
-        log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
+        log.write(f"{time.strftime(LOG_TIME)} {text}\n")
+
+
+def attempts_started(run_dir: Path, offset: int) -> list[tuple[int, str, float]]:
+    """The attempts whose start sweep.log recorded after byte ``offset``: (number, where it
+    ran, its start as a Unix time). What a sweep reads back when a Ray node took a run down
+    with it (the run's own process could not say how far it got)."""
+    path = run_dir / LOG_FILE
+    if not path.is_file():
+        return []
+    with open(path, "rb") as f:
+        f.seek(offset)
+        lines = f.read().decode(errors="replace").splitlines()
+    started = []
+    for line in lines:
+        match = ATTEMPT_START.match(line)
+        if match:
+            when = time.mktime(time.strptime(match.group(1), LOG_TIME))
+            started.append((int(match.group(2)), match.group(3) or "", when))
+    return started
+
+
+def read_pid(run_dir: Path) -> tuple[int, str] | None:
+    """The running child's (pid, host name) from ``sweep.pid``, else None."""
+    try:
+        pid, _, host = (run_dir / PID_FILE).read_text().partition(" ")
+        return int(pid), host.strip()
+    except (OSError, ValueError):
+        return None
+
+
+def _die_with_parent_function() -> Callable[[], None] | None:
+    """A ``preexec_fn`` asking Linux to SIGKILL the child when its parent dies (prctl
+    PR_SET_PDEATHSIG, as Ray starts its own processes): a run whose Ray worker or node is lost
+    must not go on writing into the folder where its retry now runs. None off Linux."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+    set_death_signal = 1  # PR_SET_PDEATHSIG in <linux/prctl.h>
+
+    def die_with_parent() -> None:
+        prctl(set_death_signal, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return die_with_parent
 
 
 def _last_line(path: Path, offset: int) -> str:
@@ -113,8 +210,9 @@ def _json_printed(path: Path, offset: int) -> dict | None:
     return printed if isinstance(printed, dict) else None
 
 
-def _run_child(job: RunJob, argv: list[str], limit_s: float | None,
-               on_child_start: Callable[[], None] | None) -> tuple[int | None, str, dict | None]:
+def _run_child(
+    job: RunJob, argv: list[str], limit_s: float | None, on_child_start: Callable[[], None] | None
+) -> tuple[int | None, str, dict | None]:
     """Run one attempt; returns (exit status, or None if killed at the time limit; the last
     line of its stderr; the JSON summary it printed). The child's pid sits in ``sweep.pid``
     while it runs."""
@@ -122,10 +220,16 @@ def _run_child(job: RunJob, argv: list[str], limit_s: float | None,
     cwd = job.cwd if Path(job.cwd).is_dir() else str(run_dir)
     with open(run_dir / "stdout.txt", "ab") as out, open(run_dir / "stderr.txt", "ab") as err:
         offset, out_offset = err.tell(), out.tell()
-        child = subprocess.Popen(argv, stdout=out, stderr=err, cwd=cwd,
-                                 env=child_environment(job.threads))
-        try:
-            _write_text(run_dir / PID_FILE, str(child.pid))
+        child = subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=err,
+            cwd=cwd,
+            env=child_environment(job.threads),
+            preexec_fn=_die_with_parent_function(),
+        )
+        try:  # the host too: on a cluster only that machine may signal the pid
+            _write_text(run_dir / PID_FILE, f"{child.pid} {socket.gethostname()}")
             if on_child_start is not None:
                 on_child_start()
             try:
@@ -141,8 +245,11 @@ def _run_child(job: RunJob, argv: list[str], limit_s: float | None,
                 child.kill()
                 child.wait()
             (run_dir / PID_FILE).unlink(missing_ok=True)
-    return (status, _last_line(run_dir / "stderr.txt", offset),
-            _json_printed(run_dir / "stdout.txt", out_offset))
+    return (
+        status,
+        _last_line(run_dir / "stderr.txt", offset),
+        _json_printed(run_dir / "stdout.txt", out_offset),
+    )
 
 
 def _summary_fields(run_dir: Path) -> dict[str, Any]:
@@ -156,48 +263,72 @@ def _summary_fields(run_dir: Path) -> dict[str, Any]:
     for key, value in summary.items():
         if key == "wall_s":
             fields["train_wall_s"] = value
-        elif (key not in BASE_COLUMNS and key not in PATH_FIELDS
-              and isinstance(value, (str, int, float, bool))):
+        elif (
+            key not in BASE_COLUMNS
+            and key not in PATH_FIELDS
+            and isinstance(value, (str, int, float, bool))
+        ):
             fields[key] = value
     return fields
 
 
-def make_row(job: RunJob, status: str, attempts: int, wall_s: float, error: str) -> dict:
+def make_row(
+    job: RunJob,
+    status: str,
+    attempts: int,
+    wall_s: float,
+    error: str,
+    retried: tuple[str, ...] = (),
+) -> dict:
     """One row of results.csv (before the ``setting.*`` columns, which the table adds)."""
     spec = job.spec
-    row = {"run_id": spec.run_id, "command": spec.command, "algorithm": spec.algorithm,
-           "backend": spec.backend, "seed": spec.seed, "env": spec.env, "status": status,
-           "attempts": attempts, "wall_s": round(wall_s, 3), "error": error}
+    row = {
+        "run_id": spec.run_id,
+        "command": spec.command,
+        "algorithm": spec.algorithm,
+        "backend": spec.backend,
+        "seed": spec.seed,
+        "env": spec.env,
+        "status": status,
+        "attempts": attempts,
+        "wall_s": round(wall_s, 3),
+        "error": error,
+        "retried": "; ".join(retried),
+    }
     if status == "done":
         row.update(_summary_fields(job.run_dir))
-    row.update(settings=dict(spec.settings), argv=list(spec.argv),
-               run_dir=f"runs/{spec.run_id}")
+    row.update(settings=dict(spec.settings), argv=list(spec.argv), run_dir=f"runs/{spec.run_id}")
     return row
 
 
-def run_job(job: RunJob, on_child_start: Callable[[], None] | None = None) -> dict:
+def run_job(job: RunJob, on_child_start: Callable[[], None] | None = None, where: str = "") -> dict:
     """Carry out one run, with retries and its time limit; returns its row.
 
     Attempt k > 1 (or the first, when ``job.resume``) passes ``--resume`` if the run folder
     holds a checkpoint, so a killed run continues where its last checkpoint left it.
+
+    :param where: the machine this runs on, for sweep.log (``"Ray node 10.0.0.5 3f2a..."``).
     """
     spec = job.spec
     run_dir = job.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = run_dir / "checkpoint.safetensors"
-    start = time.monotonic()
-    attempts, status, error = 0, "failed", ""
+    start = time.monotonic() - job.spent_s
+    attempts, status, error = job.first_attempt - 1, "failed", ""
+    retried = list(job.history)
     while attempts <= spec.max_retries:
         limit_s = None
-        if spec.time_limit_s is not None:  # one budget for all attempts together
+        if spec.time_limit_s is not None:
             limit_s = spec.time_limit_s - (time.monotonic() - start)
-            if limit_s <= 0:  # spent: no attempt is started (nor counted) with no time
+            if limit_s <= 0:
                 status = "timeout"
                 break
+        if attempts >= job.first_attempt:  # an attempt of this call failed: retry it
+            retried.append(f"attempt {attempts}: {error}")
         attempts += 1
         resume = checkpoint.is_file() and (attempts > 1 or job.resume)
         argv = child_argv(job, resume)
-        _note(run_dir, f"attempt {attempts}: {shlex.join(argv)}")
+        _note(run_dir, f"attempt {attempts}{' on ' + where if where else ''}: {shlex.join(argv)}")
         code, last_line, printed = _run_child(job, argv, limit_s, on_child_start)
         if code == 0 and printed is not None and not (run_dir / "summary.json").is_file():
             # `rlhf train` prints its summary but writes no summary.json: keep it there too
@@ -216,9 +347,11 @@ def run_job(job: RunJob, on_child_start: Callable[[], None] | None = None) -> di
         if status in ("done", "timeout") or code == BAD_INPUT_STATUS:
             break
     if status == "timeout":
-        error = (f"timed out: still running after time_limit_s = {spec.time_limit_s:g} s, "
-                 f"killed; its last checkpoint is kept and --resume continues it")
+        error = (
+            f"timed out: still running after time_limit_s = {spec.time_limit_s:g} s, "
+            f"killed; its last checkpoint is kept and --resume continues it"
+        )
         _note(run_dir, error)
     elif status == "failed" and attempts > 1:
         error = f"{error} (after {attempts} attempts)"
-    return make_row(job, status, attempts, time.monotonic() - start, error)
+    return make_row(job, status, attempts, time.monotonic() - start, error, tuple(retried))

@@ -12,19 +12,21 @@ cores. The task only watches its child, so a crash of the child is seen, logged 
       runs/<run_id>/          the command's own run folder (log.csv, summary.json, checkpoint)
         sweep_result.json     this run's row: what --resume reads back
         sweep.log             each attempt's command line and how it ended
-        sweep.pid             the running child's process id (only while it runs)
+        sweep.pid             the running child's process id and host (only while it runs)
         stdout.txt stderr.txt the child's output, all attempts
 
 A run that exits with an error or is killed is started again, up to ``max_retries`` times, with
-``--resume`` when it left a checkpoint. A run over its time limit (all attempts together) is
-killed and reported ``timeout``; exit status 2 (bad input) is not retried: it would fail again.
+``--resume`` when it left a checkpoint; so is a run whose Ray node or worker was lost
+(``core/scale/executors.py``), on another node. A run over its time limit (all attempts
+together) is killed and reported ``timeout``; exit status 2 (bad input) is not retried: it
+would fail again. Inputs several runs share are made once before the runs start
+(``core/scale/artefacts.py``); ``--address`` is checked step by step (``core/scale/cluster.py``).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import logging
 import os
 import shlex
 import shutil
@@ -32,109 +34,31 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from duetrl.core.checkpoint import atomic_write
+from duetrl.core.scale.artefacts import prepare_shared_artefacts
+from duetrl.core.scale.cluster import check_address
+from duetrl.core.scale.executors import RayExecutor, SequentialExecutor
 from duetrl.core.scale.run_job import (
     BASE_COLUMNS,
     PID_FILE,
     RESULT_FILE,
     RunJob,
     _write_text,
-    make_row,
-    run_job,
+    read_pid,
 )
 from duetrl.core.scale.sweep_file import SweepPlan
 
-
-def check_address(address: str, timeout_s: float = 2.0) -> None:
-    """Fail fast and clearly when nothing listens at a Ray ``HOST:PORT`` (before ray.init)."""
-    if address == "auto":
-        return
-    host, sep, port = address.split("://", 1)[-1].rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise ValueError(f"--address: expected HOST:PORT of a Ray cluster's head (e.g. "
-                         f"10.0.0.5:6379), got {address!r}")
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
-    except OSError as error:
-        raise ValueError(f"--address: no Ray cluster answers at {address!r} within "
-                         f"{timeout_s:g} s ({error}); start one there with `ray start --head`, "
-                         f"or leave --address out for a local Ray") from None
-
-
-class SequentialExecutor:
-    """Runs one after another in this process's child processes: the baseline, and the
-    fallback without Ray."""
-
-    name = "sequential"
-
-    def execute(self, jobs: list[RunJob], on_done: Callable[[RunJob, dict], None],
-                on_change: Callable[[], None]) -> None:
-        for job in jobs:
-            on_done(job, run_job(job, on_child_start=on_change))
-
-    def close(self) -> None:
-        pass
-
-
-class RayExecutor:
-    """Each run a Ray task holding ``threads`` CPUs; a local Ray unless ``address`` is given.
-
-    A Ray session that is already running (``ray.init`` by the caller) is used as it is.
-    """
-
-    name = "ray"
-
-    def __init__(self, address: str | None = None, num_cpus: int | None = None) -> None:
-        try:
-            import ray
-        except ImportError:
-            raise ImportError("Ray is not installed: pip install 'duetrl[scale]', or run the "
-                              "sweep with --sequential") from None
-        self.ray = ray
-        self.owns_session = not ray.is_initialized()
-        if self.owns_session:
-            if address is not None:
-                check_address(address)
-                ray.init(address=address, log_to_driver=False)
-            else:
-                ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
-                         log_to_driver=False, logging_level=logging.WARNING)
-
-    def largest_machine_cpus(self) -> float:
-        return max(node["Resources"].get("CPU", 0) for node in self.ray.nodes() if node["Alive"])
-
-    def execute(self, jobs: list[RunJob], on_done: Callable[[RunJob, dict], None],
-                on_change: Callable[[], None]) -> None:
-        ray = self.ray
-        largest = self.largest_machine_cpus()
-        if jobs and jobs[0].threads > largest:
-            raise ValueError(f"threads_per_run: {jobs[0].threads} CPUs per run, but the largest "
-                             f"machine of this Ray cluster has {largest:g}; no run could start")
-        task = ray.remote(run_job)
-        pending = {task.options(num_cpus=job.threads, max_retries=1, name=job.spec.run_id)
-                   .remote(job): job for job in jobs}
-        try:
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
-                on_change()
-                for ref in ready:
-                    job = pending.pop(ref)
-                    try:
-                        row = ray.get(ref)
-                    except ray.exceptions.RayError as error:  # the worker itself died
-                        message = str(error).strip().splitlines()[0][:300]
-                        row = make_row(job, "failed", 1, 0.0, f"Ray task failed: {message}")
-                    on_done(job, row)
-        finally:
-            for ref in pending:
-                ray.cancel(ref, force=True)
-
-    def close(self) -> None:
-        if self.owns_session:
-            self.ray.shutdown()
+__all__ = [
+    "BASE_COLUMNS",
+    "PID_FILE",
+    "RayExecutor",
+    "SequentialExecutor",
+    "check_address",
+    "run_sweep",
+    "write_results",
+]
 
 
 class Progress:
@@ -151,15 +75,23 @@ class Progress:
         if enabled and sys.stderr.isatty():
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, initial=skipped, desc="sweep", unit="run",
-                            file=sys.stderr, dynamic_ncols=True)
+            self.bar = tqdm(
+                total=total,
+                initial=skipped,
+                desc="sweep",
+                unit="run",
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
 
     def running(self) -> int:
         return sum((job.run_dir / PID_FILE).is_file() for job in self.jobs.values())
 
     def state(self) -> str:
-        return (f"done {self.counts['done']}, running {self.running()}, failed "
-                f"{self.counts['failed']}, timeout {self.counts['timeout']}")
+        return (
+            f"done {self.counts['done']}, running {self.running()}, failed "
+            f"{self.counts['failed']}, timeout {self.counts['timeout']}"
+        )
 
     def refresh(self) -> None:
         if self.bar is not None:
@@ -173,6 +105,8 @@ class Progress:
         line = f"{row['status']} {row['run_id']} in {row['wall_s']:.1f} s"
         if row["error"]:
             line += f": {row['error']}"
+        if row.get("retried"):
+            line += f" (retried: {row['retried']})"
         if self.bar is not None:
             if row["status"] != "done":
                 self.bar.write(f"sweep: {line}", file=sys.stderr)
@@ -180,8 +114,11 @@ class Progress:
             self.refresh()
         else:
             finished = sum(self.counts.values())
-            print(f"sweep [{finished}/{self.total}] {line} ({self.state()})", file=sys.stderr,
-                  flush=True)
+            print(
+                f"sweep [{finished}/{self.total}] {line} ({self.state()})",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def close(self) -> None:
         if self.bar is not None:
@@ -243,35 +180,48 @@ def _finished_before(job: RunJob) -> dict | None:
     if row.get("status") != "done" or not (job.run_dir / "summary.json").is_file():
         return None
     if row.get("argv") != list(job.spec.argv):
-        raise ValueError(f"--resume: run {job.spec.run_id!r} was finished with other settings "
-                         f"({shlex.join(row.get('argv', []))}); this file asks for "
-                         f"{shlex.join(job.spec.argv)}. Use another --out for a changed sweep")
+        raise ValueError(
+            f"--resume: run {job.spec.run_id!r} was finished with other settings "
+            f"({shlex.join(row.get('argv', []))}); this file asks for "
+            f"{shlex.join(job.spec.argv)}. Use another --out for a changed sweep"
+        )
     return row
 
 
 def _kill_children(jobs: list[RunJob]) -> None:
-    """Stop the children of unfinished runs (on Ctrl-C), by the pids their runners recorded."""
+    """Stop the children of unfinished runs (on Ctrl-C), by the pids their runners recorded;
+    only this machine's (on a cluster, Ray's cancel stops the others' workers and with them
+    their children)."""
     for job in jobs:
-        try:
-            pid = int((job.run_dir / PID_FILE).read_text())
-            os.kill(pid, signal.SIGTERM)
-        except (OSError, ValueError):
-            pass
+        found = read_pid(job.run_dir)
+        if found is not None and found[1] in ("", socket.gethostname()):
+            try:
+                os.kill(found[0], signal.SIGTERM)
+            except OSError:
+                pass
 
 
-def run_sweep(plan: SweepPlan, out: str | Path, executor: str = "ray",
-              address: str | None = None, num_cpus: int | None = None, resume: bool = False,
-              progress: bool = True) -> dict:
+def run_sweep(
+    plan: SweepPlan,
+    out: str | Path,
+    executor: str = "ray",
+    address: str | None = None,
+    num_cpus: int | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> dict:
     """Carry out every run of ``plan`` into the sweep folder ``out``; returns the outcome:
     ``{"sweep_dir", "results", "runs", "done", "failed", "timeout", "skipped", "executor",
-    "wall_s", "rows"}``.
+    "wall_s", "retried", "prepared", "rows"}`` (``retried``: the runs started again and why;
+    ``prepared``: inputs made once for several runs, see ``core/scale/artefacts.py``).
 
     :param executor: ``"ray"`` (falls back to ``"sequential"``, with a message, when Ray is not
         installed and no ``address`` is given) or ``"sequential"``.
     :param resume: skip the runs an earlier sweep into ``out`` finished; continue the others
         from their checkpoints.
     :raises ValueError: ``out`` holds another sweep (without ``resume``) or none (with it), an
-        unreachable ``address``, a bad executor name.
+        ``address`` that is no usable Ray cluster (``core/scale/cluster.py``: one line saying
+        what to do), a bad executor name.
     """
     if executor not in ("ray", "sequential"):
         raise ValueError(f"executor: expected 'ray' or 'sequential', got {executor!r}")
@@ -282,13 +232,19 @@ def run_sweep(plan: SweepPlan, out: str | Path, executor: str = "ray",
     sweep_dir = Path(out).resolve()
     copy = sweep_dir / "sweep.toml"
     if copy.is_file() and not resume:
-        raise ValueError(f"--out: {sweep_dir} already holds a sweep; pass --resume to continue "
-                         f"it, or choose another --out")
+        raise ValueError(
+            f"--out: {sweep_dir} already holds a sweep; pass --resume to continue "
+            f"it, or choose another --out"
+        )
     if resume and not copy.is_file():
-        raise ValueError(f"--resume: no sweep to continue in {sweep_dir} (no sweep.toml); run "
-                         f"without --resume first")
-    jobs = [RunJob(spec, str(sweep_dir), plan.threads_per_run, os.getcwd(), resume)
-            for spec in plan.runs]
+        raise ValueError(
+            f"--resume: no sweep to continue in {sweep_dir} (no sweep.toml); run "
+            f"without --resume first"
+        )
+    jobs = [
+        RunJob(spec, str(sweep_dir), plan.threads_per_run, os.getcwd(), resume)
+        for spec in plan.runs
+    ]
     rows: dict[str, dict] = {}
     if resume:
         rows = {job.spec.run_id: row for job in jobs if (row := _finished_before(job))}
@@ -300,11 +256,19 @@ def run_sweep(plan: SweepPlan, out: str | Path, executor: str = "ray",
         except ImportError:
             if address is not None:
                 raise
-            print("duetrl: Ray is not installed (pip install 'duetrl[scale]'); running the "
-                  "sweep sequentially", file=sys.stderr)
+            print(
+                "duetrl: Ray is not installed (pip install 'duetrl[scale]'); running the "
+                "sweep sequentially",
+                file=sys.stderr,
+            )
             runner = SequentialExecutor()
     else:
         runner = SequentialExecutor()
+    try:  # before any run starts: what several runs would each make at once
+        made = prepare_shared_artefacts(plan, os.getcwd(), plan.threads_per_run, progress)
+    except BaseException:
+        runner.close()
+        raise
 
     sweep_dir.mkdir(parents=True, exist_ok=True)
     if plan.path.resolve() != copy:
@@ -315,14 +279,14 @@ def run_sweep(plan: SweepPlan, out: str | Path, executor: str = "ray",
     def on_done(job: RunJob, row: dict) -> None:
         _write_text(job.run_dir / RESULT_FILE, json.dumps(row, indent=2))
         rows[row["run_id"]] = row
-        write_results(sweep_dir, plan, [rows[j.spec.run_id] for j in jobs
-                                        if j.spec.run_id in rows])
+        write_results(sweep_dir, plan, [rows[j.spec.run_id] for j in jobs if j.spec.run_id in rows])
         display.finished(row)
 
     try:
         if rows:
-            write_results(sweep_dir, plan, [rows[j.spec.run_id] for j in jobs
-                                            if j.spec.run_id in rows])
+            write_results(
+                sweep_dir, plan, [rows[j.spec.run_id] for j in jobs if j.spec.run_id in rows]
+            )
         runner.execute(pending, on_done, display.refresh)
     except BaseException:
         _kill_children([job for job in pending if job.spec.run_id not in rows])
@@ -332,8 +296,27 @@ def run_sweep(plan: SweepPlan, out: str | Path, executor: str = "ray",
         runner.close()
     ordered = [rows[job.spec.run_id] for job in jobs]
     statuses = [row["status"] for row in ordered]
-    return {"sweep_dir": str(sweep_dir), "results": str(sweep_dir / "results.csv"),
-            "runs": len(jobs), "done": statuses.count("done"),
-            "failed": statuses.count("failed"), "timeout": statuses.count("timeout"),
-            "skipped": len(jobs) - len(pending), "executor": runner.name,
-            "wall_s": round(time.monotonic() - start, 3), "rows": ordered}
+    retried = [
+        {
+            "run_id": row["run_id"],
+            "status": row["status"],
+            "attempts": row["attempts"],
+            "why": row["retried"],
+        }
+        for row in ordered
+        if row.get("retried")
+    ]
+    return {
+        "sweep_dir": str(sweep_dir),
+        "results": str(sweep_dir / "results.csv"),
+        "runs": len(jobs),
+        "done": statuses.count("done"),
+        "failed": statuses.count("failed"),
+        "timeout": statuses.count("timeout"),
+        "skipped": len(jobs) - len(pending),
+        "executor": runner.name,
+        "wall_s": round(time.monotonic() - start, 3),
+        "retried": retried,
+        "prepared": made,
+        "rows": ordered,
+    }
