@@ -258,3 +258,13 @@ def test_rewards_by_hand_with_scripted_noise() -> None:
     draws = Scripted(standard_normal=[0.5, -0.25])
     assert gaussian.rewards(np.array([0, 1]), draws).tolist() == [2.0, -1.5]
     assert GaussianBandit([0.0, 1.0]).std == 1.0
+
+
+def test_exploration_is_uniform_over_the_arms_and_the_defaults_are_the_chapters() -> None:
+    """eps = 1 draws every arm with probability 1/K, never an index outside [0, K)."""
+    policy = _policy(EpsilonGreedy(1.0), [[1, 1, 1]] * 6000, [[0.0, 1.0, 0.5]] * 6000)
+    arms = policy.select(5, np.random.default_rng(0))
+    assert arms.min() >= 0 and arms.max() <= 2
+    np.testing.assert_allclose(np.bincount(arms) / 6000, [1 / 3] * 3, atol=0.025)  # 4 sigma
+    assert (EpsilonGreedy().epsilon, DecayingEpsilonGreedy().c, UCB1().c,
+            Softmax().temperature) == (0.1, 1.0, 1.0, 0.1)
