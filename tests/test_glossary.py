@@ -35,8 +35,14 @@ def glossary_terms(text: str) -> list[Term]:
         cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
         assert len(cells) == 5, f"a glossary row needs 5 cells: {line!r}"
         english, chinese, _, avoid, checked = cells
-        terms.append(Term(english, chinese, tuple(v for v in re.split(r"[、,]\s*", avoid) if v),
-                          checked == "✓"))
+        terms.append(
+            Term(
+                english,
+                chinese,
+                tuple(v for v in re.split(r"[、,]\s*", avoid) if v),
+                checked == "✓",
+            )
+        )
     return terms
 
 
@@ -67,10 +73,15 @@ def translated_messages() -> list[tuple[str, str, str]]:
     for path in CATALOGUES:
         with path.open("rb") as handle:
             for message in read_po(handle):
-                if (message.id and message.string and not message.fuzzy
-                        and message.string != message.id):
-                    messages.append((path.relative_to(DOCS).as_posix(), str(message.id),
-                                     str(message.string)))
+                if (
+                    message.id
+                    and message.string
+                    and not message.fuzzy
+                    and message.string != message.id
+                ):
+                    messages.append(
+                        (path.relative_to(DOCS).as_posix(), str(message.id), str(message.string))
+                    )
     return messages
 
 
@@ -81,8 +92,14 @@ def test_the_glossary_has_the_books_core_terms() -> None:
     assert 40 <= len(TERMS) <= 80, len(TERMS)
     english = [t.english for t in TERMS]
     assert len(set(english)) == len(english), "a term listed twice"
-    for term in ("advantage", "advantage function", "actor-critic", "entropy bonus",
-                 "in-context learning", "transfer matrix"):
+    for term in (
+        "advantage",
+        "advantage function",
+        "actor-critic",
+        "entropy bonus",
+        "in-context learning",
+        "transfer matrix",
+    ):
         assert term in english, term
     assert all(t.chinese for t in TERMS)
 
@@ -90,9 +107,13 @@ def test_the_glossary_has_the_books_core_terms() -> None:
 @pytest.mark.parametrize("term", [t for t in TERMS if t.checked], ids=lambda t: t.english)
 def test_catalogues_translate_the_term_as_the_glossary_does(term: Term) -> None:
     pattern = english_pattern(term.english)
-    wrong = [f"{where}: {msgid[:70]!r} -> {msgstr[:70]!r}" for where, msgid, msgstr in MESSAGES
-             if pattern.search(prose(msgid)) and term.chinese not in msgstr
-             and not where.endswith("/glossary.po")]
+    wrong = [
+        f"{where}: {msgid[:70]!r} -> {msgstr[:70]!r}"
+        for where, msgid, msgstr in MESSAGES
+        if pattern.search(prose(msgid))
+        and term.chinese not in msgstr
+        and not where.endswith("/glossary.po")
+    ]
     assert not wrong, f"{term.english!r} should read {term.chinese!r}:\n" + "\n".join(wrong)
 
 
@@ -101,12 +122,17 @@ def test_catalogues_never_use_a_variant_the_glossary_rules_out(term: Term) -> No
     for variant in term.avoid:
         # right where the English names a term that the variant does translate
         allowed = [english_pattern(t.english) for t in TERMS if variant in t.chinese]
-        wrong = [f"{where}: {msgid[:70]!r} -> {msgstr[:70]!r}"
-                 for where, msgid, msgstr in MESSAGES
-                 if variant in msgstr and not where.endswith("/glossary.po")
-                 and not any(p.search(msgid) for p in allowed)]
-        assert not wrong, (f"{variant!r} is ruled out for {term.english!r} (use "
-                           f"{term.chinese!r}):\n" + "\n".join(wrong))
+        wrong = [
+            f"{where}: {msgid[:70]!r} -> {msgstr[:70]!r}"
+            for where, msgid, msgstr in MESSAGES
+            if variant in msgstr
+            and not where.endswith("/glossary.po")
+            and not any(p.search(msgid) for p in allowed)
+        ]
+        assert not wrong, (
+            f"{variant!r} is ruled out for {term.english!r} (use "
+            f"{term.chinese!r}):\n" + "\n".join(wrong)
+        )
 
 
 def test_the_glossary_is_linked_from_the_books_index() -> None:
