@@ -180,6 +180,13 @@ path = plot_curves({"max |REINFORCE estimate - exact gradient|": (counts, errors
 print("saved", path)
 
 # %% [markdown]
+# **What to see.** The largest error of the averaged REINFORCE estimate against the number of
+# episodes it averages, beside the curve $c/\sqrt{n}$ drawn through the first point. The
+# measured error follows that curve down, with the wobble of a random quantity: four times
+# the episodes halve the error, and no number of episodes makes it zero. An estimate that did
+# not follow it (one that levelled off above zero) would be biased.
+
+# %% [markdown]
 # ## Exercises
 #
 # Each exercise is a function with one line marked `# your code here`, preset to an answer so

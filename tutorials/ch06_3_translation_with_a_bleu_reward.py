@@ -288,3 +288,10 @@ curves = {"sample reward": (np.arange(len(runs["torch"].history["reward"])),
                             np.asarray(runs["torch"].history["reward"]))}
 print("saved", plot_curves(curves, figure_dir() / "ch06_3_reward.png", "update",
                            "sentence BLEU / 100 (nan: MLE updates)"))
+
+# %% [markdown]
+# **What to see.** The mean sentence BLEU (over 100) of the translations the torch run sampled,
+# update by update. The MLE updates sample nothing, so the curve starts where SCST starts;
+# from there it is the reward SCST climbs, noisy from batch to batch because each update
+# draws new source sentences. The held-out BLEU of section 4 is the figure that matters: a
+# rising training reward alone could be a model that learned the training batches.
