@@ -193,7 +193,8 @@ CHAPTERS: tuple[Chapter, ...] = (
             ("开源项目与代码实现", "Open-source projects and code"),
             ("学习资料与教程", "Learning materials and tutorials")),
           commands=("notebooks", "assignments", "grade"),
-          modules=("core.tutorial", "core.exercises", "core.coursework", "core.coursework.*"),
+          modules=("core.tutorial", "core.exercises", "core.exercise_sets", "core.exercise_sets.*",
+                   "core.coursework", "core.coursework.*"),
           pages=("chapters/ch07_3_reading_list",)),
     ), pages=("chapters/ch07_tools",)),
     Chapter(8, "总结：未来发展趋势与挑战", "Summary: future trends and challenges", (
