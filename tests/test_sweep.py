@@ -265,7 +265,10 @@ def test_cli_names_the_line_of_an_unknown_algorithm(tmp_path, capsys) -> None:
     assert not (tmp_path / "out").exists()
 
 
-def test_unreachable_address_fails_fast_and_writes_nothing(tmp_path, capsys) -> None:
+def test_unreachable_address_fails_fast_and_writes_nothing(tmp_path, capsys, monkeypatch) -> None:
+    from duetrl.core.scale import cluster
+
+    monkeypatch.setattr(cluster, "outward_address", lambda: None)  # stay on the loopback
     path = write(tmp_path, TINY.format(backends='["torch"]'))
     start = time.monotonic()
     status = main(["sweep", str(path), "--out", str(tmp_path / "out"), "--address", "127.0.0.1:1"])

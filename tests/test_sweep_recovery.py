@@ -316,3 +316,73 @@ command = "train reinforce"
     (tmp_path / "d.toml").write_text('[[run]]\ncommand = "rlhf train"\n')
     default_task = load_sweep(tmp_path / "d.toml", build_parser())
     assert list(shared_references(default_task, tmp_path)) == ["sort-digits"]
+
+
+def test_address_auto_means_the_cluster_ray_found_here() -> None:
+    from types import SimpleNamespace
+
+    def fake_ray(found):
+        services = SimpleNamespace(get_ray_address_from_environment=lambda address, tmp: found)
+        return SimpleNamespace(_private=SimpleNamespace(services=services))
+
+    assert cluster_checks._auto_address(fake_ray("127.0.0.1:6379")) == "127.0.0.1:6379"
+    for nothing in ("auto", None, ""):
+        with pytest.raises(ValueError, match=r"^--address auto: no Ray cluster found on this"):
+            cluster_checks._auto_address(fake_ray(nothing))
+
+
+def test_a_loopback_address_that_does_not_answer_is_tried_at_the_outward_one(
+    monkeypatch,
+) -> None:
+    """As ray.init does: `ray start --head` listens on the machine's outward address, and a
+    user types 127.0.0.1. (The outward address is played by 127.0.0.1, the typed one by
+    127.0.0.2: nothing here leaves the loopback.)"""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    try:
+        monkeypatch.setattr(cluster_checks, "outward_address", lambda: "127.0.0.1")
+        assert cluster_checks.check_address(f"127.0.0.2:{port}") == f"127.0.0.1:{port}"
+        assert cluster_checks.check_address(f"127.0.0.1:{port}") == f"127.0.0.1:{port}"
+        assert cluster_checks.check_address("auto") == "auto"
+    finally:
+        server.close()
+    with pytest.raises(
+        ValueError,
+        match=rf"no Ray cluster answers at '127.0.0.2:{port}' \(nor "
+        rf"at this machine's address 127.0.0.1:{port}\)",
+    ):
+        cluster_checks.check_address(f"127.0.0.2:{port}")
+    monkeypatch.setattr(cluster_checks, "outward_address", lambda: None)
+    with pytest.raises(ValueError, match=rf"no Ray cluster answers at '127.0.0.2:{port}' within"):
+        cluster_checks.check_address(f"127.0.0.2:{port}")
+
+
+# --- the cluster configurations of the guide ---------------------------------------------------
+
+CLUSTER_CONFIGS = Path(__file__).resolve().parent.parent / "sweeps" / "cluster"
+
+
+def test_the_ray_up_configuration_passes_rays_own_schema() -> None:
+    yaml = pytest.importorskip("yaml")
+    util = pytest.importorskip("ray.autoscaler._private.util")
+    config = yaml.safe_load((CLUSTER_CONFIGS / "ray-cluster.yaml").read_text())
+    util.validate_config(util.prepare_config(config))
+    workers = config["provider"]["worker_ips"]
+    assert config["min_workers"] == config["max_workers"] == len(workers)
+    assert any("duetrl[scale]" in command for command in config["setup_commands"])
+
+
+def test_the_kuberay_cluster_runs_one_image_on_one_shared_claim() -> None:
+    import ray
+
+    yaml = pytest.importorskip("yaml")
+    cluster = yaml.safe_load((CLUSTER_CONFIGS / "kuberay.yaml").read_text())
+    assert (cluster["apiVersion"], cluster["kind"]) == ("ray.io/v1", "RayCluster")
+    assert cluster["spec"]["rayVersion"] == ray.__version__
+    pods = [cluster["spec"]["headGroupSpec"]["template"]["spec"]] + [
+        group["template"]["spec"] for group in cluster["spec"]["workerGroupSpecs"]
+    ]
+    assert len({pod["containers"][0]["image"] for pod in pods}) == 1  # the same versions
+    for pod in pods:
+        assert pod["containers"][0]["volumeMounts"] == [{"name": "shared", "mountPath": "/shared"}]
+        assert pod["volumes"][0]["persistentVolumeClaim"] == {"claimName": "duetrl-shared"}

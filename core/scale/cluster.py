@@ -68,18 +68,39 @@ def _answers(host: str, port: int, timeout_s: float = CONNECT_TIMEOUT_S) -> OSEr
     return None
 
 
-def check_address(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
-    """Fail fast and clearly when nothing listens at a Ray ``HOST:PORT`` (before ray.init)."""
+def outward_address() -> str | None:
+    """This machine's address as Ray guesses it (the source address of a route to the
+    internet; no packet is sent), or None without Ray."""
+    try:
+        from ray._private.services import get_node_ip_address
+    except ImportError:
+        return None
+    return get_node_ip_address()
+
+
+def check_address(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> str:
+    """Fail fast and clearly when nothing listens at a Ray ``HOST:PORT`` (before ray.init);
+    return the address that answers. A loopback host that does not answer is tried at this
+    machine's outward address too, as ``ray.init`` would: a head started by a plain
+    ``ray start --head`` listens there, not on 127.0.0.1."""
     if address == "auto":
-        return
+        return address
     host, port = parse_address(address)
     error = _answers(host, port, timeout_s)
-    if error is not None:
-        raise ValueError(
-            f"--address: no Ray cluster answers at {address!r} within "
-            f"{timeout_s:g} s ({error}); start one there with `ray start --head`, "
-            f"or leave --address out for a local Ray"
-        )
+    if error is None:
+        return address
+    also = ""
+    if host in ("localhost", "::1") or host.startswith("127."):
+        outward = outward_address()
+        if outward and outward != host:
+            if _answers(outward, port, timeout_s) is None:
+                return f"{outward}:{port}"
+            also = f" (nor at this machine's address {outward}:{port})"
+    raise ValueError(
+        f"--address: no Ray cluster answers at {address!r}{also} within {timeout_s:g} s "
+        f"({error}); start one there with `ray start --head`, or leave --address out for a "
+        f"local Ray"
+    )
 
 
 def check_speaks_grpc(address: str, timeout_s: float = GREETING_TIMEOUT_S) -> None:
@@ -226,10 +247,27 @@ def check_workers(
             )
 
 
+def _auto_address(ray: Any) -> str:
+    """The HOST:PORT that Ray's ``address="auto"`` means (RAY_ADDRESS, else the cluster that
+    ``ray start`` last made on this machine)."""
+    try:
+        found = ray._private.services.get_ray_address_from_environment("auto", None)
+    except Exception:  # no such function in another release, or Ray's own complaint
+        found = None
+    if not found or found == "auto":
+        raise ValueError(
+            "--address auto: no Ray cluster found on this machine (RAY_ADDRESS is unset and "
+            "`ray start` made none here); give the head's HOST:PORT"
+        )
+    return found
+
+
 def join_cluster(ray: Any, address: str) -> dict[str, Any]:
     """Check the cluster at ``address`` (steps 1-6 of this module), then ``ray.init`` into it;
     returns the head's description. Raises ValueError with one line saying what to do."""
-    check_address(address)
+    if address == "auto":  # the cluster `ray start` made on this machine, or RAY_ADDRESS
+        address = _auto_address(ray)
+    address = check_address(address)
     check_speaks_grpc(address)
     view = read_cluster(address)
     ip = check_cluster(address, view, ray.__version__, platform.python_version())

@@ -110,7 +110,8 @@ def load_results(sweep_dir: str | Path):
         raise FileNotFoundError(f"sweep_dir: no results.csv in {str(sweep_dir)!r} (the sweep "
                                 f"has not finished a run yet)")
     results = pd.read_csv(results_path, dtype={"run_id": str, "algorithm": str, "backend": str,
-                                               "status": str, "env": str, "error": str})
+                                               "status": str, "env": str, "error": str,
+                                               "retried": str})
     missing = [c for c in REQUIRED_COLUMNS if c not in results.columns]
     if missing:
         raise ValueError(f"results.csv: expected columns {list(REQUIRED_COLUMNS)}, missing "

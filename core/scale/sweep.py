@@ -38,7 +38,7 @@ from pathlib import Path
 
 from duetrl.core.checkpoint import atomic_write
 from duetrl.core.scale.artefacts import prepare_shared_artefacts
-from duetrl.core.scale.cluster import check_address
+from duetrl.core.scale.cluster import check_address, parse_address
 from duetrl.core.scale.executors import RayExecutor, SequentialExecutor
 from duetrl.core.scale.run_job import (
     BASE_COLUMNS,
@@ -225,8 +225,8 @@ def run_sweep(
     """
     if executor not in ("ray", "sequential"):
         raise ValueError(f"executor: expected 'ray' or 'sequential', got {executor!r}")
-    if address is not None:  # before anything else, so the message comes at once
-        check_address(address)
+    if address is not None and address != "auto":  # a typo is told before anything else
+        parse_address(address)
     if num_cpus is not None and num_cpus < 1:
         raise ValueError(f"--num-cpus: expected an integer >= 1, got {num_cpus}")
     sweep_dir = Path(out).resolve()
