@@ -175,6 +175,10 @@ def test_thompson_posteriors_by_hand() -> None:
     rng = Scripted(standard_normal=[[-1.0, 0.0]])
     assert policy.select(5, rng).tolist() == [1]  # 1.5 - 1 = 0.5 < 2
     assert rng.asked["standard_normal"] == (1, 2)
+    # no noise: the posterior means S / (N + 1) alone decide. 1.0 / 2 = 0.5 beats 1.9 / 4 =
+    # 0.475 (a prior counted twice, S / (N + 2), would say 0.33 < 0.38)
+    shrunk = _policy(ThompsonSampling(), [[1, 3]], [[1.0, 1.9 / 3]], gaussian)
+    assert shrunk.select(5, Scripted(standard_normal=[[0.0, 0.0]])).tolist() == [0]
 
 
 def test_epsilon_greedy_coin_at_the_exact_epsilon_and_the_decay() -> None:
