@@ -345,6 +345,13 @@ BENCHMARKS = [
         _case_rows("knowledge-graph walks (6.3.3)", "walks_per_s", "walks/s"),
     ),
     Benchmark(
+        "recommender",
+        "recommender.py",
+        ["--quick", "--seeds", "0"],
+        [],
+        _case_rows("top-K off-policy recommender (6.2)", "updates_per_s", "updates/s"),
+    ),
+    Benchmark(
         "lm_agent",
         "lm_agent.py",
         [
