@@ -179,6 +179,10 @@ def test_thompson_posteriors_by_hand() -> None:
     # 0.475 (a prior counted twice, S / (N + 2), would say 0.33 < 0.38)
     shrunk = _policy(ThompsonSampling(), [[1, 3]], [[1.0, 1.9 / 3]], gaussian)
     assert shrunk.select(5, Scripted(standard_normal=[[0.0, 0.0]])).tolist() == [0]
+    # the spread sigma / sqrt(N + 1) shrinks with pulls: arm 1 (N = 3, mean 0.75 / 4) drawn
+    # at z = -0.1 is 0.1875 - 2 / 2 x 0.1 = 0.0875, still above arm 0's 0 + 2 x 0
+    narrowing = _policy(ThompsonSampling(), [[0, 3]], [[0.0, 0.25]], gaussian)
+    assert narrowing.select(5, Scripted(standard_normal=[[0.0, -0.1]])).tolist() == [1]
 
 
 def test_epsilon_greedy_coin_at_the_exact_epsilon_and_the_decay() -> None:
