@@ -166,7 +166,11 @@ CHAPTERS: tuple[Chapter, ...] = (
           "Recommender systems built on large language models", (
             ("问题定义与建模", "The problem and its model"),
             ("算法设计与实现", "Algorithm design and implementation"),
-            ("实验结果与分析", "Results and analysis"))),
+            ("实验结果与分析", "Results and analysis")),
+          commands=("recommend",),
+          modules=("core.cases.recommender", "core.cases.recommender.*",
+                   "core.reference.recommender", "backends.recommender"),
+          pages=("chapters/ch06_2_recommendation",)),
         S("6.3", "其他应用场景", "Other applications", (
             ("智能问答", "Question answering"),
             ("机器翻译", "Machine translation"),
