@@ -274,5 +274,8 @@ def test_exploration_is_uniform_over_the_arms_and_the_defaults_are_the_chapters(
     arms = policy.select(5, np.random.default_rng(0))
     assert arms.min() >= 0 and arms.max() <= 2
     np.testing.assert_allclose(np.bincount(arms) / 6000, [1 / 3] * 3, atol=0.025)  # 4 sigma
+    boltzmann = _policy(Softmax(1.0), [[1, 1]] * 6000, [[0.0, math.log(2.0)]] * 6000)
+    arms = boltzmann.select(5, np.random.default_rng(1))  # softmax: 1/3, 2/3, one noise each
+    np.testing.assert_allclose(np.bincount(arms) / 6000, [1 / 3, 2 / 3], atol=0.025)
     assert (EpsilonGreedy().epsilon, DecayingEpsilonGreedy().c, UCB1().c,
             Softmax().temperature) == (0.1, 1.0, 1.0, 0.1)
