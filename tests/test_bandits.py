@@ -279,3 +279,13 @@ def test_exploration_is_uniform_over_the_arms_and_the_defaults_are_the_chapters(
     np.testing.assert_allclose(np.bincount(arms) / 6000, [1 / 3, 2 / 3], atol=0.025)
     assert (EpsilonGreedy().epsilon, DecayingEpsilonGreedy().c, UCB1().c,
             Softmax().temperature) == (0.1, 1.0, 1.0, 0.1)
+
+
+def test_one_step_horizon_and_the_default_seed() -> None:
+    one = run_policy(BANDIT, FixedArms([1, 2]), horizon=1, num_runs=2)
+    np.testing.assert_allclose(one.final, [0.3, 0.6], rtol=1e-12)
+    a = run_policy(BANDIT, UCB1(), horizon=30, num_runs=3)
+    b = run_policy(BANDIT, UCB1(), horizon=30, num_runs=3, seed=0)
+    np.testing.assert_array_equal(a.final, b.final)
+    assert run_experiment(BANDIT, {"ucb": UCB1()}, horizon=30, num_runs=3)["ucb"].final \
+        .tolist() == b.final.tolist()
