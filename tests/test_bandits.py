@@ -289,3 +289,22 @@ def test_one_step_horizon_and_the_default_seed() -> None:
     np.testing.assert_array_equal(a.final, b.final)
     assert run_experiment(BANDIT, {"ucb": UCB1()}, horizon=30, num_runs=3)["ucb"].final \
         .tolist() == b.final.tolist()
+
+
+def test_reward_noise_is_its_own_stream_seed_0_and_the_policys_is_seed_1() -> None:
+    """run_policy's docstring: rewards from default_rng([seed, 0]), coins from [seed, 1]."""
+
+    class Recording(FixedArms):
+        def select(self, t, rng):
+            self.coins = getattr(self, "coins", []) + [rng.random()]
+            return self.arms
+
+        def update(self, actions, rewards):
+            self.seen = getattr(self, "seen", []) + [rewards.tolist()]
+
+    policy = Recording([0, 1, 2])
+    run_policy(BANDIT, policy, horizon=3, num_runs=3, seed=4)
+    noise, coins = np.random.default_rng([4, 0]), np.random.default_rng([4, 1])
+    assert policy.seen == [(noise.random(3) < BANDIT.means).astype(float).tolist()
+                           for _ in range(3)]
+    assert policy.coins == [coins.random() for _ in range(3)]
