@@ -11,6 +11,8 @@ defaults). It reports
     effect             top_k - reinforce, per seed, and in how many seeds it is > 0
     wall_s             everything for all seeds: data, warm-ups, both methods, evaluations
                        (target in torch: under 180 s on this 2-core machine)
+    cpu_s              the process's CPU time over the same span: on a machine shared with
+                       other work (wall inflated), what the run costs
     updates/s          steady state, the first update of each learner left out (tracing)
     first updates_s    the first update of each learner (tf: tracing the step)
 
@@ -46,7 +48,7 @@ def run_backend(backend: Any, settings: RecommenderSettings, seeds: list[int]) -
     """Every seed's warm-up, reinforce and top_k in ``backend``: figures and times."""
     clock = {"first": 0.0, "steady": 0.0, "steady_updates": 0}
     out: dict[str, Any] = {"top_k": [], "reinforce": [], "effect": []}
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     for seed in seeds:
         warm_up = RecommenderRun(backend, RecommenderSettings(**{**asdict(settings), "seed": seed}))
         _train(warm_up, settings.pretrain_steps, clock)
@@ -56,6 +58,7 @@ def run_backend(backend: Any, settings: RecommenderSettings, seeds: list[int]) -
             out[method].append(run.figures()["top_k_reward"])
         out["effect"].append(out["top_k"][-1] - out["reinforce"][-1])
     out["wall_s"] = time.perf_counter() - began
+    out["cpu_s"] = time.process_time() - cpu
     out["updates_per_s"] = clock["steady_updates"] / clock["steady"]
     out["first_updates_s"] = clock["first"]
     out["seeds_ahead"] = int(np.sum(np.asarray(out["effect"]) > 0))
@@ -98,20 +101,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"{', '.join(f'{x:.3f}' for x in r['reinforce'])} -> top_k "
                 f"{', '.join(f'{x:.3f}' for x in r['top_k'])}; top_k ahead in "
                 f"{r['seeds_ahead']}/{len(args.seeds)} seeds (mean +{np.mean(r['effect']):.3f})"
-                f"; {r['wall_s']:.1f} s in all, {r['updates_per_s']:.0f} updates/s, first "
-                f"updates {r['first_updates_s']:.1f} s",
+                f"; {r['wall_s']:.1f} s in all ({r['cpu_s']:.1f} s CPU), "
+                f"{r['updates_per_s']:.0f} updates/s, first updates {r['first_updates_s']:.1f} s",
                 flush=True,
             )
     if "torch" in results and "tf" in results:
         t, f = results["torch"], results["tf"]
         results["tf_over_torch"] = {
             "wall": f["wall_s"] / t["wall_s"],
+            "cpu": f["cpu_s"] / t["cpu_s"],
             "updates_per_s": f["updates_per_s"] / t["updates_per_s"],
         }
         if not args.json:
             r = results["tf_over_torch"]
             print(
-                f"tf / torch: wall {r['wall']:.2f} (target <= 1.5), steady updates/s "
+                f"tf / torch: wall {r['wall']:.2f} (target <= 1.5), CPU {r['cpu']:.2f}, steady "
+                f"updates/s "
                 f"{r['updates_per_s']:.2f}"
             )
     if args.json:

@@ -208,3 +208,19 @@ def test_paired_difference_by_hand():
     assert abs(d["mean"] - (0.1 - 0.05 + 0.2) / 3) < 1e-12 and d["wins"] == 2
     assert d["ci"][0] <= d["mean"] <= d["ci"][1] and d["ci"][0] >= -0.05 - 1e-12
     assert paired_difference(np.array([1.0]), np.array([0.5]))["ci"] is None
+
+
+def test_benchmark_script_runs_on_tiny_settings(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "benchmarks" / "recommender.py"
+    spec = importlib.util.spec_from_file_location("bench_recommender", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = bench.main(["--quick", "--seeds", "0", "1", "--backends", "torch", "--json"])
+    torch = result["torch"]
+    assert len(torch["top_k"]) == len(torch["reinforce"]) == len(torch["effect"]) == 2
+    assert torch["effect"][1] == torch["top_k"][1] - torch["reinforce"][1]
+    assert torch["wall_s"] > 0 and torch["cpu_s"] > 0 and torch["updates_per_s"] > 0
+    assert json.loads(capsys.readouterr().out)["seeds"] == [0, 1]
