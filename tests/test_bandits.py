@@ -308,3 +308,16 @@ def test_reward_noise_is_its_own_stream_seed_0_and_the_policys_is_seed_1() -> No
     assert policy.seen == [(noise.random(3) < BANDIT.means).astype(float).tolist()
                            for _ in range(3)]
     assert policy.coins == [coins.random() for _ in range(3)]
+
+
+def test_regret_and_optimal_fraction_follow_time() -> None:
+    """Every run pulls arm (t - 1) mod 3 at step t: step regrets 0, 0.3, 0.6, 0, so R(t) =
+    0, 0.3, 0.9, 0.9 and the optimal fraction 1, 0, 0, 1, each at its own step."""
+
+    class Cycling(FixedArms):
+        def select(self, t, rng):
+            return np.full(2, (t - 1) % 3)
+
+    curve = run_policy(BANDIT, Cycling([0, 0]), horizon=4, num_runs=2)
+    np.testing.assert_allclose(curve.mean, [0.0, 0.3, 0.9, 0.9], rtol=1e-12)
+    assert curve.optimal_fraction.tolist() == [1.0, 0.0, 0.0, 1.0]
