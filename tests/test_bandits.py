@@ -3,6 +3,7 @@ hand, common random numbers, and bad input named clearly."""
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 
@@ -277,6 +278,8 @@ def test_exploration_is_uniform_over_the_arms_and_the_defaults_are_the_chapters(
     boltzmann = _policy(Softmax(1.0), [[1, 1]] * 6000, [[0.0, math.log(2.0)]] * 6000)
     arms = boltzmann.select(5, np.random.default_rng(1))  # softmax: 1/3, 2/3, one noise each
     np.testing.assert_allclose(np.bincount(arms) / 6000, [1 / 3, 2 / 3], atol=0.025)
+    defaults = inspect.signature(run_experiment).parameters
+    assert [defaults[k].default for k in ("horizon", "num_runs", "seed")] == [2000, 200, 0]
     assert (EpsilonGreedy().epsilon, DecayingEpsilonGreedy().c, UCB1().c,
             Softmax().temperature) == (0.1, 1.0, 1.0, 0.1)
 
