@@ -51,6 +51,15 @@ def prepare_environment() -> None:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 
+def prepare_for_tensorflow() -> None:
+    """What must happen before TensorFlow loads in a process: :func:`prepare_environment`, and
+    torch imported first when it is installed. ``backends/tf/__init__.py`` calls it, so that
+    ``import duetrl.backends.tf`` (or any of its modules) is as safe as :func:`load_backend`."""
+    prepare_environment()
+    if importlib.util.find_spec("torch") is not None:
+        importlib.import_module("torch")  # torch first, always (see module docstring)
+
+
 def load_backend(name: str) -> ModuleType:
     """Import and return the backend package ``backends.<name>``.
 
@@ -60,9 +69,10 @@ def load_backend(name: str) -> ModuleType:
     :raises ImportError: naming the missing framework package and how to install it.
     """
     backend = canonical_backend_name(name)
-    prepare_environment()
-    if backend == "tf" and importlib.util.find_spec("torch") is not None:
-        importlib.import_module("torch")  # torch first, always (see module docstring)
+    if backend == "tf":
+        prepare_for_tensorflow()
+    else:
+        prepare_environment()
     package = _FRAMEWORK_PACKAGE[backend]
     if importlib.util.find_spec(package) is None:
         raise ImportError(

@@ -27,11 +27,14 @@ FOUNDATION = (
     "duetrl.core.weights",
     "duetrl.core.checkpoint",
     "duetrl.core.sampling",
+    "duetrl.core.backend",
 )
 """What both the oracle and the backends may import: the contracts and the shared host-side
 pieces (a GPT's config and canonical parameters, the RLHF batch, settings, constants, the
 checkpoint format, NumPy sampling). ``duetrl.core.sampling`` takes ``log_softmax`` from the
-oracle's ``functional`` module, its one dependency upward, by design (one stable formula)."""
+oracle's ``functional`` module, its one dependency upward, by design (one stable formula).
+``duetrl.core.backend`` (standard library only) prepares the process before TensorFlow loads;
+``backends/tf/__init__.py`` calls it."""
 
 ORACLE = "duetrl.core.reference"
 CLI = "duetrl.core.cli"

@@ -1,5 +1,11 @@
 """duetrl's TensorFlow + Keras 3 backend. Its public names are the same as in the other backend."""
 
+from duetrl.core.backend import prepare_for_tensorflow
+
+# before TensorFlow loads, even when a module of this package is imported directly: the
+# reproducible-floats switch (TF_ENABLE_ONEDNN_OPTS=0) and torch imported first
+prepare_for_tensorflow()
+
 from duetrl.backends.tf.agents import Agent
 from duetrl.backends.tf.attention import (
     MultiHeadAttention,
