@@ -88,6 +88,7 @@ def test_plot_saves_a_picture(tmp_path) -> None:
     (lambda: BernoulliBandit([0.5]), r"means: expected k >= 2 arm means"),
     (lambda: BernoulliBandit([0.5, 1.2]), r"means: a Bernoulli arm's mean is a probability"),
     (lambda: GaussianBandit([0.5, float("nan")]), r"means: expected finite numbers"),
+    (lambda: BernoulliBandit([-0.5, 0.5]), r"means: a Bernoulli arm's mean is a probability"),
     (lambda: Bandit(np.array([0.5, 0.2]), "poisson"), r"kind: expected 'bernoulli' or 'gaussian'"),
     (lambda: GaussianBandit([0.0, 1.0], std=0.0), r"std: expected a positive number, got 0.0"),
     (lambda: Softmax(0), r"temperature: expected a positive number, got 0"),
