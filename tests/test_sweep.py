@@ -680,7 +680,7 @@ def test_a_run_whose_worker_dies_on_every_attempt_fails_and_the_sweep_goes_on(
     assert not (run_dir / PID_FILE).exists()
 
 
-@pytest.mark.slow  # 34 s measured under load: the default pretraining is ~20 s of it
+@pytest.mark.slow  # 34-65 s measured under load: the default pretraining is ~20 s of it
 def test_runs_sharing_the_default_reference_pretrain_it_once(
     ray_session, tmp_path, monkeypatch
 ) -> None:

@@ -12,7 +12,7 @@ worker nodes (each its own raylet, Ray's test cluster), all bound to 127.0.0.1.
 
 The head has no CPUs (runs go to the worker nodes; the driver joins through the head, so a
 worker node can be removed under it). One cluster serves the module (its start costs about
-10 s idle, 25 s on a loaded 2-core machine); the node-loss test adds back the node it
+16-24 s measured on the loaded 2-core machine); the node-loss test adds back the node it
 removes. The checks that need no cluster (the greeting, what the head said) are unit tests.
 """
 
@@ -245,7 +245,7 @@ def nodes_of(run_dir: Path) -> list[str]:
     ]
 
 
-@pytest.mark.slow  # 47 s measured on the 2 shared cores under load (load average 8)
+@pytest.mark.slow  # 47-64 s measured on the 2 shared cores under load (load average 7-9)
 def test_a_sweep_on_the_cluster_equals_the_sequential_one(ray_cluster, tmp_path, capsys) -> None:
     (tmp_path / "s.toml").write_text(TINY)
     status, out, _ = sweep_cli(
@@ -287,7 +287,7 @@ def test_a_sweep_on_the_cluster_equals_the_sequential_one(ray_cluster, tmp_path,
     assert used == workers  # both worker nodes ran runs; the CPU-less head none
 
 
-@pytest.mark.slow  # 46 s measured on the 2 shared cores under load (load average 8)
+@pytest.mark.slow  # 46-56 s measured on the 2 shared cores under load (load average 7-9)
 def test_a_node_lost_mid_sweep_loses_no_run(ray_cluster, tmp_path, capsys) -> None:
     """The node running the long run is removed once its first checkpoint exists."""
     (tmp_path / "s.toml").write_text(TINY.replace("seeds = 3", "seeds = 2") + LONG)
