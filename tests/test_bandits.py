@@ -185,6 +185,9 @@ def test_thompson_posteriors_by_hand() -> None:
     # at z = -0.1 is 0.1875 - 2 / 2 x 0.1 = 0.0875, still above arm 0's 0 + 2 x 0
     narrowing = _policy(ThompsonSampling(), [[0, 3]], [[0.0, 0.25]], gaussian)
     assert narrowing.select(5, Scripted(standard_normal=[[0.0, -0.1]])).tolist() == [1]
+    # z = 0.1 at N = 3: 0.1875 + 1 x 0.1 = 0.2875 beats arm 0's 2 x 0.141 = 0.282 (a spread
+    # of 2 / sqrt(5) would give 0.2769 and lose)
+    assert narrowing.select(5, Scripted(standard_normal=[[0.141, 0.1]])).tolist() == [1]
 
 
 def test_epsilon_greedy_coin_at_the_exact_epsilon_and_the_decay() -> None:
