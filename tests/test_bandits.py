@@ -328,3 +328,13 @@ def test_regret_and_optimal_fraction_follow_time() -> None:
     curve = run_policy(BANDIT, Cycling([0, 0]), horizon=4, num_runs=2)
     np.testing.assert_allclose(curve.mean, [0.0, 0.3, 0.9, 0.9], rtol=1e-12)
     assert curve.optimal_fraction.tolist() == [1.0, 0.0, 0.0, 1.0]
+
+
+def test_default_policies_scale_with_the_rewards() -> None:
+    """Bernoulli: eps 0.1, eps = min(1, K/t), UCB1 c = 1, softmax tau 0.1; Gaussian: c and tau
+    scale with sigma."""
+    bern = list(default_policies("bernoulli").values())
+    assert (bern[0].epsilon, bern[1].c, bern[2].c, bern[4].temperature) == (0.1, 1.0, 1.0, 0.1)
+    gauss = list(default_policies("gaussian", std=3.0).values())
+    assert (gauss[2].c, gauss[4].temperature) == (3.0, 0.1 * 3.0)
+    assert isinstance(gauss[3], ThompsonSampling)
