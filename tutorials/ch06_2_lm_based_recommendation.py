@@ -342,7 +342,8 @@ for method, r in runs.items():
 # tensor out); the check compares with the float64 oracle on fresh inputs (✓ or ✗).
 #
 # 1. **The top-K multiplier** $\lambda_K(\pi) = K(1 - \pi)^{K-1}$, elementwise.
-# 2. **The corrected weight** $f = \lambda_K(\pi)\, \min(\pi / \beta, c)$ of each logged event.
+# 2. **The corrected weight** $f = \lambda_K(\pi)\, \min(\pi / \beta, c)$ of each logged event
+#    (in tf and in torch below: the cap is `tf.minimum` in one, `torch.clamp(max=c)` in the other).
 # 3. **SNIPS** $= \sum_n w_n r_n / \sum_n w_n$. (Think: why is it biased, and why is its
 #    variance lower than IPS's when one weight is huge?)
 
@@ -364,13 +365,19 @@ def my_corrected_weight(pi, beta, cap, k):
     return k * (1 - pi) ** (k - 1) * tf.minimum(pi / beta, cap)  # your code here
 
 
+def my_corrected_weight_torch(pi, beta, cap, k):
+    """The same in torch: f = K (1 - pi)^(K - 1) min(pi / beta, c)."""
+    pi, beta = torch.as_tensor(pi), torch.as_tensor(beta)
+    return k * (1 - pi) ** (k - 1) * torch.clamp(pi / beta, max=cap)  # your code here
+
+
 def my_snips(weights, rewards):
     """sum_n w_n r_n / sum_n w_n, in NumPy."""
     return (weights * rewards).sum() / weights.sum()  # your code here
 
 
 assert check_exercise_1(my_top_k_multiplier)
-assert check_exercise_2(my_corrected_weight)
+assert check_exercise_2(my_corrected_weight) and check_exercise_2(my_corrected_weight_torch)
 assert check_exercise_3(my_snips)
 
 # %% [markdown]
