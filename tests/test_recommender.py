@@ -253,6 +253,10 @@ def test_bad_input_is_named(backends, batch):
             ValueError, match=r"propensities: expected behaviour probabilities in \(0, 1\].*got 0.0"
         ):
             learner.update(**{**batch, "propensities": zero})
+        nan = batch["rewards"].copy()
+        nan[1, 2] = np.nan
+        with pytest.raises(ValueError, match="rewards: expected finite numbers, got nan"):
+            learner.update(**{**batch, "rewards": nan})
         with pytest.raises(ValueError, match=r"rewards: expected shape \(5, 3\)"):
             learner.update(**{**batch, "rewards": batch["rewards"][:, :2]})
         with pytest.raises(ValueError, match="method: expected one of"):

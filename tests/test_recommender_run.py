@@ -224,3 +224,18 @@ def test_benchmark_script_runs_on_tiny_settings(capsys):
     assert torch["effect"][1] == torch["top_k"][1] - torch["reinforce"][1]
     assert torch["wall_s"] > 0 and torch["cpu_s"] > 0 and torch["updates_per_s"] > 0
     assert json.loads(capsys.readouterr().out)["seeds"] == [0, 1]
+
+
+def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(backends, tmp_path):
+    from duetrl.core.run import Diverged
+
+    trainer = RecommenderRun(backends["torch"], RecommenderSettings(**TINY))
+    update = trainer.learner.update
+
+    def diverging(*args):  # the method's first update returns a NaN loss
+        return {**update(*args), "loss": float("nan")}
+
+    trainer.learner.update = diverging
+    with pytest.raises(Diverged, match="training diverged at update 5"):
+        run(trainer, tmp_path, quiet=True, checkpoint_every=2)
+    assert trainer.updates == 4 and (tmp_path / "checkpoint.safetensors").is_file()

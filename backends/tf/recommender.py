@@ -38,6 +38,7 @@ from duetrl.core.interfaces.recommender import (
     check_behaviour_probs,
     check_correction,
     check_events,
+    check_finite,
     check_items,
     init_behaviour_head_params,
 )
@@ -215,6 +216,7 @@ class RecommenderLearner:
         check_items("actions", actions, self.policy.num_items)
         check_items("next_items", next_items, self.policy.num_items)
         check_behaviour_probs("propensities", propensities)
+        check_finite("rewards", rewards)
         floats = [tf.cast(np.asarray(x), self.dtype)
                   for x in (rewards, propensities, mask)]  # fmt: skip
         stats = self.compiled_step(

@@ -75,6 +75,14 @@ def check_behaviour_probs(name: str, probs: Any) -> None:
         )
 
 
+def check_finite(name: str, values: Any) -> None:
+    """Raise ValueError unless every value is a finite number (a logged reward, for one)."""
+    array = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(array)):
+        bad = array[~np.isfinite(array)].ravel()[0]
+        raise ValueError(f"{name}: expected finite numbers, got {float(bad)!r}")
+
+
 def check_correction(method: str, cap: Any, k: Any) -> None:
     """Raise ValueError unless ``method`` is in :data:`METHODS`, ``cap`` > 0, ``k`` an int >= 1."""
     if method not in METHODS:
