@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 if TYPE_CHECKING:
-    from duetrl.core.coursework.cases import Case
+    from duetrl.core.coursework.case import Case
 
 SHOW = ("arrays", "worst", "summary")
 """How much of the arrays a failure message shows (see the module docstring)."""
