@@ -243,19 +243,9 @@ class RecommenderRun:
             logging_policy = behaviour_probs(self.simulator, last)
             figures = simulator_figures(pi[:, -1], p, logging_policy, k)
             figures.update(offline_figures(pi, h.actions, h.rewards, h.propensities, p, k))
-            beta_true = np.take_along_axis(
-                np.stack(
-                    [
-                        behaviour_probs(self.simulator, h.sessions[:, t - 1])
-                        for t in range(h.first, self.settings.history + 1)
-                    ],
-                    1,
-                ),
-                h.actions[..., None],
-                axis=-1,
-            )[..., 0]
+            # the behaviour head against the logged beta(a_n | s_n) it estimates
             beta_learned = np.take_along_axis(beta_head, h.actions[..., None], axis=-1)[..., 0]
-            figures["behaviour_head_error"] = float(np.abs(beta_learned - beta_true).mean())
+            figures["behaviour_head_error"] = float(np.abs(beta_learned - h.propensities).mean())
             self._figures = (self.updates, figures)
         return self._figures[1]
 
