@@ -5,8 +5,9 @@ token. With one, the keys and values of past positions are kept, so a new token 
 its own q, k, v and attends to the cache. The cache is preallocated to ``block_size``
 positions and written at a position index, so its shape never changes (``tf.function``
 traces once). Both backends return the written cache, ``(output, cache)``: PyTorch writes
-it in place and returns the same tensor, TensorFlow (immutable tensors) returns a new one; use
-the returned cache either way (the twin: ``duetrl diff generation``). A decoding step reads
+it in place and returns the same tensor, TensorFlow (immutable tensors) returns a new one, or
+writes in place into the ``tf.Variable`` a ``Decoder`` keeps per layer; use the returned
+cache either way (the twin: ``duetrl diff generation``). A decoding step reads
 the weights as plain tensors, q/k/v fused into one matrix (:func:`decoding_weights`). Token
 choice (greedy, temperature, top-k, top-p) happens on host arrays in
 ``duetrl.core.sampling``, so both backends pick the same tokens.
@@ -48,13 +49,16 @@ def attend_with_cache(
     """Write keys/values ``(B, heads, T_new, head_dim)`` at positions start..end-1 of
     ``layer_cache`` (2, B, heads, block_size, head_dim), then let query i attend to key j
     when j <= start + i. Returns the output (B, heads, T_new, head_dim) and the layer cache."""
-    t_new, block_size = tf.shape(q)[2], layer_cache.shape[3]
+    (bs, heads, t_new), block_size = tf.unstack(tf.shape(q)[:3]), layer_cache.shape[3]
     positions = start + tf.range(t_new)  # (T_new,)
-    # write by scatter along the position axis, moved first: (block, 2, B, heads, hd)
-    updates = tf.transpose(tf.stack([k, v]), (3, 0, 1, 2, 4))  # (T_new, 2, B, heads, hd)
-    by_position = tf.transpose(layer_cache, (3, 0, 1, 2, 4))
-    by_position = tf.tensor_scatter_nd_update(by_position, positions[:, None], updates)
-    layer_cache = tf.transpose(by_position, (1, 2, 3, 0, 4))  # (2, B, heads, block, hd)
+    # the index (kv, b, head, start + i) of every written row: a tensor start, never a
+    # slice bound, which XLA would compile once per value of start
+    grid = tf.meshgrid(tf.range(2), tf.range(bs), tf.range(heads), positions, indexing="ij")
+    indices, new_rows = tf.stack(grid, axis=-1), tf.stack([k, v])  # (2, B, heads, T_new, 4|hd)
+    if isinstance(layer_cache, tf.Variable):  # the Decoder's: write in place, no copy
+        layer_cache.scatter_nd_update(indices, new_rows)
+    else:  # a tensor is immutable: a new one
+        layer_cache = tf.tensor_scatter_nd_update(layer_cache, indices, new_rows)
     keys, values = layer_cache[0], layer_cache[1]  # (B, heads, block, hd): XLA wants fixed shapes
     mask = tf.range(block_size)[None, :] <= positions[:, None]  # key j <= start + i
     return fused_attention(q, keys, values, tf.cast(mask, q.dtype)), layer_cache
@@ -128,7 +132,7 @@ def decode_step(
         cache_layers.append(layer_cache)
     x = ops.layer_normalization(x, *weights["ln_f"], epsilon=eps)
     logits = tf.matmul(x, weights["wte"], transpose_b=True)  # (B, T_new, V): the tied head
-    return logits, tf.stack(cache_layers)
+    return logits, cache if isinstance(cache, list) else tf.stack(cache_layers)
 
 
 def last_logits(
@@ -139,36 +143,91 @@ def last_logits(
     return logits[:, -1], cache
 
 
-def forward_with_cache(
-    model: GPT, idx: Tensor, cache: Tensor, start: int
-) -> tuple[Tensor, Tensor]:
+def forward_with_cache(model: GPT, idx: Tensor, cache: Tensor, start: int) -> tuple[Tensor, Tensor]:
     """Logits ``(B, T_new, V)`` of tokens ``idx`` (B, T_new) at positions start.., using
     ``cache`` (see :func:`new_kv_cache`); returns ``(logits, new cache)``. Dropout is off."""
     return decode_step(model.config, decoding_weights(model), idx, cache, start)
 
 
-_COMPILED_STEPS = weakref.WeakKeyDictionary()  # model -> {(batch, kind): concrete function}
+XLA_DECODE_AFTER: int | None = 1000
+"""TensorFlow compiles a model's one-token step with XLA once it has run this many times in
+the plain graph (0: from the first token; None: never; PyTorch runs every step eagerly). XLA
+takes ~0.75x the graph's time per token, but its compile costs ~1.5 s of CPU that a short
+run never earns back: like a skier who rents until the rent nears the price of skis, the
+graph serves first. The prompt's step (any length) stays a graph: XLA would compile it once
+per prompt length."""
+
+_COMPILED_STEPS = weakref.WeakKeyDictionary()  # model -> {(batch, kind): step}
 
 
 def _compiled_step(model: GPT, batch_size: int, kind: str) -> Any:
-    """``last_logits`` (kinds ``"prefill"``, ``"decode"``, XLA) or the model (``"full"``) as the
-    concrete function of a ``tf.function`` (a plain call spends ~0.3 ms binding arguments)."""
+    """The model (``"full"``): eager in PyTorch, a ``tf.function``'s concrete function in
+    TensorFlow (a plain call spends ~0.3 ms finding the trace); the cached kinds live in
+    ``_DecodingState``."""
     steps = _COMPILED_STEPS.setdefault(model, {})
     if (batch_size, kind) not in steps:
-        cache, weights = new_kv_cache(model, batch_size), decoding_weights(model)
-        signature = [tf.TensorSpec((batch_size, 1 if kind == "decode" else None), tf.int64)]
-        if kind == "full":
-            step = lambda idx: model(idx, training=False)[:, -1]  # noqa: E731
-        else:
-            step = lambda idx, cache, start, weights: last_logits(  # noqa: E731
-                model.config, weights, idx, cache, start
-            )
-            signature += [tf.TensorSpec(cache.shape, cache.dtype), tf.TensorSpec((), tf.int32)]
-            signature += [tf.nest.map_structure(tf.TensorSpec.from_tensor, weights)]
-        jit = kind == "decode"
-        function = tf.function(step, input_signature=signature, jit_compile=jit)
+        signature = [tf.TensorSpec((batch_size, None), tf.int64)]
+        step = lambda idx: model(idx, training=False)[:, -1]  # noqa: E731
+        function = tf.function(step, input_signature=signature)
         steps[(batch_size, kind)] = function.get_concrete_function()
     return steps[(batch_size, kind)]
+
+
+class _DecodingState:
+    """A cached ``Decoder``'s weights and KV cache, and the steps that use them; reused by
+    the model's later decoders. TensorFlow keeps both in ``tf.Variable``\\ s that its compiled
+    steps capture: binding ~(4 + 12 x n_layer) tensors as arguments costs more than a small
+    step, and XLA would copy a cache argument in and out every token (TensorFlow has no
+    buffer donation). PyTorch writes its cache tensor in place and calls its ops eagerly."""
+
+    def __init__(self, model: GPT, batch_size: int) -> None:
+        self.config, self.batch_size = model.config, batch_size
+        variable = lambda value: tf.Variable(value, trainable=False)  # noqa: E731
+        self.weights = tf.nest.map_structure(variable, decoding_weights(model))
+        self.cache = [variable(layer) for layer in new_kv_cache(model, batch_size)]
+        self.steps: dict[str, Any] = {}  # kind -> step
+        self.decode_calls = 0  # one-token steps run, by every Decoder that held this state
+
+    def load(self, model: GPT) -> None:
+        """Take the model's weights (a snapshot, the fused q/k/v at least) and zero the
+        cache (keys past the prompt are masked, but 0 x NaN left by another run is NaN)."""
+        for variable, value in zip(tf.nest.flatten(self.weights),
+                                   tf.nest.flatten(decoding_weights(model))):  # fmt: skip
+            variable.assign(value)
+        for layer_cache in self.cache:
+            layer_cache.assign(tf.zeros_like(layer_cache))
+
+    def step(self, kind: str) -> Any:
+        """``last_logits``' logits for kind ``"prefill"`` (any length) or ``"decode"``
+        (TensorFlow: with XLA after ``XLA_DECODE_AFTER`` calls)."""
+        if kind == "decode":
+            self.decode_calls += 1
+            if XLA_DECODE_AFTER is not None and self.decode_calls > XLA_DECODE_AFTER:
+                kind = "decode_xla"
+        if kind not in self.steps:
+            length = None if kind == "prefill" else 1
+            signature = [tf.TensorSpec((self.batch_size, length), tf.int64)]
+            signature += [tf.TensorSpec((), tf.int32)]
+            step = lambda idx, start: last_logits(  # noqa: E731
+                self.config, self.weights, idx, self.cache, start
+            )[0]
+            jit = kind == "decode_xla"
+            function = tf.function(step, input_signature=signature, jit_compile=jit)
+            self.steps[kind] = function.get_concrete_function()
+        return self.steps[kind]
+
+
+_FREE_STATES = weakref.WeakKeyDictionary()  # model -> {batch: [states no Decoder holds]}
+
+
+def _take_state(decoder: Decoder, model: GPT, batch_size: int) -> _DecodingState:
+    """A free state of ``model`` and ``batch_size`` (made once, reused by every later
+    ``Decoder``), loaded with the model's weights; it is free again once ``decoder`` is gone."""
+    free = _FREE_STATES.setdefault(model, {}).setdefault(batch_size, [])
+    state = free.pop() if free else _DecodingState(model, batch_size)
+    state.load(model)
+    weakref.finalize(decoder, free.append, state)
+    return state
 
 
 class Decoder:
@@ -177,8 +236,9 @@ class Decoder:
 
     def __init__(self, model: GPT, batch_size: int, use_cache: bool = True) -> None:
         self.model, self.use_cache = model, use_cache
-        self.cache = new_kv_cache(model, batch_size) if use_cache else None
-        self.weights = decoding_weights(model) if use_cache else None  # taken once
+        self.state = _take_state(self, model, batch_size) if use_cache else None
+        self.cache = self.state.cache if use_cache else None  # written in place
+        self.weights = self.state.weights if use_cache else None  # taken once
         self.tokens = np.zeros((batch_size, 0), dtype=np.int64)  # the prefix so far (host)
         self.batch_size = batch_size
 
@@ -188,8 +248,8 @@ class Decoder:
         if self.use_cache:
             kind = "decode" if new_tokens.shape[1] == 1 else "prefill"
             idx = tf.constant(new_tokens)
-            step = _compiled_step(self.model, self.batch_size, kind)
-            logits, self.cache = step(idx, self.cache, tf.constant(start, tf.int32), self.weights)
+            step = self.state.step(kind)
+            logits = step(idx, tf.constant(start, tf.int32))  # writes self.cache in place
         else:
             self.tokens = np.concatenate([self.tokens, new_tokens], axis=1)  # (B, start + T_new)
             logits = _compiled_step(self.model, self.batch_size, "full")(tf.constant(self.tokens))

@@ -5,8 +5,9 @@ token. With one, the keys and values of past positions are kept, so a new token 
 its own q, k, v and attends to the cache. The cache is preallocated to ``block_size``
 positions and written at a position index, so its shape never changes (``tf.function``
 traces once). Both backends return the written cache, ``(output, cache)``: PyTorch writes
-it in place and returns the same tensor, TensorFlow (immutable tensors) returns a new one; use
-the returned cache either way (the twin: ``duetrl diff generation``). A decoding step reads
+it in place and returns the same tensor, TensorFlow (immutable tensors) returns a new one, or
+writes in place into the ``tf.Variable`` a ``Decoder`` keeps per layer; use the returned
+cache either way (the twin: ``duetrl diff generation``). A decoding step reads
 the weights as plain tensors, q/k/v fused into one matrix (:func:`decoding_weights`). Token
 choice (greedy, temperature, top-k, top-p) happens on host arrays in
 ``duetrl.core.sampling``, so both backends pick the same tokens.
@@ -136,30 +137,79 @@ def last_logits(
     return logits[:, -1], cache
 
 
-def forward_with_cache(
-    model: GPT, idx: Tensor, cache: Tensor, start: int
-) -> tuple[Tensor, Tensor]:
+def forward_with_cache(model: GPT, idx: Tensor, cache: Tensor, start: int) -> tuple[Tensor, Tensor]:
     """Logits ``(B, T_new, V)`` of tokens ``idx`` (B, T_new) at positions start.., using
     ``cache`` (see :func:`new_kv_cache`); returns ``(logits, new cache)``. Dropout is off."""
     return decode_step(model.config, decoding_weights(model), idx, cache, start)
 
 
+XLA_DECODE_AFTER: int | None = None
+"""TensorFlow compiles a model's one-token step with XLA once it has run this many times in
+the plain graph (0: from the first token; None: never; PyTorch runs every step eagerly). XLA
+takes ~0.75x the graph's time per token, but its compile costs ~1.5 s of CPU that a short
+run never earns back: like a skier who rents until the rent nears the price of skis, the
+graph serves first. The prompt's step (any length) stays a graph: XLA would compile it once
+per prompt length."""
+
 _COMPILED_STEPS = weakref.WeakKeyDictionary()  # model -> {(batch, kind): step}
 
 
 def _compiled_step(model: GPT, batch_size: int, kind: str) -> Any:
-    """``last_logits`` (kinds ``"prefill"``, ``"decode"``) or the model (``"full"``): eager in
-    PyTorch, where the twin compiles each with ``tf.function``; same lookup, same calls."""
+    """The model (``"full"``): eager in PyTorch, a ``tf.function``'s concrete function in
+    TensorFlow (a plain call spends ~0.3 ms finding the trace); the cached kinds live in
+    ``_DecodingState``."""
     steps = _COMPILED_STEPS.setdefault(model, {})
     if (batch_size, kind) not in steps:
-        if kind == "full":
-            step = lambda idx: model(idx)[:, -1]  # noqa: E731
-        else:
-            step = lambda idx, cache, start, weights: last_logits(  # noqa: E731
-                model.config, weights, idx, cache, start
-            )
+        step = lambda idx: model(idx)[:, -1]  # noqa: E731
         steps[(batch_size, kind)] = step
     return steps[(batch_size, kind)]
+
+
+class _DecodingState:
+    """A cached ``Decoder``'s weights and KV cache, and the steps that use them; reused by
+    the model's later decoders. TensorFlow keeps both in ``tf.Variable``\\ s that its compiled
+    steps capture: binding ~(4 + 12 x n_layer) tensors as arguments costs more than a small
+    step, and XLA would copy a cache argument in and out every token (TensorFlow has no
+    buffer donation). PyTorch writes its cache tensor in place and calls its ops eagerly."""
+
+    def __init__(self, model: GPT, batch_size: int) -> None:
+        self.config, self.batch_size = model.config, batch_size
+        self.weights = decoding_weights(model)
+        self.cache = new_kv_cache(model, batch_size)
+        self.steps: dict[str, Any] = {}  # kind -> step
+        self.decode_calls = 0  # one-token steps run, by every Decoder that held this state
+
+    @torch.no_grad()
+    def load(self, model: GPT) -> None:
+        """Take the model's weights (a snapshot, the fused q/k/v at least) and zero the
+        cache (keys past the prompt are masked, but 0 x NaN left by another run is NaN)."""
+        self.weights = decoding_weights(model)
+        self.cache.zero_()
+
+    def step(self, kind: str) -> Any:
+        """``last_logits``' logits for kind ``"prefill"`` (any length) or ``"decode"``
+        (TensorFlow: with XLA after ``XLA_DECODE_AFTER`` calls)."""
+        if kind == "decode":
+            self.decode_calls += 1
+        if kind not in self.steps:
+            step = lambda idx, start: last_logits(  # noqa: E731
+                self.config, self.weights, idx, self.cache, start
+            )[0]
+            self.steps[kind] = step
+        return self.steps[kind]
+
+
+_FREE_STATES = weakref.WeakKeyDictionary()  # model -> {batch: [states no Decoder holds]}
+
+
+def _take_state(decoder: Decoder, model: GPT, batch_size: int) -> _DecodingState:
+    """A free state of ``model`` and ``batch_size`` (made once, reused by every later
+    ``Decoder``), loaded with the model's weights; it is free again once ``decoder`` is gone."""
+    free = _FREE_STATES.setdefault(model, {}).setdefault(batch_size, [])
+    state = free.pop() if free else _DecodingState(model, batch_size)
+    state.load(model)
+    weakref.finalize(decoder, free.append, state)
+    return state
 
 
 class Decoder:
@@ -168,8 +218,9 @@ class Decoder:
 
     def __init__(self, model: GPT, batch_size: int, use_cache: bool = True) -> None:
         self.model, self.use_cache = model, use_cache
-        self.cache = new_kv_cache(model, batch_size) if use_cache else None
-        self.weights = decoding_weights(model) if use_cache else None  # taken once
+        self.state = _take_state(self, model, batch_size) if use_cache else None
+        self.cache = self.state.cache if use_cache else None  # written in place
+        self.weights = self.state.weights if use_cache else None  # taken once
         self.tokens = np.zeros((batch_size, 0), dtype=np.int64)  # the prefix so far (host)
         self.batch_size = batch_size
 
@@ -180,8 +231,8 @@ class Decoder:
         if self.use_cache:
             kind = "decode" if new_tokens.shape[1] == 1 else "prefill"
             idx = torch.as_tensor(new_tokens)
-            step = _compiled_step(self.model, self.batch_size, kind)
-            logits, self.cache = step(idx, self.cache, start, self.weights)
+            step = self.state.step(kind)
+            logits = step(idx, start)  # writes self.cache in place
         else:
             self.tokens = np.concatenate([self.tokens, new_tokens], axis=1)  # (B, start + T_new)
             logits = _compiled_step(self.model, self.batch_size, "full")(self.tokens)
