@@ -80,6 +80,14 @@ TRAINER_FACTORIES = [
     pytest.param(lambda tmp_path, **kw: _dialogue("torch", **kw), id="dialogue-torch"),
     pytest.param(lambda tmp_path, **kw: _dialogue("tf", **kw), id="dialogue-tf",
                  marks=pytest.mark.slow),
+    # the recommender (core/cases/recommender): 2 supervised warm-up updates, then 4 top-K
+    # corrected ones (tests/test_recommender_run.py resumes across the branch)
+    pytest.param(lambda tmp_path, **kw: _recommender("torch", **kw), id="recommender-torch"),
+    pytest.param(lambda tmp_path, **kw: _recommender("tf", **kw), id="recommender-tf",
+                 marks=pytest.mark.slow),
+    # knowledge-graph walks (core/cases/kg): REINFORCE updates of the MINERVA walker
+    pytest.param(lambda tmp_path, **kw: _kg("torch", **kw), id="kg-torch"),
+    pytest.param(lambda tmp_path, **kw: _kg("tf", **kw), id="kg-tf", marks=pytest.mark.slow),
 ]
 
 Factory = Callable[..., Any]
@@ -484,4 +492,28 @@ def _dialogue(backend_name: str, nan_at: int | None = None) -> Any:
                                 rl_updates=6, conversations=4, start_turns=2, max_turns=2,
                                 eval_conversations=4, eval_turns=2, eval_every=100)
     trainer = DialogueRun(load_backend(backend_name), settings)
+    return _nan_loss_from(trainer, trainer.learner, "update", nan_at)
+
+
+# ---- the top-K off-policy corrected recommender (core/cases/recommender) -----------------------
+def _recommender(backend_name: str, nan_at: int | None = None) -> Any:
+    from duetrl.core.backend import load_backend
+    from duetrl.core.cases.recommender.train import RecommenderRun, RecommenderSettings
+
+    settings = RecommenderSettings(sessions=200, eval_users=20, pretrain_steps=2, updates=4,
+                                   eval_every=100, n_embd=16, n_layer=1, batch_size=16, history=4)
+    trainer = RecommenderRun(load_backend(backend_name), settings)
+    _nan_loss_from(trainer, trainer.pretrainer, "update", nan_at)  # the warm-up's learner
+    return _nan_loss_from(trainer, trainer.learner, "update", nan_at)
+
+
+# ---- knowledge-graph reasoning by walking it (core/cases/kg) -----------------------------------
+def _kg(backend_name: str, nan_at: int | None = None) -> Any:
+    from duetrl.core.backend import load_backend
+    from duetrl.core.cases.kg.train import KGRun, KGSettings
+
+    settings = KGSettings(families=3, updates=6, batch_queries=8, rollouts=2, relation_dim=4,
+                          entity_dim=4, history_dim=6, mlp_dim=6, beam_width=4, random_walks=8,
+                          eval_every=100)
+    trainer = KGRun(load_backend(backend_name), settings)
     return _nan_loss_from(trainer, trainer.learner, "update", nan_at)
