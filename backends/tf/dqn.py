@@ -116,7 +116,7 @@ class DQNAgent(keras.Model):
         """Q(s, .) for a batch of observations (N, state_dim) -> (N, action_dim), NumPy."""
         return self.q_step(self.as_tensor(states)).numpy()
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)  # plain Python: no AutoGraph
     def q_step(self, states: Tensor) -> Tensor:
         """Q(s, .) of :meth:`q_values`, as a tensor."""
         return self.q(states)
@@ -138,7 +138,7 @@ class DQNAgent(keras.Model):
         metrics = self.update_loop(tensors, tf.constant(learning_rate, tf.float64))
         return {k: float(v) for k, v in metrics.items()}
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True)  # AutoGraph makes the loop a graph while-loop
     def update_loop(self, batches: dict[str, Tensor], learning_rate: float) -> dict[str, Tensor]:
         """:meth:`update_step` on ``batches[k][i]`` for i = 0 .. G-1."""
         metrics = {k: tf.zeros((), dtype=batches["rewards"].dtype) for k in METRICS}
@@ -146,7 +146,7 @@ class DQNAgent(keras.Model):
             metrics = self.update_step({k: v[i] for k, v in batches.items()}, learning_rate)
         return metrics
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)  # plain Python: no AutoGraph
     def update_step(self, batch: dict[str, Tensor], learning_rate: float) -> dict[str, Tensor]:
         """The update, top to bottom beside the equation (module docstring)."""
         with tf.name_scope("targets"):  # outside the tape: y is a constant, no gradient

@@ -168,7 +168,7 @@ def _compiled_step(model: GPT, batch_size: int, kind: str) -> Any:
     if (batch_size, kind) not in steps:
         signature = [tf.TensorSpec((batch_size, None), tf.int64)]
         step = lambda idx: model(idx, training=False)[:, -1]  # noqa: E731
-        function = tf.function(step, input_signature=signature)
+        function = tf.function(step, input_signature=signature, autograph=False)
         steps[(batch_size, kind)] = function.get_concrete_function()
     return steps[(batch_size, kind)]
 
@@ -212,7 +212,9 @@ class _DecodingState:
                 self.config, self.weights, idx, self.cache, start
             )[0]
             jit = kind == "decode_xla"
-            function = tf.function(step, input_signature=signature, jit_compile=jit)
+            function = tf.function(
+                step, input_signature=signature, jit_compile=jit, autograph=False
+            )
             self.steps[kind] = function.get_concrete_function()
         return self.steps[kind]
 

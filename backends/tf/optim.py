@@ -73,15 +73,18 @@ class Adam:
         self.step.assign_add(1.0)
         if not tf.is_tensor(learning_rate):  # tf.cast(0.01, float64) would round it via float32
             learning_rate = tf.constant(learning_rate, tf.float64)
+        bias1 = 1.0 - ADAM_BETA1**self.step  # float64, cast once per parameter dtype below:
+        bias2 = 1.0 - ADAM_BETA2**self.step  # ~10 fewer graph ops per parameter to trace
+        scalars = {}  # dtype -> (lr, bias1, bias2) in that dtype
         for p, g, m, v, decay in zip(self.parameters, grads, self.m, self.v, self.decays):
-            lr = tf.cast(learning_rate, p.dtype)
-            bias1 = tf.cast(1.0 - ADAM_BETA1**self.step, p.dtype)
-            bias2 = tf.cast(1.0 - ADAM_BETA2**self.step, p.dtype)
+            if p.dtype not in scalars:
+                scalars[p.dtype] = [tf.cast(x, p.dtype) for x in (learning_rate, bias1, bias2)]
+            lr, bias1_p, bias2_p = scalars[p.dtype]
             if decay:  # decoupled weight decay: theta <- theta (1 - lr wd)
                 p.assign(p * (1.0 - lr * decay))
             m.assign(ADAM_BETA1 * m + (1.0 - ADAM_BETA1) * g)  # m <- b1 m + (1 - b1) g
             v.assign(ADAM_BETA2 * v + (1.0 - ADAM_BETA2) * g**2)  # v <- b2 v + (1 - b2) g^2
-            p.assign_sub(lr * (m / bias1) / (tf.sqrt(v / bias2) + ADAM_EPS))
+            p.assign_sub(lr * (m / bias1_p) / (tf.sqrt(v / bias2_p) + ADAM_EPS))
         return norm
 
     @property
