@@ -101,7 +101,7 @@ def test_a_freed_state_is_reused_compiled_and_clean(backends, tf_model):
     decoder = backend.Decoder(tf_model, 2)
     decoder_logits(decoder)
     state, steps = decoder.state, dict(decoder.state.steps)
-    assert set(steps) == {"prefill", "decode"}
+    assert set(steps) == {"prefill"}  # one graph for the prompt and every token before XLA
     del decoder
     gc.collect()
     for layer_cache in state.cache:

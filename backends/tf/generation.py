@@ -199,11 +199,12 @@ class _DecodingState:
 
     def step(self, kind: str) -> Any:
         """``last_logits``' logits for kind ``"prefill"`` (any length) or ``"decode"``
-        (TensorFlow: with XLA after ``XLA_DECODE_AFTER`` calls)."""
+        (TensorFlow: the prompt's graph, traced once for any length, until XLA compiles the
+        one-token step after ``XLA_DECODE_AFTER`` calls)."""
         if kind == "decode":
             self.decode_calls += 1
-            if XLA_DECODE_AFTER is not None and self.decode_calls > XLA_DECODE_AFTER:
-                kind = "decode_xla"
+            xla = XLA_DECODE_AFTER is not None and self.decode_calls > XLA_DECODE_AFTER
+            kind = "decode_xla" if xla else "prefill"  # one trace for any length until XLA
         if kind not in self.steps:
             length = None if kind == "prefill" else 1
             signature = [tf.TensorSpec((self.batch_size, length), tf.int64)]

@@ -188,7 +188,8 @@ class _DecodingState:
 
     def step(self, kind: str) -> Any:
         """``last_logits``' logits for kind ``"prefill"`` (any length) or ``"decode"``
-        (TensorFlow: with XLA after ``XLA_DECODE_AFTER`` calls)."""
+        (TensorFlow: the prompt's graph, traced once for any length, until XLA compiles the
+        one-token step after ``XLA_DECODE_AFTER`` calls)."""
         if kind == "decode":
             self.decode_calls += 1
         if kind not in self.steps:
