@@ -107,8 +107,10 @@ def compare_attention(
             samples.append(time.perf_counter() - start)
         times[name] = 1000 * float(np.median(samples))
     # gradients sum over batch * length terms: compare them relative to their largest entry
+    # float(): a float32 maximum would make the ratio a NumPy float32, which JSON refuses
     grad_diff = max(
-        max_abs_error(grads["torch"][k], grads["tf"][k])[0] / max(1.0, np.abs(grads["tf"][k]).max())
+        max_abs_error(grads["torch"][k], grads["tf"][k])[0]
+        / max(1.0, float(np.abs(grads["tf"][k]).max()))
         for k in params
     )
     results["max_abs"] = {

@@ -21,6 +21,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from duetrl.core.cli.case_train import train_case
 from duetrl.core.cli.flags import add_dataclass_flags, add_run_flags, given_flags
 
 RUNS = Path("runs/dialogue")
@@ -90,25 +91,14 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from duetrl.core.backend import load_backend
     from duetrl.core.cases.dialogue.train import DialogueRun, DialogueSettings, settings_fields
-    from duetrl.core.run import run
 
     settings = DialogueSettings(**given_flags(args, settings_fields()))
-    backend = load_backend(args.backend)
-    backend.set_num_threads(args.threads)
-    out = Path(args.out) if args.out else RUNS / args.backend
-    trainer = DialogueRun(backend, settings)
-    summary = run(trainer, out, resume=args.resume, quiet=args.quiet,
-                  tensorboard=args.tensorboard, unit="update")
-    if args.json:
-        print(json.dumps(summary, indent=2, default=str))
-        return 0
-    print(f"dialogue ({summary['backend']}): {settings.mle_steps} MLE + {settings.rl_updates} "
-          f"RL updates, {summary['updates']} done in {summary['wall_s']:.1f} s\n"
-          f"{format_summary(summary)}\n"
-          f"log {summary['log']}, plot {summary['plot']}, checkpoint {summary['checkpoint']}")
-    return 0
+    return train_case(
+        args, lambda backend: DialogueRun(backend, settings), RUNS,
+        lambda summary: f"dialogue ({summary['backend']}): {settings.mle_steps} MLE + "
+                        f"{settings.rl_updates} RL updates, {summary['updates']} done in "
+                        f"{summary['wall_s']:.1f} s\n{format_summary(summary)}")
 
 
 def run_eval(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from duetrl.core.cli.case_train import train_case
 from duetrl.core.cli.flags import add_dataclass_flags, add_run_flags, given_flags
 
 RUNS = Path("runs/kg")
@@ -118,32 +119,19 @@ def _load(args: argparse.Namespace) -> Any:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from duetrl.core.backend import load_backend
     from duetrl.core.cases.kg.train import KGRun, KGSettings, settings_fields
-    from duetrl.core.run import run
 
     settings = KGSettings(**given_flags(args, settings_fields()))
-    backend = load_backend(args.backend)
-    backend.set_num_threads(args.threads)
-    out = Path(args.out) if args.out else RUNS / args.backend
-    summary = run(
-        KGRun(backend, settings),
-        out,
-        resume=args.resume,
-        quiet=args.quiet,
-        tensorboard=args.tensorboard,
-        unit="update",
+    return train_case(
+        args,
+        lambda backend: KGRun(backend, settings),
+        RUNS,
+        lambda summary: (
+            f"kg ({summary['backend']}): {summary['updates']} updates in "
+            f"{summary['wall_s']:.1f} s, {summary['entities']} entities, {summary['facts']} "
+            f"facts\n{format_summary(summary)}"
+        ),
     )
-    if args.json:
-        print(json.dumps(summary, indent=2, default=str))
-        return 0
-    print(
-        f"kg ({summary['backend']}): {summary['updates']} updates in {summary['wall_s']:.1f} s"
-        f", {summary['entities']} entities, {summary['facts']} facts\n"
-        f"{format_summary(summary)}\n"
-        f"log {summary['log']}, plot {summary['plot']}, checkpoint {summary['checkpoint']}"
-    )
-    return 0
 
 
 def run_eval(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from duetrl.core.cli.case_train import train_case
 from duetrl.core.cli.flags import add_dataclass_flags, add_run_flags, given_flags
 
 RUNS = Path("runs/recommend")
@@ -127,36 +128,23 @@ def format_figures(f: dict[str, Any], k: int) -> str:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from duetrl.core.backend import load_backend
     from duetrl.core.cases.recommender.train import (
         RecommenderRun,
         RecommenderSettings,
         settings_fields,
     )
-    from duetrl.core.run import run
 
     settings = RecommenderSettings(**given_flags(args, settings_fields()))
-    backend = load_backend(args.backend)
-    backend.set_num_threads(args.threads)
-    out = Path(args.out) if args.out else RUNS / args.backend
-    summary = run(
-        RecommenderRun(backend, settings),
-        out,
-        resume=args.resume,
-        quiet=args.quiet,
+    return train_case(
+        args,
+        lambda backend: RecommenderRun(backend, settings),
+        RUNS,
+        lambda summary: (
+            f"recommend {settings.method} ({summary['backend']}): {summary['updates']} "
+            f"updates in {summary['wall_s']:.1f} s\n{format_figures(summary, settings.k)}"
+        ),
         checkpoint_every=args.checkpoint_every,
-        tensorboard=args.tensorboard,
-        unit="update",
     )
-    if args.json:
-        print(json.dumps(summary, indent=2, default=str))
-        return 0
-    print(
-        f"recommend {settings.method} ({summary['backend']}): {summary['updates']} updates "
-        f"in {summary['wall_s']:.1f} s\n{format_figures(summary, settings.k)}\n"
-        f"log {summary['log']}, plot {summary['plot']}, checkpoint {summary['checkpoint']}"
-    )
-    return 0
 
 
 def run_compare(args: argparse.Namespace) -> int:

@@ -133,6 +133,7 @@ class RayExecutor:
                 join_cluster(ray, address)
             else:
                 ray.init(
+                    address="local",  # a new local Ray, never one already running here
                     num_cpus=num_cpus or os.cpu_count(),
                     include_dashboard=False,
                     log_to_driver=False,

@@ -411,7 +411,10 @@ def ray_session(num_cpus: int = 1) -> Iterator[None]:
 
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        # address="local": a new Ray of this process's own, never a cluster that happens to run
+        # on this machine (ray.init would join it, and refuse num_cpus)
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
+                 log_to_driver=False)
     try:
         yield
     finally:
