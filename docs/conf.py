@@ -103,6 +103,7 @@ html_theme_options = {
     "show_toc_level": 2,
     "article_header_end": ["lang-switch.html", "article-header-buttons.html"],
     "use_download_button": True,
+    "collapse_navbar": True,
 }
 html_sidebars = {
     "**": [

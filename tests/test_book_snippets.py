@@ -1,7 +1,8 @@
 """The book's chapter pages cannot rot: every ```python snippet runs, every {doc} link resolves,
 and the Chinese catalogue of each page translates every paragraph the page has now.
 
-The pages are ``docs/chapters/*.md`` (MyST Markdown). A snippet runs in a fresh interpreter, in
+The pages are ``docs/chapters/*.md`` (MyST Markdown). A snippet runs in a fresh process (forked from one with
+both frameworks imported: tests/prewarmed.py), in
 an empty folder, in quick mode, with the Hugging Face libraries told to stay offline: a snippet
 may use only what is installed and must download nothing. A ``{doc}`` link must name a page the
 build will have: a tutorial file, a chapter page, or a reference page that D2's extension
@@ -16,11 +17,10 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from prewarmed import run_python
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
@@ -251,8 +251,7 @@ def test_every_python_snippet_runs(page: Path, index: int, code: str, tmp_path: 
            "TF_CPP_MIN_LOG_LEVEL": "2"}
     script = tmp_path / f"{page.stem}_{index}.py"
     script.write_text(code)
-    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=600)
+    result = run_python([str(script)], cwd=tmp_path, env=env, timeout=600)
     output = f"{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     assert result.returncode == 0, f"snippet {index} of {page.name} failed:\n{output}"
     assert result.stdout.strip(), f"snippet {index} of {page.name} printed nothing"
