@@ -33,3 +33,17 @@ def backend(request):
 def dtype(request) -> str:
     """Each floating dtype in turn."""
     return request.param
+
+
+LONG_FIRST = ("test_book.py", "test_tutorials.py", "test_install.py")
+"""Files run first besides those holding a ``slow`` test (the browser check of the book alone
+takes ~5 min)."""
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Long tests first: pytest-xdist hands tests out in this order, so a long test collected
+    last would keep one worker busy while the others have nothing left to do. Whole files
+    move (a stable sort keeps each file's own order and its module fixtures together)."""
+    first = {item.path for item in items if item.get_closest_marker("slow")}
+    first |= {item.path for item in items if item.path.name in LONG_FIRST}
+    items.sort(key=lambda item: item.path not in first)

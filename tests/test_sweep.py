@@ -67,7 +67,8 @@ def read_csv(path: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def ray_session():
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # a Ray of its own: never the cluster tests/test_sweep_cluster.py may be running beside it
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 

@@ -305,16 +305,31 @@ def api_docname(module: str) -> str:
 # ---------------------------------------------------------------------------- API pages
 
 
-def automodule(module: str, members: bool = True) -> str:
+def automodule(module: str, members: bool = True, exclude: tuple[str, ...] = ()) -> str:
     """An ``automodule`` directive, in reStructuredText (what autodoc generates is reST).
-    ``members=False`` shows the module docstring only (a package that re-exports names)."""
+    ``members=False`` shows the module docstring only (a package that re-exports names);
+    ``exclude``: members left out."""
     options = "   :members:\n   :show-inheritance:\n" if members else ""
+    if members and exclude:
+        options += f"   :exclude-members: {', '.join(exclude)}\n"
     return f"```{{eval-rst}}\n.. automodule:: {module}\n{options}```\n"
+
+
+def shadowed_submodules(module: str) -> tuple[str, ...]:
+    """The names a package's ``__all__`` re-exports that are also its submodules' names:
+    ``core.run`` re-exports the function ``compare`` of the module ``core.run.compare``, and
+    both would be ``duetrl.core.run.compare`` (the function stays on its module's page)."""
+    package = importlib.import_module(module)
+    if not hasattr(package, "__path__"):
+        return ()
+    submodules = {info.name for info in pkgutil.iter_modules(package.__path__)}
+    return tuple(sorted(set(getattr(package, "__all__", ())) & submodules))
 
 
 def core_api_page(module: str) -> str:
     """The page of one core module."""
-    return f"# {markdown_escape(module)}\n\n{automodule(module)}"
+    page = automodule(module, exclude=shadowed_submodules(module))
+    return f"# {markdown_escape(module)}\n\n{page}"
 
 
 def backend_api_page(name: str, language: str | None) -> str:
