@@ -65,6 +65,13 @@ QUICK = quick_mode()
 # The task `sort-digits`: the prompt is 8 random digits and ':', the answer 8 digits and a
 # newline (the stop token), the reward the fraction of the 7 adjacent pairs with
 # $x_{i+1} \ge x_i$. A random answer scores $P(b \ge a) = 55/100$.
+#
+# The reward ignores the prompt: `00000000` scores 1.0 after any prompt, and so does any
+# other non-decreasing answer. That is on purpose. A reward that depends on the answer alone
+# makes the optimum of the KL-regularised objective the same for every prompt: a Markov chain
+# over the digits whose 10 x 10 transfer matrix section 3.1.5 computes exactly, so every learner
+# below can be placed against it. It also means a policy that collapses onto one sorted answer, whatever
+# it was asked, has found the optimum of this reward, not a bug.
 
 # %%
 task = SORT_DIGITS

@@ -18,13 +18,19 @@ stop character; when the length limit came first it has no stop character.
 task           prompt                 reward r in [0, 1]                          reference
 =============  =====================  ==========================================  ===========
 sort-digits    ``"31415926:"``        fraction of the 7 adjacent pairs of the      0.55
-                                      8-digit answer with x[i+1] >= x[i]
+                                      8-digit answer with x[i+1] >= x[i] (the
+                                      prompt is ignored: see below)
 arithmetic     ``"07+45="``           share of the sum's digits right, place by   ~0.5
                                       place (1 only for the exact sum)
 sentiment      ``"the film was"``     (1 + (pos - neg) / (pos + neg)) / 2 over a  0.5
                                       small lexicon; 0.5 for no opinion word
 format         ``"len=5:"``           1 - |len - n| / n, halved without the stop  ~0.5
 =============  =====================  ==========================================  ===========
+
+``sort-digits`` rewards the answer alone: ``"00000000"`` scores 1.0 after any prompt. That is
+what makes the optimum of E[r] - beta KL(pi || pi_ref) from a uniform reference the same for
+every prompt and exactly computable (``core/rlhf/optimum.py``); the other tasks' rewards read
+the prompt.
 
 Example:
     >>> task = get_task("sort-digits")
@@ -205,7 +211,8 @@ def _sort_success(prompts: Sequence[str], completions: Sequence[str]) -> np.ndar
 
 SORT_DIGITS = TextTask(
     name="sort-digits",
-    description="answer 8 digits in non-decreasing order (reward: share of sorted pairs)",
+    description="answer 8 digits in non-decreasing order (reward: share of sorted pairs; it "
+    "ignores the prompt, which gives the KL-regularised optimum its closed form)",
     alphabet=DIGITS + ":" + STOP,
     prompt_fn=_sort_prompts,
     completion_fn=_sort_completion,
