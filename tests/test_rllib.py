@@ -22,6 +22,8 @@ from duetrl.core.reference.policy import init_agent_params  # noqa: E402
 from duetrl.core.scale import rllib  # noqa: E402
 from duetrl.core.tolerances import assert_close  # noqa: E402
 
+pytestmark = pytest.mark.xdist_group("ray")  # every Ray test on one xdist worker (conftest.py)
+
 HIDDEN = 16
 SETTINGS = PPOSettings(hidden_dim=HIDDEN, num_envs=2, num_steps=16, update_epochs=1)
 

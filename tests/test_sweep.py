@@ -23,6 +23,8 @@ from duetrl.core.cli import build_parser, main
 from duetrl.core.scale.sweep import BASE_COLUMNS, PID_FILE, run_sweep
 from duetrl.core.scale.sweep_file import load_sweep
 
+pytestmark = pytest.mark.xdist_group("ray")  # every Ray test on one xdist worker (conftest.py)
+
 TINY = """\
 [sweep]
 seeds = 2

@@ -32,6 +32,8 @@ import pytest
 from duetrl.core.cli import main
 from duetrl.core.scale import cluster as cluster_checks
 
+pytestmark = pytest.mark.xdist_group("ray")  # every Ray test on one xdist worker (conftest.py)
+
 NODE = {"node_ip_address": "127.0.0.1", "object_store_memory": 80 * 1024 * 1024}
 """Every node on the loopback address only, with a small object store."""
 
