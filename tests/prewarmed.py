@@ -124,7 +124,23 @@ def run_python(argv: list[str], *, cwd: str | Path, env: dict[str, str],
     Raises ``subprocess.TimeoutExpired`` (after killing the child's process group) as
     ``subprocess.run`` does.
     """
-    zygote = _start_zygote()
+    try:
+        return _run(_start_zygote(), argv, cwd, env, timeout)
+    except BaseException:
+        _stop_zygote()  # a request cut short (Ctrl-C, a broken pipe) leaves its answers unread
+        raise
+
+
+def _stop_zygote() -> None:
+    global _zygote
+    if _zygote is not None:
+        _zygote.kill()
+        _zygote.wait()
+        _zygote = None
+
+
+def _run(zygote: subprocess.Popen, argv: list[str], cwd: str | Path, env: dict[str, str],
+         timeout: float) -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory(prefix="prewarmed-") as scratch:
         out, err = Path(scratch) / "stdout", Path(scratch) / "stderr"
         request = {"argv": [str(a) for a in argv], "cwd": str(cwd), "env": dict(env),
