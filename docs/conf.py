@@ -103,6 +103,8 @@ html_theme_options = {
     "show_toc_level": 2,
     "article_header_end": ["lang-switch.html", "article-header-buttons.html"],
     "use_download_button": True,
+    # the sidebar opens the current page's branch only: the whole 316-page tree rendered into
+    # every page was half of the build's write phase
     "collapse_navbar": True,
 }
 html_sidebars = {

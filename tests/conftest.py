@@ -35,7 +35,6 @@ def dtype(request) -> str:
     return request.param
 
 
-
 # The Ray tests (test_sweep, test_sweep_cluster, test_rllib) are one ``xdist_group``, which
 # ``make test``'s ``--dist loadgroup`` runs on one worker: one local Ray session at a time, not
 # two of them and a cluster fighting over two cores with their child processes. (Running the
