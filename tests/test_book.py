@@ -190,13 +190,18 @@ pages included; these are read from their files for broken links and anchors (ha
 check's time otherwise, for pages whose scripts, images and equations the English copies show)."""
 
 
-def static_link_problems(base: str, html_root: Path, page: str) -> list[str]:
-    """The broken links of one page, read from its file (links resolved as the browser would)."""
+def file_links(base: str, html_root: Path, page: str) -> list[str]:
+    """The ``href`` links of one page, read from its file and resolved as the browser would."""
     from urllib.parse import urljoin
 
     text = (html_root / page).read_text(encoding="utf-8")
-    links = [urljoin(f"{base}/{page}", html.unescape(href))
-             for href in re.findall(r'href="([^"]+)"', text)]
+    return [urljoin(f"{base}/{page}", html.unescape(href))
+            for href in re.findall(r'href="([^"]+)"', text)]
+
+
+def static_link_problems(base: str, html_root: Path, page: str) -> list[str]:
+    """The broken links of one page, read from its file."""
+    links = file_links(base, html_root, page)
     assert links, f"{page}: no link read"  # the frame alone links to the other pages
     return [f"{page}: broken link: {link}" for link in broken_links(links, base, html_root)]
 
@@ -207,7 +212,7 @@ def chooser_problems(base: str, html_root: Path) -> list[str]:
     from urllib.parse import urljoin
 
     text = (html_root / "index.html").read_text(encoding="utf-8")
-    links = [urljoin(f"{base}/index.html", href) for href in re.findall(r'href="([^"]+)"', text)]
+    links = file_links(base, html_root, "index.html")
     links += [urljoin(f"{base}/index.html", url) for url in re.findall(r"url=([^\"';]+)", text)]
     problems = [f"index.html: broken link: {link}"
                 for link in broken_links(links, base, html_root)]
