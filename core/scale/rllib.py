@@ -10,11 +10,14 @@ Four bridges, each small enough to read in one sitting:
 * **evaluation**: :func:`evaluate` runs *one* piece of code for both libraries: N episodes
   with fixed seeds, acting **greedily** (argmax of the logits, or the Gaussian's mean),
   reporting the mean return;
-* **weights**: :func:`load_canonical_into_rllib` copies duetrl's canonical parameters
-  (``policy.fc1.kernel`` ...; a kernel is ``(in, out)``, ``x @ W + b``) into RLlib's default
-  PPO torch module, whose ``Linear`` weights are ``(out, in)``: every kernel is transposed
-  once, here. :func:`rllib_to_canonical` goes the other way; :func:`compare_policies` runs
-  both on the same observations and compares logits and chosen actions.
+* **weights** (:mod:`duetrl.core.scale.rllib_weights`, re-exported here):
+  :func:`~duetrl.core.scale.rllib_weights.load_canonical_into_rllib` copies duetrl's
+  canonical parameters (``policy.fc1.kernel`` ...; a kernel is ``(in, out)``, ``x @ W + b``)
+  into RLlib's default PPO torch module, whose ``Linear`` weights are ``(out, in)``: every
+  kernel is transposed once.
+  :func:`~duetrl.core.scale.rllib_weights.rllib_to_canonical` goes the other way;
+  :func:`compare_policies` runs both on the same observations and compares logits and chosen
+  actions.
 
 RLlib's current API stack (RLModule, Learner, EnvRunner) is PyTorch-only: RLlib no longer
 trains TensorFlow models. A duetrl policy trained with the ``tf`` backend reaches RLlib the
@@ -38,25 +41,15 @@ import numpy as np
 
 from duetrl.core.interfaces.rl_settings import PPOSettings
 from duetrl.core.reference.policy import mlp_forward
-
-DEFAULT_MODULE_ID = "default_policy"
-"""The id RLlib gives the one RLModule of a single-agent algorithm."""
-
-CANONICAL_TO_RLLIB: dict[str, str] = {
-    "policy.fc1.kernel": "encoder.actor_encoder.net.mlp.0.weight",
-    "policy.fc1.bias": "encoder.actor_encoder.net.mlp.0.bias",
-    "policy.fc2.kernel": "pi.net.mlp.0.weight",
-    "policy.fc2.bias": "pi.net.mlp.0.bias",
-    "policy.log_std": "pi.log_std",  # Gaussian policies only (RLlib's free_log_std=True)
-    "value.fc1.kernel": "encoder.critic_encoder.net.mlp.0.weight",
-    "value.fc1.bias": "encoder.critic_encoder.net.mlp.0.bias",
-    "value.fc2.kernel": "vf.net.mlp.0.weight",
-    "value.fc2.bias": "vf.net.mlp.0.bias",
-}
-"""duetrl's canonical name -> the key in the state dict of RLlib's ``DefaultPPOTorchRLModule``
-built by :func:`ppo_config` (separate actor and critic encoders of one hidden layer each, no
-hidden layers in the heads). Kernels are transposed: canonical ``(in, out)``, torch ``(out, in)``.
-"""
+from duetrl.core.scale.rllib_weights import (  # noqa: F401  (the bridge's weights, re-exported)
+    CANONICAL_TO_RLLIB,
+    DEFAULT_MODULE_ID,
+    canonical_to_rllib_state,
+    learner_params,
+    load_canonical_into_rllib,
+    rllib_to_canonical,
+    set_rllib_weights,
+)
 
 
 # ---- environments ---------------------------------------------------------------------------
@@ -111,9 +104,9 @@ def ppo_config(env_id: str, settings: PPOSettings | None = None, seed: int = 0,
     The same in both without a setting: advantages standardised over the whole batch, Adam's
     epsilon 1e-8, bootstrapping from V at a time-limit truncation. What stays different:
     RLlib initialises with torch's defaults (duetrl: Glorot, a policy head scaled by 0.01)
-    unless :func:`set_rllib_weights` loads duetrl's initial weights; RLlib shuffles the
-    minibatches with its own random numbers; an iteration may sample a few steps more than
-    the batch.
+    unless :func:`~duetrl.core.scale.rllib_weights.set_rllib_weights` loads duetrl's initial
+    weights; RLlib shuffles the minibatches with its own random numbers; an iteration may
+    sample a few steps more than the batch.
 
     :param env_id: a registered environment id (see :func:`register_rllib_envs`).
     :param settings: duetrl's PPO settings (the defaults when ``None``).
@@ -181,104 +174,6 @@ def build_rllib_module(env_id: str, settings: PPOSettings | None = None) -> Any:
         env.close()
 
 
-# ---- weights --------------------------------------------------------------------------------
-def _is_kernel(name: str) -> bool:
-    return name.endswith(".kernel")
-
-
-def canonical_to_rllib_state(params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Rename and transpose canonical parameters into RLlib state-dict entries (NumPy).
-
-    :raises ValueError: naming a parameter with no RLlib counterpart.
-    """
-    unknown = sorted(set(params) - set(CANONICAL_TO_RLLIB))
-    if unknown:
-        raise ValueError(f"params: no RLlib counterpart for {unknown}; expected names among "
-                         f"{sorted(CANONICAL_TO_RLLIB)}")
-    return {CANONICAL_TO_RLLIB[name]: np.ascontiguousarray(np.asarray(value).T if _is_kernel(
-        name) else value) for name, value in params.items()}
-
-
-def load_canonical_into_rllib(module: Any, params: Mapping[str, np.ndarray]) -> Any:
-    """Copy duetrl's canonical parameters into an RLlib PPO torch module, in place.
-
-    Every parameter of ``params`` must exist in the module with the same shape (after the
-    kernel transpose); the module's other entries (RLlib's constants, or a value network
-    when ``params`` holds only a policy) are left as they are.
-
-    :param module: RLlib's ``DefaultPPOTorchRLModule`` (:func:`build_rllib_module`,
-        ``algo.get_module()``).
-    :param params: canonical parameters (``trainer.params()``, a checkpoint's ``params``);
-        at least the policy's.
-    :returns: ``module``.
-    :raises ValueError: naming the layer whose shape differs, with both shapes.
-    """
-    from ray.rllib.utils.torch_utils import convert_to_torch_tensor
-
-    missing = sorted(n for n in CANONICAL_TO_RLLIB if n.startswith("policy.fc")
-                     and n not in params)
-    if missing:
-        raise ValueError(f"params: the policy needs {missing}; got {sorted(params)}")
-    target = module.state_dict()
-    state = canonical_to_rllib_state(params)
-    inverse = {v: k for k, v in CANONICAL_TO_RLLIB.items()}
-    for key, value in state.items():
-        if key not in target:
-            raise ValueError(f"params: {inverse[key]!r} has no place in this RLlib module "
-                             f"(no {key!r}; a Gaussian log_std needs a Box action space)")
-        expected = tuple(target[key].shape)
-        if value.shape != expected:
-            canonical_shape = expected[::-1] if _is_kernel(inverse[key]) else expected
-            raise ValueError(
-                f"params: layer {inverse[key]!r} has shape {tuple(np.shape(params[inverse[key]]))}"
-                f", the RLlib module expects {canonical_shape} (its {key!r} is {expected}); "
-                f"build the module with the same hidden_dim and environment")
-        state[key] = convert_to_torch_tensor(value.astype(np.float32)).to(target[key].dtype)
-    module.load_state_dict(state, strict=False)
-    return module
-
-
-def rllib_to_canonical(module: Any) -> dict[str, np.ndarray]:
-    """The canonical parameters of an RLlib PPO torch module built by this file (NumPy copies).
-
-    An env runner's inference-only module holds the policy alone, so only ``policy.*`` come
-    back from it; the learner's module (:func:`learner_params`) holds the value network too.
-    """
-    from duetrl.core.tolerances import to_numpy
-
-    state = module.state_dict()
-    params = {}
-    for name, key in CANONICAL_TO_RLLIB.items():
-        if key in state:
-            value = to_numpy(state[key])
-            params[name] = np.array(value.T if _is_kernel(name) else value, order="C")
-    return params
-
-
-def set_rllib_weights(algo: Any, params: Mapping[str, np.ndarray]) -> None:
-    """Load canonical ``params`` into an RLlib algorithm's learner and into its env runners.
-
-    The learner holds the module that trains; each env runner holds an inference-only copy
-    (the policy alone) that acts. Both must change, or sampling would go on with the old
-    policy. (RLlib's own ``sync_weights`` skips a runner whose weights already carry the
-    learner's sequence number, so the runners are loaded here directly.)
-    """
-    policy = {k: v for k, v in params.items() if k.startswith("policy.")}
-    results = algo.learner_group.foreach_learner(
-        lambda learner: load_canonical_into_rllib(learner.module[DEFAULT_MODULE_ID], params))
-    for result in results:
-        result.get()  # re-raises an error a (remote) learner met
-    algo.env_runner_group.foreach_env_runner(
-        lambda runner: load_canonical_into_rllib(runner.module, policy), local_env_runner=True)
-
-
-def learner_params(algo: Any) -> dict[str, np.ndarray]:
-    """The canonical parameters (policy and value network) of an RLlib algorithm's learner."""
-    results = algo.learner_group.foreach_learner(
-        lambda learner: rllib_to_canonical(learner.module[DEFAULT_MODULE_ID]))
-    return next(iter(results)).get()  # every learner holds the same weights
-
-
 # ---- acting and comparing -------------------------------------------------------------------
 def rllib_logits(module: Any, observations: np.ndarray) -> np.ndarray:
     """The policy's outputs (B, A) for observations (B, S): logits, or the Gaussian's means.
@@ -323,7 +218,8 @@ def compare_policies(duetrl_logits: Callable[[np.ndarray], Any], module: Any,
 
     :param duetrl_logits: observations -> logits; :func:`reference_logits`, or a backend's
         own network (``lambda s: agent.policy(agent.as_tensor(s))``).
-    :param module: the RLlib module, after :func:`load_canonical_into_rllib`.
+    :param module: the RLlib module, after
+        :func:`~duetrl.core.scale.rllib_weights.load_canonical_into_rllib`.
     """
     from duetrl.core.tolerances import to_numpy
 
