@@ -195,10 +195,13 @@ train("dr_grpo", settings_for("grpo", advantage_scale="none"),
       None if tf_runs("dr_grpo") else ["torch"])
 grpo = RESULTS["grpo"]["torch"]
 std = np.array(grpo["history"]["group_std"])
+grpo_kl = grpo["summary"]["kl"]
 print(f"GRPO (torch): mean group std {std[0]:.3f} at the first update, "
       f"{grpo['summary']['group_std']:.3f} at the end: effective beta about "
-      f"{BETA * std[0]:.4f} -> {BETA * grpo['summary']['group_std']:.4f}; "
-      f"the frontier's beta at GRPO's KL: {frontier_beta(grpo['summary']['kl']):.4f}")
+      f"{BETA * std[0]:.4f} -> {BETA * grpo['summary']['group_std']:.4f}")
+print(f"GRPO's KL {grpo_kl:.2f} nats: " + (
+    f"pi*'s at beta = {frontier_beta(grpo_kl):.4f}" if grpo_kl < frontier_kl[0] else
+    f"past the frontier's end ({optimum_limits()['beta_to_zero']['kl']:.2f} nats, beta -> 0)"))
 
 # %% [markdown]
 # **The loss normalisations.** `agg` is one of four reductions of the per-token loss
@@ -452,9 +455,10 @@ assert compare(3, grpo_advantages, oracle.group_advantages, group_cases, "GRPO's
 assert compare(4, lambda kl: sort_digits_optimum(beta_for_kl(kl)).kl, lambda kl: kl,
                [(0.05,), (0.7205893693677474,), (3.0,), (8.0,)], "KL of pi* at your beta",
                atol=1e-6, rtol=1e-6)
-grpo_kl = min(RESULTS["grpo"]["torch"]["summary"]["kl"], 8.3)  # the frontier ends at 8.32
-print(f"  GRPO's KL {grpo_kl:.3f} nats is pi*'s at beta = {beta_for_kl(grpo_kl):.4f} "
-      f"(it was trained with beta = {BETA})")
+dr_grpo_kl = RESULTS["dr_grpo"]["torch"]["summary"]["kl"]
+print(f"  Dr. GRPO's KL {dr_grpo_kl:.3f} nats is pi*'s at beta = {beta_for_kl(dr_grpo_kl):.4f}; "
+      f"GRPO's ({min(grpo_kl, 8.3):.2f}, the frontier ends at 8.32) at beta = "
+      f"{beta_for_kl(min(grpo_kl, 8.3)):.4f} (both were trained with beta = {BETA})")
 
 # %% [markdown]
 # A wrong answer gets a ✗ and what was expected. Here GRPO's advantages with NumPy's default
