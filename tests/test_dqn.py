@@ -242,3 +242,79 @@ def test_dqn_meets_q_star_on_frozenlake(name) -> None:
     q = trainer.agent.q_values(np.eye(16))
     assert_close(q[nonterminal], q_star[nonterminal], 0.05, f"{name} DQN Q vs Q*")
     trainer.close()
+
+
+# ---- hand cases from mutation testing (MUTATION.md): defaults, the size check, sampling ----
+
+
+def test_default_buffer_is_one_step_at_gamma_099_with_batches_of_one() -> None:
+    """Left to its defaults a buffer gives plain 1-step DQN transitions: r_t, gamma = 0.99,
+    s' = s_{t+1}; one transition already fills a batch of the default size 1."""
+    ReplayBuffer(1, 1, (1,))  # 1 step x 1 env = 1 transition: one batch of 1
+    buffer = ReplayBuffer(4, 1, (1,))
+    for t in range(2):
+        buffer.add(np.array([[t]]), np.array([0]), np.array([1.0 + t]), np.array([[t + 0.5]]),
+                   np.array([False]), np.array([False]))
+    got = _starting_at(buffer, 0.0)
+    assert (got["rewards"], got["discounts"], got["next_states"][0]) == (1.0, 0.99, 0.5)
+    assert got["states"].dtype == np.float64
+
+
+def test_a_buffer_exactly_one_batch_large_is_accepted() -> None:
+    """capacity x num_envs transitions against the batch: 4 x 2 = 8 holds a batch of 8 (the
+    boundary), not one of 9."""
+    ReplayBuffer(4, 2, (1,), batch_size=8)
+    with pytest.raises(ValueError, match=r"holds 4 steps x 2 envs = 8 transitions, fewer than "
+                                         r"one batch of 9"):
+        ReplayBuffer(4, 2, (1,), batch_size=9)
+
+
+def test_a_young_buffer_walks_only_over_the_steps_written() -> None:
+    """n = 2, gamma = 0.5 in a ring of 4 with one step written: the window stops at that step
+    (R = 3, gamma^1, s' = 0.5); a second step (reward 5) extends it: R = 3 + 2.5, gamma^2, and
+    the newest step is a 1-step transition."""
+    buffer = ReplayBuffer(4, 1, (1,), n_step=2, gamma=0.5, batch_size=1)
+    buffer.add(np.array([[0]]), np.array([0]), np.array([3.0]), np.array([[0.5]]),
+               np.array([False]), np.array([False]))
+    got = buffer.sample(1, np.random.default_rng(0))
+    assert (got["rewards"][0], got["discounts"][0], got["next_states"][0, 0]) == (3.0, 0.5, 0.5)
+    buffer.add(np.array([[1]]), np.array([0]), np.array([5.0]), np.array([[1.5]]),
+               np.array([False]), np.array([False]))
+    assert (buffer.position, buffer.rows, len(buffer)) == (2, 2, 2)
+    first, newest = _starting_at(buffer, 0.0), _starting_at(buffer, 1.0)
+    assert (first["rewards"], first["discounts"], first["next_states"][0]) == (5.5, 0.25, 1.5)
+    assert (newest["rewards"], newest["discounts"], newest["next_states"][0]) == (5.0, 0.5, 1.5)
+
+
+def test_sampling_is_uniform_over_the_transitions_held() -> None:
+    """A full ring of 3 steps x 2 envs (state 10 t + e) whose steps (1, 0) and (2, 1) are reset
+    steps: the 4 transitions held come up a quarter of the time each, and never a reset step."""
+    buffer = ReplayBuffer(3, 2, (1,), n_step=1, gamma=0.5, batch_size=4)
+    for t in range(3):
+        buffer.add(np.array([[10 * t], [10 * t + 1]]), np.zeros(2, np.int64), np.ones(2),
+                   np.zeros((2, 1)), np.zeros(2, bool), np.zeros(2, bool),
+                   np.array([t != 1, t != 2]))
+    assert (buffer.position, buffer.rows, len(buffer)) == (0, 3, 4)
+    many = buffer.sample_many(1000, 4, np.random.default_rng(3))
+    assert many["states"].shape == (1000, 4, 1) and many["discounts"].shape == (1000, 4)
+    values, counts = np.unique(many["states"], return_counts=True)
+    assert values.tolist() == [0.0, 1.0, 11.0, 20.0]
+    assert np.all(np.abs(counts / 4000 - 0.25) < 0.03), counts
+    assert buffer.sample_many(1, 4, np.random.default_rng(0))["rewards"].shape == (1, 4)
+
+
+def test_the_draws_of_a_batch_are_independent() -> None:
+    """200 steps x 2 envs, env 0 a reset step at odd steps and env 1 at even ones (200
+    transitions): a reset step is redrawn on its own, so a batch of 50 repeats as few states as
+    50 independent uniform draws from 200 do (50 - 200 (1 - (199/200)^50) = 5.65 on average),
+    and its count of env 0 varies as Binomial(50, 1/2) (standard deviation 3.54)."""
+    buffer = ReplayBuffer(200, 2, (1,), n_step=1, gamma=0.5, batch_size=50)
+    for t in range(200):
+        buffer.add(np.array([[2 * t], [2 * t + 1]]), np.zeros(2, np.int64), np.ones(2),
+                   np.zeros((2, 1)), np.zeros(2, bool), np.zeros(2, bool),
+                   np.array([t % 2 == 0, t % 2 == 1]))
+    states = buffer.sample_many(400, 50, np.random.default_rng(4))["states"][..., 0]
+    repeats = [50 - np.unique(batch).size for batch in states]
+    assert abs(np.mean(repeats) - 5.65) < 0.5, np.mean(repeats)
+    env0 = (states % 2 == 0).sum(axis=1)
+    assert abs(env0.mean() - 25) < 0.5 and abs(env0.std() - 3.54) < 0.5, (env0.mean(), env0.std())
