@@ -139,3 +139,85 @@ def test_an_error_in_one_entry_of_a_large_array_is_found_and_located() -> None:
     relative[9, 99] *= 1.0 + 2**-6  # rtol 2^-7 of |124.875| is exceeded there alone
     assert not compare_arrays(relative, expected, 0.0, 2**-7)
     assert compare_arrays(relative, expected, 0.0, 2**-6)
+
+
+# ---- hand cases from mutation testing (MUTATION.md) ----------------------------------------
+
+
+def test_an_answer_of_strings_fails_in_the_exercise_as_in_the_grader() -> None:
+    """Digits as text are no numbers, in both places (the exercise path once read them as
+    float64 and passed them); an unfinished stub's None is no numbers either."""
+    for answer in (lambda x: [str(v) for v in 2.0 * x], lambda x: None):
+        verdicts = [exercise_verdict(answer), grader_verdict(answer, "visible"),
+                    grader_verdict(answer, "hidden")]
+        assert [v.passed for v in verdicts] == [False] * 3
+        assert all("not a tensor of numbers" in v.message for v in verdicts), verdicts
+
+
+def test_compare_calls_default_tolerance_is_1e_9_absolute_plus_1e_9_relative() -> None:
+    """References 0 and 1000: 1e-9 + 1e-9 * 1000 = 1.001e-6 is allowed at 1000, 1e-9 at 0."""
+    cases = [(np.array([0.0, 1000.0]),)]
+    assert compare_calls(lambda x: x + [0.0, 5e-7], lambda x: x, cases, "y")  # rtol's share
+    assert not compare_calls(lambda x: x + [0.0, 2e-6], lambda x: x, cases, "y")
+    assert not compare_calls(lambda x: x + [1e-6, 0.0], lambda x: x, cases, "y")  # atol alone
+
+
+def test_a_negative_or_nan_tolerance_is_refused() -> None:
+    compare_arrays(1.0, 1.0, 0.0, 0.0)  # zero is a tolerance
+    for atol, rtol in ((-0.5, 0.0), (0.0, -0.5), (float("nan"), 0.0), (0.0, float("nan"))):
+        with pytest.raises(ValueError, match=r"atol, rtol: expected tolerances >= 0"):
+            compare_arrays(1.0, 1.0, atol, rtol)
+
+
+def test_an_inf_of_the_wrong_sign_is_named() -> None:
+    top_k = np.array([[1.5, -np.inf, 0.2]])
+    verdict = compare_arrays(np.array([[1.5, np.inf, 0.2]]), top_k, 1e-9, what="the logits")
+    assert verdict == (False, "the logits differs where the reference is NaN or inf: there it "
+                              "must be the same")
+
+
+def test_a_boolean_reference_is_compared_as_zeros_and_ones() -> None:
+    """A mask as the reference: 1.0 where it is True passes, and a wrong answer's message
+    shows the mask as the numbers it was compared with."""
+    mask = np.array([True, False])
+    assert compare_arrays(np.array([1.0, 0.0]), mask, 0.0)
+    verdict = compare_arrays(np.array([1.0, 1.0]), mask, 0.0, what="the mask", show="arrays")
+    assert verdict == (False, "the mask: expected\n[1. 0.]\ngot\n[1. 1.]\n(max error 1.00e+00)")
+
+
+def _graded(expected: dict, **kwargs) -> Case:
+    return Case("y", 1.0, "visible", call={}, expected=expected, atol=ATOL, expected_dtype=None,
+                hint="read eq. 3", **kwargs)
+
+
+def test_case_verdicts_on_outputs_missing_unreadable_or_checked() -> None:
+    case = _graded({"0": reference(X), "param:W": np.ones(2)})
+    assert case_verdict(case, "ok", "", {"0": reference(X), "param:W": np.ones(2)}) == (
+        True, "passed")
+    assert case_verdict(case, "ok", "", {"0": reference(X)}) == (
+        False, "parameter W after your update is missing (return what the statement asks "
+               "for). Hint: read eq. 3")
+    for unreadable in (None, {"__error__": np.array(1.0)}):
+        assert case_verdict(case, "ok", "", unreadable) == (
+            False, "the grader could not read your outputs. Hint: read eq. 3")
+    learning = _graded({}, check=lambda outputs: (outputs["return"] > 100, "mean return 120"))
+    assert case_verdict(learning, "ok", "", {"return": 120}) == (True, "mean return 120")
+    assert not case_verdict(learning, "ok", "", {"return": 80})
+
+
+def test_a_wrong_answer_is_told_which_typical_mistake_it_matches() -> None:
+    """Two outputs, two diagnosed mistakes: "doubled" gets the first output right and the second
+    doubled; "sign" flips the first. An answer is told a mistake only when all its outputs
+    match that mistake's, and only a mistake this case can tell from the right answer."""
+    a, b = reference(X), np.array([1.0, 2.0])
+    doubled, sign = {"0": a, "1": 2 * b}, {"0": -a, "1": b}
+    same = {"0": a}  # a mistake this case cannot tell apart from the right answer
+    case = _graded({"0": a, "1": b}, diagnoses=[(same, "same"), (doubled, "doubled"),
+                                                (sign, "sign")])
+    told = case_verdict(case, "ok", "", {"0": a, "1": 2 * b})
+    assert not told and told.message.endswith("; it matches doubled. Hint: read eq. 3")
+    assert case_verdict(case, "ok", "", {"0": -a, "1": b}).message.endswith(
+        "; it matches sign. Hint: read eq. 3")
+    for untold in ({"0": a, "1": 3 * b}, {"0": -a, "1": 2 * b}):  # half of a mistake each
+        verdict = case_verdict(case, "ok", "", untold)
+        assert not verdict and "it matches" not in verdict.message, verdict

@@ -68,6 +68,8 @@ def compare_arrays(got: Any, expected: Any, atol: float, rtol: float = 0.0,
     """
     if show not in SHOW:
         raise ValueError(f"show: expected one of {list(SHOW)}, got {show!r}")
+    if not (atol >= 0 and rtol >= 0):  # negative: every answer fails; NaN: every answer passes
+        raise ValueError(f"atol, rtol: expected tolerances >= 0, got {atol!r}, {rtol!r}")
     got = np.asarray(got)
     expected = np.asarray(expected, dtype=np.float64)
     if got.dtype.kind not in "fiub":
@@ -136,7 +138,7 @@ def compare_calls(student: Callable[..., Any], reference: Callable[..., Any],
         expected = np.asarray(reference(*case), dtype=np.float64)
         where = f"{what}, for {describe_inputs(case)}"
         try:
-            got = np.asarray(student(*case), dtype=np.float64)
+            got = np.asarray(student(*case))  # as the grader sees it: strings are no numbers
         except Exception as error:  # the student's code, whatever it raises
             return Verdict(False, f"{where}, raised {type(error).__name__}: {error}")
         verdict = compare_arrays(got, expected, atol, rtol, where, show="arrays")
