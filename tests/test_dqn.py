@@ -286,7 +286,7 @@ def test_a_young_buffer_walks_only_over_the_steps_written() -> None:
     assert (newest["rewards"], newest["discounts"], newest["next_states"][0]) == (5.0, 0.5, 1.5)
 
 
-def test_sampling_is_uniform_over_the_transitions_held() -> None:
+def test_buffer_samples_uniformly_over_the_transitions_held() -> None:
     """A full ring of 3 steps x 2 envs (state 10 t + e) whose steps (1, 0) and (2, 1) are reset
     steps: the 4 transitions held come up a quarter of the time each, and never a reset step."""
     buffer = ReplayBuffer(3, 2, (1,), n_step=1, gamma=0.5, batch_size=4)
@@ -303,7 +303,7 @@ def test_sampling_is_uniform_over_the_transitions_held() -> None:
     assert buffer.sample_many(1, 4, np.random.default_rng(0))["rewards"].shape == (1, 4)
 
 
-def test_the_draws_of_a_batch_are_independent() -> None:
+def test_buffer_draws_of_a_batch_are_independent() -> None:
     """200 steps x 2 envs, env 0 a reset step at odd steps and env 1 at even ones (200
     transitions): a reset step is redrawn on its own, so a batch of 50 repeats as few states as
     50 independent uniform draws from 200 do (50 - 200 (1 - (199/200)^50) = 5.65 on average),
