@@ -50,7 +50,7 @@ for backend in backends.values():
     backend.set_num_threads(1)  # a tiny GPT: one thread per framework is fastest
 QUICK = quick_mode()
 BETA = 0.1
-UPDATES = 4 if QUICK else 300
+UPDATES = 2 if QUICK else 300
 # quick mode (the test suite's) runs the TensorFlow twin of RLOO only: every tf objective
 # costs a few seconds of tracing before its first step; the full run runs all in both
 TF_OBJECTIVES = ("rloo",) if QUICK else None  # None: every objective
@@ -263,7 +263,7 @@ print("r_t", token_rewards.round(4), "sum", token_rewards.sum().round(4),
 print("A_t", advantages.round(4), "R_t", returns.round(4))
 
 # %%
-PPO = {"epochs": 4, "gae_lambda": 1.0, "learning_rate": 0.01}
+PPO = {"epochs": 4, "gae_lambda": 1.0}  # lambda = 1: the return is the whole completion's
 train("ppo", settings_for("ppo", **PPO), None if tf_runs("ppo") else ["torch"])
 
 # %% [markdown]
@@ -284,10 +284,12 @@ train("ppo", settings_for("ppo", **PPO), None if tf_runs("ppo") else ["torch"])
 #   in that order. A label that never errs is a Bradley-Terry model with $\tau \to 0$: the
 #   loss has no minimum, the margins grow for ever, and nothing holds the policy at any
 #   $\beta$;
-# * Bradley-Terry labels drawn at $\tau = 0.1$ with $\beta_{\text{DPO}} = 1$ (below: pairs of
-#   consecutive completions of a group, the first preferred with probability
+# * Bradley-Terry labels drawn at $\tau = 0.1$ with $\beta_{\text{DPO}} = 1$ (below: every
+#   pair of completions of a group, 28 per prompt, the first preferred with probability
 #   $\sigma((r_1 - r_2)/\tau)$): the target is $\pi^*_{0.1}$, the frontier point of the other
-#   runs.
+#   runs. A label is one noisy bit where RLOO gets the reward itself, so DPO needs many pairs:
+#   with one pair per two completions (32 an update) it had barely left the reference after
+#   300 updates (measured: reward 0.61, KL 0.24 nats in torch, 0.56 and 0.02 in tf).
 
 # %%
 show(losses.dpo_loss, "chosen_rewards =")
@@ -299,7 +301,9 @@ def bradley_terry_step(run, u):
     s = run.settings
     run.learner.learning_rate = s.learning_rate * min(1.0, (u + 1) / max(1, s.warmup))
     data = run.sample(u)
-    first, second = np.arange(0, len(data.rewards), 2), np.arange(1, len(data.rewards), 2)
+    i, j = np.triu_indices(s.group_size, 1)  # every pair of a group: k(k-1)/2 = 28
+    offsets = np.arange(len(data.rewards) // s.group_size)[:, None] * s.group_size
+    first, second = (offsets + i).reshape(-1), (offsets + j).reshape(-1)
     margin = (data.rewards[first] - data.rewards[second]) / TAU  # r'(y_1) - r'(y_2)
     prefer_first = np.random.default_rng((s.seed, 11, u)).random(len(first)) < 1 / (
         1 + np.exp(-margin))  # P(y_1 > y_2) = sigmoid(r'_1 - r'_2)
@@ -332,21 +336,25 @@ LABELS = {"reinforce": "REINFORCE", "rloo": "RLOO", "grpo": "GRPO (std)",
           "dr_grpo": "Dr. GRPO (no std)", "ppo": "PPO + value head",
           "dpo": "DPO, best vs worst", "dpo_bt": "DPO, Bradley-Terry labels"}
 plt = pyplot()
-fig, ax = plt.subplots(figsize=(8, 5))
-ax.plot(frontier_kl, frontier_reward, color="grey", label="exact frontier pi*_beta")
-ax.plot([exact.kl], [exact.mean_reward], "*", color="black", markersize=14,
-        label=f"pi* at beta = {BETA}")
-for (name, runs), color in zip(RESULTS.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]):
-    for framework, marker in (("torch", "o"), ("tf", "x")):
-        if framework in runs:
-            s = runs[framework]["summary"]
-            ax.plot([s["kl"]], [s["mean_reward"]], marker, color=color, markersize=9,
-                    label=f"{LABELS[name]} ({framework})")
-ax.set_xlabel("KL(pi || pi_ref) (nats)")
-ax.set_ylabel("E[r]")
-ax.set_title(f"five objectives, uniform reference, beta = {BETA}, {UPDATES} updates")
-ax.grid(alpha=0.3)
-ax.legend(fontsize=7, loc="lower right")
+fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
+colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+for ax, zoom in zip(axes, (False, True)):
+    ax.plot(frontier_kl, frontier_reward, color="grey",
+            label=None if zoom else "exact frontier pi*_beta")
+    ax.plot([exact.kl], [exact.mean_reward], "*", color="black", markersize=14,
+            label=None if zoom else f"pi* at beta = {BETA}")
+    for (name, runs), color in zip(RESULTS.items(), colors):
+        for framework, marker in (("torch", "o"), ("tf", "x")):
+            if framework in runs:
+                s = runs[framework]["summary"]
+                ax.plot([s["kl"]], [s["mean_reward"]], marker, color=color, markersize=9,
+                        label=None if zoom else f"{LABELS[name]} ({framework})")
+    ax.set_xlabel("KL(pi || pi_ref) (nats)")
+    ax.set_ylabel("E[r]")
+    ax.grid(alpha=0.3)
+axes[0].set_title(f"{UPDATES} updates from the uniform reference, beta = {BETA}")
+axes[1].set(xlim=(-0.05, 1.2), ylim=(0.54, 0.75), title="zoom: near pi* at beta = 0.1")
+axes[0].legend(fontsize=7, loc="lower right")  # the corner no run reaches
 print("saved", save_figure(fig, figure_dir() / "ch03_1_five_objectives_frontier.png"))
 print(f"{'objective':>26} {'framework':>9} {'reward':>7} {'KL':>7} {'frontier r':>10} "
       f"{'gap':>7}")
@@ -357,7 +365,40 @@ for name, runs in RESULTS.items():
               f"{frontier_at(s['kl']):10.3f} {s['mean_reward'] - frontier_at(s['kl']):+7.3f}")
 
 # %% [markdown]
-# **What to see.** FILLED IN FROM THE FULL RUN
+# **What to see.** Left, the whole plane; right, the corner around the star. The figures
+# quoted are the full run's (300 updates; quick mode's 2 updates leave every point at the
+# reference's reward 0.55 and KL 0). The frontier is the grey curve, the star $\pi^*_{0.1}$
+# (0.697 at 0.721 nats), the column *gap* of the table the reward minus the frontier's at the
+# run's own KL: 0 on the frontier, negative below it.
+#
+# * **REINFORCE and RLOO** sit on the star: 0.696 at 0.719 and at 0.723 nats, in both
+#   frameworks to the three decimals printed (same weights, same noise, float32 on both
+#   sides). The KL folded into the reward makes their expected step the gradient of
+#   $J_{0.1}$, and a baseline does not change it.
+# * **PPO with a value head** climbs the same $J_{0.1}$ and stays on the frontier on its way
+#   (PPO_FIGURES), short of the star after 300 updates: the clip and a critic that starts from
+#   zero make each batch's step small.
+# * **Dr. GRPO** lands just below the frontier and left of the star (0.661 at 0.495 nats in
+#   torch, 0.663 at 0.519 in tf; the frontier has 0.672 and 0.675 there). Its $k_3$ term pulls
+#   with the gradient of $\mathrm{KL}(\pi_{\text{ref}}\,\|\,\pi)$, not of the KL on the
+#   x-axis, so where it stops is not $\pi^*$ of any $\beta$; and its baseline, the group mean
+#   with the sample itself in it, scales the reward by $(k-1)/k = 7/8$, a $\beta$ 8/7 larger.
+# * **GRPO** is far right: 0.951 at 10.8 nats (torch) and 11.3 (tf), past the frontier's end,
+#   where reward 1 costs 8.32 nats. Section 4 measured why: the groups' std was 0.106 at the
+#   first update and 0.073 at the end, so the reward was multiplied by 9 to 14 while the
+#   $k_3$ term kept $\beta = 0.1$, an effective $\beta$ of 0.011 to 0.007: the $\beta \to 0$
+#   end of the frontier. Once most groups are all sorted, a group with one unsorted answer
+#   has a small std and that answer a large negative advantage, and the policy keeps
+#   narrowing onto a few sorted answers: more KL than $\pi^*$ needs for reward 1, and less
+#   reward.
+# * **DPO, best vs worst**, is further right still: reward 1.000 at 18.0 nats (torch) and
+#   17.3 (tf), near $\log 10^8 = 18.4$, the KL of a policy that writes one answer. Its labels
+#   never err, the loss has no minimum, and it collapses.
+# * **DPO with Bradley-Terry labels** DPOBT_FIGURES
+#
+# The torch and tf points of one objective agree where the objective has a stable optimum
+# (REINFORCE, RLOO); where a run runs away (GRPO, DPO best vs worst) float32 rounding, summed
+# in a different order in each framework, sends the two to different places on the way.
 
 # %%
 print("saved", plot_reward_kl(
@@ -367,7 +408,11 @@ print("saved", plot_reward_kl(
     title=f"torch, beta = {BETA}: reward and KL against the update"))
 
 # %% [markdown]
-# **What to see.** FILLED IN FROM THE FULL RUN
+# **What to see.** The same runs (torch) against the update, reward left and KL right, with
+# $\pi^*_{0.1}$'s values dashed. REINFORCE and RLOO rise to the dashed lines and stay there.
+# GRPO and best-vs-worst DPO cross both lines within the first 100 updates and keep going, to
+# KLs of 10 and 18 nats: nothing in their objectives says stop at $\beta = 0.1$. PPO, Dr. GRPO
+# and Bradley-Terry DPO climb more slowly and end under both lines.
 #
 # ## Exercises
 #
