@@ -375,14 +375,17 @@ for name, runs in RESULTS.items():
 #   frameworks to the three decimals printed (same weights, same noise, float32 on both
 #   sides). The KL folded into the reward makes their expected step the gradient of
 #   $J_{0.1}$, and a baseline does not change it.
-# * **PPO with a value head** climbs the same $J_{0.1}$ and stays on the frontier on its way
-#   (PPO_FIGURES), short of the star after 300 updates: the clip and a critic that starts from
-#   zero make each batch's step small.
-# * **Dr. GRPO** lands just below the frontier and left of the star (0.661 at 0.495 nats in
-#   torch, 0.663 at 0.519 in tf; the frontier has 0.672 and 0.675 there). Its $k_3$ term pulls
-#   with the gradient of $\mathrm{KL}(\pi_{\text{ref}}\,\|\,\pi)$, not of the KL on the
-#   x-axis, so where it stops is not $\pi^*$ of any $\beta$; and its baseline, the group mean
-#   with the sample itself in it, scales the reward by $(k-1)/k = 7/8$, a $\beta$ 8/7 larger.
+# * **PPO with a value head** ends 0.01 below the frontier and short of the star: 0.677 at
+#   0.631 nats (torch), 0.679 at 0.662 (tf). It climbs the same $J_{0.1}$, more slowly (the
+#   clip, and a critic that starts from zero, keep each batch's steps small): 600 updates
+#   (torch, measured apart from this page) reach 0.684 at 0.664 nats, 0.007 below.
+# * **Dr. GRPO** is also 0.01 below the frontier, and further left: 0.661 at 0.495 nats
+#   (torch), 0.663 at 0.519 (tf). Its target is not $\pi^*_{0.1}$: its baseline, the group
+#   mean with the sample itself in it, scales the reward by $(k-1)/k = 7/8$, a $\beta$ 8/7
+#   larger ($\pi^*_{0.114}$: 0.679 at 0.558 nats), and its $k_3$ term pulls with the gradient
+#   of $\mathrm{KL}(\pi_{\text{ref}}\,\|\,\pi)$, not of the KL on the x-axis. In 300 updates
+#   PPO and Dr. GRPO cannot tell "below the frontier" from "not there yet"; the clear
+#   departure is the next one.
 # * **GRPO** is far right: 0.951 at 10.8 nats (torch) and 11.3 (tf), past the frontier's end,
 #   where reward 1 costs 8.32 nats. Section 4 measured why: the groups' std was 0.106 at the
 #   first update and 0.073 at the end, so the reward was multiplied by 9 to 14 while the
@@ -394,7 +397,10 @@ for name, runs in RESULTS.items():
 # * **DPO, best vs worst**, is further right still: reward 1.000 at 18.0 nats (torch) and
 #   17.3 (tf), near $\log 10^8 = 18.4$, the KL of a policy that writes one answer. Its labels
 #   never err, the loss has no minimum, and it collapses.
-# * **DPO with Bradley-Terry labels** DPOBT_FIGURES
+# * **DPO with Bradley-Terry labels** is 0.01 below the frontier, on its way to the star:
+#   0.666 at 0.521 nats (torch), 0.667 at 0.531 (tf). It never sees $r$, only which of two
+#   answers won, and heads for the same $\pi^*_{0.1}$ as RLOO, more slowly: a label is one
+#   bit.
 #
 # The torch and tf points of one objective agree where the objective has a stable optimum
 # (REINFORCE, RLOO); where a run runs away (GRPO, DPO best vs worst) float32 rounding, summed
