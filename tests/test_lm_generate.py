@@ -10,7 +10,7 @@ from duetrl.core.interfaces.gpt_config import GPTConfig
 from duetrl.core.interfaces.gpt_params import init_gpt_params
 from duetrl.core.reference.functional import log_softmax
 from duetrl.core.reference.gpt import gpt_forward
-from duetrl.core.sampling import choose_tokens, filter_logits, generate
+from duetrl.core.sampling import check_sampling_args, choose_tokens, filter_logits, generate
 from duetrl.core.tolerances import assert_close
 
 CONFIG = GPTConfig(vocab_size=17, block_size=24, n_layer=2, n_head=2, n_embd=32)
@@ -230,3 +230,67 @@ def test_generate_feeds_the_prompt_then_each_token_and_not_after_the_last():
         generate(next_logits, np.array([3]), -1, CONFIG)
     with pytest.raises(ValueError, match=r"top_p: expected a probability in \(0, 1\]"):
         generate(next_logits, np.array([3]), 2, CONFIG, top_p=0.0)
+
+
+# ---- hand cases from mutation testing (MUTATION.md) ----------------------------------------
+
+
+def test_top_p_drops_to_minus_inf_and_p_1_keeps_even_a_token_of_mass_1e_22() -> None:
+    """Dropped tokens get -inf (never drawn), the kept ones z unchanged; p = 1 keeps everything,
+    even a token of probability e^-50 / (1 + e^-50) ~ 2e-22, whose mass before it rounds to 1."""
+    logits = np.log(np.array([[0.125, 0.5, 0.125, 0.25]]))
+    assert filter_logits(logits, top_p=0.75).tolist() == [
+        [-np.inf, np.log(0.5), -np.inf, np.log(0.25)]]
+    sure = np.array([[0.0, -50.0]])
+    assert filter_logits(sure, top_p=1.0).tolist() == [[0.0, -50.0]]
+
+
+def test_filters_work_in_float64_whatever_the_logits_dtype() -> None:
+    """float32 logits (a backend's) are divided by tau in float64, as the float64 ones are: both
+    backends' logits meet the same noise in the same precision."""
+    logits = np.array([[0.1, 0.7, -0.3]], dtype=np.float32)
+    z = filter_logits(logits, temperature=0.7)
+    assert z.dtype == np.float64 and z.tolist() == (logits.astype(np.float64) / 0.7).tolist()
+
+
+def test_top_k_top_p_and_temperature_are_checked_at_their_bounds() -> None:
+    check_sampling_args(1e-3, 1, 1.0, 0)  # the smallest accepted values, and p = 1
+    bad = [((0.0, None, None, 1), "temperature: expected a positive float, got 0.0"),
+           ((-0.5, None, None, 1), "temperature: expected a positive float, got -0.5"),
+           ((1.0, 0, None, 1), "top_k: expected a positive int or None, got 0"),
+           ((1.0, None, 1.5, 1), r"top_p: expected a probability in \(0, 1\] or None, got 1.5"),
+           ((1.0, None, 0.0, 1), r"top_p: expected a probability in \(0, 1\] or None, got 0.0")]
+    for args, message in bad:
+        with pytest.raises(ValueError, match=message):
+            check_sampling_args(*args)
+
+
+def _scripted(tokens: np.ndarray, start: int) -> np.ndarray:
+    """Logits (B, 17) that favour (last token + 1) mod 17 by 2 nats over the rest."""
+    logits = np.zeros((tokens.shape[0], CONFIG.vocab_size))
+    logits[np.arange(tokens.shape[0]), (tokens[:, -1] + 1) % CONFIG.vocab_size] = 2.0
+    return logits
+
+
+def test_generate_feeds_defaults_sampling_at_temperature_1_with_seed_0() -> None:
+    """By default generate samples (not greedy) at tau = 1 with seed 0: the same tokens and
+    sampling log-probabilities as those settings spelled out, which at tau = 1 with no filter
+    are the model's log-probabilities; integer ids come back."""
+    prompt = np.array([[1], [2], [3], [4]])
+    default = generate(_scripted, prompt, 6, CONFIG)
+    spelled = generate(_scripted, prompt, 6, CONFIG, greedy=False, temperature=1.0, seed=0)
+    np.testing.assert_array_equal(default.tokens, spelled.tokens)
+    np.testing.assert_array_equal(default.sampling_log_probs, spelled.sampling_log_probs)
+    np.testing.assert_array_equal(default.sampling_log_probs, default.log_probs)
+    greedy = generate(_scripted, prompt, 6, CONFIG, greedy=True)
+    assert not np.array_equal(default.tokens, greedy.tokens)  # 24 draws, each off-peak 59%
+    assert default.tokens.dtype == default.new_tokens.dtype == np.int64
+
+
+def test_generate_feeds_a_prompt_that_fits_the_context_with_its_new_tokens() -> None:
+    """block_size 24: a prompt of 20 tokens leaves room for 4 new ones, not 5."""
+    prompt = np.arange(20) % CONFIG.vocab_size
+    assert generate(_scripted, prompt, 4, CONFIG, greedy=True).tokens.shape == (1, 24)
+    with pytest.raises(ValueError, match=r"prompt: expected at most block_size=24 tokens in the "
+                                         r"context, got 20 tokens \+ 5 more = 25"):
+        generate(_scripted, prompt, 5, CONFIG, greedy=True)
