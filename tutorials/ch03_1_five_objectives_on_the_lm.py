@@ -42,7 +42,7 @@ from duetrl.core.plots import pyplot, save_figure
 from duetrl.core.reference import rlhf as losses
 from duetrl.core.reference import rlhf_advantages as oracle
 from duetrl.core.rlhf.optimum import optimum_limits, sort_digits_optimum
-from duetrl.core.rlhf.train import RLHFRun, RLHFSettings, plot_reward_kl, summarize
+from duetrl.core.rlhf.train import RLHFRun, RLHFSettings, summarize
 from duetrl.core.tutorial import figure_dir, quick_mode
 
 backends = load_backends(["torch", "tf"])
@@ -407,14 +407,27 @@ for name, runs in RESULTS.items():
 # in a different order in each framework, sends the two to different places on the way.
 
 # %%
-print("saved", plot_reward_kl(
-    {LABELS[name]: runs["torch"]["history"] for name, runs in RESULTS.items()},
-    figure_dir() / "ch03_1_five_objectives_curves.png",
-    {"mean_reward": exact.mean_reward, "kl": exact.kl},
-    title=f"torch, beta = {BETA}: reward and KL against the update"))
+fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+window = min(10, UPDATES)  # a trailing mean of 10 updates: 'valid' only, no padded ends
+for (name, runs), color in zip(RESULTS.items(), colors):
+    history = runs["torch"]["history"]
+    for ax, key in zip(axes, ("reward", "kl")):
+        smooth = np.convolve(history[key], np.ones(window) / window, mode="valid")
+        ax.plot(np.arange(window, len(history[key]) + 1), smooth, color=color,
+                label=LABELS[name] if key == "reward" else None)
+for ax, key, label in ((axes[0], "mean_reward", "E[r]"), (axes[1], "kl", "KL (nats)")):
+    ax.axhline(getattr(exact, key), color="black", linestyle="--", linewidth=1,
+               label=f"pi* at beta = {BETA}" if key == "mean_reward" else None)
+    ax.set(xlabel="update", ylabel=label)
+    ax.grid(alpha=0.3)
+axes[1].set_yscale("symlog", linthresh=1.0)  # 0 to 1 linear, then 1 to 18 nats logarithmic
+axes[0].legend(fontsize=7, loc="lower right")
+fig.suptitle(f"torch, beta = {BETA}: mean of the last {window} updates")
+print("saved", save_figure(fig, figure_dir() / "ch03_1_five_objectives_curves.png"))
 
 # %% [markdown]
-# **What to see.** The same runs (torch) against the update, reward left and KL right, with
+# **What to see.** The same runs (torch) against the update, each curve the mean of the last
+# 10 updates, reward left and KL right (linear up to 1 nat, logarithmic above), with
 # $\pi^*_{0.1}$'s values dashed. REINFORCE and RLOO rise to the dashed lines and stay there.
 # GRPO and best-vs-worst DPO cross both lines within the first 100 updates and keep going, to
 # KLs of 10 and 18 nats: nothing in their objectives says stop at $\beta = 0.1$. PPO, Dr. GRPO
