@@ -70,3 +70,50 @@ def test_bad_beta_is_named() -> None:
             sort_digits_optimum(beta)
     with pytest.raises(ValueError, match="length: expected at least 2"):
         sort_digits_optimum(0.1, length=1)
+
+
+# ---- hand cases from mutation testing (MUTATION.md) ----------------------------------------
+
+
+def test_two_digits_one_pair_by_hand() -> None:
+    """L = 2, beta = 1: one pair, theta = 1. Of the 100 answers 55 are sorted (weight e) and 45
+    not (weight 1): E[r] = 55e / (55e + 45), Z = (55e + 45) / 100, KL = E[r] / beta - log Z;
+    x_0 = a has 10 - a sorted successors: pi*(a) = ((10 - a) e + a) / (55e + 45)."""
+    e = math.e
+    optimum = sort_digits_optimum(1.0, length=2)
+    assert optimum.mean_reward == pytest.approx(55 * e / (55 * e + 45), abs=1e-14)
+    assert optimum.log_z == pytest.approx(math.log((55 * e + 45) / 100), abs=1e-14)
+    assert optimum.kl == pytest.approx(optimum.mean_reward - optimum.log_z, abs=1e-14)
+    a = np.arange(10)
+    np.testing.assert_allclose(optimum.initial, ((10 - a) * e + a) / (55 * e + 45), rtol=1e-14)
+    sorted_pair = np.where(a[None, :] >= a[:, None], e, 1.0)
+    np.testing.assert_allclose(optimum.transitions[0],
+                               sorted_pair / ((10 - a) * e + a)[:, None], rtol=1e-14)
+
+
+def test_defaults_are_eight_digits_and_four_for_brute_force() -> None:
+    """optimum_limits() is sort-digits' L = 8: beta -> 0 gives E[r] = 1 and KL = log(10^8 /
+    C(17, 8)); brute force enumerates L = 4 by default."""
+    limits = optimum_limits()
+    assert limits["beta_to_zero"] == {"mean_reward": 1.0,
+                                      "kl": pytest.approx(math.log(10**8 / 24310), abs=1e-12)}
+    assert limits["beta_to_infinity"] == {"mean_reward": 0.55, "kl": 0.0}
+    assert brute_force_optimum(0.3)["mean_reward"] == pytest.approx(
+        sort_digits_optimum(0.3, length=4).mean_reward, abs=1e-12)
+
+
+def test_a_small_sample_draws_every_digit() -> None:
+    """Three answers of 8 digits from pi* at beta = 1e6 (uniform): 24 digits, not capped by the
+    number of answers drawn."""
+    answers = sort_digits_optimum(1e6).sample(3, np.random.default_rng(0))
+    assert answers.shape == (3, 8) and answers.max() > 2 and answers.min() >= 0
+
+
+def test_draw_never_returns_an_index_past_the_last() -> None:
+    """Rounding can leave a row's cumulative sum a hair below 1, so a uniform u above it would
+    count every entry: the draw stays at the last index. A row summing to 0.5: every u > 0.5
+    draws index 1, never 2."""
+    from duetrl.core.rlhf.optimum import _draw
+
+    drawn = _draw(np.full((1000, 2), 0.25), np.random.default_rng(0))
+    assert set(drawn.tolist()) == {0, 1} and (drawn == 1).mean() > 0.7
