@@ -213,12 +213,22 @@ print(f"GRPO's KL {grpo_kl:.2f} nats: " + (
 
 # %%
 show(losses.aggregate_token_loss, "mask = np.asarray")
-ragged = np.array([[1, 1, 0, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1, 1, 1]], float)
-per_token = np.ones_like(ragged)
-same = np.ones((2, 8))
+ragged = np.array([[1, 1, 0, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1, 1, 1]], float)  # 2 and 8 tokens
+same = np.ones((2, 8))  # both 8 tokens
+
+
+def token_weight(mask, row, normalisation):
+    """d agg / d l_{row, 0}: the weight of one token of ``row`` in the aggregated loss."""
+    one_token = np.zeros_like(mask)
+    one_token[row, 0] = 1.0
+    return losses.aggregate_token_loss(one_token, mask, normalisation)
+
+
 for normalisation in ("grpo", "bnpo", "dr_grpo"):
-    print(f"{normalisation:>8}: ragged {losses.aggregate_token_loss(per_token, ragged, normalisation):.4f}"
-          f"   every completion 8 tokens {losses.aggregate_token_loss(per_token, same, normalisation):.4f}")
+    print(f"{normalisation:>8}: a token of the 2-token completion weighs "
+          f"{token_weight(ragged, 0, normalisation):.4f}, of the 8-token one "
+          f"{token_weight(ragged, 1, normalisation):.4f}; both 8 tokens long: "
+          f"{token_weight(same, 0, normalisation):.4f} and {token_weight(same, 1, normalisation):.4f}")
 
 # %% [markdown]
 # `grpo` gives the 2-token completion's tokens 4 times the weight of the 8-token one's; `bnpo`
