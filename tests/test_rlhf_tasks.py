@@ -15,12 +15,18 @@ from duetrl.core.rlhf.mdp import SequenceMDP, check_reference, completion_mask
 from duetrl.core.rlhf.pi_ref import DocumentData, load_reference, uniform_reference_params
 from duetrl.core.rlhf.tasks import (
     ARITHMETIC,
+    CASE_TASKS,
     FORMAT,
+    NEGATIVE,
+    NEUTRAL,
+    NOUNS,
+    POSITIVE,
     SENTIMENT,
     SORT_DIGITS,
     TASKS,
     check_rewards,
     get_task,
+    register_task,
 )
 from duetrl.core.rlhf.train import RLHFSettings
 
@@ -172,3 +178,119 @@ def test_bad_settings_are_named() -> None:
         RLHFSettings(reference="random")
     with pytest.raises(ValueError, match=r"normalisation: expected one of"):
         RLHFSettings(normalisation="mean")
+
+
+# ---- hand cases from mutation testing (MUTATION.md) ----------------------------------------
+
+
+def test_a_task_needs_at_least_one_prompt_token_and_one_completion_token() -> None:
+    dataclasses.replace(SORT_DIGITS, max_completion=1, prompt_length=1)  # the smallest task
+    for field in ("max_completion", "prompt_length"):
+        with pytest.raises(ValueError, match=r"max_completion, prompt_length: expected positive"):
+            dataclasses.replace(SORT_DIGITS, **{field: 0})
+
+
+def test_prompts_of_the_wrong_number_or_length_are_named() -> None:
+    rng = np.random.default_rng(0)
+    few = dataclasses.replace(SORT_DIGITS, prompt_fn=lambda n, rng: ["01234567:"] * (n - 1))
+    with pytest.raises(ValueError, match=r"prompt_fn: expected 3 prompts of 9 characters, got 2 "
+                                         r"of lengths \[9\]"):
+        few.prompts(3, rng)
+    short = dataclasses.replace(SORT_DIGITS, prompt_fn=lambda n, rng: ["0123:"] * n)
+    with pytest.raises(ValueError, match=r"got 3 of lengths \[5\]"):
+        short.prompts(3, rng)
+
+
+def test_the_corpus_seed_defaults_to_0() -> None:
+    assert FORMAT.corpus(20) == FORMAT.corpus(20, seed=0) != FORMAT.corpus(20, seed=1)
+
+
+def test_success_by_hand_one_bool_per_completion() -> None:
+    assert SORT_DIGITS.success(["31415926:"] * 2, ["01234567\n", "10000000\n"]).tolist() == [
+        True, False]
+    assert SENTIMENT.success(["the film was"] * 2, [" good and kind.\n", " bad and good.\n"]
+                             ).tolist() == [True, False]
+    success = FORMAT.success(["len=2:"] * 3, ["ab\n", "abc\n", "ab"])
+    assert success.dtype == bool and success.tolist() == [True, False, False]
+    column = dataclasses.replace(FORMAT, success_fn=lambda p, c: [[1], [0]])  # (N, 1) ints
+    success = column.success(["len=1:"] * 2, ["a\n", "b"])
+    assert success.dtype == bool and success.tolist() == [True, False]
+
+
+def test_integer_rewards_come_back_as_float64() -> None:
+    rewards = check_rewards([1, 0], 2)
+    assert rewards.dtype == np.float64 and rewards.tolist() == [1.0, 0.0]
+
+
+def test_format_reward_without_the_stop_is_halved() -> None:
+    """len=4: "ab" without the stop scores (1 - 2/4) / 2 = 0.25; eight letters score 0 either
+    way."""
+    assert FORMAT.rewards(["len=4:"] * 2, ["ab", "abcdefgh"]).tolist() == [0.25, 0.0]
+
+
+def _frequencies(items: list, values) -> np.ndarray:
+    return np.array([items.count(v) for v in values]) / len(items)
+
+
+def test_sort_digits_corpus_draws_all_ten_digits_uniformly() -> None:
+    """The prompts and the reference's answers: uniform digits (so r averages 0.55)."""
+    documents = SORT_DIGITS.corpus(1000, seed=0)
+    for text in ("".join(d[:8] for d in documents), "".join(d[9:17] for d in documents)):
+        assert np.all(np.abs(_frequencies(list(text), "0123456789") - 0.1) < 0.015)
+
+
+def test_arithmetic_corpus_is_half_right_sums_and_half_any_sum() -> None:
+    """Operands 00..99; half the answers are the sum, the others uniform over 0..198."""
+    operands, wrong, right = set(), [], 0
+    documents = ARITHMETIC.corpus(4000, seed=0)
+    for document in documents:
+        a, b, answer = int(document[:2]), int(document[3:5]), int(document[6:-1])
+        operands |= {a, b}
+        if answer == a + b:
+            right += 1
+        else:
+            wrong.append(answer)
+    assert operands == set(range(100))
+    assert abs(right / len(documents) - 0.5) < 0.03, right
+    assert (min(wrong), max(wrong)) == (0, 198)
+
+
+def test_sentiment_corpus_has_every_noun_and_adjective_alike() -> None:
+    """The reference has no opinion: nouns uniform over 8, adjectives over the 24 words."""
+    documents = SENTIMENT.corpus(4000, seed=0)
+    nouns = [d.split()[1] for d in documents]
+    assert np.all(np.abs(_frequencies(nouns, NOUNS) - 1 / 8) < 0.025)
+    adjectives = [w for d in documents for w in d[12:].replace(".", " ").split() if w != "and"]
+    pool = POSITIVE + NEGATIVE + NEUTRAL
+    assert np.all(np.abs(_frequencies(adjectives, pool) - 1 / 24) < 0.01)
+
+
+def test_format_corpus_requests_and_writes_every_length_from_1_to_9() -> None:
+    documents = FORMAT.corpus(4000, seed=0)
+    requested = [int(d[4:5]) for d in documents]
+    written = [len(d[6:-1]) for d in documents]
+    assert set(requested) == set(written) == set(range(1, 10))
+    letters = list("".join(d[6:-1] for d in documents))
+    assert np.all(np.abs(_frequencies(letters, "abcdefgh") - 1 / 8) < 0.01)
+
+
+def test_the_longest_documents_fit_the_context_exactly() -> None:
+    """sequence_length is the smallest block_size: arithmetic's longest answer "198" and the
+    stop; sentiment's " small and small." and the stop; format's len=9 overshot by two letters
+    and then the stop (9 + 2 + 1 = 12 completion tokens)."""
+    assert ARITHMETIC.sequence_length == len("99+99=" + "198\n") == 10
+    assert SENTIMENT.sequence_length == len("the film was" + " small and small.\n") == 30
+    assert FORMAT.sequence_length == len("len=9:" + "a" * 11 + "\n") == 18
+
+
+def test_a_case_task_is_registered_once_and_found_by_name() -> None:
+    task = dataclasses.replace(SORT_DIGITS, name="sort-digits-test-only")
+    try:
+        assert register_task(task) is task and get_task("sort-digits-test-only") is task
+        assert register_task(task) is task  # the same task again
+        with pytest.raises(ValueError, match=r"task: the name 'sort-digits-test-only' is taken"):
+            register_task(dataclasses.replace(task, description="another"))
+        with pytest.raises(ValueError, match=r"task: the name 'sort-digits' is taken"):
+            register_task(dataclasses.replace(SORT_DIGITS, description="another"))
+    finally:
+        CASE_TASKS.pop("sort-digits-test-only", None)
