@@ -338,3 +338,20 @@ def test_default_policies_scale_with_the_rewards() -> None:
     gauss = list(default_policies("gaussian", std=3.0).values())
     assert (gauss[2].c, gauss[4].temperature) == (3.0, 0.1 * 3.0)
     assert isinstance(gauss[3], ThompsonSampling)
+
+
+# ---- hand cases from mutation testing (MUTATION.md) ----------------------------------------
+
+
+def test_thompson_spread_of_an_untried_gaussian_arm_is_sigma() -> None:
+    """sigma = 2: the untried arm 0 (N = 0) drawn at z = 0.1 is 0 + 2 / sqrt(1) x 0.1 = 0.2,
+    above arm 1's posterior mean 0.75 / 4 = 0.1875 drawn at z = 0 (a spread sigma / sqrt(N + 2)
+    would give 2 / sqrt(2) x 0.1 = 0.141 and lose)."""
+    gaussian = GaussianBandit([0.0, 1.0], std=2.0)
+    policy = _policy(ThompsonSampling(), [[0, 3]], [[0.0, 0.25]], gaussian)
+    assert policy.select(5, Scripted(standard_normal=[[0.1, 0.0]])).tolist() == [0]
+
+
+def test_default_policies_for_gaussian_rewards_assume_sigma_1() -> None:
+    gauss = list(default_policies("gaussian").values())
+    assert (gauss[2].c, gauss[4].temperature) == (1.0, 0.1)
