@@ -108,3 +108,25 @@ def test_the_qa_tasks_are_known_to_the_rl_settings():
     assert set(QA_TASKS) >= {"qa-arithmetic", "qa-lookup", "qa-mixed", "qa-lookup-direct"}
     with pytest.raises(ValueError, match="task: expected one of .*qa-arithmetic"):
         RLHFSettings(task="qa-poetry")
+
+
+# ---- hand cases from mutation testing of the oracle (MUTATION.md) --------------------------
+
+
+def test_the_oracle_reads_nothing_after_the_stop() -> None:
+    """An answer after the stop is not part of the completion: one span before it counts."""
+    assert oracle.exact_match("<t>x</t><a>72</a>\n<a>72</a>", "72") == 1.0
+
+
+def test_the_oracle_refuses_a_stop_inside_the_reasoning() -> None:
+    """The stop ends the completion: a completion with one inside its reasoning is two lines,
+    not the format, although <t>[^<>]*</t> would match a newline there."""
+    assert oracle.format_reward("<t>a\nb</t><a>72</a>\n") == 0.0
+    assert oracle.format_reward("<t>a b</t><a>72</a>\n") == 1.0
+
+
+def test_the_oracle_rewards_are_float64_whatever_the_weight() -> None:
+    """A float32 format weight (read from a float32 config) still gives float64 rewards:
+    1 + 0.25 x 1 and 0 + 0.25 x 0."""
+    got = oracle.qa_rewards(["<t>x</t><a>72</a>\n", "72\n"], ["72", "72"], np.float32(0.25))
+    assert got.dtype == np.float64 and got.tolist() == [1.25, 0.0]

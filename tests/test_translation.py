@@ -291,3 +291,25 @@ def test_a_nan_reward_stops_the_update_with_a_clear_message(backends):
     with pytest.raises(ValueError, match="reward: expected finite numbers, got nan for hypothesis"):
         trainer.step()
     assert trainer.updates == 0  # nothing was learnt from it
+
+
+# ---- hand cases from mutation testing of the SCST oracle (MUTATION.md) ---------------------
+
+
+def test_one_greedy_baseline_serves_k_samples() -> None:
+    """k = N / M: one source serves all its samples; zero sources or a k that is not a whole
+    number >= 1 is refused (never a ZeroDivisionError)."""
+    assert ref.samples_per_source(3, 1) == 3 and ref.samples_per_source(6, 3) == 2
+    assert isinstance(ref.samples_per_source(6, 3), int)
+    for num_samples, num_sources in ((4, 0), (4, 3), (2, 4)):
+        with pytest.raises(ValueError, match=r"greedy_rewards: expected one per source"):
+            ref.samples_per_source(num_samples, num_sources)
+
+
+def test_token_log_probs_of_another_shape_than_the_mask_are_refused() -> None:
+    """A (N, 1) column would broadcast against the (N, T) mask: both the loss and its gradient
+    name it instead."""
+    token_logp, mask = np.zeros((4, 1)), np.ones((4, 3))
+    for function in (ref.scst_loss, ref.scst_loss_gradient):
+        with pytest.raises(ValueError, match=r"token_logp: expected shape \(4, 3\) \(as mask\)"):
+            function(token_logp, np.zeros(4), np.zeros(2), mask)
