@@ -62,6 +62,8 @@ def test_pad_pairs_pads_to_a_fixed_count_with_zero_weights() -> None:
     assert padded["chosen_tokens"].shape == (8, 2) and padded["ref_chosen_logp"].shape == (8,)
     np.testing.assert_array_equal(padded["chosen_tokens"][:3], batch["chosen_tokens"])
     np.testing.assert_array_equal(padded["pair_weights"], [1, 1, 1, 0, 0, 0, 0, 0])
+    weighted = pad_pairs({**batch, "pair_weights": np.array([0.5, 2.0, 0.25])})
+    np.testing.assert_array_equal(weighted["pair_weights"], [0.5, 2, 0.25, 0, 0, 0, 0, 0])
     assert pad_pairs({"x": np.zeros((9, 2))})["x"].shape == (16, 2)  # next power of two
     with pytest.raises(ValueError, match="one number of rows"):
         pad_pairs({"a": np.zeros(2), "b": np.zeros(3)})

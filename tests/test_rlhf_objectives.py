@@ -700,6 +700,30 @@ def test_one_update_torch_vs_tf_and_reference(backends, dtype, objective):
     assert np.isfinite(torch_stats["grad_norm"]) and torch_stats["grad_norm"] > 0
 
 
+PAIR_KEYS = ("chosen_tokens", "rejected_tokens", "chosen_mask", "rejected_mask",
+             "ref_chosen_logp", "ref_rejected_logp")
+
+
+def test_a_dpo_pair_of_weight_zero_counts_as_dropped_in_both_backends(backends):
+    """The caller's ``pair_weights`` reach the loss in both backends (TensorFlow pads the pairs
+    to a fixed count and once replaced the caller's weights by its padding mask)."""
+    batch = _batch()
+    pairs = {k: batch[k] for k in PAIR_KEYS}  # what DPO reads
+    weighted = {**pairs, "pair_weights": np.array([1.0, 1.0, 0.0, 1.0])}
+    dropped = {k: v[[0, 1, 3]] for k, v in pairs.items()}
+    losses = {}
+    for name, backend in backends.items():
+        for label, given in (("weighted", weighted), ("dropped", dropped)):
+            model, head, _, _ = _models(backend, "float64")
+            learner = _rlhf(backend).RLHFLearner(model, head, learning_rate=1e-3)
+            losses[name, label] = learner.update(given, "dpo", beta=0.5)["loss"]
+        assert_close(losses[name, "weighted"], losses[name, "dropped"], "float64", name=name)
+    assert_close(losses["tf", "weighted"], losses["torch", "weighted"], "float64", name="tf")
+    assert abs(losses["torch", "weighted"] - losses["torch", "dropped"]) < 1e-12
+    full = _reference_loss("dpo", batch, OBJECTIVES["dpo"])
+    assert abs(full - losses["torch", "dropped"]) > 1e-3  # the dropped pair changes the loss
+
+
 def test_first_epoch_ratio_is_one(backends):
     """With old_logp from the same weights the clip fraction is 0 and approx_kl 0."""
     for backend in backends.values():

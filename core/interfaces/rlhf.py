@@ -234,7 +234,8 @@ def pad_pairs(batch: Mapping[str, Any], multiple: int = 8) -> dict[str, Any]:
     update; TensorFlow would trace its step again for each new number. The rows are padded to
     the next power of two that is at least ``multiple`` (one shape for up to ``multiple``
     pairs) by repeating the first pair, and ``pair_weights`` (1: a pair, 0: padding) tells the
-    loss which rows count. Strings and scalars pass unchanged.
+    loss which rows count; weights the caller gave are kept for the real pairs (padding rows
+    weigh 0 whatever they repeat). Strings and scalars pass unchanged.
     """
     arrays = {k: np.asarray(v) for k, v in batch.items() if not isinstance(v, str)}
     rows = {len(v) for v in arrays.values() if v.ndim >= 1}
@@ -246,5 +247,7 @@ def pad_pairs(batch: Mapping[str, Any], multiple: int = 8) -> dict[str, Any]:
     for key, value in arrays.items():
         if value.ndim >= 1:
             padded[key] = np.concatenate([value, np.repeat(value[:1], size - n, axis=0)])
-    padded["pair_weights"] = (np.arange(size) < n).astype(np.float64)
+    real_rows = (np.arange(size) < n).astype(np.float64)
+    given = padded.get("pair_weights")
+    padded["pair_weights"] = real_rows if given is None else real_rows * np.asarray(given, float)
     return padded
