@@ -232,3 +232,29 @@ def test_cli_train_resume_eval_and_chat(tmp_path, capsys, backends):
     assert len(json.loads(capsys.readouterr().out)["replies"]) == 2
     assert main(["dialogue", "chat", checkpoint, "--turn", "do you like pizza"]) == 2
     assert "turn: expected words of the corpus vocabulary" in capsys.readouterr().err
+
+
+# ---- hand cases from mutation testing of the float64 oracle (MUTATION.md) ------------------
+
+
+def test_every_scored_sequence_needs_one_token_in_its_mask() -> None:
+    """One token is enough (r3 = -1 + -2 by hand); one empty row among full ones, or sequences
+    of no tokens at all, would divide 0 by 0 and are named."""
+    logp = np.array([[-1.0, -5.0], [-2.0, -2.0]])
+    one = np.array([[1, 0], [1, 1]])
+    assert ref.semantic_coherence(logp, one, logp, one).tolist() == [-2.0, -4.0]
+    with pytest.raises(ValueError, match=r"forward_logp: expected every sequence to have at "
+                                         r"least one token in its mask"):
+        ref.semantic_coherence(logp, np.array([[1, 1], [0, 0]]), logp, one)
+    empty = np.zeros((2, 0))
+    with pytest.raises(ValueError, match=r"backward_logp: expected every sequence to have at "
+                                         r"least one token"):
+        ref.semantic_coherence(logp, one, empty, empty)
+
+
+def test_information_flow_names_encodings_of_another_shape() -> None:
+    with pytest.raises(ValueError, match=r"h_next: expected the shape of h_previous \(2, 3\) "
+                                         r"\(B, D\), got \(2, 4\)"):
+        ref.information_flow(np.ones((2, 3)), np.ones((2, 4)))
+    with pytest.raises(ValueError, match=r"h_next: expected the shape of h_previous \(3,\)"):
+        ref.information_flow(np.ones(3), np.ones(3))  # one turn is (1, D), not (D,)
