@@ -329,3 +329,15 @@ def test_learners_in_lockstep_for_three_updates(backends, dtype):
         after["torch"]["policy_out.kernel"],
         init_walker_params(CONFIG, 6, dtype)["policy_out.kernel"],
     )
+
+
+# ---- hand cases from mutation testing of the float64 oracle (MUTATION.md) ------------------
+
+
+def test_moving_average_baseline_by_hand() -> None:
+    """b <- (1 - lambda) b + lambda mean(R): b = 0.2, R = 1, 0, 1, 1, lambda = 0.1 gives
+    0.9 x 0.2 + 0.1 x 0.75 = 0.255; lambda = 1 forgets b, lambda = 0 keeps it."""
+    rewards = np.array([1.0, 0.0, 1.0, 1.0])
+    assert ref.moving_average_baseline(0.2, rewards, 0.1) == pytest.approx(0.255, abs=1e-15)
+    assert ref.moving_average_baseline(0.2, rewards, 1.0) == 0.75
+    assert ref.moving_average_baseline(0.2, rewards, 0.0) == 0.2
