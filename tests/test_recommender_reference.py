@@ -239,3 +239,42 @@ def test_exercise_checks_pass_right_answers_and_fail_wrong_ones(capsys):
             assert check(answer) is False
         assert check(lambda *args: 1 / 0) is False  # a crash is a ✗, not an exception
     assert "✗" in capsys.readouterr().out
+
+
+# ---- hand cases from mutation testing of the float64 oracle (MUTATION.md) ------------------
+
+
+def test_the_corrected_loss_defaults_to_top_2_with_the_cap_10() -> None:
+    """One event, pi(a) = 0.75 of two items, beta = 0.05, R = 1: w = min(15, 10) = 10, lambda_2 =
+    2 (1 - 0.75) = 0.5, f = 5: L = -5 log 0.75 and dL/dz = -5 (onehot(a) - pi) = [-1.25, 1.25]."""
+    logits = np.log(np.array([[[0.75, 0.25]]]))
+    events = (np.array([[0]]), np.array([[1.0]]), np.array([[0.05]]), np.array([[1.0]]))
+    assert ref.corrected_loss(logits, *events) == pytest.approx(-5 * np.log(0.75), abs=1e-14)
+    np.testing.assert_allclose(ref.corrected_loss_grad(logits, *events), [[[-1.25, 1.25]]],
+                               rtol=1e-14)
+
+
+def test_events_of_another_shape_than_the_mask_are_named() -> None:
+    logits, mask = np.zeros((1, 1, 2)), np.ones((1, 1))
+    good = {"actions": np.array([[0]]), "rewards": np.ones((1, 1)), "beta": np.full((1, 1), 0.5)}
+    for name in good:
+        bad = {**good, name: np.concatenate([good[name]] * 2, axis=1)}  # (1, 2)
+        for function in (ref.corrected_loss, ref.corrected_loss_grad):
+            with pytest.raises(ValueError, match=rf"{name}: expected shape \(1, 1\) \(as mask\)"):
+                function(logits, bad["actions"], bad["rewards"], bad["beta"], mask)
+    with pytest.raises(ValueError, match=r"actions: expected shape \(1, 1\) \(as mask\)"):
+        ref.behaviour_loss(logits, np.array([[0, 1]]), mask)
+    with pytest.raises(ValueError, match=r"targets: expected shape \(1, 1\) \(as mask\)"):
+        ref.next_item_loss(logits, np.array([[0, 1]]), mask)
+
+
+def test_ips_and_snips_by_hand_at_their_bounds() -> None:
+    """One event is an estimate (IPS 2 x 0.5 = 1, SNIPS 0.5 x 1 / 0.5 = 1); no event, rewards
+    of another shape, or weights summing to 0 (SNIPS divides by the sum) are named."""
+    assert ref.ips([2.0], [0.5]) == 1.0 and ref.snips([0.5], [1.0]) == 1.0
+    for estimate in (ref.ips, ref.snips):
+        for weights, rewards in (([], []), ([1.0, 1.0], [1.0])):
+            with pytest.raises(ValueError, match=r"rewards: expected the shape of weights"):
+                estimate(weights, rewards)
+    with pytest.raises(ValueError, match=r"weights: expected a positive sum"):
+        ref.snips([0.0, 0.0], [1.0, 1.0])
