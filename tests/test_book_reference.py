@@ -47,6 +47,36 @@ def test_every_core_module_gets_an_api_page(pages_en):
     assert all(module.removeprefix("duetrl.") in index for module in modules)
 
 
+def toctree_entries(page: str) -> list[str]:
+    """The documents of every toctree of a generated page, in order."""
+    entries = []
+    for block in re.findall(r"```\{toctree\}\n(.*?)```", page, re.DOTALL):
+        entries += [line for line in block.splitlines() if line and not line.startswith(":")]
+    return entries
+
+
+def test_the_api_toctrees_are_the_package_tree(pages_en):
+    """Each API page sits in exactly one toctree: the index holds duetrl.core, its direct
+    modules and packages, and the backend pages; a package's page holds its own modules."""
+    placed = {}
+    for name, page in pages_en.items():
+        if name.startswith("api/"):
+            for entry in toctree_entries(page):
+                assert entry not in placed, f"{entry} in the toctrees of {placed.get(entry)} and {name}"
+                placed[entry] = name
+    api_pages = {name.removeprefix("api/") for name in pages_en
+                 if name.startswith("api/") and name != "api/index"}
+    assert set(placed) == api_pages
+    assert placed["core"] == placed["core.rlhf"] == placed["backends.gpt"] == "api/index"
+    assert placed["core.rlhf.tasks"] == "api/core.rlhf"
+    assert placed["core.cases.kg"] == "api/core.cases"
+    assert placed["core.cases.kg.graph"] == "api/core.cases.kg"
+    assert "本包的模块" in ref.all_pages("zh_CN")["api/core.rlhf"]
+    assert ref.children_of("duetrl.core.cases", ["duetrl.core.cases.kg", "duetrl.core.casesx",
+                                                 "duetrl.core.cases.kg.graph"]) == [
+        "duetrl.core.cases.kg"]
+
+
 def test_every_mirrored_file_gets_an_api_page_and_a_rosetta_page(pages_en):
     names = mirror_names()
     assert "attention" in names and "__init__" in names

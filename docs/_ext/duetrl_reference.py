@@ -49,6 +49,7 @@ HEADINGS = {
         "api": "API reference",
         "api_core": "Core modules (framework-neutral)",
         "api_backends": "Backend modules: PyTorch and TensorFlow side by side",
+        "api_package": "Modules of this package",
         "backend_page": "Backend module {name}: PyTorch and TensorFlow",
         "rosetta": "Rosetta stone: PyTorch and TensorFlow line by line",
         "rosetta_page": "Rosetta stone: {name}",
@@ -81,6 +82,7 @@ HEADINGS = {
         "api": "API 参考",
         "api_core": "核心模块（与框架无关）",
         "api_backends": "后端模块：PyTorch 与 TensorFlow 并排",
+        "api_package": "本包的模块",
         "backend_page": "后端模块 {name}：PyTorch 与 TensorFlow",
         "rosetta": "罗塞塔石碑：PyTorch 与 TensorFlow 逐行对照",
         "rosetta_page": "罗塞塔石碑：{name}",
@@ -326,10 +328,24 @@ def shadowed_submodules(module: str) -> tuple[str, ...]:
     return tuple(sorted(set(getattr(package, "__all__", ())) & submodules))
 
 
-def core_api_page(module: str) -> str:
-    """The page of one core module."""
-    page = automodule(module, exclude=shadowed_submodules(module))
-    return f"# {markdown_escape(module)}\n\n{page}"
+def children_of(package: str, modules: list[str]) -> list[str]:
+    """The modules of ``modules`` directly inside ``package`` (``duetrl.core.rlhf`` ->
+    ``duetrl.core.rlhf.tasks``, not ``duetrl.core.rlhf.x.y``)."""
+    depth = package.count(".") + 1
+    return [m for m in modules if m.startswith(package + ".") and m.count(".") == depth]
+
+
+def core_api_page(module: str, language: str | None = None,
+                  children: list[str] | tuple[str, ...] = ()) -> str:
+    """The page of one core module; a package's page lists its modules in a toctree, so the
+    sidebar is the package tree (each page lists its own package's modules, not all 200)."""
+    page = f"# {markdown_escape(module)}\n\n" + automodule(module,
+                                                          exclude=shadowed_submodules(module))
+    if children:
+        entries = "\n".join(api_docname(child) for child in children)
+        page += (f"\n## {text('api_package', language)}\n\n"
+                 f"```{{toctree}}\n:maxdepth: 1\n\n{entries}\n```\n")
+    return page
 
 
 def backend_api_page(name: str, language: str | None) -> str:
@@ -352,7 +368,8 @@ def api_index_page(core: list[str], mirrored: list[str], language: str | None) -
     lines += [f"- {{doc}}`{module} <{api_docname(module)}>`" for module in core]
     lines += ["", f"## {text('api_backends', language)}", ""]
     lines += [f"- {{doc}}`{name} <backends.{name}>`" for name in mirrored]
-    pages = [api_docname(m) for m in core] + [f"backends.{n}" for n in mirrored]
+    top = [m for m in core if m == "duetrl.core" or m.count(".") == 2]  # packages hold the rest
+    pages = [api_docname(m) for m in top] + [f"backends.{n}" for n in mirrored]
     lines += ["", "```{toctree}", ":hidden:", ":maxdepth: 1", "", *pages, "```", ""]
     return "\n".join(lines)
 
@@ -667,7 +684,8 @@ def all_pages(language: str | None) -> dict[str, str]:
     for name in mirrored:
         import_or_fail(backend_module("tf", name))
     pages = {"api/index": api_index_page(core, mirrored, language)}
-    pages.update({f"api/{api_docname(m)}": core_api_page(m) for m in core})
+    pages.update({f"api/{api_docname(m)}": core_api_page(
+        m, language, children_of(m, core) if m != "duetrl.core" else ()) for m in core})
     pages.update({f"api/backends.{n}": backend_api_page(n, language) for n in mirrored})
     pages["rosetta/index"] = rosetta_index_page(language)
     pages.update({f"rosetta/{n}": rosetta_page(n, language) for n in mirrored})
