@@ -368,7 +368,7 @@ def api_index_page(core: list[str], mirrored: list[str], language: str | None) -
     lines += [f"- {{doc}}`{module} <{api_docname(module)}>`" for module in core]
     lines += ["", f"## {text('api_backends', language)}", ""]
     lines += [f"- {{doc}}`{name} <backends.{name}>`" for name in mirrored]
-    top = [m for m in core if m == "duetrl.core" or m.count(".") == 2]  # packages hold the rest
+    top = ["duetrl.core", *children_of("duetrl.core", core)]  # each package holds the rest
     pages = [api_docname(m) for m in top] + [f"backends.{n}" for n in mirrored]
     lines += ["", "```{toctree}", ":hidden:", ":maxdepth: 1", "", *pages, "```", ""]
     return "\n".join(lines)
@@ -684,7 +684,7 @@ def all_pages(language: str | None) -> dict[str, str]:
     for name in mirrored:
         import_or_fail(backend_module("tf", name))
     pages = {"api/index": api_index_page(core, mirrored, language)}
-    pages.update({f"api/{api_docname(m)}": core_api_page(
+    pages.update({f"api/{api_docname(m)}": core_api_page(  # the index holds core's children
         m, language, children_of(m, core) if m != "duetrl.core" else ()) for m in core})
     pages.update({f"api/backends.{n}": backend_api_page(n, language) for n in mirrored})
     pages["rosetta/index"] = rosetta_index_page(language)
