@@ -9,9 +9,12 @@ The twin in the other backend has the same classes, names and steps (``duetrl di
 float64 oracle is ``core/reference/gpt.py``. Dropout is on in training mode: torch's
 ``model.train()``, Keras' ``training=True``, which a Keras layer hands on to every layer it
 calls. Dropout masks come from the framework's own generator, so they differ between backends
-(tests use dropout 0). Keras creates weights at build time, so the tf twin builds each layer in
-``__init__``, where the sizes are known: the pair may differ in a third of its lines
-(core/mirror.py).
+(tests use dropout 0).
+
+Mirror exception (framework-forced): Keras creates weights at build time, so the tf twin builds
+each layer in ``__init__``, where the sizes are known, and its layers take ``**kwargs``; the
+pair differs in 32% of its lines, over the house limit of 30% (its own limit, 33%, is in
+``MIRROR_EXCEPTIONS`` of core/mirror.py).
 """
 
 from __future__ import annotations
