@@ -174,6 +174,11 @@ def build_book(out: Path, languages: list[str], quick: bool,
     unknown = [lang for lang in languages if lang not in LANGUAGES]
     if unknown or not languages:
         raise ValueError(f"languages: expected some of {', '.join(LANGUAGES)}, got {languages}")
+    if execute is not None:  # checked before any work (the environment copies MathJax)
+        known = {path.stem for path in (DOCS / "tutorials").glob("*.py")}
+        unknown = sorted(set(execute) - known)
+        if unknown:
+            raise ValueError(f"execute: expected tutorial names from tutorials/, got {unknown}")
     out = Path(out).resolve()
     html = out / "html"
     # relative: each tutorial runs in its own temporary folder, so a page says "saved
@@ -181,10 +186,6 @@ def build_book(out: Path, languages: list[str], quick: bool,
     env = build_environment(quick, Path("figures"))
     env["DUETRL_BOOK_LANGUAGES"] = ",".join(languages)  # the language switch links only these
     if execute is not None:
-        known = {path.stem for path in (DOCS / "tutorials").glob("*.py")}
-        unknown = sorted(set(execute) - known)
-        if unknown:
-            raise ValueError(f"execute: expected tutorial names from tutorials/, got {unknown}")
         env["DUETRL_BOOK_EXECUTE"] = ",".join(execute)
     for language in languages:
         sphinx("html", language, html / language, out / "doctrees" / language, env)
