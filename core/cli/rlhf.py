@@ -8,6 +8,8 @@
     duetrl rlhf reward-model --task sort-digits --pairs 256
     duetrl rlhf train --reward learned --reward-model runs/rlhf/sort-digits/reward_model.safetensors
     duetrl rlhf overoptimisation --betas 0.001,0.01,0.1 --updates 80
+    duetrl rlhf sft --task sort-digits                 # core/cli/rlhf_sft.py: sft, pipeline
+    duetrl rlhf train --sft-checkpoint runs/rlhf/sort-digits/sft.safetensors --reward learned
 
 Every field of ``RLHFSettings`` (core/rlhf/settings.py) is a ``train`` flag, its field doc the
 help. ``train`` with the pretrained reference uses ``--reference-checkpoint``; when that is the
@@ -80,6 +82,9 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
     train.add_argument("--reference-checkpoint", default=None,
                        help="the pretrained reference (default: runs/rlhf/<task>/"
                             "reference.safetensors, pretrained first if missing)")
+    train.add_argument("--sft-checkpoint", default=None,
+                       help="start from an SFT model (duetrl rlhf sft), which is also the KL "
+                            "reference (instead of --reference-checkpoint)")
     _add_settings_flags(train)
     train.set_defaults(run=run_train)
 
@@ -104,6 +109,12 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
 
     add_dataclass_flags(reward, reward_model_fields(), "reward-model settings "
                         "(core/rlhf/reward_training.py RewardModelSettings)")
+    reward.add_argument("--sft-checkpoint", default=None,
+                        help="an SFT model (duetrl rlhf sft): pairs of its own samples join "
+                             "the training pairs, so r_phi sees where RL will start")
+    reward.add_argument("--sft-pairs", type=int, default=128,
+                        help="with --sft-checkpoint: prompts whose two SFT samples make a pair "
+                             "(ties dropped; default: 128)")
     reward.set_defaults(run=run_reward_model)
 
     over = sub.add_parser(
@@ -125,6 +136,10 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
                            "run folder goes to <plot stem>/beta_<beta>/)",
                   json_help="print the table as JSON")
     over.set_defaults(run=run_overoptimisation)
+
+    from duetrl.core.cli.rlhf_sft import register_sft
+
+    register_sft(sub, RUN_FLAGS)
 
     cmp = compare.add_parser("rlhf", help="RL on a text task in torch and tf, in lockstep")
     cmp.add_argument("--reference-checkpoint", default=None)
@@ -209,12 +224,14 @@ def run_pretrain(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     from duetrl.core.backend import load_backend
+    from duetrl.core.cli.rlhf_sft import check_sft_flags
     from duetrl.core.rlhf.train import train
 
     settings = settings_from_args(args)
+    sft_path = check_sft_flags(args, settings.task)  # the policy's start and KL reference
     backend = load_backend(args.backend)
     backend.set_num_threads(args.threads)
-    _, reference_path = _reference(settings, args.reference_checkpoint, args.quiet)
+    reference_path = sft_path or _reference(settings, args.reference_checkpoint, args.quiet)[1]
     out = Path(args.out) if args.out else RUNS / settings.task / f"{settings.algo}_{args.backend}"
     summary = train(backend, settings, out, reference_path, args.resume, not args.quiet,
                     args.tensorboard)
@@ -276,6 +293,7 @@ def run_sample(args: argparse.Namespace) -> int:
 
 def run_reward_model(args: argparse.Namespace) -> int:
     from duetrl.core.backend import load_backend
+    from duetrl.core.cli.rlhf_sft import check_sft_flags
     from duetrl.core.rlhf.reward_training import (
         RewardModelSettings,
         reward_model_fields,
@@ -284,14 +302,29 @@ def run_reward_model(args: argparse.Namespace) -> int:
 
     values = given_flags(args, reward_model_fields())
     settings = RewardModelSettings(**values)
+    sft_path = check_sft_flags(args, settings.task)
+    if sft_path is not None and args.sft_pairs < 1:
+        raise ValueError(f"--sft-pairs: expected a positive int, got {args.sft_pairs}")
     backend = load_backend(args.backend)
     backend.set_num_threads(args.threads)
+    extra = None
+    if sft_path is not None:  # pairs of the SFT policy's own samples, labelled by the rule
+        from duetrl.core.rlhf.pipeline import policy_pairs
+        from duetrl.core.rlhf.sft import load_sft
+
+        config, params = load_sft(sft_path, settings.task, flag="--sft-checkpoint")
+        model = backend.GPT(config)
+        backend.import_params(model, params)
+        extra = policy_pairs(backend, model, settings.task, args.sft_pairs, settings.seed)
     path = Path(args.out) if args.out else default_reward_model_path(settings.task)
     _, figures = train_reward_model(backend, settings, path, progress=not args.quiet,
-                                    resume=args.resume, tensorboard=args.tensorboard)
+                                    resume=args.resume, tensorboard=args.tensorboard,
+                                    extra_pairs=extra)
     if args.json:
         print(json.dumps(figures, indent=2))
         return 0
+    if sft_path is not None:
+        print(f"({len(extra)} of the pairs are the SFT model's own samples, {sft_path})")
     print(f"reward model for {settings.task} ({backend.NAME}, {figures['parameters']} "
           f"parameters, {figures['pairs']} pairs, {figures['seconds']:.1f} s): pairwise "
           f"accuracy {figures['train_accuracy']:.3f} on its pairs, "
