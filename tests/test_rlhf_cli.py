@@ -97,3 +97,67 @@ def test_compare_runs_both_backends_in_lockstep(capsys, reference) -> None:
 def test_bad_flags_give_one_clear_line(capsys, flags: list[str], message: str) -> None:
     assert main(["rlhf", "train", "--quiet", *flags]) == 2
     assert message in capsys.readouterr().err
+
+
+# ---- the RLHF pipeline from the command line (core/cli/rlhf_sft.py) -------------------------
+
+
+def test_sft_then_reward_model_then_rl_from_the_sft_checkpoint(tmp_path, capsys,
+                                                                reference) -> None:
+    """pretrain -> sft -> reward-model --sft-checkpoint -> train --sft-checkpoint --reward
+    learned: each stage reads the one before, and RL's KL reference is the SFT model."""
+    import numpy as np
+
+    from duetrl.core.checkpoint import read_file
+
+    sft = tmp_path / "sft.safetensors"
+    summary = run_json(capsys, ["rlhf", "sft", "--reference-checkpoint", str(reference),
+                                "--steps", "10", "--quiet", "--json", "--out", str(sft)])
+    assert {"val_loss", "true_reward", "success", "checkpoint"} <= set(summary) and sft.is_file()
+    rm = tmp_path / "rm.safetensors"
+    figures = run_json(capsys, ["rlhf", "reward-model", "--sft-checkpoint", str(sft),
+                                "--sft-pairs", "16", "--steps", "5", "--pairs", "32",
+                                "--held-out", "32", "--quiet", "--json", "--out", str(rm)])
+    assert figures["pairs"] > 32  # the SFT model's own pairs joined the 32 reference pairs
+    rl = run_json(capsys, ["rlhf", "train", "--sft-checkpoint", str(sft), "--reward", "learned",
+                           "--reward-model", str(rm), "--updates", "2", "--group-size", "4",
+                           "--prompts", "2", "--quiet", "--json", "--out", str(tmp_path / "rl")])
+    assert rl["updates"] == 2 and "mean_true_reward" in rl
+    run_arrays, _ = read_file(rl["checkpoint"])
+    sft_arrays, _ = read_file(sft)
+    for key, value in sft_arrays.items():
+        if key.startswith("params."):
+            assert np.array_equal(run_arrays["reference." + key[len("params."):]], value)
+
+
+def test_pipeline_command_prints_the_table(tmp_path, capsys) -> None:
+    result = run_json(capsys, ["rlhf", "pipeline", "--pretrain-steps", "20", "--sft-steps",
+                               "10", "--reward-steps", "5", "--reward-pairs", "32",
+                               "--policy-pairs", "8", "--rl-updates", "2", "--eval-prompts",
+                               "8", "--no-contrast", "--quiet", "--json", "--out",
+                               str(tmp_path)])
+    assert [r["stage"] for r in result["rows"]] == ["pretrained", "sft", "rl_learned"]
+    assert Path(result["plot"]).is_file() and Path(result["checkpoints"]["sft"]).is_file()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--sft-checkpoint", "no/such.safetensors"], "--sft-checkpoint: no file"),
+        (["train", "--sft-checkpoint", "REF"], "is no SFT checkpoint"),
+        (["train", "--sft-checkpoint", "REF", "--reference-checkpoint", "REF"], "not both"),
+        (["reward-model", "--sft-checkpoint", "BAD"], "--sft-checkpoint: checkpoint"),
+        (["sft", "--task", "poetry"], "task: expected one of"),
+        (["sft", "--reference-checkpoint", "no/such.safetensors"],
+         "--reference-checkpoint: no file"),
+        (["sft", "--steps", "0"], "steps: expected a positive int"),
+        (["pipeline", "--algo", "dpo"], "algo: expected a reward-maximising"),
+    ],
+)
+def test_bad_sft_flags_give_one_clear_line(tmp_path, capsys, reference, argv: list[str],
+                                           message: str) -> None:
+    bad = tmp_path / "bad.safetensors"
+    bad.write_text("not a checkpoint")
+    argv = [{"REF": str(reference), "BAD": str(bad)}.get(a, a) for a in argv]
+    assert main(["rlhf", *argv, "--quiet"]) == 2
+    assert message in capsys.readouterr().err

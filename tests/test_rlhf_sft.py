@@ -27,8 +27,8 @@ from duetrl.core.interfaces.gpt_params import init_gpt_params
 from duetrl.core.lm.train import TrainConfig
 from duetrl.core.reference import sft as ref
 from duetrl.core.rlhf.mdp import SequenceMDP
-from duetrl.core.rlhf.pipeline import STAGES, PipelineSettings, format_table, run_pipeline
 from duetrl.core.rlhf.pi_ref import load_reference
+from duetrl.core.rlhf.pipeline import STAGES, PipelineSettings, format_table, run_pipeline
 from duetrl.core.rlhf.preferences import encode_completions
 from duetrl.core.rlhf.sft import (
     DEMONSTRATORS,
