@@ -226,14 +226,18 @@ def plot_pipeline(results: dict[str, dict[str, Any]], path: str | Path, title: s
         if t:
             axes[1].plot(t["update"], t["reward"], color=color, linestyle=":",
                          label=f"{name} true r (RL on true)")
+    lowest = min(line.get_ydata().min() for line in axes[1].get_lines()) if \
+        axes[1].get_lines() else 0.0
+    axes[1].set_ylim(lowest - 0.3, 1.02)  # room for the legend below the curves
     axes[0].set_ylabel("on fixed prompts")
     axes[0].set_title("each stage: true reward and success")
     axes[1].set_xlabel("RL update")
     axes[1].set_ylabel("mean reward of the batch")
     axes[1].set_title("during RL (from the SFT model)")
-    for ax in axes:
+    for ax, where in zip(axes, ("upper left", "lower right")):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc=where)
     if title:
         fig.suptitle(title)
-    return save_figure(fig, path)
+    with plt.rc_context({"legend.fontsize": 7}):  # a legend save_figure redraws keeps the size
+        return save_figure(fig, path)
