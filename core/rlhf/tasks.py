@@ -20,6 +20,9 @@ task           prompt                 reward r in [0, 1]                        
 sort-digits    ``"31415926:"``        fraction of the 7 adjacent pairs of the      0.55
                                       8-digit answer with x[i+1] >= x[i] (the
                                       prompt is ignored: see below)
+sort-prompt    ``"31415926:"``        share of the 8 positions equal to the        ~0.21
+                                      sorted prompt ``"11234569"``, halved
+                                      without the stop
 arithmetic     ``"07+45="``           share of the sum's digits right, place by   ~0.5
                                       place (1 only for the exact sum)
 sentiment      ``"the film was"``     (1 + (pos - neg) / (pos + neg)) / 2 over a  0.5
@@ -30,7 +33,10 @@ format         ``"len=5:"``           1 - |len - n| / n, halved without the stop
 ``sort-digits`` rewards the answer alone: ``"00000000"`` scores 1.0 after any prompt. That is
 what makes the optimum of E[r] - beta KL(pi || pi_ref) from a uniform reference the same for
 every prompt and exactly computable (``core/rlhf/optimum.py``); the other tasks' rewards read
-the prompt.
+the prompt. ``sort-prompt`` is the task sort-digits stands in for: the answer must be *the
+prompt's* digits sorted. Its reference copies the prompt's digits in a random order (the
+format), so RL has to find the order (the goal); ``core/rlhf/reward_design.py`` trains it
+under several reward designs and shows what each one lets through.
 
 Example:
     >>> task = get_task("sort-digits")
@@ -89,10 +95,8 @@ class TextTask:
         if self.stop not in self.alphabet:
             raise ValueError(f"stop: {self.stop!r} is not in the alphabet {self.alphabet!r}")
         if self.max_completion < 1 or self.prompt_length < 1:
-            raise ValueError(
-                f"max_completion, prompt_length: expected positive ints, got "
-                f"{self.max_completion!r}, {self.prompt_length!r}"
-            )
+            raise ValueError(f"max_completion, prompt_length: expected positive ints, got "
+                             f"{self.max_completion!r}, {self.prompt_length!r}")
 
     @property
     def tokenizer(self) -> CharTokenizer:
@@ -114,10 +118,8 @@ class TextTask:
         prompts = self.prompt_fn(n, rng)
         lengths = sorted({len(p) for p in prompts})
         if len(prompts) != n or lengths != [self.prompt_length]:
-            raise ValueError(
-                f"prompt_fn: expected {n} prompts of {self.prompt_length} characters, got "
-                f"{len(prompts)} of lengths {lengths}"
-            )
+            raise ValueError(f"prompt_fn: expected {n} prompts of {self.prompt_length} "
+                             f"characters, got {len(prompts)} of lengths {lengths}")
         return prompts
 
     def corpus(self, num_documents: int, seed: int = 0) -> list[str]:
@@ -132,9 +134,8 @@ class TextTask:
             wrong shape, or a value that is NaN or infinite.
         """
         if len(prompts) != len(completions):
-            raise ValueError(
-                f"completions: expected one per prompt ({len(prompts)}), got {len(completions)}"
-            )
+            raise ValueError(f"completions: expected one per prompt ({len(prompts)}), got "
+                             f"{len(completions)}")
         return check_rewards(self.reward_fn(prompts, completions), len(completions))
 
     def success(self, prompts: Sequence[str], completions: Sequence[str]) -> np.ndarray:
@@ -147,9 +148,8 @@ def check_rewards(rewards: object, expected: int, name: str = "reward_fn") -> np
     try:
         values = np.asarray(rewards, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(
-            f"{name}: expected {expected} float rewards, got {type(rewards).__name__}"
-        ) from None
+        raise ValueError(f"{name}: expected {expected} float rewards, got "
+                         f"{type(rewards).__name__}") from None
     if values.shape != (expected,):
         raise ValueError(
             f"{name}: expected {expected} rewards (one per completion, shape ({expected},)), got "
@@ -185,9 +185,7 @@ def sorted_pairs_fraction(completion: str, length: int = SORT_LENGTH) -> float:
     """
     text, _ = strip_stop(completion)
     text = text[:length]
-    good = sum(
-        1 for a, b in zip(text, text[1:]) if a in DIGITS and b in DIGITS and b >= a
-    )
+    good = sum(1 for a, b in zip(text, text[1:]) if a in DIGITS and b in DIGITS and b >= a)
     return good / (length - 1)
 
 
@@ -221,6 +219,45 @@ SORT_DIGITS = TextTask(
     prompt_length=SORT_LENGTH + 1,
     max_completion=SORT_LENGTH + 1,
     action_alphabet=DIGITS,
+)
+
+# --------------------------------------------------------------------------- sort-prompt
+
+
+def sorted_prompt(prompt: str) -> str:
+    """The right answer to a sort prompt: its digits (before the ``:``) in non-decreasing order."""
+    return "".join(sorted(prompt.rstrip(":")))
+
+
+def sorted_prompt_credit(prompt: str, completion: str) -> float:
+    """r = (1 / L) #{i < L : c_i = s_i}, halved when the completion has no stop character,
+
+    with s the sorted prompt (L = 8 digits) and c the completion before the stop. Only the exact
+    sorted answer followed by the stop scores 1. A random order of the prompt's digits scores
+    E[sum_d n_d^2] / 64 = (8 + 56/10) / 64 = 0.2125 on average (n_d: how often digit d occurs).
+    """
+    answer = sorted_prompt(prompt)
+    text, stopped = strip_stop(completion)
+    score = sum(1 for a, c in zip(answer, text) if a == c) / len(answer)
+    return score if stopped else 0.5 * score
+
+
+def _prompt_digits(prompt: str, rng: np.random.Generator) -> str:
+    # the reference learns to answer with 8 of the prompt's own digits, in no order
+    return "".join(rng.choice(list(prompt.rstrip(":")), size=SORT_LENGTH)) + STOP
+
+
+SORT_PROMPT = TextTask(
+    name="sort-prompt",
+    description="answer the prompt's 8 digits sorted, then stop (reward: share of positions "
+    "right, halved without the stop)",
+    alphabet=DIGITS + ":" + STOP,
+    prompt_fn=_sort_prompts,
+    completion_fn=_prompt_digits,
+    reward_fn=lambda ps, cs: np.array([sorted_prompt_credit(p, c) for p, c in zip(ps, cs)]),
+    success_fn=lambda ps, cs: np.array([c == sorted_prompt(p) + STOP for p, c in zip(ps, cs)]),
+    prompt_length=SORT_LENGTH + 1,
+    max_completion=SORT_LENGTH + 1,
 )
 
 # --------------------------------------------------------------------------- arithmetic
@@ -379,7 +416,9 @@ FORMAT = TextTask(
     max_completion=FORMAT_MAX + 3,  # room to overshoot, then the stop
 )
 
-TASKS: dict[str, TextTask] = {t.name: t for t in (SORT_DIGITS, ARITHMETIC, SENTIMENT, FORMAT)}
+TASKS: dict[str, TextTask] = {
+    t.name: t for t in (SORT_DIGITS, SORT_PROMPT, ARITHMETIC, SENTIMENT, FORMAT)
+}
 """The shipped tasks by name."""
 
 CASE_TASKS: dict[str, TextTask] = {}
@@ -388,10 +427,8 @@ is imported; kept apart from :data:`TASKS`, whose list and tests stay those of t
 
 
 def register_task(task: TextTask) -> TextTask:
-    """Make ``task`` known to :func:`get_task` (and so to ``RLHFSettings`` and ``RLHFRun``).
-
-    :raises ValueError: when another task already has its name.
-    """
+    """Make ``task`` known to :func:`get_task` (and so to ``RLHFSettings`` and ``RLHFRun``);
+    a ValueError when another task already has its name."""
     known = TASKS.get(task.name) or CASE_TASKS.get(task.name)
     if known is not None and known is not task:
         raise ValueError(f"task: the name {task.name!r} is taken by another task")
@@ -400,10 +437,8 @@ def register_task(task: TextTask) -> TextTask:
 
 
 def get_task(name: str | TextTask) -> TextTask:
-    """The task called ``name`` (a :class:`TextTask` is returned as is).
-
-    :raises ValueError: for an unknown name, listing the known ones.
-    """
+    """The task called ``name`` (a :class:`TextTask` is returned as is); a ValueError listing
+    the known ones for an unknown name."""
     if isinstance(name, TextTask):
         return name
     if name in CASE_TASKS:
