@@ -31,6 +31,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
@@ -64,7 +65,11 @@ def execution_cache(quick: bool, cache: Path = CACHE) -> Path:
 
 
 def mathjax_static(cache: Path = CACHE) -> Path:
-    """A folder holding ``mathjax/`` (MathJax 3 from npm, installed into ``cache`` once)."""
+    """A folder holding ``mathjax/`` (MathJax 3 from npm, installed into ``cache`` once).
+
+    Safe for concurrent callers (two builds, two test workers): each installs into its own
+    temporary folder and renames it into place; whoever renames second keeps the first's copy.
+    """
     static = cache / "static"
     target = static / "mathjax"
     if (target / "tex-chtml.js").exists():
@@ -75,18 +80,27 @@ def mathjax_static(cache: Path = CACHE) -> Path:
             "npm: expected Node's package manager on PATH (it installs MathJax for offline "
             "equations), found none; install Node.js, or put MathJax 3's es5 folder at "
             f"{target}")
-    prefix = cache / "npm"
-    subprocess.run([npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund",
-                    f"mathjax@{MATHJAX_VERSION}"], check=True)
-    es5 = prefix / "node_modules" / "mathjax" / "es5"
-    for part in MATHJAX_PARTS:
-        source = es5 / part
-        if source.is_dir():
-            shutil.copytree(source, target / part, dirs_exist_ok=True)
-        else:
-            (target / part).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / part)
-    shutil.copy2(prefix / "node_modules" / "mathjax" / "LICENSE", target / "LICENSE")
+    if target.exists():  # a copy cut short before copies were atomic: start again
+        shutil.rmtree(target, ignore_errors=True)
+    static.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=static, prefix=".mathjax-") as scratch:
+        prefix, staged = Path(scratch) / "npm", Path(scratch) / "mathjax"
+        subprocess.run([npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund",
+                        f"mathjax@{MATHJAX_VERSION}"], check=True)
+        es5 = prefix / "node_modules" / "mathjax" / "es5"
+        for part in MATHJAX_PARTS:
+            source = es5 / part
+            if source.is_dir():
+                shutil.copytree(source, staged / part)
+            else:
+                (staged / part).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, staged / part)
+        shutil.copy2(prefix / "node_modules" / "mathjax" / "LICENSE", staged / "LICENSE")
+        try:
+            staged.rename(target)  # atomic: readers see no folder or a whole one
+        except OSError:
+            if not (target / "tex-chtml.js").exists():  # not a lost race: a real failure
+                raise
     return static
 
 

@@ -309,3 +309,56 @@ def test_saved_figures_are_shown_only_inside_a_notebook_kernel(monkeypatch, tmp_
     assert not tutorial.in_notebook_kernel()
     monkeypatch.delitem(sys.modules, "IPython")  # a plain script: IPython never imported
     assert not tutorial.in_notebook_kernel()
+
+
+FAKE_NPM = """#!/bin/sh
+# a stand-in for `npm install --prefix DIR mathjax@V`: lays out MathJax's es5 parts, slowly
+prefix="$3"; es5="$prefix/node_modules/mathjax/es5"
+mkdir -p "$es5/output/chtml/fonts" "$es5/input/tex/extensions" "$es5/ui" "$es5/a11y"
+sleep 0.2
+echo js > "$es5/tex-chtml.js"; echo font > "$es5/output/chtml/fonts/f.woff"
+echo ext > "$es5/input/tex/extensions/x.js"; echo ui > "$es5/ui/menu.js"
+echo a11y > "$es5/a11y/sre.js"; echo license > "$prefix/node_modules/mathjax/LICENSE"
+"""
+
+
+def test_mathjax_static_is_safe_for_concurrent_callers(tmp_path, monkeypatch):
+    """Builds at once (two xdist workers) each install MathJax: none fails, and none goes on
+    with a folder another is still filling (copied in place, ``tex-chtml.js`` came first, so a
+    second caller took a half-copied folder for an installed one)."""
+    import shutil
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    build = _load("build")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    npm = bin_dir / "npm"
+    npm.write_text(FAKE_NPM)
+    npm.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    copytree = shutil.copytree
+
+    def slow_copytree(*args, **kwargs):  # the fonts take a while: the window of the race
+        time.sleep(0.3)
+        return copytree(*args, **kwargs)
+
+    monkeypatch.setattr(shutil, "copytree", slow_copytree)
+    cache = tmp_path / "cache"
+    (cache / "static" / "mathjax").mkdir(parents=True)  # a copy cut short before: redone
+    mathjax = cache / "static" / "mathjax"
+
+    def install(delay: float) -> list[str]:
+        time.sleep(delay)
+        assert build.mathjax_static(cache) == cache / "static"
+        return sorted(p.relative_to(mathjax).as_posix()
+                      for p in mathjax.rglob("*") if p.is_file())  # what this caller sees
+
+    with ThreadPoolExecutor(4) as pool:
+        seen = list(pool.map(install, [0.0, 0.4, 0.6, 0.8]))
+    whole = ["LICENSE", "a11y/sre.js", "input/tex/extensions/x.js",
+             "output/chtml/fonts/f.woff", "tex-chtml.js", "ui/menu.js"]
+    assert seen == [whole] * 4
+    assert [p.name for p in (cache / "static").iterdir()] == ["mathjax"]  # no scratch left
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert build.mathjax_static(cache) == cache / "static"  # installed: npm not needed again
