@@ -225,12 +225,11 @@ def apply_mask_rule(ids: np.ndarray, selected: np.ndarray, uniforms: np.ndarray,
                   random_ids[b,t]   if selected and 0.8 <= u < 0.9
                   x[b,t]            otherwise (u >= 0.9, or not selected)
     """
-    s = np.asarray(selected, dtype=bool)
-    mask_here = s & (uniforms < MLM_MASK_FRACTION)
-    random_here = s & (uniforms >= MLM_MASK_FRACTION) & (
-        uniforms < MLM_MASK_FRACTION + MLM_RANDOM_FRACTION)
-    out = np.where(mask_here, mask_token_id, np.asarray(ids))
-    return np.where(random_here, random_ids, out).astype(np.int64)
+    ids, u = np.asarray(ids), np.asarray(uniforms)
+    rewritten = np.select(  # the first condition that holds wins
+        [u < MLM_MASK_FRACTION, u < MLM_MASK_FRACTION + MLM_RANDOM_FRACTION],
+        [np.full_like(ids, mask_token_id), np.asarray(random_ids)], ids)
+    return np.where(np.asarray(selected, dtype=bool), rewritten, ids).astype(np.int64)
 
 
 def mask_tokens(ids: np.ndarray, mask_token_id: int, vocab_size: int, seed: int | Sequence[int],
