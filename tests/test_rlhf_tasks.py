@@ -23,10 +23,12 @@ from duetrl.core.rlhf.tasks import (
     POSITIVE,
     SENTIMENT,
     SORT_DIGITS,
+    SORT_PROMPT,
     TASKS,
     check_rewards,
     get_task,
     register_task,
+    sorted_prompt,
 )
 from duetrl.core.rlhf.train import RLHFSettings
 
@@ -294,3 +296,43 @@ def test_a_case_task_is_registered_once_and_found_by_name() -> None:
             register_task(dataclasses.replace(SORT_DIGITS, description="another"))
     finally:
         CASE_TASKS.pop("sort-digits-test-only", None)
+
+
+# ---- sort-prompt: the answer must be the prompt's digits sorted ---------------------------
+
+
+@pytest.mark.parametrize(
+    "completion, expected",
+    [
+        ("11234569\n", 1.0),  # the sorted prompt and the stop
+        ("11234569", 0.5),  # no stop: halved
+        ("112345699", 0.5),  # ran on past the answer: halved
+        ("01234569\n", 7 / 8),  # one position wrong
+        ("44444444\n", 1 / 8),  # a constant sorted answer: only the 4 of "11234569"
+        ("96543211\n", 0.0),  # the prompt's digits, reversed
+        ("1123\n", 4 / 8),  # stopped early: the missing positions earn nothing
+        ("\n", 0.0),
+    ],
+)
+def test_sort_prompt_reward_by_hand(completion: str, expected: float) -> None:
+    assert SORT_PROMPT.rewards(["31415926:"], [completion])[0] == pytest.approx(expected, abs=1e-15)
+
+
+def test_sort_prompt_reads_the_prompt_and_succeeds_only_with_the_stop() -> None:
+    assert sorted_prompt("31415926:") == "11234569" and sorted_prompt("90000009:") == "00000099"
+    rewards = SORT_PROMPT.rewards(["31415926:", "90000009:"], ["11234569\n"] * 2)
+    assert rewards.tolist() == [1.0, 1 / 8]  # the same answer, another prompt: only the 9
+    assert SORT_PROMPT.success(["31415926:"] * 3, ["11234569\n", "11234569", "11234569:"]
+                               ).tolist() == [True, False, False]
+
+
+def test_sort_prompt_corpus_answers_with_the_prompts_digits_in_no_order() -> None:
+    """The format (8 of the prompt's digits, the stop), not the goal: few answers are sorted,
+    and the reference's reward averages E[sum_d n_d^2] / 64 = 0.2125."""
+    documents = SORT_PROMPT.corpus(4000, seed=0)
+    prompts, completions = [d[:9] for d in documents], [d[9:] for d in documents]
+    assert all(set(c[:-1]) <= set(p[:-1]) and len(c) == 9 for p, c in zip(prompts, completions))
+    assert SORT_PROMPT.rewards(prompts, completions).mean() == pytest.approx(0.2125, abs=0.01)
+    assert SORT_PROMPT.success(prompts, completions).mean() < 0.005
+    with pytest.raises(ValueError, match="reference: 'uniform' needs a task"):
+        SequenceMDP.for_task("sort-prompt", "uniform")

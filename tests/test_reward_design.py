@@ -1,0 +1,127 @@
+"""Reward design on sort-prompt (core/rlhf/reward_design.py): the five rewards by hand, the
+sample profile, the table, and RL that learns the prompt-aware task.
+
+1. Each design's reward on hand-written completions (what it reads and what it ignores).
+2. :func:`sample_profile` and :func:`describe` on hand-written samples.
+3. Learning: from a sort-prompt reference pretrained in torch (300 steps), RLOO raises the
+   true reward from the reference's ~0.16 to >= 0.25 in 80 updates (seeded; ~3 s in torch);
+   the same design runs in tf in lockstep for 2 updates (same completions, same rewards).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from duetrl.core.rlhf.pi_ref import PretrainSettings, load_reference, pretrain_reference
+from duetrl.core.rlhf.reward_design import (
+    DESIGNS,
+    DesignRun,
+    credit_ignoring_stop,
+    describe,
+    design_table,
+    design_task,
+    format_table,
+    get_design,
+    pairs_reward,
+    run_design,
+    sample_profile,
+    sparse_reward,
+)
+from duetrl.core.rlhf.tasks import SORT_PROMPT
+
+PROMPT = "31415926:"  # sorted: "11234569"
+
+
+def test_pairs_reward_ignores_the_prompt() -> None:
+    for prompt in (PROMPT, "00000000:", "98765432:"):
+        assert pairs_reward([prompt] * 3, ["44444444\n", "11234569\n", "98765432\n"]
+                            ).tolist() == [1.0, 1.0, 0.0]
+
+
+def test_sparse_reward_pays_only_the_exact_answer_with_the_stop() -> None:
+    completions = ["11234569\n", "11234569", "11234568\n", "1123456\n", "11234569:"]
+    assert sparse_reward([PROMPT] * 5, completions).tolist() == [1.0, 0.0, 0.0, 0.0, 0.0]
+
+
+def test_credit_ignoring_stop_is_the_credit_without_the_halving() -> None:
+    completions = ["11234569\n", "112345699", "11234569", "11200000\n", "1\n", "00000000"]
+    ignoring = credit_ignoring_stop([PROMPT] * 6, completions)
+    assert ignoring.tolist() == [1.0, 1.0, 1.0, 3 / 8, 1 / 8, 0.0]
+    true = SORT_PROMPT.rewards([PROMPT] * 6, completions)
+    assert true.tolist() == [1.0, 0.5, 0.5, 3 / 8, 1 / 8, 0.0]  # halved without the stop
+
+
+def test_each_design_keeps_the_true_success_and_prompts() -> None:
+    completions = ["11234569\n", "44444444\n"]
+    for name in DESIGNS:
+        if name == "learned":
+            with pytest.raises(ValueError, match=r"reward_fn: design 'learned' needs one"):
+                design_task(name)
+            task = design_task(name, reward_fn=lambda p, c: np.full(len(c), 0.25))
+            assert task.rewards([PROMPT] * 2, completions).tolist() == [0.25, 0.25]
+        else:
+            task = design_task(name)
+        assert task.name == f"sort-prompt[{name}]"
+        assert task.success([PROMPT] * 2, completions).tolist() == [True, False]
+        assert task.corpus(5, seed=3) == SORT_PROMPT.corpus(5, seed=3)
+    assert design_task("prompt+stop").rewards([PROMPT], ["11234569"]).tolist() == [0.5]
+    with pytest.raises(ValueError, match=r"design: expected one of \['pairs', .* got 'dense'"):
+        get_design("dense")
+
+
+def test_sample_profile_by_hand() -> None:
+    prompts = [PROMPT, PROMPT, "00000001:", "12345678:"]
+    completions = ["11234569\n", "44444444\n", "44444444", "87654321\n"]
+    profile = sample_profile(prompts, completions)
+    assert profile == {"stopped": 0.75, "sorted": 0.75, "prompt_digits": 0.5, "exact": 0.25,
+                       "distinct": 0.75, "mode": "44444444"}
+    text = describe(profile)
+    assert text == "75% sorted, 75% stop, 50% the prompt's digits, 25% exact"
+    constant = sample_profile([PROMPT] * 8, ["33333333"] * 8)
+    assert constant["distinct"] == 1 / 8 and constant["stopped"] == 0.0
+    assert describe(constant).endswith("0% exact, mostly '33333333'")
+    with pytest.raises(ValueError, match=r"completions: expected one per prompt"):
+        sample_profile([PROMPT], [])
+
+
+def test_design_table_averages_the_last_tenth() -> None:
+    history = {"update": list(range(1, 21)), "reward": [0.1] * 18 + [0.5, 0.7],
+               "true_reward": [0.2] * 19 + [0.4], "success": [0.0] * 19 + [1.0],
+               "stopped": [1.0] * 20, "kl": [0.0] * 18 + [1.0, 3.0]}
+    run = DesignRun("pairs", "torch", history, [PROMPT], ["44444444\n"])
+    (row,) = design_table([run])
+    assert row["initial_reward"] == 0.1 and row["reward"] == pytest.approx(0.6)
+    assert row["true_reward"] == pytest.approx(0.3) and row["success"] == 0.5
+    assert row["kl"] == 2.0 and row["initial_true_reward"] == 0.2
+    assert row["example"] == "31415926: -> '44444444\\n'"
+    assert "pairs" in format_table([row]) and "0.10->0.60" in format_table([row])
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, backends):
+    """A sort-prompt reference pretrained in torch (300 steps); it loads in both backends."""
+    path = tmp_path_factory.mktemp("sort_prompt") / "reference.safetensors"
+    pretrain_reference(backends["torch"], "sort-prompt", path, PretrainSettings(), progress=False)
+    return load_reference(path, "sort-prompt")
+
+
+LEARNING = {"algo": "rloo", "beta": 0.01, "learning_rate": 5e-3, "prompts": 8, "seed": 0}
+
+
+def test_rloo_learns_to_sort_the_prompt(backends, reference) -> None:
+    run = run_design(backends["torch"], "prompt+stop", reference, 80, **LEARNING)
+    true = np.asarray(run.history["true_reward"])
+    assert np.array_equal(true, run.history["reward"])  # this design pays the true reward
+    first, last = true[:5].mean(), true[-10:].mean()
+    assert first < 0.21, f"the reference should score about 0.16, got {first:.3f}"
+    assert last >= 0.25 and last - first >= 0.08, f"true reward {first:.3f} -> {last:.3f}"
+
+
+def test_a_design_runs_in_lockstep_in_both_backends(backends, reference) -> None:
+    runs = [run_design(backends[name], "no-stop", reference, 2, **LEARNING)
+            for name in ("torch", "tf")]
+    assert runs[0].completions == runs[1].completions  # same weights, same noise
+    assert runs[0].history["reward"] == runs[1].history["reward"]
+    assert runs[0].history["true_reward"] == runs[1].history["true_reward"]
+    assert np.allclose(runs[0].history["kl"], runs[1].history["kl"], atol=1e-4)
