@@ -1,5 +1,5 @@
 """Supervised fine-tuning on demonstrations and the RLHF pipeline (core/rlhf/sft.py,
-core/rlhf/pipeline.py, core/reference/sft.py; outline 3.1.1).
+core/rlhf/pipeline.py, core/reference/rlhf_sft.py; outline 3.1.1).
 
 1. Demonstrations: every shipped task's demonstration earns the full true reward; a task
    without demonstrations is refused by name.
@@ -25,7 +25,7 @@ from duetrl.core.checkpoint import CheckpointError
 from duetrl.core.interfaces.gpt_config import GPTConfig
 from duetrl.core.interfaces.gpt_params import init_gpt_params
 from duetrl.core.lm.train import TrainConfig
-from duetrl.core.reference import sft as ref
+from duetrl.core.reference import rlhf_sft as ref
 from duetrl.core.rlhf.mdp import SequenceMDP
 from duetrl.core.rlhf.pi_ref import load_reference
 from duetrl.core.rlhf.pipeline import STAGES, PipelineSettings, format_table, run_pipeline

@@ -34,7 +34,7 @@ import inspect
 import numpy as np
 
 from duetrl.core.backend import load_backends
-from duetrl.core.reference import sft as oracle
+from duetrl.core.reference import rlhf_sft as oracle
 from duetrl.core.reference.gpt import cross_entropy
 from duetrl.core.rlhf.pi_ref import PretrainSettings, load_reference, pretrain_reference
 from duetrl.core.rlhf.pipeline import PipelineSettings, plot_pipeline, run_pipeline
@@ -85,7 +85,7 @@ print(next(line for line in inspect.getsource(SFTRun.step).splitlines() if "weig
 # The mask in columns (column $t$ predicts token $t+1$, as in the RL batch): for a prompt of
 # 9 tokens and an answer of 9 (8 digits and the stop), columns 8 to 16 count. We pretrain a
 # reference, hand the same batch to both frameworks' `LMTrainer` and compare with the
-# float64 oracle (`core/reference/sft.py`), masked and, for contrast, unmasked:
+# float64 oracle (`core/reference/rlhf_sft.py`), masked and, for contrast, unmasked:
 
 # %%
 reference_path = "ch03_1_pipeline_reference.safetensors"

@@ -15,7 +15,7 @@ format         exactly the n letters asked for, then the stop
 =============  ======================================================================
 
 Training is next-token cross-entropy **on the completion tokens only**
-(``core/reference/sft.py``): each backend's ``LMTrainer.train_step`` gets per-token weights
+(``core/reference/rlhf_sft.py``): each backend's ``LMTrainer.train_step`` gets per-token weights
 m = 1 on the completion (stop included), 0 on the prompt and the padding. The loop is
 ``core/lm/train.py``'s (warm-up + cosine, AdamW, a run folder, checkpoints, ``--resume``):
 :class:`SFTRun` is its ``LMRun`` with the weights passed. The checkpoint is a GPT checkpoint
@@ -111,7 +111,7 @@ def make_demonstrations(
 
 class DemonstrationData:
     """SFT batches ``(x, y, w)`` of demonstrations: ``x`` = rows[:, :-1], ``y`` = rows[:, 1:]
-    ``(B, T-1)`` ids and ``w`` the completion mask m ``(B, T-1)`` of ``core/reference/sft.py``
+    ``(B, T-1)`` ids and ``w`` the completion mask m ``(B, T-1)`` of ``core/reference/rlhf_sft.py``
     (``encode_completions``: prompt + completion, right-padded with the stop id). The last
     ``val_fraction`` of the demonstrations is held out."""
 
