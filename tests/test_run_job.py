@@ -7,6 +7,8 @@ from __future__ import annotations
 import time
 from types import SimpleNamespace
 
+import pytest
+
 from duetrl.core.scale import run_job as module
 from duetrl.core.scale.sweep_file import RunSpec
 
@@ -49,3 +51,15 @@ def test_scripted_continuation_counts_the_time_and_attempts_already_spent(
     assert row["retried"] == "attempt 1: worker lost; attempt 2: exit status 1: boom"
     assert row["error"] == "exit status 1: boom (after 3 attempts)"
 
+
+
+def test_a_job_past_its_last_attempt_is_refused_by_name(tmp_path) -> None:
+    """A continuation with no attempt left would run once more and report no reason."""
+    spec = RunSpec("r", "train reinforce", "reinforce", "torch", 0, "CartPole-v1",
+                   ("train", "reinforce"), {}, 2, None, 1)
+    for first_attempt in (1, 3):  # the first and the last allowed
+        assert module.RunJob(spec, str(tmp_path), 1, str(tmp_path),
+                             first_attempt=first_attempt).first_attempt == first_attempt
+    for first_attempt in (0, 4):
+        with pytest.raises(ValueError, match=rf"first_attempt: expected 1 to 3 .*got {first_attempt}"):
+            module.RunJob(spec, str(tmp_path), 1, str(tmp_path), first_attempt=first_attempt)

@@ -87,6 +87,14 @@ class RunJob:
     spent_s: float = 0.0
     history: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        allowed = self.spec.max_retries + 1
+        if not 1 <= self.first_attempt <= allowed:
+            raise ValueError(
+                f"first_attempt: expected 1 to {allowed} (max_retries + 1 attempts in all), "
+                f"got {self.first_attempt}"
+            )
+
     @property
     def run_dir(self) -> Path:
         return Path(self.sweep_dir) / "runs" / self.spec.run_id
