@@ -9,6 +9,7 @@ task           demonstration after the prompt
 =============  ======================================================================
 sort-digits    the prompt's 8 digits, sorted, then the stop (``"31415926:"`` ->
                ``"11234569\\n"``)
+sort-prompt    the same: the answer this task asks for
 arithmetic     the true sum, then the stop
 sentiment      a positive phrase, ``" good and warm."``, then the stop
 format         exactly the n letters asked for, then the stop
@@ -78,6 +79,7 @@ def _format_demo(prompt: str, rng: np.random.Generator) -> str:
 
 DEMONSTRATORS: dict[str, Demonstrator] = {
     "sort-digits": _sort_demo,
+    "sort-prompt": _sort_demo,  # the answer the task asks for: the prompt's digits, sorted
     "arithmetic": _arithmetic_demo,
     "sentiment": _sentiment_demo,
     "format": _format_demo,
