@@ -1,0 +1,363 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # BERT: a bidirectional encoder trained by masked-LM, in two frameworks
+#
+# Outline 7.1.2 (the models the tools build: BERT beside GPT). A GPT reads a text left to
+# right and learns to predict the next token; BERT reads the whole text at once and learns
+# to fill in tokens that were hidden from it. The two are the same stack of Transformer
+# blocks. What differs is the attention mask, and with it the training objective:
+#
+# $$\text{GPT:}\quad M_{ij} = [\,j \le i\,], \qquad
+#   \mathcal{L} = -\frac{1}{BT}\sum_{b,t} \log p_\theta(x_{b,t+1} \mid x_{b,\le t})$$
+#
+# $$\text{BERT:}\quad M_{bij} = a_{bj}, \qquad
+#   \mathcal{L} = -\frac{1}{|S|}\sum_{(b,t) \in S} \log p_\theta(x_{b,t} \mid \tilde x_b)$$
+#
+# where $a_{bj}$ is 1 for a real token and 0 for padding, $S$ is a random 15% of the real
+# tokens and $\tilde x$ is the text with those tokens rewritten (mostly to `[MASK]`). A GPT
+# cannot be trained this way: with $M_{ij} = 1$ everywhere, predicting $x_{t+1}$ would be
+# copying it. A BERT cannot generate left to right: it needs the right-hand context it was
+# trained with. Here we build the encoder in PyTorch and in TensorFlow from the GPT's own
+# blocks, check both against a float64 NumPy reference, train both on the same masked
+# batches, and look at what each model attends to.
+
+# %%
+import time
+
+import numpy as np
+
+from duetrl.core.backend import load_backends
+from duetrl.core.interfaces.gpt_config import GPTConfig
+from duetrl.core.interfaces.gpt_params import init_gpt_params
+from duetrl.core.lm.mlm import MLMData
+from duetrl.core.lm.train import TrainConfig, learning_rate_at
+from duetrl.core.plots import plot_attention_heatmaps, pyplot, save_figure
+from duetrl.core.reference import encoder as ref
+from duetrl.core.reference.attention import causal_mask
+from duetrl.core.reference.gpt import gpt_hidden_states
+from duetrl.core.tolerances import assert_close, max_abs_error
+from duetrl.core.tutorial import figure_dir, quick_mode
+
+QUICK = quick_mode()
+backends = load_backends(["torch", "tf"])  # torch is imported first, always
+for backend in backends.values():
+    backend.set_num_threads(1 if QUICK else 2)
+from duetrl.backends.tf import encoder as tf_encoder  # noqa: E402
+from duetrl.backends.torch import encoder as torch_encoder  # noqa: E402
+
+encoders = {"torch": torch_encoder, "tf": tf_encoder}
+
+# %% [markdown]
+# ## 1. One stack, two masks
+#
+# The reference `transformer_stack` runs the GPT's blocks under any mask. With the causal
+# mask it *is* the GPT (the check below compares it with `gpt_hidden_states`); with the
+# padding mask it is the encoder. The encoder's parameters are the GPT's, name for name
+# (`wte`, `wpe`, `blocks.*`, `ln_f`), plus the masked-LM head.
+
+# %%
+config = GPTConfig(vocab_size=12, block_size=6, n_layer=2, n_head=2, n_embd=16)
+params = ref.init_encoder_params(config, seed=0, dtype="float64", random_affine=True)
+ids = np.array([[3, 1, 4, 1, 5, 10], [2, 7, 1, 10, 10, 10]])  # id 10 is padding here
+a = (ids != 10).astype(int)
+h0 = params["wte.embeddings"][ids] + params["wpe.embeddings"][:6]
+as_gpt = ref.transformer_stack(params, h0, causal_mask(6), config)
+assert_close(as_gpt, gpt_hidden_states(init_gpt_params(config, 0, "float64", True), ids, config),
+             "float64", "the stack under a causal mask")
+print("causal mask M[i, j] = [j <= i]:\n", causal_mask(6).astype(int))
+print("padding mask of row 1, M[1, i, j] = a[1, j]:\n",
+      np.broadcast_to(ref.padding_mask(a), (2, 6, 6))[1].astype(int))
+print("head parameters:", {k: v.shape for k, v in params.items() if k.startswith("head")})
+
+# %% [markdown]
+# The padding mask says nothing about order: every query row is the same, one 1 per real
+# token, so token 0 reads token 3 as easily as token 3 reads token 0. The MLM head is BERT's:
+#
+# $$\text{logits} = \text{LN}_m(\text{GELU}(H W_d + b_d))\, W_{te}^T + b_o,$$
+#
+# tied to the token embeddings as the GPT's head is, with a bias of its own.
+#
+# ## 2. Masking a sentence
+#
+# The data are the lines of a built-in corpus of template sentences (`core/lm/corpora.py`),
+# one sentence per sequence, padded to 48 characters; the character vocabulary gets two
+# extra ids, `[PAD]` and `[MASK]`. BERT's rule picks $\max(1, \text{round}(0.15\,n))$ of the
+# $n$ real tokens of each sentence; each picked token becomes `[MASK]` with probability 0.8, a
+# random token with probability 0.1, and stays itself with probability 0.1. The last two
+# cases matter: the model may not learn that only `[MASK]` positions need predicting, so it
+# must keep a good guess of every token it reads. Every draw comes from NumPy with the seed
+# $(\text{seed}, \text{step})$, so the two frameworks see the same masks.
+
+# %%
+data = MLMData.from_corpus("templates", num_chars=60_000, block_size=48)
+print(f"vocabulary: {data.vocab_size} ids ({data.tokenizer.vocab_size} characters, [PAD] = "
+      f"{data.pad_id}, [MASK] = {data.mask_id}); {len(data.splits['train'])} training lines")
+sentence, sentence_mask = data.encode(["the old man follows a green tree every day."])
+for seed in range(3):
+    b = ref.mask_tokens(sentence, data.mask_id, data.vocab_size, seed, sentence_mask,
+                        special_ids=(data.pad_id,))
+    where = np.flatnonzero(b.selected[0])
+    kinds = ["[MASK]" if b.inputs[0, t] == data.mask_id else
+             "kept" if b.inputs[0, t] == b.targets[0, t] else
+             f"random {data.decode(b.inputs[0, t:t + 1])!r}" for t in where]
+    print(f"seed {seed}: {data.decode(b.inputs[0])!r}  selected {where.tolist()}: {kinds}")
+big, big_mask = data.batch("train", 2000, 0, 0)
+chosen = big.inputs[big.selected]
+print(f"2000 sentences: {big.selected.sum() / big_mask.sum():.3f} of the real tokens selected; "
+      f"of those {np.mean(chosen == data.mask_id):.3f} [MASK], "
+      f"{np.mean((chosen != data.mask_id) & (chosen != big.targets[big.selected])):.3f} "
+      f"another token, {np.mean(chosen == big.targets[big.selected]):.3f} unchanged")
+
+# %% [markdown]
+# The rounding acts per sentence, so the share selected is close to 0.15 but not exactly it
+# (a sentence of 43 characters gets round(6.45) = 6). A random replacement is drawn from the
+# $C = 23$ ordinary characters, so one time in 23 it is the original character: "unchanged"
+# expects $0.1 + 0.1/23 = 0.104$ and "another token" $0.096$, up to the noise of 2000
+# sentences.
+#
+# ## 3. Same weights, same logits, in both frameworks
+#
+# `MaskedLM(config)` in each backend; the weights come from one NumPy draw and pass through
+# the canonical dictionary. Both are compared with the float64 reference on a padded batch.
+
+# %%
+model_config = GPTConfig(vocab_size=data.vocab_size, block_size=48, n_layer=2, n_head=2,
+                         n_embd=32 if QUICK else 64)
+check_params = ref.init_encoder_params(model_config, seed=1, random_affine=True)
+batch, attention_mask = data.batch("val", 4, 0, 0)
+expected = ref.mlm_forward(check_params, batch.inputs, model_config, attention_mask)
+for name, backend in backends.items():
+    model = backend.import_params(encoders[name].MaskedLM(model_config, seed=None), check_params)
+    logits = backend.to_numpy(model(batch.inputs, attention_mask))
+    assert_close(logits, expected, "float32_model", f"{name} logits")
+    print(f"{name}: logits {logits.shape}, max |difference| to the reference "
+          f"{max_abs_error(logits, expected)[0]:.1e}, {model.num_parameters()} parameters")
+
+# %% [markdown]
+# ## 4. Masked-LM training, side by side
+#
+# Both frameworks start from the same weights (seed 0), read the same masked batches and
+# take AdamW steps with the same warm-up and cosine schedule (`MLMTrainer.train_step`: the
+# loss at the selected positions only, clipping, the update). Every few steps, the loss and
+# the accuracy at the selected positions of a fixed validation batch.
+
+# %%
+train_config = TrainConfig(steps=24 if QUICK else 600, batch_size=16 if QUICK else 32,
+                           learning_rate=3e-3, min_learning_rate=3e-4,
+                           warmup_steps=4 if QUICK else 30, weight_decay=0.0)
+EVAL_EVERY = 8 if QUICK else 50
+val_batch, val_mask = data.batch("val", 64, 1, 0)
+val_targets = val_batch.targets[val_batch.selected]
+no_context = np.bincount(val_targets).max() / val_targets.size  # always guess the commonest
+trained, history = {}, {}
+for name in backends:
+    began = time.perf_counter()
+    trained[name] = encoders[name].MaskedLM(model_config, seed=0)
+    trainer = encoders[name].MLMTrainer(trained[name], weight_decay=train_config.weight_decay)
+    history[name] = {"step": [], "loss": [], "eval_step": [], "val_loss": [], "accuracy": []}
+    for step in range(train_config.steps):
+        batch, attention_mask = data.batch("train", train_config.batch_size, 0, step)
+        loss, _ = trainer.train_step(*batch, learning_rate_at(step, train_config),
+                                     attention_mask)
+        history[name]["step"].append(step + 1)
+        history[name]["loss"].append(loss)
+        if (step + 1) % EVAL_EVERY == 0 or step + 1 == train_config.steps:
+            val_loss, accuracy = trainer.evaluate(*val_batch, val_mask)
+            for key, value in (("eval_step", step + 1), ("val_loss", val_loss),
+                               ("accuracy", accuracy)):
+                history[name][key].append(value)
+    print(f"{name}: {train_config.steps} steps in {time.perf_counter() - began:.1f} s, "
+          f"val loss {history[name]['val_loss'][-1]:.3f}, masked-token accuracy "
+          f"{history[name]['accuracy'][-1]:.3f}")
+print(f"chance 1/{data.vocab_size - 2} = {1 / (data.vocab_size - 2):.3f}; the commonest "
+      f"target always: {no_context:.3f}; uniform loss log V = {np.log(data.vocab_size):.3f}")
+
+plt = pyplot()
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+for name, style in (("torch", "-"), ("tf", "--")):
+    h = history[name]
+    axes[0].plot(h["step"], h["loss"], style, alpha=0.5, label=f"{name}: train (one batch)")
+    axes[0].plot(h["eval_step"], h["val_loss"], style, marker="o", label=f"{name}: validation")
+    axes[1].plot(h["eval_step"], h["accuracy"], style, marker="o", label=name)
+axes[0].axhline(np.log(data.vocab_size), color="grey", linewidth=1, label="log V (uniform)")
+axes[1].axhline(no_context, color="grey", linewidth=1, label="commonest target, no context")
+axes[0].set(xlabel="step", ylabel="masked-LM loss (nats)", title="loss at the selected tokens")
+axes[1].set(xlabel="step", ylabel="accuracy", ylim=(0, 1), title="masked-token accuracy")
+for ax in axes:
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+print("saved", save_figure(fig, figure_dir() / "ch07_1_mlm_training.png"))
+
+# %% [markdown]
+# **What to see.** Left, the masked-LM loss of each training batch (faint) and of the fixed
+# validation batch (dots); right, the share of the validation batch's selected tokens whose
+# most likely prediction is the original character. The torch and tf curves lie on each
+# other: same weights, same batches, same masks, the step of one framework repeated in the
+# other. In the full run (600 steps, $D = 64$) the validation loss falls from
+# $\log V = 3.3$ to about 0.5 nats and the accuracy climbs past 0.8, far above the 0.17 of
+# always guessing the commonest character (a space). On the way the loss sits for a while
+# near 2.3 nats, the loss of character frequencies alone: the model first learns *which*
+# characters are common, then learns to read its neighbours on both sides. Quick mode (24
+# steps) shows only the start of the descent.
+#
+# ## 5. Filling in the blanks
+#
+# The trained encoders read sentences with `[MASK]`s (written `_`) and fill in the most
+# likely character. Beside them, the most likely character of a GPT trained as long on the
+# same sentences, which may only read what comes *before* the blank.
+
+# %%
+gpt_config = GPTConfig(vocab_size=data.vocab_size, block_size=48, n_layer=2, n_head=2,
+                       n_embd=model_config.n_embd)
+torch_backend = backends["torch"]
+gpt = torch_backend.GPT(gpt_config, seed=0)
+gpt_trainer = torch_backend.LMTrainer(gpt, weight_decay=0.0)
+for step in range(train_config.steps):  # next-token loss on the same sentences, torch only
+    lines = data.splits["train"][np.random.default_rng((0, step)).integers(
+        0, len(data.splits["train"]), size=train_config.batch_size)]
+    gpt_trainer.train_step(lines[:, :-1], lines[:, 1:], learning_rate_at(step, train_config),
+                           weights=(lines[:, 1:] != data.pad_id))
+puzzles = ["the old _an follows a green tree every day.", "_ small bird likes the moon.",
+           "my sister paints her fr_end _n the morning.", "the teacher finds a red b_ll today."]
+puzzle_ids, puzzle_mask = data.encode(puzzles)
+fills = {name: backend.to_numpy(trained[name](puzzle_ids, puzzle_mask)).argmax(-1)
+         for name, backend in backends.items()}
+gpt_next = torch_backend.to_numpy(gpt(np.where(puzzle_ids == data.mask_id, data.pad_id,
+                                               puzzle_ids))).argmax(-1)
+for row, puzzle in enumerate(puzzles):
+    blanks = np.flatnonzero(puzzle_ids[row] == data.mask_id)
+    answers = {name: "".join(data.decode(fills[name][row, blanks])) for name in fills}
+    gpt_guess = "".join("?" if t == 0 else data.decode(gpt_next[row, t - 1:t]) for t in blanks)
+    print(f"{puzzle!r}: encoder torch {answers['torch']!r}, tf {answers['tf']!r}; "
+          f"GPT from the left {gpt_guess!r}")
+
+# %% [markdown]
+# Where the blank opens the sentence, the GPT has nothing to read (`?`): only the encoder
+# sees "small bird" after it. Inside a word both can guess, but only the encoder knows how
+# the word ends: "fr_end" is "friend" because of the "end", not because of the "fr".
+#
+# ## 6. What each model attends to
+#
+# The attention weights of block 0, head 0, for one sentence: the trained encoder (its
+# weights exported from torch into the float64 reference) beside the trained GPT.
+
+# %%
+sentence_text = "a dog sees the moon."
+sentence_ids, sentence_mask = data.encode([sentence_text])
+length = len(sentence_text)
+encoder_params = torch_backend.export_params(trained["torch"])
+gpt_params = torch_backend.export_params(gpt)
+encoder_weights, gpt_weights = [], []
+ref.encoder_hidden_states(encoder_params, sentence_ids[:, :length], model_config,
+                          attention=encoder_weights)
+h0 = gpt_params["wte.embeddings"][sentence_ids[:, :length]] + gpt_params["wpe.embeddings"][:length]
+ref.transformer_stack({k: v.astype(np.float64) for k, v in gpt_params.items()}, h0,
+                      causal_mask(length), gpt_config, attention=gpt_weights)
+maps = {"encoder (bidirectional)": encoder_weights[0][0, 0],
+        "GPT decoder (causal)": gpt_weights[0][0, 0]}
+labels = list(sentence_text)
+print("saved", plot_attention_heatmaps(maps, figure_dir() / "ch07_1_attention_maps.png", labels,
+                                       labels, title="block 0, head 0"))
+for name, w in maps.items():
+    later = np.triu(w, 1).sum(axis=1)  # weight each query puts on the keys after it
+    print(f"{name}: mean weight on later tokens {later.mean():.3f}, largest {later.max():.3f}")
+
+# %% [markdown]
+# **What to see.** Row $i$ is the query at character $i$, column $j$ a key. The GPT's map is
+# lower-triangular: the causal mask leaves no weight above the diagonal, so its first row
+# holds all its weight on the first character. The encoder's map fills both triangles: the
+# printed line gives the weight each query puts on the characters after it, exactly 0 for
+# the GPT. In the full run its head 0 weighs nearby characters on both sides of the query;
+# the GPT's head can only look back. The encoder's weights, computed here by the float64
+# reference from the weights trained in torch, are the torch model's own: one set of weights,
+# three implementations.
+#
+# ## Exercises
+#
+# Each exercise is a function with one line marked `# your code here`, preset to an answer
+# so that this notebook runs; replace it with yours and run the check, which compares it on
+# fresh inputs with the float64 reference and prints ✓ or ✗ with what it expected.
+#
+# 1. **The masked-LM loss, in the framework of your choice.** From logits $(B, T, V)$, the
+#    original ids and the 0/1 selection $(B, T)$, return
+#    $-\frac{1}{|S|}\sum_{(b,t)\in S}\log\text{softmax}(z_{bt})[x_{bt}]$ in PyTorch *or*
+#    TensorFlow (both are below). The positions outside $S$ must not count at all.
+# 2. **How many tokens are selected.** For a sentence of $n$ real tokens, how many does
+#    BERT's rule select? (Round as Python's `round` does.) Why $\max(1, \cdot)$, and why is
+#    $n$ the real tokens and not the padded length?
+# 3. **A GPT's mask with padding.** A GPT reading a padded batch needs both masks at once:
+#    return $M_{bij} = [\,j \le i\,]\, a_{bj}$ of shape $(B, T, T)$ from $a$ $(B, T)$.
+
+# %%
+import tensorflow as tf  # noqa: E402  (both frameworks are already loaded)
+import torch  # noqa: E402
+
+from duetrl.core.exercises import FRAMEWORK_TOLERANCE, compare  # noqa: E402
+
+
+def masked_lm_loss_torch(logits, targets, selected):
+    """The MLM loss in torch: (B, T, V), (B, T) ids, (B, T) 0/1 -> a scalar tensor."""
+    logp = torch.log_softmax(torch.as_tensor(logits, dtype=torch.float32), dim=-1)
+    picked = logp.gather(-1, torch.as_tensor(targets)[..., None])[..., 0]
+    return -(picked * torch.as_tensor(selected)).sum() / torch.as_tensor(selected).sum()  # your code here
+
+
+def masked_lm_loss_tf(logits, targets, selected):
+    """The MLM loss in tf: (B, T, V), (B, T) ids, (B, T) 0/1 -> a scalar tensor."""
+    logp = tf.nn.log_softmax(tf.constant(logits, tf.float32), axis=-1)
+    picked = tf.gather(logp, targets, batch_dims=2)
+    return -tf.reduce_sum(picked * selected) / tf.reduce_sum(selected)  # your code here
+
+
+def selected_count(n):
+    """How many of n real tokens BERT's rule selects."""
+    return max(1, round(0.15 * n)) if n > 0 else 0  # your code here
+
+
+def padded_causal_mask(a):
+    """M[b, i, j] = [j <= i] a[b, j], shape (B, T, T), from the padding mask a (B, T)."""
+    return np.tril(np.ones((a.shape[1], a.shape[1])))[None] * a[:, None, :]  # your code here
+
+
+rng = np.random.default_rng(71)
+loss_cases = []
+for shape in ((2, 5, 7), (3, 8, 26), (1, 4, 3)):
+    picks = (rng.random(shape[:2]) < 0.3).astype(np.float32)
+    picks[0, 0] = 1.0  # at least one position selected
+    loss_cases.append((rng.normal(0, 3, shape), rng.integers(0, shape[2], shape[:2]), picks))
+count_cases = [(n,) for n in (0, 1, 2, 3, 6, 7, 20, 33, 48, 64)]
+padding_cases = [((np.arange(6)[None] < np.array([[6], [4], [1]])).astype(float),),
+                 ((rng.random((2, 9)) < 0.7).astype(float),)]
+
+
+def reference_count(n):
+    return int(ref.select_positions(np.arange(64)[None] < n, np.random.default_rng(0)).sum())
+
+
+assert compare(1, masked_lm_loss_torch, ref.masked_lm_loss, loss_cases, "the masked-LM loss",
+               FRAMEWORK_TOLERANCE, FRAMEWORK_TOLERANCE)
+assert compare(1, masked_lm_loss_tf, ref.masked_lm_loss, loss_cases, "the masked-LM loss",
+               FRAMEWORK_TOLERANCE, FRAMEWORK_TOLERANCE)
+assert compare(2, selected_count, reference_count, count_cases, "the number selected",
+               atol=0.0, rtol=0.0)
+assert compare(3, padded_causal_mask,
+               lambda a: causal_mask(a.shape[1])[None] * ref.padding_mask(a), padding_cases,
+               "the padded causal mask")
+
+# %% [markdown]
+# A wrong answer gets a ✗ and what was expected. Here the loss averaged over *every*
+# position, the selected and the rest, as a plain cross-entropy would:
+
+# %%
+assert not compare(1, lambda z, x, s: torch.nn.functional.cross_entropy(
+    torch.as_tensor(z).flatten(0, 1), torch.as_tensor(x).flatten()), ref.masked_lm_loss,
+    loss_cases, "the masked-LM loss", FRAMEWORK_TOLERANCE, FRAMEWORK_TOLERANCE)
