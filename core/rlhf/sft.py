@@ -141,10 +141,10 @@ class DemonstrationData:
 class SFTSettings:
     """How the reference is fine-tuned on demonstrations (``duetrl rlhf sft``)."""
 
-    steps: int = setting(60, "AdamW updates on the demonstrations")
+    steps: int = setting(150, "AdamW updates on the demonstrations")
     batch_size: int = setting(32, "demonstrations per update")
-    learning_rate: float = setting(1e-3, "peak learning rate (warm-up, then cosine)")
-    demonstrations: int = setting(256, "demonstrations (10% held out)")
+    learning_rate: float = setting(3e-3, "peak learning rate (warm-up, then cosine)")
+    demonstrations: int = setting(256, "demonstrations (a tenth held out)")
     seed: int = setting(0, "seed of the demonstrations and the batches")
 
     def __post_init__(self) -> None:
