@@ -17,6 +17,7 @@ from duetrl.core.rlhf.pi_ref import PretrainSettings, load_reference, pretrain_r
 from duetrl.core.rlhf.reward_design import (
     DESIGNS,
     DesignRun,
+    check_prompt_aware,
     credit_ignoring_stop,
     describe,
     design_table,
@@ -24,6 +25,7 @@ from duetrl.core.rlhf.reward_design import (
     format_table,
     get_design,
     pairs_reward,
+    positional_credit,
     run_design,
     sample_profile,
     sparse_reward,
@@ -96,6 +98,34 @@ def test_design_table_averages_the_last_tenth() -> None:
     assert row["kl"] == 2.0 and row["initial_true_reward"] == 0.2
     assert row["example"] == "31415926: -> '44444444\\n'"
     assert "pairs" in format_table([row]) and "0.10->0.60" in format_table([row])
+
+
+def test_positional_credit_on_ids_is_the_task_reward() -> None:
+    rng = np.random.default_rng(0)
+    prompts = SORT_PROMPT.prompts(64, rng)
+    answers = rng.integers(0, 10, size=(64, 8))
+    answers[:8] = [[int(ch) for ch in p[:8]] for p in prompts[:8]]  # some unsorted prompts
+    answers[8:16] = [[int(ch) for ch in sorted(p[:8])] for p in prompts[8:16]]  # right ones
+    stopped = rng.random(64) < 0.5
+    completions = ["".join(map(str, a)) + ("\n" if s else "") for a, s in zip(answers, stopped)]
+    targets = np.array([[int(ch) for ch in sorted(p[:8])] for p in prompts])
+    expected = SORT_PROMPT.rewards(prompts, completions)
+    assert np.array_equal(positional_credit(answers, targets, stopped), expected)
+    assert set(expected[8:16]) <= {0.5, 1.0}
+    with pytest.raises(ValueError, match=r"answers, targets: expected two \(B, L\) arrays"):
+        positional_credit(answers[:, :7], targets, stopped)
+
+
+def test_the_loophole_check_passes_the_prompt_aware_reward_only(capsys) -> None:
+    assert check_prompt_aware(2, SORT_PROMPT.reward_fn)
+    assert "✓ exercise 2: the loophole is closed" in capsys.readouterr().out
+    assert not check_prompt_aware(2, pairs_reward)
+    assert "< 0.5 for a constant sorted answer" in capsys.readouterr().out
+    assert not check_prompt_aware(2, lambda p, c: 1 / 0)
+    assert "raised ZeroDivisionError" in capsys.readouterr().out
+    assert not check_prompt_aware(2, lambda p, c: 2 * SORT_PROMPT.reward_fn(p, c))
+    assert "1 for each sorted prompt" in capsys.readouterr().out
+    assert not check_prompt_aware(2, lambda p, c: np.ones(len(c)))
 
 
 @pytest.fixture(scope="module")

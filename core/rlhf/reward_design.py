@@ -73,6 +73,56 @@ def credit_ignoring_stop(prompts: Sequence[str], completions: Sequence[str]) -> 
                      for p, c in zip(prompts, completions)], dtype=np.float64)
 
 
+def positional_credit(answers: np.ndarray, targets: np.ndarray, stopped: np.ndarray) -> np.ndarray:
+    """The batched float64 reference of sort-prompt's reward on token ids:
+
+        r_b = (1 / L) sum_{i<L} [a_{b,i} = s_{b,i}] * (1 if stopped_b else 1/2)
+
+    :param answers: ``(B, L)`` ids of the first L completion tokens.
+    :param targets: ``(B, L)`` ids of the sorted prompts.
+    :param stopped: ``(B,)`` whether each completion emitted the stop token.
+    """
+    answers, targets = np.asarray(answers), np.asarray(targets)
+    if answers.shape != targets.shape or answers.ndim != 2:
+        raise ValueError(f"answers, targets: expected two (B, L) arrays of one shape, got "
+                         f"{answers.shape} and {targets.shape}")
+    share = (answers == targets).mean(axis=1, dtype=np.float64)
+    return np.where(np.asarray(stopped, dtype=bool), share, 0.5 * share)
+
+
+def check_prompt_aware(number: int, reward_fn: RewardFn) -> bool:
+    """An exercise's check: does ``reward_fn`` close the pairs rule's loophole? It must pay 1
+    for the sorted prompt and the stop, less than 1/2 for a constant sorted answer that is not
+    the prompt's, less for the prompt's digits in the wrong order than sorted, and stay in
+    [0, 1]. Prints ✓ or ✗ with what was expected (never raises on a wrong answer)."""
+    from duetrl.core.exercises import report
+
+    prompts = ["31415926:", "90000009:", "55321100:", "31415926:", "90000009:", "55321100:",
+               "31415926:", "90000009:"]
+    completions = ["11234569\n", "00000099\n", "00112355\n", "44444444\n", "11111111\n",
+                   "99999999\n", "96543211\n", "90000009\n"]
+    try:
+        rewards = np.asarray(reward_fn(prompts, completions), dtype=np.float64).reshape(-1)
+    except Exception as error:  # the student's code, whatever it raises
+        return report(number, False, f"raised {type(error).__name__}: {error}")
+    shown = ", ".join(f"{c.strip()!r} after {p!r}: {r:.3f}"
+                      for p, c, r in zip(prompts, completions, rewards))
+    if rewards.shape != (len(prompts),) or not np.all(np.isfinite(rewards)):
+        return report(number, False, f"expected {len(prompts)} finite rewards, got {rewards}")
+    problems = []
+    if not np.allclose(rewards[:3], 1.0):
+        problems.append("1 for each sorted prompt with the stop")
+    if not np.all(rewards[3:6] < 0.5):
+        problems.append("< 0.5 for a constant sorted answer that is not the prompt's")
+    if not np.all(rewards[6:] < rewards[[0, 1]]):
+        problems.append("less for the prompt's digits in the wrong order than sorted")
+    if np.any(rewards < 0) or np.any(rewards > 1):
+        problems.append("every reward in [0, 1]")
+    if problems:
+        return report(number, False, f"expected {'; '.join(problems)}; got {shown}")
+    return report(number, True, f"the loophole is closed: {shown}")
+
+
 @dataclass(frozen=True)
 class RewardDesign:
     """One reward for sort-prompt: its name, the rule in words, the loophole it leaves, and the
