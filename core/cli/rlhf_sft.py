@@ -94,8 +94,11 @@ def run_sft(args: argparse.Namespace) -> int:
     demonstrator(args.task)  # a task without demonstrations: refused before any work
     backend = load_backend(args.backend)
     backend.set_num_threads(args.threads)
-    _, reference_path = _reference(RLHFSettings(task=args.task), args.reference_checkpoint,
-                                   args.quiet)
+    rl_settings = RLHFSettings(task=args.task)
+    try:  # a damaged or other task's reference: the message names the flag
+        _, reference_path = _reference(rl_settings, args.reference_checkpoint, args.quiet)
+    except ValueError as error:  # CheckpointError is one
+        raise ValueError(f"--reference-checkpoint: {error}") from None
     path = Path(args.out) if args.out else default_sft_path(args.task)
     _, summary = supervised_fine_tune(backend, args.task, reference_path, path, settings,
                                       progress=not args.quiet, resume=args.resume,
