@@ -198,6 +198,9 @@ def test_sft_checkpoint_loads_as_a_reference_and_is_checked(pipeline, tmp_path) 
         load_sft(tmp_path / "none.safetensors", "sort-digits", flag="--sft-checkpoint")
     with pytest.raises(CheckpointError, match="sft_checkpoint: reference: .*tokeniser"):
         load_sft(files["sft"], "arithmetic")
+    # sort-prompt has sort-digits' vocabulary: only the task named in the file tells them apart
+    with pytest.raises(CheckpointError, match="no SFT checkpoint of task 'sort-prompt'"):
+        load_sft(files["sft"], "sort-prompt")
     with pytest.raises(CheckpointError, match="sft_checkpoint: .*expected 'duetrl.gpt'"):
         load_sft(files["reward_model"], "sort-digits")
 
