@@ -121,6 +121,8 @@ def test_masked_loss_matches_the_reference_in_both_backends(backends) -> None:
     # the mutant "prompt tokens not masked" is far from SFT's loss: the test can tell them apart
     assert abs(unmasked - expected) > 100 * TOLERANCES["float32_model"]
     assert np.all(w[:, : data.mdp.prompt_length - 1] == 0) and np.all(w.sum(axis=1) == 9)
+    assert len({tuple(row) for row in x}) > 4  # the batch draws from all the demonstrations
+    assert [len(data.splits[k][0]) for k in ("train", "val")] == [36, 4]  # 10% held out
     losses = {}
     for name, backend in backends.items():
         model = backend.GPT(config)
