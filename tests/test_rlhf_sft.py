@@ -182,6 +182,9 @@ def test_pipeline_table_measures_every_stage(pipeline) -> None:
     learned = pipeline["histories"]["rl_learned"]
     assert len(learned["true_reward"]) == TINY.rl_updates
     assert abs(learned["true_reward"][0] - by["sft"]["true_reward"]) < 0.1
+    # ... and measures its KL against the SFT model: 0 at the first batch, before any step
+    for stage in ("rl_learned", "rl_true"):
+        assert abs(pipeline["histories"][stage]["kl"][0]) < 1e-6
     assert "true_reward" not in pipeline["histories"]["rl_true"]  # r is the true one there
     assert pipeline["reward_model"]["held_out_accuracy"] > 0.55
     assert "rl_learned" in format_table(pipeline)
