@@ -48,9 +48,17 @@ class RLHFSettings:
     kl_horizon: float = setting(10000.0, "adaptive controller horizon")
     reference: str = setting("pretrained", "pretrained or uniform")
     group_size: int = setting(8, "completions per prompt, k")
-    prompts: int = setting(8, "prompts per update")
+    # 16 prompts, lr 2e-3 and a missing-stop penalty of 0.5: the first run that teaches. With
+    # the first defaults (8 prompts, lr 5e-3, no penalty) a pretrained sort-digits run lost the
+    # stop token within 3-6 updates (one Adam step moved KL from 0.04 to 4.7 nats: a rare
+    # run-on with a positive advantage; the reward never asks for the stop), then fell to
+    # ':::::::::' (reward 0.04, KL 22 nats) and ended at '333333333' with reward 1. Measured
+    # over grpo and rloo, seeds 0-3, 100 updates: no dip below the reference's 0.52, the stop
+    # kept, reward 0.975-0.997 (lr 5e-3 with 16 prompts still fell to 0.01; lr 2e-3 with 8
+    # prompts to 0.07 once). ``core/rlhf/reward_design.py`` shows the stop loophole in a run.
+    prompts: int = setting(16, "prompts per update")
     updates: int = setting(100, "policy updates (batches sampled)")
-    learning_rate: float = setting(5e-3, "Adam step size")
+    learning_rate: float = setting(2e-3, "Adam step size")
     warmup: int = setting(10, "updates of linear learning-rate warm-up")
     max_grad_norm: float = setting(GRAD_CLIP_NORM, "0: no clipping")
     epochs: int = setting(1, "gradient steps per batch (ppo: 4)")
@@ -60,7 +68,9 @@ class RLHFSettings:
     dpo_pairs: str = setting(
         "policy", "dpo: pairs from the policy (online) or the reference (offline)"
     )
-    missing_stop_penalty: float = setting(0.0, "subtracted from r when a completion never stops")
+    missing_stop_penalty: float = setting(
+        0.5, "subtracted from r when a completion never stops (0: the stop is free)"
+    )
     gae_lambda: float = setting(0.95, "ppo: GAE lambda (gamma = 1)")
     vf_coef: float = setting(RLHF_VF_COEF, "ppo: value-loss weight")
     value_clip: float = setting(RLHF_VALUE_CLIP, "ppo: value clip range")
