@@ -105,7 +105,8 @@ for name, b in backends.items():
 #
 # The bias correction undoes the moments' start at zero: at $t=1$, $m_1 = (1-\beta_1)g_1$ and
 # $\hat m_1 = g_1$. Without it the first steps would be $1/(1-\beta_1) = 10$ times too small
-# in $m$ and $1/\sqrt{1-\beta_2} \approx 32$ times too large in $\sqrt{v}$. The decay is
+# in $m$ and $1/\sqrt{1-\beta_2} \approx 32$ times too small in $\sqrt{v}$: together, a first
+# step about 3 times too large. The decay is
 # *decoupled*: it shrinks $\theta$ directly, instead of adding $\lambda\theta$ to $g$ where
 # Adam's division by $\sqrt{\hat v}$ would rescale it parameter by parameter. The float64
 # reference, line by line:
