@@ -84,6 +84,10 @@ DQN_CHAIN = {"num_envs": 4, "hidden_dim": 32, "learning_rate": 2e-3, "gamma": 0.
              "eval_episodes": 1, "eval_interval": 10**9}
 """DQN's other settings on the corridor (small and quick; 1-step returns: off-policy)."""
 
+LM_RLOO = {"algo": "rloo", "reference": "uniform", "prompts": 8, "group_size": 8,
+           "learning_rate": 5e-3, "warmup": 10}
+"""RLOO's settings for the temperature runs, pinned (not RLHFSettings' defaults, which move)."""
+
 PPO_CHAIN = {"num_envs": 8, "num_steps": 32, "hidden_dim": 32, "learning_rate": 3e-3,
              "gamma": 0.95, "update_epochs": 4}
 """PPO's other settings on the corridor."""
@@ -217,8 +221,7 @@ def run_lm_temperature(backend: ModuleType, temperatures: Sequence[float], seeds
     for temperature in temperatures:
         tempered = SampleAtTemperature(backend, temperature)  # checks T > 0
         for seed in _check_seeds(seeds):
-            settings = RLHFSettings(algo="rloo", reference="uniform", beta=beta,
-                                    updates=updates, seed=seed)
+            settings = RLHFSettings(**LM_RLOO, beta=beta, updates=updates, seed=seed)
             run = RLHFRun(tempered, settings)
             rewards = [run.update(u)[0]["reward"] for u in range(updates)]
             run.backend = backend  # the trained policy itself: a fresh batch at T = 1
