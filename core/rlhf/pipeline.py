@@ -84,9 +84,12 @@ class PipelineSettings:
 
     def rl_settings(self, reward_model: str = "", reward: str = "learned") -> RLHFSettings:
         """Stage 3's RLHFSettings (r from ``reward_model``, or the task's with reward="task")."""
+        # batch, warm-up and stop penalty pinned: the tutorial's figures were measured with
+        # these, and RLHFSettings' own defaults may move (they did: a39dfe2)
         return RLHFSettings(
             task=self.task, algo=self.algo, beta=self.beta, updates=self.rl_updates,
-            learning_rate=self.rl_learning_rate, seed=self.seed,
+            learning_rate=self.rl_learning_rate, seed=self.seed, prompts=8, group_size=8,
+            warmup=10, missing_stop_penalty=0.0,
             epochs=4 if self.algo == "ppo" else 1, reward=reward,
             reward_model=reward_model if reward == "learned" else "",
         )
