@@ -6,6 +6,8 @@ sample profile, the table, and RL that learns the prompt-aware task.
 3. Learning: from a sort-prompt reference pretrained in torch (300 steps), RLOO raises the
    true reward from the reference's ~0.16 to >= 0.25 in 80 updates (seeded; ~3 s in torch);
    the same design runs in tf in lockstep for 2 updates (same completions, same rewards).
+4. The warnings of core/rlhf/diagnostics.py on the first defaults' collapse (update by
+   update), on a healthy run, at their thresholds, and from a log.csv.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from duetrl.core.rlhf.diagnostics import log_warnings, run_warnings
 from duetrl.core.rlhf.pi_ref import PretrainSettings, load_reference, pretrain_reference
 from duetrl.core.rlhf.reward_design import (
     DESIGNS,
@@ -155,3 +158,52 @@ def test_a_design_runs_in_lockstep_in_both_backends(backends, reference) -> None
     assert runs[0].history["reward"] == runs[1].history["reward"]
     assert runs[0].history["true_reward"] == runs[1].history["true_reward"]
     assert np.allclose(runs[0].history["kl"], runs[1].history["kl"], atol=1e-4)
+
+
+# ---- warnings that name the cause (core/rlhf/diagnostics.py) ------------------------------
+
+OLD_DEFAULTS_RUN = {  # the first 6 updates of grpo on sort-digits with the first defaults
+    "reward": [0.562, 0.540, 0.567, 0.545, 0.045, 0.348],
+    "kl": [-0.001, -0.001, 0.04, 4.69, 21.61, 12.11],
+    "stopped": [1.0, 0.98, 0.97, 0.03, 0.22, 0.02],
+}
+
+
+def test_the_old_defaults_collapse_is_named_update_by_update() -> None:
+    lines = run_warnings(OLD_DEFAULTS_RUN)
+    assert len(lines) == 3
+    assert lines[0].startswith("update 4: only 3% of completions emit the stop token (100% at")
+    assert "--missing-stop-penalty" in lines[0]
+    assert lines[1].startswith("update 5: KL jumped from 4.69 to 21.61 nats")
+    assert "--learning-rate" in lines[1]
+    assert lines[2].startswith("update 5: the reward collapsed from 0.562 to 0.045")
+
+
+def test_a_healthy_run_and_the_thresholds_themselves_give_no_warning() -> None:
+    healthy = {"reward": [0.55, 0.6, 0.8, 0.99], "kl": [0.0, 1.0, 6.0, 11.0],
+               "stopped": [1.0, 0.95, 0.5, 1.0]}  # +5.0 nats, 50% stop: at the thresholds
+    assert run_warnings(healthy) == []
+    assert run_warnings({**healthy, "reward": [0.6, 0.3, 0.3, 0.3]}) == []  # exactly half
+    assert run_warnings({"reward": [0.5, 0.2], "kl": [0.0, 0.1]}) == [
+        "update 2: the reward collapsed from 0.500 to 0.200: see the samples (duetrl rlhf "
+        "sample); a smaller --learning-rate or a larger --beta keeps the policy near the "
+        "reference"]
+    # a reference that rarely stopped to begin with lost nothing
+    assert run_warnings({**healthy, "stopped": [0.8, 0.1, 0.1, 0.1]}) == []
+    assert run_warnings({"reward": [0.0, 0.0], "kl": [0.0, 0.0]}) == []  # sparse: no start
+    assert len(run_warnings(OLD_DEFAULTS_RUN, kl_jump=20.0, collapse=0.05, stop_floor=0.01)) == 0
+
+
+def test_warnings_read_a_log_and_name_bad_histories(tmp_path) -> None:
+    path = tmp_path / "log.csv"
+    columns = ["update", *OLD_DEFAULTS_RUN]
+    rows = [",".join(columns)] + [
+        ",".join(str(v) for v in (u + 1, *(OLD_DEFAULTS_RUN[k][u] for k in OLD_DEFAULTS_RUN)))
+        for u in range(6)]
+    path.write_text("\n".join(rows) + "\n")
+    assert log_warnings(path) == run_warnings(OLD_DEFAULTS_RUN)
+    with pytest.raises(ValueError, match=r"history: expected a 'kl' column, got \['reward'\]"):
+        run_warnings({"reward": [0.5]})
+    with pytest.raises(ValueError, match=r"history: expected columns of one length, got "
+                                         r"reward 2, kl 2, stopped 1"):
+        run_warnings({"reward": [0.5, 0.5], "kl": [0.0, 0.0], "stopped": [1.0]})
