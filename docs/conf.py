@@ -183,8 +183,30 @@ def _chinese_search(app) -> None:
     app.add_js_file("zh_search.js")
 
 
+QUICK_BUILD_NOTE = {
+    "en": "Quick build: the tutorials ran with small sizes and few updates, so their figures "
+          "and numbers are not the ones the text describes (the published book is the full "
+          "build, <code>make book</code>).",
+    "zh_CN": "快速构建：教程以小规模、少量更新运行，图和数字不是正文所描述的结果"
+             "（正式发布的是完整构建，<code>make book</code>）。",
+}
+AUTHORS = {"en": "the duetrl authors", "zh_CN": "duetrl 作者"}
+
+
+def _language_frame(app, config) -> None:
+    """What the frame of every page says in the page's language (known only once ``-D
+    language=`` has been applied): the authors in the footer, and on a quick build a banner
+    saying that the tutorials' results are not the full ones."""
+    language = config.language if config.language in LANGUAGES else "en"
+    config.author = config.copyright = AUTHORS[language]
+    if os.environ.get("DUETRL_QUICK") == "1":
+        config.html_theme_options = {**config.html_theme_options,
+                                     "announcement": QUICK_BUILD_NOTE[language]}
+
+
 def setup(app) -> dict:
     """Write the outline's chapter pages before reading, and add the language links."""
+    app.connect("config-inited", _language_frame)
     app.connect("builder-inited", lambda app: outline_pages.write_chapter_pages(DOCS))
     app.connect("builder-inited", _chinese_search)
     app.connect("html-page-context", _other_language_links)

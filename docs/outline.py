@@ -186,7 +186,8 @@ CHAPTERS: tuple[Chapter, ...] = (
         S("7.1", "大规模语言模型相关工具", "Tools for large language models", (
             ("Hugging Face Transformers", "Hugging Face Transformers"),
             ("Google BERT", "Google BERT"),
-            ("OpenAI GPT系列", "The OpenAI GPT series"))),
+            ("OpenAI GPT系列", "The OpenAI GPT series")),
+          modules=("core.reference.encoder", "backends.encoder")),
         S("7.2", "强化学习相关工具", "Tools for reinforcement learning", (
             ("OpenAI Gym", "OpenAI Gym (today: Gymnasium)"),
             ("Google Dopamine", "Google Dopamine"),
@@ -226,7 +227,7 @@ CHAPTERS: tuple[Chapter, ...] = (
             ("如何处理状态空间过大的问题？", "What to do when the state space is too large?"),
             ("探索与利用的平衡如何把握？", "How to balance exploration and exploitation?")),
           modules=("backends.dqn", "core.rl.dqn", "core.rl.dqn_settings", "core.rl.replay",
-                   "core.reference.dqn")),
+                   "core.reference.dqn", "core.rl.exploration")),
         S("9.3", "二者结合的常见问题", "Questions about the combination", (
             ("如何设计语言模型与强化学习的交互方式？",
              "How should a language model and RL interact?"),

@@ -298,6 +298,12 @@ def test_book_in_a_browser(tmp_path: Path) -> None:
         # the executed tutorial's figures are on its page (the kernel ran it and showed them)
         page = (html_root / language / SCREENSHOT_PAGE).read_text(encoding="utf-8")
         assert re.search(r'<img[^>]+src="[^"]*_images/', page), f"{language}: no figure shown"
+        # a quick build says so on its pages, in their language; the footer names the authors
+        # in it too
+        quick_note, authors = {"en": ("Quick build:", "the duetrl authors"),
+                               "zh_CN": ("快速构建：", "duetrl 作者")}[language]
+        assert quick_note in page, f"{language}: no quick-build note on {SCREENSHOT_PAGE}"
+        assert authors in page and (language == "en" or "the duetrl authors" not in page)
 
 
 def test_build_book_names_an_unknown_tutorial_to_execute(tmp_path: Path) -> None:
