@@ -190,7 +190,7 @@ QUICK_BUILD_NOTE = {
     "zh_CN": "快速构建：教程以小规模、少量更新运行，图和数字不是正文所描述的结果"
              "（正式发布的是完整构建，<code>make book</code>）。",
 }
-AUTHORS = {"en": "the duetrl authors", "zh_CN": "duetrl 作者"}
+AUTHORS = {"en": "the duetrl authors", "zh_CN": "duetrl 项目组"}
 
 
 def _language_frame(app, config) -> None:

@@ -301,7 +301,7 @@ def test_book_in_a_browser(tmp_path: Path) -> None:
         # a quick build says so on its pages, in their language; the footer names the authors
         # in it too
         quick_note, authors = {"en": ("Quick build:", "the duetrl authors"),
-                               "zh_CN": ("快速构建：", "duetrl 作者")}[language]
+                               "zh_CN": ("快速构建：", "duetrl 项目组")}[language]
         assert quick_note in page, f"{language}: no quick-build note on {SCREENSHOT_PAGE}"
         assert authors in page and (language == "en" or "the duetrl authors" not in page)
 
