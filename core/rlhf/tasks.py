@@ -34,9 +34,9 @@ format         ``"len=5:"``           1 - |len - n| / n, halved without the stop
 what makes the optimum of E[r] - beta KL(pi || pi_ref) from a uniform reference the same for
 every prompt and exactly computable (``core/rlhf/optimum.py``); the other tasks' rewards read
 the prompt. ``sort-prompt`` is the task sort-digits stands in for: the answer must be *the
-prompt's* digits sorted. Its reference copies the prompt's digits in a random order (the
-format), so RL has to find the order (the goal); ``core/rlhf/reward_design.py`` trains it
-under several reward designs and shows what each one lets through.
+prompt's* digits sorted. Its corpus answers with 8 of the prompt's digits in no order (the
+format; r = 0.21 on average, a pretrained reference's samples ~0.16), so RL has to find the
+order (the goal); ``core/rlhf/reward_design.py`` trains it under five reward designs.
 
 Example:
     >>> task = get_task("sort-digits")
