@@ -93,7 +93,7 @@ def full_context_loss(trainer) -> float:
 # $N$ counts the **non-embedding** parameters, as the scaling-law papers do
 # (Kaplan et al. 2020): per block $12 d^2 + 13 d$, plus $2d$ for the last LayerNorm. The
 # learning rate shrinks with the width ($10^{-2} \cdot \min(1, 32/d)$): the widest model
-# diverges at $10^{-2}$.
+# trains badly at $10^{-2}$ (measured: a loss of 1.39 instead of 0.91).
 
 # %%
 SIZES = [(1, 1, 4), (1, 2, 16), (2, 4, 64)] if QUICK else [
@@ -290,7 +290,7 @@ print("saved", path)
 from duetrl.backends.torch.encoder import MaskedLM, MLMTrainer  # noqa: E402
 
 MASK = SOURCE.vocab_size  # the [MASK] id: one symbol past the alphabet
-ENC_STEPS, ENC_BATCH, MASKED = (20, 8, 4) if QUICK else (1500, 32, 4)
+ENC_STEPS, ENC_BATCH, MASKED = (20, 8, 4) if QUICK else (4000, 32, 4)
 H_MASKED = SOURCE.masked_entropy()
 print(f"floors: fill in the middle {H_MASKED:.4f} nats, continue the text H = {H:.4f}")
 pair_config = size_config(2, 4, 64, vocab_size=SOURCE.vocab_size + 1)
@@ -331,7 +331,7 @@ for job, ((enc, dec), floor) in jobs.items():
 
 # %%
 fig, (curves, ax) = plt.subplots(1, 2, figsize=(12, 4.2))
-window = min(50, ENC_STEPS)  # a trailing mean of 50 updates
+window = min(100, ENC_STEPS)  # a trailing mean of 100 updates
 for who, label in (("encoder", "encoder: masked tokens"), ("decoder", "decoder: next tokens")):
     smooth = np.convolve(pair_curves[who], np.ones(window) / window, mode="valid")
     curves.plot(np.arange(window, ENC_STEPS + 1), smooth, label=label)
