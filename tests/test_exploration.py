@@ -111,19 +111,19 @@ def test_summarise_groups_by_setting_in_order_with_cis() -> None:
         ex.summarise(rows, "y")
 
 
-def test_dqn_rows_one_per_schedule_and_seed_and_greedy_finds_nothing() -> None:
-    rows = ex.run_dqn_epsilon("torch", ["fixed 1.0", "0 (greedy)"], [0, 1], 300)
-    assert [(r["setting"], r["seed"]) for r in rows] == [
-        ("fixed 1.0", 0), ("fixed 1.0", 1), ("0 (greedy)", 0), ("0 (greedy)", 1)]
-    for row in rows:
-        assert row["greedy_return"] in (0.0, ex.NEAR_REWARD, 1.0)
-        assert 0.0 <= row["far_end_share"] <= 1.0 and row["episodes"] > 0
+def test_dqn_learns_the_far_end_only_when_it_explores() -> None:
+    # a learning test, seeded: 2000 env steps on seed 0 (measured: the far end for eps = 1 on
+    # seeds 0 and 4 of 0-4 at this budget; never for eps = 0)
+    rows = ex.run_dqn_epsilon("torch", ["fixed 1.0", "0 (greedy)"], [0], 2000)
+    assert [(r["setting"], r["seed"]) for r in rows] == [("fixed 1.0", 0), ("0 (greedy)", 0)]
+    explorer, greedy = rows
+    assert explorer["greedy_return"] == 1.0  # off-policy: learnt from a random walk
+    assert 0.0 < explorer["far_end_share"] < 0.1 and explorer["train_return"] < 0.2
     # never exploring from these initial weights: no episode reaches the far end (each ends
     # at the near end, or is cut while the greedy walk loops: return 0)
-    greedy = [r for r in rows if r["setting"] == "0 (greedy)"]
-    assert all(r["far_end_share"] == 0.0 and r["train_return"] <= ex.NEAR_REWARD
-               for r in greedy)
-    assert rows[0]["episodes"] < greedy[0]["episodes"]  # random walks are longer
+    assert greedy["greedy_return"] == pytest.approx(ex.NEAR_REWARD)
+    assert greedy["far_end_share"] == 0.0 and greedy["train_return"] <= ex.NEAR_REWARD
+    assert explorer["episodes"] < greedy["episodes"]  # random walks are longer
 
 
 def test_ppo_rows_one_per_coefficient_and_seed() -> None:
