@@ -204,11 +204,34 @@ def _language_frame(app, config) -> None:
                                      "announcement": QUICK_BUILD_NOTE[language]}
 
 
+SAVED_FIGURE_LINE = re.compile(r"^saved \S+\.(?:png|svg|pdf)$\n?", re.MULTILINE)
+"""A tutorial's ``print("saved", path)``: useful in a terminal, a local path on a page (where
+the figure itself is shown)."""
+
+
+def _drop_saved_figure_lines(app, doctree) -> None:
+    """Take the "saved <path>.png" lines out of the executed tutorials' printed output."""
+    from docutils import nodes
+
+    for block in list(doctree.findall(nodes.literal_block)):
+        if "output" not in block["classes"]:
+            continue
+        text = block.astext()
+        kept = SAVED_FIGURE_LINE.sub("", text)
+        if kept == text:
+            continue
+        if kept.strip():
+            block.children = [nodes.Text(kept)]
+        else:
+            block.parent.remove(block)
+
+
 def setup(app) -> dict:
     """Write the outline's chapter pages before reading, and add the language links."""
     app.connect("config-inited", _language_frame)
     app.connect("builder-inited", lambda app: outline_pages.write_chapter_pages(DOCS))
     app.connect("builder-inited", _chinese_search)
     app.connect("html-page-context", _other_language_links)
+    app.connect("doctree-read", _drop_saved_figure_lines)
     _translate_numbered_headings()
     return {"parallel_read_safe": True}

@@ -303,6 +303,8 @@ def test_book_in_a_browser(tmp_path: Path) -> None:
         quick_note, authors = {"en": ("Quick build:", "the duetrl authors"),
                                "zh_CN": ("快速构建：", "duetrl 项目组")}[language]
         assert quick_note in page, f"{language}: no quick-build note on {SCREENSHOT_PAGE}"
+        saved = re.findall(r"saved \S+\.png", page)  # the tutorial prints them; not on a page
+        assert not saved, f"{language}: {SCREENSHOT_PAGE} shows local paths {saved}"
         assert authors in page and (language == "en" or "the duetrl authors" not in page)
 
 
