@@ -28,6 +28,9 @@ def test_the_corridor_pays_near_and_far_and_keeps_its_cell() -> None:
 
 
 def test_the_corridor_is_registered_with_its_time_limit() -> None:
+    from gymnasium.utils.env_checker import check_env
+
+    check_env(gym.make(ex.CHAIN_ID).unwrapped)  # Gymnasium's API checks (seeding, spaces)
     env = gym.make(ex.CHAIN_ID)
     env.reset(seed=0)
     env.step(1)
