@@ -6,6 +6,7 @@ import importlib.metadata
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +61,38 @@ def test_unknown_commands_exit_with_usage(argv, capsys) -> None:
     with pytest.raises(SystemExit) as info:
         main(argv)
     assert info.value.code == 2
+
+
+def _readme_commands(text: str) -> list[str]:
+    """The ``duetrl ...`` lines of the README's bash blocks (continuations joined, comments cut)."""
+    import re
+
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split(" #")[0].strip()
+            if line.startswith("duetrl "):
+                commands.append(line)
+    return commands
+
+
+def test_every_command_the_readme_shows_parses(capsys):
+    """A command the README shows with a flag the CLI does not know (renamed, removed) fails
+    here, not in a reader's terminal."""
+    import shlex
+
+    from duetrl.core.cli import build_parser
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    commands = _readme_commands(readme)
+    assert len(commands) >= 40, commands  # the blocks were found
+    parser = build_parser()
+    refused = []
+    for command in commands:
+        try:
+            parser.parse_args(shlex.split(command)[1:])
+        except SystemExit:
+            refused.append(f"{command}: {capsys.readouterr().err.strip().splitlines()[-1]}")
+    assert not refused, "\n".join(refused)
+    with pytest.raises(SystemExit):  # the check itself tells a wrong flag
+        parser.parse_args(shlex.split("duetrl rlhf train --no-such-flag 1")[1:])
