@@ -235,11 +235,29 @@ def test_weights_round_trip_through_a_file_and_both_backends(backends, tmp_path)
     with pytest.raises(CheckpointError, match=r"unexpected \['head.bias'"):
         backends["tf"].import_params(enc(backends["tf"]).BertEncoder(CONFIG), loaded)
     assert tf_model.num_parameters() == sum(v.size for v in params.values())
+    for backend in backends.values():  # get_config / from_config rebuild the same class
+        for cls in ("BertEncoder", "MaskedLM"):
+            model = getattr(enc(backend), cls)(CONFIG)
+            again = type(model).from_config(model.get_config())
+            assert type(again) is type(model) and again.config == CONFIG
 
 
 @pytest.fixture(scope="module")
 def mlm_data():
     return MLMData.from_corpus("templates", num_chars=30_000, block_size=24)
+
+
+def test_mlm_batches_are_a_function_of_seed_and_step(mlm_data):
+    (first, a), (again, _) = mlm_data.batch("train", 8, 3, 5), mlm_data.batch("train", 8, 3, 5)
+    other, _ = mlm_data.batch("train", 8, 3, 6)
+    assert all(np.array_equal(x, y) for x, y in zip(first, again))
+    assert not np.array_equal(first.targets, other.targets)
+    assert np.array_equal(a == 0, first.targets == mlm_data.pad_id), "padding is the [PAD] id"
+    assert not first.selected[a == 0].any() and first.selected.sum(1).min() >= 1
+    masked = first.inputs[first.selected] == mlm_data.mask_id
+    assert masked.any() and not (first.inputs[~first.selected] == mlm_data.mask_id).any()
+    assert mlm_data.decode(first.targets[0]) in {mlm_data.decode(r) for r in
+                                                 mlm_data.splits["train"]}
 
 
 def test_two_backends_train_in_lockstep(backends, mlm_data):
