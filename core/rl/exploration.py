@@ -148,8 +148,11 @@ def run_dqn_epsilon(backend: str, schedules: Sequence[str], seeds: Sequence[int]
 
 
 def run_ppo_entropy(backend: str, coefficients: Sequence[float], seeds: Sequence[int],
-                    total_steps: int = 8192) -> list[dict[str, Any]]:
+                    total_steps: int = 8192, **overrides: Any) -> list[dict[str, Any]]:
     """PPO on the corridor with each entropy coefficient ``c_H``.
+
+    :param overrides: PPO settings that replace :data:`PPO_CHAIN`'s (e.g.
+        ``normalize_advantages=False``); an unknown name raises ValueError.
 
     :returns: one row per (coefficient, seed): ``greedy_return`` (the most likely action in
         every cell), ``train_return``, ``far_end_share`` (as :func:`run_dqn_epsilon`'s).
@@ -163,7 +166,8 @@ def run_ppo_entropy(backend: str, coefficients: Sequence[float], seeds: Sequence
     rows = []
     for coefficient in coefficients:
         for seed in _check_seeds(seeds):
-            settings = make_settings("ppo", **PPO_CHAIN, ent_coef=float(coefficient))
+            settings = make_settings("ppo", **{**PPO_CHAIN, **overrides},
+                                     ent_coef=float(coefficient))
             trainer = PolicyGradientTrainer("ppo", CHAIN_ID, backend, settings, seed=seed,
                                             total_steps=total_steps)
             while trainer.env_steps < total_steps:
