@@ -12,7 +12,8 @@ import pytest
 from duetrl.core.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from duetrl.core.interfaces.gpt_config import GPTConfig
 from duetrl.core.interfaces.gpt_params import init_gpt_params
-from duetrl.core.lm.mlm import MLMData
+from duetrl.core.lm.mlm import MLMData, train_mlm
+from duetrl.core.lm.train import TrainConfig
 from duetrl.core.reference import encoder as ref
 from duetrl.core.reference.attention import causal_mask
 from duetrl.core.reference.gpt import gpt_hidden_states
@@ -261,15 +262,17 @@ def test_mlm_batches_are_a_function_of_seed_and_step(mlm_data):
 
 
 def test_two_backends_train_in_lockstep(backends, mlm_data):
-    losses = {}
     config = GPTConfig(vocab_size=mlm_data.vocab_size, block_size=24, n_layer=1, n_head=2,
                        n_embd=16)
-    for name, backend in backends.items():
-        trainer = enc(backend).MLMTrainer(enc(backend).MaskedLM(config))
-        losses[name] = [trainer.train_step(*batch, 5e-3, a)[0] for batch, a in
-                        (mlm_data.batch("train", 8, 0, step) for step in range(4))]
-    assert_close(np.array(losses["tf"]), np.array(losses["torch"]), "float32_model", "losses")
-    assert losses["torch"][-1] < losses["torch"][0]
+    steps = TrainConfig(steps=4, batch_size=8, learning_rate=5e-3, warmup_steps=0,
+                        eval_every=2)
+    history = {name: train_mlm(backend, enc(backend).MaskedLM(config), mlm_data, steps, 16)
+               for name, backend in backends.items()}
+    for key in ("loss", "val_loss", "accuracy"):
+        assert_close(np.array(history["tf"][key]), np.array(history["torch"][key]),
+                     "float32_model", key)
+    assert history["torch"]["eval_step"] == [2, 4] and history["torch"]["step"] == [1, 2, 3, 4]
+    assert history["torch"]["loss"][-1] < history["torch"]["loss"][0]
 
 
 def test_masked_tokens_are_learned(backends, mlm_data):
@@ -278,14 +281,13 @@ def test_masked_tokens_are_learned(backends, mlm_data):
     backend = backends["torch"]
     config = GPTConfig(vocab_size=mlm_data.vocab_size, block_size=24, n_layer=2, n_head=2,
                        n_embd=32)
-    trainer = enc(backend).MLMTrainer(enc(backend).MaskedLM(config), weight_decay=0.0)
-    for step in range(150):
-        batch, a = mlm_data.batch("train", 32, 0, step)
-        trainer.train_step(*batch, 5e-3, a)
-    batch, a = mlm_data.batch("val", 64, 1, 0)
-    loss, accuracy = trainer.evaluate(*batch, a)
+    steps = TrainConfig(steps=150, batch_size=32, learning_rate=5e-3, min_learning_rate=5e-3,
+                        warmup_steps=0, weight_decay=0.0, eval_every=150, seed=0)
+    history = train_mlm(backend, enc(backend).MaskedLM(config), mlm_data, steps)
+    batch, _ = mlm_data.batch("val", 64, 1, 0)  # train_mlm's evaluation batch
     targets = batch.targets[batch.selected]
     no_context = np.bincount(targets).max() / targets.size
+    accuracy, loss = history["accuracy"][-1], history["val_loss"][-1]
     assert accuracy > 0.4 and accuracy > 2 * no_context, (accuracy, no_context)
     assert loss < 0.7 * np.log(mlm_data.vocab_size)
 

@@ -31,6 +31,7 @@
 # both on the same masked batches, and look at what each model attends to.
 
 # %%
+import inspect
 import time
 
 import numpy as np
@@ -38,7 +39,7 @@ import numpy as np
 from duetrl.core.backend import load_backends
 from duetrl.core.interfaces.gpt_config import GPTConfig
 from duetrl.core.interfaces.gpt_params import init_gpt_params
-from duetrl.core.lm.mlm import MLMData
+from duetrl.core.lm.mlm import MLMData, train_mlm
 from duetrl.core.lm.train import TrainConfig, learning_rate_at
 from duetrl.core.plots import plot_attention_heatmaps, pyplot, save_figure
 from duetrl.core.reference import encoder as ref
@@ -55,6 +56,14 @@ from duetrl.backends.tf import encoder as tf_encoder  # noqa: E402
 from duetrl.backends.torch import encoder as torch_encoder  # noqa: E402
 
 encoders = {"torch": torch_encoder, "tf": tf_encoder}
+
+
+def show(function, first_line=None):
+    """Print ``function``'s source from the line that contains ``first_line`` on."""
+    source = inspect.getsource(function)
+    if first_line is not None:
+        source = source[source.index(first_line):]
+    print(f"# {function.__module__}.{function.__name__}\n{source}")
 
 # %% [markdown]
 # ## 1. One stack, two masks
@@ -146,38 +155,28 @@ for name, backend in backends.items():
 # ## 4. Masked-LM training, side by side
 #
 # Both frameworks start from the same weights (seed 0), read the same masked batches and
-# take AdamW steps with the same warm-up and cosine schedule (`MLMTrainer.train_step`: the
-# loss at the selected positions only, clipping, the update). Every few steps, the loss and
-# the accuracy at the selected positions of a fixed validation batch.
+# take AdamW steps with the same warm-up and cosine schedule. The loop is written once, in
+# core (`train_mlm`, printed below); each step calls the backend's `MLMTrainer.train_step`
+# (the loss at the selected positions only, clipping, the update). Every few steps, the loss
+# and the accuracy at the selected positions of a fixed validation batch.
 
 # %%
 train_config = TrainConfig(steps=24 if QUICK else 600, batch_size=16 if QUICK else 32,
                            learning_rate=3e-3, min_learning_rate=3e-4,
-                           warmup_steps=4 if QUICK else 30, weight_decay=0.0)
-EVAL_EVERY = 8 if QUICK else 50
-val_batch, val_mask = data.batch("val", 64, 1, 0)
-val_targets = val_batch.targets[val_batch.selected]
-no_context = np.bincount(val_targets).max() / val_targets.size  # always guess the commonest
+                           warmup_steps=4 if QUICK else 30, weight_decay=0.0,
+                           eval_every=8 if QUICK else 50, seed=0)
+show(train_mlm, "trainer =")
 trained, history = {}, {}
-for name in backends:
+for name, backend in backends.items():
     began = time.perf_counter()
     trained[name] = encoders[name].MaskedLM(model_config, seed=0)
-    trainer = encoders[name].MLMTrainer(trained[name], weight_decay=train_config.weight_decay)
-    history[name] = {"step": [], "loss": [], "eval_step": [], "val_loss": [], "accuracy": []}
-    for step in range(train_config.steps):
-        batch, attention_mask = data.batch("train", train_config.batch_size, 0, step)
-        loss, _ = trainer.train_step(*batch, learning_rate_at(step, train_config),
-                                     attention_mask)
-        history[name]["step"].append(step + 1)
-        history[name]["loss"].append(loss)
-        if (step + 1) % EVAL_EVERY == 0 or step + 1 == train_config.steps:
-            val_loss, accuracy = trainer.evaluate(*val_batch, val_mask)
-            for key, value in (("eval_step", step + 1), ("val_loss", val_loss),
-                               ("accuracy", accuracy)):
-                history[name][key].append(value)
+    history[name] = train_mlm(backend, trained[name], data, train_config)
     print(f"{name}: {train_config.steps} steps in {time.perf_counter() - began:.1f} s, "
           f"val loss {history[name]['val_loss'][-1]:.3f}, masked-token accuracy "
           f"{history[name]['accuracy'][-1]:.3f}")
+val_batch, val_mask = data.batch("val", 64, train_config.seed + 1, 0)  # train_mlm's
+val_targets = val_batch.targets[val_batch.selected]
+no_context = np.bincount(val_targets).max() / val_targets.size  # always guess the commonest
 print(f"chance 1/{data.vocab_size - 2} = {1 / (data.vocab_size - 2):.3f}; the commonest "
       f"target always: {no_context:.3f}; uniform loss log V = {np.log(data.vocab_size):.3f}")
 

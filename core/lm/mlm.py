@@ -8,13 +8,20 @@ the same masked batches (the rule itself: ``core/reference/encoder.py``).
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
+from typing import Any
+
 import numpy as np
 
 from duetrl.core.lm.corpora import load_corpus
 from duetrl.core.lm.tokenizers import CharTokenizer
+from duetrl.core.lm.train import TrainConfig, learning_rate_at
 from duetrl.core.reference.encoder import MaskedBatch, mask_tokens
 
 PAD, MASK = "[PAD]", "[MASK]"
+MLM_KIND = "duetrl.mlm"
+"""The ``kind`` of a masked-LM checkpoint: group ``params``, metadata ``config``."""
 
 
 class MLMData:
@@ -85,3 +92,39 @@ class MLMData:
         masked = mask_tokens(ids, self.mask_id, self.vocab_size, (seed, step, 1), attention_mask,
                              special_ids=(self.pad_id,))
         return masked, attention_mask
+
+
+def encoder_module(backend: ModuleType) -> ModuleType:
+    """The backend's encoder module ``duetrl.backends.<NAME>.encoder`` (``MaskedLM``,
+    ``BertEncoder``, ``MLMTrainer``, ``masked_lm_loss``), imported on first use."""
+    return importlib.import_module(f"duetrl.backends.{backend.NAME}.encoder")
+
+
+def train_mlm(backend: ModuleType, model: Any, data: MLMData, config: TrainConfig,
+              eval_batch_size: int = 64) -> dict[str, list[float]]:
+    """Masked-LM training of ``model`` (a backend's ``MaskedLM``), the same in both backends.
+
+    Step s trains on ``data.batch("train", config.batch_size, config.seed, s)`` at
+    ``learning_rate_at(s, config)`` (warm-up, cosine) with AdamW (``config.weight_decay``,
+    ``config.max_grad_norm``). Every ``config.eval_every`` steps and after the last one, the
+    loss and masked-token accuracy of one fixed batch, ``data.batch("val", eval_batch_size,
+    config.seed + 1, 0)``.
+
+    :returns: ``{"step", "loss"}`` per step and ``{"eval_step", "val_loss", "accuracy"}`` per
+        evaluation, lists of numbers.
+    """
+    trainer = encoder_module(backend).MLMTrainer(model, config.weight_decay, config.max_grad_norm)
+    val_batch, val_mask = data.batch("val", eval_batch_size, config.seed + 1, 0)
+    history: dict[str, list[float]] = {key: [] for key in
+                                       ("step", "loss", "eval_step", "val_loss", "accuracy")}
+    for step in range(config.steps):
+        batch, attention_mask = data.batch("train", config.batch_size, config.seed, step)
+        loss, _ = trainer.train_step(*batch, learning_rate_at(step, config), attention_mask)
+        history["step"].append(step + 1)
+        history["loss"].append(loss)
+        if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
+            val_loss, accuracy = trainer.evaluate(*val_batch, val_mask)
+            for key, value in (("eval_step", step + 1), ("val_loss", val_loss),
+                               ("accuracy", accuracy)):
+                history[key].append(value)
+    return history
