@@ -11,7 +11,7 @@
 # %% [markdown]
 # # BERT: a bidirectional encoder trained by masked-LM, in two frameworks
 #
-# Outline 7.1.2 (Google BERT), with the GPT of 2.1 beside it. A GPT reads a text left to
+# Outline 7.1.2 (Google BERT), with the small GPT beside it. A GPT reads a text left to
 # right and learns to predict the next token; BERT reads the whole text at once and learns
 # to fill in tokens that were hidden from it. The two are the same stack of Transformer
 # blocks. What differs is the attention mask, and with it the training objective:
