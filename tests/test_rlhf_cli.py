@@ -164,3 +164,30 @@ def test_bad_sft_flags_give_one_clear_line(tmp_path, capsys, reference, argv: li
     argv = [{"REF": str(reference), "BAD": str(bad)}.get(a, a) for a in argv]
     assert main(["rlhf", *argv, "--quiet"]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_train_names_a_collapse_where_the_student_sees_it(tmp_path, monkeypatch, capsys):
+    """`rlhf train` reads its own log and prints one warning line per sign of trouble (the
+    stop token lost, a KL jump, the reward collapsed: core/rlhf/diagnostics.py), and none for a
+    healthy run. The training itself is stood in for: the logs are the first defaults' grpo
+    collapse on sort-digits and a healthy run."""
+    import duetrl.core.cli.rlhf as cli
+    import duetrl.core.rlhf.train as train_module
+
+    collapsed = [(0.567, 0.04, 0.97), (0.545, 4.69, 0.03), (0.045, 21.61, 0.22)]
+    healthy = [(0.56, 0.0, 0.97), (0.60, 0.3, 0.97), (0.70, 0.9, 0.98)]
+    monkeypatch.setattr(cli, "_reference", lambda *args: (None, None))
+    for rows, expected in ((collapsed, ["update 2: only 3%", "update 3: KL jumped",
+                                        "update 3: the reward collapsed"]), (healthy, [])):
+        log = tmp_path / f"log_{len(expected)}.csv"
+        with log.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["update", "reward", "kl", "stopped"])
+            writer.writerows([(i + 1, *row) for i, row in enumerate(rows)])
+        summary = {"log": str(log), "updates": 3}
+        monkeypatch.setattr(train_module, "train", lambda *args, summary=summary: summary)
+        assert main(["rlhf", "train", "--updates", "3", "--json", "--quiet"]) == 0
+        err = capsys.readouterr().err
+        warnings = [line for line in err.splitlines() if line.startswith("duetrl: warning:")]
+        assert [w.split(": ", 2)[2][:len(e)] for w, e in zip(warnings, expected)] == expected
+        assert len(warnings) == len(expected), err

@@ -135,7 +135,8 @@ reward_model = f"{folder}/reward_model_torch.safetensors"
 histories, last = {}, {}
 for beta in betas:  # what `duetrl rlhf overoptimisation` runs (core/rlhf/overoptimisation.py)
     run = RLHFRun(backends["torch"], RLHFSettings(algo="rloo", beta=beta, updates=updates,
-                                                  reward="learned", reward_model=reward_model),
+                                                  reward="learned", reward_model=reward_model,
+                                                  learning_rate=5e-3, prompts=8, missing_stop_penalty=0.0),
                   reference)
     history: dict[str, list[float]] = {}
     for u in range(updates):
@@ -166,7 +167,8 @@ print("saved", path)
 
 # %%
 tf_run = RLHFRun(backends["tf"], RLHFSettings(algo="rloo", beta=min(betas), updates=updates,
-                                              reward="learned", reward_model=reward_model),
+                                              reward="learned", reward_model=reward_model,
+                                              learning_rate=5e-3, prompts=8, missing_stop_penalty=0.0),
                  reference)
 tf_history: dict[str, list[float]] = {}
 for u in range(updates):

@@ -191,7 +191,8 @@ for name, backend in backends.items():  # the loss RLOO minimises, as each frame
 
 # %%
 updates = 30 if QUICK else 100
-settings = RLHFSettings(task="sort-digits", algo="rloo", beta=0.01, updates=updates)
+settings = RLHFSettings(task="sort-digits", algo="rloo", beta=0.01, updates=updates,
+                        learning_rate=5e-3, prompts=8, missing_stop_penalty=0.0)  # the settings the text measured
 histories = {}
 for name, backend in backends.items():
     run = RLHFRun(backend, settings, (config, reference_params))
@@ -238,7 +239,7 @@ beta = 0.1
 exact = sort_digits_optimum(beta)
 print(f"beta = {beta}: exact E[r] = {exact.mean_reward:.4f}, KL = {exact.kl:.4f} nats")
 uniform = RLHFSettings(algo="rloo", reference="uniform", beta=beta,
-                       updates=60 if QUICK else 300)
+                       updates=60 if QUICK else 300, learning_rate=5e-3, prompts=8, missing_stop_penalty=0.0)
 run = RLHFRun(backends["torch"], uniform)
 history = {}
 for u in range(uniform.updates):

@@ -225,6 +225,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     from duetrl.core.backend import load_backend
     from duetrl.core.cli.rlhf_sft import check_sft_flags
+    from duetrl.core.rlhf.diagnostics import log_warnings
     from duetrl.core.rlhf.train import train
 
     settings = settings_from_args(args)
@@ -235,6 +236,8 @@ def run_train(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else RUNS / settings.task / f"{settings.algo}_{args.backend}"
     summary = train(backend, settings, out, reference_path, args.resume, not args.quiet,
                     args.tensorboard)
+    for line in log_warnings(summary["log"]):  # a collapse named where the student sees it
+        print(f"duetrl: warning: {line}", file=sys.stderr)
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0

@@ -45,8 +45,11 @@ def overoptimisation_sweep(
         raise ValueError("betas: expected at least one KL coefficient")
     histories: dict[float, dict[str, list[float]]] = {}
     for beta in betas:
+        # the sweep the README and the tutorial measured: 8 prompts a batch at step size 5e-3, no
+        # missing-stop penalty (a learned reward is the subject; `rlhf train` defaults differ)
         settings = RLHFSettings(algo=algo, beta=float(beta), updates=updates, seed=seed,
-                                reward="learned", reward_model=str(reward_model_path))
+                                reward="learned", reward_model=str(reward_model_path),
+                                learning_rate=5e-3, prompts=8, missing_stop_penalty=0.0)
         trainer = RLHFRun(backend, settings, reference)
         folder = None if out is None else Path(out) / f"beta_{float(beta):g}"
         with run_paths(None, folder) as (run_dir, _):
