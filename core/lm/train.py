@@ -186,16 +186,22 @@ class LMRun:
     def finished(self) -> bool:
         return self.updates >= self.config.steps
 
+    def train_batch(self, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Step ``step``'s ``(x, y, per-token loss weights)``: next-token windows, every token
+        weighted alike (None). SFT (core/rlhf/sft.py) weights the completion's tokens only."""
+        x, y = self.data.batch("train", self.config.batch_size, train_rng(self.config.seed, step))
+        return x, y, None
+
     def step(self) -> dict[str, float]:
         """One AdamW update; evaluates every ``eval_every`` steps and at the last one."""
         c, step = self.config, self.updates
         lr = learning_rate_at(step, c)
-        x, y = self.data.batch("train", c.batch_size, train_rng(c.seed, step))
+        x, y, weights = self.train_batch(step)
         began = time.perf_counter()
-        loss, grad_norm = self.trainer.train_step(x, y, lr)
+        loss, grad_norm = self.trainer.train_step(x, y, lr, weights)
         if self._timed:  # the first step of a session traces/warms up: not in the speed
             self.train_seconds += time.perf_counter() - began
-            self.tokens += x.size
+            self.tokens += x.size if weights is None else int(weights.sum())  # tokens learned
         self._timed = True
         if not math.isfinite(loss):
             raise FloatingPointError(f"training diverged at step {step + 1}: loss {loss}")

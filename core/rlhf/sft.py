@@ -26,8 +26,6 @@ m = 1 on the completion (stop included), 0 on the prompt and the padding. The lo
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +38,7 @@ from duetrl.core.checkpoint import CheckpointError
 from duetrl.core.interfaces.gpt_config import GPTConfig
 from duetrl.core.interfaces.settings import setting
 from duetrl.core.lm.data import train_rng
-from duetrl.core.lm.train import LMRun, TrainConfig, learning_rate_at
+from duetrl.core.lm.train import LMRun, TrainConfig
 from duetrl.core.rlhf.mdp import SequenceMDP, rollout
 from duetrl.core.rlhf.pi_ref import load_reference
 from duetrl.core.rlhf.preferences import encode_completions
@@ -171,31 +169,10 @@ class SFTRun(LMRun):
     completion mask to ``LMTrainer.train_step`` as per-token weights; evaluation is the masked
     loss on held-out demonstrations."""
 
-    def step(self) -> dict[str, float]:
-        c, step = self.config, self.updates
-        lr = learning_rate_at(step, c)
-        x, y, weights = self.data.batch("train", c.batch_size, train_rng(c.seed, step))
-        began = time.perf_counter()
-        loss, grad_norm = self.trainer.train_step(x, y, lr, weights)  # L_SFT: prompt masked
-        if self._timed:
-            self.train_seconds += time.perf_counter() - began
-            self.tokens += int(weights.sum())
-        self._timed = True
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"SFT diverged at step {step + 1}: loss {loss}")
-        self.updates = step + 1
-        for key, value in (("step", self.updates), ("train_loss", loss), ("lr", lr),
-                           ("grad_norm", grad_norm)):
-            self.history[key].append(value)
-        val_loss = float("nan")
-        if self.updates % c.eval_every == 0 or self.updates == c.steps:
-            from duetrl.core.lm.train import evaluate
-
-            val_loss = evaluate(self.trainer, self.data, c)
-            self.history["eval_step"].append(self.updates)
-            self.history["val_loss"].append(val_loss)
-        return {"update": self.updates, "train_loss": float(loss), "lr": lr,
-                "grad_norm": float(grad_norm), "val_loss": val_loss}
+    def train_batch(self, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Demonstrations, with the completion mask as the loss's per-token weights: L_SFT."""
+        c = self.config
+        return self.data.batch("train", c.batch_size, train_rng(c.seed, step))
 
 
 def policy_figures(
