@@ -82,6 +82,7 @@ def test_row_stochastic_not_column_stochastic() -> None:
 
 
 def test_stationary_distribution_is_invariant(order2: MarkovSource) -> None:
+    order2.stationary[:] = 0.0  # a copy: the source's own mu is not changed
     mu = order2.stationary
     assert mu.shape == (9,) and mu.min() >= 0 and mu.sum() == pytest.approx(1.0, abs=1e-12)
     np.testing.assert_allclose(mu @ order2.context_transitions(), mu, atol=1e-12)
@@ -256,3 +257,7 @@ def test_other_bad_input(order2: MarkovSource) -> None:
         random_source(vocab_size=1)
     with pytest.raises(ValueError, match="fraction"):
         related_source(order2, 1.5)
+    with pytest.raises(ValueError, match="at most 1024 contexts"):
+        MarkovSource(np.full((2048, 2), 0.5), order=11)
+    with pytest.raises(ValueError, match="order"):
+        random_source(vocab_size=2, order=11)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass
+from functools import cached_property
 from math import prod
 
 import numpy as np
@@ -26,7 +27,7 @@ import numpy as np
 from duetrl.core.interfaces.gpt_config import GPTConfig
 from duetrl.core.interfaces.gpt_params import param_shapes
 
-MAX_CONTEXTS = 1 << 16  # V^k: the dense transition table and its stationary solve stay small
+MAX_CONTEXTS = 1 << 10  # V^k: the dense (V^k, V^k) context chain and its solve stay small
 MAX_MASKED_WINDOW = 1 << 22  # V^(2k+1) joint probabilities for the masked-token entropy
 
 
@@ -98,6 +99,10 @@ class MarkovSource:
     @property
     def stationary(self) -> np.ndarray:
         """mu ``(V^k,)`` over contexts: mu T = mu, sum mu = 1 (a least-squares solve)."""
+        return self._stationary.copy()
+
+    @cached_property
+    def _stationary(self) -> np.ndarray:
         n = self.num_contexts
         system = np.vstack([self.context_transitions().T - np.eye(n), np.ones((1, n))])
         rhs = np.zeros(n + 1)
@@ -106,10 +111,10 @@ class MarkovSource:
         mu = np.clip(mu, 0.0, None)
         return mu / mu.sum()
 
-    @property
+    @cached_property
     def entropy_rate(self) -> float:
         """H = -sum_c mu_c sum_j P_cj log P_cj, in nats per token."""
-        return float(self.stationary @ _entropy(self.transitions, axis=1))
+        return float(self._stationary @ _entropy(self.transitions, axis=1))
 
     def block_entropy(self, length: int) -> float:
         """H(X_1, ..., X_m) of m consecutive stationary symbols, in nats: for m <= k from the
@@ -121,7 +126,7 @@ class MarkovSource:
             return 0.0
         if length > k:
             return self.block_entropy(k) + (length - k) * self.entropy_rate
-        mu = self.stationary.reshape((v,) * k)  # axes: oldest ... newest symbol
+        mu = self._stationary.reshape((v,) * k)  # axes: oldest ... newest symbol
         marginal = mu.sum(axis=tuple(range(k - length))) if length < k else mu
         return float(_entropy(marginal))
 
@@ -148,7 +153,7 @@ class MarkovSource:
         if v ** (2 * k + 1) > MAX_MASKED_WINDOW:
             raise ValueError(f"order, vocab_size: V^(2k+1) = {v ** (2 * k + 1)} windows, more "
                              f"than {MAX_MASKED_WINDOW} to enumerate")
-        joint = self.stationary.reshape((v,) * k)  # p(x_0 .. x_{k-1})
+        joint = self._stationary.reshape((v,) * k)  # p(x_0 .. x_{k-1})
         table = self.transitions.reshape((v,) * (k + 1))  # P(x_k | x_0 .. x_{k-1})
         for s in range(k, 2 * k + 1):  # multiply in P(x_s | x_{s-k} .. x_{s-1})
             joint = joint[..., None] * table.reshape((1,) * (s - k) + (v,) * (k + 1))
