@@ -188,3 +188,37 @@ def test_lm_benchmark_runs_on_tiny_shapes(capsys):
     )
     assert results["torch"]["train_tokens_per_second"] > 0
     assert results["tf"]["generate_tokens_per_second_cached"] > 0
+
+
+MLM_TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "32",
+            "--num-chars", "4000", "--steps", "4", "--eval-every", "2", "--batch-size", "8"]
+
+
+def test_lm_mlm_trains_saves_and_fills_every_blank(tmp_path, capsys):
+    from duetrl.core.checkpoint import load_checkpoint
+    from duetrl.core.lm.mlm import MLM_KIND
+
+    out = tmp_path / "mlm"
+    assert main(["lm", "mlm", *MLM_TINY, "--out", str(out), "--json",
+                 "--fill", "the _eacher f_nds", "--fill", "a red ba__."]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["steps"] == 4 and 0.0 <= summary["accuracy"] <= 1.0
+    filled = summary["filled"]
+    assert [len(f) for f in filled] == [len("the _eacher f_nds"), len("a red ba__.")]
+    assert "_" not in "".join(filled)
+    assert filled[0][:4] == "the " and filled[0][5:12] == "eacher " and filled[1][-1] == "."
+    saved = load_checkpoint(out / "model.safetensors", MLM_KIND)
+    assert saved.metadata["config"]["n_embd"] == 16 and len(saved.metadata["history"]["loss"]) == 4
+    assert (out / "loss.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize(("fill", "message"), [
+    ("no blank here", "at least one _"),
+    ("_" * 40, "at most --block-size=32"),
+    ("the _eacher \u00e9", "not in the corpus"),
+])
+def test_lm_mlm_refuses_a_bad_fill_before_training(tmp_path, capsys, fill, message):
+    assert main(["lm", "mlm", *MLM_TINY, "--out", str(tmp_path), "--fill", fill]) == 2
+    err = capsys.readouterr().err
+    assert "--fill" in err and message in err
+    assert not (tmp_path / "model.safetensors").exists()  # refused before any training

@@ -72,6 +72,10 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
     sample.add_argument("--no-cache", action="store_true", help="recompute instead of KV cache")
     sample.set_defaults(run=run_sample)
 
+    from duetrl.core.cli.lm_mlm import add_mlm_parser
+
+    add_mlm_parser(sub)  # duetrl lm mlm: a BERT-style encoder (outline 7.1.2)
+
     cmp = compare.add_parser("lm", help="one GPT in both backends: logits, training, generation")
     cmp.add_argument("--n-layer", type=int, default=2)
     cmp.add_argument("--n-head", type=int, default=4)
