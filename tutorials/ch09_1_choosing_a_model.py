@@ -89,7 +89,7 @@ def full_context_loss(trainer) -> float:
 # ## 2. A small scaling law
 #
 # Six GPTs, from 4 to 96 wide and 1 to 3 layers, each trained on the same tokens (600
-# updates of $16 \times 16$ tokens; 30 in quick mode), in both frameworks from the same
+# updates of $16 \times 16$ tokens; 20 in quick mode), in both frameworks from the same
 # initial weights.
 # $N$ counts the **non-embedding** parameters, as the scaling-law papers do
 # (Kaplan et al. 2020): per block $12 d^2 + 13 d$, plus $2d$ for the last LayerNorm. The
@@ -98,9 +98,9 @@ def full_context_loss(trainer) -> float:
 # $d = 64$ model reached 0.95).
 
 # %%
-SIZES = [(1, 1, 4), (1, 2, 16), (2, 4, 64)] if QUICK else [
+SIZES = [(1, 1, 4), (1, 1, 8), (1, 2, 16)] if QUICK else [
     (1, 1, 4), (1, 1, 8), (1, 2, 16), (2, 2, 32), (2, 4, 64), (3, 4, 96)]
-STEPS = 30 if QUICK else 600
+STEPS = 20 if QUICK else 600
 TF_SIZES = SIZES[:1] if QUICK else SIZES  # quick mode: tf on the smallest only (tracing)
 
 
@@ -186,7 +186,7 @@ print("saved", path)
 # with floor $H$ would be a straight line of slope $-\alpha$. Measured in the full run (600
 # updates, 153,600 tokens): the loss falls from 1.826 at $N = 252$ to 0.956 at $N = 3{,}312$,
 # then only to 0.904 at $N = 100{,}096$, and the largest model (335,712) is no better
-# (0.906). The two frameworks agree to $1.5 \times 10^{-8}$ after 30 updates (quick mode) and
+# (0.906). The two frameworks agree to $1.5 \times 10^{-8}$ after 20 updates (quick mode) and
 # to $3 \times 10^{-3}$ after 600, where float32 rounding, summed in a different order in each,
 # has had time to grow.
 #
@@ -224,7 +224,7 @@ BASE_SIZE = SIZES[1] if QUICK else (2, 2, 32)
 base = models["torch", BASE_SIZE]
 torch_backend = backends["torch"]
 base_params = torch_backend.export_params(base)
-FT_STEPS = 20 if QUICK else 300
+FT_STEPS = 10 if QUICK else 300
 targets = {"related": related_source(SOURCE, 0.25, seed=1),
            "unrelated": related_source(SOURCE, 1.0, seed=2)}
 finetuning, floors = {}, {}
