@@ -414,6 +414,7 @@ import torch  # noqa: E402
 
 from duetrl.core.exercises import FRAMEWORK_TOLERANCE, compare  # noqa: E402
 from duetrl.core.lm.scaling import MarkovSource  # noqa: E402
+from duetrl.core.reference.gpt import cross_entropy as reference_cross_entropy  # noqa: E402
 
 
 def oracle_loss_torch(transitions, contexts, next_tokens):
@@ -453,7 +454,9 @@ def oracle_cases(seed):
 
 
 def oracle_loss_reference(transitions, contexts, next_tokens):
-    return -np.mean(np.log(transitions[contexts, next_tokens]))
+    """The float64 reference cross-entropy (core/reference/gpt.py) of the logits log P[c_t]."""
+    with np.errstate(divide="ignore"):  # log 0 = -inf: a symbol the context never allows
+        return reference_cross_entropy(np.log(transitions[contexts])[None], next_tokens[None])
 
 
 chains = [(random_source(n, 1, support, concentration=0.5, seed=s).transitions,)
