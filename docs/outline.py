@@ -227,7 +227,7 @@ CHAPTERS: tuple[Chapter, ...] = (
             ("如何处理状态空间过大的问题？", "What to do when the state space is too large?"),
             ("探索与利用的平衡如何把握？", "How to balance exploration and exploitation?")),
           modules=("backends.dqn", "core.rl.dqn", "core.rl.dqn_settings", "core.rl.replay",
-                   "core.reference.dqn", "core.rl.exploration")),
+                   "core.reference.dqn", "core.rl.exploration", "core.envs.sparse_chain")),
         S("9.3", "二者结合的常见问题", "Questions about the combination", (
             ("如何设计语言模型与强化学习的交互方式？",
              "How should a language model and RL interact?"),
