@@ -344,3 +344,16 @@ def test_write_pages_rewrites_only_what_changed(tmp_path):
     assert (folder / "cli" / "c.md").read_text() == "# C\n"
     ref.write_pages(folder, {"api/a": "# A2\n"})
     assert a.read_text() == "# A2\n"
+
+
+def test_a_rosetta_page_gives_each_note_once_and_the_index_a_reading_order(pages_en):
+    """A note under every block that shows the difference repeated itself up to six times a
+    page (the tensor-type note 77 times in the book); it now stands under the first."""
+    for name in mirror_names():
+        notes = re.findall(r"<li>(.*?)</li>", pages_en[f"rosetta/{name}"])
+        assert len(notes) == len(set(notes)), (name, [n for n in notes if notes.count(n) > 1])
+    assert sum(len(re.findall(r"<li>", pages_en[f"rosetta/{n}"])) for n in mirror_names()) > 20
+    index = pages_en["rosetta/index"]
+    order = re.search(r"\*\*Start here\*\*[^\n]*", index).group(0)
+    assert re.findall(r"`(\w+) <", order) == list(ref.START_HERE)
+    assert "**从这里开始**" in ref.rosetta_index_page("zh_CN")

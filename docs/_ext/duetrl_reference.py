@@ -67,6 +67,7 @@ HEADINGS = {
                     " Rows marked `|` differ, `<` are only in torch, `>` only in tf; the notes"
                     " under a block say what the difference is. The same view in a terminal:"
                     " `duetrl diff {name}`."),
+        "start_here": "**Start here**, in this order (each builds on the ones before):",
         "rosetta_intro": ("Every backend file exists twice, once per framework, with the same "
                           "names, order and comments, so that the lines that differ are exactly "
                           "the framework differences. This table is `duetrl diff --all`: the share "
@@ -99,6 +100,7 @@ HEADINGS = {
                     "仅 tf 有 {only_tf} 行：{differing:.0%} 的行不同（上限 {limit:.0%}）。"
                     "标记 `|` 的行不同，`<` 仅在 torch 中，`>` 仅在 tf 中；每个差异块下方的注释"
                     "说明差异是什么。终端中的同一视图：`duetrl diff {name}`。"),
+        "start_here": "**从这里开始**，按此顺序阅读（每个文件都建立在前面的文件之上）：",
         "rosetta_intro": ("每个后端文件都有两份，每个框架一份，名称、顺序和注释都相同，因此不同的行"
                           "恰好就是框架之间的差异。下表即 `duetrl diff --all`：不同比例 = "
                           "max(仅 torch, 仅 tf) / 较长文件的行数。"),
@@ -437,6 +439,7 @@ def rosetta_table(pair: MirrorPair, torch_source: str, tf_source: str,
              f'</th><th class="rosetta-mark"></th><th class="rosetta-lineno">#</th>'
              f'<th>backends/tf/{pair.name}.py</th></tr></thead><tbody>']
     torch_no = tf_no = 0
+    said: set[str] = set()  # each note once a page, under the first block that shows it
     for index, row in enumerate(pair.rows):
         cells = []
         for line, numbers, lines in ((row.torch_line, "torch", torch_html),
@@ -460,6 +463,8 @@ def rosetta_table(pair: MirrorPair, torch_source: str, tf_source: str,
             block = pair.rows[start:stop]
             notes = notes_for([r.torch_line for r in block if r.torch_line is not None],
                               [r.tf_line for r in block if r.tf_line is not None], language)
+            notes = [note for note in notes if note not in said]
+            said.update(notes)
             if notes:
                 items = "".join(f"<li>{inline_code(note)}</li>" for note in notes)
                 parts.append(f'<tr class="rosetta-note"><td colspan="5"><ul>{items}</ul>'
@@ -485,6 +490,10 @@ def rosetta_page(name: str, language: str | None) -> str:
             f"```{{raw}} html\n{table}\n```\n")
 
 
+START_HERE = ("attention", "returns", "reinforce", "ppo", "gpt", "generation", "rlhf")
+"""The reading order the Rosetta index suggests: each file builds on the ones before it."""
+
+
 def rosetta_index_page(language: str | None) -> str:
     """The ``duetrl diff --all`` table, each file linked to its page."""
     from duetrl.core.mirror import MIRROR_EXCEPTIONS, MIRROR_LIMIT, mirror_table
@@ -492,7 +501,10 @@ def rosetta_index_page(language: str | None) -> str:
     pairs = mirror_table()
     keys = ("file", "torch_lines", "tf_lines", "only_torch", "only_tf", "differing")
     header = [text(key, language) for key in keys]
+    known = {p.name for p in pairs}
+    order = ", ".join(f"{{doc}}`{name} <{name}>`" for name in START_HERE if name in known)
     lines = [f"# {text('rosetta', language)}", "", text("rosetta_intro", language), "",
+             f"{text('start_here', language)} {order}.", "",
              "| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
     for p in pairs:
         limit = MIRROR_EXCEPTIONS.get(p.name, MIRROR_LIMIT)
