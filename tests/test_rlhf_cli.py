@@ -176,7 +176,7 @@ def test_train_names_a_collapse_where_the_student_sees_it(tmp_path, monkeypatch,
 
     collapsed = [(0.567, 0.04, 0.97), (0.545, 4.69, 0.03), (0.045, 21.61, 0.22)]
     healthy = [(0.56, 0.0, 0.97), (0.60, 0.3, 0.97), (0.70, 0.9, 0.98)]
-    monkeypatch.setattr(cli, "_reference", lambda *args: (None, None))
+    monkeypatch.setattr(cli, "reference_for", lambda *args: (None, None))
     for rows, expected in ((collapsed, ["update 2: only 3%", "update 3: KL jumped",
                                         "update 3: the reward collapsed"]), (healthy, [])):
         log = tmp_path / f"log_{len(expected)}.csv"

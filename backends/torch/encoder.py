@@ -26,12 +26,12 @@ from duetrl.backends.torch.runtime import as_tensor, resolve_dtype
 from duetrl.backends.torch.training import cross_entropy_loss
 from duetrl.backends.torch.weights import import_params
 from duetrl.core.constants import ADAMW_WEIGHT_DECAY, GRAD_CLIP_NORM
-from duetrl.core.interfaces.gpt_config import GPTConfig, check_token_ids
-from duetrl.core.reference.encoder import (
+from duetrl.core.interfaces.encoder_params import (
     check_attention_mask,
     init_encoder_params,
     masked_accuracy,
 )
+from duetrl.core.interfaces.gpt_config import GPTConfig, check_token_ids
 from duetrl.core.tolerances import to_numpy
 
 Ids = Tensor | np.ndarray  # token ids or a 0/1 mask, as a tensor or an array
@@ -62,7 +62,7 @@ class BertEncoder(nn.Module):
         config: a :class:`duetrl.core.interfaces.gpt_config.GPTConfig` (``block_size`` is the
             longest sequence).
         dtype: parameter dtype (``"float32"`` by default, ``"float64"`` for tests).
-        seed: seed of the NumPy initialiser (duetrl.core.reference.encoder.init_encoder_params:
+        seed: seed of the NumPy initialiser (core.interfaces.encoder_params.init_encoder_params:
             the body starts from the same numbers as ``GPT(config, seed=seed)``); None: skip it.
 
     Example:

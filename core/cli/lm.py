@@ -95,22 +95,9 @@ TRAIN_FLAGS = ("backend", "out", "seed", "threads", "json", "quiet", "resume", "
 """The shared run flags ``lm train`` takes (core/cli/flags.py); ``--no-progress`` is --quiet."""
 
 
-def corpus_text(name: str, num_chars: int, seed: int) -> str:
-    """A named corpus (duetrl.core.lm.corpora) or the contents of a text file."""
-    from duetrl.core.lm.corpora import CORPORA, load_corpus
-
-    if name in CORPORA:
-        return load_corpus(name, num_chars, seed)
-    path = Path(name)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"--corpus: expected one of {list(CORPORA)} or a text file, got {name!r}"
-        )
-    return path.read_text(encoding="utf-8")[:num_chars]
-
-
 def run_train(args: argparse.Namespace) -> int:
     from duetrl.core.interfaces.gpt_config import GPTConfig
+    from duetrl.core.lm.corpora import corpus_text
     from duetrl.core.lm.data import TokenData
     from duetrl.core.lm.tokenizers import BPETokenizer, CharTokenizer, tokenizer_from_dict
     from duetrl.core.lm.train import LMRun, TrainConfig, load_gpt_checkpoint

@@ -75,8 +75,8 @@ def fill_blanks(backend, model, data, sentences: list[str]) -> list[str]:
 
 def run_mlm(args: argparse.Namespace) -> int:
     from duetrl.core.checkpoint import Checkpoint, save_checkpoint
-    from duetrl.core.cli.lm import corpus_text
     from duetrl.core.interfaces.gpt_config import GPTConfig
+    from duetrl.core.lm.corpora import corpus_text
     from duetrl.core.lm.mlm import MLM_KIND, MLMData, encoder_module, train_mlm
     from duetrl.core.lm.train import TrainConfig
     from duetrl.core.plots import plot_curves

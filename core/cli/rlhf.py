@@ -27,18 +27,12 @@ import sys
 from pathlib import Path
 
 from duetrl.core.cli.flags import add_dataclass_flags, add_run_flags, given_flags
-
-RUNS = Path("runs/rlhf")
-
-
-def default_reference_path(task: str) -> Path:
-    """Where ``rlhf pretrain`` saves a task's reference: runs/rlhf/<task>/reference.safetensors."""
-    return RUNS / task / "reference.safetensors"
-
-
-def default_reward_model_path(task: str) -> Path:
-    """Where ``rlhf reward-model`` saves: runs/rlhf/<task>/reward_model.safetensors."""
-    return RUNS / task / "reward_model.safetensors"
+from duetrl.core.cli.rlhf_paths import (
+    RUNS,
+    default_reference_path,
+    default_reward_model_path,
+    reference_for,
+)
 
 
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
@@ -157,29 +151,6 @@ def settings_from_args(args: argparse.Namespace, **defaults):
     return RLHFSettings(**{**defaults, **given_flags(args, settings_fields())})
 
 
-def _reference(settings, path: str | None, quiet: bool):
-    """The pretrained reference's (config, params), pretraining the default one if missing."""
-    from duetrl.core.rlhf.pi_ref import load_reference, pretrain_reference
-
-    if settings.reference == "uniform":
-        return None, None
-    if path is None:
-        target = default_reference_path(settings.task)
-        if not target.is_file():
-            from duetrl.core.backend import load_backend
-
-            print(f"duetrl: no reference at {target}; pretraining one (duetrl rlhf pretrain "
-                  f"--task {settings.task})", file=sys.stderr)
-            pretrain_reference(load_backend("torch"), settings.task, target, progress=not quiet)
-        path = str(target)
-    elif not Path(path).is_file():
-        raise FileNotFoundError(
-            f"--reference-checkpoint: no file at {path!r}; make one with duetrl rlhf pretrain "
-            f"--task {settings.task} --out {path}"
-        )
-    return load_reference(path, settings.task), path
-
-
 def run_pretrain(args: argparse.Namespace) -> int:
     from duetrl.core.backend import load_backend
     from duetrl.core.rlhf.mdp import SequenceMDP, rollout
@@ -232,7 +203,7 @@ def run_train(args: argparse.Namespace) -> int:
     sft_path = check_sft_flags(args, settings.task)  # the policy's start and KL reference
     backend = load_backend(args.backend)
     backend.set_num_threads(args.threads)
-    reference_path = sft_path or _reference(settings, args.reference_checkpoint, args.quiet)[1]
+    reference_path = sft_path or reference_for(settings, args.reference_checkpoint, args.quiet)[1]
     out = Path(args.out) if args.out else RUNS / settings.task / f"{settings.algo}_{args.backend}"
     summary = train(backend, settings, out, reference_path, args.resume, not args.quiet,
                     args.tensorboard)
@@ -361,7 +332,7 @@ def run_overoptimisation(args: argparse.Namespace) -> int:
     settings = RLHFSettings(task=args.task, algo=args.algo, updates=args.updates)
     backend = load_backend(args.backend)
     backend.set_num_threads(args.threads)
-    reference, _ = _reference(settings, args.reference_checkpoint, args.quiet)
+    reference, _ = reference_for(settings, args.reference_checkpoint, args.quiet)
     path = args.reward_model
     if path is None:
         target = default_reward_model_path(settings.task)
@@ -395,7 +366,7 @@ def run_compare(args: argparse.Namespace) -> int:
     from duetrl.core.rlhf.compare import compare_rlhf, format_compare
 
     settings = settings_from_args(args, updates=30)
-    reference, _ = _reference(settings, args.reference_checkpoint, quiet=True)
+    reference, _ = reference_for(settings, args.reference_checkpoint, quiet=True)
     result = compare_rlhf(settings, reference, args.threads, quiet=args.quiet or args.json)
     if args.json:
         print(json.dumps(result, indent=2))

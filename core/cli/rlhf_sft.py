@@ -21,8 +21,7 @@ import sys
 from pathlib import Path
 
 from duetrl.core.cli.flags import add_dataclass_flags, add_run_flags, given_flags
-
-RUNS = Path("runs/rlhf")
+from duetrl.core.cli.rlhf_paths import RUNS
 
 
 def default_sft_path(task: str) -> Path:
@@ -86,7 +85,7 @@ def check_sft_flags(args: argparse.Namespace, task: str) -> str | None:
 
 def run_sft(args: argparse.Namespace) -> int:
     from duetrl.core.backend import load_backend
-    from duetrl.core.cli.rlhf import _reference
+    from duetrl.core.cli.rlhf_paths import reference_for
     from duetrl.core.rlhf.settings import RLHFSettings
     from duetrl.core.rlhf.sft import SFTSettings, demonstrator, supervised_fine_tune
 
@@ -96,7 +95,7 @@ def run_sft(args: argparse.Namespace) -> int:
     backend.set_num_threads(args.threads)
     rl_settings = RLHFSettings(task=args.task)
     try:  # a damaged or other task's reference: the message names the flag
-        _, reference_path = _reference(rl_settings, args.reference_checkpoint, args.quiet)
+        _, reference_path = reference_for(rl_settings, args.reference_checkpoint, args.quiet)
     except ValueError as error:  # CheckpointError is one
         raise ValueError(f"--reference-checkpoint: {error}") from None
     path = Path(args.out) if args.out else default_sft_path(args.task)

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -117,3 +118,16 @@ def load_corpus(name: str, num_chars: int = 200_000, seed: int = 0) -> str:
     if name == "pydoc":
         return pydoc_text(num_chars)
     raise ValueError(f"corpus: expected one of {list(CORPORA)}, got {name!r}")
+
+
+def corpus_text(name: str, num_chars: int, seed: int) -> str:
+    """A named corpus (:data:`CORPORA`) or the first ``num_chars`` characters of a text file
+    (``duetrl lm train --corpus``, ``duetrl lm mlm --corpus``)."""
+    if name in CORPORA:
+        return load_corpus(name, num_chars, seed)
+    path = Path(name)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"--corpus: expected one of {list(CORPORA)} or a text file, got {name!r}"
+        )
+    return path.read_text(encoding="utf-8")[:num_chars]
