@@ -311,6 +311,7 @@ def test_a_case_task_is_registered_once_and_found_by_name() -> None:
         ("44444444\n", 1 / 8),  # a constant sorted answer: only the 4 of "11234569"
         ("96543211\n", 0.0),  # the prompt's digits, reversed
         ("1123\n", 4 / 8),  # stopped early: the missing positions earn nothing
+        ("11230000", 4 / 8 / 2),  # half right and no stop: the half is halved (not doubled)
         ("\n", 0.0),
     ],
 )
@@ -324,6 +325,13 @@ def test_sort_prompt_reads_the_prompt_and_succeeds_only_with_the_stop() -> None:
     assert rewards.tolist() == [1.0, 1 / 8]  # the same answer, another prompt: only the 9
     assert SORT_PROMPT.success(["31415926:"] * 3, ["11234569\n", "11234569", "11234569:"]
                                ).tolist() == [True, False, False]
+
+
+def test_sort_prompt_episode_is_the_answer_and_its_stop() -> None:
+    """The longest completion is the 8 digits and the stop: a ninth digit ends the episode
+    (run on, no stop, reward halved); a longer limit would let the policy write past it."""
+    assert SORT_PROMPT.max_completion == 9 and SORT_PROMPT.prompt_length == 9
+    assert SORT_PROMPT.sequence_length == 18
 
 
 def test_sort_prompt_corpus_answers_with_the_prompts_digits_in_no_order() -> None:
