@@ -94,8 +94,12 @@ def test_completion_weights_by_hand_and_equal_to_the_rl_mask() -> None:
     tokens, mask = encode_completions(mdp, ["07+45=", "99+99="], ["52\n", "198\n"])
     lengths = np.array([3, 4])  # digits and the stop
     assert np.array_equal(mask, ref.completion_weights(6, lengths, tokens.shape[1]))
-    for bad, match in (((0, [1], 6), "prompt_length"), ((3, [0], 6), "lengths"),
-                       ((3, [4], 6), "lengths")):
+    # the bounds: a prompt of one token (column 0 predicts the completion), the longest prompt
+    assert ref.completion_weights(1, np.array([1]), 3).tolist() == [[1, 0]]
+    assert ref.completion_weights(5, np.array([1]), 6).tolist() == [[0, 0, 0, 0, 1]]
+    for bad, match in (((0, [1], 6), "prompt_length"), ((6, [1], 6), "prompt_length"),
+                       ((3, [0], 6), "lengths"), ((3, [4], 6), "lengths"),
+                       ((3, [1, 0], 6), "lengths"), ((3, [1, 4], 6), "lengths")):  # one row bad
         with pytest.raises(ValueError, match=match):
             ref.completion_weights(bad[0], np.array(bad[1]), bad[2])
 
@@ -118,6 +122,8 @@ def test_masked_loss_matches_the_reference_in_both_backends(backends) -> None:
     params = init_gpt_params(config, seed=3)
     expected = ref.sft_loss(params, tokens, w, config)
     unmasked = ref.unmasked_loss(params, tokens, config)
+    all_ones = np.ones((tokens.shape[0], tokens.shape[1] - 1))  # what "unmasked" means
+    assert unmasked == pytest.approx(ref.sft_loss(params, tokens, all_ones, config), abs=1e-12)
     # the mutant "prompt tokens not masked" is far from SFT's loss: the test can tell them apart
     assert abs(unmasked - expected) > 100 * TOLERANCES["float32_model"]
     assert np.all(w[:, : data.mdp.prompt_length - 1] == 0) and np.all(w.sum(axis=1) == 9)
