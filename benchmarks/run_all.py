@@ -208,6 +208,30 @@ def rlhf_rows(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def rlhf_trl_rows(r: dict[str, Any]) -> list[Row]:
+    """Per model size: wall and process-CPU seconds to mean reward 0.9, vs TRL's GRPOTrainer."""
+    rows = []
+    for size, v in (r.get("sizes") or {}).items():
+        updates = ", ".join(
+            f"{name} {_fmt(_get(v, name, 'updates_to_target'))}"
+            for name in ("torch", "tf", "trl") if name in v
+        )
+        for key, what in (("time_to_target_s", "wall"), ("cpu_to_target_s", "CPU")):
+            rows.append(
+                Row(
+                    f"sort-digits GRPO, {size} GPT ({_fmt(v.get('parameters'))} parameters), "
+                    f"{what} to mean reward {_fmt(r.get('target'))}",
+                    "s",
+                    torch=_get(v, "torch", key),
+                    tf=_get(v, "tf", key),
+                    peer=_get(v, "trl", key),
+                    peer_name=f"TRL {r.get('trl')} GRPOTrainer" if r.get("trl") else "",
+                    note=f"updates to the target: {updates}; same weights, settings matched",
+                )
+            )
+    return rows
+
+
 def _case_rows(title: str, rate: str, unit: str) -> Callable[[dict[str, Any]], list[Row]]:
     """Rows of a case-study benchmark: its whole run's wall time and one rate."""
 
@@ -316,6 +340,7 @@ BENCHMARKS = [
         [],
         rlhf_rows,
     ),
+    Benchmark("rlhf_trl", "rlhf_trl.py", ["--sizes", "reference"], [], rlhf_trl_rows),
     Benchmark(
         "dialogue",
         "dialogue.py",

@@ -70,6 +70,30 @@ def test_the_readers_take_the_figures_each_script_prints(run_all):
     assert rlhf[0].time_ratio(rlhf[0].tf, rlhf[0].torch) == 2.0
     assert rlhf[1].tf is None
     assert run_all.returns_rows({"8x2": {"torch": {"scan": 1.0}, "tf": {"scan": 2.0}}})[0].tf == 2.0
+    trl = run_all.rlhf_trl_rows({"trl": "1.16.0", "target": 0.9, "sizes": {
+        "reference": {"parameters": 26432,
+                      "torch": {"time_to_target_s": 1.0, "cpu_to_target_s": 0.8,
+                                "updates_to_target": 70},
+                      "tf": {"time_to_target_s": 3.0, "cpu_to_target_s": 2.0,
+                             "updates_to_target": 71},
+                      "trl": {"time_to_target_s": 4.0, "cpu_to_target_s": 5.0,
+                              "updates_to_target": 80}},
+        "large": {"parameters": 2600000, "torch": {"time_to_target_s": 9.0},
+                  "tf": {"time_to_target_s": None}, "trl": {"time_to_target_s": 6.0}}}})
+    assert [r.work for r in trl] == [
+        "sort-digits GRPO, reference GPT (26432 parameters), wall to mean reward 0.9",
+        "sort-digits GRPO, reference GPT (26432 parameters), CPU to mean reward 0.9",
+        "sort-digits GRPO, large GPT (2600000 parameters), wall to mean reward 0.9",
+        "sort-digits GRPO, large GPT (2600000 parameters), CPU to mean reward 0.9"]
+    wall, cpu, large_wall, large_cpu = trl
+    assert (wall.torch, wall.tf, wall.peer) == (1.0, 3.0, 4.0)
+    assert wall.time_ratio(wall.torch, wall.peer) == 0.25  # ours / TRL: lower is faster
+    assert (cpu.torch, cpu.tf, cpu.peer) == (0.8, 2.0, 5.0)
+    assert cpu.peer_name == "TRL 1.16.0 GRPOTrainer"
+    assert "torch 70, tf 71, trl 80" in wall.note
+    assert large_wall.time_ratio(large_wall.torch, large_wall.peer) == 1.5
+    assert large_wall.tf is None and large_cpu.torch is None  # not reached / not measured
+    assert run_all.rlhf_trl_rows({"trl": None, "sizes": {}}) == []
 
 
 def test_a_failing_or_silent_script_is_a_row_and_logs_before_the_json_are_skipped(
