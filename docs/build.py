@@ -4,6 +4,7 @@
     python docs/build.py --quick               # tutorials in quick mode (seconds each)
     python docs/build.py --languages en        # one language only
     python docs/build.py --update-catalogues   # refresh docs/locale/zh_CN/*.po, keep translations
+    python docs/build.py --update-cli-catalogue  # the CLI pages' help strings (cli_help.po)
 
 Layout of ``--out`` (default ``build/book``): ``html/index.html`` (choose a language),
 ``html/en/``, ``html/zh_CN/``, and per language the Sphinx doctrees.
@@ -244,6 +245,17 @@ def update_catalogues(out: Path, language: str = "zh_CN", only: list[str] | None
     return messages
 
 
+def update_cli_catalogue(language: str = "zh_CN") -> Path:
+    """Merge the CLI's help strings into ``docs/locale/<language>/cli_help.po`` (the CLI pages'
+    catalogue, docs/_ext/duetrl_cli_help.py): new strings arrive with an empty ``msgstr``."""
+    sys.path.insert(0, str(DOCS / "_ext"))
+    import duetrl_cli_help
+
+    from duetrl.core.cli import build_parser
+
+    return duetrl_cli_help.update_catalogue(build_parser(), language)
+
+
 def fill_outline_catalogues(messages: Path) -> int:
     """Fill the empty ``msgstr`` of the outline pages from ``outline_pages.translations()``.
 
@@ -286,11 +298,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tutorials in quick mode")
     parser.add_argument("--update-catalogues", action="store_true",
                         help="refresh the gettext catalogues (keeps translations) and stop")
+    parser.add_argument("--update-cli-catalogue", action="store_true",
+                        help="add the CLI's new help strings to docs/locale/zh_CN/cli_help.po "
+                             "(keeps translations) and stop")
     parser.add_argument("--only", default="",
                         help="with --update-catalogues: comma-separated docname prefixes "
                              "(e.g. tutorials/,index) whose catalogues to refresh")
     args = parser.parse_args(argv)
     try:
+        if args.update_cli_catalogue:
+            print(update_cli_catalogue())
+            return 0
         if args.update_catalogues:
             print(update_catalogues(args.out, only=[x for x in args.only.split(",") if x]))
             return 0

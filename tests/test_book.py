@@ -38,6 +38,10 @@ SCREENSHOT_PAGE = f"tutorials/{EXECUTED_TUTORIAL}.html"
 SITE = REPO / "build" / "book-quick"  # not build/book: `make book`'s full site stays as it is
 SCREENSHOTS = REPO / "build" / "book" / "screenshots"
 PAGE_TIMEOUT = 30.0  # seconds for one page to load, typeset and show its images
+WINDOW_WIDTH = 1280  # px: a laptop's window, where nothing of a tutorial may scroll sideways
+SIDEWAYS_CHECKED = ("tutorials", "api")
+"""Folders whose pages must not scroll sideways at WINDOW_WIDTH (code, outputs, tables and
+equations of the tutorials; both frameworks' signatures on the API pages)."""
 
 
 def require_chromium() -> None:
@@ -85,7 +89,7 @@ def start_chromium(profile: Path):
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-                 "--window-size=1280,1600"):
+                 f"--window-size={WINDOW_WIDTH},1600"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)),
@@ -116,6 +120,23 @@ function rawMath() {
   }
   return found;
 }
+function sideways() {
+  // what a reader would have to scroll sideways: the page itself, or a box in the article
+  // (code, output, table, equation) whose content is wider than the box. MathJax's own inner
+  // parts (stretchy delimiters) are clipped by design and are not boxes a reader scrolls.
+  const found = [];
+  const root = document.documentElement;
+  if (root.scrollWidth > root.clientWidth + 1) found.push(`the page: ${root.scrollWidth} px`);
+  document.querySelectorAll(".bd-article *").forEach(box => {
+    if (box.closest("mjx-container") && box.tagName !== "MJX-CONTAINER") return;
+    const overflow = getComputedStyle(box).overflowX;
+    if ((overflow === "auto" || overflow === "scroll") && box.scrollWidth > box.clientWidth + 1)
+      found.push(`${box.tagName.toLowerCase()}.${String(box.className).split(" ")[0]} ` +
+                 `${box.scrollWidth} > ${box.clientWidth} px: ` +
+                 box.textContent.trim().slice(0, 50));
+  });
+  return found;
+}
 Promise.all([settled, typeset]).then(() => {
   const maths = Array.from(document.querySelectorAll(".math"));
   done({
@@ -126,6 +147,7 @@ Promise.all([settled, typeset]).then(() => {
     mathErrors: document.querySelectorAll("mjx-merror, .MathJax_Error, merror").length,
     rawMath: rawMath(),
     links: Array.from(document.querySelectorAll("a[href]")).map(a => a.href),
+    sideways: sideways(),
   });
 }).catch(error => done({error: String(error)}));
 """
@@ -180,6 +202,9 @@ def check_page(driver, base: str, html_root: Path, page: str) -> list[str]:
     problems += [f"{page}: raw TeX in the text: {text!r}" for text in report["rawMath"]]
     problems += [f"{page}: broken link: {link}"
                  for link in broken_links(report["links"], base, html_root)]
+    if any(f"/{folder}/" in f"/{page}" for folder in SIDEWAYS_CHECKED):
+        problems += [f"{page}: scrolls sideways at {WINDOW_WIDTH} px: {what}"
+                     for what in report["sideways"]]
     return problems
 
 

@@ -537,6 +537,17 @@ def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
     return found
 
 
+def _sibling(name: str) -> ModuleType:
+    """A module of this folder (docs/_ext), imported by name whether or not the folder is on
+    ``sys.path`` (Sphinx puts it there, the tests load this file by its path)."""
+    import sys
+
+    folder = str(Path(__file__).resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module(name)
+
+
 def help_text(parser: argparse.ArgumentParser) -> str:
     """``parser.format_help()`` at a fixed width of 100 columns (the same on every machine)."""
     previous = os.environ.get("COLUMNS")
@@ -562,17 +573,25 @@ def cli_pages(language: str | None) -> dict[str, str]:
     """``{docname under generated/cli: page}``: the index and one page per command."""
     from duetrl.core.cli import build_parser
 
-    parser = build_parser()
-    commands = subcommands(parser)
-    index = [f"# {text('cli', language)}", "", text("cli_intro", language), "",
-             "```text", help_text(parser).rstrip(), "```", "",
-             f"## {text('subcommands', language)}", ""]
-    index += [f"- {{doc}}`duetrl {name} <{name}>`" for name in commands]
-    index += ["", "```{toctree}", ":hidden:", ":maxdepth: 1", "", *commands, "```", ""]
-    pages = {"index": "\n".join(index)}
-    for name, sub in commands.items():
-        title = text("cli_page", language).format(name=markdown_escape(name))
-        pages[name] = "\n".join([f"# {title}", "", *help_sections(sub, 2)])
+    cli_help = _sibling("duetrl_cli_help")
+
+    language = language_of(language)
+    # the help's strings in the page's language: docs/locale/<language>/cli_help.po
+    table = {} if language == "en" else cli_help.read_catalogue(cli_help.catalogue_path(language))
+    with cli_help.argparse_words(table):  # argparse's own words, at build and at format time
+        parser = build_parser()
+        if table:
+            cli_help.translate_parser(parser, table, language)
+        commands = subcommands(parser)
+        index = [f"# {text('cli', language)}", "", text("cli_intro", language), "",
+                 "```text", help_text(parser).rstrip(), "```", "",
+                 f"## {text('subcommands', language)}", ""]
+        index += [f"- {{doc}}`duetrl {name} <{name}>`" for name in commands]
+        index += ["", "```{toctree}", ":hidden:", ":maxdepth: 1", "", *commands, "```", ""]
+        pages = {"index": "\n".join(index)}
+        for name, sub in commands.items():
+            title = text("cli_page", language).format(name=markdown_escape(name))
+            pages[name] = "\n".join([f"# {title}", "", *help_sections(sub, 2)])
     return pages
 
 
@@ -682,6 +701,16 @@ def on_process_docstring(app: Sphinx, what: str, name: str, obj: object, options
     lines[:] = readable_docstring(lines)
 
 
+def skip_module_members(app: Sphinx, what: str, name: str, obj: object, skip: bool,
+                        options: dict) -> bool | None:
+    """Sphinx hook: a module held as an attribute (``objectives = objectives`` on a learner) is
+    not documented: its value would print as ``<module '...' from '/path/of/the/build'>``, a
+    path of the machine that built the book."""
+    import types
+
+    return True if isinstance(obj, types.ModuleType) else None
+
+
 # ---------------------------------------------------------------------------- writing
 
 
@@ -740,8 +769,11 @@ def setup(app: Sphinx) -> dict:
     """Register the hook, autodoc (with Google-style sections) and ``reference.css``."""
     app.setup_extension("sphinx.ext.autodoc")
     app.setup_extension("sphinx.ext.napoleon")
+    _sibling("duetrl_book")  # the pages' script, torch / tf tabs, notebook downloads
+    app.setup_extension("duetrl_book")
     app.connect("builder-inited", on_builder_inited)
     app.connect("autodoc-process-docstring", on_process_docstring, priority=600)
+    app.connect("autodoc-skip-member", skip_module_members)
     app.connect("config-inited", _add_static_path)
     app.add_css_file("reference.css")
     _repair_chinese_search(app)
