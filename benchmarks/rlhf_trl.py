@@ -39,9 +39,11 @@ seeded stream, TRL samples its dataset of the same task's prompts) and the sampl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -282,7 +284,8 @@ def run_trl(
         optimizers=(optimizer, schedule),
     )
     clock.start()
-    trainer.train()
+    with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its summary: keep the JSON
+        trainer.train()
     result["wall_s"], result["cpu_s"] = clock.read()
     result["updates"] = len(rewards)
     return result
