@@ -3,6 +3,8 @@
     python docs/build.py                       # full build (make book): build/book/html/
     python docs/build.py --quick               # tutorials in quick mode (seconds each)
     python docs/build.py --languages en        # one language only
+    python docs/build.py --quick --pdf         # and the book as a PDF per language (a full
+                                               # build prints them by default; --no-pdf not)
     python docs/build.py --update-catalogues   # refresh docs/locale/zh_CN/*.po, keep translations
     python docs/build.py --update-cli-catalogue  # the CLI pages' help strings (cli_help.po)
 
@@ -176,8 +178,24 @@ def language_chooser(languages: list[str]) -> str:
 """
 
 
+def pdf_path(html: Path, language: str) -> Path:
+    """Where the book's PDF of ``language`` goes: ``html/<language>/_downloads/``."""
+    return html / language / "_downloads" / f"duetrl-{language}.pdf"
+
+
+def book_pdf(out: Path, language: str, docnames: list[str] | None = None) -> Path:
+    """Print the built site of ``language`` (under ``out``) to its PDF (``docs/_ext/duetrl_pdf.py``:
+    headless Chromium, the pages in the table of contents' order, the reference left out)."""
+    sys.path.insert(0, str(DOCS / "_ext"))
+    import duetrl_pdf
+
+    html = Path(out).resolve() / "html"
+    return duetrl_pdf.book_pdf(html / language, Path(out).resolve() / "doctrees" / language,
+                               language, pdf_path(html, language), docnames)
+
+
 def build_book(out: Path, languages: list[str], quick: bool,
-               execute: list[str] | None = None) -> Path:
+               execute: list[str] | None = None, pdf: bool = False) -> Path:
     """Build the site into ``out/html/<language>/``; returns ``out/html``.
 
     :param out: output folder (created).
@@ -185,6 +203,8 @@ def build_book(out: Path, languages: list[str], quick: bool,
     :param quick: run the tutorials in quick mode (``DUETRL_QUICK=1``).
     :param execute: the tutorials (file stems) to execute; the others are rendered without
         their outputs. ``None``: every tutorial.
+    :param pdf: also print each language's book to ``html/<language>/_downloads/
+        duetrl-<language>.pdf`` (headless Chromium), linked from every page's download menu.
     """
     unknown = [lang for lang in languages if lang not in LANGUAGES]
     if unknown or not languages:
@@ -202,8 +222,14 @@ def build_book(out: Path, languages: list[str], quick: bool,
     env["DUETRL_BOOK_LANGUAGES"] = ",".join(languages)  # the language switch links only these
     if execute is not None:
         env["DUETRL_BOOK_EXECUTE"] = ",".join(execute)
+    if pdf:
+        env["DUETRL_BOOK_PDF"] = "1"  # the pages' download menus link the book's PDF
+    else:
+        env.pop("DUETRL_BOOK_PDF", None)
     for language in languages:
         sphinx("html", language, html / language, out / "doctrees" / language, env)
+        if pdf:
+            book_pdf(out, language)
     html.mkdir(parents=True, exist_ok=True)
     (html / "index.html").write_text(language_chooser(languages), encoding="utf-8")
     offenders = external_assets(html)
@@ -296,6 +322,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--languages", default=",".join(LANGUAGES),
                         help="comma-separated, from: " + ", ".join(LANGUAGES))
     parser.add_argument("--quick", action="store_true", help="tutorials in quick mode")
+    parser.add_argument("--pdf", action=argparse.BooleanOptionalAction, default=None,
+                        help="also print each language's book to html/<language>/_downloads/"
+                             "duetrl-<language>.pdf with headless Chromium (default: on in a "
+                             "full build, off with --quick)")
     parser.add_argument("--update-catalogues", action="store_true",
                         help="refresh the gettext catalogues (keeps translations) and stop")
     parser.add_argument("--update-cli-catalogue", action="store_true",
@@ -312,7 +342,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.update_catalogues:
             print(update_catalogues(args.out, only=[x for x in args.only.split(",") if x]))
             return 0
-        html = build_book(args.out, [x for x in args.languages.split(",") if x], args.quick)
+        pdf = not args.quick if args.pdf is None else args.pdf
+        html = build_book(args.out, [x for x in args.languages.split(",") if x], args.quick,
+                          pdf=pdf)
     except (ValueError, FileNotFoundError, RuntimeError, subprocess.CalledProcessError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,10 +33,10 @@ TAB_LABELS = {"torch": "PyTorch", "tf": "TensorFlow"}
 WORDS = {
     "en": {"ipynb": "Jupyter notebook of this page (not executed: run it yourself)",
            "py": "the same tutorial as a jupytext .py (cells marked # %%)",
-           "tabs": "framework"},
+           "tabs": "framework", "book": "the whole book (.pdf)"},
     "zh_CN": {"ipynb": "本页的 Jupyter 笔记本（未执行：请自己运行）",
               "py": "同一教程的 jupytext .py 文件（以 # %% 分隔单元）",
-              "tabs": "框架"},
+              "tabs": "框架", "book": "全书（.pdf）"},
 }
 
 
@@ -72,8 +73,9 @@ def group_framework_tabs(app: Sphinx, doctree: nodes.document) -> int:
                     f'<button type="button" class="duetrl-tab" role="tab" '
                     f'data-framework="{tag}" aria-selected="{str(tag == "torch").lower()}">'
                     f"{label}</button>" for tag, label in TAB_LABELS.items())
-                tabs += nodes.raw("", f'<div class="duetrl-tab-bar" role="tablist">{buttons}'
-                                      "</div>", format="html")
+                label = WORDS[language_of(app)]["tabs"]
+                tabs += nodes.raw("", f'<div class="duetrl-tab-bar" role="tablist" '
+                                      f'aria-label="{label}">{buttons}</div>', format="html")
                 for cell in (first, second):
                     parent.remove(cell)
                     cell["classes"].append("duetrl-tab-panel")
@@ -189,6 +191,21 @@ def write_notebooks(source: Path, outdir: Path, table: dict[str, str]) -> tuple[
     return ipynb, script, done, seen
 
 
+def book_pdf_link(app: Sphinx, pagename: str, templatename: str, context: dict,
+                  doctree: nodes.document | None) -> None:
+    """Sphinx hook: when the build prints the book (``DUETRL_BOOK_PDF=1``, docs/build.py
+    --pdf), every page's download menu links the whole book's PDF in the page's language."""
+    if os.environ.get("DUETRL_BOOK_PDF") != "1":
+        return
+    language = language_of(app)
+    link = {"type": "link", "text": WORDS[language]["book"], "icon": "fas fa-book",
+            "url": context["pathto"](f"_downloads/duetrl-{language}.pdf", 1),
+            "tooltip": WORDS[language]["book"], "label": "download-book-pdf-button"}
+    for group in context.get("header_buttons", []):
+        if group.get("label") == "download-buttons":
+            group["buttons"].append(link)
+
+
 def tutorial_downloads(app: Sphinx, pagename: str, templatename: str, context: dict,
                        doctree: nodes.document | None) -> None:
     """Sphinx hook (after the theme's buttons): a tutorial page's download menu offers its
@@ -225,4 +242,5 @@ def setup(app: Sphinx) -> dict:
     app.add_js_file("duetrl.js")
     app.connect("doctree-read", group_framework_tabs)
     app.connect("html-page-context", tutorial_downloads, priority=600)
+    app.connect("html-page-context", book_pdf_link, priority=601)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

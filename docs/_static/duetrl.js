@@ -36,7 +36,8 @@
         tab.tabIndex = on ? 0 : -1;
       });
       set.querySelectorAll(".duetrl-tab-panel").forEach(function (panel) {
-        panel.hidden = panel.getAttribute("data-framework") !== framework;
+        // myst-nb writes a cell's tag as a class: tag_torch, tag_tf
+        panel.hidden = !panel.classList.contains("tag_" + framework);
       });
     });
     try { window.localStorage.setItem(STORE, framework); } catch (error) { /* private mode */ }
@@ -52,7 +53,7 @@
     });
     var saved = null;
     try { saved = window.localStorage.getItem(STORE); } catch (error) { /* private mode */ }
-    if (saved) choose(saved);
+    choose(saved === "tf" ? "tf" : "torch");  // one framework shown; PyTorch first
   }
 
   function start() {
