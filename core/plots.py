@@ -253,12 +253,13 @@ class FigureCatalogue:
                 raise ValueError(f"figure catalogue: expected the translation of {msgid!r} to "
                                  f"use the same placeholders, got {msgstr!r}")
             parts = PLACEHOLDER.split(msgid)  # literal, name, literal, name, ..., literal
-            regex = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>.+?)"
-                            for i, p in enumerate(parts))
-            literal = sum(len(p) for p in parts[::2])
-            patterns.append((literal, re.compile(regex + r"\Z", re.DOTALL), msgstr))
-        # the most specific first: "%(a)s (dashed: equal to %(b)s)" before "%(a)s, %(b)s"
-        self.patterns = [(r, s) for _, r, s in sorted(patterns, key=lambda p: -p[0])]
+            if "" in parts[2:-1:2] or not "".join(parts[::2]):
+                raise ValueError(f"figure catalogue: expected text between the placeholders "
+                                 f"of {msgid!r}")
+            patterns.append((sum(len(p) for p in parts[::2]), parts, msgstr))
+        # the most specific first: "%(a)s (dashed: equal to %(b)s)" before "%(a)s (%(b)s)"
+        self.patterns = [(parts, msgstr) for _, parts, msgstr in
+                         sorted(patterns, key=lambda p: -p[0])]
 
     @classmethod
     def load(cls, language: str = "zh_CN", path: str | Path | None = None) -> FigureCatalogue:
@@ -279,14 +280,38 @@ class FigureCatalogue:
             return None if any(line is None for line in lines) else "\n".join(lines)
         if neutral(text):
             return text
-        for regex, msgstr in self.patterns:
-            match = regex.match(text)
-            if match is None:
-                continue
-            values = {name: self.translate(value) for name, value in match.groupdict().items()}
-            if all(value is not None for value in values.values()):
-                return PLACEHOLDER.sub(lambda m, v=values: v[m.group(1)], msgstr)
+        for parts, msgstr in self.patterns:
+            for found in _splits(text, parts):  # every way the text fits the pattern
+                values = {name: self.translate(value) for name, value in found.items()}
+                if all(value is not None for value in values.values()):
+                    return PLACEHOLDER.sub(lambda m, v=values: v[m.group(1)], msgstr)
         return None
+
+
+def _splits(text: str, parts: list[str]):
+    """Each way ``text`` fits ``parts`` (literal, name, literal, ..., literal): ``{name: text}``.
+
+    "GRPO (std) (torch)" fits "%(a)s (%(b)s)" twice; the caller takes the first whose parts
+    all translate.
+    """
+    first, rest = parts[0], parts[1:]
+    if not text.startswith(first):
+        return
+    text = text[len(first):]
+    if not rest:
+        if not text:
+            yield {}
+        return
+    name, literal, tail = rest[0], rest[1], rest[2:]
+    if not tail:  # the last placeholder: all that is left, before the closing literal
+        if len(text) > len(literal) and text.endswith(literal):
+            yield {name: text[:len(text) - len(literal)]}
+        return
+    start = 1
+    while (at := text.find(literal, start)) != -1:
+        for found in _splits(text[at:], [literal, *tail]):
+            yield {name: text[:at], **found}
+        start = at + 1
 
 
 def figure_languages() -> list[str]:
