@@ -2,10 +2,13 @@
 
 The site is built in quick mode in both languages (``docs/build.py``), served on localhost and
 every page (but the Chinese copies of the API pages, whose links are read from their files) is
-opened in headless Chromium: no console errors, every image loaded, every
+opened in headless Chromium at 1280 px: no console errors, every image loaded, every
 equation typeset by MathJax, every internal link (and its anchor) pointing at something that
-exists; the search page finds "Bellman", and in Chinese 策略梯度 (the policy-gradient pages),
-贝尔曼方程 and 策略; a screenshot of tutorial 4.2 in each language is kept
+exists, nothing of a tutorial or API page scrolling sideways (code, outputs, tables, equations,
+signatures); the search page finds "Bellman", and in Chinese 策略梯度 (the policy-gradient
+pages), 贝尔曼方程 and 策略; the executed tutorial offers its notebook and .py in each language,
+the Chinese CLI pages are Chinese, and two pages of the Chinese book print to a PDF with a
+Chinese font; a screenshot of tutorial 4.2 in each language is kept
 in ``build/book/screenshots/``. Chromium and its driver come from the system's packages.
 """
 
@@ -323,6 +326,16 @@ def test_book_in_a_browser(tmp_path: Path) -> None:
         # the executed tutorial's figures are on its page (the kernel ran it and showed them)
         page = (html_root / language / SCREENSHOT_PAGE).read_text(encoding="utf-8")
         assert re.search(r'<img[^>]+src="[^"]*_images/', page), f"{language}: no figure shown"
+        # ... numbered and captioned, and drawn in the page's language (issue 23 items 2, 5)
+        number = {"en": "Figure 1: ", "zh_CN": "图 1："}[language]
+        text = html.unescape(re.sub(r"<[^>]+>", "", page))
+        assert number in text, f"{language}: no {number!r} caption on {SCREENSHOT_PAGE}"
+        from PIL import Image
+
+        for src in re.findall(r'<img[^>]+src="([^"]*_images/[^"]+\.png)"', page):
+            with Image.open((html_root / language / SCREENSHOT_PAGE).parent / src) as image:
+                drawn = image.text.get("duetrl-language")
+            assert drawn == language, f"{language}: {src} is drawn in {drawn}"
         # a quick build says so on its pages, in their language; the footer names the authors
         # in it too
         quick_note, authors = {"en": ("Quick build:", "the duetrl authors"),
@@ -331,6 +344,50 @@ def test_book_in_a_browser(tmp_path: Path) -> None:
         saved = re.findall(r"saved \S+\.png", page)  # the tutorial prints them; not on a page
         assert not saved, f"{language}: {SCREENSHOT_PAGE} shows local paths {saved}"
         assert authors in page and (language == "en" or "the duetrl authors" not in page)
+    extra = downloads_and_pdf_problems(html_root)
+    assert not extra, "\n".join(extra)
+
+
+CJK_FONT = re.compile(rb"/FontName\s*/(?:[A-Z]{6}\+)?[\w-]*(?:CJK|WenQuanYi|ZenHei|Hei|Song|Ming)",
+                      re.IGNORECASE)
+"""A Chinese font embedded in a PDF (its name: Noto Sans CJK, WenQuanYi Zen Hei...)."""
+
+
+def downloads_and_pdf_problems(html_root: Path) -> list[str]:
+    """The executed tutorial's page offers its notebook and .py in the page's language; the
+    zh CLI pages are Chinese; a PDF of two pages of the Chinese book prints with a CJK font."""
+    build = load_build()
+    problems = []
+    stem = EXECUTED_TUTORIAL
+    for language in LANGUAGES:
+        page = (html_root / language / SCREENSHOT_PAGE).read_text(encoding="utf-8")
+        for suffix in (".ipynb", ".py"):
+            link = f"../_downloads/notebooks/{stem}{suffix}"
+            if f'href="{link}"' not in page:
+                problems.append(f"{language}/{SCREENSHOT_PAGE}: no download of {link}")
+        notebook = html_root / language / "_downloads" / "notebooks" / f"{stem}.ipynb"
+        chinese = notebook.exists() and re.search(r"[\u4e00-\u9fff]{4}",
+                                                  notebook.read_text(encoding="utf-8"))
+        if notebook.exists() and bool(chinese) != (language == "zh_CN"):
+            problems.append(f"{notebook}: its Markdown is not in the page's language")
+    cli = (html_root / "zh_CN" / "generated" / "cli" / "train.html").read_text(encoding="utf-8")
+    if "显示此帮助信息并退出" not in cli or "show this help message" in cli:
+        problems.append("zh_CN/generated/cli/train.html: argparse's help is not Chinese")
+    pdf = build.book_pdf(SITE, "zh_CN", ["index", f"tutorials/{stem}"])
+    data = pdf.read_bytes()
+    pages = len(re.findall(rb"/Type\s*/Page\b", data))
+    if not data.startswith(b"%PDF") or pages < 3:
+        problems.append(f"{pdf}: {pages} pages, expected a PDF of 3 or more")
+    if not CJK_FONT.search(data):
+        problems.append(f"{pdf}: no Chinese font embedded (install fonts-noto-cjk)")
+    return problems
+
+
+def load_build():
+    spec = importlib.util.spec_from_file_location("duetrl_book_build", REPO / "docs" / "build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    return build
 
 
 def test_build_book_names_an_unknown_tutorial_to_execute(tmp_path: Path) -> None:

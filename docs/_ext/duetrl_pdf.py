@@ -71,7 +71,8 @@ def _rebase(html: str, docname: str) -> str:
 
 def print_page(html_root: Path, docnames: list[str], language: str) -> Path:
     """Write ``html_root/_print/book.html``: the articles of ``docnames`` one after another
-    (each from a new sheet), under the head of the first page (its styles and MathJax)."""
+    (each from a new sheet), under the head of the first page that loads MathJax (the same
+    styles as every page, and the equations typeset), else of the first page."""
     articles = []
     head = None
     for docname in docnames:
@@ -79,8 +80,10 @@ def print_page(html_root: Path, docnames: list[str], language: str) -> Path:
         article = ARTICLE.search(page)
         if article is None:
             raise ValueError(f"{docname}.html: no <article class=\"bd-article\"> to print")
-        if head is None:
-            head = _rebase(HEAD.search(page)[1], docname)
+        page_head = HEAD.search(page)[1]
+        # Sphinx loads MathJax only on pages with maths: the head of the first such page
+        if head is None or ("mathjax" in page_head and "mathjax" not in head):
+            head = _rebase(page_head, docname)
         articles.append(f'<section class="duetrl-print-page" data-page="{docname}">'
                         f"{_rebase(article[1], docname)}</section>")
     lang = language.replace("_", "-")
@@ -125,7 +128,6 @@ def print_pdf(html_root: Path, page: Path, out: Path, timeout: float = 300.0) ->
     with headless Chromium: A4, backgrounds on, the theme's print style."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.print_page_options import PrintOptions
 
     missing = chromium_missing()
     if missing:
@@ -151,12 +153,14 @@ def print_pdf(html_root: Path, page: Path, out: Path, timeout: float = 300.0) ->
         errors = driver.execute_async_script(SETTLE)
         if errors:
             raise RuntimeError(f"{relative}: MathJax could not typeset the book ({errors})")
-        settings = PrintOptions()
-        settings.background = True
-        settings.page_width, settings.page_height = 21.0, 29.7  # A4, in cm
-        settings.margin_top = settings.margin_bottom = 1.5
-        settings.margin_left = settings.margin_right = 1.5
-        pdf = base64.b64decode(driver.print_page(settings))
+        # the DevTools command, not WebDriver's print: chromedriver gives a renderer 10 s to
+        # answer that one, and a whole book takes about 30 s
+        inch = 2.54  # A4 with 1.5 cm margins, in inches
+        printed = driver.execute_cdp_cmd("Page.printToPDF", {
+            "printBackground": True, "paperWidth": 21.0 / inch, "paperHeight": 29.7 / inch,
+            "marginTop": 1.5 / inch, "marginBottom": 1.5 / inch,
+            "marginLeft": 1.5 / inch, "marginRight": 1.5 / inch})
+        pdf = base64.b64decode(printed["data"])
     finally:
         driver.quit()
         server.shutdown()
