@@ -5,6 +5,7 @@
     python docs/build.py --languages en        # one language only
     python docs/build.py --quick --pdf         # and the book as a PDF per language (a full
                                                # build prints them by default; --no-pdf not)
+    python docs/build.py --pdf-only            # only print the PDFs of the site at --out
     python docs/build.py --update-catalogues   # refresh docs/locale/zh_CN/*.po, keep translations
     python docs/build.py --update-cli-catalogue  # the CLI pages' help strings (cli_help.po)
 
@@ -326,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also print each language's book to html/<language>/_downloads/"
                              "duetrl-<language>.pdf with headless Chromium (default: on in a "
                              "full build, off with --quick)")
+    parser.add_argument("--pdf-only", action="store_true",
+                        help="print the PDFs of a site already built at --out, and stop")
     parser.add_argument("--update-catalogues", action="store_true",
                         help="refresh the gettext catalogues (keeps translations) and stop")
     parser.add_argument("--update-cli-catalogue", action="store_true",
@@ -336,6 +339,10 @@ def main(argv: list[str] | None = None) -> int:
                              "(e.g. tutorials/,index) whose catalogues to refresh")
     args = parser.parse_args(argv)
     try:
+        if args.pdf_only:
+            for language in [x for x in args.languages.split(",") if x]:
+                print(book_pdf(args.out, language))
+            return 0
         if args.update_cli_catalogue:
             print(update_cli_catalogue())
             return 0
