@@ -8,6 +8,7 @@ backends/<name>/reinforce.py, reinforce_baseline.py, ppo.py and dqn.py.
 module             what it holds
 =================  ===========================================================================
 rollout            collecting from Gymnasium vector environments; seeded noise and permutations
+host_policy        acting on the host: the policy's sampling step in NumPy, for rollouts
 replay             DQN's replay buffer: n-step returns, terminations and truncations apart
 base               ``RLTrainer``: counters, checkpoint, summary and curve shared by the trainers
 train              ``PolicyGradientTrainer``: REINFORCE, with baseline, PPO; one update a step

@@ -24,6 +24,7 @@ from duetrl.core.initializers import cast_params
 from duetrl.core.interfaces.rl_settings import ReinforceSettings
 from duetrl.core.reference.policy import init_agent_params
 from duetrl.core.rl.base import SOLVED_WINDOW, RLTrainer
+from duetrl.core.rl.host_policy import HostActor
 from duetrl.core.rl.rollout import NoiseSource, collect_episodes, collect_steps, start
 
 RL_KIND = "duetrl.rl"
@@ -83,11 +84,18 @@ class PolicyGradientTrainer(RLTrainer):
             lr *= max(1.0 - self.env_steps / self.total_steps, 0.0)
         return lr
 
+    def actor(self) -> HostActor:
+        """What acts in a rollout: the policy's weights as they are now, sampled on the host
+        (one framework call per environment step costs more than these networks' arithmetic;
+        ``core/rl/host_policy.py``). Taken afresh for every rollout, so never stale."""
+        return HostActor(self.backend.export_params(self.agent.policy), self.dtype)
+
     def collect(self) -> dict:
         """One rollout, and the episodes it finished added to the counters."""
         s = self.settings
+        actor = self.actor()
         if self.algorithm == "ppo":
-            rollout, steps = collect_steps(self.envs, self.agent, self.noise, self.info,
+            rollout, steps = collect_steps(self.envs, actor, self.noise, self.info,
                                            self.env_state, s.num_steps)
             finished, self.env_state.finished = self.env_state.finished, []
             batch = s.num_envs * s.num_steps
@@ -96,7 +104,7 @@ class PolicyGradientTrainer(RLTrainer):
         else:
             max_steps = min(s.max_episode_steps, self.info.max_episode_steps or math.inf)
             rollout, steps, finished = collect_episodes(
-                self.envs, self.agent, self.noise, self.info, int(max_steps),
+                self.envs, actor, self.noise, self.info, int(max_steps),
                 seed=self.next_reset_seed)
             self.next_reset_seed = None  # later resets continue the environments' RNG
         rollout["learning_rate"] = self.learning_rate()
