@@ -139,35 +139,40 @@ def lm_rows(r: dict[str, Any]) -> list[Row]:
     ]
 
 
-def _median_wall(runs: list[dict[str, Any]] | None) -> tuple[float | None, str]:
-    """Median wall seconds over seeds, and how many solved (every seed counts)."""
-    if not runs:
+def _median_wall(
+    runs: list[dict[str, Any]] | None, key: str = "wall_s"
+) -> tuple[float | None, str]:
+    """Median seconds (``key``: wall_s or cpu_s) over seeds, and how many solved (every seed
+    counts); None when a run lacks the figure."""
+    if not runs or any(key not in run for run in runs):
         return None, ""
-    walls = sorted(run["wall_s"] for run in runs)
+    walls = sorted(run[key] for run in runs)
     solved = sum(bool(run.get("solved")) for run in runs)
     return walls[len(walls) // 2], f"{solved}/{len(runs)} solved"
 
 
 def cartpole_rows(r: dict[str, Any]) -> list[Row]:
     rows = []
-    sb3, sb3_note = _median_wall(r.get("sb3_ppo/torch"))
-    for algo in ("ppo", "reinforce_baseline"):
-        t, t_note = _median_wall(r.get(f"{algo}/torch"))
-        f, f_note = _median_wall(r.get(f"{algo}/tf"))
-        if t is None and f is None:
-            continue
-        note = f"torch {t_note}, tf {f_note}" + (f", SB3 {sb3_note}" if sb3 is not None else "")
-        rows.append(
-            Row(
-                f"CartPole-v1 {algo}, wall to solve (median)",
-                "s",
-                torch=t,
-                tf=f,
-                peer=sb3,
-                peer_name="SB3 PPO",
-                note=note,
+    for key, what in (("wall_s", "wall"), ("cpu_s", "CPU")):
+        sb3, sb3_note = _median_wall(r.get("sb3_ppo/torch"), key)
+        for algo in ("ppo", "reinforce_baseline"):
+            t, t_note = _median_wall(r.get(f"{algo}/torch"), key)
+            f, f_note = _median_wall(r.get(f"{algo}/tf"), key)
+            if t is None and f is None:
+                continue
+            note = f"torch {t_note}, tf {f_note}" + (
+                f", SB3 {sb3_note}" if sb3 is not None else "")
+            rows.append(
+                Row(
+                    f"CartPole-v1 {algo}, {what} to solve (median)",
+                    "s",
+                    torch=t,
+                    tf=f,
+                    peer=sb3,
+                    peer_name="SB3 PPO",
+                    note=note,
+                )
             )
-        )
     return rows
 
 

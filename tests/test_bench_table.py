@@ -58,9 +58,17 @@ def test_the_readers_take_the_figures_each_script_prints(run_all):
         "ppo/torch": [{"solved": True, "wall_s": w} for w in (5.0, 1.0, 3.0)],
         "ppo/tf": [{"solved": False, "wall_s": 9.0}],
         "sb3_ppo/torch": [{"solved": True, "wall_s": 10.0}]})
-    assert len(cartpole) == 1  # reinforce_baseline was not run: no row
+    assert len(cartpole) == 1  # reinforce_baseline was not run, nor CPU times kept: one row
     assert (cartpole[0].torch, cartpole[0].tf, cartpole[0].peer) == (3.0, 9.0, 10.0)
     assert "torch 3/3 solved, tf 0/1 solved" in cartpole[0].note
+    cpu = run_all.cartpole_rows({
+        "reinforce_baseline/torch": [{"solved": True, "wall_s": 4.0, "cpu_s": 2.0}],
+        "reinforce_baseline/tf": [{"solved": True, "wall_s": 6.0, "cpu_s": 2.6}],
+        "sb3_ppo/torch": [{"solved": True, "wall_s": 30.0, "cpu_s": 10.0}]})
+    assert [r.work for r in cpu] == ["CartPole-v1 reinforce_baseline, wall to solve (median)",
+                                     "CartPole-v1 reinforce_baseline, CPU to solve (median)"]
+    assert (cpu[1].torch, cpu[1].tf, cpu[1].peer) == (2.0, 2.6, 10.0)
+    assert cpu[1].time_ratio(cpu[1].tf, cpu[1].peer) == pytest.approx(0.26)
     rlhf = run_all.rlhf_rows({"objectives": {"grpo": {
         "torch": {"updates_per_s": 4.0, "first_update_s": 1.0, "time_to_target_s": 2.0},
         "tf": {"updates_per_s": 2.0, "first_update_s": 3.0, "time_to_target_s": None}}},
