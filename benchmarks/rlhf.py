@@ -18,8 +18,8 @@ sampling noise. Per objective and backend it reports:
                    ``--smooth`` updates reaches ``--target`` (None: not within --updates)
 
 and the ratios tf / torch of the rates (target: updates/s at least 1 / 1.5). Medians skip the
-first ``--warmup`` updates. Comparison with TRL's GRPOTrainer: only when ``trl`` is importable
-(it is not a dependency); otherwise reported as None.
+first ``--warmup`` updates. The comparison with TRL's GRPOTrainer (same weights, settings
+matched, two model sizes) is ``benchmarks/rlhf_trl.py``.
 """
 
 from __future__ import annotations
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "batch_size": args.prompts * args.group_size,
         "parameters": int(sum(np.size(v) for v in reference[1].values())),
         "objectives": {},
-        "trl": None if trl_grpo() is None else "importable (not compared yet)",
+        "trl": None if trl_grpo() is None else "compared in benchmarks/rlhf_trl.py",
     }
     for algo in args.objectives.split(","):
         results["objectives"][algo] = benchmark_objective(backends, algo, reference, args)
