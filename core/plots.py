@@ -12,7 +12,8 @@ import ast
 import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -461,6 +462,24 @@ def save_twin(fig, path: Path, language: str) -> Path:
     return twin
 
 
+_SHOWN = {"inline": True}  # False inside figures_not_shown()
+
+
+@contextmanager
+def figures_not_shown() -> Iterator[None]:
+    """Figures saved inside are written (twins too) but not shown in a notebook.
+
+    E.g. the learning curve that each run of a sweep saves in its own folder: the page shows
+    the figure made from all of them, not each one.
+    """
+    before = _SHOWN["inline"]
+    _SHOWN["inline"] = False
+    try:
+        yield
+    finally:
+        _SHOWN["inline"] = before
+
+
 def save_figure(fig, path: str | Path) -> Path:
     """Write ``fig`` to ``path`` (folders created), free it, and show it if in a notebook.
 
@@ -490,8 +509,8 @@ def save_figure(fig, path: str | Path) -> Path:
         twins = [save_twin(fig, path, language) for language in languages]
     finally:
         pyplot().close(fig)
-    for shown in (path, *twins):  # inline in a notebook (and in the book); nothing in a script
-        show_saved_figure(shown)
+    for shown in (path, *twins) if _SHOWN["inline"] else ():
+        show_saved_figure(shown)  # inline in a notebook (and in the book); nothing in a script
     return path
 
 

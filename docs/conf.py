@@ -40,6 +40,7 @@ extensions = [
 ]
 if (DOCS / "_ext" / "duetrl_reference.py").exists():  # the API, Rosetta and CLI pages
     extensions.append("duetrl_reference")
+extensions.append("duetrl_figures")  # figures in the page's language, numbered and captioned
 
 # Sources: Markdown pages, and the tutorials (``tutorials`` is a link to the repository's
 # folder), read as notebooks by jupytext. Every other .py file here is code, not a page.

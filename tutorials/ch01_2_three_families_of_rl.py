@@ -135,6 +135,12 @@ path = plot_curves(curves, figure_dir() / "ch01_2_three_families.png", "environm
 print("figure:", path)
 
 # %% [markdown]
+# ```{figcaption}
+# Three families of RL on CartPole-v1: the mean return of the last 20 training episodes of DQN
+# (value-based), REINFORCE with a baseline (policy-based) and PPO (actor-critic) against
+# environment steps, with the 475 of a solved task dashed.
+# ```
+#
 # One seed on a small budget ranks the families noisily (`benchmarks/` runs many seeds), but
 # the shapes are typical. DQN replays every transition many times (128 gradient steps per 256
 # environment steps), so it gets far per environment step and spends the most computation

@@ -16,11 +16,12 @@
 #
 # The one equation of this chapter:
 #
-# $$\text{Attention}(Q, K, V) = \text{softmax}\left(\frac{QK^T}{\sqrt{d_k}}\right)V$$
+# $$\text{Attention}(Q, K, V) = \text{softmax}\left(\frac{QK^T}{\sqrt{d_k}}\right)V$$ (attention)
 #
 # $Q$ (queries), $K$ (keys) and $V$ (values) are matrices with one row per position; $d_k$ is
-# the width of a key. We build it three times: in float64 NumPy (the *reference*, our
-# specification), in PyTorch and in TensorFlow, and we check that all three agree.
+# the width of a key. We build equation {eq}`attention` three times: in float64 NumPy (the
+# *reference*, our specification), in PyTorch and in TensorFlow, and we check that all three
+# agree.
 
 # %%
 import numpy as np
@@ -225,6 +226,11 @@ path = plot_attention_heatmaps(
 print("saved", path)
 
 # %% [markdown]
+# ```{figcaption}
+# The attention weights of head 0 in PyTorch and in TensorFlow, the same layer weights in
+# both: row = query position, column = key position.
+# ```
+#
 # ## 6. What next
 #
 # - `duetrl compare attention --mask padding` runs this comparison from the shell, with timings.

@@ -122,6 +122,11 @@ path = plot_history(histories, figure_dir() / "ch02_1_markov_loss.png", hline=ch
 print("saved", path)
 
 # %% [markdown]
+# ```{figcaption}
+# Validation loss of the GPT on the Markov chain against the training step, PyTorch and
+# TensorFlow, with the chain's entropy rate dashed: the floor no model can go below.
+# ```
+#
 # The two curves lie on top of each other: same weights, same batches, same optimiser
 # constants (pinned in `duetrl.core.constants`: torch and Keras have different defaults).
 #
@@ -167,6 +172,11 @@ for name, w in weights.items():  # where each query puts its largest weight, and
                                  for t, s in enumerate(w.argmax(axis=1))))
 
 # %% [markdown]
+# ```{figcaption}
+# Causal attention of block 0, head 0 on the prompt, in each framework: how much of each query
+# character's output comes from each key character.
+# ```
+#
 # **What to see.** Row $t$ is the query at character $t$ of the prompt, column $s$ a key;
 # the colour is how much of row $t$'s output comes from position $s$. The upper right
 # triangle is empty: the causal mask. The first row puts all its weight on the only key it

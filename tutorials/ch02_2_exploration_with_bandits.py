@@ -40,7 +40,7 @@ from duetrl.core.bandits import (
     plot_regret,
     run_experiment,
 )
-from duetrl.core.tutorial import figure_dir, quick_mode, show_saved_figure
+from duetrl.core.tutorial import figure_dir, quick_mode
 
 QUICK = quick_mode()
 HORIZON, RUNS = (1000, 100) if QUICK else (10_000, 1000)
@@ -87,10 +87,14 @@ for name, curve in results.items():
 print(f"Lai-Robbins {lai_robbins_constant(bandit):.2f} ln T = "
       f"{float(lai_robbins_bound(bandit, HORIZON)):.1f}")
 path = plot_regret(results, bandit, figure_dir() / "ch02_2_regret.png")
-show_saved_figure(path)
 print("figure:", path)
 
 # %% [markdown]
+# ```{figcaption}
+# Cumulative regret of each bandit algorithm against the step (logarithmic axis), averaged
+# over runs, with the Lai-Robbins lower bound dashed.
+# ```
+#
 # **What to see.** The step axis is *logarithmic*, so a regret that grows like $\ln t$ is a
 # straight line on it (the dashed Lai-Robbins bound $c \ln t$ is one), and a regret that
 # grows like $t$ bends upward ever more steeply. Measured with 1000 runs of 10 000 steps

@@ -380,6 +380,12 @@ for name, runs in RESULTS.items():
               f"{frontier_at(s['kl']):10.3f} {s['mean_reward'] - frontier_at(s['kl']):+7.3f}")
 
 # %% [markdown]
+# ```{figcaption}
+# Where each objective ends on the reward-KL plane, in both frameworks, against the exact
+# frontier and the optimum $\pi^*$ at $\beta = 0.1$ (the star); right, the corner around the
+# star.
+# ```
+#
 # **What to see.** Left, the whole plane; right, the corner around the star. The figures
 # quoted are the full run's (300 updates; quick mode's 2 updates leave every point at the
 # reference's reward 0.55 and KL 0). The frontier is the grey curve, the star $\pi^*_{0.1}$
@@ -441,6 +447,11 @@ fig.suptitle(f"torch, beta = {BETA}: mean of the last {window} updates")
 print("saved", save_figure(fig, figure_dir() / "ch03_1_five_objectives_curves.png"))
 
 # %% [markdown]
+# ```{figcaption}
+# Reward (left) and KL (right) of each objective's torch run against the update, each a moving
+# mean, with the values of $\pi^*$ at $\beta = 0.1$ dashed.
+# ```
+#
 # **What to see.** The same runs (torch) against the update, each curve the mean of the last
 # 10 updates, reward left and KL right (linear up to 1 nat, logarithmic above), with
 # $\pi^*_{0.1}$'s values dashed. REINFORCE and RLOO rise to the dashed lines and stay there.

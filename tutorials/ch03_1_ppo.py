@@ -31,7 +31,7 @@ from duetrl.core.plots import plot_curves
 from duetrl.core.reference.returns import gae
 from duetrl.core.rl.compare import compare, format_results
 from duetrl.core.tolerances import assert_close
-from duetrl.core.tutorial import figure_dir, quick_mode, show_saved_figure
+from duetrl.core.tutorial import figure_dir, quick_mode
 
 backends = load_backends(["torch", "tf"])
 
@@ -67,6 +67,11 @@ path = plot_curves(curves, figure_dir() / "ch03_1_ppo_clip.png", "probability ra
 print("saved", path)
 
 # %% [markdown]
+# ```{figcaption}
+# PPO's clipped loss of one sample against its probability ratio, for a positive and a
+# negative advantage ($\epsilon = 0.2$).
+# ```
+#
 # **What to see.** The loss of one sample against its ratio $\rho = \pi/\pi_{\text{old}}$.
 # For $A = +1$ the loss falls with $\rho$ (making the action likelier helps) until
 # $\rho = 1.2$, then is flat: past $1 + \epsilon$ a larger ratio earns nothing, so the
@@ -128,9 +133,13 @@ total_steps = 4096 if quick_mode() else 150_000
 results = compare("ppo", "CartPole-v1", make_settings("ppo"), seed=0, total_steps=total_steps,
                   out=str(figure_dir()), quiet=True, report_every=4 if quick_mode() else 40)
 print(format_results(results))
-show_saved_figure(results["plot"])
 
 # %% [markdown]
+# ```{figcaption}
+# PPO on CartPole-v1 in PyTorch and TensorFlow, stepped in alternation from the same start:
+# the mean return of the last 100 training episodes against environment steps.
+# ```
+#
 # **What to see.** The table's two columns are the two frameworks' runs, stepped in
 # alternation from the same start; the figure (`results["plot"]`) draws both learning
 # curves, the mean return of the last 100 training episodes against environment steps, with

@@ -38,7 +38,7 @@ from duetrl.core.rlhf.preferences import label_pairs, make_preference_pairs
 from duetrl.core.rlhf.reward_training import RewardModelSettings, train_reward_model
 from duetrl.core.rlhf.tasks import SORT_DIGITS
 from duetrl.core.rlhf.train import RLHFRun, RLHFSettings
-from duetrl.core.tutorial import figure_dir, quick_mode, show_saved_figure
+from duetrl.core.tutorial import figure_dir, quick_mode
 
 backends = load_backends(["torch", "tf"])
 for backend in backends.values():
@@ -150,10 +150,15 @@ for r in rows:
     print(f"{r['beta']:7g} {r['kl']:6.2f} {r['learned_reward']:10.3f} {r['true_reward']:7.3f}")
 path = plot_overoptimisation(histories, figure_dir() / "ch03_1_overoptimisation.png",
                              "RLOO against a learned reward (torch)")
-show_saved_figure(path)
 print("saved", path)
 
 # %% [markdown]
+# ```{figcaption}
+# Over-optimisation of a learned reward model: left, the learned reward the policy is trained
+# on (solid) and the true reward of the same samples (dashed) for each $\beta$; right, where
+# each run ends.
+# ```
+#
 # **What to see.** Left, during training (10-update moving averages): one colour per
 # $\beta$, the solid line the learned reward the policy is trained on, the dashed one the
 # true reward of the same samples. At the smallest $\beta$ the two part: the solid line keeps

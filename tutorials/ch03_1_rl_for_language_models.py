@@ -209,6 +209,11 @@ print("saved", plot_reward_kl(histories, figure_dir() / "ch03_1_rlhf_rloo.png",
                               title="RLOO on sort-digits, beta = 0.01"))
 
 # %% [markdown]
+# ```{figcaption}
+# RLOO on sort-the-digits ($\beta = 0.01$): the mean reward of the sampled completions and
+# their KL from the reference against the update, one curve per framework.
+# ```
+#
 # **What to see.** One panel per quantity against the update: the mean reward of the sampled
 # completions and their KL from the reference, one curve per framework. The two curves lie on
 # top of each other (same weights, same noise, float32 in both). The reward climbs from the
@@ -257,6 +262,11 @@ print("saved", plot_reward_kl({"torch RLOO": history}, figure_dir() / "ch03_1_rl
                               title=f"uniform reference, beta = {beta}"))
 
 # %% [markdown]
+# ```{figcaption}
+# The same two panels for RLOO from the uniform reference, with the exact
+# $\mathbb{E}_{\pi^*}[r]$ and $\mathrm{KL}(\pi^* \| \pi_{\text{ref}})$ dashed.
+# ```
+#
 # **What to see.** The same two panels, with the exact $\mathbb{E}_{\pi^*}[r]$ and
 # $\mathrm{KL}(\pi^* \| \pi_{\text{ref}})$ as dashed lines. Both curves rise toward them
 # and level off there: RLOO with $k_1$ in the reward climbs the objective $J$ whose maximiser
@@ -285,6 +295,11 @@ print("saved", plot_curves(curves, figure_dir() / "ch03_1_rlhf_frontier.png",
                            "KL(pi || pi_ref) (nats)", "E[r]", title="reward against KL"))
 
 # %% [markdown]
+# ```{figcaption}
+# Reward against KL: the exact frontier of the optimal policies $\pi^*$ over $\beta$, and the
+# point where the RLOO run landed.
+# ```
+#
 # **What to see.** The curve is the exact frontier: every point is $\pi^*$ of one $\beta$,
 # the best reward any policy can have at that KL. Left, large $\beta$: the reference's 0.55
 # at KL 0; right, small $\beta$: reward near 1, bought with nats of KL (its $\beta \to 0$

@@ -40,7 +40,7 @@ from duetrl.core.rlhf.pi_ref import PretrainSettings, load_reference, pretrain_r
 from duetrl.core.rlhf.pipeline import PipelineSettings, plot_pipeline, run_pipeline
 from duetrl.core.rlhf.sft import DemonstrationData, SFTRun, make_demonstrations
 from duetrl.core.rlhf.tasks import SORT_DIGITS
-from duetrl.core.tutorial import figure_dir, quick_mode, show_saved_figure
+from duetrl.core.tutorial import figure_dir, quick_mode
 
 backends = load_backends(["torch", "tf"])
 for backend in backends.values():
@@ -142,10 +142,14 @@ for i, row in enumerate(results["torch"]["rows"]):
 # %%
 path = plot_pipeline(results, figure_dir() / "ch03_1_the_rlhf_pipeline.png",
                      f"the RLHF pipeline on {task.name}")
-show_saved_figure(path)
 print("saved", path)
 
 # %% [markdown]
+# ```{figcaption}
+# The RLHF pipeline stage by stage: the true reward and the success rate of the reference,
+# after SFT, and after RL against the reward model.
+# ```
+#
 # **What to see.** Left, one group of bars per stage: the true reward (solid) and the success
 # rate (hatched). Measured with the default settings: the pretrained reference writes 8
 # random digits, true reward 0.54 and no answer fully sorted; 150 SFT steps on 256

@@ -183,6 +183,11 @@ print("first three rates:", [learning_rate_at(s, BASE) for s in range(3)],
       "peak at update", BASE.warmup_steps, "last", learning_rate_at(BASE.steps - 1, BASE))
 
 # %% [markdown]
+# ```{figcaption}
+# The learning rate against the update for the three schedules of the ablation: warm-up then
+# cosine decay, cosine without warm-up, and a constant rate.
+# ```
+#
 # **What to see.** The full recipe (solid) climbs in 15 equal steps from
 # $\eta_{\max}/15 = 6.7\times10^{-4}$ to $\eta_{\max} = 10^{-2}$ at update 15, then falls
 # along half a cosine to exactly $\eta_{\min} = 10^{-3}$ at the last update. Without warm-up
@@ -249,6 +254,11 @@ for ax in axes:
 print("saved", save_figure(fig, figure_dir() / "ch04_1_ablation.png"))
 
 # %% [markdown]
+# ```{figcaption}
+# The ablation: left, the validation loss of each variant and seed in both frameworks; right,
+# the gradient norm before clipping at every update (torch, seed 0).
+# ```
+#
 # **What to see.** Left, each run's validation loss (circles torch, crosses TensorFlow, side
 # by side); right, the gradient norm of seed 0 in torch at every update, with the clip at 1
 # dashed. The figures quoted are the full run's (150 updates, seeds 0-2, measured

@@ -39,7 +39,7 @@ from duetrl.core.reference.dynamic_programming import (
 )
 from duetrl.core.rl.dqn import DQNTrainer, make_dqn_settings
 from duetrl.core.tabular import q_learning
-from duetrl.core.tutorial import figure_dir, quick_mode, show_saved_figure
+from duetrl.core.tutorial import figure_dir, quick_mode
 
 QUICK = quick_mode()
 GAMMA = 0.9
@@ -72,10 +72,13 @@ print("linear solve of V^pi* vs V*:", np.abs(evaluate_policy_linear(mdp, vi.poli
 desc = np.asarray(gym.make("FrozenLake-v1").unwrapped.desc).astype(str)
 path = plot_policy_arrows(vi.value, vi.policy, desc, figure_dir() / "ch04_2_policy.png",
                           "value iteration, FrozenLake 4x4 deterministic")
-show_saved_figure(path)
 print(path)
 
 # %% [markdown]
+# ```{figcaption}
+# The optimal values $V^*(s)$ and the greedy action in each cell of the FrozenLake map.
+# ```
+#
 # **What to see.** Each cell shows $V^*(s)$ and the greedy action. On deterministic ice the
 # values are powers of $\gamma$: a state $k$ moves from the goal is worth $\gamma^{k-1}$
 # (the reward 1 comes on the last move), so $V^*$ falls by a factor 0.9 per step away from G

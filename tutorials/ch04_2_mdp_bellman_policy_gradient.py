@@ -180,6 +180,11 @@ path = plot_curves({"max |REINFORCE estimate - exact gradient|": (counts, errors
 print("saved", path)
 
 # %% [markdown]
+# ```{figcaption}
+# The largest error of the averaged REINFORCE estimate against the exact policy gradient, as
+# the number of episodes grows, beside a $c/\sqrt{n}$ curve.
+# ```
+#
 # **What to see.** The largest error of the averaged REINFORCE estimate against the number of
 # episodes it averages, beside the curve $c/\sqrt{n}$ drawn through the first point. The
 # measured error follows that curve down, with the wobble of a random quantity: four times

@@ -38,7 +38,7 @@ from duetrl.core.plots import plot_curves
 from duetrl.core.reference.policy import init_agent_params
 from duetrl.core.rl.train import PolicyGradientTrainer
 from duetrl.core.tolerances import max_abs_error
-from duetrl.core.tutorial import figure_dir, quick_mode, show_saved_figure
+from duetrl.core.tutorial import figure_dir, quick_mode
 
 backends = load_backends(["torch", "tf"])
 for backend in backends.values():
@@ -188,10 +188,14 @@ for name in backends:
 path = plot_curves(curves, figure_dir() / "ch05_2_reinforce_torch_vs_tf.png",
                    "environment steps", "mean return of the last 8 episodes",
                    title="REINFORCE on CartPole-v1: PyTorch and TensorFlow", hline=475)
-show_saved_figure(path)
 print("saved", path)
 
 # %% [markdown]
+# ```{figcaption}
+# REINFORCE on CartPole-v1 in PyTorch and TensorFlow: the mean return of the last 8 finished
+# episodes against environment steps, with the 475 of a solved task dashed.
+# ```
+#
 # **What to see.** Each point is the mean return of the last 8 finished episodes, at the
 # environment step where the 8th ended; the dashed line is CartPole's 475. Both frameworks
 # start near 20 (a random policy drops the pole within a few dozen steps) and climb as the

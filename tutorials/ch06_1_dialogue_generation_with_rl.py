@@ -47,7 +47,7 @@ from duetrl.core.cases.dialogue.train import (
 )
 from duetrl.core.reference import dialogue as oracle
 from duetrl.core.tolerances import assert_close
-from duetrl.core.tutorial import figure_dir, quick_mode, show_saved_figure
+from duetrl.core.tutorial import figure_dir, quick_mode
 
 backends = load_backends(["torch", "tf"])
 for backend in backends.values():
@@ -217,9 +217,13 @@ for label in ("MLE", "RL torch"):
         print("  " + " | ".join(conversation))
 path = plot_dialogue({n: r.history for n, r in runs.items()},
                      figure_dir() / "ch06_1_dialogue.png", settings.mle_steps)
-show_saved_figure(path)
 
 # %% [markdown]
+# ```{figcaption}
+# Dialogue self-play: the measures of the conversations against the update, through the MLE
+# phase and then the RL phase that starts where the MLE updates end.
+# ```
+#
 # What the numbers say (the full settings: `python benchmarks/dialogue.py`, one thread per
 # framework; this page's quick settings are smaller):
 #

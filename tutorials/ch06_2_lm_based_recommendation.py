@@ -178,6 +178,12 @@ right.legend(fontsize=8)
 save_figure(fig, figure_dir() / "ch06_2_top_k_multiplier.png")
 
 # %% [markdown]
+# ```{figcaption}
+# Left, the top-K multiplier $\lambda_K$ against the probability of an item; right, the
+# probability of item 1 along gradient steps for each $K$, with the fixed point for $K = 2$
+# worked out by hand.
+# ```
+#
 # $\lambda_K$ is $K$ for items the policy neglects and 0 for an item it already always shows:
 # once an item fills a slot, pushing it further buys nothing, so the gradient goes to the
 # next good item. With $K = 4$ all three items get mass.
@@ -220,6 +226,11 @@ plot_recommender(
 )
 
 # %% [markdown]
+# ```{figcaption}
+# The recommender trained with REINFORCE and with the top-K correction: its measures against
+# the update.
+# ```
+#
 # ### The same update in TensorFlow
 #
 # From the torch run's warm-up weights, the TF learner takes the same batches; after a few

@@ -34,7 +34,7 @@ from duetrl.core.cases.kg.train import KGRun, KGSettings, plot_kg
 from duetrl.core.cases.kg.walk import action_grid
 from duetrl.core.reference import kg as oracle
 from duetrl.core.tolerances import assert_close, to_numpy
-from duetrl.core.tutorial import figure_dir, quick_mode, show_saved_figure
+from duetrl.core.tutorial import figure_dir, quick_mode
 
 backends = load_backends(["torch", "tf"])
 for backend in backends.values():
@@ -203,9 +203,13 @@ for label, f in {
 path = plot_kg(
     {n: r.history for n, r in runs.items()}, figure_dir() / "ch06_3_3_kg.png", walks["hits@1"]
 )
-show_saved_figure(path)
 
 # %% [markdown]
+# ```{figcaption}
+# The knowledge-graph walker during training: its measures against the update, beside the
+# score of the random walks.
+# ```
+#
 # ### The learned paths, read as rules
 #
 # For each query relation, the paths (stays left out) the walker follows, with the share of

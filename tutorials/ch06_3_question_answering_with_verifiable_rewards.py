@@ -39,7 +39,7 @@ from duetrl.core.cases.qa.tasks import QA_TASKS, careless_solution
 from duetrl.core.cases.qa.train import QARun, plot_qa, warm_up
 from duetrl.core.reference import qa_rewards as oracle
 from duetrl.core.reference import rlhf_advantages
-from duetrl.core.tutorial import figure_dir, quick_mode, show_saved_figure
+from duetrl.core.tutorial import figure_dir, quick_mode
 
 backends = load_backends(["torch", "tf"])
 for backend in backends.values():
@@ -174,9 +174,13 @@ path = plot_qa({name: run.history for name, run in runs.items()},
                figure_dir() / "ch06_3_qa_curves.png", runs["torch"].warmup.accuracy,
                f"GRPO on {SETTINGS.task}: held-out accuracy, PyTorch and TensorFlow")
 print("saved", path)
-show_saved_figure(path)
 
 # %% [markdown]
+# ```{figcaption}
+# Question answering with a verifiable reward: the accuracy of each framework's run against
+# the update, from the accuracy of the warm-up model.
+# ```
+#
 # **Where the gain comes from.** Split the held-out questions by what the careless
 # demonstrator gets wrong (sums with a carry) and what it gets right (sums without): the
 # warm-up model copied the slip, RL removes it.

@@ -44,7 +44,7 @@ from duetrl.core.cases.translation.train import TranslationRun, TranslationSetti
 from duetrl.core.plots import plot_curves
 from duetrl.core.reference import scst as oracle
 from duetrl.core.tolerances import assert_close
-from duetrl.core.tutorial import figure_dir, quick_mode, show_saved_figure
+from duetrl.core.tutorial import figure_dir, quick_mode
 
 backends = load_backends(["torch", "tf"])
 for backend in backends.values():
@@ -107,7 +107,6 @@ for example in mle["examples"][:2]:
 
 # %%
 path = plot_exposure({"MLE": mle}, figure_dir() / "ch06_3_exposure_mle.png")
-show_saved_figure(path)
 forced, free = (np.array([np.nan if v is None else v for v in mle[k]])
                 for k in ("teacher_forced_by_position", "free_running_by_position"))
 print("position:       ", " ".join(f"{p:5d}" for p in range(1, 11)))
@@ -115,6 +114,10 @@ print("teacher-forced: ", " ".join(f"{v:5.2f}" for v in forced[:10]))
 print("free-running:   ", " ".join(f"{v:5.2f}" for v in free[:10]))
 
 # %% [markdown]
+# ```{figcaption}
+# Exposure bias of the MLE model: how its translations score as the generated prefix grows.
+# ```
+#
 # ## 3. SCST in both frameworks
 #
 # The advantage and the loss are the only tensors (`backends/{torch,tf}/translation.py`); the
@@ -152,9 +155,13 @@ for name, run in runs.items():
           f"{row['greedy_reward']:.3f}; {figures['scst_samples_per_s']:.0f} samples/s")
 path = plot_bleu({n: r.history for n, r in runs.items()}, figure_dir() / "ch06_3_bleu.png",
                  settings.mle_steps)
-show_saved_figure(path)
 
 # %% [markdown]
+# ```{figcaption}
+# Held-out BLEU against the update for each framework's run: MLE first, then SCST from the
+# switch.
+# ```
+#
 # ## 4. Results and analysis
 #
 # The table puts the three models side by side: copying, MLE, MLE then SCST.
@@ -167,9 +174,12 @@ for label, f in (("MLE", mle), ("MLE + SCST", scst)):
     print(f"{label:>14} {f['bleu']:6.2f} " + " ".join(f"{v:7.2f}" for v in f["bleu_by_length"].values())
           + f" {f['teacher_forced_accuracy']:7.3f} {f['free_running_accuracy']:7.3f}")
 path = plot_exposure({"MLE": mle, "SCST": scst}, figure_dir() / "ch06_3_exposure.png")
-show_saved_figure(path)
 
 # %% [markdown]
+# ```{figcaption}
+# Exposure bias of the MLE model and of the model after SCST, side by side.
+# ```
+#
 # The honest baseline is not the MLE model SCST started from but **MLE continued for the same
 # time**. The MLE optimiser's state is untouched by SCST (SCST has its own Adam), so we can go
 # on from the switch exactly as if SCST had never run:
@@ -290,6 +300,10 @@ print("saved", plot_curves(curves, figure_dir() / "ch06_3_reward.png", "update",
                            "sentence BLEU / 100 (nan: MLE updates)"))
 
 # %% [markdown]
+# ```{figcaption}
+# The mean sentence BLEU of the translations the torch run sampled, update by update.
+# ```
+#
 # **What to see.** The mean sentence BLEU (over 100) of the translations the torch run sampled,
 # update by update. The MLE updates sample nothing, so the curve starts where SCST starts;
 # from there it is the reward SCST climbs, noisy from batch to batch because each update

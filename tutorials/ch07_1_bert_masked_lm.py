@@ -197,6 +197,11 @@ for ax in axes:
 print("saved", save_figure(fig, figure_dir() / "ch07_1_mlm_training.png"))
 
 # %% [markdown]
+# ```{figcaption}
+# Masked-LM training in both frameworks: left, the loss at the selected tokens (each training
+# batch and the validation batch); right, the accuracy on the masked tokens.
+# ```
+#
 # **What to see.** Left, the masked-LM loss of each training batch (faint) and of the fixed
 # validation batch (dots); right, the share of the validation batch's selected tokens whose
 # most likely prediction is the original character. The tf curves lie exactly on the torch
@@ -295,6 +300,11 @@ for name, w in maps.items():
     print(f"{name}: mean weight on later tokens {later.mean():.3f}, largest {later.max():.3f}")
 
 # %% [markdown]
+# ```{figcaption}
+# Block 0, head 0 of the GPT and of the encoder on the same text: the decoder's map is
+# lower-triangular, the encoder's fills both triangles.
+# ```
+#
 # **What to see.** Row $i$ is the query at character $i$, column $j$ a key; each map has its
 # own colour scale. The GPT's map is lower-triangular: the causal mask leaves no weight above
 # the diagonal, so its first row puts all its weight on the first character, and the printed

@@ -46,7 +46,7 @@ from duetrl.core.reference.policy import init_agent_params
 from duetrl.core.rl.train import PolicyGradientTrainer
 from duetrl.core.scale import rllib
 from duetrl.core.tolerances import assert_close
-from duetrl.core.tutorial import figure_dir, quick_mode, show_saved_figure
+from duetrl.core.tutorial import figure_dir, quick_mode
 
 QUICK = quick_mode()
 ENV = "CartPole-v1"
@@ -143,10 +143,14 @@ path = plot_curves(
     figure_dir() / "ch07_2_rllib_vs_duetrl.png", "environment steps",
     "mean return, last 100 training episodes", hline=475.0,
     title=f"PPO on {ENV}: duetrl vs RLlib, same settings and initial weights")
-show_saved_figure(path)
 print("saved", path)
 
 # %% [markdown]
+# ```{figcaption}
+# PPO on CartPole-v1 in duetrl (torch) and in RLlib, same settings and initial weights: the
+# mean return of the last 100 training episodes against environment steps.
+# ```
+#
 # **What to see.** Each curve is the mean return of the last 100 finished training episodes
 # against environment steps; the dashed line at 475 is CartPole's "solved". Both start
 # near 20 (a random policy's episodes are short) from the same weights and climb as PPO

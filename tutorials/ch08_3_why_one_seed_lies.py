@@ -34,7 +34,7 @@ import pandas as pd
 
 from duetrl.core.checkpoint import atomic_write
 from duetrl.core.interfaces.rl_settings import make_settings
-from duetrl.core.plots import pyplot, save_figure
+from duetrl.core.plots import figures_not_shown, pyplot, save_figure
 from duetrl.core.rl.session import train
 from duetrl.core.scale import report as rp
 from duetrl.core.tutorial import figure_dir, quick_mode
@@ -79,7 +79,8 @@ plan = [(b, s, DEFAULT_LR) for b in BACKENDS for s in SEEDS] + [("torch", s, OTH
                                                                  for s in SEEDS]
 rows = []
 for backend, seed, learning_rate in plan:
-    rows.append(run_one(backend, seed, learning_rate))
+    with figures_not_shown():  # each run's own curve.png stays in its folder, off the page
+        rows.append(run_one(backend, seed, learning_rate))
     row = rows[-1]
     print(f"{row['run_id']:<24} final mean return {row['final_mean_return']:6.1f} "
           f"after {row['env_steps']:>6} steps{'  solved' if row['solved'] else ''}")
@@ -137,6 +138,11 @@ path = save_figure(fig, figure_dir() / "ch08_3_seed_spread.png")
 print("figure:", path)
 
 # %% [markdown]
+# ```{figcaption}
+# PPO on CartPole-v1 with one setting and several seeds, in each framework: every seed's
+# learning curve, the best and the worst marked.
+# ```
+#
 # The spread is as large as the effects papers report between methods, and the ranking of
 # seeds is not even stable in time: stop the same runs earlier and best and worst can trade
 # places (the second printed line), because PPO on CartPole can also *lose* what it learned.
@@ -219,6 +225,24 @@ print((report_dir / "report.md").read_text())
 print("figures:", ", ".join(sorted(p.name for p in report_dir.glob("*.png"))))
 
 # %% [markdown]
+# ```{figcaption}
+# Aggregate scores of each method, with 95% bootstrap confidence intervals over seeds.
+# ```
+#
+# ```{figcaption}
+# Performance profiles: the fraction of each method's runs that score above each threshold
+# $\tau$.
+# ```
+#
+# ```{figcaption}
+# The probability that one method improves on another, with its 95% bootstrap interval.
+# ```
+#
+# ```{figcaption}
+# Learning curves: the IQM over seeds of each method against environment steps, with 95%
+# bootstrap bands.
+# ```
+#
 # Read the tables against section 3: P(torch > tf) is the share of `>` cells of the first
 # grid, P(lr 0.004 > lr 0.002) that of the second. An interval that contains 0.5 says the
 # data cannot tell the two methods apart; for torch against tf that is what the lockstep

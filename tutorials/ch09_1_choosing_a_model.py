@@ -180,6 +180,11 @@ path = save_figure(fig, figure_dir() / "ch09_1_scaling_law.png")  # shown in a n
 print("saved", path)
 
 # %% [markdown]
+# ```{figcaption}
+# A scaling law: left, the loss of each model size after the same number of training tokens,
+# with the fit and the entropy rate $H$; right, the excess $L - H$ on log-log axes.
+# ```
+#
 # **What to see.** Left: the loss of each size after the same number of training tokens,
 # torch (circles) and tf (crosses, dashed where they hide under the circles), the fit in grey
 # and the entropy rate dashed. Right: the excess $L - H$ on log-log axes, where a power law
@@ -258,6 +263,11 @@ path = save_figure(fig, figure_dir() / "ch09_1_base_vs_scratch.png")
 print("saved", path)
 
 # %% [markdown]
+# ```{figcaption}
+# Validation loss on a related and an unrelated target against the update, fine-tuned from the
+# base model and trained from scratch.
+# ```
+#
 # **What to see.** Validation loss on each target against the update, from the base model
 # (solid) and from scratch (dashed), with the floor of the loss over a whole window dotted.
 # Measured (full run, 300 updates): on the related target the base model starts at 1.92
@@ -365,6 +375,11 @@ path = save_figure(fig, figure_dir() / "ch09_1_encoder_vs_decoder.png")
 print("saved", path)
 
 # %% [markdown]
+# ```{figcaption}
+# Encoder and decoder: left, the training loss of each against the update, with their floors;
+# right, each model on each of the two jobs after training.
+# ```
+#
 # **What to see.** Left: the training loss of each model (a mean over 100 updates), with
 # $h(0)$ (the symbol frequencies), $H$ and the masked-token floor. Measured in the full run
 # (the printed crossings): the decoder leaves $h(0)$ at once and is down to 1 nat by update

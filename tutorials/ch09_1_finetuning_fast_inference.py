@@ -91,6 +91,11 @@ path = plot_history(histories, figure_dir() / "ch09_1_finetuning.png",
 print("saved", path)
 
 # %% [markdown]
+# ```{figcaption}
+# Validation loss on the additions against the training step: each framework fine-tuned from
+# its pretrained checkpoint and trained from scratch.
+# ```
+#
 # **What to see.** Validation loss on the additions against the training step, four curves:
 # each framework fine-tuned from its pretrained checkpoint and trained from scratch. The
 # fine-tuned curves start lower (the model already knows the characters and how text is laid
@@ -134,6 +139,11 @@ path = plot_curves(speeds, figure_dir() / "ch09_1_kv_cache.png", xlabel="generat
 print("saved", path)
 
 # %% [markdown]
+# ```{figcaption}
+# Generation speed in tokens per second against the number of tokens generated, with and
+# without the KV cache, in each framework.
+# ```
+#
 # **What to see.** Tokens per second against the number of tokens generated, with and
 # without the cache, per framework. Without the cache the rate falls as generation goes on:
 # each new token recomputes the whole prefix, so the cost per token grows with its position.

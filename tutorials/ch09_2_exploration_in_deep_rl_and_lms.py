@@ -117,6 +117,11 @@ for ax, title in zip(axes, ("return of the greedy policy", "return while trainin
 print("saved", save_figure(fig, figure_dir() / "ch09_2_dqn_epsilon.png"))
 
 # %% [markdown]
+# ```{figcaption}
+# DQN on the two-ended chain for each $\epsilon$ schedule: the return of the greedy policy and
+# the return while training, means over seeds with 95% bootstrap intervals.
+# ```
+#
 # **What to see.** Bars are means over seeds, whiskers the 95% bootstrap intervals; the
 # dotted line is the near end's 0.1. The figures quoted are the full run's (5 seeds, 4000 env
 # steps; quick mode runs one seed for 300 steps, too few to learn).
@@ -157,6 +162,10 @@ for seed in SEEDS:
           [r["greedy_return"] for r in ppo_rows if r["seed"] == seed])
 
 # %% [markdown]
+# ```{figcaption}
+# PPO on the same chain for each entropy coefficient $c_H$, in the same layout.
+# ```
+#
 # **What to see.** The same layout as DQN's (5 seeds, 8192 env steps). Here the knob does
 # nothing measurable: every coefficient, from 0 to 0.5, ends with the same greedy return on
 # every seed (far end on seeds 1 and 2, near end on seeds 0, 3 and 4: mean 0.46, CI [0.10,
@@ -194,6 +203,11 @@ for seed in SEEDS:
           [r["greedy_return"] for r in raw_rows if r["seed"] == seed])
 
 # %% [markdown]
+# ```{figcaption}
+# The greedy return of PPO for each entropy coefficient, with the advantages on the rewards'
+# own scale and normalised.
+# ```
+#
 # **What to see.** Greedy returns of both experiments, 5 seeds each (quick mode: 1 seed, 512
 # steps). On the rewards' own scale the knob moves the outcome, both ways. $c_H = 0.1$ ends at
 # the far end on 3 seeds of 5 (0, 2 and 3: mean 0.64, CI [0.28, 1.00]) against 2 without a
@@ -242,6 +256,11 @@ ax.grid(alpha=0.3, axis="y")
 print("saved", save_figure(fig, figure_dir() / "ch09_2_lm_temperature.png"))
 
 # %% [markdown]
+# ```{figcaption}
+# RLOO trained at each sampling temperature $T$: the reward of the last training batches and
+# of a fresh batch from the trained policy, with the reference's reward dotted.
+# ```
+#
 # **What to see.** The dotted line is the uniform reference's reward, 0.55. Left bar of each
 # pair: the last 10 training batches, sampled at $T$; right bar: a fresh batch from the
 # trained policy itself. Full run: 5 seeds, 60 updates (quick mode: 1 seed, 2 updates, nothing

@@ -134,6 +134,11 @@ path = plot_curves(curves, figure_dir() / "ch09_2_table_to_network.png", "enviro
 print("figure:", path)
 
 # %% [markdown]
+# ```{figcaption}
+# FrozenLake 4x4 from a table to a network (PyTorch): the error of each learner's values
+# against environment steps.
+# ```
+#
 # **The same network in TensorFlow.** The curves above are PyTorch's. The tf backend trains
 # the one-hot network from the same initial weights, on the same random moves and replayed
 # batches (all drawn in NumPy); its error after the same steps:

@@ -40,7 +40,7 @@ from duetrl.core.rlhf.reward_design import (
 )
 from duetrl.core.rlhf.reward_training import RewardModelSettings, train_reward_model
 from duetrl.core.rlhf.tasks import SORT_PROMPT
-from duetrl.core.tutorial import figure_dir, quick_mode, show_saved_figure
+from duetrl.core.tutorial import figure_dir, quick_mode
 
 backends = load_backends(["torch", "tf"])
 for backend in backends.values():
@@ -107,10 +107,14 @@ rows = design_table(runs)
 print(format_table(rows))
 path = plot_designs(runs, figure_dir() / "ch09_2_reward_design.png",
                     f"GRPO on sort-prompt, one run per reward design (torch, {updates} updates)")
-show_saved_figure(path)
 print("saved", path)
 
 # %% [markdown]
+# ```{figcaption}
+# Reward designs for the LM: left, each design's own reward; middle, the true reward of the
+# same samples; right, the share of completions that end with the stop token.
+# ```
+#
 # **What to see.** Left, each design's own reward, the number the policy is trained to
 # raise; middle, the true reward of the same samples; right, the share of completions that
 # end with the stop token (5-update moving averages). A design is good when its left and

@@ -13,8 +13,9 @@
       ```
 
   The caption is ordinary page text, so it is translated through the page's catalogue. Each
-  caption takes the first figure before it that has none; the figures of a page are numbered
-  in order, "Figure 1: ..." ("图 1：..." in Chinese). Every figure is numbered, captioned or not.
+  caption takes the first figure without one of the code cell just before it (several
+  captions in a row: that cell's figures in order); the figures of a page are numbered in
+  order, "Figure 1: ..." ("图 1：..." in Chinese). Every figure is numbered, captioned or not.
 """
 
 from __future__ import annotations
@@ -114,8 +115,12 @@ class FiguresInPageLanguage(SphinxTransform):
         waiting: list[nodes.image] = []  # figures with no caption yet, in page order
         captions: dict[int, pending_caption] = {}
         for node in list(self.document.findall(
-                lambda n: isinstance(n, pending_caption) or id(n) in kept)):
-            if isinstance(node, pending_caption):
+                lambda n: isinstance(n, pending_caption) or id(n) in kept
+                or n.get("nb_element") == "cell_code" if isinstance(n, nodes.Element)
+                else False)):
+            if isinstance(node, nodes.container) and node.get("nb_element") == "cell_code":
+                waiting = []  # a caption names a figure of the code cell just before it
+            elif isinstance(node, pending_caption):
                 if waiting:
                     captions[id(waiting.pop(0))] = node
                 else:  # no figure (the page was built without running it): text only
