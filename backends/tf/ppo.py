@@ -86,6 +86,25 @@ def train_minibatch(
     return train_step(agent, {k: tf.gather(v, indices) for k, v in batch.items()}, learning_rate)
 
 
+@tf.function(autograph=False)  # one graph call per update: each call costs ~0.3 ms dispatch
+def train_epochs(
+    agent: "Agent", batch: dict[str, Tensor], permutations: Tensor, learning_rate: float | Tensor
+) -> dict[str, Tensor]:
+    """Step 5 for every minibatch of ``permutations`` (epochs, minibatches, B_mb), in order;
+    the metrics of the last step."""
+    rows = tf.reshape(permutations, (-1, permutations.shape[-1]))  # (epochs * minibatches, B_mb)
+    dtype = batch["advantages"].dtype
+    metrics = {k: tf.zeros((), dtype) for k in ("loss", "policy_loss", "entropy", "value_loss")}
+
+    def one_step(i: Tensor, _: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        return i + 1, train_minibatch(agent, batch, rows[i], learning_rate)
+
+    # parallel_iterations=1: each step reads the weights the step before it wrote
+    _, metrics = tf.while_loop(lambda i, _: i < tf.shape(rows)[0], one_step,
+                               (tf.constant(0), metrics), parallel_iterations=1)
+    return metrics
+
+
 def update(agent: "Agent", rollout: dict[str, Any]) -> dict[str, float]:
     """One update from a rollout of host arrays: steps 1-3 once, step 5 for every minibatch of
     the core-drawn ``rollout["permutations"]`` (epochs, minibatches, minibatch size).
@@ -94,7 +113,6 @@ def update(agent: "Agent", rollout: dict[str, Any]) -> dict[str, float]:
     """
     tensors, learning_rate = agent.to_tensors(rollout)
     batch = prepare(agent, tensors)
-    for epoch_permutation in rollout["permutations"]:  # every epoch sees the whole rollout
-        for indices in epoch_permutation:
-            metrics = train_minibatch(agent, batch, agent.as_tensor(indices), learning_rate)
+    permutations = agent.as_tensor(rollout["permutations"])
+    metrics = train_epochs(agent, batch, permutations, learning_rate)
     return {k: float(v) for k, v in metrics.items()}

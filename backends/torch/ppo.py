@@ -83,6 +83,17 @@ def train_minibatch(
     return train_step(agent, {k: v[indices] for k, v in batch.items()}, learning_rate)
 
 
+def train_epochs(
+    agent: "Agent", batch: dict[str, Tensor], permutations: Tensor, learning_rate: float | Tensor
+) -> dict[str, Tensor]:
+    """Step 5 for every minibatch of ``permutations`` (epochs, minibatches, B_mb), in order;
+    the metrics of the last step."""
+    for epoch_permutation in permutations:  # every epoch sees the whole rollout
+        for indices in epoch_permutation:
+            metrics = train_minibatch(agent, batch, indices, learning_rate)
+    return metrics
+
+
 def update(agent: "Agent", rollout: dict[str, Any]) -> dict[str, float]:
     """One update from a rollout of host arrays: steps 1-3 once, step 5 for every minibatch of
     the core-drawn ``rollout["permutations"]`` (epochs, minibatches, minibatch size).
@@ -91,7 +102,6 @@ def update(agent: "Agent", rollout: dict[str, Any]) -> dict[str, float]:
     """
     tensors, learning_rate = agent.to_tensors(rollout)
     batch = prepare(agent, tensors)
-    for epoch_permutation in rollout["permutations"]:  # every epoch sees the whole rollout
-        for indices in epoch_permutation:
-            metrics = train_minibatch(agent, batch, agent.as_tensor(indices), learning_rate)
+    permutations = agent.as_tensor(rollout["permutations"])
+    metrics = train_epochs(agent, batch, permutations, learning_rate)
     return {k: float(v) for k, v in metrics.items()}
