@@ -34,6 +34,38 @@ so absolute times vary by 2x or more from run to run):
   32-wide GPT does not tie the goal's colour to a key's colour (it takes whichever key it
   finds) and PPO's updates wear away what pretraining gave (a policy that opened doors learns
   to take the wrong key and loop): the task's greedy target needs more than this model.
+* what holds greedy success back, measured (torch, seed 0, 1 thread; ``duetrl agent
+  pretrain``'s defaults, 600 steps, 12 s CPU; 100 greedy episodes of their own seeds). One
+  decision: in a room where one key lies, "take the K key" against "go to the hall". The
+  pretrained LM gives "take" 0.107 when K is the door's colour and 0.108 when it is not (200
+  states; held-out colours 0.105 / 0.106); token by token, P("take" | ... action) = 0.43 in
+  both, and the colour after "take the" is 1/6 for each of the six colours: the LM copies no
+  colour from its prompt (after "open the" and "leave through the" neither; the softmax over
+  the admissible commands hides it there). PPO from it (AgentSettings' defaults): greedy 0.00,
+  0.43, 0.48, 0.56, 0.57, 0.56, 0.57 at updates 0, 5, ..., 30 (61 s CPU with the evaluations),
+  and every failed episode up to update 25 took the key of the other colour first (44 of 44
+  at update 25; the hall's choices are learnt in 5 updates). Tried, none above 0.57:
+  pretraining 2400 steps, or width 64 with 4 heads, or prompt-format sentences only, or lr
+  1e-2: no copy (take 0.11-0.18 for both colours). 4000 steps at batch 32 (123 s CPU): the copy
+  appears, in a phase change between steps 2000 and 2400 (loss 0.38 -> 0.35; the colour after
+  "take the" 0.61), and take 0.58 (the door's colour) against 0.11 (another); but in the hall,
+  with the door's key in hand, "drop the red key" gets 0.97 (its colour is copied now, a
+  room's name is not), greedy is 0.08 before PPO and 0.00 after 5 to 30 updates (no episode
+  succeeds, nothing to learn from). Adding hall sentences to the corpus (fetch the key the
+  notes name; bring the key to the door they name) and a room with both keys (take the
+  door's), 4000 or 8000 steps (239 s CPU): the colour after "take the" 0.92 (copied from the
+  goal where two keys lie) but "take" 0.55 for either colour where one lies, and PPO greedy
+  0.42, 0.47, 0.56 at updates 10, 20, 30, every failure a key of the other colour: not kept.
+  A colour-matching sentence family in the world facts ("the red door and the blue key : it
+  does not open .", matching and not matching in equal shares, half the world sentences),
+  4000 steps at batch 32 (118 s CPU): the LM learns the test in that shape ("opens" 0.99 when
+  the colours match, "does" 1.00 when not) and carries a little of it to the prompt's: take
+  0.31 (the door's colour) against 0.21 (another), held-out colours 0.43 against 0.18; but
+  without hall sentences PPO starts from the hall's drop loop again: greedy 0.00 at updates 0
+  to 30. The missing piece is an equality test between two colours of the prompt (the goal's
+  and the key's) made before the command's first word; this GPT learns to copy a colour, and
+  the test in a sentence shape made for it, but in the prompt's shape only weakly, neither
+  from up to 8000 pretraining steps nor from 30 PPO updates.
 * speed (``--updates 12``, a quiet moment): torch 2399 env steps/s, 2.03 updates/s; tf 842 env
   steps/s, 0.86 updates/s; tf / torch 2.37 per update, 2.85 per env step (the rollout's
   per-step graph call); learner share 0.89 (torch), 0.91 (tf); first update 0.73 s (torch),
