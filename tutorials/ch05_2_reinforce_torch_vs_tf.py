@@ -131,9 +131,15 @@ print("max |logits torch - logits tf| =", max_abs_error(logits["torch"], logits[
 # (`backends/torch/reinforce.py`) takes the same actions; and the function returns the
 # episode returns instead of printing them.
 
-# %%
+# %% tags=["torch"]
 import inspect  # noqa: E402
 
+torch_backend = backends["torch"]
+for function in (torch_backend.PolicyNet, torch_backend.compute_returns_listing,
+                 torch_backend.reinforce):
+    print(inspect.getsource(function))
+
+# %% tags=["tf"]
 tf_backend = backends["tf"]
 for function in (tf_backend.PolicyNet, tf_backend.compute_returns_listing, tf_backend.reinforce):
     print(inspect.getsource(function))
