@@ -354,8 +354,9 @@ CJK_FONT = re.compile(rb"/FontName\s*/(?:[A-Z]{6}\+)?[\w-]*(?:CJK|WenQuanYi|ZenH
 
 
 def downloads_and_pdf_problems(html_root: Path) -> list[str]:
-    """The executed tutorial's page offers its notebook and .py in the page's language; the
-    zh CLI pages are Chinese; a PDF of two pages of the Chinese book prints with a CJK font."""
+    """The executed tutorial's page offers its notebook and .py in the page's language;
+    tutorial 5.2 shows its torch / tf tabs; the zh CLI pages are Chinese; a PDF of two pages
+    of the Chinese book prints with a CJK font."""
     build = load_build()
     problems = []
     stem = EXECUTED_TUTORIAL
@@ -370,6 +371,9 @@ def downloads_and_pdf_problems(html_root: Path) -> list[str]:
                                                   notebook.read_text(encoding="utf-8"))
         if notebook.exists() and bool(chinese) != (language == "zh_CN"):
             problems.append(f"{notebook}: its Markdown is not in the page's language")
+        tabs = (html_root / language / "tutorials" / "ch05_2_reinforce_torch_vs_tf.html")
+        if 'class="duetrl-tabs' not in tabs.read_text(encoding="utf-8"):
+            problems.append(f"{language}: tutorial 5.2 shows no PyTorch / TensorFlow tabs")
     cli = (html_root / "zh_CN" / "generated" / "cli" / "train.html").read_text(encoding="utf-8")
     if "显示此帮助信息并退出" not in cli or "show this help message" in cli:
         problems.append("zh_CN/generated/cli/train.html: argparse's help is not Chinese")

@@ -111,3 +111,27 @@ def test_the_pdf_page_rebases_each_pages_links_on_its_own_folder(tmp_path: Path)
     assert 'href="../tutorials/t.html#s"' in page and 'src="../_images/b.png"' in page
     assert 'href="#top"' in page and '<html lang="zh-CN"' in page
     assert page.count('class="duetrl-print-page"') == 2
+
+
+def test_every_tagged_framework_cell_has_its_twin_beside_it() -> None:
+    """A cell tagged ``torch`` must be followed by one tagged ``tf`` (and a ``tf`` cell be
+    preceded by a ``torch`` one): a lone tag is an authoring slip the page would not show as
+    tabs. Tutorial 5.2 prints its repaired listing as such a pair."""
+    import jupytext
+
+    pairs = {}
+    for path in sorted((REPO / "tutorials").glob("*.py")):
+        cells = jupytext.read(path).cells
+        tags = [set(c.metadata.get("tags", [])) & set(book.TAB_LABELS) for c in cells]
+        for index, tag in enumerate(tags):
+            twin = tags[index + 1] if index + 1 < len(tags) else set()
+            before = tags[index - 1] if index else set()
+            if tag == {"torch"}:
+                assert twin == {"tf"} and cells[index + 1].cell_type == "code", \
+                    f"{path.name}, cell {index}: tagged torch, no tf cell right after it"
+                pairs[path.stem] = pairs.get(path.stem, 0) + 1
+            elif tag == {"tf"}:
+                assert before == {"torch"}, f"{path.name}, cell {index}: tf with no torch twin"
+            else:
+                assert not tag, f"{path.name}, cell {index}: tagged both torch and tf"
+    assert pairs.get("ch05_2_reinforce_torch_vs_tf", 0) >= 1, pairs
