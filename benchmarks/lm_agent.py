@@ -68,7 +68,10 @@ so absolute times vary by 2x or more from run to run):
   at updates 10 and 20 (entropy 0.04-0.07); lr 3e-4 with c_H 0.03: 0.58 and 0.52, failures
   again a key of the other colour (PPO raises "take" for both colours); lr 3e-4, c_H 0.03
   and clip 0.1: 0.04, 0.37, 0.61, 0.75 at updates 10, 20, 30, 40 (68 s CPU), the best run
-  measured, still rising, failures a key of the other colour (23 of 25). The missing piece is
+  measured, still rising, failures a key of the other colour (23 of 25): ``--pretrain-steps
+  4000 --pretrain-batch-size 32 --match-fraction 0.25 --hall-facts --learning-rate 3e-4
+  --ent-coef 0.03 --clip-eps 0.1`` (the corpus families: ``core/agents/pretrain.py``, opt-in;
+  that run drew the hall notes' extra rooms from another stream). The missing piece is
   an equality test between two colours of the prompt (the goal's and the key's) made before
   the command's first word; this GPT learns to copy a colour, and the test in a sentence
   shape made for it, but in the prompt's shape only weakly, neither from up to 8000
@@ -169,6 +172,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--confirm-episodes", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--learning-rate", type=float, default=AgentSettings.learning_rate)
+    parser.add_argument("--clip-eps", type=float, default=AgentSettings.clip_eps)
+    parser.add_argument("--ent-coef", type=float, default=AgentSettings.ent_coef)
+    parser.add_argument("--pretrain-batch-size", type=int, default=PretrainSettings.batch_size)
+    parser.add_argument("--match-fraction", type=float, default=0.0,
+                        help="share of colour-matching sentences in the corpus")
+    parser.add_argument("--hall-facts", action="store_true",
+                        help="prompt-format facts in the hall and a room with both keys")
     parser.add_argument("--dt-steps", type=int, default=40)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", action="store_true")
@@ -177,18 +187,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name in ("torch", "tf"):  # torch first: import torch before tensorflow
         if name in args.backends:
             load_backend(name).set_num_threads(args.threads)
-    results: dict[str, Any] = {"threads": args.threads, "learning_rate": args.learning_rate}
+    results: dict[str, Any] = {"threads": args.threads, "learning_rate": args.learning_rate,
+                               "clip_eps": args.clip_eps, "ent_coef": args.ent_coef}
     with tempfile.TemporaryDirectory() as tmp:
         path = args.pretrained
         if path is None:
             path = str(Path(tmp) / "world_lm.safetensors")
             began = time.perf_counter()
-            pretrain(load_backend("torch"), PretrainSettings(steps=args.pretrain_steps), path,
-                     progress=False)
+            pretrain(load_backend("torch"), PretrainSettings(
+                steps=args.pretrain_steps, batch_size=args.pretrain_batch_size), path,
+                progress=False, match_fraction=args.match_fraction, hall_facts=args.hall_facts)
             results["pretrain_s"] = time.perf_counter() - began
         settings = AgentSettings(policy="lm", lm_checkpoint=path, updates=args.updates,
                                  eval_episodes=args.eval_episodes, seed=args.seed,
-                                 learning_rate=args.learning_rate)
+                                 learning_rate=args.learning_rate, clip_eps=args.clip_eps,
+                                 ent_coef=args.ent_coef)
         for name in args.backends:
             results[name] = time_to_target(name, settings, args.updates, args.target,
                                            args.eval_every, args.confirm_episodes)

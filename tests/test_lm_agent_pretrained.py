@@ -79,6 +79,37 @@ def test_the_corpus_states_facts_in_the_prompt_format_and_covers_every_word():
         PretrainSettings(window=256)
 
 
+def test_the_opt_in_corpus_families_state_true_facts():
+    """match_fraction: 'the red door and the blue key : it does not open .' (the verdict after
+    both colours); hall_facts: the hall's notes name where to go, and a room with both keys.
+    Off by default: the default corpus does not change."""
+    from duetrl.core.agents.pretrain import matching_sentences
+
+    for sentence in matching_sentences(0, 40):
+        door, key = sentence.split()[1], sentence.split()[5]
+        assert sentence.endswith("it opens ." if door == key else "it does not open ."), sentence
+    verdicts = [s.endswith("it opens .") for s in matching_sentences(1, 200)]
+    assert 0.35 < np.mean(verdicts) < 0.65  # match and mismatch in about equal shares
+    assert prompt_sentences(0, 10) == prompt_sentences(0, 10, hall_facts=False)
+    sentences = prompt_sentences(0, 16, hall_facts=True)
+    for i in (5, 13):  # the door's key lies in a room the notes name: fetch it
+        colour = sentences[i].split("goal : open the ")[1].split()[0]
+        room = sentences[i].split(" action : go back to the ")[1]
+        assert f"the {room} has a {colour} key" in sentences[i].replace(" an ", " a "), sentences[i]
+    for i in (7, 15):  # the door's key in hand, the door's room known: go back to the door
+        colour = sentences[i].split("goal : open the ")[1].split()[0]
+        assert sentences[i].endswith(f"go back to the {colour} door"), sentences[i]
+        assert f"you carry the {colour} key" in sentences[i], sentences[i]
+    for i in (6, 14):  # both keys here: take the door's
+        colour = sentences[i].split("goal : open the ")[1].split()[0]
+        assert sentences[i].count("lies on the floor") == 2, sentences[i]
+        assert sentences[i].endswith(f"take the {colour} key"), sentences[i]
+    corpus = pretraining_corpus(0, 400, 0.5, match_fraction=0.25)
+    assert sum(" : it " in s for s in corpus) == 100 and sum(" action : " in s for s in corpus) == 200
+    with pytest.raises(ValueError, match="match_fraction"):
+        pretraining_corpus(0, 400, 0.5, match_fraction=0.6)
+
+
 def test_the_pretrained_checkpoint_loads_as_the_policy_lm(pretrained_torch):
     config, params, tokenizer = load_pretrained(pretrained_torch)
     defaults = AgentSettings()

@@ -100,12 +100,41 @@ def world_tokenizer() -> WordTokenizer:
     return WordTokenizer.from_words(world_vocabulary())
 
 
-def prompt_sentences(seed: int, n: int) -> list[str]:
+def matching_sentences(seed: int, n: int) -> list[str]:
+    """``n`` colour-matching sentences, a key and a door of the same colour in half of them:
+
+        the red door and the red key : it opens .
+        the red door and the blue key : it does not open .
+
+    The verdict comes after both colours, so predicting it is the equality test a KeyDoor room
+    asks for ("take the blue key" or "go to the hall" when the goal's door is red), in a shape
+    of its own (measured, benchmarks/lm_agent.py: learnt in that shape, carried to the
+    prompt's only in part)."""
+    from duetrl.core.envs.text.vocabulary import COLOURS
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"n: expected an int >= 0, got {n!r}")
+    rng = np.random.default_rng([seed, 31])
+    sentences = []
+    for _ in range(n):
+        key = str(rng.choice(COLOURS.all))
+        door = key if rng.random() < 0.5 else str(rng.choice(
+            [c for c in COLOURS.all if c != key]))
+        verdict = "it opens ." if key == door else "it does not open ."
+        sentences.append(f"the {door} door and the {key} key : {verdict}")
+    return sentences
+
+
+def prompt_sentences(seed: int, n: int, hall_facts: bool = False) -> list[str]:
     """``n`` KeyDoor facts in the policy's prompt format ("goal : ... action : take the red
     key"), any colour and room (held-out ones included): a state is drawn, set to one where a
     world fact says what to do, rendered by the environment, and the fact's command appended.
+
+    ``hall_facts``: three more cases, in the hall when its notes name the room of the door's
+    key (hands empty: go back there) or the door's room (its key in hand: go back to the
+    door), and in a room where both keys lie (take the door's).
     """
-    from duetrl.core.envs.text.keydoor import HAND, KeyDoorEnv
+    from duetrl.core.envs.text.keydoor import HALL, HAND, KeyDoorEnv
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"n: expected an int >= 0, got {n!r}")
@@ -116,7 +145,10 @@ def prompt_sentences(seed: int, n: int) -> list[str]:
         env.reset(seed=int(rng.integers(2**31)))
         door, state = env.door_colour, env.state
         key_room = state.keys[0]
-        case = i % 5
+        case = i % (8 if hall_facts else 5)
+        # the hall's notes may recall the other rooms too (a seeded subset)
+        also = (frozenset(r for r in env.rooms if rng.random() < 0.5) if case in (5, 7)
+                else frozenset())
         if case == 0:  # the key of the door's colour lies here: take it
             state = state._replace(location=key_room)
             command = f"take the {door} key"
@@ -130,9 +162,19 @@ def prompt_sentences(seed: int, n: int) -> list[str]:
         elif case == 3:  # at the locked door with empty hands: it opens only with its key
             state = state._replace(location=env.door_room)
             command = "go to the hall"
-        else:  # only a key of another colour here: it does not open the door
+        elif case == 4:  # only a key of another colour here: it does not open the door
             state = state._replace(location=state.keys[1])
             command = "go to the hall"
+        elif case == 5:  # the hall recalls where the door's key lies, hands empty: fetch it
+            state = state._replace(location=HALL, searched=also | {key_room})
+            command = env._go(state, key_room)
+        elif case == 6:  # two keys here (one was dropped): only the door's colour opens it
+            state = state._replace(location=state.keys[1], keys=(state.keys[1],) * 2)
+            command = f"take the {door} key"
+        else:  # the hall recalls the door's room, its key in hand: go back to the door
+            state = state._replace(location=HALL, keys=(HAND, state.keys[1]),
+                                   searched=also | {env.door_room})
+            command = env._go(state, env.door_room)
         env.state = state
         observation = env._observation()
         assert command in observation["admissible"], (command, observation)
@@ -140,26 +182,41 @@ def prompt_sentences(seed: int, n: int) -> list[str]:
     return sentences
 
 
-def pretraining_corpus(seed: int, sentences: int, prompt_fraction: float) -> list[str]:
-    """The corpus: world facts and prompt-format facts, shuffled together (seeded)."""
+def pretraining_corpus(seed: int, sentences: int, prompt_fraction: float,
+                       match_fraction: float = 0.0, hall_facts: bool = False) -> list[str]:
+    """The corpus: world facts, colour-matching sentences (``match_fraction``) and
+    prompt-format facts (``prompt_fraction``), shuffled together (seeded)."""
     from duetrl.core.envs.text import world_sentences
 
+    if not 0.0 <= match_fraction <= 1.0 - prompt_fraction:
+        raise ValueError(f"match_fraction: expected a float in [0, 1 - prompt_fraction], got "
+                         f"{match_fraction!r}")
     n_prompt = int(round(sentences * prompt_fraction))
-    corpus = world_sentences(seed, sentences - n_prompt) + prompt_sentences(seed, n_prompt)
+    n_match = int(round(sentences * match_fraction))
+    corpus = (world_sentences(seed, sentences - n_prompt - n_match)
+              + matching_sentences(seed, n_match)
+              + prompt_sentences(seed, n_prompt, hall_facts))
     order = np.random.default_rng([seed, 19]).permutation(len(corpus))
     return [corpus[i] for i in order]
 
 
 def pretrain(backend: ModuleType, settings: PretrainSettings, out: str | Path, seed: int = 0,
-             progress: bool = True) -> dict[str, Any]:
+             progress: bool = True, match_fraction: float = 0.0,
+             hall_facts: bool = False) -> dict[str, Any]:
     """Train the agent's GPT on :func:`pretraining_corpus` with ``core/lm/train.train``; save it
-    to ``out`` (a ``duetrl.gpt`` checkpoint with the word tokeniser); the run's summary."""
+    to ``out`` (a ``duetrl.gpt`` checkpoint with the word tokeniser); the run's summary.
+
+    ``match_fraction`` and ``hall_facts``: the opt-in corpus families of
+    :func:`pretraining_corpus` (not flags of ``duetrl agent pretrain`` yet: measured in
+    ``benchmarks/lm_agent.py``, which takes them as ``--match-fraction`` and ``--hall-facts``).
+    """
     from duetrl.core.lm.data import TokenData
     from duetrl.core.lm.train import TrainConfig, train
 
     s = settings
     tokenizer = world_tokenizer()
-    corpus = pretraining_corpus(seed, s.sentences, s.prompt_fraction)
+    corpus = pretraining_corpus(seed, s.sentences, s.prompt_fraction, match_fraction,
+                                hall_facts)
     ids = np.concatenate([tokenizer.encode(sentence, "corpus") for sentence in corpus])
     data = TokenData(ids, s.window)
     config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=s.block_size,
@@ -173,6 +230,7 @@ def pretrain(backend: ModuleType, settings: PretrainSettings, out: str | Path, s
     metadata = {"tokenizer": tokenizer.to_dict(),
                 "corpus": {"kind": "world sentences + prompt-format facts",
                            "sentences": s.sentences, "prompt_fraction": s.prompt_fraction,
+                           "match_fraction": match_fraction, "hall_facts": hall_facts,
                            "tokens": int(ids.size), "seed": seed}}
     result = train(backend, model, data, train_config, checkpoint_path=out, metadata=metadata,
                    progress=progress)
@@ -197,5 +255,6 @@ def quick_sweep(source: str | Path, out: str | Path, pretrained: str | Path, see
     return Path(out)
 
 
-__all__ = ["PretrainSettings", "pretrain", "pretraining_corpus", "prompt_sentences",
+__all__ = ["PretrainSettings", "matching_sentences", "pretrain", "pretraining_corpus",
+           "prompt_sentences",
            "quick_sweep", "world_tokenizer"]
