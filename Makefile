@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint notebooks bench bench-quick book browser mutate clean
+.PHONY: setup demo test lint notebooks bench bench-quick book pdf browser mutate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,8 +55,13 @@ mutate: $(STAMP)
 
 # The book: the static site in English and Chinese (build/book/html/index.html), every tutorial
 # executed in full mode; MathJax comes once from the npm registry (equations work offline).
-book: $(STAMP)
+# Headless Chromium (make browser) prints each language's PDF at the end of the build.
+book: $(STAMP) browser
 	$(BIN)/python docs/build.py --out build/book
+
+# Only the PDFs of a book already built (build/book/html/<lang>/_downloads/duetrl-<lang>.pdf).
+pdf: $(STAMP) browser
+	$(BIN)/python docs/build.py --out build/book --pdf-only
 
 # System packages for the book's browser test: headless Chromium, ChromeDriver, a CJK font.
 # Installed when missing and we are root (CI); otherwise the test is skipped with this hint.

@@ -49,12 +49,14 @@ MATHJAX_PARTS = ("tex-chtml.js", "output/chtml/fonts", "input/tex/extensions", "
 
 
 def code_hash(repo: Path = REPO) -> str:
-    """A short hash of the project's code (``core/``, ``backends/``): the tutorials' inputs."""
+    """A short hash of the tutorials' inputs: the project's code (``core/``, ``backends/``) and
+    the figure strings' catalogue (the Chinese twins of the figures are drawn at execution)."""
     digest = hashlib.sha256()
     for folder in ("core", "backends"):
         for path in sorted((repo / folder).rglob("*.py")):
             digest.update(str(path.relative_to(repo)).encode())
             digest.update(path.read_bytes())
+    digest.update((repo / "docs/locale/zh_CN/LC_MESSAGES/figures.po").read_bytes())
     return digest.hexdigest()[:16]
 
 

@@ -150,8 +150,8 @@ CHAPTERS: tuple[Chapter, ...] = (
           modules=("backends.reinforce", "backends.reinforce_baseline", "backends.policy",
                    "backends.returns", "core.rl", "core.rl.compare", "core.rl.rollout",
                    "core.rl.session", "core.rl.base", "core.interfaces.rl_settings",
-                   "core.rl.train", "core.run", "core.run.*", "core.checkpoint",
-                   "core.tensorboard", "core.plots")),
+                   "core.rl.train", "core.rl.host_policy", "core.run", "core.run.*",
+                   "core.checkpoint", "core.tensorboard", "core.plots")),
     )),
     Chapter(6, "实际应用场景", "Applications", (
         S("6.1", "基于强化学习的对话生成", "Dialogue generation with reinforcement learning", (

@@ -269,10 +269,17 @@ def test_code_hash_changes_with_the_code(build, tmp_path: Path) -> None:
     for folder in ("core", "backends"):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "a.py").write_text("x = 1\n")
+    catalogue = tmp_path / "docs/locale/zh_CN/LC_MESSAGES/figures.po"
+    catalogue.parent.mkdir(parents=True)
+    catalogue.write_text('msgid "reward"\nmsgstr "奖励"\n', encoding="utf-8")
     before = build.code_hash(tmp_path)
     assert build.code_hash(tmp_path) == before
     (tmp_path / "backends" / "a.py").write_text("x = 2\n")
-    assert build.code_hash(tmp_path) != before
+    after_code = build.code_hash(tmp_path)
+    assert after_code != before
+    # a corrected figure translation re-executes the tutorials (their Chinese twins change)
+    catalogue.write_text('msgid "reward"\nmsgstr "回报"\n', encoding="utf-8")
+    assert build.code_hash(tmp_path) != after_code
 
 
 def test_save_figure_hands_the_saved_file_to_the_notebook_display(monkeypatch, tmp_path) -> None:
