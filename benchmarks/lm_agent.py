@@ -86,7 +86,11 @@ so absolute times vary by 2x or more from run to run):
   1``): **greedy 0.97 at update 100** (0.23, 0.50, 0.70, 0.86 before), 95.5 s of training
   (101.2 s with the evaluations; 1 thread, a busy machine: not the target's minute on 2
   cores), confirmed 0.975 on 200 other episodes; 1203 env steps/s, 1.20 updates/s, first
-  update 1.95 s, learner share 0.91, 106 env steps per update. The missing piece is
+  update 1.95 s, learner share 0.91, 106 env steps per update. tf, the same checkpoint and
+  command (``--updates 100``): greedy 0.17, 0.43, 0.93, 0.81, 0.91 at updates 20 to 100, not
+  0.95 (the backends part after a few updates: float32 sums differ and a tie of two commands
+  can go either way); 174.2 s of training, 691 env steps/s, 0.60 updates/s, first update
+  6.06 s; tf / torch 2.00 per update, 1.74 per env step. The missing piece is
   an equality test between two colours of the prompt (the goal's and the key's) made before
   the command's first word; this GPT learns to copy a colour, and the test in a sentence
   shape made for it, but in the prompt's shape only weakly, neither from up to 8000
