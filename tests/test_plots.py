@@ -435,9 +435,7 @@ def test_a_caption_with_no_figure_stays_for_the_translators(tmp_path: Path) -> N
 # opens with one ```{figcaption} block per figure; each caption has a Chinese translation in
 # the tutorial's catalogue.
 
-CAPTIONS_PENDING = {  # owned by another change; their figures are numbered, not yet captioned
-    "ch03_2_language_models_as_agents", "ch03_2_rewards_for_agents",
-    "ch09_3_what_the_lm_contributes"}
+CAPTIONS_PENDING: set[str] = set()  # tutorials whose figures are numbered, not yet captioned
 FIGURES_PER_CELL = {("ch08_3_why_one_seed_lies", "ch08_3_report"): 4}  # duetrl report's four
 
 

@@ -209,6 +209,11 @@ print("saved", plot_curves(curves, figure_dir() / "ch03_2_lm_policy_ppo.png", "e
                            "(KeyDoor)"))
 
 # %% [markdown]
+# ```{figcaption}
+# PPO with the pretrained LM as the policy on KeyDoor, in PyTorch and TensorFlow: the success
+# rate of each update's episodes against environment steps, for one seed.
+# ```
+#
 # **3.2.5 Training, and whether it converges.** What the curve shows, and what it does not:
 #
 # * The pretrained LM succeeds in some episodes from the first update: it takes keys, opens
@@ -249,6 +254,12 @@ for name, backend in backends.items():
 print("saved", plot_returns(results, figure_dir() / "ch03_2_dt_returns.png"))
 
 # %% [markdown]
+# ```{figcaption}
+# The Decision Transformer on FrozenLake, in PyTorch and TensorFlow: the mean return achieved
+# against the return asked for, beside the diagonal achieved = asked and, as horizontal lines,
+# the returns of behaviour cloning and of the behaviour policy, which are told no return.
+# ```
+#
 # With the full settings (1000 episodes, 300 steps) the achieved return follows the asked
 # one: asked 0, 0.5, 1, achieved about 0.08, 0.27, 0.85, where behaviour cloning gets 0.36
 # and the behaviour policy 0.43 (`duetrl dt train` then `duetrl dt eval`). Asking for the

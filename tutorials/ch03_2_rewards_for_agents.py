@@ -101,6 +101,12 @@ for kind, result in runs.items():
 print("saved", lm_reward.plot_reward_design(runs, figure_dir() / "ch03_2_reward_design.png"))
 
 # %% [markdown]
+# ```{figcaption}
+# Tabular Q-learning in one KeyDoor world with one seed, one panel per reward: the return of
+# the reward being optimised and the true success per episode, each a trailing mean over 20
+# episodes.
+# ```
+#
 # What each run shows:
 #
 # * `shaped_repeating` earns *more* than the honest rewards and never succeeds: the learner
@@ -228,6 +234,12 @@ print("saved", plot_curves(curves, figure_dir() / "ch03_2_lm_prior.png", "traini
                            "success on new worlds", title="the LM as prior (KeyDoor)"))
 
 # %% [markdown]
+# ```{figcaption}
+# Success on KeyDoor worlds never trained on against training episodes, for tabular REINFORCE
+# with a uniform prior (no LM) and with each of the two LMs as prior and a KL penalty toward
+# it; the horizontal lines are each LM alone as the policy.
+# ```
+#
 # The two LMs know different things, and a prior passes on what it knows *and* what it does
 # not. Here is the world LM acting alone in one new world:
 

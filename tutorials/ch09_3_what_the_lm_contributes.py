@@ -156,6 +156,12 @@ ax.legend()
 print("saved", save_figure(fig, figure_dir() / "ch09_3_learning_curves.png"))
 
 # %% [markdown]
+# ```{figcaption}
+# The success rate of each PPO update's episodes on KeyDoor for the pretrained LM, the same LM
+# from random weights and an MLP on a bag of words: the mean over seeds, with the band between
+# the lowest and the highest seed.
+# ```
+#
 # Now the statistics of `duetrl report` (`core/scale/statistics.py`): per method the
 # interquartile mean (IQM, the mean of the middle half of the runs) with a 95% stratified
 # bootstrap interval, and for each pair P(X > Y), the probability that a run of X beats a
@@ -191,6 +197,11 @@ axes[0].set_ylabel("sampled success rate")
 print("saved", save_figure(fig, figure_dir() / "ch09_3_iqm.png"))
 
 # %% [markdown]
+# ```{figcaption}
+# The interquartile mean (IQM) over seeds of the sampled success rate, per method, on new train
+# worlds (left) and on held-out worlds (right), with its 95% stratified bootstrap interval.
+# ```
+#
 # **What we found** (10 seeds, 30 updates, torch; the quick run above is far too short to
 # say anything). IQM of the sampled success on new train worlds: pretrained LM 0.27
 # [0.09, 0.40], the same LM from random weights 0.00, the MLP 0.12 [0.05, 0.24];
