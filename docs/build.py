@@ -217,6 +217,15 @@ def build_book(out: Path, languages: list[str], quick: bool,
         unknown = sorted(set(execute) - known)
         if unknown:
             raise ValueError(f"execute: expected tutorial names from tutorials/, got {unknown}")
+    if pdf:
+        sys.path.insert(0, str(DOCS / "_ext"))
+        import duetrl_pdf
+
+        missing = duetrl_pdf.chromium_missing()
+        if missing:  # said before a build of minutes, not after it
+            raise FileNotFoundError(
+                f"pdf: headless Chromium prints the book's PDF, and {', '.join(missing)} "
+                f"is missing: {duetrl_pdf.INSTALL} (make browser), or build with --no-pdf")
     out = Path(out).resolve()
     html = out / "html"
     # relative: each tutorial runs in its own temporary folder, so a page says "saved

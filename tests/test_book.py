@@ -21,6 +21,7 @@ import importlib.util
 import os
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -400,3 +401,15 @@ def test_build_book_names_an_unknown_tutorial_to_execute(tmp_path: Path) -> None
     spec.loader.exec_module(build)
     with pytest.raises(ValueError, match="execute: expected tutorial names.*ch99_nothing"):
         build.build_book(tmp_path, ["en"], quick=True, execute=["ch99_nothing"])
+
+
+def test_build_book_without_chromium_refuses_a_pdf_before_building(tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    build = load_build()
+    sys.path.insert(0, str(REPO / "docs" / "_ext"))
+    import duetrl_pdf
+
+    monkeypatch.setattr(duetrl_pdf, "chromium_missing", lambda: ["/usr/bin/chromium"])
+    with pytest.raises(FileNotFoundError, match="pdf: .*/usr/bin/chromium.*--no-pdf"):
+        build.build_book(tmp_path, ["en"], quick=True, pdf=True)
+    assert not (tmp_path / "html").exists()  # refused before any work
