@@ -214,8 +214,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             path = str(Path(tmp) / "world_lm.safetensors")
             began = time.perf_counter()
             pretrain(load_backend("torch"), PretrainSettings(
-                steps=args.pretrain_steps, batch_size=args.pretrain_batch_size), path,
-                progress=False, match_fraction=args.match_fraction, hall_facts=args.hall_facts)
+                steps=args.pretrain_steps, batch_size=args.pretrain_batch_size,
+                match_fraction=args.match_fraction, hall_facts=args.hall_facts), path,
+                progress=False)
             results["pretrain_s"] = time.perf_counter() - began
         settings = AgentSettings(policy="lm", lm_checkpoint=path, updates=args.updates,
                                  eval_episodes=args.eval_episodes, seed=args.seed,

@@ -77,6 +77,11 @@ def test_the_corpus_states_facts_in_the_prompt_format_and_covers_every_word():
         PretrainSettings(prompt_fraction=1.5)
     with pytest.raises(ValueError, match="window"):
         PretrainSettings(window=256)
+    with pytest.raises(ValueError, match=r"match_fraction: .*0\.5\], got 0\.6"):
+        PretrainSettings(prompt_fraction=0.5, match_fraction=0.6)
+    PretrainSettings(prompt_fraction=0.5, match_fraction=0.5)  # the bound itself is allowed
+    with pytest.raises(ValueError, match="match_fraction"):
+        PretrainSettings(match_fraction=-0.1)
 
 
 def test_the_opt_in_corpus_families_state_true_facts():
@@ -167,6 +172,16 @@ def test_agent_pretrain_cli_writes_what_train_loads(tmp_path, capsys):
                  "--quiet", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["checkpoint"] == str(out) and out.is_file()
+    # the opt-in corpus families are flags, recorded in the checkpoint's corpus metadata
+    recipe = tmp_path / "recipe.safetensors"
+    assert main(["agent", "pretrain", "--out", str(recipe), "--steps", "2", "--sentences", "300",
+                 "--match-fraction", "0.25", "--hall-facts", "--quiet", "--json"]) == 0
+    capsys.readouterr()
+    from safetensors import safe_open
+
+    with safe_open(str(recipe), "np") as saved:
+        corpus = json.loads(saved.metadata()["duetrl"])["corpus"]
+    assert corpus["match_fraction"] == 0.25 and corpus["hall_facts"] is True
     assert main(["agent", "train", "--policy", "lm", "--pretrained", str(out), "--updates", "1",
                  "--num-envs", "2", "--eval-episodes", "2", "--out", str(tmp_path / "run"),
                  "--quiet", "--json"]) == 0

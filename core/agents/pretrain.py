@@ -81,6 +81,11 @@ class PretrainSettings:
     n_head: int = setting(AgentSettings.n_head, "attention heads")
     n_embd: int = setting(AgentSettings.n_embd, "model width")
     block_size: int = setting(AgentSettings.block_size, "GPT context")
+    match_fraction: float = setting(0.0, "share of colour-matching sentences ('the red door and "
+                                         "the blue key : it does not open .'; at most "
+                                         "1 - prompt_fraction)")
+    hall_facts: bool = setting(False, "prompt-format sentences also say where the hall's notes "
+                                      "send the agent (go back to the key's room, then the door)")
 
     def __post_init__(self) -> None:
         for name in ("sentences", "steps", "batch_size", "window", "n_layer", "n_head",
@@ -96,6 +101,9 @@ class PretrainSettings:
                              f"{self.window}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate: expected > 0, got {self.learning_rate!r}")
+        if not 0.0 <= self.match_fraction <= 1.0 - self.prompt_fraction:
+            raise ValueError(f"match_fraction: expected a float in [0, 1 - prompt_fraction = "
+                             f"{1.0 - self.prompt_fraction}], got {self.match_fraction!r}")
 
 
 def world_tokenizer() -> WordTokenizer:
@@ -206,22 +214,21 @@ def pretraining_corpus(seed: int, sentences: int, prompt_fraction: float,
 
 
 def pretrain(backend: ModuleType, settings: PretrainSettings, out: str | Path, seed: int = 0,
-             progress: bool = True, match_fraction: float = 0.0,
-             hall_facts: bool = False) -> dict[str, Any]:
+             progress: bool = True) -> dict[str, Any]:
     """Train the agent's GPT on :func:`pretraining_corpus` with ``core/lm/train.train``; save it
     to ``out`` (a ``duetrl.gpt`` checkpoint with the word tokeniser); the run's summary.
 
-    ``match_fraction`` and ``hall_facts``: the opt-in corpus families of
-    :func:`pretraining_corpus` (not flags of ``duetrl agent pretrain`` yet: measured in
-    ``benchmarks/lm_agent.py``, which takes them as ``--match-fraction`` and ``--hall-facts``).
+    ``settings.match_fraction`` and ``settings.hall_facts`` switch on the opt-in corpus
+    families of :func:`pretraining_corpus` (off by default; ``benchmarks/lm_agent.py`` measured
+    them: see its docstring).
     """
     from duetrl.core.lm.data import TokenData
     from duetrl.core.lm.train import TrainConfig, train
 
     s = settings
     tokenizer = world_tokenizer()
-    corpus = pretraining_corpus(seed, s.sentences, s.prompt_fraction, match_fraction,
-                                hall_facts)
+    corpus = pretraining_corpus(seed, s.sentences, s.prompt_fraction, s.match_fraction,
+                                s.hall_facts)
     ids = np.concatenate([tokenizer.encode(sentence, "corpus") for sentence in corpus])
     data = TokenData(ids, s.window)
     config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=s.block_size,
@@ -235,7 +242,7 @@ def pretrain(backend: ModuleType, settings: PretrainSettings, out: str | Path, s
     metadata = {"tokenizer": tokenizer.to_dict(),
                 "corpus": {"kind": "world sentences + prompt-format facts",
                            "sentences": s.sentences, "prompt_fraction": s.prompt_fraction,
-                           "match_fraction": match_fraction, "hall_facts": hall_facts,
+                           "match_fraction": s.match_fraction, "hall_facts": s.hall_facts,
                            "tokens": int(ids.size), "seed": seed}}
     result = train(backend, model, data, train_config, checkpoint_path=out, metadata=metadata,
                    progress=progress)
