@@ -130,7 +130,7 @@ def test_the_pretrained_checkpoint_loads_as_the_policy_lm(pretrained_torch):
     # door, open it with its key in hand, go back to the hall without (a held-out colour)
     for carry, prescribed in (("the orange key", 1), ("nothing", 0)):
         observation = {"goal": "open the orange door and leave",
-                       "text": f"you are in the cellar. there is an orange door here, it is "
+                       "text": f"you are in the cellar. there is a orange door here, it is "
                                f"locked. you carry {carry}.",
                        "admissible": ("go to the hall", "open the orange door")}
         assert trainer.probabilities(observation)[prescribed] > 0.8, carry

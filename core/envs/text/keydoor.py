@@ -55,12 +55,6 @@ HALL = "hall"
 HAND = "hand"
 
 
-def article(word: str) -> str:
-    """The indefinite article before ``word``: "an" before a vowel ("an orange key"), else
-    "a" ("a red key")."""
-    return "an" if word[:1] in "aeiou" else "a"
-
-
 class KeyDoorState(NamedTuple):
     """Where the agent is, where each key is (a place or ``"hand"``), the door, a note, and
     the rooms the agent has been in (what the hall's text recalls)."""
@@ -87,7 +81,7 @@ class KeyDoorEnv(TextEnv):
     WORDS = frozenset(
         "you are in the hall doors lead to and carry nothing a key lies on floor there is door "
         "here it locked open opens go take drop leave through does not with have no has empty "
-        "searched back an , .".split()
+        "searched back , .".split()
         + list(COLOURS.all) + list(PLACES.all))
 
     def _new_episode(self, rng: np.random.Generator) -> tuple[str, KeyDoorState]:
@@ -173,11 +167,10 @@ class KeyDoorEnv(TextEnv):
                 parts.append(f"you have not searched {' and '.join(unseen)}.")
         for colour, where in zip(self.key_colours, state.keys):
             if where == state.location:
-                parts.append(f"{article(colour)} {colour} key lies on the floor.")
+                parts.append(f"a {colour} key lies on the floor.")
         if state.location == self.door_room:
             status = "open" if state.door_open else "locked"
-            door = f"{article(self.door_colour)} {self.door_colour} door"
-            parts.append(f"there is {door} here, it is {status}.")
+            parts.append(f"there is a {self.door_colour} door here, it is {status}.")
         holding = self._holding(state)
         parts.append(f"you carry the {holding} key." if holding else "you carry nothing.")
         return " ".join(parts)
@@ -187,8 +180,8 @@ class KeyDoorEnv(TextEnv):
         and a blue key." or "the kitchen is empty." (keys move only by the agent's hand, so
         what it saw there is still true)."""
         things = [f"the {self.door_colour} door"] if room == self.door_room else []
-        things += [f"{article(colour)} {colour} key" for colour, where
-                   in zip(self.key_colours, state.keys) if where == room]
+        things += [f"a {colour} key" for colour, where in zip(self.key_colours, state.keys)
+                   if where == room]
         if not things:
             return f"the {room} is empty."
         return f"the {room} has {' and '.join(things)}."
