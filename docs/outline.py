@@ -151,7 +151,8 @@ CHAPTERS: tuple[Chapter, ...] = (
                    "backends.returns", "core.rl", "core.rl.compare", "core.rl.rollout",
                    "core.rl.session", "core.rl.base", "core.interfaces.rl_settings",
                    "core.rl.train", "core.rl.host_policy", "core.run", "core.run.*",
-                   "core.checkpoint", "core.tensorboard", "core.plots")),
+                   "core.checkpoint", "core.tensorboard", "core.plots",
+                   "core.figure_language")),
     )),
     Chapter(6, "实际应用场景", "Applications", (
         S("6.1", "基于强化学习的对话生成", "Dialogue generation with reinforcement learning", (

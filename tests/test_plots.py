@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from duetrl.core import plots
+from duetrl.core import figure_language, plots
 
 
 def colour_pixels(fig, line) -> int:
@@ -171,8 +171,8 @@ msgstr "猜的"
 def zh_catalogue(tmp_path: Path, monkeypatch) -> Path:
     path = tmp_path / "figures.po"
     path.write_text(SMALL_CATALOGUE, encoding="utf-8")
-    monkeypatch.setenv(plots.FIGURE_LANGUAGES, "zh_CN")
-    monkeypatch.setenv(plots.FIGURE_CATALOGUE, str(path))
+    monkeypatch.setenv(figure_language.FIGURE_LANGUAGES, "zh_CN")
+    monkeypatch.setenv(figure_language.FIGURE_CATALOGUE, str(path))
     monkeypatch.setattr(plots, "show_saved_figure", lambda path: None)
     return path
 
@@ -192,7 +192,7 @@ def small_figure(title: str = "95% of runs"):
 
 
 def test_the_catalogue_translates_words_patterns_and_leaves_numbers(zh_catalogue) -> None:
-    catalogue = plots.FigureCatalogue.load("zh_CN")
+    catalogue = figure_language.FigureCatalogue.load("zh_CN")
     assert catalogue.translate("episode return") == "回合回报"
     assert catalogue.translate("seed 3") == "种子 3"  # a number inside a pattern stays
     assert catalogue.translate("seed torch") == "种子 torch"  # ... a name is itself translated
@@ -208,7 +208,7 @@ def test_the_catalogue_translates_words_patterns_and_leaves_numbers(zh_catalogue
 
 def test_a_translation_must_keep_the_placeholders() -> None:
     with pytest.raises(ValueError, match="seed %\\(n\\)s.*same placeholders"):
-        plots.FigureCatalogue({"seed %(n)s": "种子"})
+        figure_language.FigureCatalogue({"seed %(n)s": "种子"})
 
 
 def test_save_figure_writes_a_chinese_twin_with_every_text_translated(zh_catalogue,
@@ -249,8 +249,8 @@ def test_a_figure_string_with_no_translation_fails_naming_it(zh_catalogue,
 
 def test_without_a_figure_language_no_twin_and_no_catalogue_needed(tmp_path: Path,
                                                                    monkeypatch) -> None:
-    monkeypatch.delenv(plots.FIGURE_LANGUAGES, raising=False)
-    monkeypatch.setenv(plots.FIGURE_CATALOGUE, str(tmp_path / "absent.po"))
+    monkeypatch.delenv(figure_language.FIGURE_LANGUAGES, raising=False)
+    monkeypatch.setenv(figure_language.FIGURE_CATALOGUE, str(tmp_path / "absent.po"))
     monkeypatch.setattr(plots, "show_saved_figure", lambda path: None)
     plots.save_figure(small_figure(title="bananas"), tmp_path / "f.png")
     assert [p.name for p in tmp_path.glob("*.png")] == ["f.png"]
@@ -273,7 +273,7 @@ def test_attention_tokens_stay_as_they_are(zh_catalogue, tmp_path: Path, monkeyp
 def test_a_cjk_font_draws_chinese_glyphs() -> None:
     """Two different characters draw different pixels (a missing glyph draws the same box)."""
     plt = plots.pyplot()
-    font = plots.cjk_font()
+    font = figure_language.cjk_font()
     drawn = []
     for word in ("策", "略"):
         fig = plt.figure(figsize=(1, 1), dpi=50)
@@ -291,7 +291,7 @@ def test_no_cjk_font_is_a_clear_error(monkeypatch) -> None:
     monkeypatch.setattr(font_manager.fontManager, "ttflist", [])
     monkeypatch.setattr(font_manager, "findSystemFonts", lambda *a, **k: [])
     with pytest.raises(RuntimeError, match="no CJK font.*fonts-wqy-zenhei"):
-        plots.cjk_font()
+        figure_language.cjk_font()
 
 
 # The repository's catalogue: every entry translated, and every figure string the tutorials
@@ -343,12 +343,12 @@ def test_every_entry_of_the_figure_catalogue_is_translated() -> None:
     assert len(entries) > 100
     untranslated = [m.id for m in entries if not m.string or m.fuzzy]
     assert not untranslated, f"figures.po: no (or a fuzzy) translation for {untranslated}"
-    assert plots.read_po(FIGURE_PO) == {m.id: m.string for m in entries}  # our reader agrees
-    plots.FigureCatalogue.load("zh_CN", FIGURE_PO)  # and the placeholders match
+    assert figure_language.read_po(FIGURE_PO) == {m.id: m.string for m in entries}  # our reader agrees
+    figure_language.FigureCatalogue.load("zh_CN", FIGURE_PO)  # and the placeholders match
 
 
 def test_every_literal_figure_string_of_the_tutorials_has_a_translation() -> None:
-    catalogue = plots.FigureCatalogue.load("zh_CN", FIGURE_PO)
+    catalogue = figure_language.FigureCatalogue.load("zh_CN", FIGURE_PO)
     sources = sorted((REPO / "tutorials").glob("*.py")) + [
         path for path in sorted((REPO / "core").rglob("*.py"))  # the plotting helpers
         if "duetrl.core.plots import" in path.read_text(encoding="utf-8")

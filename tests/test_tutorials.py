@@ -18,7 +18,7 @@ TUTORIALS = sorted((Path(__file__).parent.parent / "tutorials").glob("*.py"))
 
 
 def _has_cjk_font() -> bool:
-    from duetrl.core.plots import cjk_font
+    from duetrl.core.figure_language import cjk_font
 
     try:
         cjk_font()

@@ -29,10 +29,10 @@ from sphinx.config import Config
 from sphinx.transforms import SphinxTransform
 from sphinx.util.docutils import SphinxDirective
 
-FIGURE_LANGUAGES = "DUETRL_FIGURE_LANGUAGES"  # read by core/plots.py's save_figure
+# read by core/plots.py's save_figure, and the PNG text chunks it writes
+from duetrl.core.figure_language import FIGURE_LANGUAGES, PNG_FIGURE_KEY, PNG_LANGUAGE_KEY
+
 TWIN_LANGUAGES = "zh_CN"  # every build draws them: both languages share the executed outputs
-PNG_LANGUAGE_KEY = "duetrl-language"  # core/plots.py's PNG text chunks
-PNG_FIGURE_KEY = "duetrl-figure"
 NUMBER_FORMAT = {"en": "Figure {n}: ", "zh_CN": "图 {n}："}
 NUMBER_ALONE = {"en": "Figure {n}", "zh_CN": "图 {n}"}
 
