@@ -1,8 +1,11 @@
-"""The ``train`` sub-command the case studies share (``duetrl dialogue|translate|recommend|kg
-train``): one trainer of ``duetrl.core.run`` on the run loop, its summary as JSON or as text.
+"""What the case studies' commands share (``duetrl dialogue|translate|recommend|kg``): the
+``train`` sub-command, one trainer of ``duetrl.core.run`` on the run loop, its summary as JSON
+or as text; and the sub-commands that read a ``train`` checkpoint (``eval``, ``ask``,
+``chat``), whose ``--backend`` defaults to the framework the checkpoint was trained in.
 
-Each command keeps what is its own (its settings, its headline line); the backend, its threads,
-the run folder, the loop's options and the paths printed at the end are written here once.
+Each command keeps what is its own (its settings, its headline line, its extra arguments); the
+backend, its threads, the run folder, the loop's options, the paths printed at the end and the
+checkpoint's backend are written here once.
 """
 
 from __future__ import annotations
@@ -11,7 +14,10 @@ import argparse
 import json
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
+
+from duetrl.core.cli.flags import add_run_flags
 
 
 def train_case(
@@ -39,3 +45,41 @@ def train_case(
     print(f"{headline(summary)}\n"
           f"log {summary['log']}, plot {summary['plot']}, checkpoint {summary['checkpoint']}")
     return 0
+
+
+def add_checkpoint_command(
+    sub: argparse._SubParsersAction,
+    name: str,
+    help: str,
+    run: Callable[[argparse.Namespace], int],
+    *,
+    case: str,
+    json_help: str = "print the figures as JSON",
+    arguments: Callable[[argparse.ArgumentParser], object] | None = None,
+) -> argparse.ArgumentParser:
+    """Add ``duetrl <case> <name> CHECKPOINT ...``, a command that reads a ``<case> train``
+    checkpoint: the ``checkpoint`` argument, then the command's own (``arguments(parser)``,
+    so they keep their place in the help), then ``--backend`` (default: the checkpoint's, see
+    :func:`checkpoint_backend`), ``--threads`` and ``--json`` (``json_help``: what it prints).
+    ``run(args)`` runs it. Returns the new parser."""
+    parser = sub.add_parser(name, help=help)
+    parser.add_argument("checkpoint", help=f"a {case} train checkpoint")
+    if arguments is not None:
+        arguments(parser)
+    add_run_flags(parser, "backend", "threads", "json", backend=None, backend_required=False,
+                  backend_help="the framework (default: the checkpoint's)", json_help=json_help)
+    parser.set_defaults(run=run)
+    return parser
+
+
+def checkpoint_backend(args: argparse.Namespace, kind: str) -> ModuleType:
+    """The backend of a command of :func:`add_checkpoint_command`: ``--backend`` when given,
+    else the one ``args.checkpoint`` (of checkpoint kind ``kind``) records it was trained in
+    (torch when it records none), with ``--threads`` set."""
+    from duetrl.core.backend import load_backend
+    from duetrl.core.checkpoint import load_checkpoint
+
+    name = args.backend or load_checkpoint(args.checkpoint, kind).metadata.get("backend", "torch")
+    backend = load_backend(name)
+    backend.set_num_threads(args.threads)
+    return backend

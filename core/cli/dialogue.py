@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from duetrl.core.cli.case_train import train_case
+from duetrl.core.cli.case_train import add_checkpoint_command, checkpoint_backend, train_case
 from duetrl.core.cli.flags import add_dataclass_flags, add_run_flags, given_flags
 
 RUNS = Path("runs/dialogue")
@@ -43,24 +43,20 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
                         "dialogue settings (core/cases/dialogue/train.py)")
     train.set_defaults(run=run_train)
 
-    evaluate = sub.add_parser("eval", help="held-out self-play figures of a checkpoint")
-    evaluate.add_argument("checkpoint", help="a dialogue train checkpoint")
-    add_run_flags(evaluate, "backend", "threads", "json", backend=None, backend_required=False,
-                  backend_help="the framework (default: the checkpoint's)",
-                  json_help="print the figures as JSON")
-    evaluate.set_defaults(run=run_eval)
+    add_checkpoint_command(sub, "eval", "held-out self-play figures of a checkpoint", run_eval,
+                           case="dialogue")
+    add_checkpoint_command(sub, "chat", "let a checkpoint's chatbot answer, then talk to itself",
+                           run_chat, case="dialogue", json_help="print the conversation as JSON",
+                           arguments=_chat_arguments)
 
-    chat = sub.add_parser("chat", help="let a checkpoint's chatbot answer, then talk to itself")
-    chat.add_argument("checkpoint", help="a dialogue train checkpoint")
+
+def _chat_arguments(chat: argparse.ArgumentParser) -> None:
+    """``chat``'s conversation so far and how many turns the chatbot adds."""
     chat.add_argument("--turn", action="append", required=True, metavar="TEXT",
                       help="a turn of the conversation so far (repeat the flag; the last two "
                            "are the context)")
     chat.add_argument("--turns", type=int, default=1,
                       help="turns the chatbot adds (1: one reply; more: self-play)")
-    add_run_flags(chat, "backend", "threads", "json", backend=None, backend_required=False,
-                  backend_help="the framework (default: the checkpoint's)",
-                  json_help="print the conversation as JSON")
-    chat.set_defaults(run=run_chat)
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -79,14 +75,9 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 
 def _load(args: argparse.Namespace) -> tuple[Any, Any]:
-    from duetrl.core.backend import load_backend
     from duetrl.core.cases.dialogue.train import DIALOGUE_KIND, load_run
-    from duetrl.core.checkpoint import load_checkpoint
 
-    name = args.backend or load_checkpoint(args.checkpoint, DIALOGUE_KIND).metadata.get(
-        "backend", "torch")
-    backend = load_backend(name)
-    backend.set_num_threads(args.threads)
+    backend = checkpoint_backend(args, DIALOGUE_KIND)
     return backend, load_run(backend, args.checkpoint)
 
 

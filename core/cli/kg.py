@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from duetrl.core.cli.case_train import train_case
+from duetrl.core.cli.case_train import add_checkpoint_command, checkpoint_backend, train_case
 from duetrl.core.cli.flags import add_dataclass_flags, add_run_flags, given_flags
 
 RUNS = Path("runs/kg")
@@ -49,39 +49,28 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
     )
     train.set_defaults(run=run_train)
 
-    evaluate = sub.add_parser("eval", help="held-out figures, rules and recovered facts")
-    evaluate.add_argument("checkpoint", help="a kg train checkpoint")
-    add_run_flags(
-        evaluate,
-        "backend",
-        "threads",
-        "json",
-        backend=None,
-        backend_required=False,
-        backend_help="the framework (default: the checkpoint's)",
-        json_help="print the figures as JSON",
+    add_checkpoint_command(
+        sub, "eval", "held-out figures, rules and recovered facts", run_eval, case="kg"
     )
-    evaluate.set_defaults(run=run_eval)
+    add_checkpoint_command(
+        sub,
+        "ask",
+        "answer (entity, relation, ?) by the walker's beam search",
+        run_ask,
+        case="kg",
+        json_help="print the answers as JSON",
+        arguments=_ask_arguments,
+    )
 
-    ask = sub.add_parser("ask", help="answer (entity, relation, ?) by the walker's beam search")
-    ask.add_argument("checkpoint", help="a kg train checkpoint")
+
+def _ask_arguments(ask: argparse.ArgumentParser) -> None:
+    """``ask``'s query: the entity, the relation and how many answers to show."""
     ask.add_argument("entity", help="the query's entity, e.g. jon_9")
     ask.add_argument(
         "relation",
         help="a query relation: grandparent, grandchild, aunt_or_uncle, niece_or_nephew, cousin",
     )
     ask.add_argument("--top", type=int, default=5, help="answers shown")
-    add_run_flags(
-        ask,
-        "backend",
-        "threads",
-        "json",
-        backend=None,
-        backend_required=False,
-        backend_help="the framework (default: the checkpoint's)",
-        json_help="print the answers as JSON",
-    )
-    ask.set_defaults(run=run_ask)
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -106,16 +95,9 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 
 def _load(args: argparse.Namespace) -> Any:
-    from duetrl.core.backend import load_backend
     from duetrl.core.cases.kg.train import KG_KIND, load_run
-    from duetrl.core.checkpoint import load_checkpoint
 
-    name = args.backend or load_checkpoint(args.checkpoint, KG_KIND).metadata.get(
-        "backend", "torch"
-    )
-    backend = load_backend(name)
-    backend.set_num_threads(args.threads)
-    return load_run(backend, args.checkpoint)
+    return load_run(checkpoint_backend(args, KG_KIND), args.checkpoint)
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from duetrl.core.cli.case_train import train_case
+from duetrl.core.cli.case_train import add_checkpoint_command, checkpoint_backend, train_case
 from duetrl.core.cli.flags import add_dataclass_flags, add_run_flags, given_flags
 
 RUNS = Path("runs/recommend")
@@ -100,19 +100,9 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
     )
     versus.set_defaults(run=run_compare)
 
-    evaluate = sub.add_parser("eval", help="held-out figures of a checkpoint")
-    evaluate.add_argument("checkpoint", help="a recommend train checkpoint")
-    add_run_flags(
-        evaluate,
-        "backend",
-        "threads",
-        "json",
-        backend=None,
-        backend_required=False,
-        backend_help="the framework (default: the checkpoint's)",
-        json_help="print the figures as JSON",
+    add_checkpoint_command(
+        sub, "eval", "held-out figures of a checkpoint", run_eval, case="recommend"
     )
-    evaluate.set_defaults(run=run_eval)
 
 
 def format_figures(f: dict[str, Any], k: int) -> str:
@@ -191,15 +181,9 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from duetrl.core.backend import load_backend
     from duetrl.core.cases.recommender.train import RECOMMENDER_KIND, load_run
-    from duetrl.core.checkpoint import load_checkpoint
 
-    name = args.backend or load_checkpoint(args.checkpoint, RECOMMENDER_KIND).metadata.get(
-        "backend", "torch"
-    )
-    backend = load_backend(name)
-    backend.set_num_threads(args.threads)
+    backend = checkpoint_backend(args, RECOMMENDER_KIND)
     trainer = load_run(backend, args.checkpoint)
     figures = {"backend": backend.NAME, "updates": trainer.updates, **trainer.evaluate()}
     if args.json:

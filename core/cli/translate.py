@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from duetrl.core.cli.case_train import train_case
+from duetrl.core.cli.case_train import add_checkpoint_command, checkpoint_backend, train_case
 from duetrl.core.cli.flags import add_dataclass_flags, add_run_flags, given_flags
 
 RUNS = Path("runs/translate")
@@ -43,16 +43,16 @@ def register(commands: argparse._SubParsersAction, compare: argparse._SubParsers
                         "translation settings (core/cases/translation/train.py)")
     train.set_defaults(run=run_train)
 
-    evaluate = sub.add_parser("eval", help="held-out BLEU of a checkpoint, or translate sentences")
-    evaluate.add_argument("checkpoint", help="a translate train checkpoint")
+    add_checkpoint_command(sub, "eval", "held-out BLEU of a checkpoint, or translate sentences",
+                           run_eval, case="translate", arguments=_eval_arguments)
+
+
+def _eval_arguments(evaluate: argparse.ArgumentParser) -> None:
+    """``eval``'s own sentences to translate, and their references for BLEU."""
     evaluate.add_argument("--sentence", action="append", default=None, metavar="TEXT",
                           help="a source sentence to translate (repeat the flag for more)")
     evaluate.add_argument("--reference", action="append", default=None, metavar="TEXT",
                           help="the reference translation of each --sentence, for BLEU")
-    add_run_flags(evaluate, "backend", "threads", "json", backend=None, backend_required=False,
-                  backend_help="the framework (default: the checkpoint's)",
-                  json_help="print the figures as JSON")
-    evaluate.set_defaults(run=run_eval)
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -87,21 +87,16 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from duetrl.core.backend import load_backend
     from duetrl.core.cases.translation.bleu import corpus_bleu, sentence_bleu
     from duetrl.core.cases.translation.evaluation import translate
     from duetrl.core.cases.translation.train import TRANSLATION_KIND, load_run
-    from duetrl.core.checkpoint import load_checkpoint
 
     if args.reference and not args.sentence:
         raise ValueError("reference: expected --sentence too (one reference per sentence)")
     if args.sentence and args.reference and len(args.reference) != len(args.sentence):
         raise ValueError(f"reference: expected one per --sentence ({len(args.sentence)}), got "
                          f"{len(args.reference)}")
-    name = args.backend or load_checkpoint(args.checkpoint, TRANSLATION_KIND).metadata.get(
-        "backend", "torch")
-    backend = load_backend(name)
-    backend.set_num_threads(args.threads)
+    backend = checkpoint_backend(args, TRANSLATION_KIND)
     trainer = load_run(backend, args.checkpoint)
     if not args.sentence:
         figures = {"backend": backend.NAME, "updates": trainer.updates, **trainer.heldout()}
