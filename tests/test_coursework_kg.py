@@ -12,22 +12,18 @@ and ``case_verdict``), loses the right points with a hint that names what the an
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
+from coursework_harness import Harness
 
-from duetrl.core.backend import load_backend
 from duetrl.core.coursework.cases import build_cases
-from duetrl.core.coursework.compare import case_verdict, compare_arrays
-from duetrl.core.coursework.harness import describe_error, run_call
+from duetrl.core.coursework.compare import compare_arrays
 from duetrl.core.coursework.integrity import integrity_problems
-from duetrl.core.coursework.make import make_assignment, student_copy
-from duetrl.core.coursework.public import check_public_case, public_case_names
+from duetrl.core.coursework.make import make_assignment
+from duetrl.core.coursework.public import public_case_names
 from duetrl.core.coursework.specs import get_assignment
 
 SEED = 20261130
+KG = Harness("kg", SEED)
 
 
 def test_statement_renders_and_the_student_copy_is_clean(tmp_path):
@@ -190,63 +186,20 @@ MUTANTS = [
 ]
 
 
-def grade_here(source: str, tmp_path: Path, backend: str = "torch") -> dict[str, tuple]:
-    """Every case of the assignment on ``source``, in this process: the grader's calls and
-    verdicts without its child process. ``{case name: (score, max, message, visibility)}``."""
-    path = tmp_path / "kg.py"
-    path.write_text(source)
-    module_name = f"student_kg_{abs(hash(source))}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    results = {}
-    for case in build_cases(get_assignment("kg"), SEED):
-        try:
-            outputs, status, message = (
-                run_call(case.call, case.arrays, module, load_backend(backend)),
-                "ok",
-                "",
-            )
-        except Exception as error:  # noqa: BLE001  (the student's code, whatever it raises)
-            outputs, status, message = None, "error", describe_error(error, str(path))
-        passed, message = case_verdict(case, status, message, outputs)
-        results[case.name] = (case.points if passed else 0.0, case.points, message, case.visibility)
-    return results
-
-
 @pytest.mark.parametrize("backend,source", [("torch", TORCH_KG), ("tf", TF_KG)])
 def test_a_right_submission_scores_full_marks_and_passes_its_public_tests(
     tmp_path, backend, source
 ):
-    results = grade_here(source, tmp_path, backend)
+    results = KG.assert_full_marks(source, tmp_path, backend)
     assert set(results) == MASKS | SOFTMAXES
-    assert all(score == points for score, points, _, _ in results.values()), results
-    assert not integrity_problems(source, get_assignment("kg"), backend)
-    for index in range(2):  # what the student's test_kg_public.py runs at home
-        assert check_public_case("kg", backend, tmp_path / "kg.py", index) == (True, "passed")
 
 
 def test_the_students_copy_filled_as_the_statement_says_scores_full_marks(tmp_path):
-    filled = student_copy("kg", "torch")
-    for name, body in FILLED.items():
-        filled = filled.replace(f'    raise NotImplementedError("TODO: {name}")\n', body)
-    assert 'raise NotImplementedError("TODO: ' not in filled
-    assert not integrity_problems(filled, get_assignment("kg"), "torch")
-    assert all(s == p for s, p, _, _ in grade_here(filled, tmp_path).values())
+    KG.assert_filled_copy_scores_full_marks(FILLED, tmp_path)
 
 
 @pytest.mark.parametrize("why,edit,must_fail,says,must_pass", MUTANTS, ids=[m[0] for m in MUTANTS])
 def test_each_typical_bug_loses_the_right_points_with_a_useful_hint(
     tmp_path, why, edit, must_fail, says, must_pass
 ):
-    assert TORCH_KG.count(edit[0]) == 1, edit[0]
-    results = grade_here(TORCH_KG.replace(edit[0], edit[1]), tmp_path)
-    failed = {name for name, (score, points, _, _) in results.items() if score < points}
-    assert must_fail <= failed, (why, failed)
-    assert not must_pass & failed, (why, must_pass & failed)
-    for name in must_fail:
-        _, _, message, visibility = results[name]
-        assert "; it matches " in message and says in message and "Hint: " in message, message
-        if visibility == "hidden":  # the size of the error, never a hidden value
-            assert "max abs error" in message and " at index " not in message, message
+    KG.assert_bug_loses_its_points(TORCH_KG, edit, must_fail, says, must_pass, tmp_path)

@@ -12,22 +12,16 @@ the weight left in the graph, ...) loses the right points with a hint naming wha
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
+from coursework_harness import Harness
 
-from duetrl.core.backend import load_backend
-from duetrl.core.coursework.cases import build_cases
-from duetrl.core.coursework.compare import case_verdict, compare_arrays
-from duetrl.core.coursework.harness import describe_error, run_call
 from duetrl.core.coursework.integrity import integrity_problems
 from duetrl.core.coursework.make import make_assignment, student_copy
-from duetrl.core.coursework.public import check_public_case, public_case_names
+from duetrl.core.coursework.public import public_case_names
 from duetrl.core.coursework.specs import get_assignment
 
 SEED = 20261206
+RECOMMENDER = Harness("recommender", SEED)
 
 
 def test_statement_renders_and_the_student_copy_is_clean(tmp_path):
@@ -48,21 +42,8 @@ def test_statement_renders_and_the_student_copy_is_clean(tmp_path):
 
 @pytest.mark.parametrize("seed", [0, 1, SEED])
 def test_every_diagnosis_is_told_apart_from_the_answer_and_the_other_bugs(seed):
-    cases = build_cases(get_assignment("recommender"), seed)
+    cases = RECOMMENDER.assert_diagnoses_told_apart(seed)
     assert sum(c.visibility == "hidden" for c in cases) == 9
-    for case in cases:
-        assert case.diagnoses, case.name
-        for i, (mistake, what) in enumerate(case.diagnoses):
-            assert all(v.shape == case.expected[k].shape for k, v in mistake.items()), what
-            assert any(
-                not compare_arrays(v, case.expected[k], case.atol) for k, v in mistake.items()
-            ), (case.name, what)
-            for other, other_what in case.diagnoses[i + 1 :]:
-                assert any(
-                    not compare_arrays(mistake[k], other[k], case.atol)
-                    for k in mistake
-                    if k in other
-                ), (case.name, what, other_what)
 
 
 TORCH = """
@@ -120,42 +101,9 @@ def corrected_loss(logits, actions, rewards, beta, mask, method="top_k", cap=10.
 """
 
 
-def grade_here(source: str, tmp_path: Path, backend: str = "torch") -> dict[str, tuple]:
-    """Every case on ``source``, in this process (the grader's calls and verdicts without its
-    child process): ``{case name: (score, max, message, visibility)}``."""
-    path = tmp_path / "recommender.py"
-    path.write_text(source)
-    module_name = f"student_recommender_{abs(hash(source))}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    results = {}
-    for case in build_cases(get_assignment("recommender"), SEED):
-        try:
-            outputs, status, message = (
-                run_call(case.call, case.arrays, module, load_backend(backend)),
-                "ok",
-                "",
-            )
-        except Exception as error:  # noqa: BLE001  (the student's code, whatever it raises)
-            outputs, status, message = None, "error", describe_error(error, str(path))
-        passed, message = case_verdict(case, status, message, outputs)
-        results[case.name] = (case.points if passed else 0.0, case.points, message, case.visibility)
-    return results
-
-
 @pytest.mark.parametrize("backend,source", [("torch", TORCH), ("tf", TF)])
 def test_right_submissions_score_full_marks_and_pass_their_public_tests(tmp_path, backend, source):
-    results = grade_here(source, tmp_path, backend)
-    assert len(results) == 13
-    assert all(score == points for score, points, _, _ in results.values()), results
-    assert not integrity_problems(source, get_assignment("recommender"), backend)
-    for index in range(len(public_case_names("recommender"))):
-        assert check_public_case("recommender", backend, tmp_path / "recommender.py", index) == (
-            True,
-            "passed",
-        )
+    assert len(RECOMMENDER.assert_full_marks(source, tmp_path, backend)) == 13
 
 
 P_MULT, P_WEIGHT, P_EVENT, P_LOSS = public_case_names("recommender")
@@ -241,18 +189,15 @@ MUTANTS = [
 def test_each_typical_bug_loses_the_right_points_with_a_useful_hint(
     tmp_path, why, edit, must_fail, says, must_pass
 ):
-    assert TORCH.count(edit[0]) == 1, edit[0]
-    results = grade_here(TORCH.replace(edit[0], edit[1]), tmp_path)
-    failed = {name for name, (score, points, _, _) in results.items() if score < points}
-    assert must_fail <= failed, (why, failed)
-    assert not must_pass & failed, (why, must_pass & failed)
-    score = sum(r[0] for r in results.values())
-    assert 0 < score < sum(r[1] for r in results.values())
     # a wrong weight inside the loss makes the loss wrong with no diagnosis of its own: the
     # loss cases are told what they match only for the loss's own bugs
     loss_bug = why in ("the weight left in the graph", "the mask ignored")
-    for name in must_fail if loss_bug else must_fail - LOSSES:
-        _, _, message, visibility = results[name]
-        assert "; it matches " in message and says in message and "Hint: " in message, message
-        if visibility == "hidden":  # the size of the error, never a hidden value
-            assert "max abs error" in message and " at index " not in message, message
+    RECOMMENDER.assert_bug_loses_its_points(
+        TORCH,
+        edit,
+        must_fail,
+        says,
+        must_pass,
+        tmp_path,
+        hinted=must_fail if loss_bug else must_fail - LOSSES,
+    )

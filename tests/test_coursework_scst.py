@@ -12,22 +12,16 @@ right points with a hint that names what the answer matches.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
+from coursework_harness import Harness
 
-from duetrl.core.backend import load_backend
-from duetrl.core.coursework.cases import build_cases
-from duetrl.core.coursework.compare import case_verdict, compare_arrays
-from duetrl.core.coursework.harness import describe_error, run_call
 from duetrl.core.coursework.integrity import integrity_problems
 from duetrl.core.coursework.make import make_assignment, student_copy
-from duetrl.core.coursework.public import check_public_case, public_case_names
+from duetrl.core.coursework.public import public_case_names
 from duetrl.core.coursework.specs import get_assignment
 
 SEED = 20261130
+SCST = Harness("scst", SEED)
 
 # ---- the statement and the student's folder -------------------------------------------------
 
@@ -65,17 +59,8 @@ def test_statement_renders_and_the_student_copy_is_clean(tmp_path):
 
 @pytest.mark.parametrize("seed", [0, 1, SEED])
 def test_every_diagnosis_is_told_apart_from_the_answer_and_the_other_bugs(seed):
-    cases = build_cases(get_assignment("scst"), seed)
+    cases = SCST.assert_diagnoses_told_apart(seed)
     assert sum(c.visibility == "hidden" for c in cases) == 7
-    for case in cases:
-        assert case.diagnoses, case.name
-        for i, (mistake, what) in enumerate(case.diagnoses):
-            assert all(v.shape == case.expected[k].shape for k, v in mistake.items()), what
-            assert any(not compare_arrays(v, case.expected[k], case.atol)
-                       for k, v in mistake.items()), (case.name, what)
-            for other, other_what in case.diagnoses[i + 1:]:
-                assert any(not compare_arrays(mistake[k], other[k], case.atol)
-                           for k in mistake if k in other), (case.name, what, other_what)
 
 
 # ---- a right torch submission, written apart from the solution, and its mutants -------------
@@ -166,64 +151,20 @@ MUTANTS = [
 ]
 
 
-def grade_here(source: str, tmp_path: Path, backend: str = "torch") -> dict[str, tuple]:
-    """Every case of the assignment on ``source``, in this process: the grader's calls and
-    verdicts without its child process. ``{case name: (score, max, message, visibility)}``."""
-    path = tmp_path / "translation.py"
-    path.write_text(source)
-    module_name = f"student_translation_{abs(hash(source))}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    results = {}
-    for case in build_cases(get_assignment("scst"), SEED):
-        try:
-            outputs, status, message = run_call(case.call, case.arrays, module,
-                                                load_backend(backend)), "ok", ""
-        except Exception as error:  # noqa: BLE001  (the student's code, whatever it raises)
-            outputs, status, message = None, "error", describe_error(error, str(path))
-        passed, message = case_verdict(case, status, message, outputs)
-        results[case.name] = (case.points if passed else 0.0, case.points, message,
-                              case.visibility)
-    return results
-
-
 def test_a_right_torch_submission_scores_full_marks_and_passes_its_public_tests(tmp_path):
-    results = grade_here(TORCH_SCST, tmp_path)
+    results = SCST.assert_full_marks(TORCH_SCST, tmp_path)
     assert set(results) == ADVANTAGE | LOSSES | LOG_PROBS
-    assert all(score == points for score, points, _, _ in results.values()), results
-    assert not integrity_problems(TORCH_SCST, get_assignment("scst"), "torch")
-    for index in range(4):  # what the student's test_translation_public.py runs at home
-        assert check_public_case("scst", "torch", tmp_path / "translation.py", index) == \
-            (True, "passed")
     # the student's own copy filled in as the statement says (the solution's code, its
     # comments aside, is no copy: the shape checks and k stay in the copy, outside the TODO)
-    filled = student_copy("scst", "torch")
-    for name, body in FILLED.items():
-        filled = filled.replace(f'    raise NotImplementedError("TODO: {name}")\n', body)
-    assert "raise NotImplementedError(\"TODO: " not in filled
-    assert not integrity_problems(filled, get_assignment("scst"), "torch")
-    assert all(s == p for s, p, _, _ in grade_here(filled, tmp_path).values())
+    SCST.assert_filled_copy_scores_full_marks(FILLED, tmp_path)
     # the rewards are data (sacrebleu's, on the host): a detached advantage is as right
     detached = TORCH_SCST.replace("return sample_rewards - baseline",
                                   "return (sample_rewards - baseline).detach()")
-    assert all(s == p for s, p, _, _ in grade_here(detached, tmp_path).values())
+    assert all(s == p for s, p, _, _ in SCST.grade(detached, tmp_path).values())
 
 
 @pytest.mark.parametrize("why,edit,must_fail,says,must_pass", MUTANTS,
                          ids=[m[0] for m in MUTANTS])
 def test_each_typical_bug_loses_the_right_points_with_a_useful_hint(tmp_path, why, edit,
                                                                     must_fail, says, must_pass):
-    assert TORCH_SCST.count(edit[0]) == 1, edit[0]
-    results = grade_here(TORCH_SCST.replace(edit[0], edit[1]), tmp_path)
-    failed = {name for name, (score, points, _, _) in results.items() if score < points}
-    assert must_fail <= failed, (why, failed)
-    assert not must_pass & failed, (why, must_pass & failed)
-    score = sum(r[0] for r in results.values())
-    assert 0 < score < sum(r[1] for r in results.values())
-    for name in must_fail:
-        _, _, message, visibility = results[name]
-        assert "; it matches " in message and says in message and "Hint: " in message, message
-        if visibility == "hidden":  # the size of the error, never a hidden value
-            assert "max abs error" in message and " at index " not in message, message
+    SCST.assert_bug_loses_its_points(TORCH_SCST, edit, must_fail, says, must_pass, tmp_path)
