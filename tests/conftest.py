@@ -9,6 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import pytest  # noqa: E402
+from xdist_groups import pytest_collection_modifyitems  # noqa: E402, F401 - a hook
 
 from duetrl.core.backend import BACKENDS, load_backends  # noqa: E402
 
@@ -39,4 +40,5 @@ def dtype(request) -> str:
 # ``make test``'s ``--dist loadgroup`` runs on one worker: one local Ray session at a time, not
 # two of them and a cluster fighting over two cores with their child processes. (Running the
 # long files first was measured and dropped: a clean-clone run took 1359 s of pytest with it,
-# 1304 s in collection order.)
+# 1304 s in collection order.) Under pytest 9 the group needs tests/xdist_groups.py's hook.
+
