@@ -20,11 +20,9 @@ from keras import Model, activations, layers
 from tensorflow import Tensor
 
 from duetrl.backends.tf.gpt import Block
-from duetrl.backends.tf.optim import Adam
 from duetrl.backends.tf.runtime import as_tensor, resolve_dtype
-from duetrl.backends.tf.training import cross_entropy_loss
+from duetrl.backends.tf.training import LMTrainer, cross_entropy_loss
 from duetrl.backends.tf.weights import import_params
-from duetrl.core.constants import ADAMW_WEIGHT_DECAY, GRAD_CLIP_NORM
 from duetrl.core.interfaces.encoder_params import (
     check_attention_mask,
     init_encoder_params,
@@ -143,31 +141,17 @@ def masked_lm_loss(logits: Tensor, targets: Tensor, selected: Tensor) -> Tensor:
     return cross_entropy_loss(logits, targets, selected)  # sum(s * ce) / sum(s)
 
 
-class MLMTrainer:
-    """A ``MaskedLM``, its AdamW optimiser and one masked-LM training step.
+class MLMTrainer(LMTrainer):
+    """A ``MaskedLM``, its AdamW optimiser and one masked-LM training step: ``LMTrainer``'s own
+    step (training.py), whose loss weighted by the selection is :func:`masked_lm_loss`, and
+    whose model reads the padding mask too. Only the batch differs: ``train_step`` and
+    ``evaluate`` take a masked batch (inputs, targets, selected, attention mask).
 
     Args:
         model: a ``MaskedLM``.
         weight_decay: AdamW's decoupled weight decay (matrices only).
         max_grad_norm: clip the global gradient norm to this (None: no clipping).
     """
-
-    def __init__(
-        self,
-        model: MaskedLM,
-        weight_decay: float = ADAMW_WEIGHT_DECAY,
-        max_grad_norm: float | None = GRAD_CLIP_NORM,
-    ) -> None:
-        self.model = model
-        self.optimizer = Adam(model, max_grad_norm, weight_decay)  # AdamW: weight_decay > 0
-        self._train_step = tf.function(self._step)
-
-    def _step(self, x: Tensor, y: Tensor, s: Tensor, a: Tensor, lr: Tensor) -> tuple:
-        with tf.GradientTape() as tape:
-            loss = masked_lm_loss(self.model(x, a, training=True), y, s)
-        grads = tape.gradient(loss, self.optimizer.parameters)
-        grad_norm = self.optimizer.apply_gradients(grads, lr)  # clips, then updates
-        return loss, grad_norm
 
     @tf.function
     def _logits(self, x: Tensor, a: Tensor) -> Tensor:
@@ -181,7 +165,8 @@ class MLMTrainer:
             ``(masked-LM loss, gradient norm before clipping)`` as floats.
         """
         x, y, s, a = _arrays(inputs, targets, selected, attention_mask)
-        loss, grad_norm = self._train_step(x, y, s, a, tf.constant(lr, tf.float64))
+        # sum(s * ce) / sum(s): masked_lm_loss, the selected positions only
+        loss, grad_norm = self._train_step(x, y, tf.constant(lr, tf.float64), s, a)
         return float(loss), float(grad_norm)
 
     def evaluate(self, inputs: np.ndarray, targets: np.ndarray, selected: np.ndarray,

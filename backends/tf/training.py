@@ -58,9 +58,12 @@ class LMTrainer:
         self.optimizer = Adam(model, max_grad_norm, weight_decay)  # AdamW: weight_decay > 0
         self._train_step = tf.function(self._step, jit_compile=XLA_TRAIN_STEP)
 
-    def _step(self, x: Tensor, y: Tensor, lr: Tensor, weights: Tensor | None) -> tuple:
+    def _step(
+        self, x: Tensor, y: Tensor, lr: Tensor, weights: Tensor | None, *inputs: Tensor
+    ) -> tuple:
+        # ``inputs``: what else the model reads (a MaskedLM: its padding mask, encoder.py)
         with tf.GradientTape() as tape:
-            loss = cross_entropy_loss(self.model(x, training=True), y, weights)
+            loss = cross_entropy_loss(self.model(x, *inputs, training=True), y, weights)
         grads = tape.gradient(loss, self.optimizer.parameters)
         grad_norm = self.optimizer.apply_gradients(grads, lr)  # clips, then updates
         return loss, grad_norm

@@ -53,10 +53,13 @@ class LMTrainer:
         self.model = model
         self.optimizer = Adam(model, max_grad_norm, weight_decay)  # AdamW: weight_decay > 0
 
-    def _train_step(self, x: Tensor, y: Tensor, lr: float, weights: Tensor | None) -> tuple:
+    def _train_step(
+        self, x: Tensor, y: Tensor, lr: float, weights: Tensor | None, *inputs: Tensor
+    ) -> tuple:
+        # ``inputs``: what else the model reads (a MaskedLM: its padding mask, encoder.py)
         self.model.train()
         self.model.zero_grad(set_to_none=True)
-        loss = cross_entropy_loss(self.model(x), y, weights)
+        loss = cross_entropy_loss(self.model(x, *inputs), y, weights)
         loss.backward()
         grads = [p.grad for p in self.optimizer.parameters]
         grad_norm = self.optimizer.apply_gradients(grads, lr)  # clips, then updates
