@@ -200,6 +200,64 @@ def test_masking_proportions_and_ids_on_a_large_batch():
     assert not np.array_equal(other.selected, s)
 
 
+def test_selection_rate_bounds_and_rows_with_one_candidate_or_none():
+    rng = np.random.default_rng(0)
+    assert ref.select_positions(np.ones((2, 5), bool), rng, 1.0).all()  # rate 1: all of them
+    for rate in (0.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match=r"rate: expected a share in \(0, 1\]"):
+            ref.select_positions(np.ones((1, 4), bool), rng, rate)
+    # 0/1 ints are candidates too and the answer is bool; one candidate: max(1, round(0.15))
+    # = 1, it is chosen; none: nothing; four: round(0.6) = 1
+    chosen = ref.select_positions(np.array([[0, 0, 1, 0], [0, 0, 0, 0], [1, 1, 1, 1]]), rng)
+    assert chosen.dtype == bool and chosen[0].tolist() == [False, False, True, False]
+    assert not chosen[1].any() and chosen[2].sum() == 1
+
+
+def test_mask_tokens_accepts_the_edges_of_its_ranges_only():
+    ids = np.array([[0, 1, 2, 3]])
+    assert ref.mask_tokens(ids, 0, 4, 0).targets.tolist() == ids.tolist()  # [MASK] may be 0
+    with pytest.raises(ValueError, match=r"mask_token_id: expected an id in \[0, vocab_size=4"):
+        ref.mask_tokens(ids, -1, 4, 0)
+    with pytest.raises(ValueError, match=r"ids: expected ids in \[0, vocab_size=4\), got values "
+                                         r"in \[-1, 2\]"):
+        ref.mask_tokens(np.array([[-1, 0, 1, 2]]), 3, 4, 0)
+    with pytest.raises(ValueError, match=r"ids: expected ids in \[0, vocab_size=3\)"):
+        ref.mask_tokens(np.array([[0, 1, 3]]), 2, 3, 0)  # max == vocab_size: one too far
+    # one ordinary id (0; [MASK] = 1): every replacement, random or not, is 0 or [MASK]
+    batch = ref.mask_tokens(np.zeros((200, 20), int), 1, 2, 0)
+    assert set(np.unique(batch.inputs).tolist()) == {0, 1} and batch.selected.sum() == 600
+
+
+def test_random_replacements_are_uniform_over_the_ordinary_ids():
+    """Every id 5 (vocabulary 22: 0..19 ordinary, 20 special, 21 [MASK]): a token that became
+    neither 5 nor [MASK] is a random replacement, about 10% of the 2000 x 10 selected, spread
+    evenly over the 19 other ordinary ids (about 100 each; never 5's own draws, 1/20)."""
+    batch = ref.mask_tokens(np.full((2000, 64), 5), 21, 22, 9, special_ids=(20,))
+    replaced = batch.inputs[(batch.inputs != 5) & (batch.inputs != 21)]
+    values, counts = np.unique(replaced, return_counts=True)
+    assert values.tolist() == [v for v in range(20) if v != 5]
+    assert counts.max() < 1.5 * counts.mean() and counts.min() > 0.5 * counts.mean(), counts
+
+
+def test_the_oracle_computes_in_float64_whatever_it_is_handed():
+    """float32 parameters, hidden states or logits are read as float64: the reference gives
+    exactly the numbers of their float64 casts, in float64 (never a float32 oracle)."""
+    params32 = ref.init_encoder_params(CONFIG, 1, "float32", random_affine=True)
+    params64 = {k: v.astype(np.float64) for k, v in params32.items()}
+    ids, a = padded_batch(7)
+    hidden = ref.encoder_hidden_states(params32, ids, CONFIG, a)
+    assert hidden.dtype == np.float64
+    assert np.array_equal(hidden, ref.encoder_hidden_states(params64, ids, CONFIG, a))
+    h32 = hidden.astype(np.float32)
+    logits = ref.mlm_head(params32, h32, CONFIG)
+    assert logits.dtype == np.float64
+    assert np.array_equal(logits, ref.mlm_head(params64, h32.astype(np.float64), CONFIG))
+    selected = a.astype(bool)
+    l32 = logits.astype(np.float32)
+    assert ref.masked_lm_loss(l32, ids, selected) == ref.masked_lm_loss(
+        l32.astype(np.float64), ids, selected)
+
+
 def test_the_loss_reads_the_selected_positions_only(backend):
     rng = np.random.default_rng(2)
     logits, targets = rng.normal(size=(2, 5, 7)), rng.integers(0, 7, size=(2, 5))

@@ -12,6 +12,8 @@ sample profile, the table, and RL that learns the prompt-aware task.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -129,6 +131,99 @@ def test_the_loophole_check_passes_the_prompt_aware_reward_only(capsys) -> None:
     assert not check_prompt_aware(2, lambda p, c: 2 * SORT_PROMPT.reward_fn(p, c))
     assert "1 for each sorted prompt" in capsys.readouterr().out
     assert not check_prompt_aware(2, lambda p, c: np.ones(len(c)))
+
+
+def _edited(changes: dict[int, float]):
+    """sort-prompt's own reward with some of the check's 8 rewards replaced. Unchanged they
+    are [1, 1, 1, 0.125, 0, 0, 0, 0.75]: the three sorted prompts with the stop; constant
+    sorted answers (one position of '44444444' is right after '31415926:'); the digits
+    reversed (no position right); '90000009' after '90000009:' (6 of 8 right, stopped)."""
+
+    def reward_fn(prompts, completions):
+        rewards = np.array(SORT_PROMPT.reward_fn(prompts, completions), dtype=np.float64)
+        for index, value in changes.items():
+            rewards[index] = value
+        return rewards
+
+    return reward_fn
+
+
+@pytest.mark.parametrize("changes, passes, says", [
+    ({}, True, "the loophole is closed"),
+    ({2: 0.9}, False, "1 for each sorted prompt"),  # the third sorted prompt counts too
+    ({3: 0.6}, False, "< 0.5 for a constant sorted answer"),
+    ({5: 0.6}, False, "< 0.5 for a constant sorted answer"),  # the last constant answer too
+    ({3: 0.5}, False, "< 0.5 for a constant sorted answer"),  # 0.5 is not below 0.5
+    ({6: 0.6}, True, "the loophole is closed"),  # the wrong order may pay, less than sorted
+    ({6: 1.0}, False, "less for the prompt's digits in the wrong order"),  # as much: no
+    ({7: 1.0}, False, "less for the prompt's digits in the wrong order"),
+    ({0: 0.5, 6: 0.7}, False, "less for the prompt's digits in the wrong order"),  # vs its 0.5
+    ({1: 0.5, 7: 0.7}, False, "less for the prompt's digits in the wrong order"),  # vs its 0.5
+    ({3: -0.5}, False, "every reward in [0, 1]"),
+    ({3: 1.5}, False, "every reward in [0, 1]"),  # with "< 0.5": both problems named
+])
+def test_the_loophole_check_at_each_of_its_edges(capsys, changes, passes, says) -> None:
+    assert check_prompt_aware(3, _edited(changes)) is passes
+    out = capsys.readouterr().out
+    assert out.startswith("✓" if passes else "✗") and says in out, out
+
+
+def test_the_loophole_check_names_what_it_could_not_read(capsys) -> None:
+    assert check_prompt_aware(4, lambda p, c: 1 / 0) is False
+    assert "raised ZeroDivisionError" in capsys.readouterr().out
+    for broken in (_edited({4: np.nan}), lambda p, c: SORT_PROMPT.reward_fn(p, c)[:7]):
+        assert check_prompt_aware(4, broken) is False
+        assert "expected 8 finite rewards" in capsys.readouterr().out
+    # whatever numbers the function returns are read as float64: exact fractions too
+    fractions = lambda p, c: [Fraction(int(8 * r), 8) for r in SORT_PROMPT.reward_fn(p, c)]  # noqa: E731
+    assert check_prompt_aware(4, fractions) is True
+
+
+def test_profile_edges_and_the_table_by_hand() -> None:
+    # '1234567x' is sorted as text but not 8 digits; 4 answers, one distinct: 0.25 is "mostly"
+    profile = sample_profile([PROMPT] * 4, ["1234567x\n"] * 4)
+    assert profile["sorted"] == 0.0 and profile["distinct"] == 0.25
+    assert profile["prompt_digits"] == 0.0  # not the digits of 31415926 in any order
+    assert describe(profile).endswith("mostly '1234567x'")
+    with pytest.raises(ValueError, match=r"completions: expected one per prompt"):
+        sample_profile([PROMPT, PROMPT], ["11234569\n"])
+    # 15 updates: the last tenth is ceil(1.5) = 2 of them; 5 updates: ceil(0.5) = 1
+    history = {k: [u / 10 for u in range(15)] for k in ("reward", "true_reward", "success",
+                                                         "stopped", "kl")}
+    run = DesignRun("pairs", "torch", {"update": list(range(1, 16)), **history}, [PROMPT],
+                    ["44444444\n"])
+    (row,) = design_table([run])
+    assert row["reward"] == pytest.approx(1.35) and row["kl"] == pytest.approx(1.35)
+    assert row["initial_reward"] == 0.0 and row["initial_true_reward"] == 0.0
+    assert design_table([run], last_fraction=0.0)[0]["reward"] == pytest.approx(1.4)  # >= 1
+    short = DesignRun("pairs", "tf", {k: v[:5] for k, v in run.history.items()}, [PROMPT],
+                      ["44444444\n"])
+    assert design_table([short])[0]["true_reward"] == pytest.approx(0.4)  # the last one
+
+
+def test_run_design_is_an_rlhf_run_on_the_designs_task(backends) -> None:
+    """The history is RLHFRun's on design_task(design), with no missing-stop penalty, and the
+    true reward the mean of sort-prompt's own reward of each update's batch (2 updates from a
+    freshly initialised tiny GPT as the reference, torch)."""
+    from duetrl.core.interfaces.gpt_params import init_gpt_params
+    from duetrl.core.rlhf.mdp import SequenceMDP
+    from duetrl.core.rlhf.pi_ref import ModelSize
+    from duetrl.core.rlhf.train import RLHFRun, RLHFSettings
+
+    config = ModelSize().config(SequenceMDP.for_task("sort-prompt", "pretrained"))
+    reference, backend = (config, init_gpt_params(config, 0)), backends["torch"]
+    settings = {"algo": "rloo", "prompts": 2, "group_size": 4, "learning_rate": 5e-2, "seed": 1}
+    run = run_design(backend, "no-stop", reference, 2, **settings)  # a prompt-aware reward
+    twin = RLHFRun(backend, RLHFSettings(task=design_task("no-stop"), updates=2,
+                                         missing_stop_penalty=0.0, **settings), reference)
+    for update in range(2):
+        metrics, data = twin.update(update)
+        for key in ("update", "reward", "success", "stopped", "kl"):
+            assert run.history[key][update] == metrics[key], key
+        true = SORT_PROMPT.rewards(data.prompts, data.completions).mean()
+        assert run.history["true_reward"][update] == true
+    assert run.completions == list(data.completions) and run.prompts == list(data.prompts)
+    assert (run.design, run.backend) == ("no-stop", "torch")
 
 
 @pytest.fixture(scope="module")
