@@ -37,11 +37,18 @@ def make_model(backend, params, dtype="float32"):
 PROMPT = np.array([[1, 2, 3, 4], [5, 6, 7, 8]])
 
 
+@pytest.fixture(scope="module")
+def models(backends, params) -> dict:
+    """One float32 model per backend for every sampling mode below: generation leaves a model's
+    weights as they are, and TensorFlow traces its decoding steps once per model, not per mode."""
+    return {name: make_model(backend, params) for name, backend in backends.items()}
+
+
 @pytest.mark.parametrize("mode", list(SAMPLING))
-def test_cached_equals_uncached_and_backends_agree(backends, params, mode):
+def test_cached_equals_uncached_and_backends_agree(backends, models, mode):
     results = {}
     for name, backend in backends.items():
-        model = make_model(backend, params)
+        model = models[name]
         for use_cache in (True, False):
             results[name, use_cache] = backend.generate(
                 model, PROMPT, 12, use_cache=use_cache, **SAMPLING[mode]
