@@ -59,7 +59,7 @@ PPO_CHAIN = {"num_envs": 8, "num_steps": 32, "hidden_dim": 32, "learning_rate": 
 """PPO's other settings on the corridor."""
 
 
-def greedy_chain_return(q_or_logits: Any, n: int = CHAIN_LENGTH, gamma: float = 1.0) -> float:
+def greedy_chain_return(q_or_logits: Any, n: int = CHAIN_LENGTH) -> float:
     """The return of the greedy policy on the corridor, from its scores per cell ``(n, 2)``.
 
     Walks from cell 1 taking the argmax action until an end or :data:`CHAIN_STEPS` steps:
