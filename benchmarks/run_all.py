@@ -237,6 +237,27 @@ def rlhf_trl_rows(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def startup_rows(r: dict[str, Any]) -> list[Row]:
+    """Per work: the first update's CPU seconds beyond a steady one (tracing, compiling)."""
+    works: dict[str, dict[str, Any]] = {}
+    for name, v in (r.get("runs") or {}).items():
+        work, backend = name.split()
+        works.setdefault(work, {})[backend] = v
+    load = r.get("load_average_1min") or {}
+    return [
+        Row(
+            f"{work}: first update beyond a steady one (start-up), CPU",
+            "s",
+            torch=_get(v, "torch", "startup_cpu_s"),
+            tf=_get(v, "tf", "startup_cpu_s"),
+            note=f"wall torch {_fmt(_get(v, 'torch', 'startup_s'))} s, tf "
+            f"{_fmt(_get(v, 'tf', 'startup_s'))} s; load {_fmt(load.get('before'))}; "
+            "goal: tf <= 1 s",
+        )
+        for work, v in works.items()
+    ]
+
+
 def _case_rows(title: str, rate: str, unit: str) -> Callable[[dict[str, Any]], list[Row]]:
     """Rows of a case-study benchmark: its whole run's wall time and one rate."""
 
@@ -346,6 +367,8 @@ BENCHMARKS = [
         rlhf_rows,
     ),
     Benchmark("rlhf_trl", "rlhf_trl.py", ["--sizes", "reference"], [], rlhf_trl_rows),
+    Benchmark("startup", "startup.py", ["--works", "ppo", "grpo", "--updates", "2"], [],
+              startup_rows),
     Benchmark(
         "dialogue",
         "dialogue.py",

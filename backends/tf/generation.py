@@ -48,7 +48,11 @@ def attend_with_cache(
 ) -> tuple[Tensor, Tensor]:
     """Write keys/values ``(B, heads, T_new, head_dim)`` at positions start..end-1 of
     ``layer_cache`` (2, B, heads, block_size, head_dim), then let query i attend to key j
-    when j <= start + i. Returns the output (B, heads, T_new, head_dim) and the layer cache."""
+    when j <= start + i. Returns the output (B, heads, T_new, head_dim) and the layer cache.
+    ``layer_cache`` None: no cache, the new positions are the whole sequence (key j <= i)."""
+    if layer_cache is None:
+        causal = tf.linalg.band_part(tf.ones((tf.shape(q)[2],) * 2, q.dtype), -1, 0)  # (T, T)
+        return fused_attention(q, k, v, causal), None
     (bs, heads, t_new), block_size = tf.unstack(tf.shape(q)[:3]), layer_cache.shape[3]
     positions = start + tf.range(t_new)  # (T_new,)
     # the index (kv, b, head, start + i) of every written row: a tensor start, never a
@@ -111,28 +115,38 @@ def decode_step(
 ) -> tuple[Tensor, Tensor]:
     """:func:`forward_with_cache` on :func:`decoding_weights`: the same equations as the
     model's layers, written with the functional ops (about 15 per block for one token)."""
+    x, cache = decode_hidden(config, weights, idx, cache, start)
+    return tf.tensordot(x, weights["wte"], [[2], [1]]), cache  # (B, T_new, V): the tied head
+
+
+def decode_hidden(
+    config: GPTConfig, weights: dict[str, Any], idx: Tensor, cache: Tensor | None, start: int
+) -> tuple[Tensor, Tensor | None]:
+    """:func:`decode_step` up to LN_f(h_L) ``(B, T_new, D)``, the head's input, and the cache
+    (None: no cache, ``idx`` is the whole sequence, as ``GPT.hidden_states`` takes it)."""
     bs, t_new, heads, eps = tf.shape(idx)[0], tf.shape(idx)[1], config.n_head, config.layer_norm_eps
     d = config.n_embd
     approximate = config.gelu == "tanh"
     # positions gathered, not sliced: XLA compiles a slice [start:] once per value of start
     x = tf.gather(weights["wte"], idx) + tf.gather(weights["wpe"], start + tf.range(t_new))
-    cache_layers = []
+    x = tf.reshape(x, (-1, d))  # (B T_new, D) rows: 2-D matmuls (a broadcast one's gradient
+    cache_layers = []  # would multiply a (B, in, out) stack and sum it)
     for layer, block in enumerate(weights["blocks"]):
         ln1_g, ln1_b, w_qkv, b_qkv, w_out, b_out, ln2_g, ln2_b, w_fc, b_fc, w_proj, b_proj = block
         z = ops.layer_normalization(x, ln1_g, ln1_b, epsilon=eps)
         qkv = tf.reshape(tf.matmul(z, w_qkv) + b_qkv, (bs, t_new, 3, heads, d // heads))
         q, k, v = tf.unstack(tf.transpose(qkv, (2, 0, 3, 1, 4)))  # 3 x (B, heads, T_new, head_dim)
-        output, layer_cache = attend_with_cache(q, k, v, cache[layer], start)
+        layer_cache = None if cache is None else cache[layer]
+        output, layer_cache = attend_with_cache(q, k, v, layer_cache, start)
         # (B, heads, T_new, head_dim) -> (B, T_new, heads, head_dim) -> (B, T_new, D)
-        output = tf.reshape(tf.transpose(output, (0, 2, 1, 3)), (bs, t_new, d))
+        output = tf.reshape(tf.transpose(output, (0, 2, 1, 3)), (-1, d))  # (B T_new, D)
         x = x + tf.matmul(output, w_out) + b_out
         z = ops.layer_normalization(x, ln2_g, ln2_b, epsilon=eps)
         z = activations.gelu(tf.matmul(z, w_fc) + b_fc, approximate=approximate)
         x = x + tf.matmul(z, w_proj) + b_proj
         cache_layers.append(layer_cache)
-    x = ops.layer_normalization(x, *weights["ln_f"], epsilon=eps)
-    logits = tf.matmul(x, weights["wte"], transpose_b=True)  # (B, T_new, V): the tied head
-    return logits, cache if isinstance(cache, list) else tf.stack(cache_layers)
+    x = tf.reshape(ops.layer_normalization(x, *weights["ln_f"], epsilon=eps), (bs, t_new, d))
+    return x, cache if cache is None or isinstance(cache, list) else tf.stack(cache_layers)
 
 
 def last_logits(

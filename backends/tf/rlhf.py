@@ -22,6 +22,7 @@ import tensorflow as tf
 from tensorflow import Tensor
 
 import duetrl.backends.tf.objectives as objectives
+from duetrl.backends.tf.generation import decode_hidden, decode_step, decoding_weights
 from duetrl.backends.tf.gpt import GPT
 from duetrl.backends.tf.objectives import gather_log_probs, last_token_index
 from duetrl.backends.tf.optim import Adam, minimize
@@ -41,13 +42,15 @@ def hidden_states(model: GPT, tokens: Tensor | np.ndarray) -> Tensor:
     """LN_f(h_L) (B, T, D) of ``tokens``: ``GPT.hidden_states``, bad input named ``tokens``."""
     idx = tf.convert_to_tensor(tokens)
     check_token_ids(idx.shape, model.config, "tokens", idx if tf.executing_eagerly() else None)
-    return model.hidden_states(idx, training=False)
+    # in the decoder's functional ops: half the graph nodes of Keras layers, each traced in Python
+    return decode_hidden(model.config, decoding_weights(model), idx, None, 0)[0]
 
 
 def token_log_probs(model: GPT, tokens: Tensor | np.ndarray) -> Tensor:
     """log pi(tokens[:, t+1] | tokens[:, :t+1]): (B, T) ids -> (B, T-1), differentiable."""
     tokens = tf.convert_to_tensor(tokens)
-    return gather_log_probs(model(tokens[:, :-1]), tokens[:, 1:])  # (B, T-1)
+    logits = decode_step(model.config, decoding_weights(model), tokens[:, :-1], None, 0)[0]
+    return gather_log_probs(logits, tokens[:, 1:])  # (B, T-1)
 
 
 def inference_log_probs(model: GPT, tokens: np.ndarray) -> np.ndarray:

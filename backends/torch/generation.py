@@ -48,7 +48,11 @@ def attend_with_cache(
 ) -> tuple[Tensor, Tensor]:
     """Write keys/values ``(B, heads, T_new, head_dim)`` at positions start..end-1 of
     ``layer_cache`` (2, B, heads, block_size, head_dim), then let query i attend to key j
-    when j <= start + i. Returns the output (B, heads, T_new, head_dim) and the layer cache."""
+    when j <= start + i. Returns the output (B, heads, T_new, head_dim) and the layer cache.
+    ``layer_cache`` None: no cache, the new positions are the whole sequence (key j <= i)."""
+    if layer_cache is None:
+        causal = torch.ones((q.shape[2],) * 2, dtype=torch.bool).tril()  # (T, T)
+        return fused_attention(q, k, v, causal), None
     t_new = q.shape[2]
     end = start + t_new
     # write in place: no copy of the cache per token
@@ -108,6 +112,15 @@ def decode_step(
 ) -> tuple[Tensor, Tensor]:
     """:func:`forward_with_cache` on :func:`decoding_weights`: the same equations as the
     model's layers, written with the functional ops (about 15 per block for one token)."""
+    x, cache = decode_hidden(config, weights, idx, cache, start)
+    return F.linear(x, weights["wte"]), cache  # (B, T_new, V): the tied head
+
+
+def decode_hidden(
+    config: GPTConfig, weights: dict[str, Any], idx: Tensor, cache: Tensor | None, start: int
+) -> tuple[Tensor, Tensor | None]:
+    """:func:`decode_step` up to LN_f(h_L) ``(B, T_new, D)``, the head's input, and the cache
+    (None: no cache, ``idx`` is the whole sequence, as ``GPT.hidden_states`` takes it)."""
     bs, t_new, heads, eps = idx.shape[0], idx.shape[1], config.n_head, config.layer_norm_eps
     d = config.n_embd
     approximate = "tanh" if config.gelu == "tanh" else "none"
@@ -117,7 +130,8 @@ def decode_step(
         z = F.layer_norm(x, (d,), ln1_g, ln1_b, eps)
         qkv = F.linear(z, w_qkv, b_qkv).reshape(bs, t_new, 3, heads, d // heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # 3 x (B, heads, T_new, head_dim)
-        output, _ = attend_with_cache(q, k, v, cache[layer], start)
+        layer_cache = None if cache is None else cache[layer]
+        output, _ = attend_with_cache(q, k, v, layer_cache, start)
         # (B, heads, T_new, head_dim) -> (B, T_new, heads, head_dim) -> (B, T_new, D)
         output = output.transpose(1, 2).reshape(bs, t_new, d)
         x = x + F.linear(output, w_out, b_out)
@@ -125,8 +139,7 @@ def decode_step(
         z = F.gelu(F.linear(z, w_fc, b_fc), approximate=approximate)
         x = x + F.linear(z, w_proj, b_proj)
     x = F.layer_norm(x, (d,), *weights["ln_f"], eps)
-    logits = F.linear(x, weights["wte"])  # (B, T_new, V): the tied head
-    return logits, cache
+    return x, cache
 
 
 def last_logits(

@@ -7,8 +7,15 @@
 
 Constants come from duetrl.core.constants (torch's and Keras' Adam place eps differently); the
 float64 reference is ``core/reference/optim.py``. torch updates every parameter with one
-``torch._foreach_*`` call per formula (as torch.optim.Adam does); TensorFlow with a loop over
-the parameters inside the caller's ``tf.function`` graph.
+``torch._foreach_*`` call per formula (as torch.optim.Adam does); TensorFlow with its fused
+kernel ``ResourceApplyAdam``, one graph node per parameter instead of ~25 (each traced in
+Python, ~0.4 ms a node here), fed so that its equation is ours: the kernel's
+
+    m <- m + (1 - b1)(g - m);  v <- v + (1 - b2)(g^2 - v)
+    theta <- theta - lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps_hat)
+
+is the one above when eps_hat = eps sqrt(1 - b2^t) (divide its numerator and denominator by
+sqrt(1 - b2^t)); the two differ by rounding only (float64: 1e-16).
 """
 
 from collections.abc import Callable, Sequence
