@@ -109,6 +109,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -130,6 +131,7 @@ def time_to_target(backend_name: str, settings: AgentSettings, updates: int, tar
     """Train until greedy success >= target (or ``updates``); the timings and speeds."""
     trainer = LMAgentRun(load_backend(backend_name), settings)
     began, evaluating = time.perf_counter(), 0.0
+    cpu_began, cpu_evaluating = time.process_time(), 0.0
     times, learner, curve, found = [], [], [], None
     for update in range(1, updates + 1):
         collect_before, step_began = trainer.collect_seconds, time.perf_counter()
@@ -139,15 +141,18 @@ def time_to_target(backend_name: str, settings: AgentSettings, updates: int, tar
         learner.append((wall - (trainer.collect_seconds - collect_before)) / wall)
         if update % eval_every and update != updates:
             continue
-        eval_began = time.perf_counter()
+        eval_began, eval_cpu_began = time.perf_counter(), time.process_time()
         greedy = trainer.success_rate()["success_rate"]
         evaluating += time.perf_counter() - eval_began
+        cpu_evaluating += time.process_time() - eval_cpu_began
         curve.append((update, greedy))
         print(f"{backend_name}: update {update}, greedy {greedy:.2f}, "
               f"{time.perf_counter() - began - evaluating:.1f} s training", file=sys.stderr)
         if greedy >= target:
             found = {"update": update, "train_s": time.perf_counter() - began - evaluating,
-                     "wall_s": time.perf_counter() - began}
+                     "train_cpu_s": time.process_time() - cpu_began - cpu_evaluating,
+                     "wall_s": time.perf_counter() - began,
+                     "env_steps": trainer.env_steps}
             break
     confirm = None
     if found is not None:  # other fresh episodes: seeds of stream 2
@@ -158,7 +163,10 @@ def time_to_target(backend_name: str, settings: AgentSettings, updates: int, tar
                            None)
         confirm = float(np.mean([t["success"] for t in played]))
     rest = times[1:] or times
-    result = {"target": target, "found": found, "confirm_success_rate": confirm,
+    result = {"load_after": os.getloadavg()[0],
+              "train_cpu_s": time.process_time() - cpu_began - cpu_evaluating,
+              "train_s": time.perf_counter() - began - evaluating, "updates": trainer.updates,
+              "target": target, "found": found, "confirm_success_rate": confirm,
               "confirm_episodes": confirm_episodes, "curve": curve,
               "env_steps_per_s": trainer.env_steps / trainer.collect_seconds,
               "updates_per_s": 1.0 / statistics.median(rest), "first_update_s": times[0],
@@ -183,22 +191,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=["torch", "tf"])
     parser.add_argument("--pretrained", default=None, help="a world LM (default: pretrain one)")
-    parser.add_argument("--pretrain-steps", type=int, default=4000)
-    parser.add_argument("--updates", type=int, default=80, help="budget of the target run")
+    parser.add_argument("--pretrain-steps", type=int, default=PretrainSettings.steps)
+    parser.add_argument("--updates", type=int, default=AgentSettings.updates + 20,
+                        help="budget of the target run")
     parser.add_argument("--target", type=float, default=0.95)
     parser.add_argument("--eval-every", type=int, default=5)
     parser.add_argument("--eval-episodes", type=int, default=100)
     parser.add_argument("--confirm-episodes", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--learning-rate", type=float, default=3e-4)
-    parser.add_argument("--clip-eps", type=float, default=0.1)
-    parser.add_argument("--ent-coef", type=float, default=0.03)
-    parser.add_argument("--pretrain-batch-size", type=int, default=32)
-    parser.add_argument("--match-fraction", type=float, default=0.25,
+    parser.add_argument("--learning-rate", type=float, default=AgentSettings.learning_rate)
+    parser.add_argument("--clip-eps", type=float, default=AgentSettings.clip_eps)
+    parser.add_argument("--ent-coef", type=float, default=AgentSettings.ent_coef)
+    parser.add_argument("--pretrain-batch-size", type=int, default=PretrainSettings.batch_size)
+    parser.add_argument("--match-fraction", type=float, default=PretrainSettings.match_fraction,
                         help="share of colour-matching sentences in the corpus")
-    parser.add_argument("--hall-facts", action=argparse.BooleanOptionalAction, default=True,
+    parser.add_argument("--hall-facts", action=argparse.BooleanOptionalAction,
+                        default=PretrainSettings.hall_facts,
                         help="prompt-format facts in the hall and a room with both keys")
-    parser.add_argument("--dt-steps", type=int, default=40)
+    parser.add_argument("--dt-steps", type=int, default=40, help="0: no DT measurement")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -206,18 +216,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name in ("torch", "tf"):  # torch first: import torch before tensorflow
         if name in args.backends:
             load_backend(name).set_num_threads(args.threads)
-    results: dict[str, Any] = {"threads": args.threads, "learning_rate": args.learning_rate,
+    results: dict[str, Any] = {"load_before": os.getloadavg()[0], "threads": args.threads,
+                               "seed": args.seed, "learning_rate": args.learning_rate,
                                "clip_eps": args.clip_eps, "ent_coef": args.ent_coef}
     with tempfile.TemporaryDirectory() as tmp:
         path = args.pretrained
         if path is None:
             path = str(Path(tmp) / "world_lm.safetensors")
-            began = time.perf_counter()
+            began, cpu_began = time.perf_counter(), time.process_time()
             pretrain(load_backend("torch"), PretrainSettings(
                 steps=args.pretrain_steps, batch_size=args.pretrain_batch_size,
                 match_fraction=args.match_fraction, hall_facts=args.hall_facts), path,
                 progress=False)
             results["pretrain_s"] = time.perf_counter() - began
+            results["pretrain_cpu_s"] = time.process_time() - cpu_began
         settings = AgentSettings(policy="lm", lm_checkpoint=path, updates=args.updates,
                                  eval_episodes=args.eval_episodes, seed=args.seed,
                                  learning_rate=args.learning_rate, clip_eps=args.clip_eps,
@@ -225,29 +237,33 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for name in args.backends:
             results[name] = time_to_target(name, settings, args.updates, args.target,
                                            args.eval_every, args.confirm_episodes)
-            results[name]["dt_tokens_per_s"] = dt_tokens_per_s(name, args.dt_steps)
+            results[name]["dt_tokens_per_s"] = (dt_tokens_per_s(name, args.dt_steps)
+                                                if args.dt_steps else None)
     if "torch" in results and "tf" in results:
         t, f = results["torch"], results["tf"]
         results["ratios"] = {  # tf / torch: > 1, tf slower
             "update_time": t["updates_per_s"] / f["updates_per_s"],
             "env_step_time": t["env_steps_per_s"] / f["env_steps_per_s"],
-            "dt_token_time": t["dt_tokens_per_s"] / f["dt_tokens_per_s"],
+            "dt_token_time": (t["dt_tokens_per_s"] / f["dt_tokens_per_s"]
+                              if t["dt_tokens_per_s"] and f["dt_tokens_per_s"] else None),
             "time_to_target": (f["found"]["train_s"] / t["found"]["train_s"]
                                if t["found"] and f["found"] else None)}
     if args.json:
         print(json.dumps(results, indent=2))
         return results
     if "pretrain_s" in results:
-        print(f"pretraining (torch): {results['pretrain_s']:.1f} s")
+        print(f"pretraining (torch): {results['pretrain_s']:.1f} s "
+              f"({results['pretrain_cpu_s']:.1f} s CPU)")
     for name in args.backends:
         r, found = results[name], results[name]["found"]
-        reached = (f"greedy >= {r['target']} at update {found['update']}: {found['train_s']:.1f} s "
-                   f"training ({found['wall_s']:.1f} s with evaluations), confirmed "
+        reached = (f"greedy >= {r['target']} at update {found['update']}: "
+                   f"{found['train_s']:.1f} s ({found['train_cpu_s']:.1f} s CPU) training "
+                   f"({found['wall_s']:.1f} s with evaluations), confirmed "
                    f"{r['confirm_success_rate']:.2f} on {r['confirm_episodes']} other episodes"
                    if found else f"greedy < {r['target']} within the budget")
         print(f"{name:5s}  {reached}\n       {r['env_steps_per_s']:7.0f} env steps/s  "
               f"{r['updates_per_s']:5.2f} updates/s  first update {r['first_update_s']:.2f} s  "
-              f"learner share {r['learner_share']:.2f}  DT {r['dt_tokens_per_s']:.0f} tokens/s"
+              f"learner share {r['learner_share']:.2f}  DT {r['dt_tokens_per_s'] or 0:.0f} tokens/s"
               f"\n       curve (update, greedy) {r['curve']}")
     if "ratios" in results:
         print("tf / torch: " + ", ".join(f"{k} {v:.2f}" if v is not None else f"{k} n/a"

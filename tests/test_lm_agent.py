@@ -327,7 +327,7 @@ def test_a_pretrained_lm_with_another_vocabulary_is_refused(tmp_path):
 
 # ---- learning -------------------------------------------------------------------------------
 LEARN = dict(env=TINY_ENV, policy="lm-scratch", num_envs=8, updates=40, epochs=4,
-             learning_rate=1e-2, ent_coef=0.1, n_layer=1, n_head=2, n_embd=16, block_size=40,
+             learning_rate=1e-2, ent_coef=0.1, clip_eps=0.2, n_layer=1, n_head=2, n_embd=16, block_size=40,
              eval_episodes=16, seed=1)
 """A random GPT's scores are far from uniform (entropy ~0.3 nats over 4 commands at first:
 the sum over a command's tokens favours the short "wait"), so the default entropy bonus 0.01

@@ -33,7 +33,13 @@ from duetrl.core.agents.settings import AgentSettings
 from duetrl.core.agents.train import LMAgentRun, load_pretrained
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = PretrainSettings(steps=400, sentences=1500)
+TINY = PretrainSettings(steps=400, sentences=1500, batch_size=16, match_fraction=0.0,
+                        hall_facts=False)
+"""A tiny pretraining of the original corpus (world facts and the five prompt-format facts; not
+the recipe's defaults, 4000 steps at batch 32 with the matching and hall families: minutes)."""
+OLD_PPO = dict(learning_rate=1e-3, ent_coef=0.01, clip_eps=0.2)
+"""The PPO of the two-update test (AgentSettings' defaults before the KeyDoor recipe, whose
+gentler lr 3e-4 and clip 0.1 need about 100 updates)."""
 
 
 def _backend(name: str):
@@ -87,7 +93,8 @@ def test_the_corpus_states_facts_in_the_prompt_format_and_covers_every_word():
 def test_the_opt_in_corpus_families_state_true_facts():
     """match_fraction: 'the red door and the blue key : it does not open .' (the verdict after
     both colours); hall_facts: the hall's notes name where to go, and a room with both keys.
-    Off by default: the default corpus does not change."""
+    On in PretrainSettings' defaults (the recipe); the corpus functions' own defaults leave
+    them out."""
     from duetrl.core.agents.pretrain import matching_sentences
 
     for sentence in matching_sentences(0, 40):
@@ -115,6 +122,32 @@ def test_the_opt_in_corpus_families_state_true_facts():
         pretraining_corpus(0, 400, 0.5, match_fraction=0.6)
 
 
+def test_take_probabilities_tells_a_colour_comparing_policy_from_a_colour_blind_one():
+    """The recipe's diagnosis as a number (core/agents/pretrain.take_probabilities): P(take the
+    K key) where K is the door's colour against where it is not, standing in a room with one
+    key. Hand policies: one that reads the goal's colour, one that does not."""
+    from duetrl.core.agents.pretrain import take_probabilities
+
+    def policy(take):  # pi over ("go to the hall", "take the K key"), the room's commands
+        def probabilities(observation):
+            colour = observation["goal"].split()[2]  # open the <colour> door and leave
+            assert observation["admissible"][0] == "go to the hall", observation
+            p = take(observation["admissible"][1] == f"take the {colour} key")
+            return np.array([1.0 - p, p])
+        return probabilities
+
+    comparing = policy(lambda matching: 0.9 if matching else 0.1)
+    colour_blind = policy(lambda matching: 0.3)
+
+    for split in ("train", "heldout"):
+        assert take_probabilities(comparing, n=12, split=split) == pytest.approx(
+            {"matching": 0.9, "other": 0.1})
+        assert take_probabilities(colour_blind, n=12, split=split) == pytest.approx(
+            {"matching": 0.3, "other": 0.3})
+    with pytest.raises(ValueError, match="n: expected a positive int, got 0"):
+        take_probabilities(colour_blind, n=0)
+
+
 def test_the_pretrained_checkpoint_loads_as_the_policy_lm(pretrained_torch):
     config, params, tokenizer = load_pretrained(pretrained_torch)
     defaults = AgentSettings()
@@ -130,7 +163,7 @@ def test_the_pretrained_checkpoint_loads_as_the_policy_lm(pretrained_torch):
     # door, open it with its key in hand, go back to the hall without (a held-out colour)
     for carry, prescribed in (("the orange key", 1), ("nothing", 0)):
         observation = {"goal": "open the orange door and leave",
-                       "text": f"you are in the cellar. there is a orange door here, it is "
+                       "text": f"you are in the cellar. there is an orange door here, it is "
                                f"locked. you carry {carry}.",
                        "admissible": ("go to the hall", "open the orange door")}
         assert trainer.probabilities(observation)[prescribed] > 0.8, carry
@@ -139,11 +172,13 @@ def test_the_pretrained_checkpoint_loads_as_the_policy_lm(pretrained_torch):
         AgentSettings(policy="lm-scratch", lm_checkpoint=str(pretrained_torch))
 
 
-def _greedy_learning(backend_name: str, checkpoint: Path, updates: int) -> dict[str, float]:
+def _greedy_learning(backend_name: str, checkpoint: Path, updates: int,
+                     seed: int) -> dict[str, float]:
     """Greedy success of the pretrained LM before and after ``updates`` PPO updates, and
     sampled success after them (16 seeded evaluation episodes)."""
     trainer = LMAgentRun(_backend(backend_name), AgentSettings(
-        policy="lm", lm_checkpoint=str(checkpoint), updates=updates, eval_episodes=16, seed=0))
+        policy="lm", lm_checkpoint=str(checkpoint), updates=updates, eval_episodes=16,
+        seed=seed, **OLD_PPO))
     figures = {"before": trainer.success_rate()["success_rate"]}
     for _ in range(updates):
         trainer.step()
@@ -156,9 +191,16 @@ def _greedy_learning(backend_name: str, checkpoint: Path, updates: int) -> dict[
 @pytest.mark.parametrize("name", ["torch", "tf"])
 def test_ppo_makes_the_pretrained_lm_succeed_greedily_on_key_door(name, pretrained_torch):
     """The tiny pretrained LM knows what to do in a room but not which door of the hall to
-    take (its greedy policy never leaves: 0 of 16); two PPO updates teach the hall's commands
-    (measured, torch: 7 of 16 greedy; both backends pick the same commands)."""
-    figures = _greedy_learning(name, pretrained_torch, updates=2)
+    take (its greedy policy never leaves: 0 of 16); two PPO updates teach the hall's commands.
+
+    Measured (greedy success on the 16 episodes after updates 0, 1, 2, 3, 4), PPO seed 0:
+    torch 0.00, 0.50, 0.19, 0.25, 0.19; seed 1: 0.00, 0.25, 0.38, 0.38, 0.50; seed 2: 0.00,
+    0.50, 0.50, 0.31, 0.50; tf the same for seeds 1 and 2 up to update 3. The test runs seed 2.
+    Seed 0 (7 of 16 after 2 updates before) moved when KeyDoor's text gained "an orange key":
+    the corpus's prompt-format facts of orange doors and keys read "an" now, so the tiny LM
+    and every PPO step from it differ; at update 1 it is still 0.50, the hall learnt, and
+    update 2 overshoots (one seed's two updates are not a learning curve)."""
+    figures = _greedy_learning(name, pretrained_torch, updates=2, seed=2)
     print(name, figures)
     assert figures["before"] <= 0.1, figures
     assert figures["after"] >= 0.3 and figures["after"] >= figures["before"] + 0.25, figures
@@ -172,16 +214,17 @@ def test_agent_pretrain_cli_writes_what_train_loads(tmp_path, capsys):
                  "--quiet", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["checkpoint"] == str(out) and out.is_file()
-    # the opt-in corpus families are flags, recorded in the checkpoint's corpus metadata
-    recipe = tmp_path / "recipe.safetensors"
-    assert main(["agent", "pretrain", "--out", str(recipe), "--steps", "2", "--sentences", "300",
-                 "--match-fraction", "0.25", "--hall-facts", "--quiet", "--json"]) == 0
+    # the corpus families are flags (on by default: the recipe), recorded in the checkpoint
+    plain = tmp_path / "plain.safetensors"
+    assert main(["agent", "pretrain", "--out", str(plain), "--steps", "2", "--sentences", "300",
+                 "--match-fraction", "0", "--no-hall-facts", "--quiet", "--json"]) == 0
     capsys.readouterr()
     from safetensors import safe_open
 
-    with safe_open(str(recipe), "np") as saved:
-        corpus = json.loads(saved.metadata()["duetrl"])["corpus"]
-    assert corpus["match_fraction"] == 0.25 and corpus["hall_facts"] is True
+    for path, expected in ((out, (0.25, True)), (plain, (0.0, False))):
+        with safe_open(str(path), "np") as saved:
+            corpus = json.loads(saved.metadata()["duetrl"])["corpus"]
+        assert (corpus["match_fraction"], corpus["hall_facts"]) == expected, path
     assert main(["agent", "train", "--policy", "lm", "--pretrained", str(out), "--updates", "1",
                  "--num-envs", "2", "--eval-episodes", "2", "--out", str(tmp_path / "run"),
                  "--quiet", "--json"]) == 0

@@ -21,8 +21,15 @@ def torch_backend():
 
 @pytest.fixture(scope="module")
 def small_judge(torch_backend):
+    """A judge of 60 steps, weights seed 1: right on every fresh episode, and farmed as a
+    per-step reward. Whether the learner farms it turns on the judge's small scores of the
+    states it visits, so on the judge's initial weights: measured (torch, 60 steps, 400
+    Q-learning episodes), true success of the last 50 episodes 0.0 for judge seeds 1-5 and
+    7-9, 0.04 for seed 6, 0.94 for seed 0 (the learner leaves). Seed 0 was farmed until the
+    KeyDoor text gained the word "an" ("an orange key"): the judge's vocabulary grew by one
+    word, its ids and initial weights moved, and with them those small scores."""
     return lm_reward.train_judge(torch_backend, ENV, episodes=20, seed=0,
-                                 settings=lm_reward.JudgeSettings(steps=60))
+                                 settings=lm_reward.JudgeSettings(steps=60, seed=1))
 
 
 def test_judge_text_and_layout_hand_case(torch_backend) -> None:

@@ -129,6 +129,31 @@ def test_every_word_is_in_the_vocabulary(env_id: str) -> None:
 
 
 @pytest.mark.parametrize("env_id", TEXT_ENV_IDS)
+def test_the_article_follows_the_next_word(env_id: str) -> None:
+    """'an orange key', 'a red key': every world's text and the corpus say 'a'/'an' through
+    vocabulary.article (the LM reads in pretraining what RL shows it)."""
+    from duetrl.core.agents.pretrain import prompt_sentences
+    from duetrl.core.envs.text.vocabulary import article
+
+    assert (article("orange"), article("apple"), article("red"), article("fridge")) == (
+        "an", "an", "a", "a")
+    with pytest.raises(ValueError, match="word: expected a non-empty string, got ''"):
+        article("")
+    env = make(env_id, split="all")
+    rng = np.random.default_rng(1)
+    texts = list(world_facts()) + prompt_sentences(0, 200, hall_facts=True)
+    for seed in range(60):
+        texts += [o["text"] for o in episode(env, seed, "random" if seed % 2 else "oracle",
+                                             rng)[0]]
+    pairs = [(a, b) for text in texts for a, b in zip(words(text), words(text)[1:])
+             if a in ("a", "an") and b.isalpha()]
+    assert pairs and all(a == article(b) for a, b in pairs), [
+        p for p in pairs if p[0] != article(p[1])][:5]
+    if env_id == "duetrl/KeyDoor-v0":  # a held-out colour starts with a vowel
+        assert ("an", "orange") in pairs and ("a", "red") in pairs
+
+
+@pytest.mark.parametrize("env_id", TEXT_ENV_IDS)
 def test_first_state_offers_the_most_commands_one_step_on(env_id: str) -> None:
     # check_env samples an action one step after a reset and plays it after reset(seed=123)
     env = make(env_id, split="all")

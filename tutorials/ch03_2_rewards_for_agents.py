@@ -57,7 +57,7 @@ ENV = "duetrl/KeyDoor-v0"
 # misses (the oracle stopped one command short: door open, key in hand).
 
 # %%
-judge_settings = lm_reward.JudgeSettings(steps=60)
+judge_settings = lm_reward.JudgeSettings(steps=60, seed=1)  # seed: the initial weights
 judges, measured = {}, {}
 for name, backend in backends.items():
     judges[name], measured[name] = lm_reward.train_judge(backend, ENV, episodes=20, seed=0,
@@ -118,7 +118,11 @@ print("saved", lm_reward.plot_reward_design(runs, figure_dir() / "ch03_2_reward_
 #   leaving. The learner stays and collects (the judge rewards the near miss a little, and a
 #   little forever is a lot). A judge trained longer is more confident (try
 #   `JudgeSettings(steps=150)`: about 0.001 on the near misses, and the learner leaves);
-#   paying the judge once, or only above a threshold, removes the loop (exercise 2).
+#   paying the judge once, or only above a threshold, removes the loop (exercise 2). The
+#   small scores are a property of the judge's weights, not of its accuracy: ten judges of
+#   60 steps from ten initial seeds, every one right on every fresh episode, were farmed by
+#   this learner nine times (true success of the last 50 episodes 0 to 0.04); with seed 0
+#   it left through the door (0.94).
 # * `sparse` is the honest one: its greedy policy succeeds. `shaped` (paid once) leaves the
 #   goal the best thing to do, and its epsilon-greedy episodes succeed often, yet in this run
 #   its greedy policy takes the bonus and does not finish: a shaped reward changes what the

@@ -33,17 +33,18 @@ code, and trains the agent's GPT on it with the ordinary LM loop (``core/lm/trai
   (measured: 1e-4 at a locked door with empty hands, where it tries "open" for ever); PPO
   cannot explore a command its policy never samples.
 
-  What this corpus does not teach the default GPT (measured; benchmarks/lm_agent.py has the
-  figures): to compare the goal's colour with the colour of the key that lies in a room. After
-  the default 600 steps "take the K key" gets 0.11 whether K is the door's colour or not, and
-  the colour after "take the" is 1/6 for each colour (no colour is copied from the prompt);
-  PPO then stalls near greedy success 0.57, every failure a key of the other colour taken.
-  Longer pretraining (4000 steps at batch 32) brings the copy but not the comparison. Two
-  opt-in families (``match_fraction``: :func:`matching_sentences`, the comparison in a shape of
-  its own; ``hall_facts``: the hall's notes read aloud, and a room with both keys) with 4000
-  steps at batch 32, then PPO at lr 3e-4, c_H 0.03, clip 0.1, reach greedy 0.97 at update 100
-  (torch; held-out colours 0.88 at update 80): ``benchmarks/lm_agent.py``'s defaults, not yet
-  ``duetrl agent``'s.
+  What the two kinds alone do not teach the agent's GPT (measured; benchmarks/lm_agent.py has
+  the figures): to compare the goal's colour with the colour of the key that lies in a room.
+  After 600 steps "take the K key" gets 0.11 whether K is the door's colour or not (no colour
+  is copied from the prompt), and PPO stalls near greedy success 0.57, every failure a key of
+  the other colour taken. Hence two more families, on by default (``match_fraction`` 0.25:
+  :func:`matching_sentences`, the comparison in a shape of its own; ``hall_facts``: the hall's
+  notes read aloud, and a room with both keys), and 4000 steps at batch 32: with them, then
+  ``duetrl agent train``'s PPO (lr 3e-4, c_H 0.03, clip 0.1), the greedy success on KeyDoor
+  reaches 0.95 at update 80 in torch, 70 in tf (seed 0; benchmarks/lm_agent.py).
+  :func:`take_probabilities` measures the comparison: P(take) of the door's key against
+  another's, 0.47 against 0.36 (held-out colours 0.63 against 0.39) after this pretraining,
+  0.115 against 0.116 after 600 steps at batch 16 (with the families or without them).
 
 * the GPT of the agent's default size (``AgentSettings``: 2 layers, 2 heads, width 32, 128
   positions), saved as a ``duetrl.gpt`` checkpoint with ``params``, ``config`` and the word
@@ -53,6 +54,7 @@ code, and trains the agent's GPT on it with the ordinary LM loop (``core/lm/trai
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -73,19 +75,19 @@ class PretrainSettings:
 
     sentences: int = setting(4000, "sentences in the corpus (both kinds together)")
     prompt_fraction: float = setting(0.5, "share of prompt-format sentences (0: world facts only)")
-    steps: int = setting(600, "optimiser updates")
-    batch_size: int = setting(16, "windows per batch")
+    steps: int = setting(4000, "optimiser updates")
+    batch_size: int = setting(32, "windows per batch")
     window: int = setting(64, "tokens per training window (at most the GPT's block_size)")
     learning_rate: float = setting(3e-3, "peak learning rate (warm-up, then cosine)")
     n_layer: int = setting(AgentSettings.n_layer, "GPT blocks (the agent's default)")
     n_head: int = setting(AgentSettings.n_head, "attention heads")
     n_embd: int = setting(AgentSettings.n_embd, "model width")
     block_size: int = setting(AgentSettings.block_size, "GPT context")
-    match_fraction: float = setting(0.0, "share of colour-matching sentences ('the red door and "
-                                         "the blue key : it does not open .'; at most "
-                                         "1 - prompt_fraction)")
-    hall_facts: bool = setting(False, "prompt-format sentences also say where the hall's notes "
-                                      "send the agent (go back to the key's room, then the door)")
+    match_fraction: float = setting(0.25, "share of colour-matching sentences ('the red door "
+                                          "and the blue key : it does not open .'; at most "
+                                          "1 - prompt_fraction)")
+    hall_facts: bool = setting(True, "prompt-format sentences also say where the hall's notes "
+                                     "send the agent (go back to the key's room, then the door)")
 
     def __post_init__(self) -> None:
         for name in ("sentences", "steps", "batch_size", "window", "n_layer", "n_head",
@@ -195,6 +197,36 @@ def prompt_sentences(seed: int, n: int, hall_facts: bool = False) -> list[str]:
     return sentences
 
 
+def take_probabilities(probabilities: Callable[[dict[str, Any]], np.ndarray], n: int = 48,
+                       seed: int = 0, split: str = "all") -> dict[str, float]:
+    """The KeyDoor recipe's diagnosis, as a number: in a room where one key lies (hands empty,
+    commands "go to the hall" and "take the K key"), the policy's mean probability of taking
+    the key when K is the door's colour (``"matching"``) and when it is not (``"other"``), over
+    ``n`` seeded worlds of ``split`` (the same world read twice, standing by each key).
+
+    An LM that compares the goal's colour with the key's gives the first more than the second;
+    one that does not gives both the same, and PPO then raises "take" for either colour (the
+    wrong key taken, every failure of the default corpus measured in benchmarks/lm_agent.py).
+
+    :param probabilities: pi(a_k | s) of one observation (``LMAgentRun.probabilities``).
+    """
+    from duetrl.core.envs.text.keydoor import KeyDoorEnv
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n: expected a positive int, got {n!r}")
+    env = KeyDoorEnv(split=split)
+    rng = np.random.default_rng([seed, 23])
+    found: dict[str, list[float]] = {"matching": [], "other": []}
+    for _ in range(n):
+        env.reset(seed=int(rng.integers(2**31)))
+        for label, room in (("matching", env.state.keys[0]), ("other", env.state.keys[1])):
+            env.state = env.state._replace(location=room)
+            observation = env._observation()
+            take = [c.startswith("take ") for c in observation["admissible"]].index(True)
+            found[label].append(float(probabilities(observation)[take]))
+    return {label: float(np.mean(values)) for label, values in found.items()}
+
+
 def pretraining_corpus(seed: int, sentences: int, prompt_fraction: float,
                        match_fraction: float = 0.0, hall_facts: bool = False) -> list[str]:
     """The corpus: world facts, colour-matching sentences (``match_fraction``) and
@@ -218,9 +250,9 @@ def pretrain(backend: ModuleType, settings: PretrainSettings, out: str | Path, s
     """Train the agent's GPT on :func:`pretraining_corpus` with ``core/lm/train.train``; save it
     to ``out`` (a ``duetrl.gpt`` checkpoint with the word tokeniser); the run's summary.
 
-    ``settings.match_fraction`` and ``settings.hall_facts`` switch on the opt-in corpus
-    families of :func:`pretraining_corpus` (off by default; ``benchmarks/lm_agent.py`` measured
-    them: see its docstring).
+    ``settings.match_fraction`` and ``settings.hall_facts`` are the corpus families of
+    :func:`pretraining_corpus` that the KeyDoor recipe needs (on by default;
+    ``benchmarks/lm_agent.py`` measured them: see its docstring).
     """
     from duetrl.core.lm.data import TokenData
     from duetrl.core.lm.train import TrainConfig, train
@@ -254,19 +286,33 @@ def quick_sweep(source: str | Path, out: str | Path, pretrained: str | Path, see
                 updates: int = 2, eval_episodes: int = 4) -> Path:
     """The quick mode of a sweep file such as ``sweeps/lm_agent.toml``: the same file with
     ``seeds``, ``updates``, ``eval-episodes`` and the ``pretrained`` checkpoint replaced,
-    written to ``out`` (what a test runs in seconds)."""
+    written to ``out`` (what a test runs in seconds). A block's own list of seeds keeps the
+    seeds below ``seeds``; a block left with none is dropped (the file's later seeds)."""
     import re
 
     text = Path(source).read_text()
-    for key, value in (("seeds", seeds), ("updates", updates),
-                       ("eval-episodes", eval_episodes), ("pretrained", f'"{pretrained}"')):
+    header, *blocks = re.split(r"(?m)^(?=\[\[run\]\])", text)
+    header, count = re.subn(r"(?m)^seeds = .*$", f"seeds = {seeds}", header)
+    if count == 0:
+        raise ValueError(f"source: {str(source)!r} has no line 'seeds = ...' to shorten")
+    kept = []
+    for block in blocks:
+        own = re.search(r"(?m)^seeds = \[([0-9, ]*)\][ \t]*$", block)
+        if own:
+            chosen = [int(s) for s in own.group(1).split(",") if s.strip() and int(s) < seeds]
+            if not chosen:
+                continue
+            block = f"{block[:own.start()]}seeds = {chosen}{block[own.end():]}"
+        kept.append(block)
+    text = header + "".join(kept)
+    for key, value in (("updates", updates), ("eval-episodes", eval_episodes),
+                       ("pretrained", f'"{pretrained}"')):
         text, count = re.subn(rf"(?m)^{re.escape(key)} = .*$", f"{key} = {value}", text)
-        if key in ("seeds", "updates") and count == 0:
+        if key == "updates" and count == 0:
             raise ValueError(f"source: {str(source)!r} has no line '{key} = ...' to shorten")
     Path(out).write_text(text)
     return Path(out)
 
 
 __all__ = ["PretrainSettings", "matching_sentences", "pretrain", "pretraining_corpus",
-           "prompt_sentences",
-           "quick_sweep", "world_tokenizer"]
+           "prompt_sentences", "quick_sweep", "take_probabilities", "world_tokenizer"]

@@ -3,7 +3,7 @@ admissible commands of a text environment, trained by PPO (outline 3.2.3; GLAM).
 
     duetrl agent pretrain --out runs/agent/world_lm.safetensors    # the LM of policy lm
     duetrl agent train --env duetrl/KeyDoor-v0 --policy lm-scratch --backend tf --json
-    duetrl agent train --policy lm --pretrained runs/agent/world_lm.safetensors --updates 60
+    duetrl agent train --policy lm --pretrained runs/agent/world_lm.safetensors
     duetrl agent train --policy mlp                              # the baseline without an LM
     duetrl agent eval runs/agent/KeyDoor-v0/lm-scratch_torch/checkpoint.safetensors
     duetrl agent watch runs/agent/KeyDoor-v0/lm-scratch_torch/checkpoint.safetensors --seed 3

@@ -17,6 +17,7 @@ from duetrl.core.envs.text.vocabulary import (
     FURNITURE_OF_PLACE,
     HOME_OF_OBJECT,
     PLACES,
+    article,
 )
 from duetrl.core.interfaces.text_env import words
 
@@ -35,7 +36,7 @@ def world_facts() -> tuple[str, ...]:
     for place in PLACES.all:
         furniture = FURNITURE_OF_PLACE[place]
         facts.append(f"the {furniture} is in the {place}.")
-        facts.append(f"there is a {furniture} in the {place}.")
+        facts.append(f"there is {article(furniture)} {furniture} in the {place}.")
         facts.append(f"the hall leads to the {place}.")
     for name, furniture in HOME_OF_OBJECT.items():
         place = next(p for p, f in FURNITURE_OF_PLACE.items() if f == furniture)

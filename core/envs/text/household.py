@@ -28,6 +28,7 @@ from duetrl.core.envs.text.vocabulary import (
     OBJECTS,
     PLACE_OF_FURNITURE,
     PLACES,
+    article,
 )
 
 HALL = "hall"
@@ -108,7 +109,7 @@ class HouseholdEnv(TextEnv):
             parts.append(f"doors lead to {', '.join(first)} and {last}.")
         else:
             furniture = FURNITURE_OF_PLACE[state.location]
-            parts.append(f"there is a {furniture} here.")
+            parts.append(f"there is {article(furniture)} {furniture} here.")
             for name, where in zip(self.objects, state.things):
                 if where == furniture:
                     parts.append(f"the {name} is in the {furniture}.")

@@ -49,7 +49,7 @@ from typing import NamedTuple
 import numpy as np
 
 from duetrl.core.envs.text.base import TextEnv
-from duetrl.core.envs.text.vocabulary import COLOURS, PLACES
+from duetrl.core.envs.text.vocabulary import COLOURS, PLACES, article
 
 HALL = "hall"
 HAND = "hand"
@@ -81,7 +81,7 @@ class KeyDoorEnv(TextEnv):
     WORDS = frozenset(
         "you are in the hall doors lead to and carry nothing a key lies on floor there is door "
         "here it locked open opens go take drop leave through does not with have no has empty "
-        "searched back , .".split()
+        "searched back an , .".split()  # "an": an orange key (vocabulary.article)
         + list(COLOURS.all) + list(PLACES.all))
 
     def _new_episode(self, rng: np.random.Generator) -> tuple[str, KeyDoorState]:
@@ -167,10 +167,11 @@ class KeyDoorEnv(TextEnv):
                 parts.append(f"you have not searched {' and '.join(unseen)}.")
         for colour, where in zip(self.key_colours, state.keys):
             if where == state.location:
-                parts.append(f"a {colour} key lies on the floor.")
+                parts.append(f"{article(colour)} {colour} key lies on the floor.")
         if state.location == self.door_room:
             status = "open" if state.door_open else "locked"
-            parts.append(f"there is a {self.door_colour} door here, it is {status}.")
+            door = f"{article(self.door_colour)} {self.door_colour} door"
+            parts.append(f"there is {door} here, it is {status}.")
         holding = self._holding(state)
         parts.append(f"you carry the {holding} key." if holding else "you carry nothing.")
         return " ".join(parts)
@@ -180,8 +181,8 @@ class KeyDoorEnv(TextEnv):
         and a blue key." or "the kitchen is empty." (keys move only by the agent's hand, so
         what it saw there is still true)."""
         things = [f"the {self.door_colour} door"] if room == self.door_room else []
-        things += [f"a {colour} key" for colour, where in zip(self.key_colours, state.keys)
-                   if where == room]
+        things += [f"{article(colour)} {colour} key" for colour, where
+                   in zip(self.key_colours, state.keys) if where == room]
         if not things:
             return f"the {room} is empty."
         return f"the {room} has {' and '.join(things)}."

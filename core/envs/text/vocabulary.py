@@ -67,6 +67,19 @@ HOME_OF_OBJECT = {"apple": "fridge", "milk": "fridge", "towel": "cabinet", "soap
 PLACE_OF_FURNITURE = {furniture: place for place, furniture in FURNITURE_OF_PLACE.items()}
 
 
+def article(word: str) -> str:
+    """The indefinite article English puts before ``word``: "an" before a vowel sound, which for
+    every word of these worlds is a first letter a, e, i, o or u ("an orange key", "an apple"),
+    else "a" ("a red key", "a fridge"). Every text world and the pretraining corpus say "a"/"an"
+    through this one function, so the LM reads in pretraining exactly what RL shows it.
+
+    :param word: the word that follows (a colour, a thing), lower case.
+    """
+    if not isinstance(word, str) or not word:
+        raise ValueError(f"word: expected a non-empty string, got {word!r}")
+    return "an" if word[0] in "aeiou" else "a"
+
+
 def check_split(split: object) -> str:
     """``split`` if it is one of :data:`SPLITS`, else a ValueError naming it."""
     if split not in SPLITS:
@@ -80,6 +93,8 @@ def _check_facts() -> None:
         assert PLACE_OF_FURNITURE[HOME_OF_OBJECT[name]] in PLACES.train, name
     assert set(HOME_OF_OBJECT) == set(OBJECTS.all)
     assert set(FURNITURE_OF_PLACE) == set(PLACES.all)
+    # Household says "there is a fridge here" and its WORDS have no "an": keep it true
+    assert all(article(f) == "a" for f in FURNITURE_OF_PLACE.values())
 
 
 _check_facts()
