@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -261,3 +262,121 @@ def test_other_bad_input(order2: MarkovSource) -> None:
         MarkovSource(np.full((2048, 2), 0.5), order=11)
     with pytest.raises(ValueError, match="order"):
         random_source(vocab_size=2, order=11)
+
+
+# ---- the edges of every range: the last value accepted, the first refused -------------------
+
+
+def test_table_checks_at_their_edges() -> None:
+    assert MarkovSource(np.array([[0, 1], [1, 0]])).transitions.dtype == np.float64  # ints read
+    assert MarkovSource(np.full((1024, 2), 0.5), order=10).num_contexts == 1024  # the most
+    for table, order, match in [
+        (np.ones((1, 1)), 1, "V >= 2"),  # one symbol: nothing to predict
+        (np.full((2, 2, 2), 0.5), 1, "table"),  # three axes
+        (TWO_STATE, True, "order"),  # a bool is no order
+        (TWO_STATE, 1.0, "order"),
+        (np.array([[0.7 + 5e-9, 0.3], [B, 1 - B]]), 1, "rows summing to 1"),  # atol is 1e-9
+        (np.array([[0.5, 0.5], [0.7, 0.6]]), 1, "row 1 sums to 1.29"),  # the worst row: 1.3
+        (np.array([[0.5, 0.5], [0.2, 0.3]]), 1, "row 1 sums to 0.5"),  # the worst row: 0.5
+    ]:
+        with pytest.raises(ValueError, match=match):
+            MarkovSource(table, order)
+
+
+def test_draw_checks_at_their_edges() -> None:
+    assert random_source(vocab_size=26, order=1, support=2).vocab_size == 26  # the most
+    assert random_source(vocab_size=2, order=10, support=2).num_contexts == 1024  # the most
+    one = random_source(vocab_size=3, order=1, support=1)  # only the de Bruijn successor
+    assert np.all((one.transitions == 1.0).sum(axis=1) == 1) and one.entropy_rate == 0.0
+    assert random_source(vocab_size=3, order=1, concentration=0.5).order == 1
+    for kwargs, match in [
+        ({"vocab_size": 1, "support": 1}, "vocab_size: expected 2..26"),
+        ({"vocab_size": 27, "order": 1, "support": 2}, "vocab_size: expected 2..26"),
+        ({"order": 0}, "order: expected >= 1"),
+        ({"support": 0}, "support: expected 1..vocab_size"),
+        ({"concentration": 0.0}, "concentration: expected > 0"),
+        ({"concentration": -1.0}, "concentration: expected > 0"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            random_source(**kwargs)
+
+
+def test_length_and_token_checks_at_their_edges(order2: MarkovSource) -> None:
+    with pytest.raises(ValueError, match="tokens: expected more than 2 symbols"):
+        order2.contexts(np.array([0, 1]))  # k symbols: no position has a whole context
+    with pytest.raises(ValueError, match="tokens: expected more than 2 symbols in"):
+        order2.contexts(np.array([0, 1, -1]))
+    contexts = order2.contexts(np.array([1.0, 2.0, 0.0, 1.0]))  # float ids are read as ints
+    assert contexts.dtype == np.int64 and contexts.tolist() == [1 * 3 + 2, 2 * 3 + 0]
+    for bad in (True, 1.0):
+        with pytest.raises(ValueError, match="length"):
+            order2.block_entropy(bad)
+        with pytest.raises(ValueError, match="block_size"):
+            order2.window_floor(bad)
+
+
+def test_defaults_are_the_documented_ones() -> None:
+    def same(a: MarkovSource, b: MarkovSource) -> bool:
+        return np.array_equal(a.transitions, b.transitions) and a.order == b.order
+
+    assert same(random_source(), random_source(16, 2, 3, 1.0, 0))
+    source = random_source(vocab_size=4, order=2, support=2, seed=5)
+    assert same(related_source(source, 0.5), related_source(source, 0.5, 3, 1.0, 0))
+    assert np.array_equal(source.sample(50), source.sample(50, 0))
+    assert source.text(20) == source.text(20, 0)
+
+
+def test_the_first_symbols_are_drawn_from_mu(order2: MarkovSource) -> None:
+    """The first k symbols are a context drawn from mu (written oldest first), whatever the
+    seed: over 3000 seeds, the share of each context is mu's (3 sigma ~ 0.03)."""
+    two_state = MarkovSource(TWO_STATE)  # mu = (B, A) / (A + B) = (0.25, 0.75)
+    ones = np.mean([two_state.sample(1, seed=s)[0] for s in range(3000)])
+    assert ones == pytest.approx(0.75, abs=0.03)
+    starts = [order2.sample(2, seed=s) for s in range(3000)]
+    shares = np.bincount([3 * a + b for a, b in starts], minlength=9) / 3000
+    np.testing.assert_allclose(shares, order2.stationary, atol=0.03)
+
+
+def test_cross_entropy_of_an_impossible_transition_and_of_float_ids() -> None:
+    import warnings
+
+    source = random_source(vocab_size=3, order=1, support=1)  # one successor per symbol
+    successor = int(np.argmax(source.transitions[0]))
+    other = (successor + 1) % 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # log 0 = -inf is the answer, not a warning
+        assert source.cross_entropy(np.array([0, other])) == np.inf
+    assert source.cross_entropy(np.array([0.0, float(successor)])) == 0.0  # ids read as ints
+
+
+def test_text_and_masked_window_limits() -> None:
+    assert random_source(vocab_size=26, order=1, support=2).text(5, seed=1).isalpha()
+    with pytest.raises(ValueError, match="vocab_size: text needs at most 26 symbols, got 27"):
+        MarkovSource(np.full((27, 27), 1 / 27)).text(5)
+    with pytest.raises(ValueError, match="V\\^\\(2k\\+1\\) = 4782969 windows"):
+        random_source(vocab_size=9, order=3, support=2).masked_entropy()  # 9^7 > 2^22
+    widest = random_source(vocab_size=4, order=5, support=2)  # 4^11 = 2^22 windows: allowed
+    assert -1e-12 <= widest.masked_entropy() <= widest.entropy_rate + 1e-12
+
+
+def test_fit_of_large_models_and_of_exact_numbers() -> None:
+    # 30 sizes up to 1e12 parameters: the sum of their logs (~760) would overflow exp; their
+    # geometric mean (~3e10) is the scale the fit works in
+    sizes = np.geomspace(1e9, 1e12, 30)
+    fit = fit_power_law(sizes, 1.5 + 40.0 * sizes**-0.2)
+    assert (fit.floor, fit.coefficient, fit.exponent) == pytest.approx((1.5, 40.0, 0.2), rel=1e-6)
+    # any numbers are read as float64: exact fractions too (L = 1 + 8 / N, alpha = 1)
+    exact = fit_power_law([Fraction(n) for n in (1, 2, 4, 8)],
+                          [1 + Fraction(8, n) for n in (1, 2, 4, 8)])
+    assert (exact.floor, exact.coefficient, exact.exponent) == pytest.approx((1, 8, 1), rel=1e-6)
+
+
+@pytest.mark.parametrize("sizes, bounds, match", [
+    ([1.0, np.nan, 3.0], (1e-3, 3.0), "finite"),
+    ([1.0, np.inf, 3.0], (1e-3, 3.0), "finite"),
+    ([1.0, 2.0, 3.0], (0.0, 1.0), "exponent_bounds"),  # alpha = 0 is no power law
+    ([1.0, 2.0, 3.0], (0.5, 0.5), "exponent_bounds"),  # an empty bracket
+])
+def test_fit_refuses_bad_sizes_and_bounds(sizes, bounds, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        fit_power_law(np.array(sizes), np.array([1.0, 0.9, 0.8]), exponent_bounds=bounds)

@@ -73,7 +73,7 @@ class MarkovSource:
         if not np.allclose(sums, 1.0, rtol=0.0, atol=1e-9):
             bad = int(np.argmax(np.abs(sums - 1.0)))
             raise ValueError(f"transitions: expected rows summing to 1 (row c is P(. | c)), "
-                             f"row {bad} sums to {sums[bad]!r}")
+                             f"row {bad} sums to {float(sums[bad])!r}")
         object.__setattr__(self, "transitions", p)
         if not _irreducible(self.context_transitions()):
             raise ValueError("transitions: the context chain is reducible (some context cannot "
