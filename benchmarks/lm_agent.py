@@ -25,10 +25,26 @@ loads one instead), then, per backend, one at a time, with ``--threads`` threads
 
 and the tf/torch ratios of the same run (``ratios``: > 1 means tf is slower).
 
-Its defaults are not ``duetrl agent``'s (yet): the settings of the first run measured to reach
-the target (below): pretraining 4000 steps at batch 32 with the two opt-in corpus families of
-``core/agents/pretrain.py`` (``--match-fraction 0.25 --hall-facts``), PPO at lr 3e-4, c_H
-0.03, clip 0.1 (``--learning-rate``, ``--ent-coef``, ``--clip-eps``).
+Its defaults are ``duetrl agent``'s (the KeyDoor recipe): the world LM of ``duetrl agent
+pretrain``'s defaults (4000 steps at batch 32 with the colour-matching and hall families of
+``core/agents/pretrain.py``), PPO at lr 3e-4, c_H 0.03, clip 0.1. The run ends early when the
+target is reached; ``train_cpu_s`` (process CPU seconds, evaluations excluded) beside the wall
+times, ``load_before``/``load_after`` the machine's 1-minute load.
+
+With "an orange key" in the text (the recipe re-measured; ``--threads 1 --updates 120
+--eval-every 10 --seed 0``, the sweep's checkpoint: pretraining 115 s CPU, 354 s wall, val
+loss 0.365), a machine loaded 11 to 19 by other jobs (the walls are not the code's):
+
+* torch: greedy 0.26, 0.17, 0.31, 0.13, 0.71, 0.54, 0.55, **1.00 at update 80** (confirmed
+  1.00 on 200 other episodes); 104.5 s CPU of training (1134 s wall), 9786 env steps, 122 env
+  steps per update, learner share 0.89.
+* tf: greedy 0.20, 0.24, 0.25, 0.43, 0.57, 0.69, **0.95 at update 70** (confirmed 0.97);
+  114.9 s CPU of training (760 s wall), 8640 env steps, learner share 0.92.
+* tf / torch in CPU seconds per update: 1.64 / 1.31 = 1.25 (the wall ratios of that run,
+  0.92 per update, are the load's). Only seed 0 was measured: seeds 1 and 2 were started and
+  stopped, the machine too loaded to finish them.
+
+Earlier measurements (before the families were the default, "a orange key" in the text):
 
 Measured on the shared 2-core machine, 2 threads (issue 17; other people's jobs ran beside it,
 so absolute times vary by 2x or more from run to run):

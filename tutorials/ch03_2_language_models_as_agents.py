@@ -96,9 +96,17 @@ print("a held-out world:", heldout.reset(seed=3)[0]["goal"])
 # key) is not a fact of the world, and is not in the corpus: that is RL's job. The GPT
 # (2 blocks, width 32) is trained by the LM loss of chapter 2 (`duetrl agent pretrain`); its
 # weights are canonical, so the same file starts the policy in both frameworks.
+#
+# Two families of the corpus are there because a measurement asked for them. With the facts
+# alone, the LM gives "take the blue key" the same probability whether the door is blue or
+# red: it never compares the goal's colour with the key's, and PPO then learns to take
+# whichever key it finds. A quarter of the sentences state that comparison in a shape of
+# their own ("the red door and the blue key : it does not open ."), and some prompt-format
+# facts read the hall's notes aloud ("the study has a red key": go back to the study).
 
 # %%
-for sentence in pretraining_corpus(seed=0, sentences=6, prompt_fraction=0.5):
+for sentence in pretraining_corpus(seed=0, sentences=8, prompt_fraction=0.5,
+                                   match_fraction=0.25, hall_facts=True):
     print("  ", sentence)
 pretraining = (PretrainSettings(sentences=1000, steps=100) if QUICK
                else PretrainSettings())  # full: duetrl agent pretrain's defaults
@@ -151,8 +159,13 @@ for command, p in zip(observation["admissible"], np.exp(reference)):
     print(f"  {p:.3f}  {command}")
 
 # %% [markdown]
-# The key of the door's colour lies on the floor, and the pretrained LM puts most of its
-# probability on taking it: a fact it read in pretraining, before any reward. The same LM
+# The key of the door's colour lies on the floor, and the pretrained LM gives taking it a
+# large share of its probability: a fact it read in pretraining, before any reward. How
+# much it compares the two colours, measured over 48 worlds with the full pretraining
+# (`take_probabilities` in `core/agents/pretrain.py`): "take the K key" gets 0.47 when K is
+# the door's colour and 0.36 when it is not (held-out colours 0.63 and 0.39). A preference,
+# not a rule: this comparison is the hardest thing the small LM learns, and PPO finishes it.
+# The same LM
 # from random weights spreads its probability about evenly (and prefers short commands:
 # each extra word multiplies by a probability below one). On a held-out colour the
 # pretrained LM knows the fact too: it read sentences about purple doors, RL never will.
@@ -186,7 +199,7 @@ scratch.close()
 # sampled from $\pi$, on new train-split worlds, and sampled on held-out worlds.
 
 # %%
-updates = 1 if QUICK else 30
+updates = 1 if QUICK else AgentSettings.updates  # 100: the KeyDoor recipe (lr 3e-4, clip 0.1)
 settings = AgentSettings(env="duetrl/KeyDoor-v0", policy="lm", lm_checkpoint=str(world_lm),
                          num_envs=2 if QUICK else 8, updates=updates,
                          eval_episodes=2 if QUICK else 20)
@@ -220,6 +233,13 @@ print("saved", plot_curves(curves, figure_dir() / "ch03_2_lm_policy_ppo.png", "e
 #   doors and leaves without having been paid for it. What it must learn is where to go
 #   first, and the reward only arrives at the end of an episode, so the curve of one seed is
 #   jumpy: eight episodes an update make the success rate a multiple of 1/8.
+# * Measured with these settings (`duetrl agent train`'s defaults, seed 0; greedy success on
+#   100 new worlds every 10 updates, `benchmarks/lm_agent.py`): PyTorch 0.26, 0.17, 0.31,
+#   0.13, 0.71, 0.54, 0.55 and 1.00 at update 80 (1.00 again on 200 other worlds); TensorFlow
+#   0.20, 0.24, 0.25, 0.43, 0.57, 0.69 and 0.95 at update 70 (0.97 on 200 others). The two
+#   frameworks play the same first episodes and part after a few updates: float32 sums
+#   differ, and a tie between two commands can go either way. The small steps (learning
+#   rate 3e-4, clip 0.1) are deliberate: larger ones wear away what pretraining gave.
 # * PPO's guarantees are local: the clipped ratio keeps each update close to the last, the
 #   entropy (in nats over the admissible commands) tells how much the policy still explores.
 #   Nothing promises a monotone curve; convergence is to a local optimum of a policy that

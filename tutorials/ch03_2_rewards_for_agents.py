@@ -259,20 +259,23 @@ for _ in range(6):
         break
 
 # %% [markdown]
-# What it showed when measured (full run, before the hall recalled searched rooms; the
-# outputs above are today's, and the quick run trains both LMs less):
+# What it showed when measured (full run, with the world LM of `duetrl agent pretrain`'s
+# defaults; the quick run trains both LMs less):
 #
 # * **The LM that read episodes** knows the whole routine, rooms included: alone it
-#   succeeds in about 0.4 of new worlds, and RL with the KL term keeps it there (0.4 to 0.5),
-#   while no LM stays near 0.05 to 0.25: in worlds it has never seen, a tabular policy knows
-#   nothing and the prior is all the policy there is.
-# * **The world LM** knows facts (take the key of the door's colour, open, leave) and had
-#   read no sentence about moving between rooms: it gave "go to the hall" a probability near
-#   0 and, in the key's room, took and dropped the key for ever. Alone and as a prior (the
-#   KL term pulls the policy back to it) it succeeded less often than no LM at all (0.00).
-#   What it does now depends on its corpus (the trace above shows it); the lesson does not:
-#   a prior is only as good as its support, and an action it calls impossible stays nearly
-#   impossible.
+#   succeeds in 0.50 of new worlds. As a prior with RL it fell to 0.15 on new worlds (0.38
+#   of the last 50 training episodes): a tabular policy's logits are per state, and what it
+#   learnt in the worlds it trained on is noise in worlds it has never seen, where the prior
+#   is all the policy there is. No LM stays at 0.10.
+# * **The world LM** knows facts (take the key of the door's colour, open, leave; go back
+#   to the hall from a locked door with empty hands) and nothing about which room to search:
+#   alone it succeeds in 0.15 of new worlds, as a prior with RL 0.15 too. The trace above
+#   shows why: from the locked door it goes back to the hall (probability 1.00), and from the
+#   hall back to the door (0.38 against 0.37 and 0.25): a loop that only RL, paid for the
+#   key, could break, and a tabular policy in a new world has not been. An earlier world LM,
+#   whose corpus had no "go to the hall", gave that command a probability near 0 and did
+#   worse than no LM at all (0.00): a prior is only as good as its support, and an action it
+#   calls impossible stays nearly impossible.
 # * The LM as *policy* (the previous tutorial) moves the LM's own weights instead: PPO raises
 #   "go to the hall" where it pays, and what it learns in one world carries to the next. The
 #   LM as *reward* needs no demonstrations but can be gamed (section 2); the Decision
