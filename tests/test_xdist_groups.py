@@ -1,5 +1,6 @@
 """``make test`` runs ``pytest -n 2 --dist loadgroup``: the tests of one ``xdist_group`` (the Ray
-tests) must all run on one worker. Checked on a small suite of its own, run in a child pytest
+tests) must all run on one worker, and so must the tests of a module with a module-scoped
+fixture (built once, not once per worker). Checked on a small suite of its own, run in a child pytest
 with two workers and tests/xdist_groups.py's hook (no framework loaded: a few seconds)."""
 
 from __future__ import annotations
@@ -27,6 +28,23 @@ def test_grouped(i):
     with open("workers.txt", "a") as f:
         f.write(f"grouped {os.environ['PYTEST_XDIST_WORKER']}\\n")
 """,
+    "test_shared.py": """
+import os
+import pytest
+
+
+@pytest.fixture(scope="module")
+def warm_up():
+    with open("workers.txt", "a") as f:
+        f.write(f"warm-up {os.environ['PYTEST_XDIST_WORKER']}\\n")
+    return 1
+
+
+@pytest.mark.parametrize("i", range(6))
+def test_shared(i, warm_up):
+    with open("workers.txt", "a") as f:
+        f.write(f"shared {os.environ['PYTEST_XDIST_WORKER']}\\n")
+""",
     "test_free.py": """
 import os
 import time
@@ -52,8 +70,10 @@ def test_a_group_runs_on_one_worker(tmp_path: Path) -> None:
          "no:cacheprovider", "-c", os.devnull, "--rootdir", str(tmp_path), str(tmp_path)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "12 passed" in result.stdout, result.stdout[-2000:]
+    assert "18 passed" in result.stdout, result.stdout[-2000:]
     lines = [line.split() for line in (tmp_path / "workers.txt").read_text().splitlines()]
-    grouped = {worker for kind, worker in lines if kind == "grouped"}
-    assert len([1 for kind, _ in lines if kind == "grouped"]) == 6
-    assert len(grouped) == 1, f"the group ran on the workers {sorted(grouped)}"
+    for kind in ("grouped", "shared"):
+        workers = [worker for what, worker in lines if what == kind]
+        assert len(workers) == 6 and len(set(workers)) == 1, f"{kind} ran on {workers}"
+    # the module fixture of test_shared.py was built once, not once per worker
+    assert [what for what, _ in lines].count("warm-up") == 1, lines
