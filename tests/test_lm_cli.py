@@ -39,7 +39,12 @@ def run_json(capsys, argv):
 
 
 @pytest.mark.parametrize("backend", ["torch", "tf"])
-def test_train_sample_finetune(tmp_path, capsys, backend):
+def test_train_sample_finetune(tmp_path, capsys, backend, monkeypatch):
+    """Train, resume, fine-tune from the checkpoint and sample, through the command line. The
+    three TensorFlow trainers' steps run as plain graphs here, not XLA (~10 s of CPU each to
+    compile): the commands' files and flow are checked; XLA's numbers are checked in
+    tests/test_lm_train.py (test_one_adamw_step_matches_reference)."""
+    monkeypatch.setattr("duetrl.backends.tf.training.XLA_TRAIN_STEP", False)
     out = tmp_path / "pre"
     figures = run_json(
         capsys,
@@ -155,10 +160,18 @@ def test_compare_lm(capsys):
     assert figures["speed"]["tf"]["generate_tokens_per_second_cached"] > 0
 
 
-def test_lm_benchmark_runs_on_tiny_shapes(capsys):
+def test_lm_benchmark_runs_on_tiny_shapes(capsys, monkeypatch):
+    """The benchmark's every part on tiny shapes. TensorFlow's one-token step is compiled with
+    XLA from the first token (``--tf-xla-decode on``): the default would first warm every
+    framework up past ``XLA_DECODE_AFTER`` (1000) tokens, 250 generations of 4 tokens each, to
+    reach the same XLA step."""
     import importlib.util
     from pathlib import Path
 
+    from duetrl.backends.tf import generation as tf_generation
+
+    # the benchmark sets the module's switch for its run; the tests after this one keep theirs
+    monkeypatch.setattr(tf_generation, "XLA_DECODE_AFTER", tf_generation.XLA_DECODE_AFTER)
     path = Path(__file__).parent.parent / "benchmarks" / "lm.py"
     spec = importlib.util.spec_from_file_location("bench_lm", path)
     module = importlib.util.module_from_spec(spec)
@@ -183,11 +196,14 @@ def test_lm_benchmark_runs_on_tiny_shapes(capsys):
             "1",
             "--threads",
             "1",
+            "--tf-xla-decode",
+            "on",
             "--json",
         ]
     )
     assert results["torch"]["train_tokens_per_second"] > 0
     assert results["tf"]["generate_tokens_per_second_cached"] > 0
+    assert results["tf_xla_decode_after"] == 0  # the XLA step was the one timed
 
 
 MLM_TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "32",
