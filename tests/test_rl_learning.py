@@ -50,5 +50,6 @@ PENDULUM = dict(num_steps=128, gamma=0.95, gae_lambda=0.95, update_epochs=10, nu
 
 
 def test_ppo_improves_clearly_on_pendulum(backend):
-    # random play scores about -1200; the seeded runs reach about -300 after 100 updates
-    assert train_for("ppo", "Pendulum-v1", backend.NAME, 100, **PENDULUM) >= -700.0
+    # random play scores about -1200; measured (seed 0, 1 thread): torch -332 / -223 / -227 and
+    # tf -419 / -342 / -362 after 60 / 70 / 100 updates, so 70 keep the margin that 100 had
+    assert train_for("ppo", "Pendulum-v1", backend.NAME, 70, **PENDULUM) >= -700.0
