@@ -41,8 +41,10 @@ loss 0.365), a machine loaded 11 to 19 by other jobs (the walls are not the code
 * tf: greedy 0.20, 0.24, 0.25, 0.43, 0.57, 0.69, **0.95 at update 70** (confirmed 0.97);
   114.9 s CPU of training (760 s wall), 8640 env steps, learner share 0.92.
 * tf / torch in CPU seconds per update: 1.64 / 1.31 = 1.25 (the wall ratios of that run,
-  0.92 per update, are the load's). Only seed 0 was measured: seeds 1 and 2 were started and
-  stopped, the machine too loaded to finish them.
+  0.92 per update, are the load's). Only seed 0 was measured here: seeds 1 and 2 were
+  started and stopped, the machine too loaded to finish them. The sweep's seed 1 (the same
+  settings, torch) ended at greedy 0.55 after 100 updates: the target is reached in some
+  seeds, not all.
 
 Earlier measurements (before the families were the default, "a orange key" in the text):
 
