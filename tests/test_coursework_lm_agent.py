@@ -12,17 +12,14 @@ with a hint that names what the answer matches.
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from coursework_harness import Harness
 
 from duetrl.core.agents.dt_data import ReturnBuckets, return_to_go
 from duetrl.core.backend import load_backend
-from duetrl.core.coursework.cases import build_cases
-from duetrl.core.coursework.compare import case_verdict
-from duetrl.core.coursework.harness import describe_error, run_call
 from duetrl.core.coursework.integrity import integrity_problems
 from duetrl.core.coursework.make import make_assignment
 from duetrl.core.coursework.public import check_public_case, public_case_names
@@ -30,6 +27,7 @@ from duetrl.core.coursework.specs import get_assignment
 from duetrl.core.reference import decision_transformer as oracle
 
 SEED = 20261130
+LM_AGENT = Harness("lm-agent", SEED)
 
 # ---- the new backend functions against the oracle, and the oracle against dt_data -----------
 
@@ -200,26 +198,9 @@ MUTANTS = [
 
 
 def grade_here(source: str, tmp_path: Path, backend: str = "torch") -> dict[str, tuple]:
-    """Every case of the assignment on ``source``, in this process: the grader's calls and
-    verdicts without its child process. ``{case name: (score, max, message, visibility)}``."""
-    path = tmp_path / "lm_agent.py"
-    path.write_text(source)
-    module_name = f"student_lm_agent_{abs(hash(source))}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    results = {}
-    for case in build_cases(get_assignment("lm-agent"), SEED):
-        try:
-            outputs, status, message = run_call(case.call, case.arrays, module,
-                                                load_backend(backend)), "ok", ""
-        except Exception as error:  # noqa: BLE001  (the student's code, whatever it raises)
-            outputs, status, message = None, "error", describe_error(error, str(path))
-        passed, message = case_verdict(case, status, message, outputs)
-        results[case.name] = (case.points if passed else 0.0, case.points, message,
-                              case.visibility)
-    return results
+    """Every case of the assignment on ``source``, in this process (the shared harness of the
+    coursework tests). ``{case name: (score, max, message, visibility)}``."""
+    return LM_AGENT.grade(source, tmp_path, backend)
 
 
 def test_a_right_torch_submission_scores_full_marks_and_passes_its_public_tests(tmp_path):
