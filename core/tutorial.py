@@ -1,4 +1,5 @@
-"""Helpers the chapter tutorials share: quick mode and where figures go.
+"""Helpers the chapter tutorials share: quick mode, where figures go, and the claims of the
+text checked against the full run (``claim``).
 
 Tutorials are jupytext percent-format ``.py`` files in ``tutorials/``. The test suite runs each
 one with ``DUETRL_QUICK=1`` (small sizes, few steps); ``duetrl notebooks`` turns them into
@@ -7,6 +8,7 @@ one with ``DUETRL_QUICK=1`` (small sizes, few steps); ``duetrl notebooks`` turns
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
@@ -42,3 +44,53 @@ def show_saved_figure(path: str | Path) -> None:
         from IPython.display import Image, display
 
         display(Image(filename=str(path)))
+
+
+class ClaimError(AssertionError):
+    """A figure the tutorial's text quotes from its full run, not reproduced by the run."""
+
+
+def _number(argument: str, value: object) -> float:
+    """``value`` as a finite float, or a one-line error naming ``argument``."""
+    if isinstance(value, (bool, str, bytes)) or not hasattr(value, "__float__"):
+        raise TypeError(f"{argument}: expected a real number, got {type(value).__name__} "
+                        f"{value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{argument}: expected a finite number, got {number}")
+    return number
+
+
+def claim(name: str, value: float, expected: float, tolerance: float) -> None:
+    """Check a figure the text quotes from the full run: ``|value - expected| <= tolerance``.
+
+    The published book is the full build (``make book``): there a claim that does not hold
+    stops the build with the figure (``ClaimError``), instead of a page whose text says one
+    number and whose output shows another. In quick mode (``DUETRL_QUICK=1``: the test suite,
+    the quick build) the run is too short for the text's figures: nothing is checked and
+    nothing printed (the page's quick-build note already says its numbers are not the text's).
+
+    :param name: what the text claims, as a reader would look for it (``"RLOO E[r], 300
+        updates"``).
+    :param value: what this run measured.
+    :param expected: the figure the text quotes.
+    :param tolerance: the largest ``|value - expected|`` the text's wording allows (0.0005
+        for a figure quoted to three decimals; the margin the text states, when it states one).
+
+    Example::
+
+        claim("RLOO E[r] after 300 updates", learned["mean_reward"], 0.697, 0.03)
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"name: expected the claim's words, got {name!r}")
+    value = _number("value", value)
+    expected = _number("expected", expected)
+    tolerance = _number("tolerance", tolerance)
+    if tolerance < 0:
+        raise ValueError(f"tolerance: expected a number >= 0, got {tolerance}")
+    if quick_mode():
+        return
+    # 1e-12: float rounding exactly at the edge (0.6975 - 0.697 is 0.0005000000000000004)
+    if abs(value - expected) > tolerance + 1e-12 * max(1.0, abs(expected)):
+        raise ClaimError(f"the text claims {name} = {expected:g} (within {tolerance:g}); this "
+                         f"run measured {value:g}: rerun and correct the text, or the code")
