@@ -4,8 +4,11 @@ build, no browser (tests/test_book.py checks the built site in Chromium)."""
 
 from __future__ import annotations
 
+import ast
+import functools
 import importlib
 import json
+import re
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -135,3 +138,141 @@ def test_every_tagged_framework_cell_has_its_twin_beside_it() -> None:
             else:
                 assert not tag, f"{path.name}, cell {index}: tagged both torch and tf"
     assert pairs.get("ch05_2_reinforce_torch_vs_tf", 0) >= 1, pairs
+
+
+def test_the_search_index_holds_prose_and_code_not_tex_or_outputs() -> None:
+    """Issue 23 item 6: TeX commands (frac, mathrm) were words of the index, and training logs
+    too. Marked ``no-search``, Sphinx's own word collector (the one its index uses) skips them."""
+    from sphinx.search import IndexBuilder
+    from sphinx.search.en import SearchEnglish
+
+    prose = nodes.paragraph()
+    prose += [nodes.Text("The Bellman equation "), nodes.math(r"\frac{a}{b}", r"\frac{a}{b}")]
+    display = nodes.math_block(r"\mathrm{KL}(p \| q)", r"\mathrm{KL}(p \| q)")
+    code = cell(None, "returns = compute_returns(rewards)")
+    output = nodes.container(classes=["cell_output"])
+    output += nodes.literal_block("update 10 mean_reward 0.649", "update 10 mean_reward 0.649")
+    code += output
+    doc = document(prose, display, code)
+    collect = functools.partial(IndexBuilder._word_collector,
+                                SimpleNamespace(lang=SearchEnglish({})))
+    assert {"frac", "mathrm", "mean_reward"} <= set(collect(doc).words)  # as Sphinx had it
+    assert book.search_prose_only(APP, doc) == 3  # two equations, one output
+    words = set(collect(doc).words)
+    assert {"Bellman", "equation", "returns", "compute_returns", "rewards"} <= words
+    assert not words & {"frac", "mathrm", "KL", "update", "mean_reward"}, words
+    assert book.search_prose_only(APP, doc) == 0  # marked once
+
+
+SHOWS_CODE = re.compile(r"\b(?:inspect\.getsource|getsource|show)\(")
+FRAMEWORK_NAMES = {"torch": re.compile(r"torch"), "tf": re.compile(r"(?<![A-Za-z])tf(?![A-Za-z])")}
+BACKENDS_LOOP = re.compile(r"\bin backends\.(?:items|values)\(\)")
+
+
+def frameworks_shown(source: str) -> set[str]:
+    """The frameworks whose code a cell shows: an exercise's answer in one framework (a function
+    ``<name>_torch`` or ``<name>_tf``), or a statement that prints source (``inspect.getsource``,
+    a tutorial's ``show``) naming them (``torch_dqn``, ``backends["tf"]``,
+    ``backends/torch/...``); a statement that loops over ``backends`` prints both."""
+    shown: set[str] = set()
+    for statement in ast.parse(source).body:
+        if isinstance(statement, ast.FunctionDef):
+            shown |= {name for name in FRAMEWORK_NAMES if statement.name.endswith(f"_{name}")}
+            continue
+        text = ast.get_source_segment(source, statement) or ""
+        if not SHOWS_CODE.search(text):
+            continue
+        if BACKENDS_LOOP.search(text):
+            return set(FRAMEWORK_NAMES)
+        shown |= {name for name, pattern in FRAMEWORK_NAMES.items() if pattern.search(text)}
+    return shown
+
+
+def test_frameworks_shown_reads_the_printing_statements() -> None:
+    assert frameworks_shown('print(inspect.getsource(torch_ppo.f))\nx = tf.constant(1)') == {
+        "torch"}
+    assert frameworks_shown("for n, b in backends.items():\n    print(getsource(b.loss))") == {
+        "torch", "tf"}
+    assert frameworks_shown('show(backends["tf"].optim.Adam.apply_gradients, "g =")') == {"tf"}
+    assert frameworks_shown("import torch\nimport tensorflow as tf\nprint(1)") == set()
+    answers = "def loss_torch(x):\n    return x\n\n\ndef loss_tf(x):\n    return x\n"
+    assert frameworks_shown(answers) == {"torch", "tf"}
+    assert frameworks_shown(answers.split("\n\n\n")[1]) == {"tf"}
+
+
+def test_every_cell_that_prints_both_frameworks_code_is_a_tab_pair() -> None:
+    """Issue 23 item 6: where a tutorial prints the PyTorch and the TensorFlow code of the same
+    thing, or asks for an exercise's answer in both, the two are twin cells tagged ``torch`` and
+    ``tf`` (the page shows them as tabs), not one cell holding both, and each tab holds its own
+    framework's code only."""
+    import jupytext
+
+    both, pairs = [], {}
+    for path in sorted((REPO / "tutorials").glob("*.py")):
+        for index, code in enumerate(jupytext.read(path).cells):
+            if code.cell_type != "code":
+                continue
+            shown = frameworks_shown(code.source)
+            tags = set(code.metadata.get("tags", [])) & set(book.TAB_LABELS)
+            if tags:
+                assert shown <= tags, f"{path.name}, cell {index}: tagged {tags}, prints {shown}"
+                pairs[path.stem] = pairs.get(path.stem, 0) + ("torch" in tags)
+            elif len(shown) == 2:
+                both.append(f"{path.name}, cell {index}")
+    assert not both, f"cells holding both frameworks' code in one: {both}"
+    assert {"ch01_2_three_families_of_rl": 4, "ch04_1_optimising_the_pretraining_loss": 2,
+            "ch05_2_reinforce_torch_vs_tf": 2}.items() <= pairs.items(), pairs
+
+
+CODE_COLUMNS = 100
+"""The tutorials' code is written to 100 columns (ruff's line length): at a 1280-px window the
+article holds about 110 columns of code (_static/duetrl.css), so a longer line wraps mid-
+expression on the page, and on a phone scrolls sideways."""
+FORMATTED_BY_THE_LEAD = ("ch03_2_language_models_as_agents", "ch03_2_rewards_for_agents",
+                         "ch09_3_what_the_lm_contributes")
+"""Tutorials another helper was editing when the others' exercises were formatted (issue 23):
+their long exercise lines are listed in that helper's report; the test holds them to the column
+once they are fixed (it fails while one is listed here with no long line left)."""
+
+
+def test_the_exercises_code_fits_the_column() -> None:
+    """The exercises' code (the lines a student edits, ``# your code here``, and the checks
+    around them) was written past the column in one line per answer: 60 lines of 101-178
+    characters wrapped mid-expression at 1280 px (issue 23 item 4)."""
+    import jupytext
+
+    long, listed = [], {}
+    for path in sorted((REPO / "tutorials").glob("*.py")):
+        exercises = False
+        for index, code in enumerate(jupytext.read(path).cells):
+            exercises = exercises or (code.cell_type == "markdown"
+                                      and "## Exercises" in code.source)
+            if not exercises or code.cell_type != "code":
+                continue
+            wide = [f"{path.stem}, cell {index}: {len(line)} columns: {line.strip()[:60]}"
+                    for line in code.source.splitlines() if len(line) > CODE_COLUMNS]
+            (listed.setdefault(path.stem, []) if path.stem in FORMATTED_BY_THE_LEAD
+             else long).extend(wide)
+    assert not long, "\n".join(long)
+    fixed = [stem for stem in FORMATTED_BY_THE_LEAD if not listed.get(stem)]
+    assert not fixed, f"{fixed}: formatted now, take them out of FORMATTED_BY_THE_LEAD"
+
+
+def test_nodes_of_a_nested_parse_do_not_drag_its_document_into_the_doctree() -> None:
+    """A node made by a nested parse (autodoc's docstrings inside a MyST page) points at that
+    parse's document, whose settings hold Sphinx's environment: every API page's pickled
+    doctree carried a copy of it (1.5 MB each). Re-pointed at its page's document, it does not."""
+    import pickle
+
+    nested = new_document("nested", get_default_settings(Parser))
+    nested.settings.env = {"domain data": "x" * 100_000}  # stands for the environment
+    item = nodes.list_item()
+    item += nodes.paragraph("", "", nodes.Text("Per update u: play the episodes"))
+    for node in item.findall():
+        node.document = nested  # what the nested parse leaves behind
+    doc = document(nodes.enumerated_list("", item))
+    assert len(pickle.dumps(doc)) > 100_000
+    assert book.adopt_stray_nodes(APP, doc) == 3  # list item, paragraph, text
+    assert all(node.document is doc for node in doc.findall())
+    assert len(pickle.dumps(doc)) < 10_000
+    assert book.adopt_stray_nodes(APP, doc) == 0

@@ -52,15 +52,18 @@ FAMILIES = {"dqn": "value-based: DQN", "reinforce_baseline": "policy-based: REIN
 # Nothing in $y$ depends on how the action $a$ was chosen, so any old transition will do:
 # DQN keeps a replay buffer.
 
-# %%
-from duetrl.backends.tf import dqn as tf_dqn  # noqa: E402
-from duetrl.backends.tf import ppo as tf_ppo  # noqa: E402
-from duetrl.backends.tf import reinforce_baseline as tf_reinforce_baseline  # noqa: E402
+# %% tags=["torch"]
 from duetrl.backends.torch import dqn as torch_dqn  # noqa: E402
 from duetrl.backends.torch import ppo as torch_ppo  # noqa: E402
 from duetrl.backends.torch import reinforce_baseline as torch_reinforce_baseline  # noqa: E402
 
 print("# PyTorch, backends/torch/dqn.py\n" + inspect.getsource(torch_dqn.td_targets))
+
+# %% tags=["tf"]
+from duetrl.backends.tf import dqn as tf_dqn  # noqa: E402
+from duetrl.backends.tf import ppo as tf_ppo  # noqa: E402
+from duetrl.backends.tf import reinforce_baseline as tf_reinforce_baseline  # noqa: E402
+
 print("# TensorFlow, backends/tf/dqn.py\n" + inspect.getsource(tf_dqn.td_targets))
 
 # %% [markdown]
@@ -69,9 +72,11 @@ print("# TensorFlow, backends/tf/dqn.py\n" + inspect.getsource(tf_dqn.td_targets
 # gradient is an expectation under the *current* policy, so each update needs fresh,
 # complete episodes and then throws them away.
 
-# %%
+# %% tags=["torch"]
 print("# PyTorch, backends/torch/reinforce_baseline.py\n"
       + inspect.getsource(torch_reinforce_baseline.compute_loss))
+
+# %% tags=["tf"]
 print("# TensorFlow, backends/tf/reinforce_baseline.py\n"
       + inspect.getsource(tf_reinforce_baseline.compute_loss))
 
@@ -81,8 +86,10 @@ print("# TensorFlow, backends/tf/reinforce_baseline.py\n"
 # clipped ratio $\rho_t = \pi_\theta / \pi_{\text{old}}$ lets it take ten passes over each
 # rollout without moving the policy too far from the one that collected it.
 
-# %%
+# %% tags=["torch"]
 print("# PyTorch, backends/torch/ppo.py\n" + inspect.getsource(torch_ppo.ppo_clip_loss))
+
+# %% tags=["tf"]
 print("# TensorFlow, backends/tf/ppo.py\n" + inspect.getsource(tf_ppo.ppo_clip_loss))
 
 # %% [markdown]
@@ -239,24 +246,33 @@ def needs_replay_buffer(family: str) -> bool:
     return family == "dqn"  # your code here
 
 
-def td_target_torch(reward: float, discount: float, terminated: bool, q_next_target):
-    """y = r^(n) + gamma^n (1 - term) max_a' Q_target(s', a'), in torch (float64)."""
-    return reward + discount * (1.0 - terminated) * torch.as_tensor(q_next_target).max()  # your code here
-
-
-def td_target_tf(reward: float, discount: float, terminated: bool, q_next_target):
-    """y = r^(n) + gamma^n (1 - term) max_a' Q_target(s', a'), in tf (float64)."""
-    return reward + discount * (1.0 - terminated) * tf.reduce_max(tf.constant(q_next_target, tf.float64))  # your code here
-
-
 def discounted_return(rewards, gamma: float) -> float:
     """G_0 = sum_t gamma^t r_t of one terminated episode."""
     return float(np.sum(gamma ** np.arange(len(rewards)) * rewards))  # your code here
 
 
 assert check_exercise_1(needs_replay_buffer)
-assert check_exercise_2(td_target_torch) and check_exercise_2(td_target_tf)
 assert check_exercise_3(discounted_return)
+
+# %% tags=["torch"]
+def td_target_torch(reward: float, discount: float, terminated: bool, q_next_target):
+    """y = r^(n) + gamma^n (1 - term) max_a' Q_target(s', a'), in torch (float64)."""
+    return (
+        reward + discount * (1.0 - terminated) * torch.as_tensor(q_next_target).max()
+    )  # your code here
+
+
+assert check_exercise_2(td_target_torch)
+
+# %% tags=["tf"]
+def td_target_tf(reward: float, discount: float, terminated: bool, q_next_target):
+    """y = r^(n) + gamma^n (1 - term) max_a' Q_target(s', a'), in tf (float64)."""
+    return reward + discount * (1.0 - terminated) * tf.reduce_max(
+        tf.constant(q_next_target, tf.float64)
+    )  # your code here
+
+
+assert check_exercise_2(td_target_tf)
 
 # %% [markdown]
 # A wrong answer gets a ✗ and the expected values. Here, forgetting that a terminal state has

@@ -268,18 +268,6 @@ check_exercise_1, check_exercise_2, check_exercise_3 = exercise_checks(
     "ch02_1_attention_from_equation_to_two_frameworks")
 
 
-def unscaled_attention_torch(q, k, v):
-    """softmax(Q K^T) V in torch: NumPy q (q_len, d_k), k (k_len, d_k), v (k_len, d_v)."""
-    q, k, v = (torch.as_tensor(a, dtype=torch.float32) for a in (q, k, v))
-    return torch.softmax(q @ k.T, dim=-1) @ v  # your code here
-
-
-def unscaled_attention_tf(q, k, v):
-    """softmax(Q K^T) V in tf: NumPy q (q_len, d_k), k (k_len, d_k), v (k_len, d_v)."""
-    q, k, v = (tf.constant(a, tf.float32) for a in (q, k, v))
-    return tf.nn.softmax(tf.matmul(q, k, transpose_b=True), axis=-1) @ v  # your code here
-
-
 def fully_masked_weights(k_len):
     """The attention weights (k_len,) of a query that may attend to none of k_len keys."""
     return np.full(k_len, 1.0 / k_len)  # your code here
@@ -290,7 +278,6 @@ def attention_param_count(d_model, heads):
     return 4 * (d_model * d_model + d_model)  # your code here
 
 
-assert check_exercise_1(unscaled_attention_torch) and check_exercise_1(unscaled_attention_tf)
 for width in (4, 64, 1024):  # watch the softmax saturate
     q_, k_ = rng.normal(size=(200, width)), rng.normal(size=(16, width))
     unscaled = softmax(q_ @ k_.T).max(axis=-1).mean()
@@ -298,6 +285,24 @@ for width in (4, 64, 1024):  # watch the softmax saturate
     print(f"  d_k = {width:4d}: mean largest weight {unscaled:.3f} unscaled, {scaled:.3f} scaled")
 assert check_exercise_2(fully_masked_weights)
 assert check_exercise_3(attention_param_count)
+
+# %% tags=["torch"]
+def unscaled_attention_torch(q, k, v):
+    """softmax(Q K^T) V in torch: NumPy q (q_len, d_k), k (k_len, d_k), v (k_len, d_v)."""
+    q, k, v = (torch.as_tensor(a, dtype=torch.float32) for a in (q, k, v))
+    return torch.softmax(q @ k.T, dim=-1) @ v  # your code here
+
+
+assert check_exercise_1(unscaled_attention_torch)
+
+# %% tags=["tf"]
+def unscaled_attention_tf(q, k, v):
+    """softmax(Q K^T) V in tf: NumPy q (q_len, d_k), k (k_len, d_k), v (k_len, d_v)."""
+    q, k, v = (tf.constant(a, tf.float32) for a in (q, k, v))
+    return tf.nn.softmax(tf.matmul(q, k, transpose_b=True), axis=-1) @ v  # your code here
+
+
+assert check_exercise_1(unscaled_attention_tf)
 
 # %% [markdown]
 # A wrong answer gets a ✗ and the expected values (here: forgetting the bias vectors):

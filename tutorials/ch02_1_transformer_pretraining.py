@@ -221,16 +221,6 @@ check_exercise_1, check_exercise_2, check_exercise_3 = exercise_checks(
     "ch02_1_transformer_pretraining")
 
 
-def equal_logits_loss_torch(vocab_size):
-    """The cross-entropy (nats) of all-zero logits over vocab_size tokens, by torch."""
-    return torch.nn.functional.cross_entropy(torch.zeros(1, vocab_size), torch.zeros(1, dtype=torch.long))  # your code here
-
-
-def equal_logits_loss_tf(vocab_size):
-    """The cross-entropy (nats) of all-zero logits over vocab_size tokens, by tf."""
-    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=[0], logits=tf.zeros((1, vocab_size)))[0]  # your code here
-
-
 def entropy_rate(P):
     """H in nats of the Markov chain with transition matrix P (S, S)."""
     values, vectors = np.linalg.eig(P.T)
@@ -242,18 +232,39 @@ def entropy_rate(P):
 def gpt_param_count(c):
     """The number of parameters of GPT(c), with c a GPTConfig (output head tied to wte)."""
     d = c.n_embd
-    return (c.vocab_size + c.block_size) * d + c.n_layer * (12 * d * d + 13 * d) + 2 * d  # your code here
+    return (
+        (c.vocab_size + c.block_size) * d + c.n_layer * (12 * d * d + 13 * d) + 2 * d
+    )  # your code here
 
 
-assert check_exercise_1(equal_logits_loss_torch) and check_exercise_1(equal_logits_loss_tf)
-print(f"  V = {tokenizer.vocab_size}: {float(equal_logits_loss_torch(tokenizer.vocab_size)):.4f} "
-      f"nats = log V")
 assert check_exercise_2(entropy_rate)
 print(f"  this corpus: H = {entropy_rate(chain.transitions):.4f} nats, perplexity "
       f"{np.exp(entropy_rate(chain.transitions)):.2f} of {chain.transitions.shape[0]} symbols")
 assert check_exercise_3(gpt_param_count)
 print(f"  section 1's model: yours {gpt_param_count(config)}, torch "
       f"{models['torch'].num_parameters()}, tf {models['tf'].num_parameters()}")
+
+# %% tags=["torch"]
+def equal_logits_loss_torch(vocab_size):
+    """The cross-entropy (nats) of all-zero logits over vocab_size tokens, by torch."""
+    return torch.nn.functional.cross_entropy(
+        torch.zeros(1, vocab_size), torch.zeros(1, dtype=torch.long)
+    )  # your code here
+
+
+assert check_exercise_1(equal_logits_loss_torch)
+print(f"  V = {tokenizer.vocab_size}: {float(equal_logits_loss_torch(tokenizer.vocab_size)):.4f} "
+      f"nats = log V")
+
+# %% tags=["tf"]
+def equal_logits_loss_tf(vocab_size):
+    """The cross-entropy (nats) of all-zero logits over vocab_size tokens, by tf."""
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=[0], logits=tf.zeros((1, vocab_size))
+    )[0]  # your code here
+
+
+assert check_exercise_1(equal_logits_loss_tf)
 
 # %% [markdown]
 # A wrong answer gets a ✗ and the expected values (here: rows weighted equally):

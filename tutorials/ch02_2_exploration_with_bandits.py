@@ -153,23 +153,18 @@ check_exercise_1, check_exercise_2, check_exercise_3 = CHECKS
 
 def eps_greedy_probabilities(values, epsilon):
     """pi(a) of epsilon-greedy for estimates values (R, K) -> (R, K)."""
-    return epsilon / values.shape[1] + (1 - epsilon) * np.eye(values.shape[1])[values.argmax(axis=1)]  # your code here
+    return (
+        epsilon / values.shape[1] + (1 - epsilon) * np.eye(values.shape[1])[values.argmax(axis=1)]
+    )  # your code here
 
 
 def lai_robbins(means):
     """sum over the worse arms of Delta_a / KL(mu_a, mu*), Bernoulli arms."""
     best, worse = means.max(), means[means < means.max()]
-    return np.sum((best - worse) / (worse * np.log(worse / best) + (1 - worse) * np.log((1 - worse) / (1 - best))))  # your code here
-
-
-def softmax_policy_torch(values, tau):
-    """softmax(values / tau) over the last axis, in torch: (R, K) NumPy -> (R, K) tensor."""
-    return torch.softmax(torch.as_tensor(values, dtype=torch.float32) / tau, dim=-1)  # your code here
-
-
-def softmax_policy_tf(values, tau):
-    """softmax(values / tau) over the last axis, in tf: (R, K) NumPy -> (R, K) tensor."""
-    return tf.nn.softmax(tf.constant(values, tf.float32) / tau, axis=-1)  # your code here
+    return np.sum(
+        (best - worse)
+        / (worse * np.log(worse / best) + (1 - worse) * np.log((1 - worse) / (1 - best)))
+    )  # your code here
 
 
 assert check_exercise_1(eps_greedy_probabilities)
@@ -177,11 +172,28 @@ long_run = eps_greedy_probabilities(bandit.means[None], 0.1)[0] @ bandit.gaps
 late = np.diff(results["eps-greedy 0.1"].mean)[-HORIZON // 4:].mean()
 print(f"  long-run regret per step {long_run:.4f}; measured over the last quarter {late:.4f}")
 assert check_exercise_2(lai_robbins)
-assert check_exercise_3(softmax_policy_torch) and check_exercise_3(softmax_policy_tf)
+
+# %% tags=["torch"]
+def softmax_policy_torch(values, tau):
+    """softmax(values / tau) over the last axis, in torch: (R, K) NumPy -> (R, K) tensor."""
+    return torch.softmax(
+        torch.as_tensor(values, dtype=torch.float32) / tau, dim=-1
+    )  # your code here
+
+
+assert check_exercise_3(softmax_policy_torch)
 q_now, tau = np.array([[0.9, 0.8, 0.6]]), 0.1
 draws = np.argmax(q_now / tau + np.random.default_rng(0).gumbel(size=(100_000, 3)), axis=1)
 print("  Gumbel-max frequencies", np.bincount(draws, minlength=3) / draws.size,
       "vs softmax", softmax_policy_torch(q_now, tau).numpy().round(3))
+
+# %% tags=["tf"]
+def softmax_policy_tf(values, tau):
+    """softmax(values / tau) over the last axis, in tf: (R, K) NumPy -> (R, K) tensor."""
+    return tf.nn.softmax(tf.constant(values, tf.float32) / tau, axis=-1)  # your code here
+
+
+assert check_exercise_3(softmax_policy_tf)
 
 # %% [markdown]
 # A wrong answer gets a ✗ and what was expected. Here $e^{Q/\tau}$ without subtracting the

@@ -487,19 +487,6 @@ import torch  # noqa: E402
 from duetrl.core.exercises import FRAMEWORK_TOLERANCE, compare  # noqa: E402
 
 
-def dpo_loss_torch(lp_w, lp_l, ref_w, ref_l, beta):
-    """DPO's loss in torch: four (B,) NumPy arrays and beta -> a scalar tensor."""
-    lp_w, lp_l, ref_w, ref_l = (torch.as_tensor(x, dtype=torch.float32)
-                                for x in (lp_w, lp_l, ref_w, ref_l))
-    return -torch.nn.functional.logsigmoid(beta * ((lp_w - ref_w) - (lp_l - ref_l))).mean()  # your code here
-
-
-def dpo_loss_tf(lp_w, lp_l, ref_w, ref_l, beta):
-    """DPO's loss in tf: four (B,) NumPy arrays and beta -> a scalar tensor."""
-    lp_w, lp_l, ref_w, ref_l = (tf.constant(x, tf.float32) for x in (lp_w, lp_l, ref_w, ref_l))
-    return tf.reduce_mean(tf.math.softplus(-beta * ((lp_w - ref_w) - (lp_l - ref_l))))  # your code here
-
-
 def kl_shaped_rewards(score, logp, ref_logp, mask, beta):
     """r_t = -beta (logp - ref_logp) m + score at each row's last completion token."""
     rewards = -beta * (logp - ref_logp) * mask
@@ -511,7 +498,9 @@ def kl_shaped_rewards(score, logp, ref_logp, mask, beta):
 def grpo_advantages(rewards, k):
     """(r - mean_g) / (unbiased std_g + 1e-4); rewards (N,) prompt-major -> (N,)."""
     groups = rewards.reshape(-1, k)
-    return ((groups - groups.mean(1, keepdims=True)) / (groups.std(1, ddof=1, keepdims=True) + 1e-4)).reshape(-1)  # your code here
+    return (
+        (groups - groups.mean(1, keepdims=True)) / (groups.std(1, ddof=1, keepdims=True) + 1e-4)
+    ).reshape(-1)  # your code here
 
 
 def beta_for_kl(kl):
@@ -519,7 +508,9 @@ def beta_for_kl(kl):
     low, high = np.log(1e-3), np.log(1e3)  # KL(beta) falls from 8.32 to 0 on this range
     for _ in range(60):
         middle = 0.5 * (low + high)
-        low, high = (middle, high) if sort_digits_optimum(np.exp(middle)).kl > kl else (low, middle)  # your code here
+        low, high = (
+            (middle, high) if sort_digits_optimum(np.exp(middle)).kl > kl else (low, middle)
+        )  # your code here
     return float(np.exp(0.5 * (low + high)))
 
 
@@ -535,10 +526,6 @@ for b, t in ((3, 6), (5, 9)):
 group_cases = [(np.array([1.0, 0, 0, 1, 1, 0, 0, 0]), 8), (np.array([0.3, 0.3, 0.3]), 3),
                (rng.random(12), 4), (rng.random(12), 6)]
 
-assert compare(1, dpo_loss_torch, lambda *c: losses.dpo_loss(*c)[0], dpo_cases, "the DPO loss",
-               FRAMEWORK_TOLERANCE, FRAMEWORK_TOLERANCE)
-assert compare(1, dpo_loss_tf, lambda *c: losses.dpo_loss(*c)[0], dpo_cases, "the DPO loss",
-               FRAMEWORK_TOLERANCE, FRAMEWORK_TOLERANCE)
 assert compare(2, kl_shaped_rewards, oracle.kl_shaped_rewards, shaped_cases,
                "the KL-shaped per-token rewards")
 assert compare(3, grpo_advantages, oracle.group_advantages, group_cases, "GRPO's advantages")
@@ -549,6 +536,31 @@ dr_grpo_kl = RESULTS["dr_grpo"]["torch"]["summary"]["kl"]
 print(f"  Dr. GRPO's KL {dr_grpo_kl:.3f} nats is pi*'s at beta = {beta_for_kl(dr_grpo_kl):.4f}; "
       f"GRPO's ({min(grpo_kl, 8.3):.2f}, the frontier ends at 8.32) at beta = "
       f"{beta_for_kl(min(grpo_kl, 8.3)):.4f} (both were trained with beta = {BETA})")
+
+# %% tags=["torch"]
+def dpo_loss_torch(lp_w, lp_l, ref_w, ref_l, beta):
+    """DPO's loss in torch: four (B,) NumPy arrays and beta -> a scalar tensor."""
+    lp_w, lp_l, ref_w, ref_l = (torch.as_tensor(x, dtype=torch.float32)
+                                for x in (lp_w, lp_l, ref_w, ref_l))
+    return -torch.nn.functional.logsigmoid(
+        beta * ((lp_w - ref_w) - (lp_l - ref_l))
+    ).mean()  # your code here
+
+
+assert compare(1, dpo_loss_torch, lambda *c: losses.dpo_loss(*c)[0], dpo_cases, "the DPO loss",
+               FRAMEWORK_TOLERANCE, FRAMEWORK_TOLERANCE)
+
+# %% tags=["tf"]
+def dpo_loss_tf(lp_w, lp_l, ref_w, ref_l, beta):
+    """DPO's loss in tf: four (B,) NumPy arrays and beta -> a scalar tensor."""
+    lp_w, lp_l, ref_w, ref_l = (tf.constant(x, tf.float32) for x in (lp_w, lp_l, ref_w, ref_l))
+    return tf.reduce_mean(
+        tf.math.softplus(-beta * ((lp_w - ref_w) - (lp_l - ref_l)))
+    )  # your code here
+
+
+assert compare(1, dpo_loss_tf, lambda *c: losses.dpo_loss(*c)[0], dpo_cases, "the DPO loss",
+               FRAMEWORK_TOLERANCE, FRAMEWORK_TOLERANCE)
 
 # %% [markdown]
 # A wrong answer gets a ✗ and what was expected. Here GRPO's advantages with NumPy's default

@@ -178,18 +178,6 @@ from duetrl.core.exercises import exercise_checks  # noqa: E402
 check_exercise_1, check_exercise_2, check_exercise_3 = exercise_checks("ch03_1_ppo")
 
 
-def clip_loss_torch(ratio, advantage, eps):
-    """Per-sample PPO loss -min(rho A, clip(rho, 1 - eps, 1 + eps) A) in torch, NumPy inputs."""
-    ratio, advantage = torch.as_tensor(ratio), torch.as_tensor(advantage)
-    return -torch.minimum(ratio * advantage, torch.clamp(ratio, 1 - eps, 1 + eps) * advantage)  # your code here
-
-
-def clip_loss_tf(ratio, advantage, eps):
-    """Per-sample PPO loss -min(rho A, clip(rho, 1 - eps, 1 + eps) A) in tf, NumPy inputs."""
-    ratio, advantage = tf.constant(ratio, tf.float32), tf.constant(advantage, tf.float32)
-    return -tf.minimum(ratio * advantage, tf.clip_by_value(ratio, 1 - eps, 1 + eps) * advantage)  # your code here
-
-
 def best_objective(advantage, eps):
     """The largest value min(rho A, clip(rho, 1 - eps, 1 + eps) A) reaches over rho > 0."""
     return advantage + eps * abs(advantage)  # your code here
@@ -200,15 +188,38 @@ def td_error(rewards, values, next_values, terminations, gamma):
     return rewards + gamma * (1 - terminations) * next_values - values  # your code here
 
 
-assert check_exercise_1(clip_loss_torch) and check_exercise_1(clip_loss_tf)
 assert check_exercise_2(best_objective)
 for eps in (0.05, 0.1, 0.2, 0.3):  # the sweep
     print(f"  eps = {eps:.2f}: best objective {best_objective(1.0, eps):+.2f} for A = +1, "
           f"{best_objective(-1.0, eps):+.2f} for A = -1")
 assert check_exercise_3(td_error)
 
+# %% tags=["torch"]
+def clip_loss_torch(ratio, advantage, eps):
+    """Per-sample PPO loss -min(rho A, clip(rho, 1 - eps, 1 + eps) A) in torch, NumPy inputs."""
+    ratio, advantage = torch.as_tensor(ratio), torch.as_tensor(advantage)
+    return -torch.minimum(
+        ratio * advantage, torch.clamp(ratio, 1 - eps, 1 + eps) * advantage
+    )  # your code here
+
+
+assert check_exercise_1(clip_loss_torch)
+
+# %% tags=["tf"]
+def clip_loss_tf(ratio, advantage, eps):
+    """Per-sample PPO loss -min(rho A, clip(rho, 1 - eps, 1 + eps) A) in tf, NumPy inputs."""
+    ratio, advantage = tf.constant(ratio, tf.float32), tf.constant(advantage, tf.float32)
+    return -tf.minimum(
+        ratio * advantage, tf.clip_by_value(ratio, 1 - eps, 1 + eps) * advantage
+    )  # your code here
+
+
+assert check_exercise_1(clip_loss_tf)
+
 # %% [markdown]
 # A wrong answer gets a ✗ and the expected values (here: no $\min$, only the clipped term):
 
 # %%
-assert not check_exercise_1(lambda ratio, advantage, eps: -np.clip(ratio, 1 - eps, 1 + eps) * advantage)
+assert not check_exercise_1(
+    lambda ratio, advantage, eps: -np.clip(ratio, 1 - eps, 1 + eps) * advantage
+)

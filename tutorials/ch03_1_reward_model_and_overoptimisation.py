@@ -73,9 +73,13 @@ for p, w, lose, m in zip(pairs.prompts, pairs.chosen, pairs.rejected, pairs.true
 # with a scalar head $v = h w + b$ read at the last completion token (the same `ValueHead` as
 # PPO's value). Each framework writes the loss in three lines:
 
+# %% tags=["torch"]
+print(f"# backends/torch/rlhf.py\n{inspect.getsource(backends['torch'].bradley_terry_loss)}")
+
+# %% tags=["tf"]
+print(f"# backends/tf/rlhf.py\n{inspect.getsource(backends['tf'].bradley_terry_loss)}")
+
 # %%
-for name, backend in backends.items():
-    print(f"# backends/{name}/rlhf.py\n{inspect.getsource(backend.bradley_terry_loss)}")
 margins = np.array([2.0, 0.5, -1.0])  # r_w - r_l of three pairs
 expected, accuracy = oracle.bradley_terry_loss(margins, np.zeros(3))  # float64 oracle
 for name, b in backends.items():
@@ -253,19 +257,12 @@ def preference_margin(p):
     return np.log(p / (1 - p))  # your code here
 
 
-def bradley_terry_torch(chosen, rejected):
-    """-mean log sigmoid(r_w - r_l) in torch: NumPy (B,), (B,) -> a scalar tensor."""
-    return -torch.nn.functional.logsigmoid(torch.as_tensor(chosen - rejected, dtype=torch.float32)).mean()  # your code here
-
-
-def bradley_terry_tf(chosen, rejected):
-    """-mean log sigmoid(r_w - r_l) in tf: NumPy (B,), (B,) -> a scalar tensor."""
-    return tf.reduce_mean(tf.math.softplus(-tf.constant(chosen - rejected, tf.float32)))  # your code here
-
-
 def calibrate_scores(raw, raw_reference, true_reference):
     """mu_true + sigma_true (raw - mu_phi) / sigma_phi, statistics of the reference samples."""
-    return true_reference.mean() + true_reference.std() * (raw - raw_reference.mean()) / raw_reference.std()  # your code here
+    return (
+        true_reference.mean()
+        + true_reference.std() * (raw - raw_reference.mean()) / raw_reference.std()
+    )  # your code here
 
 
 def iterated_reward_model():
@@ -295,12 +292,31 @@ def check_exercise_4(answer) -> bool:
 
 assert check_exercise_1(preference_margin)
 print(f"  3 times in 4: m = {preference_margin(0.75):.4f} = log 3")
-assert check_exercise_2(bradley_terry_torch) and check_exercise_2(bradley_terry_tf)
 assert check_exercise_3(calibrate_scores)
 model = models["torch"]
 raw = model.raw_scores(*encode_completions(model.mdp, ["31415926:"] * len(probe), probe))
 print("  ranking of the probe, raw scores:", np.argsort(raw), "| calibrated:", np.argsort(learned))
 assert check_exercise_4(iterated_reward_model)
+
+# %% tags=["torch"]
+def bradley_terry_torch(chosen, rejected):
+    """-mean log sigmoid(r_w - r_l) in torch: NumPy (B,), (B,) -> a scalar tensor."""
+    return -torch.nn.functional.logsigmoid(
+        torch.as_tensor(chosen - rejected, dtype=torch.float32)
+    ).mean()  # your code here
+
+
+assert check_exercise_2(bradley_terry_torch)
+
+# %% tags=["tf"]
+def bradley_terry_tf(chosen, rejected):
+    """-mean log sigmoid(r_w - r_l) in tf: NumPy (B,), (B,) -> a scalar tensor."""
+    return tf.reduce_mean(
+        tf.math.softplus(-tf.constant(chosen - rejected, tf.float32))
+    )  # your code here
+
+
+assert check_exercise_2(bradley_terry_tf)
 
 # %% [markdown]
 # A wrong answer gets a ✗ and what was expected. Here $\log(\sigma(m))$ computed as written:

@@ -75,9 +75,13 @@ for p, a, r in zip(prompts, answers, task.rewards(prompts, answers)):
 # no model can. Both frameworks already have the weighted loss: the line
 # `(weights * losses).sum() / weights.sum()` is the fraction above, with $w = m$.
 
+# %% tags=["torch"]
+print(f"# backends/torch/training.py\n{inspect.getsource(backends['torch'].cross_entropy_loss)}")
+
+# %% tags=["tf"]
+print(f"# backends/tf/training.py\n{inspect.getsource(backends['tf'].cross_entropy_loss)}")
+
 # %%
-for name, backend in backends.items():
-    print(f"# backends/{name}/training.py\n{inspect.getsource(backend.cross_entropy_loss)}")
 print("# core/rlhf/sft.py, SFTRun.step: the mask goes in as the weights")
 print(next(line for line in inspect.getsource(SFTRun.step).splitlines() if "weights)" in line))
 
@@ -209,22 +213,9 @@ from duetrl.core.rlhf.tasks import get_task  # noqa: E402
 def sft_mask(prompt_length, lengths, width):
     """m (N, width - 1): 1 where column t predicts a completion token."""
     t = np.arange(width - 1)[None, :]  # your code here
-    return ((t >= prompt_length - 1) & (t < prompt_length - 1 + np.asarray(lengths)[:, None])).astype(float)  # your code here
-
-
-def sft_loss_torch(logits, targets, mask):
-    """L_SFT in torch: NumPy (N, T-1, V), (N, T-1), (N, T-1) -> a scalar tensor."""
-    logp = torch.log_softmax(torch.as_tensor(logits, dtype=torch.float32), dim=-1)
-    picked = logp.gather(-1, torch.as_tensor(targets)[..., None])[..., 0]
-    m = torch.as_tensor(mask, dtype=torch.float32)
-    return -(m * picked).sum() / m.sum()  # your code here
-
-
-def sft_loss_tf(logits, targets, mask):
-    """L_SFT in tf: NumPy (N, T-1, V), (N, T-1), (N, T-1) -> a scalar tensor."""
-    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=tf.constant(logits, tf.float32))
-    m = tf.constant(mask, tf.float32)
-    return tf.reduce_sum(m * ce) / tf.reduce_sum(m)  # your code here
+    return (
+        (t >= prompt_length - 1) & (t < prompt_length - 1 + np.asarray(lengths)[:, None])
+    ).astype(float)  # your code here
 
 
 def format_demonstration(prompt, rng):
@@ -263,17 +254,39 @@ def check_exercise_3(answer) -> bool:
 
 mask_cases = [(9, np.array([9, 3]), 18), (6, np.array([1, 4, 2]), 10), (1, np.array([2]), 3)]
 assert compare(1, sft_mask, oracle.completion_weights, mask_cases, "the SFT mask")
+assert check_exercise_3(format_demonstration)
+
+# %% tags=["torch"]
+def sft_loss_torch(logits, targets, mask):
+    """L_SFT in torch: NumPy (N, T-1, V), (N, T-1), (N, T-1) -> a scalar tensor."""
+    logp = torch.log_softmax(torch.as_tensor(logits, dtype=torch.float32), dim=-1)
+    picked = logp.gather(-1, torch.as_tensor(targets)[..., None])[..., 0]
+    m = torch.as_tensor(mask, dtype=torch.float32)
+    return -(m * picked).sum() / m.sum()  # your code here
+
+
 assert compare(2, sft_loss_torch, cross_entropy, loss_cases(), "the masked SFT loss",
                FRAMEWORK_TOLERANCE, FRAMEWORK_TOLERANCE)
+
+# %% tags=["tf"]
+def sft_loss_tf(logits, targets, mask):
+    """L_SFT in tf: NumPy (N, T-1, V), (N, T-1), (N, T-1) -> a scalar tensor."""
+    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=targets, logits=tf.constant(logits, tf.float32)
+    )
+    m = tf.constant(mask, tf.float32)
+    return tf.reduce_sum(m * ce) / tf.reduce_sum(m)  # your code here
+
+
 assert compare(2, sft_loss_tf, cross_entropy, loss_cases(), "the masked SFT loss",
                FRAMEWORK_TOLERANCE, FRAMEWORK_TOLERANCE)
-assert check_exercise_3(format_demonstration)
 
 # %% [markdown]
 # A wrong answer gets a ✗ and what was expected. Here the loss with the prompt left in (the
 # plain mean over every position, i.e. more pretraining, not SFT):
 
 # %%
-assert not compare(2, lambda logits, targets, mask: sft_loss_torch(logits, targets, np.ones_like(mask)),
+assert not compare(2, lambda logits, targets, mask: sft_loss_torch(logits, targets,
+                                                                   np.ones_like(mask)),
                    cross_entropy, loss_cases(), "the masked SFT loss", FRAMEWORK_TOLERANCE,
                    FRAMEWORK_TOLERANCE)

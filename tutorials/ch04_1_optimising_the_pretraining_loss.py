@@ -120,8 +120,10 @@ show(reference_optim.clip_by_global_norm, "norm =")
 # one file each, mirrored): torch updates every parameter with one `torch._foreach_*` call per
 # formula, TensorFlow loops over the parameters inside the caller's `tf.function`.
 
-# %%
+# %% tags=["torch"]
 show(backends["torch"].optim.Adam.apply_gradients, "grads, norm =")
+
+# %% tags=["tf"]
 show(backends["tf"].optim.Adam.apply_gradients, "grads, norm =")
 
 # %% [markdown]
@@ -315,26 +317,12 @@ from duetrl.core.constants import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, GRAD_NORM_EP
 from duetrl.core.exercises import FRAMEWORK_TOLERANCE, compare  # noqa: E402
 
 
-def adamw_step_torch(theta, g, m, v, t, lr, wd):
-    """One AdamW step of a matrix in torch: NumPy inputs -> the new theta."""
-    theta, g, m, v = (torch.as_tensor(a, dtype=torch.float32) for a in (theta, g, m, v))
-    m = ADAM_BETA1 * m + (1 - ADAM_BETA1) * g
-    v = ADAM_BETA2 * v + (1 - ADAM_BETA2) * g**2
-    return theta * (1 - lr * wd) - lr * (m / (1 - ADAM_BETA1**t)) / (torch.sqrt(v / (1 - ADAM_BETA2**t)) + ADAM_EPS)  # your code here
-
-
-def adamw_step_tf(theta, g, m, v, t, lr, wd):
-    """One AdamW step of a matrix in tf: NumPy inputs -> the new theta."""
-    theta, g, m, v = (tf.constant(a, tf.float32) for a in (theta, g, m, v))
-    m = ADAM_BETA1 * m + (1 - ADAM_BETA1) * g
-    v = ADAM_BETA2 * v + (1 - ADAM_BETA2) * g**2
-    return theta * (1 - lr * wd) - lr * (m / (1 - ADAM_BETA1**t)) / (tf.sqrt(v / (1 - ADAM_BETA2**t)) + ADAM_EPS)  # your code here
-
-
 def clip_global_norm(grads, max_norm):
     """The gradients scaled by min(1, c / (||g|| + eps)), flattened into one vector."""
     norm = np.sqrt(sum((g**2).sum() for g in grads))
-    return np.concatenate([g.ravel() for g in grads]) * min(1.0, max_norm / (norm + GRAD_NORM_EPS))  # your code here
+    return np.concatenate([g.ravel() for g in grads]) * min(
+        1.0, max_norm / (norm + GRAD_NORM_EPS)
+    )  # your code here
 
 
 def schedule(step, peak, floor, warmup, steps):
@@ -372,13 +360,37 @@ clip_cases = [([rng.normal(size=(3, 4)), rng.normal(size=5)], 1.0),
 schedule_cases = [(s, 1e-2, 1e-3, 10, 100) for s in (0, 4, 9, 10, 11, 50, 98, 99, 120)]
 schedule_cases += [(0, 1e-3, 0.0, 0, 50), (49, 1e-3, 0.0, 0, 50)]
 
-assert compare(1, adamw_step_torch, reference_adamw, adam_cases, "one AdamW step",
-               FRAMEWORK_TOLERANCE, FRAMEWORK_TOLERANCE)
-assert compare(1, adamw_step_tf, reference_adamw, adam_cases, "one AdamW step",
-               FRAMEWORK_TOLERANCE, FRAMEWORK_TOLERANCE)
 assert compare(2, lambda grads, c: clip_global_norm(grads, c) if c else np.concatenate(
     [g.ravel() for g in grads]), reference_clip, clip_cases, "the clipped gradients")
 assert compare(3, schedule, reference_schedule, schedule_cases, "the learning rate")
+
+# %% tags=["torch"]
+def adamw_step_torch(theta, g, m, v, t, lr, wd):
+    """One AdamW step of a matrix in torch: NumPy inputs -> the new theta."""
+    theta, g, m, v = (torch.as_tensor(a, dtype=torch.float32) for a in (theta, g, m, v))
+    m = ADAM_BETA1 * m + (1 - ADAM_BETA1) * g
+    v = ADAM_BETA2 * v + (1 - ADAM_BETA2) * g**2
+    return theta * (1 - lr * wd) - lr * (m / (1 - ADAM_BETA1**t)) / (
+        torch.sqrt(v / (1 - ADAM_BETA2**t)) + ADAM_EPS
+    )  # your code here
+
+
+assert compare(1, adamw_step_torch, reference_adamw, adam_cases, "one AdamW step",
+               FRAMEWORK_TOLERANCE, FRAMEWORK_TOLERANCE)
+
+# %% tags=["tf"]
+def adamw_step_tf(theta, g, m, v, t, lr, wd):
+    """One AdamW step of a matrix in tf: NumPy inputs -> the new theta."""
+    theta, g, m, v = (tf.constant(a, tf.float32) for a in (theta, g, m, v))
+    m = ADAM_BETA1 * m + (1 - ADAM_BETA1) * g
+    v = ADAM_BETA2 * v + (1 - ADAM_BETA2) * g**2
+    return theta * (1 - lr * wd) - lr * (m / (1 - ADAM_BETA1**t)) / (
+        tf.sqrt(v / (1 - ADAM_BETA2**t)) + ADAM_EPS
+    )  # your code here
+
+
+assert compare(1, adamw_step_tf, reference_adamw, adam_cases, "one AdamW step",
+               FRAMEWORK_TOLERANCE, FRAMEWORK_TOLERANCE)
 
 # %% [markdown]
 # A wrong answer gets a ✗ and what was expected. Here AdamW without the bias correction of

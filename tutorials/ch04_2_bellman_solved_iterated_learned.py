@@ -193,23 +193,9 @@ def bellman_backup(P, R, V, gamma):
 
 def expected_sarsa_backup(P, R, Q, gamma, epsilon):
     """R + gamma P ((1 - eps) max_a' Q + eps mean_a' Q): Q (S, A) -> (S, A)."""
-    return R + gamma * P @ ((1 - epsilon) * Q.max(axis=1) + epsilon * Q.mean(axis=1))  # your code here
-
-
-def dqn_targets_torch(rewards, discounts, terminations, q_next_online, q_next_target, double):
-    """y (B,) in torch, from NumPy arrays rewards, discounts, terminations (B,), Q's (B, A)."""
-    q_online, q_target = torch.as_tensor(q_next_online), torch.as_tensor(q_next_target)
-    best = (q_online if double else q_target).argmax(dim=1, keepdim=True)  # a* (B, 1)
-    not_done = 1.0 - torch.as_tensor(terminations, dtype=torch.float64)
-    return torch.as_tensor(rewards) + torch.as_tensor(discounts) * not_done * q_target.gather(1, best)[:, 0]  # your code here
-
-
-def dqn_targets_tf(rewards, discounts, terminations, q_next_online, q_next_target, double):
-    """y (B,) in tf, from NumPy arrays rewards, discounts, terminations (B,), Q's (B, A)."""
-    q_online, q_target = tf.constant(q_next_online, tf.float32), tf.constant(q_next_target, tf.float32)
-    best = tf.argmax(q_online if double else q_target, axis=1)  # a* (B,)
-    not_done = 1.0 - tf.cast(terminations, tf.float32)
-    return tf.cast(rewards, tf.float32) + tf.cast(discounts, tf.float32) * not_done * tf.gather(q_target, best, batch_dims=1)  # your code here
+    return R + gamma * P @ (
+        (1 - epsilon) * Q.max(axis=1) + epsilon * Q.mean(axis=1)
+    )  # your code here
 
 
 assert check_exercise_1(bellman_backup)
@@ -226,7 +212,36 @@ Q = np.zeros_like(mdp.R)
 for _ in range(500):  # the backup contracts by gamma: 0.9^500 leaves nothing
     Q = expected_sarsa_backup(mdp.P, mdp.R, Q, GAMMA, 0.5)
 print(f"  eps = 0.5: start value {Q[0].max():.4f} (SARSA's answer) vs V*(start) {vi.value[0]:.4f}")
-assert check_exercise_3(dqn_targets_torch) and check_exercise_3(dqn_targets_tf)
+
+# %% tags=["torch"]
+def dqn_targets_torch(rewards, discounts, terminations, q_next_online, q_next_target, double):
+    """y (B,) in torch, from NumPy arrays rewards, discounts, terminations (B,), Q's (B, A)."""
+    q_online, q_target = torch.as_tensor(q_next_online), torch.as_tensor(q_next_target)
+    best = (q_online if double else q_target).argmax(dim=1, keepdim=True)  # a* (B, 1)
+    not_done = 1.0 - torch.as_tensor(terminations, dtype=torch.float64)
+    return (
+        torch.as_tensor(rewards)
+        + torch.as_tensor(discounts) * not_done * q_target.gather(1, best)[:, 0]
+    )  # your code here
+
+
+assert check_exercise_3(dqn_targets_torch)
+
+# %% tags=["tf"]
+def dqn_targets_tf(rewards, discounts, terminations, q_next_online, q_next_target, double):
+    """y (B,) in tf, from NumPy arrays rewards, discounts, terminations (B,), Q's (B, A)."""
+    q_online, q_target = (
+        tf.constant(q_next_online, tf.float32),
+        tf.constant(q_next_target, tf.float32),
+    )
+    best = tf.argmax(q_online if double else q_target, axis=1)  # a* (B,)
+    not_done = 1.0 - tf.cast(terminations, tf.float32)
+    return tf.cast(rewards, tf.float32) + tf.cast(discounts, tf.float32) * not_done * tf.gather(
+        q_target, best, batch_dims=1
+    )  # your code here
+
+
+assert check_exercise_3(dqn_targets_tf)
 
 # %% [markdown]
 # A wrong answer gets a ✗ and what was expected. Here the target bootstraps through the end

@@ -229,21 +229,6 @@ def solve_values(P_pi, R_pi, gamma):
     return np.linalg.solve(np.eye(len(R_pi)) - gamma * P_pi, R_pi)  # your code here
 
 
-def score_function_estimate_torch(theta_b, rewards_b, action, baseline):
-    """grad_theta log pi(action) (r_action - b), pi = softmax(theta_b), by torch's autograd."""
-    theta_t = torch.tensor(theta_b, dtype=torch.float64, requires_grad=True)
-    (grad,) = torch.autograd.grad(torch.log_softmax(theta_t, 0)[action], theta_t)
-    return grad * (rewards_b[action] - baseline)  # your code here
-
-
-def score_function_estimate_tf(theta_b, rewards_b, action, baseline):
-    """grad_theta log pi(action) (r_action - b), pi = softmax(theta_b), by tf's GradientTape."""
-    theta_t = tf.Variable(theta_b, dtype=tf.float64)
-    with tf.GradientTape() as tape:
-        log_pi = tf.nn.log_softmax(theta_t)[action]
-    return tape.gradient(log_pi, theta_t) * (rewards_b[action] - baseline)  # your code here
-
-
 def optimal_baseline(theta_b, rewards_b):
     """The constant b minimising the variance of score_function_estimate."""
     pi_b = np.exp(theta_b - theta_b.max()) / np.exp(theta_b - theta_b.max()).sum()
@@ -254,7 +239,6 @@ def optimal_baseline(theta_b, rewards_b):
 assert check_exercise_1(solve_values)
 print("  this chapter's MDP: max |yours - V of section 2| =",
       np.abs(solve_values(P_pi, (softmax_policy(theta) * R).sum(axis=1), gamma) - V).max())
-assert check_exercise_2(score_function_estimate_torch) and check_exercise_2(score_function_estimate_tf)
 
 # Measure: REINFORCE on this chapter's MDP, with and without the baseline V(s_t)
 plain, with_baseline = [], []
@@ -272,11 +256,32 @@ for label, grads in (("no baseline", plain), ("baseline V(s_t)", with_baseline))
           f"{np.abs(grads.mean(axis=0) - exact_gradient).max():.4f}")
 
 assert check_exercise_3(optimal_baseline)
+
+# %% tags=["torch"]
+def score_function_estimate_torch(theta_b, rewards_b, action, baseline):
+    """grad_theta log pi(action) (r_action - b), pi = softmax(theta_b), by torch's autograd."""
+    theta_t = torch.tensor(theta_b, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(torch.log_softmax(theta_t, 0)[action], theta_t)
+    return grad * (rewards_b[action] - baseline)  # your code here
+
+
+assert check_exercise_2(score_function_estimate_torch)
 theta_b, rewards_b = np.array([0.5, -1.0, 0.2]), np.array([1.0, 0.0, 3.0])
 for label, b in (("b = 0", 0.0), ("b = V", softmax_policy(theta_b[None])[0] @ rewards_b),
                  ("b = b*", optimal_baseline(theta_b, rewards_b))):
     print(f"  bandit, {label:>6}: variance "
           f"{estimator_moments(score_function_estimate_torch, theta_b, rewards_b, b)[1]:.4f}")
+
+# %% tags=["tf"]
+def score_function_estimate_tf(theta_b, rewards_b, action, baseline):
+    """grad_theta log pi(action) (r_action - b), pi = softmax(theta_b), by tf's GradientTape."""
+    theta_t = tf.Variable(theta_b, dtype=tf.float64)
+    with tf.GradientTape() as tape:
+        log_pi = tf.nn.log_softmax(theta_t)[action]
+    return tape.gradient(log_pi, theta_t) * (rewards_b[action] - baseline)  # your code here
+
+
+assert check_exercise_2(score_function_estimate_tf)
 
 # %% [markdown]
 # A wrong answer gets a ✗ and the expected values (here: forgetting the $-\pi$ of

@@ -246,20 +246,9 @@ check_exercise_1, check_exercise_2, check_exercise_3 = exercise_checks(
 
 def returns_to_go(rewards, gamma):
     """G_t = r_t + gamma G_{t+1} of one terminated episode, rewards (T,) -> (T,)."""
-    return np.array([sum(gamma**k * r for k, r in enumerate(rewards[t:])) for t in range(len(rewards))])  # your code here
-
-
-def reinforce_loss_torch(logits, actions, returns):
-    """-1/T sum_t log pi(a_t|s_t) G_t in torch: NumPy logits (T, A), actions (T,), returns (T,)."""
-    log_pi = torch.log_softmax(torch.as_tensor(logits, dtype=torch.float32), dim=-1)
-    taken = log_pi.gather(1, torch.as_tensor(actions)[:, None])[:, 0]  # log pi(a_t|s_t)
-    return -(taken * torch.as_tensor(returns, dtype=torch.float32)).mean()  # your code here
-
-
-def reinforce_loss_tf(logits, actions, returns):
-    """-1/T sum_t log pi(a_t|s_t) G_t in tf: NumPy logits (T, A), actions (T,), returns (T,)."""
-    neg_log_pi = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=actions, logits=tf.constant(logits, tf.float32))
-    return tf.reduce_mean(neg_log_pi * tf.constant(returns, tf.float32))  # your code here
+    return np.array(
+        [sum(gamma**k * r for k, r in enumerate(rewards[t:])) for t in range(len(rewards))]
+    )  # your code here
 
 
 def reinforce_loss_gradient(logits, actions, returns):
@@ -274,12 +263,34 @@ for name, backend in backends.items():
     listing = backend.to_numpy(backend.compute_returns_listing(list(episode_rewards), 0.99))
     print(f"  {name:>5} listing vs yours: max difference "
           f"{np.abs(listing - returns_to_go(episode_rewards, 0.99)).max():.1e}")
-assert check_exercise_2(reinforce_loss_torch) and check_exercise_2(reinforce_loss_tf)
 assert check_exercise_3(reinforce_loss_gradient)
+
+# %% tags=["torch"]
+def reinforce_loss_torch(logits, actions, returns):
+    """-1/T sum_t log pi(a_t|s_t) G_t in torch: NumPy logits (T, A), actions (T,), returns (T,)."""
+    log_pi = torch.log_softmax(torch.as_tensor(logits, dtype=torch.float32), dim=-1)
+    taken = log_pi.gather(1, torch.as_tensor(actions)[:, None])[:, 0]  # log pi(a_t|s_t)
+    return -(taken * torch.as_tensor(returns, dtype=torch.float32)).mean()  # your code here
+
+
+assert check_exercise_2(reinforce_loss_torch)
+
+# %% tags=["tf"]
+def reinforce_loss_tf(logits, actions, returns):
+    """-1/T sum_t log pi(a_t|s_t) G_t in tf: NumPy logits (T, A), actions (T,), returns (T,)."""
+    neg_log_pi = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=actions, logits=tf.constant(logits, tf.float32)
+    )
+    return tf.reduce_mean(neg_log_pi * tf.constant(returns, tf.float32))  # your code here
+
+
+assert check_exercise_2(reinforce_loss_tf)
 
 # %% [markdown]
 # A wrong answer gets a ✗ and the expected values (here: the sign of the loss flipped, which
 # would make gradient *descent* lower the probability of good actions):
 
 # %%
-assert not check_exercise_2(lambda logits, actions, returns: -reinforce_loss_torch(logits, actions, returns))
+assert not check_exercise_2(
+    lambda logits, actions, returns: -reinforce_loss_torch(logits, actions, returns)
+)

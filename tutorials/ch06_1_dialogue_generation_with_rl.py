@@ -284,7 +284,9 @@ def information_flow(h_previous, h_next):
 
 def information_flow_torch(h_previous, h_next):
     """r2 = -log max(cos(h_p, h_a), 0.1), the same in torch: (B, D), (B, D) -> (B,)."""
-    cos = torch.nn.functional.cosine_similarity(torch.as_tensor(h_previous), torch.as_tensor(h_next), dim=1, eps=0.0)
+    cos = torch.nn.functional.cosine_similarity(
+        torch.as_tensor(h_previous), torch.as_tensor(h_next), dim=1, eps=0.0
+    )
     return -torch.log(torch.clamp(cos, min=0.1))  # your code here
 
 

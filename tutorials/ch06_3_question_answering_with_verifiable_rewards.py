@@ -268,19 +268,11 @@ check_exercise_1, check_exercise_2, check_exercise_3 = CHECKS
 def my_format_reward(completion):
     """1.0 for '<t>R</t><a>Y</a>\\n' exactly (R, Y without < or >, Y non-empty), else 0.0."""
     body, stop, rest = completion.partition("\n")
-    return float(bool(stop) and not rest and __import__("re").fullmatch(r"<t>[^<>]*</t><a>[^<>]+</a>", body) is not None)  # your code here
-
-
-def my_advantages_torch(rewards, k):
-    """GRPO's advantages in torch: rewards (N,) NumPy, k -> (N,) tensor."""
-    g = torch.as_tensor(rewards, dtype=torch.float32).reshape(-1, k)
-    return ((g - g.mean(1, keepdim=True)) / (g.std(1, keepdim=True) + 1e-4)).reshape(-1)  # your code here
-
-
-def my_advantages_tf(rewards, k):
-    """GRPO's advantages in tf: rewards (N,) NumPy, k -> (N,) tensor."""
-    g = tf.reshape(tf.constant(rewards, tf.float32), (-1, k))
-    return tf.reshape((g - tf.reduce_mean(g, 1, keepdims=True)) / (tf.math.reduce_std(g, 1, keepdims=True) * (k / (k - 1)) ** 0.5 + 1e-4), (-1,))  # your code here
+    return float(
+        bool(stop)
+        and not rest
+        and __import__("re").fullmatch(r"<t>[^<>]*</t><a>[^<>]+</a>", body) is not None
+    )  # your code here
 
 
 def my_pass_at_k(n, c, k):
@@ -289,8 +281,30 @@ def my_pass_at_k(n, c, k):
 
 
 assert check_exercise_1(my_format_reward)
-assert check_exercise_2(my_advantages_torch) and check_exercise_2(my_advantages_tf)
 assert check_exercise_3(my_pass_at_k)
+
+# %% tags=["torch"]
+def my_advantages_torch(rewards, k):
+    """GRPO's advantages in torch: rewards (N,) NumPy, k -> (N,) tensor."""
+    g = torch.as_tensor(rewards, dtype=torch.float32).reshape(-1, k)
+    return (((g - g.mean(1, keepdim=True)) / (g.std(1, keepdim=True) + 1e-4))
+            .reshape(-1))  # your code here
+
+
+assert check_exercise_2(my_advantages_torch)
+
+# %% tags=["tf"]
+def my_advantages_tf(rewards, k):
+    """GRPO's advantages in tf: rewards (N,) NumPy, k -> (N,) tensor."""
+    g = tf.reshape(tf.constant(rewards, tf.float32), (-1, k))
+    return tf.reshape(
+        (g - tf.reduce_mean(g, 1, keepdims=True))
+        / (tf.math.reduce_std(g, 1, keepdims=True) * (k / (k - 1)) ** 0.5 + 1e-4),
+        (-1,),
+    )  # your code here
+
+
+assert check_exercise_2(my_advantages_tf)
 
 # %% [markdown]
 # A wrong answer gets a ✗ and what was expected. Here tf's `reduce_std` without Bessel's

@@ -46,7 +46,7 @@ from duetrl.core.reference import encoder as ref
 from duetrl.core.reference.attention import causal_mask
 from duetrl.core.reference.gpt import gpt_hidden_states
 from duetrl.core.tolerances import assert_close, max_abs_error
-from duetrl.core.tutorial import figure_dir, quick_mode
+from duetrl.core.tutorial import claim, figure_dir, quick_mode
 
 QUICK = quick_mode()
 backends = load_backends(["torch", "tf"])  # torch is imported first, always
@@ -179,6 +179,9 @@ val_targets = val_batch.targets[val_batch.selected]
 no_context = np.bincount(val_targets).max() / val_targets.size  # always guess the commonest
 print(f"chance 1/{data.vocab_size - 2} = {1 / (data.vocab_size - 2):.3f}; the commonest "
       f"target always: {no_context:.3f}; uniform loss log V = {np.log(data.vocab_size):.3f}")
+for name in backends:  # the text's figures, checked in the full run (600 steps)
+    claim(f"{name}'s validation loss", history[name]["val_loss"][-1], 0.449, 0.0005)
+    claim(f"{name}'s masked-token accuracy", history[name]["accuracy"][-1], 0.862, 0.0005)
 
 plt = pyplot()
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
@@ -298,6 +301,9 @@ print("saved", plot_attention_heatmaps(maps, figure_dir() / "ch07_1_attention_ma
 for name, w in maps.items():
     later = np.triu(w, 1).sum(axis=1)  # weight each query puts on the keys after it
     print(f"{name}: mean weight on later tokens {later.mean():.3f}, largest {later.max():.3f}")
+    if name.startswith("encoder"):  # the text's figures (full run)
+        claim("the encoder's mean weight on later characters", later.mean(), 0.515, 0.0005)
+        claim("the encoder's largest weight on later characters", later.max(), 0.94, 0.005)
 
 # %% [markdown]
 # ```{figcaption}
@@ -339,20 +345,6 @@ import torch  # noqa: E402
 from duetrl.core.exercises import FRAMEWORK_TOLERANCE, compare  # noqa: E402
 
 
-def masked_lm_loss_torch(logits, targets, selected):
-    """The MLM loss in torch: (B, T, V), (B, T) ids, (B, T) 0/1 -> a scalar tensor."""
-    logp = torch.log_softmax(torch.as_tensor(logits, dtype=torch.float32), dim=-1)
-    picked = logp.gather(-1, torch.as_tensor(targets)[..., None])[..., 0]
-    return -(picked * torch.as_tensor(selected)).sum() / torch.as_tensor(selected).sum()  # your code here
-
-
-def masked_lm_loss_tf(logits, targets, selected):
-    """The MLM loss in tf: (B, T, V), (B, T) ids, (B, T) 0/1 -> a scalar tensor."""
-    logp = tf.nn.log_softmax(tf.constant(logits, tf.float32), axis=-1)
-    picked = tf.gather(logp, targets, batch_dims=2)
-    return -tf.reduce_sum(picked * selected) / tf.reduce_sum(selected)  # your code here
-
-
 def selected_count(n):
     """How many of n real tokens BERT's rule selects."""
     return max(1, round(0.15 * n)) if n > 0 else 0  # your code here
@@ -378,15 +370,35 @@ def reference_count(n):
     return int(ref.select_positions(np.arange(64)[None] < n, np.random.default_rng(0)).sum())
 
 
-assert compare(1, masked_lm_loss_torch, ref.masked_lm_loss, loss_cases, "the masked-LM loss",
-               FRAMEWORK_TOLERANCE, FRAMEWORK_TOLERANCE)
-assert compare(1, masked_lm_loss_tf, ref.masked_lm_loss, loss_cases, "the masked-LM loss",
-               FRAMEWORK_TOLERANCE, FRAMEWORK_TOLERANCE)
 assert compare(2, selected_count, reference_count, count_cases, "the number selected",
                atol=0.0, rtol=0.0)
 assert compare(3, padded_causal_mask,
                lambda a: causal_mask(a.shape[1])[None] * ref.padding_mask(a), padding_cases,
                "the padded causal mask")
+
+# %% tags=["torch"]
+def masked_lm_loss_torch(logits, targets, selected):
+    """The MLM loss in torch: (B, T, V), (B, T) ids, (B, T) 0/1 -> a scalar tensor."""
+    logp = torch.log_softmax(torch.as_tensor(logits, dtype=torch.float32), dim=-1)
+    picked = logp.gather(-1, torch.as_tensor(targets)[..., None])[..., 0]
+    return (
+        -(picked * torch.as_tensor(selected)).sum() / torch.as_tensor(selected).sum()
+    )  # your code here
+
+
+assert compare(1, masked_lm_loss_torch, ref.masked_lm_loss, loss_cases, "the masked-LM loss",
+               FRAMEWORK_TOLERANCE, FRAMEWORK_TOLERANCE)
+
+# %% tags=["tf"]
+def masked_lm_loss_tf(logits, targets, selected):
+    """The MLM loss in tf: (B, T, V), (B, T) ids, (B, T) 0/1 -> a scalar tensor."""
+    logp = tf.nn.log_softmax(tf.constant(logits, tf.float32), axis=-1)
+    picked = tf.gather(logp, targets, batch_dims=2)
+    return -tf.reduce_sum(picked * selected) / tf.reduce_sum(selected)  # your code here
+
+
+assert compare(1, masked_lm_loss_tf, ref.masked_lm_loss, loss_cases, "the masked-LM loss",
+               FRAMEWORK_TOLERANCE, FRAMEWORK_TOLERANCE)
 
 # %% [markdown]
 # A wrong answer gets a ✗ and what was expected. Here the loss averaged over *every*

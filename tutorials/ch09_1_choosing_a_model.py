@@ -432,18 +432,6 @@ from duetrl.core.lm.scaling import MarkovSource  # noqa: E402
 from duetrl.core.reference.gpt import cross_entropy as reference_cross_entropy  # noqa: E402
 
 
-def oracle_loss_torch(transitions, contexts, next_tokens):
-    """-mean log P[c_t, x_t] with torch's cross-entropy on the logits log P[c_t]."""
-    logits = torch.log(torch.as_tensor(transitions, dtype=torch.float32))[contexts]  # (n, V)
-    return torch.nn.functional.cross_entropy(logits, torch.as_tensor(next_tokens))  # your code here
-
-
-def oracle_loss_tf(transitions, contexts, next_tokens):
-    """-mean log P[c_t, x_t] with tf's cross-entropy on the logits log P[c_t]."""
-    logits = tf.gather(tf.math.log(tf.constant(transitions, tf.float32)), contexts)  # (n, V)
-    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(next_tokens, logits))  # your code here
-
-
 def entropy_rate(transitions):
     """H = -sum_i mu_i sum_j P_ij log P_ij of an order-1 chain, in nats."""
     values, vectors = np.linalg.eig(transitions.T)
@@ -477,22 +465,40 @@ def oracle_loss_reference(transitions, contexts, next_tokens):
 chains = [(random_source(n, 1, support, concentration=0.5, seed=s).transitions,)
           for n, support, s in ((2, 2, 31), (5, 3, 32), (8, 8, 33))]
 fits = [(5.0, 0.45, 0.1), (1.47, 0.3, 0.02), (12.0, 0.8, 0.5)]
-assert compare(1, oracle_loss_torch, oracle_loss_reference, oracle_cases(40),
-               "the perfect model's cross-entropy", FRAMEWORK_TOLERANCE, FRAMEWORK_TOLERANCE)
-assert compare(1, oracle_loss_tf, oracle_loss_reference, oracle_cases(41),
-               "the perfect model's cross-entropy", FRAMEWORK_TOLERANCE, FRAMEWORK_TOLERANCE)
 assert compare(2, entropy_rate, lambda p: MarkovSource(p).entropy_rate, chains,
                "the entropy rate")
 assert compare(3, lambda a, alpha, e: a * size_for_excess(a, alpha, e) ** -alpha,
                lambda a, alpha, e: e, fits, "the excess of your N, a N^-alpha", 1e-9, 1e-9)
-x = SOURCE.sample(20_000, seed=9)
-print(f"  the perfect model on 20,000 fresh tokens: "
-      f"{float(oracle_loss_torch(SOURCE.transitions, SOURCE.contexts(x), x[K:])):.4f} "
-      f"(H = {H:.4f})")
 ratio = size_for_excess(pinned.coefficient, pinned.exponent, 0.05) / size_for_excess(
     pinned.coefficient, pinned.exponent, 0.1)
 print(f"  by the fit with E = H: halving the excess from 0.1 to 0.05 nats takes "
       f"{ratio:.1f}x the parameters (2^(1/alpha), alpha = {pinned.exponent:.2f})")
+
+# %% tags=["torch"]
+def oracle_loss_torch(transitions, contexts, next_tokens):
+    """-mean log P[c_t, x_t] with torch's cross-entropy on the logits log P[c_t]."""
+    logits = torch.log(torch.as_tensor(transitions, dtype=torch.float32))[contexts]  # (n, V)
+    return torch.nn.functional.cross_entropy(logits, torch.as_tensor(next_tokens))  # your code here
+
+
+assert compare(1, oracle_loss_torch, oracle_loss_reference, oracle_cases(40),
+               "the perfect model's cross-entropy", FRAMEWORK_TOLERANCE, FRAMEWORK_TOLERANCE)
+x = SOURCE.sample(20_000, seed=9)
+print(f"  the perfect model on 20,000 fresh tokens: "
+      f"{float(oracle_loss_torch(SOURCE.transitions, SOURCE.contexts(x), x[K:])):.4f} "
+      f"(H = {H:.4f})")
+
+# %% tags=["tf"]
+def oracle_loss_tf(transitions, contexts, next_tokens):
+    """-mean log P[c_t, x_t] with tf's cross-entropy on the logits log P[c_t]."""
+    logits = tf.gather(tf.math.log(tf.constant(transitions, tf.float32)), contexts)  # (n, V)
+    return tf.reduce_mean(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(next_tokens, logits)
+    )  # your code here
+
+
+assert compare(1, oracle_loss_tf, oracle_loss_reference, oracle_cases(41),
+               "the perfect model's cross-entropy", FRAMEWORK_TOLERANCE, FRAMEWORK_TOLERANCE)
 
 # %% [markdown]
 # A wrong answer gets a ✗ and what was expected. Here the entropy rate with every state

@@ -247,20 +247,6 @@ check_exercise_1, check_exercise_2, check_exercise_3 = exercise_checks(
     "ch09_1_finetuning_fast_inference")
 
 
-def top_k_filter_torch(logits, k):
-    """logits (B, V) NumPy -> a tensor with all but each row's k largest set to -inf."""
-    logits = torch.as_tensor(logits)
-    kth_largest = torch.topk(logits, k, dim=-1).values[:, -1:]  # (B, 1)
-    return logits.masked_fill(logits < kth_largest, float("-inf"))  # your code here
-
-
-def top_k_filter_tf(logits, k):
-    """logits (B, V) NumPy -> a tensor with all but each row's k largest set to -inf."""
-    logits = tf.constant(logits, tf.float32)
-    kth_largest = tf.math.top_k(logits, k).values[:, -1:]  # (B, 1)
-    return tf.where(logits < kth_largest, float("-inf"), logits)  # your code here
-
-
 def top_p_filter(logits, p):
     """logits (B, V) with all but each row's nucleus of probability p set to -inf."""
     order = np.argsort(-logits, axis=-1)
@@ -275,19 +261,46 @@ def top_p_filter(logits, p):
 
 def positions_computed(prompt_len, new_tokens, use_cache):
     """Positions the model computes to generate new_tokens after a prompt of prompt_len."""
-    return prompt_len + new_tokens - 1 if use_cache else sum(prompt_len + t for t in range(new_tokens))  # your code here
+    return (
+        prompt_len + new_tokens - 1 if use_cache else sum(prompt_len + t for t in range(new_tokens))
+    )  # your code here
 
 
-assert check_exercise_1(top_k_filter_torch) and check_exercise_1(top_k_filter_tf)
 assert check_exercise_2(top_p_filter)
 assert check_exercise_3(positions_computed)
 for n in lengths:  # compare with the tokens / s of section 3
-    ratio = positions_computed(prompt.shape[1], n, False) / positions_computed(prompt.shape[1], n, True)
-    print(f"  {n} new tokens after a prompt of {prompt.shape[1]}: {ratio:.1f}x fewer positions with the cache")
+    ratio = (positions_computed(prompt.shape[1], n, False)
+             / positions_computed(prompt.shape[1], n, True))
+    print(f"  {n} new tokens after a prompt of {prompt.shape[1]}: {ratio:.1f}x fewer positions "
+          "with the cache")
+
+# %% tags=["torch"]
+def top_k_filter_torch(logits, k):
+    """logits (B, V) NumPy -> a tensor with all but each row's k largest set to -inf."""
+    logits = torch.as_tensor(logits)
+    kth_largest = torch.topk(logits, k, dim=-1).values[:, -1:]  # (B, 1)
+    return logits.masked_fill(logits < kth_largest, float("-inf"))  # your code here
+
+
+assert check_exercise_1(top_k_filter_torch)
+
+# %% tags=["tf"]
+def top_k_filter_tf(logits, k):
+    """logits (B, V) NumPy -> a tensor with all but each row's k largest set to -inf."""
+    logits = tf.constant(logits, tf.float32)
+    kth_largest = tf.math.top_k(logits, k).values[:, -1:]  # (B, 1)
+    return tf.where(logits < kth_largest, float("-inf"), logits)  # your code here
+
+
+assert check_exercise_1(top_k_filter_tf)
 
 # %% [markdown]
 # A wrong answer gets a ✗ and the expected values (here: forgetting that the last token
 # needs no logits after it, so it is never fed back to the model):
 
 # %%
-assert not check_exercise_3(lambda prompt_len, new_tokens, use_cache: prompt_len + new_tokens if use_cache else sum(prompt_len + t for t in range(new_tokens + 1)))
+assert not check_exercise_3(
+    lambda prompt_len, new_tokens, use_cache: (
+        prompt_len + new_tokens if use_cache else sum(prompt_len + t for t in range(new_tokens + 1))
+    )
+)

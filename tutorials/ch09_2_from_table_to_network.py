@@ -261,28 +261,46 @@ def aliasing_floor(q_star, groups) -> float:
                for g in np.unique(groups))  # your code here
 
 
-def q_network_weights_torch(state_dim: int, hidden: int, actions: int) -> int:
-    """Parameters of the Q-network built in torch: fc1 (state_dim -> hidden), fc2, fc3."""
-    net = torch.nn.Sequential(torch.nn.Linear(state_dim, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, actions))
-    return sum(p.numel() for p in net.parameters())  # your code here
-
-
-def q_network_weights_tf(state_dim: int, hidden: int, actions: int) -> int:
-    """Parameters of the Q-network built in Keras: fc1 (state_dim -> hidden), fc2, fc3."""
-    net = keras.Sequential([keras.Input((state_dim,)), keras.layers.Dense(hidden, activation="relu"), keras.layers.Dense(hidden, activation="relu"), keras.layers.Dense(actions)])
-    return net.count_params()  # your code here
-
-
 def v_star(distance, gamma):
     """V*(s) from the fewest moves d(s) to the goal."""
     return gamma ** (distance - 1)  # your code here
 
 
 assert check_exercise_1(aliasing_floor)
-assert check_exercise_2(q_network_weights_torch) and check_exercise_2(q_network_weights_tf)
 assert check_exercise_3(v_star)
 for trainer in networks.values():
     trainer.close()
+
+# %% tags=["torch"]
+def q_network_weights_torch(state_dim: int, hidden: int, actions: int) -> int:
+    """Parameters of the Q-network built in torch: fc1 (state_dim -> hidden), fc2, fc3."""
+    net = torch.nn.Sequential(
+        torch.nn.Linear(state_dim, hidden),
+        torch.nn.ReLU(),
+        torch.nn.Linear(hidden, hidden),
+        torch.nn.ReLU(),
+        torch.nn.Linear(hidden, actions),
+    )
+    return sum(p.numel() for p in net.parameters())  # your code here
+
+
+assert check_exercise_2(q_network_weights_torch)
+
+# %% tags=["tf"]
+def q_network_weights_tf(state_dim: int, hidden: int, actions: int) -> int:
+    """Parameters of the Q-network built in Keras: fc1 (state_dim -> hidden), fc2, fc3."""
+    net = keras.Sequential(
+        [
+            keras.Input((state_dim,)),
+            keras.layers.Dense(hidden, activation="relu"),
+            keras.layers.Dense(hidden, activation="relu"),
+            keras.layers.Dense(actions),
+        ]
+    )
+    return net.count_params()  # your code here
+
+
+assert check_exercise_2(q_network_weights_tf)
 
 # %% [markdown]
 # A wrong answer gets a ✗ and the expected values. Here, counting the moves to the goal as

@@ -214,18 +214,6 @@ from duetrl.core.exercises import FRAMEWORK_TOLERANCE, compare, report  # noqa: 
 from duetrl.core.rlhf.reward_design import check_prompt_aware, positional_credit  # noqa: E402
 
 
-def credit_torch(answers, targets, stopped):
-    """(B,) rewards in torch from (B, 8) ids, (B, 8) ids and (B,) 0/1."""
-    share = (torch.as_tensor(answers) == torch.as_tensor(targets)).float().mean(dim=1)  # your code here
-    return torch.where(torch.as_tensor(stopped).bool(), share, 0.5 * share)  # your code here
-
-
-def credit_tf(answers, targets, stopped):
-    """(B,) rewards in tf from (B, 8) ids, (B, 8) ids and (B,) 0/1."""
-    share = tf.reduce_mean(tf.cast(tf.equal(answers, targets), tf.float32), axis=1)  # your code here
-    return tf.where(tf.cast(stopped, tf.bool), share, 0.5 * share)  # your code here
-
-
 def prompt_aware_reward(prompts, completions):
     """1 for the sorted prompt and the stop; little for any other answer."""
     return SORT_PROMPT.rewards(prompts, completions)  # your code here
@@ -233,7 +221,9 @@ def prompt_aware_reward(prompts, completions):
 
 def sparse_signal(prompt):
     """P(answer == sorted(prompt)) when each answer digit is drawn uniformly from prompt."""
-    return np.prod([(prompt.count(d) / len(prompt)) ** prompt.count(d) for d in set(prompt)])  # your code here
+    return np.prod(
+        [(prompt.count(d) / len(prompt)) ** prompt.count(d) for d in set(prompt)]
+    )  # your code here
 
 
 def check_exercise_2(answer) -> bool:
@@ -266,12 +256,32 @@ for size in (4, 16):
     targets = np.sort(rng.integers(0, 10, size=(size, 8)), axis=1)
     answers = np.where(rng.random((size, 8)) < 0.5, targets, rng.integers(0, 10, size=(size, 8)))
     cases.append((answers, targets, (rng.random(size) < 0.5).astype(np.int64)))
-assert compare(1, credit_torch, positional_credit, cases, "the true reward on ids",
-               atol=FRAMEWORK_TOLERANCE, rtol=FRAMEWORK_TOLERANCE)
-assert compare(1, credit_tf, positional_credit, cases, "the true reward on ids",
-               atol=FRAMEWORK_TOLERANCE, rtol=FRAMEWORK_TOLERANCE)
 assert check_exercise_2(prompt_aware_reward)
 assert check_exercise_3(sparse_signal)
+
+# %% tags=["torch"]
+def credit_torch(answers, targets, stopped):
+    """(B,) rewards in torch from (B, 8) ids, (B, 8) ids and (B,) 0/1."""
+    share = (
+        (torch.as_tensor(answers) == torch.as_tensor(targets)).float().mean(dim=1)
+    )  # your code here
+    return torch.where(torch.as_tensor(stopped).bool(), share, 0.5 * share)  # your code here
+
+
+assert compare(1, credit_torch, positional_credit, cases, "the true reward on ids",
+               atol=FRAMEWORK_TOLERANCE, rtol=FRAMEWORK_TOLERANCE)
+
+# %% tags=["tf"]
+def credit_tf(answers, targets, stopped):
+    """(B,) rewards in tf from (B, 8) ids, (B, 8) ids and (B,) 0/1."""
+    share = tf.reduce_mean(
+        tf.cast(tf.equal(answers, targets), tf.float32), axis=1
+    )  # your code here
+    return tf.where(tf.cast(stopped, tf.bool), share, 0.5 * share)  # your code here
+
+
+assert compare(1, credit_tf, positional_credit, cases, "the true reward on ids",
+               atol=FRAMEWORK_TOLERANCE, rtol=FRAMEWORK_TOLERANCE)
 
 # %% [markdown]
 # A wrong answer gets a ✗ and what was expected. Here the pairs rule itself, offered as the

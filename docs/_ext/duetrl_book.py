@@ -10,6 +10,17 @@
   jupytext ``.py``, both written at build time into ``_downloads/notebooks/``; on the Chinese
   pages their Markdown cells are the page's Chinese, taken from the page's catalogue
   (``locale/zh_CN/LC_MESSAGES/tutorials/<stem>.po``); code stays as it is.
+- **Doctrees without the build's environment.** Nodes parsed in a nested document (the
+  API pages' docstrings: autodoc inside MyST) keep a reference to that document, whose
+  settings hold Sphinx's whole environment; Sphinx clears it on the page's own document only,
+  so every API page's pickled doctree carried a copy of the environment (1.5 MB each, 360 MB
+  per language, unpickled again to write each page). The nodes are given their own page's
+  document when it is read.
+- **Search of the prose.** The search index leaves out the TeX of equations (``frac``,
+  ``mathrm``, ``qquad`` were words of the index) and the executed cells' printed output
+  (training logs): Sphinx skips a node with the ``no-search`` class. The snippets under each
+  result (``_static/duetrl.js``) are the article's text, without the theme's buttons
+  ("System Settings Light Dark"), the equations' raw TeX and the outputs.
 """
 
 from __future__ import annotations
@@ -85,6 +96,47 @@ def group_framework_tabs(app: Sphinx, doctree: nodes.document) -> int:
                 made += 1
             index += 1
     return made
+
+
+# ---------------------------------------------------------------------------- doctrees
+
+
+def adopt_stray_nodes(app: Sphinx, doctree: nodes.document) -> int:
+    """Point every node at the document it is in (``node.document``), not at the temporary
+    document a nested parse made: pickling the doctree would otherwise pickle that document's
+    settings and with them the environment. Returns the number of nodes re-pointed."""
+    adopted = 0
+    for node in doctree.findall():
+        stray = node.__dict__.get("_document")
+        if stray is not None and stray is not doctree:
+            node.document = doctree
+            adopted += 1
+    return adopted
+
+
+# ---------------------------------------------------------------------------- search
+
+
+NOT_PROSE = "no-search"
+"""The class Sphinx's indexer skips (``sphinx.search.WordCollector``)."""
+
+
+def _is_output(node: nodes.Node) -> bool:
+    """A code cell's output (myst-nb: a container with the class ``cell_output``)."""
+    return isinstance(node, nodes.container) and "cell_output" in node["classes"]
+
+
+def search_prose_only(app: Sphinx, doctree: nodes.document) -> int:
+    """Mark equations (inline and displayed) and cell outputs ``no-search``: the index then
+    holds the page's prose and code, not TeX commands or training logs. Returns the number of
+    nodes marked (a doctree-read hook: cached with the doctree)."""
+    marked = 0
+    for node in doctree.findall(lambda n: isinstance(n, (nodes.math, nodes.math_block))
+                                or _is_output(n)):
+        if NOT_PROSE not in node["classes"]:
+            node["classes"].append(NOT_PROSE)
+            marked += 1
+    return marked
 
 
 # ---------------------------------------------------------------------------- notebooks
@@ -241,6 +293,8 @@ def setup(app: Sphinx) -> dict:
     """Register the script, the tabs transform and the tutorials' downloads."""
     app.add_js_file("duetrl.js")
     app.connect("doctree-read", group_framework_tabs)
+    app.connect("doctree-read", search_prose_only)
+    app.connect("doctree-read", adopt_stray_nodes, priority=900)  # after the others' nodes
     app.connect("html-page-context", tutorial_downloads, priority=600)
     app.connect("html-page-context", book_pdf_link, priority=601)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
