@@ -323,6 +323,28 @@ def test_the_wrong_key_does_not_open_the_door() -> None:
     assert f"leave through the {env.door_colour} door" not in observation["admissible"]
 
 
+def test_key_room_observations_show_each_key_where_it_lay_and_change_nothing() -> None:
+    env = make("duetrl/KeyDoor-v0")
+    with pytest.raises(RuntimeError, match="reset"):
+        env.unwrapped.key_room_observations()
+    env.reset(seed=4)
+    door, other = env.key_colours
+    first_room = env.state.keys[1]
+    env.step(env.admissible().index(f"go to the {first_room}"))
+    env.step(env.admissible().index(f"take the {other} key"))  # the episode moved on
+    before = env.state
+    views = env.unwrapped.key_room_observations()
+    assert env.state == before  # the episode goes on unchanged
+    for label, colour, room in (("matching", door, env.key_rooms[0]),
+                                ("other", other, env.key_rooms[1])):
+        view = views[label]
+        assert view["goal"] == f"open the {door} door and leave"
+        assert view["text"].startswith(f"you are in the {room}.")
+        assert f"{colour} key lies on the floor." in view["text"]
+        assert view["text"].endswith("you carry nothing.")
+        assert view["admissible"] == ("go to the hall", f"take the {colour} key")
+
+
 def _searcher(observation: dict) -> int:
     """A policy of the current text alone: take and use the key of the goal's colour, enter
     a room never searched, go back to the door once its key is in hand."""

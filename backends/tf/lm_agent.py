@@ -6,10 +6,13 @@ and the PPO learner, as tensors.
     V(s) = LN_f(h_L)[prompt_last] w + b                                 (ValueHead, rlhf.py)
 
 The rows (state-major, S x K, prompt + command, right-padded) and the mask come from
-``core/agents/batch.py``; the learner's framework-neutral half (checks, the loss' assembly)
-is ``core/learners/lm_agent.py``: ``LMAgentLearner`` here adds only the tensors and the
-gradient step. The float64 oracle is ``core/reference/lm_agent.py``; the twin in the other
-backend has the same names, order and comments (``duetrl diff lm_agent``).
+``core/agents/batch.py``. ``agent_outputs`` reads every row in full (the equations as written,
+the coursework's version); ``shared_prompt_outputs``, what the rollout and the learner run,
+reads each state's prompt once and the commands on its keys and values (the same numbers,
+about a third of the positions on KeyDoor). The learner's framework-neutral half (checks,
+the loss' assembly) is ``core/learners/lm_agent.py``: ``LMAgentLearner`` here adds only the
+tensors and the gradient step. The float64 oracle is ``core/reference/lm_agent.py``; the
+twin in the other backend has the same names, order and comments (``duetrl diff lm_agent``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow import Tensor
 
+from duetrl.backends.tf.attention import fused_attention
+from duetrl.backends.tf.generation import split_heads
 from duetrl.backends.tf.gpt import GPT
 from duetrl.backends.tf.objectives import gather_log_probs
 from duetrl.backends.tf.optim import Adam, minimize
@@ -45,8 +50,7 @@ def admissible_log_probs(scores: Tensor, admissible: Tensor) -> Tensor:
 
     The empty places of the grid (admissible 0) get ``MASK_FILL_VALUE`` before the softmax
     (probability 0) and log pi = 0 after it, so no NaN or -1e9 reaches a loss."""
-    filled = tf.where(admissible > 0, scores, tf.fill(tf.shape(scores), tf.cast(
-        MASK_FILL_VALUE, scores.dtype)))
+    filled = tf.where(admissible > 0, scores, tf.cast(MASK_FILL_VALUE, scores.dtype))
     return tf.nn.log_softmax(filled, axis=-1) * admissible
 
 
@@ -71,11 +75,106 @@ def agent_outputs(
     return admissible_log_probs(scores, admissible), values
 
 
+# ---------------------------------------------------------------------------------------------
+# The same outputs with the prompt read once (the rollout's and the learner's pass)
+# ---------------------------------------------------------------------------------------------
+# agent_outputs reads each state's prompt K times, once per command row. The prompt is the
+# same in every row and the GPT is causal, so its keys and values are too: read it once, then
+# run only the commands' words on top of them (a KV cache shared by the K commands, as in
+# generation.py). For a prompt of P words and K commands of L words that is P + K (L - 1)
+# positions per state instead of K (P + L), and the tied head runs on the K L command
+# positions only. The equations are agent_outputs'; tests check the two agree in float64.
+
+
+def prompt_and_commands(
+    tokens: Tensor, mask: Tensor, admissible: Tensor, prompt_last: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The grid's rows split: prompts (S, P) (row 0 of each state, right-padded), the
+    commands' words (S, K, L) and their mask (S, K, L) (1 for a real word; L: the most words
+    of any command). Command word j of row (s, k) is token prompt_last[s] + 1 + j, flagged by
+    mask column prompt_last[s] + j (batch.py's layout)."""
+    s, k = tf.shape(admissible)[0], tf.shape(admissible)[1]
+    t = tf.shape(tokens)[1]
+    rows = tf.reshape(tokens, (s, k, t))
+    prompts = rows[:, 0, : tf.cast(tf.reduce_max(prompt_last), tf.int32) + 1]  # (S, P)
+    length = tf.cast(tf.reduce_max(tf.reduce_sum(mask, axis=1)), tf.int32)  # L
+    columns = tf.cast(prompt_last, tf.int32)[:, None] + tf.range(length)  # (S, L): mask columns
+    inside = tf.cast(columns <= t - 2, mask.dtype)  # a short prompt's columns past the grid
+    index = tf.broadcast_to(tf.minimum(columns, t - 2)[:, None, :], (s, k, length))  # (S, K, L)
+    words = tf.gather(rows, index + 1, batch_dims=2)  # (S, K, L)
+    word_mask = tf.gather(tf.reshape(mask, (s, k, t - 1)), index, batch_dims=2) * inside[:, None]
+    return prompts, words, word_mask
+
+
+def rows_forward(
+    model: GPT, idx: Tensor, positions: Tensor, attend: Tensor, past: list | None = None
+) -> tuple[Tensor, list]:
+    """LN_f(h_L) (B, T_new, D) of tokens ``idx`` (B, T_new) at ``positions`` (B, T_new), and
+    each layer's (keys, values) (B, heads, T_new, head_dim). Query i attends to key j of
+    [past keys, its own keys] where ``attend[b, i, j]`` (B or 1, T_new, P + T_new) is True.
+    The model's own layers, as ``GPT.hidden_states`` runs them (dropout off in PPO)."""
+    b, t, d = tf.shape(idx)[0], tf.shape(idx)[1], model.config.n_embd
+    x = model.wte(idx) + model.wpe(positions)  # (B, T_new, D)
+    cache = []
+    for layer, block in enumerate(model.blocks):
+        a = block.attn
+        z = block.ln_1(x)
+        q, k, v = (split_heads(a, linear(z)) for linear in (a.q_linear, a.k_linear, a.v_linear))
+        cache.append((k, v))
+        if past is not None:  # the prompt's keys and values first, then the commands' own
+            k, v = tf.concat([past[layer][0], k], axis=2), tf.concat([past[layer][1], v], axis=2)
+        output = fused_attention(q, k, v, tf.cast(attend, q.dtype)[:, None])  # (B, h, T, hd)
+        x = x + a.out(tf.reshape(tf.transpose(output, (0, 2, 1, 3)), (b, t, d)))
+        x = x + block.mlp(block.ln_2(x), training=False)
+    return model.ln_f(x), cache
+
+
+def shared_prompt_outputs(
+    model: GPT, value_head: ValueHead, tokens: Tensor, mask: Tensor, admissible: Tensor,
+    prompt_last: Tensor,
+) -> tuple[Tensor, Tensor]:
+    """agent_outputs' (log pi (S, K), V(s) (S,)), the prompt read once per state.
+
+        pass 1: the prompts (S, P), causal: LN_f(h) and every layer's keys/values
+        pass 2: the commands' words but their last, side by side (S, K (L-1)), word j of
+                command k at position P_s + j, attending to the prompt's first P_s keys and
+                to the earlier words of its own command
+        log p(word 0 of a_k) = log_softmax(LN_f(h)[prompt_last] W_te^T)[word 0]
+        log p(word j of a_k) = log_softmax(pass 2's output at word j - 1 W_te^T)[word j]
+    """
+    s, k = tf.shape(admissible)[0], tf.shape(admissible)[1]
+    prompts, words, word_mask = prompt_and_commands(tokens, mask, admissible, prompt_last)
+    p, length = tf.shape(prompts)[1], tf.shape(words)[2]
+    causal = tf.range(p)[None, None, :] <= tf.range(p)[None, :, None]  # (1, P, P)
+    hidden, past = rows_forward(model, prompts, tf.range(p)[None, :], causal)
+    last = tf.gather(hidden, prompt_last[:, None], batch_dims=1)[:, 0]  # (S, D): prompt's last
+    logits = tf.matmul(last, model.wte.embeddings, transpose_b=True)  # (S, V): first words
+    first_logp = tf.gather(tf.nn.log_softmax(logits), words[:, :, 0], batch_dims=1)  # (S, K)
+    q = k * (length - 1)  # Q: the words fed in pass 2, all but each command's last
+    fed = tf.reshape(words[:, :, :-1], (s, q))  # (S, Q)
+    word_of = tf.tile(tf.range(length - 1), [k])  # (Q,): j of each fed position
+    positions = tf.minimum(tf.cast(prompt_last, tf.int32)[:, None] + 1 + word_of[None, :],
+                           model.config.block_size - 1)  # padding words past it are masked
+    same = tf.repeat(tf.range(k), length - 1)  # the command of each position
+    own = (same[:, None] == same[None, :]) & (word_of[None, :] <= word_of[:, None])
+    seen = tf.range(p)[None, None, :] <= tf.cast(prompt_last, tf.int32)[:, None, None]
+    attend = tf.concat([tf.broadcast_to(seen, (s, q, p)), tf.broadcast_to(own[None], (s, q, q))], 2)
+    hidden_words, _ = rows_forward(model, fed, positions, attend, past)
+    logits = tf.tensordot(hidden_words, model.wte.embeddings, axes=[[2], [1]])  # (S, Q, V)
+    targets = words[:, :, 1:]  # (S, K, L-1): what pass 2's outputs predict
+    rest = tf.reshape(gather_log_probs(logits, tf.reshape(targets, (s, q))), (s, k, length - 1))
+    token_logp = tf.concat([first_logp[:, :, None], rest], axis=2)  # (S, K, L)
+    scores = tf.reshape(command_scores(tf.reshape(token_logp, (s * k, length)),
+                                       tf.reshape(word_mask, (s * k, length))), (s, k))
+    values = value_head(last[:, None, :])[:, 0]  # (S,)
+    return admissible_log_probs(scores, admissible), values
+
+
 def inference_outputs(
     model: GPT, value_head: ValueHead, tokens: np.ndarray, mask: np.ndarray,
     admissible: np.ndarray, prompt_last: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """agent_outputs without gradient, as NumPy float64: the rollout's pass.
+    """shared_prompt_outputs without gradient, as NumPy float64: the rollout's pass.
 
     A graph traced once per model and head, for every shape (eager Keras is several x slower)."""
     dtype = model.wte.embeddings.dtype
@@ -84,7 +183,7 @@ def inference_outputs(
     if key not in graphs:
         specs = [tf.TensorSpec([None, None], tf.int64), tf.TensorSpec([None, None], dtype),
                  tf.TensorSpec([None, None], dtype), tf.TensorSpec([None], tf.int64)]
-        graphs[key] = tf.function(lambda *a: agent_outputs(model, value_head, *a),
+        graphs[key] = tf.function(lambda *a: shared_prompt_outputs(model, value_head, *a),
                                   input_signature=specs, autograph=False)
     log_pi, values = graphs[key](
         tf.constant(tokens, tf.int64), tf.constant(mask, dtype), tf.constant(admissible, dtype),
@@ -191,7 +290,8 @@ class LMAgentLearner(LMAgentLearnerBase):
 
     def _agent_outputs(self, tokens: Tensor, mask: Tensor, admissible: Tensor,
                        prompt_last: Tensor) -> tuple[Tensor, Tensor]:
-        return agent_outputs(self.policy, self.value_head, tokens, mask, admissible, prompt_last)
+        return shared_prompt_outputs(self.policy, self.value_head, tokens, mask, admissible,
+                                     prompt_last)
 
     def _agent_loss(self, *args: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         return agent_loss(*args)

@@ -6,10 +6,13 @@ and the PPO learner, as tensors.
     V(s) = LN_f(h_L)[prompt_last] w + b                                 (ValueHead, rlhf.py)
 
 The rows (state-major, S x K, prompt + command, right-padded) and the mask come from
-``core/agents/batch.py``; the learner's framework-neutral half (checks, the loss' assembly)
-is ``core/learners/lm_agent.py``: ``LMAgentLearner`` here adds only the tensors and the
-gradient step. The float64 oracle is ``core/reference/lm_agent.py``; the twin in the other
-backend has the same names, order and comments (``duetrl diff lm_agent``).
+``core/agents/batch.py``. ``agent_outputs`` reads every row in full (the equations as written,
+the coursework's version); ``shared_prompt_outputs``, what the rollout and the learner run,
+reads each state's prompt once and the commands on its keys and values (the same numbers,
+about a third of the positions on KeyDoor). The learner's framework-neutral half (checks,
+the loss' assembly) is ``core/learners/lm_agent.py``: ``LMAgentLearner`` here adds only the
+tensors and the gradient step. The float64 oracle is ``core/reference/lm_agent.py``; the
+twin in the other backend has the same names, order and comments (``duetrl diff lm_agent``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from duetrl.backends.torch.attention import fused_attention
+from duetrl.backends.torch.generation import split_heads
 from duetrl.backends.torch.gpt import GPT
 from duetrl.backends.torch.objectives import gather_log_probs
 from duetrl.backends.torch.optim import Adam, minimize
@@ -70,16 +75,111 @@ def agent_outputs(
     return admissible_log_probs(scores, admissible), values
 
 
+# ---------------------------------------------------------------------------------------------
+# The same outputs with the prompt read once (the rollout's and the learner's pass)
+# ---------------------------------------------------------------------------------------------
+# agent_outputs reads each state's prompt K times, once per command row. The prompt is the
+# same in every row and the GPT is causal, so its keys and values are too: read it once, then
+# run only the commands' words on top of them (a KV cache shared by the K commands, as in
+# generation.py). For a prompt of P words and K commands of L words that is P + K (L - 1)
+# positions per state instead of K (P + L), and the tied head runs on the K L command
+# positions only. The equations are agent_outputs'; tests check the two agree in float64.
+
+
+def prompt_and_commands(
+    tokens: Tensor, mask: Tensor, admissible: Tensor, prompt_last: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The grid's rows split: prompts (S, P) (row 0 of each state, right-padded), the
+    commands' words (S, K, L) and their mask (S, K, L) (1 for a real word; L: the most words
+    of any command). Command word j of row (s, k) is token prompt_last[s] + 1 + j, flagged by
+    mask column prompt_last[s] + j (batch.py's layout)."""
+    s, k = admissible.shape
+    t = tokens.shape[1]
+    rows = tokens.reshape(s, k, t)
+    prompts = rows[:, 0, : int(prompt_last.max()) + 1]  # (S, P)
+    length = int(mask.sum(dim=1).max())  # L
+    columns = prompt_last[:, None] + torch.arange(length)  # (S, L): mask columns
+    inside = (columns <= t - 2).to(mask.dtype)  # a short prompt's columns past the grid
+    index = columns.clamp(max=t - 2)[:, None, :].expand(s, k, length)  # (S, K, L)
+    words = torch.gather(rows, 2, index + 1)  # (S, K, L)
+    word_mask = torch.gather(mask.reshape(s, k, t - 1), 2, index) * inside[:, None]
+    return prompts, words, word_mask
+
+
+def rows_forward(
+    model: GPT, idx: Tensor, positions: Tensor, attend: Tensor, past: list | None = None
+) -> tuple[Tensor, list]:
+    """LN_f(h_L) (B, T_new, D) of tokens ``idx`` (B, T_new) at ``positions`` (B, T_new), and
+    each layer's (keys, values) (B, heads, T_new, head_dim). Query i attends to key j of
+    [past keys, its own keys] where ``attend[b, i, j]`` (B or 1, T_new, P + T_new) is True.
+    The model's own layers, as ``GPT.hidden_states`` runs them (dropout off in PPO)."""
+    b, t, d = idx.shape[0], idx.shape[1], model.config.n_embd
+    x = model.wte(idx) + model.wpe(positions)  # (B, T_new, D)
+    cache = []
+    for layer, block in enumerate(model.blocks):
+        a = block.attn
+        z = block.ln_1(x)
+        q, k, v = (split_heads(a, linear(z)) for linear in (a.q_linear, a.k_linear, a.v_linear))
+        cache.append((k, v))
+        if past is not None:  # the prompt's keys and values first, then the commands' own
+            k, v = torch.cat([past[layer][0], k], dim=2), torch.cat([past[layer][1], v], dim=2)
+        output = fused_attention(q, k, v, attend[:, None])  # (B, heads, T_new, head_dim)
+        x = x + a.out(output.transpose(1, 2).reshape(b, t, d))
+        x = x + block.mlp(block.ln_2(x))
+    return model.ln_f(x), cache
+
+
+def shared_prompt_outputs(
+    model: GPT, value_head: ValueHead, tokens: Tensor, mask: Tensor, admissible: Tensor,
+    prompt_last: Tensor,
+) -> tuple[Tensor, Tensor]:
+    """agent_outputs' (log pi (S, K), V(s) (S,)), the prompt read once per state.
+
+        pass 1: the prompts (S, P), causal: LN_f(h) and every layer's keys/values
+        pass 2: the commands' words but their last, side by side (S, K (L-1)), word j of
+                command k at position P_s + j, attending to the prompt's first P_s keys and
+                to the earlier words of its own command
+        log p(word 0 of a_k) = log_softmax(LN_f(h)[prompt_last] W_te^T)[word 0]
+        log p(word j of a_k) = log_softmax(pass 2's output at word j - 1 W_te^T)[word j]
+    """
+    s, k = admissible.shape
+    prompts, words, word_mask = prompt_and_commands(tokens, mask, admissible, prompt_last)
+    p, length = prompts.shape[1], words.shape[2]
+    causal = torch.arange(p)[None, None, :] <= torch.arange(p)[None, :, None]  # (1, P, P)
+    hidden, past = rows_forward(model, prompts, torch.arange(p)[None, :], causal)
+    last = hidden[torch.arange(s), prompt_last]  # (S, D): the prompt's last hidden state
+    logits = F.linear(last, model.wte.weight)  # (S, V): first words
+    first_logp = torch.gather(F.log_softmax(logits, dim=-1), 1, words[:, :, 0])  # (S, K)
+    q = k * (length - 1)  # Q: the words fed in pass 2, all but each command's last
+    fed = words[:, :, :-1].reshape(s, q)  # (S, Q)
+    word_of = torch.arange(length - 1).repeat(k)  # (Q,): j of each fed position
+    positions = (prompt_last[:, None] + 1 + word_of[None, :]).clamp(
+        max=model.config.block_size - 1)  # padding words past the context are masked
+    same = torch.arange(k).repeat_interleave(length - 1)  # the command of each position
+    own = (same[:, None] == same[None, :]) & (word_of[None, :] <= word_of[:, None])
+    seen = torch.arange(p)[None, None, :] <= prompt_last[:, None, None]  # (S, 1, P)
+    attend = torch.cat([seen.expand(s, q, p), own[None].expand(s, q, q)], dim=2)  # (S, Q, P + Q)
+    hidden_words, _ = rows_forward(model, fed, positions, attend, past)
+    logits = F.linear(hidden_words, model.wte.weight)  # (S, Q, V)
+    targets = words[:, :, 1:]  # (S, K, L-1): what pass 2's outputs predict
+    rest = gather_log_probs(logits, targets.reshape(s, q)).reshape(s, k, length - 1)
+    token_logp = torch.cat([first_logp[:, :, None], rest], dim=2)  # (S, K, L)
+    scores = command_scores(token_logp.reshape(s * k, length),
+                            word_mask.reshape(s * k, length)).reshape(s, k)
+    values = value_head(last[:, None, :])[:, 0]  # (S,)
+    return admissible_log_probs(scores, admissible), values
+
+
 @torch.inference_mode()
 def inference_outputs(
     model: GPT, value_head: ValueHead, tokens: np.ndarray, mask: np.ndarray,
     admissible: np.ndarray, prompt_last: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """agent_outputs without gradient, as NumPy float64: the rollout's pass.
+    """shared_prompt_outputs without gradient, as NumPy float64: the rollout's pass.
 
     Under ``torch.inference_mode()``: no autograd graph is recorded."""
     dtype = model.wte.weight.dtype
-    log_pi, values = agent_outputs(
+    log_pi, values = shared_prompt_outputs(
         model, value_head, torch.as_tensor(tokens, dtype=torch.int64),
         torch.as_tensor(mask, dtype=dtype), torch.as_tensor(admissible, dtype=dtype),
         torch.as_tensor(prompt_last, dtype=torch.int64))
@@ -177,7 +277,8 @@ class LMAgentLearner(LMAgentLearnerBase):
 
     def _agent_outputs(self, tokens: Tensor, mask: Tensor, admissible: Tensor,
                        prompt_last: Tensor) -> tuple[Tensor, Tensor]:
-        return agent_outputs(self.policy, self.value_head, tokens, mask, admissible, prompt_last)
+        return shared_prompt_outputs(self.policy, self.value_head, tokens, mask, admissible,
+                                     prompt_last)
 
     def _agent_loss(self, *args: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         return agent_loss(*args)

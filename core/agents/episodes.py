@@ -59,13 +59,17 @@ def play(outputs: Outputs, envs: Sequence[Any], seeds: Sequence[int],
     stepped together: Gumbel-max samples of pi with noise from ``rng``, or greedy when it is
     None.
 
-    :returns: per episode ``observations``, ``actions``, ``rewards`` (lists, one entry per
-        step), ``terminated``, ``final`` (the last observation) and ``success``.
+    :returns: per episode ``observations``, ``actions``, ``rewards``, ``log_probs`` (log
+        pi(a | s) of the command taken) and, when ``outputs`` gives ``values``, ``values``
+        (V(s)) (lists, one entry per step), ``terminated``, ``final`` (the last observation)
+        and ``success``. The log-probs and values are the ones the commands were chosen with:
+        PPO's pi_old and GAE's V need no second pass over the states.
     """
     n = len(seeds)
     observations = [envs[i].reset(seed=int(seed))[0] for i, seed in enumerate(seeds)]
     trajectories: list[dict[str, Any]] = [
-        {"observations": [], "actions": [], "rewards": []} for _ in range(n)]
+        {"observations": [], "actions": [], "rewards": [], "log_probs": [], "values": []}
+        for _ in range(n)]
     ends: list[dict[str, Any]] = [{} for _ in range(n)]
     active = list(range(n))
     for _ in range(MAX_EPISODE_STEPS):
@@ -85,6 +89,9 @@ def play(outputs: Outputs, envs: Sequence[Any], seeds: Sequence[int],
             t["observations"].append(observations[i])
             t["actions"].append(action)
             t["rewards"].append(float(reward))
+            t["log_probs"].append(float(out["log_pi"][row, action]))
+            if "values" in out:
+                t["values"].append(float(out["values"][row]))
             if terminated or truncated:
                 ends[i] = {"terminated": bool(terminated), "final": next_observation,
                            "success": bool(info.get("success", False))}

@@ -220,9 +220,7 @@ def take_probabilities(probabilities: Callable[[dict[str, Any]], np.ndarray], n:
     found: dict[str, list[float]] = {"matching": [], "other": []}
     for _ in range(n):
         env.reset(seed=int(rng.integers(2**31)))
-        for label, room in (("matching", env.state.keys[0]), ("other", env.state.keys[1])):
-            env.state = env.state._replace(location=room)
-            observation = env._observation()
+        for label, observation in env.key_room_observations().items():
             take = [c.startswith("take ") for c in observation["admissible"]].index(True)
             found[label].append(float(probabilities(observation)[take]))
     return {label: float(np.mean(values)) for label, values in found.items()}

@@ -8,8 +8,9 @@ Per update u:
    (``backends/*/lm_agent.inference_outputs`` on the rows of ``core/agents/batch.layout``) and
    the action is a Gumbel-max sample, argmax_k(log pi(a_k | s) + g_k), with g from core's NumPy
    generator (seeded by (seed, u)), so both backends pick the same commands;
-2. one pass over every state of the update gives log pi_old(a_s | s) and V(s) (and V of the
-   last observation of an episode cut by the time limit: a truncation bootstraps, a
+2. log pi_old(a_s | s) and V(s) are the rollout's own (``episodes.play`` keeps the scores
+   each command was chosen with: the weights have not changed since); one small pass gives V
+   of the last observation of each episode cut by the time limit (a truncation bootstraps, a
    termination does not);
 3. GAE on host arrays, per episode (``core/reference/returns.gae``), advantages whitened;
 4. ``epochs`` PPO steps of the backend's ``LMAgentLearner`` on the whole batch.
@@ -179,8 +180,9 @@ class LMAgentRun:
         self.collect_seconds += collected - began
         states = [o for t in trajectories for o in t["observations"]]
         cut = [t for t in trajectories if not t["terminated"]]
-        out = self.outputs(states + [t["final"] for t in cut])  # one pass: pi_old, V
-        values, finals = out["values"][: len(states)], out["values"][len(states):]
+        grid = layout(self.tokenizer, states, self.config.block_size)  # the learner's rows
+        values = np.array([v for t in trajectories for v in t["values"]])  # the rollout's V
+        finals = self.outputs([t["final"] for t in cut])["values"] if cut else []
         final_value = iter(finals)
         advantages, returns, start = [], [], 0
         for t in trajectories:
@@ -201,11 +203,10 @@ class LMAgentRun:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         actions = np.array([a for t in trajectories for a in t["actions"]], dtype=np.int64)
         n = len(states)
-        k = out["admissible"].shape[1]
         batch = {
-            "tokens": out["tokens"][: n * k], "mask": out["mask"][: n * k],
-            "admissible": out["admissible"][:n], "prompt_last": out["prompt_last"][:n],
-            "actions": actions, "old_logp": out["log_pi"][np.arange(n), actions],
+            "tokens": grid["tokens"], "mask": grid["mask"], "admissible": grid["admissible"],
+            "prompt_last": grid["prompt_last"], "actions": actions,
+            "old_logp": np.array([lp for t in trajectories for lp in t["log_probs"]]),
             "advantages": advantages, "returns": returns,
         }
         stats: dict[str, float] = {}

@@ -91,6 +91,7 @@ class KeyDoorEnv(TextEnv):
         door_room, key_room, other_room = (self.rooms[i] for i in rng.permutation(3))
         self.door_colour, self.door_room = door, door_room
         self.key_colours = (door, other)
+        self.key_rooms = (key_room, other_room)  # where each key lay at the start
         state = KeyDoorState(HALL, (key_room, other_room), False, False, "")
         return f"open the {door} door and leave", state
 
@@ -189,3 +190,20 @@ class KeyDoorEnv(TextEnv):
 
     def _success(self, state: KeyDoorState) -> bool:
         return state.left
+
+    def key_room_observations(self) -> dict[str, dict]:
+        """This episode's world seen from each key's room, hands empty, door closed (what
+        ``core/agents/pretrain.take_probabilities`` probes): ``"matching"`` where the key of
+        the door's colour lies, ``"other"`` where the other key lies; the commands are "go to
+        the hall" and "take the K key". The episode goes on unchanged.
+
+        :raises RuntimeError: before ``reset``."""
+        if self.state is None:
+            raise RuntimeError("key_room_observations: no episode; call reset() first")
+        saved, views = self.state, {}
+        start = KeyDoorState(HALL, self.key_rooms, False, False, "")  # as the episode began
+        for label, room in zip(("matching", "other"), start.keys):
+            self.state = start._replace(location=room)
+            views[label] = self._observation()
+        self.state = saved
+        return views
