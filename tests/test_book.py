@@ -1,12 +1,13 @@
 """The book, checked in a real browser.
 
 The site is built in quick mode in both languages (``docs/build.py``), served on localhost and
-every page (but the Chinese copies of the API pages, whose links are read from their files) is
-opened in headless Chromium at 1280 px: no console errors, every image loaded, every
+every page (but the Chinese pages whose English twin says it all: the API pages, and those with
+no equation and no image, read from their files) is opened in headless Chromium at 1280 px: no console errors, every image loaded, every
 equation typeset by MathJax, every internal link (and its anchor) pointing at something that
 exists, nothing of a tutorial or API page scrolling sideways (code, outputs, tables, equations,
 signatures); the search page finds "Bellman", and in Chinese 策略梯度 (the policy-gradient
-pages), 贝尔曼方程 and 策略; the executed tutorial offers its notebook and .py in each language,
+pages), 贝尔曼方程 and 策略, with snippets of the pages' prose (no raw TeX, no theme buttons);
+the executed tutorial offers its notebook and .py in each language,
 the Chinese CLI pages are Chinese, and two pages of the Chinese book print to a PDF with a
 Chinese font; a screenshot of tutorial 4.2 in each language is kept
 in ``build/book/screenshots/``. Chromium and its driver come from the system's packages.
@@ -71,6 +72,23 @@ def build_site(out: Path) -> Path:
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the site as a web server would: HTTP/1.1 (one connection for a page's ~20 files,
+    not one each) and the theme's files (``_static/``) cacheable, so that each of the ~400 pages
+    does not fetch and compile the same scripts and styles again. Pages and images are never
+    cached: each is fetched by the page that shows it, a missing one fails there."""
+
+    protocol_version = "HTTP/1.1"
+    status = 0
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self.status = code
+        super().send_response(code, message)
+
+    def end_headers(self) -> None:
+        if self.status == 200 and "/_static/" in self.path:
+            self.send_header("Cache-Control", "max-age=3600")
+        super().end_headers()
+
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
         pass
 
@@ -104,9 +122,12 @@ def start_chromium(profile: Path):
 
 
 # Runs in the page once it has loaded: makes lazy images load, waits for them and for MathJax,
-# then reports what the checks need. (An async script: the last argument is the callback.)
+# then reports what the checks need. (An async script: the last argument is the callback; the
+# first says whether to look for what scrolls sideways, a style read of every element of the
+# article, only on the pages where that is checked.)
 INSPECT_PAGE = """
 const done = arguments[arguments.length - 1];
+const checkSideways = arguments.length > 1 && arguments[0];
 const images = Array.from(document.images);
 images.forEach(img => { if (img.loading === "lazy") img.loading = "eager"; });
 const settled = Promise.all(images.map(img => img.complete ? null : new Promise(resolve => {
@@ -151,7 +172,7 @@ Promise.all([settled, typeset]).then(() => {
     mathErrors: document.querySelectorAll("mjx-merror, .MathJax_Error, merror").length,
     rawMath: rawMath(),
     links: Array.from(document.querySelectorAll("a[href]")).map(a => a.href),
-    sideways: sideways(),
+    sideways: checkSideways ? sideways() : [],
   });
 }).catch(error => done({error: String(error)}));
 """
@@ -170,6 +191,12 @@ def anchors_of(page: Path) -> frozenset[str]:
     return frozenset(re.findall(r"""\b(?:id|name)=["']([^"']+)["']""", text))
 
 
+@functools.cache
+def is_file(path: Path) -> bool:
+    """``path.is_file()``, asked once per file: the ~400 pages link the same sidebar's pages."""
+    return path.is_file()
+
+
 def broken_links(links: list[str], base: str, html_root: Path) -> list[str]:
     """Same-site links whose file is missing, or whose ``#anchor`` is not on its page."""
     broken = []
@@ -179,7 +206,7 @@ def broken_links(links: list[str], base: str, html_root: Path) -> list[str]:
         if parts.scheme not in ("http", "https") or parts.netloc != host:
             continue
         path = target_file(html_root, parts.path)
-        if not path.is_file():
+        if not is_file(path):
             broken.append(link)
         elif parts.fragment and path.suffix == ".html" and \
                 unquote(parts.fragment) not in anchors_of(path):
@@ -190,7 +217,8 @@ def broken_links(links: list[str], base: str, html_root: Path) -> list[str]:
 def check_page(driver, base: str, html_root: Path, page: str) -> list[str]:
     """Every problem of one page, as ``page: what`` lines."""
     driver.get(f"{base}/{page}")
-    report = driver.execute_async_script(INSPECT_PAGE)
+    sideways = any(f"/{folder}/" in f"/{page}" for folder in SIDEWAYS_CHECKED)
+    report = driver.execute_async_script(INSPECT_PAGE, sideways)
     # the browser asks every site for /favicon.ico on its own; the book has none, no page links it
     problems = [f"{page}: console: {entry['message'][:300]}"
                 for entry in driver.get_log("browser") if entry["level"] == "SEVERE"
@@ -206,7 +234,7 @@ def check_page(driver, base: str, html_root: Path, page: str) -> list[str]:
     problems += [f"{page}: raw TeX in the text: {text!r}" for text in report["rawMath"]]
     problems += [f"{page}: broken link: {link}"
                  for link in broken_links(report["links"], base, html_root)]
-    if any(f"/{folder}/" in f"/{page}" for folder in SIDEWAYS_CHECKED):
+    if sideways:
         problems += [f"{page}: scrolls sideways at {WINDOW_WIDTH} px: {what}"
                      for what in report["sideways"]]
     return problems
@@ -233,6 +261,33 @@ def static_link_problems(base: str, html_root: Path, page: str) -> list[str]:
     links = file_links(base, html_root, page)
     assert links, f"{page}: no link read"  # the frame alone links to the other pages
     return [f"{page}: broken link: {link}" for link in broken_links(links, base, html_root)]
+
+
+SHOWS_MATHS_OR_IMAGES = re.compile(r'<img\b|class="math\b|mathjax/tex-chtml')
+NOT_TEXT = re.compile(r"<(script|style|pre|code|textarea)\b.*?</\1>", re.DOTALL | re.IGNORECASE)
+TEX_DELIMITER = re.compile(r"\$\$|\\\(|\\\[|\\begin\{")
+
+
+def opened_in_browser(html_root: Path, page: str) -> bool:
+    """Whether the browser opens ``page``: every English page, and every Chinese page but the
+    API pages (READ_NOT_OPENED) and those with no equation and no image (the Rosetta stone, the
+    CLI and outline pages: the text of their English twins, opened, under the Chinese frame,
+    which the Chinese tutorials, opened, exercise). Theirs is read from the file: links,
+    anchors and raw TeX (static_page_problems)."""
+    if not page.startswith("zh_CN/"):
+        return True
+    if page.startswith(READ_NOT_OPENED):
+        return False
+    return bool(SHOWS_MATHS_OR_IMAGES.search((html_root / page).read_text(encoding="utf-8")))
+
+
+def static_page_problems(base: str, html_root: Path, page: str) -> list[str]:
+    """A page read from its file: broken links and anchors, and TeX delimiters in its text
+    (outside code, scripts and styles: what the browser's rawMath reports)."""
+    text = NOT_TEXT.sub("", (html_root / page).read_text(encoding="utf-8"))
+    raw = [html.unescape(m) for m in re.findall(r">([^<]*)<", text) if TEX_DELIMITER.search(m)]
+    return [*static_link_problems(base, html_root, page),
+            *[f"{page}: raw TeX in the text: {found.strip()[:80]!r}" for found in raw]]
 
 
 def chooser_problems(base: str, html_root: Path) -> list[str]:
@@ -264,6 +319,34 @@ def search_results(driver, base: str, query: str, language: str = "en") -> list[
             for item in driver.find_elements(By.CSS_SELECTOR, "#search-results li")]
 
 
+RAW_TEX = re.compile(r"\\[()\[\]]|\$\$|\\(?:frac|mathrm|mathbb|sum|left|right|text|hat|begin)(?![a-zA-Z])")
+THEME_TEXT = ("System Settings", "Light Dark", "Toggle primary sidebar", "Color mode")
+
+
+SNIPPETS = """
+// the page results (an API object's result has its description, a span, instead of a snippet)
+const pages = Array.from(document.querySelectorAll("#search-results li"))
+  .filter(item => !item.querySelector(":scope > span"));
+const snippets = pages.map(item => item.querySelector("p.context")).filter(Boolean);
+return pages.length && snippets.length === pages.length ? snippets.map(p => p.textContent) : null;
+"""
+
+
+def search_snippets(driver) -> list[str]:
+    """The snippet under each page of the search page's current results, once every page has
+    its own (Sphinx fetches each result page and cuts its text: _static/duetrl.js picks the
+    prose)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, PAGE_TIMEOUT).until(lambda d: d.execute_script(SNIPPETS))
+
+
+def snippet_problems(snippets: list[str], query: str) -> list[str]:
+    """Snippets holding raw TeX or the theme's button labels, not the page's prose."""
+    return [f"search {query!r}: snippet not prose: {text[:160]!r}" for text in snippets
+            if RAW_TEX.search(text) or any(words in text for words in THEME_TEXT)]
+
+
 def site_pages(html_root: Path) -> list[str]:
     """Every page of both languages (not the theme's HTML fragments under ``_static``)."""
     pages = []
@@ -291,14 +374,18 @@ def test_book_in_a_browser(tmp_path: Path) -> None:
     try:
         problems = chooser_problems(base, html_root)
         for page in pages:
-            if page.startswith(READ_NOT_OPENED):
-                problems += static_link_problems(base, html_root, page)
-            else:
+            if opened_in_browser(html_root, page):
                 problems += check_page(driver, base, html_root, page)
+            else:
+                problems += static_page_problems(base, html_root, page)
         found = search_results(driver, base, "Bellman")
+        problems += snippet_problems(search_snippets(driver), "Bellman")
         # Chinese words, cut by jieba into the index and by _static/zh_search.js in the query
-        found_zh = {word: search_results(driver, base, word, "zh_CN")
-                    for word in ("策略梯度", "贝尔曼方程", "策略")}
+        found_zh = {}
+        for word in ("策略梯度", "贝尔曼方程", "策略"):
+            found_zh[word] = search_results(driver, base, word, "zh_CN")
+            if word == "策略梯度":
+                problems += snippet_problems(search_snippets(driver), word)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         for language in LANGUAGES:
             driver.get(f"{base}/{language}/{SCREENSHOT_PAGE}")
