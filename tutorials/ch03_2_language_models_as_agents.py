@@ -234,12 +234,14 @@ print("saved", plot_curves(curves, figure_dir() / "ch03_2_lm_policy_ppo.png", "e
 #   first, and the reward only arrives at the end of an episode, so the curve of one seed is
 #   jumpy: eight episodes an update make the success rate a multiple of 1/8.
 # * Measured with these settings (`duetrl agent train`'s defaults, seed 0; greedy success on
-#   100 new worlds every 10 updates, `benchmarks/lm_agent.py`): PyTorch 0.26, 0.17, 0.31,
-#   0.13, 0.71, 0.54, 0.55 and 1.00 at update 80 (1.00 again on 200 other worlds); TensorFlow
-#   0.20, 0.24, 0.25, 0.43, 0.57, 0.69 and 0.95 at update 70 (0.97 on 200 others). The two
-#   frameworks play the same first episodes and part after a few updates: float32 sums
-#   differ, and a tie between two commands can go either way. The small steps (learning
-#   rate 3e-4, clip 0.1) are deliberate: larger ones wear away what pretraining gave.
+#   100 new worlds every 10 updates, `benchmarks/lm_agent.py`): PyTorch (1 thread) 0.23,
+#   0.21, 0.30, 0.66, 0.91, 0.72, 0.36, 0.84, 0.62 and 0.97 at update 100 (0.945 on 200 other
+#   worlds), 53 s of CPU; TensorFlow (2 threads) 0.25, 0.24, 0.52, 0.54, 0.67 and 1.00 at
+#   update 60 (1.00 on 200 others), 51 s of CPU. The two frameworks play the same first
+#   episodes and part after a few updates: float32 sums differ (the thread count changes
+#   them too), and a tie between two commands can go either way. The small steps (learning
+#   rate 3e-4, clip 0.1) are deliberate: larger ones wear away what pretraining gave; the
+#   curve of one seed still goes down as well as up.
 # * PPO's guarantees are local: the clipped ratio keeps each update close to the last, the
 #   entropy (in nats over the admissible commands) tells how much the policy still explores.
 #   Nothing promises a monotone curve; convergence is to a local optimum of a policy that
