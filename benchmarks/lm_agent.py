@@ -31,6 +31,48 @@ pretrain``'s defaults (4000 steps at batch 32 with the colour-matching and hall 
 target is reached; ``train_cpu_s`` (process CPU seconds, evaluations excluded) beside the wall
 times, ``load_before``/``load_after`` the machine's 1-minute load.
 
+Since the rollout and the learner read each prompt once (``shared_prompt_outputs`` in
+``backends/*/lm_agent.py``: the prompt's keys and values shared by its commands, the tied head
+on the command words only; equal to the full grid pass in float64) and PPO's pi_old and V are
+the rollout's own (no second pass over the states), measured with the recipe's world LM
+(``runs/agent/world_lm.safetensors``, pretraining 115 s CPU, excluded), ``--eval-every 10``,
+on the shared 2-core machine at load 7 to 18 (other people's jobs; the walls are the load's,
+the CPU seconds the code's):
+
+* one update (seed 0, updates 2-5, 1 thread, load 7-8; 170-180 states of 4 commands, prompts
+  up to 43 words, grid 704 x 47): torch 0.59-0.76 s CPU (every row read in full: 1.40-2.03,
+  and 0.13 more for the pi_old pass), tf 0.63-0.75 (1.72-2.42, and 0.15); tf / torch 1.0-1.1
+  per steady update. The first update: torch 1.0 s CPU, tf 7.4 (tracing). The 4 PPO steps
+  are ~75% of an update, the rollout the rest; in torch the backward pass is ~60% of a step.
+* tf, seed 0, 2 threads: greedy 0.25, 0.24, 0.52, 0.54, 0.67, **1.00 at update 60**
+  (confirmed 1.00 on 200 other episodes): 51.0 s CPU of training, the first update's tracing
+  included (348 s wall at load 12-17); 128 env steps per update.
+* torch, seed 0, 1 thread: greedy 0.23, 0.21, 0.30, 0.66, 0.91, 0.72, 0.36, 0.84, 0.62,
+  **0.97 at update 100** (confirmed 0.945 on 200 other episodes): 53.3 s CPU of training
+  (608 s wall at load 15-16), 115 env steps per update, learner share 0.77, first update
+  4.3 s wall. Time to target in CPU seconds: tf / torch 0.96 for seed 0 (tf crossed at update
+  60, torch at 100); per update 0.85 / 0.53 = 1.6 (tf's 7.4 s of tracing over 60 updates,
+  and its two threads' CPU summed), 1.0-1.1 per steady update at one thread each.
+* torch at 2 threads on the loaded machine: update 10 only after 416 s wall (two OpenMP
+  threads spinning on busy cores), stopped; on a loaded machine run ``--threads 1``.
+* seed 1, 1 thread: torch greedy 0.14, 0.04, 0.31, 0.36, 0.59, **0.98 at update 60**
+  (confirmed 1.00 on 200 others), 41.2 s CPU of training (484 s wall at load 11-12); tf 0.14,
+  0.14, 0.22, 0.48, 0.50, 0.65, 0.87, 0.68, 0.54, 0.79, 0.73, 0.24: **not reached** within 120
+  updates (89.0 s CPU, at load 11-14): the target is reached in some seeds, not all (the
+  curve of one seed goes down as well as up: PPO at lr 3e-4 and clip 0.1 still forgets).
+* seed 2, 1 thread (load 7-9): tf greedy 0.53, 0.49, 0.60, ..., 0.80, 0.53, 0.61, **1.00 at
+  update 100** (confirmed 1.00 on 200 others), 62.8 s CPU (206 s wall); torch 0.47, 0.39,
+  0.40, 0.35, 0.51, 0.52, 0.67, 0.30, 0.51, 0.64, 0.62, 0.69: **not reached** within 120
+  updates (66.8 s CPU).
+* In short, greedy >= 0.95 in 4 of 6 (seed, backend) runs, each time in 41-63 s of CPU of
+  PPO (pretraining excluded), 0.4-0.9 s of CPU per update; the wall times of this loaded
+  machine say nothing of a quiet one's (on a quiet 2-core machine one thread's CPU second is
+  about a wall second). Not every seed reaches the target within 120 updates: what holds the
+  minute back is PPO's forgetting (greedy falls from 0.91 to 0.36 and back in torch seed 0),
+  not the cost of an update.
+
+Before (the grid pass, pi_old recomputed):
+
 With "an orange key" in the text (the recipe re-measured; ``--threads 1 --updates 120
 --eval-every 10 --seed 0``, the sweep's checkpoint: pretraining 115 s CPU, 354 s wall, val
 loss 0.365), a machine loaded 11 to 19 by other jobs (the walls are not the code's):
