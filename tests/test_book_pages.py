@@ -228,11 +228,6 @@ CODE_COLUMNS = 100
 """The tutorials' code is written to 100 columns (ruff's line length): at a 1280-px window the
 article holds about 110 columns of code (_static/duetrl.css), so a longer line wraps mid-
 expression on the page, and on a phone scrolls sideways."""
-FORMATTED_BY_THE_LEAD = ("ch03_2_language_models_as_agents", "ch03_2_rewards_for_agents",
-                         "ch09_3_what_the_lm_contributes")
-"""Tutorials another helper was editing when the others' exercises were formatted (issue 23):
-their long exercise lines are listed in that helper's report; the test holds them to the column
-once they are fixed (it fails while one is listed here with no long line left)."""
 
 
 def test_the_exercises_code_fits_the_column() -> None:
@@ -241,7 +236,7 @@ def test_the_exercises_code_fits_the_column() -> None:
     characters wrapped mid-expression at 1280 px (issue 23 item 4)."""
     import jupytext
 
-    long, listed = [], {}
+    long = []
     for path in sorted((REPO / "tutorials").glob("*.py")):
         exercises = False
         for index, code in enumerate(jupytext.read(path).cells):
@@ -249,13 +244,9 @@ def test_the_exercises_code_fits_the_column() -> None:
                                       and "## Exercises" in code.source)
             if not exercises or code.cell_type != "code":
                 continue
-            wide = [f"{path.stem}, cell {index}: {len(line)} columns: {line.strip()[:60]}"
-                    for line in code.source.splitlines() if len(line) > CODE_COLUMNS]
-            (listed.setdefault(path.stem, []) if path.stem in FORMATTED_BY_THE_LEAD
-             else long).extend(wide)
+            long += [f"{path.stem}, cell {index}: {len(line)} columns: {line.strip()[:60]}"
+                     for line in code.source.splitlines() if len(line) > CODE_COLUMNS]
     assert not long, "\n".join(long)
-    fixed = [stem for stem in FORMATTED_BY_THE_LEAD if not listed.get(stem)]
-    assert not fixed, f"{fixed}: formatted now, take them out of FORMATTED_BY_THE_LEAD"
 
 
 def test_nodes_of_a_nested_parse_do_not_drag_its_document_into_the_doctree() -> None:

@@ -313,17 +313,23 @@ from duetrl.core.exercises import compare  # noqa: E402
 
 def log_pi_of_rows(token_logp, mask):
     """log pi over the K rows of one state: (K, T-1), (K, T-1) -> (K,)."""
-    return torch.log_softmax((torch.as_tensor(token_logp) * torch.as_tensor(mask)).sum(1), 0).numpy()  # your code here
+    return torch.log_softmax(
+        (torch.as_tensor(token_logp) * torch.as_tensor(mask)).sum(1), 0
+    ).numpy()  # your code here
 
 
 def log_pi_of_rows_tf(token_logp, mask):
     """log pi over the K rows of one state, the same in tf: (K, T-1), (K, T-1) -> (K,)."""
-    return tf.nn.log_softmax(tf.reduce_sum(tf.constant(token_logp) * tf.constant(mask), 1), 0)  # your code here
+    return tf.nn.log_softmax(
+        tf.reduce_sum(tf.constant(token_logp) * tf.constant(mask), 1), 0
+    )  # your code here
 
 
 def returns_to_go(rewards):
     """R_t = sum_{t' >= t} r_t': (L,) -> (L,)."""
-    return tf.reverse(tf.cumsum(tf.reverse(tf.constant(rewards, tf.float64), [0])), [0]).numpy()  # your code here
+    return tf.reverse(
+        tf.cumsum(tf.reverse(tf.constant(rewards, tf.float64), [0])), [0]
+    ).numpy()  # your code here
 
 
 def reference_log_pi(token_logp, mask):

@@ -308,12 +308,16 @@ def kl_to_prior(logits, log_prior):
 def kl_to_prior_tf(logits, log_prior):
     """KL(softmax(logits) || pi_0), the same in tf: (K,), (K,) -> ()."""
     log_pi = tf.nn.log_softmax(tf.constant(logits), 0)
-    return float(tf.reduce_sum(tf.exp(log_pi) * (log_pi - tf.constant(log_prior))))  # your code here
+    return float(
+        tf.reduce_sum(tf.exp(log_pi) * (log_pi - tf.constant(log_prior)))
+    )  # your code here
 
 
 def judge_reward(score, ended):
     """The judge's reward of one step: (N,) scores, (N,) 0/1 ended -> (N,)."""
-    return tf.where(tf.constant(ended) > 0, tf.cast(tf.constant(score) > 0.5, tf.float64), 0.0).numpy()  # your code here
+    return tf.where(
+        tf.constant(ended) > 0, tf.cast(tf.constant(score) > 0.5, tf.float64), 0.0
+    ).numpy()  # your code here
 
 
 cases = [(rng.normal(size=k), np.log(rng.dirichlet(np.ones(k)))) for k in (2, 4, 9)]

@@ -268,13 +268,17 @@ def p_improvement(x, y):
 def p_improvement_tf(x, y):
     """P(X > Y) of two score vectors, the same in tf: (m,), (n,) -> ()."""
     x, y = tf.constant(x, tf.float64)[:, None], tf.constant(y, tf.float64)[None, :]
-    return float(tf.reduce_mean(tf.cast(x > y, tf.float64) + 0.5 * tf.cast(x == y, tf.float64)))  # your code here
+    return float(
+        tf.reduce_mean(tf.cast(x > y, tf.float64) + 0.5 * tf.cast(x == y, tf.float64))
+    )  # your code here
 
 
 def iqm(scores):
     """The interquartile mean: (n,) -> ()."""
     n = len(scores)
-    return float(tf.reduce_mean(tf.sort(tf.constant(scores, tf.float64))[n // 4: n - n // 4]))  # your code here
+    return float(
+        tf.reduce_mean(tf.sort(tf.constant(scores, tf.float64))[n // 4 : n - n // 4])
+    )  # your code here
 
 
 rng = np.random.default_rng(0)
