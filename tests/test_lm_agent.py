@@ -80,9 +80,21 @@ class TinyKeyDoorEnv(gym.Env):
                 {"success": success})
 
 
+class EvenTinyKeyDoorEnv(TinyKeyDoorEnv):
+    """The same task with every command three words long. A policy that scores a command by
+    the sum of its tokens' log-probabilities starts (random GPT) with a strong prior for the
+    shortest command; here none is shorter, so where the learning starts depends less on the
+    seed's draw of weights (see LEARN)."""
+
+    COMMANDS = (("take the key", "open the door", "wait a moment", "go north now"),
+                ("open the door", "take the key", "wait a moment", "go south now"))
+
+
 TINY_ENV = "duetrl-test/TinyKeyDoor-v0"
-if TINY_ENV not in gym.registry:
-    gym.register(TINY_ENV, entry_point=TinyKeyDoorEnv, disable_env_checker=True)
+EVEN_TINY_ENV = "duetrl-test/EvenTinyKeyDoor-v0"
+for _id, _env in ((TINY_ENV, TinyKeyDoorEnv), (EVEN_TINY_ENV, EvenTinyKeyDoorEnv)):
+    if _id not in gym.registry:
+        gym.register(_id, entry_point=_env, disable_env_checker=True)
 
 
 def tiny_observation(state: int = 0) -> dict:
@@ -355,21 +367,17 @@ def test_a_pretrained_lm_with_another_vocabulary_is_refused(tmp_path):
 
 
 # ---- learning -------------------------------------------------------------------------------
-LEARN = dict(env=TINY_ENV, policy="lm-scratch", num_envs=8, updates=40, epochs=4,
-             learning_rate=1e-2, ent_coef=0.1, clip_eps=0.2, n_layer=1, n_head=2, n_embd=16, block_size=40,
+LEARN = dict(env=EVEN_TINY_ENV, policy="lm-scratch", num_envs=8, updates=60, epochs=4,
+             learning_rate=1e-2, n_layer=1, n_head=2, n_embd=16, block_size=40,
              eval_episodes=16, seed=1)
-"""A random GPT's scores are far from uniform (entropy ~0.3 nats over 4 commands at first:
-the sum over a command's tokens favours the short "wait"), so the default entropy bonus 0.01
-never finds the door; 0.1 does (greedy success 1.0 after 40 updates, ~8 s). Seeds 0-3 measured
-on this CPU (an AMD EPYC, 1 thread): torch 0.0 / 1.0 / 0.0 / 1.0, tf 1.0 / 1.0 / 0.0 / 1.0;
-seed 0 in torch passed on the previous machine, so which seeds find the door depends on the
-CPU's float kernels. After tf's Adam became the fused ResourceApplyAdam kernel (782634e: the
-same equation, other float32 roundings), tf seed 1 found no door (0.0) and seeds 3, 4 did
-(1.0, 1.0); torch seed 3 1.0 again: the test ran seed 3. Once the rollout and the learner
-score each prompt once (shared_prompt_outputs: the same equations, other float32 sums) and
-PPO's pi_old is the rollout's own, seeds 0-7 measured again (1 thread, load 12): torch 1.0 /
-1.0 / 0.0 / 0.0 / 1.0 / 1.0 / 0.0 / 1.0, tf 1.0 / 1.0 / 0.0 / 0.0 / 1.0 (5-7 not run): the test
-runs seed 1, which both frameworks solve here."""
+"""PPO's default entropy bonus (0.03) and clip (0.1), on the task whose commands are all three
+words long (EvenTinyKeyDoorEnv). On TinyKeyDoorEnv a random GPT's scores are far from uniform
+(entropy ~0.3 nats over 4 commands: the sum over a command's tokens favours the short "wait"),
+and which seeds found the door moved with each CPU's float kernels and each change of
+summation order: 4 of 8 seeds in torch on an AMD EPYC (Dec 2026), others on an Intel machine,
+even at entropy bonus 0.1. With every command of one length, 60 updates: greedy success 1.0 in
+all of seeds 0-11 (torch) and 0-7 (tf) on that AMD machine, 1 thread, ~3 s (torch) and ~5 s
+(tf) a run; at clip 0.2 one seed in 12 failed, so the defaults stay."""
 
 
 @pytest.mark.slow
