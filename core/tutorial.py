@@ -94,3 +94,73 @@ def claim(name: str, value: float, expected: float, tolerance: float) -> None:
     if abs(value - expected) > tolerance + 1e-12 * max(1.0, abs(expected)):
         raise ClaimError(f"the text claims {name} = {expected:g} (within {tolerance:g}); this "
                          f"run measured {value:g}: rerun and correct the text, or the code")
+
+
+# --- Results a tutorial reads instead of training (the full build's budget) -------------------
+#
+# A few tutorials quote runs that take hours (ch09_3's sweep: 30 PPO runs). The published book
+# cannot train them at build time, so in full mode such a tutorial reads the per-run summaries
+# that a named command wrote to ``tutorials/results/`` (``tools/store_sweep_runs.py``), and
+# computes its tables, figures and claims from them; ``DUETRL_RETRAIN=1`` trains instead.
+
+RETRAIN_VARIABLE = "DUETRL_RETRAIN"
+"""Set to ``1`` to make a tutorial train what it would otherwise read from ``results_dir()``."""
+
+SWEEP_RUNS_FORMAT = "duetrl-sweep-runs/1"
+"""The ``format`` field of a stored sweep's JSON (``tools/store_sweep_runs.py`` writes it)."""
+
+
+def retrain() -> bool:
+    """True when a tutorial should train what it would otherwise read (``DUETRL_RETRAIN=1``)."""
+    return os.environ.get(RETRAIN_VARIABLE, "0") == "1"
+
+
+def results_dir() -> Path:
+    """The folder of stored results: ``DUETRL_RESULTS``, else the repository's
+    ``tutorials/results`` (next to ``core/`` in a checkout)."""
+    if os.environ.get("DUETRL_RESULTS"):
+        return Path(os.environ["DUETRL_RESULTS"])
+    return Path(__file__).resolve().parents[1] / "tutorials" / "results"
+
+
+def read_sweep_runs(path: str | Path, made_by: str = "") -> dict:
+    """The stored summaries of a sweep's runs (``tools/store_sweep_runs.py``'s JSON), checked.
+
+    :param path: the JSON file.
+    :param made_by: the command that produces it, named in the error when the file is missing.
+    :returns: the file's dict: ``format``, ``source`` and ``runs`` (one dict per finished run:
+        ``run_id``, ``seed``, ``backend``, ``settings``, the summary's numbers, ``curve``).
+    :raises FileNotFoundError: no such file (the message says how to make it, or to retrain).
+    :raises ValueError: not this format, or no runs.
+    """
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        how = f" (made by: {made_by})" if made_by else ""
+        raise FileNotFoundError(f"{path}: no stored sweep results{how}; or set "
+                                f"{RETRAIN_VARIABLE}=1 to train here instead (hours)")
+    stored = json.loads(path.read_text())
+    if not isinstance(stored, dict) or stored.get("format") != SWEEP_RUNS_FORMAT:
+        found = stored.get("format") if isinstance(stored, dict) else type(stored).__name__
+        raise ValueError(f"{path}: expected format {SWEEP_RUNS_FORMAT!r}, got {found!r}")
+    runs = stored.get("runs")
+    if not isinstance(runs, list) or not runs:
+        raise ValueError(f"{path}: expected a non-empty list 'runs'")
+    for i, run in enumerate(runs):
+        missing = [key for key in ("run_id", "seed", "settings") if key not in run]
+        if missing:
+            raise ValueError(f"{path}: runs[{i}] has no {', '.join(missing)}")
+    return stored
+
+
+def sweep_runs_by(stored: dict, setting: str) -> dict[str, list[dict]]:
+    """The stored runs grouped by one setting's value (``"policy"``), each group sorted by
+    seed, groups in order of first appearance."""
+    groups: dict[str, list[dict]] = {}
+    for run in stored["runs"]:
+        if setting not in run["settings"]:
+            raise ValueError(f"run {run['run_id']!r} has no setting {setting!r}: it has "
+                             f"{sorted(run['settings'])}")
+        groups.setdefault(str(run["settings"][setting]), []).append(run)
+    return {key: sorted(found, key=lambda run: int(run["seed"])) for key, found in groups.items()}

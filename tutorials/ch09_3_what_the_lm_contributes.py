@@ -31,7 +31,15 @@ from duetrl.core.agents.train import LMAgentRun, episode_seed, make_env
 from duetrl.core.backend import load_backends
 from duetrl.core.plots import pyplot, save_figure
 from duetrl.core.scale.statistics import aggregate_statistics, improvement_with_ci
-from duetrl.core.tutorial import figure_dir, quick_mode
+from duetrl.core.tutorial import (
+    claim,
+    figure_dir,
+    quick_mode,
+    read_sweep_runs,
+    results_dir,
+    retrain,
+    sweep_runs_by,
+)
 
 QUICK = quick_mode()
 BACKEND = "torch"  # the measurement's framework ("tf" runs the same episodes, more slowly)
@@ -117,24 +125,45 @@ for label in POLICIES:
 # architecture gives; (c) asks whether an LM is needed at all. Ten seeds each; the score of
 # a run is its success rate over 20 new worlds, sampling from the policy, and the same on the
 # held-out worlds, whose door colours RL never shows (the pretrained LM read about them).
-# These are the runs of `duetrl sweep sweeps/lm_agent.toml --sequential`, made here in a
-# loop (quick mode: 2 seeds, 1 update, 4 worlds).
+# These are the runs of `duetrl sweep sweeps/lm_agent.toml --sequential`: 30 runs, hours of
+# CPU, more than a book's build can spend. So the full build reads each run's summary and
+# learning curve from `tutorials/results/ch09_3_lm_agent_sweep.json`, which
+# `tools/store_sweep_runs.py` wrote from the sweep's folder; with `DUETRL_RETRAIN=1` the loop
+# below trains them here instead (quick mode always trains: 2 seeds, 1 update, 4 worlds).
 
 # %%
+STORED = results_dir() / "ch09_3_lm_agent_sweep.json"
+MADE_BY = ("duetrl agent pretrain --out runs/agent/world_lm.safetensors && duetrl sweep "
+           "sweeps/lm_agent.toml --sequential && python tools/store_sweep_runs.py "
+           "runs/sweeps/lm_agent --out tutorials/results/ch09_3_lm_agent_sweep.json")
+POLICY_LABELS = {"lm": "pretrained LM", "lm-scratch": "LM from random weights",
+                 "mlp": "MLP on a bag of words"}  # the sweep's policy setting -> this page's
+METRICS = {"success": "sampled_success_rate", "heldout": "heldout_sampled_success_rate",
+           "greedy": "success_rate", "heldout_greedy": "heldout_success_rate"}
 runs = {label: [] for label in POLICIES}
-for label in POLICIES:
-    for seed in SEEDS:
-        trainer = LMAgentRun(backend, settings_of(label, seed))
-        while not trainer.finished():
-            trainer.step()
-        runs[label].append({
-            "curve": np.array(trainer.history["success_rate"]),
-            "success": trainer.success_rate(greedy=False)["success_rate"],
-            "heldout": trainer.success_rate(split="heldout", greedy=False)["success_rate"],
-            "env_steps": trainer.env_steps})
-        trainer.close()
-    scores = [r["success"] for r in runs[label]]
-    print(f"{label:<24} success per seed {np.round(scores, 2)}")
+if QUICK or retrain():
+    for label in POLICIES:
+        for seed in SEEDS:
+            trainer = LMAgentRun(backend, settings_of(label, seed))
+            while not trainer.finished():
+                trainer.step()
+            runs[label].append({
+                "curve": np.array(trainer.history["success_rate"]),
+                "success": trainer.success_rate(greedy=False)["success_rate"],
+                "heldout": trainer.success_rate(split="heldout", greedy=False)["success_rate"],
+                "greedy": trainer.success_rate()["success_rate"],
+                "heldout_greedy": trainer.success_rate(split="heldout")["success_rate"],
+                "env_steps": trainer.env_steps})
+            trainer.close()
+else:  # the sweep's own numbers, as tools/store_sweep_runs.py stored them
+    stored = read_sweep_runs(STORED, MADE_BY)
+    for policy, found in sweep_runs_by(stored, "policy").items():
+        runs[POLICY_LABELS[policy]] = [
+            {"curve": np.array(r["curve"]), "env_steps": r["env_steps"],
+             **{key: r[column] for key, column in METRICS.items()}} for r in found]
+    print(f"{len(stored['runs'])} runs read from {STORED.name}")
+for label, found in runs.items():
+    print(f"{label:<24} sampled success per seed {np.round([r['success'] for r in found], 2)}")
 
 # %% [markdown]
 # The learning curves: the success rate of each update's episodes, the mean over seeds, and
@@ -170,18 +199,31 @@ print("saved", save_figure(fig, figure_dir() / "ch09_3_learning_curves.png"))
 # `--metric heldout_sampled_success_rate`).
 
 # %%
-table = {}
-for metric in ("success", "heldout"):
+TITLES = {"success": "sampled, train worlds", "heldout": "sampled, held-out worlds",
+          "greedy": "greedy, train worlds", "heldout_greedy": "greedy, held-out worlds"}
+# the text's figures below (the sweep's 30 runs): IQM per method, in the order of METRICS
+TEXT_IQM = {"pretrained LM": (0.91, 0.79, 0.69, 0.74), "LM from random weights": (0.02, 0.03,
+            0.00, 0.00), "MLP on a bag of words": (0.13, 0.13, 0.00, 0.00)}
+table, probability = {}, {}
+for i, metric in enumerate(METRICS):
     scores = {label: np.array([r[metric] for r in found]) for label, found in runs.items()}
     table[metric] = aggregate_statistics(scores, reps=REPS)
-    print(f"{'train worlds' if metric == 'success' else 'held-out worlds'}: IQM [95% CI]")
+    print(f"{TITLES[metric]}: IQM [95% CI]")
     for label, stats in table[metric].items():
         low, high = stats["iqm_ci"] or (float("nan"), float("nan"))
         print(f"  {label:<24} {stats['iqm']:.3f} [{low:.3f}, {high:.3f}]")
-    for other in ("LM from random weights", "MLP on a bag of words"):
-        p, ci = improvement_with_ci(scores["pretrained LM"], scores[other], reps=REPS)
+        claim(f"{label}'s IQM, {TITLES[metric]}", stats["iqm"], TEXT_IQM[label][i], 0.005)
+    for x, y in (("pretrained LM", "LM from random weights"),
+                 ("pretrained LM", "MLP on a bag of words"),
+                 ("MLP on a bag of words", "LM from random weights")):
+        p, ci = improvement_with_ci(scores[x], scores[y], reps=REPS)
+        probability[metric, x, y] = p
         ci = f"[{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "(one run: no interval)"
-        print(f"  P(pretrained LM > {other}) = {p:.2f} {ci}")
+        print(f"  P({x} > {y}) = {p:.2f} {ci}")
+        if x == "pretrained LM":
+            claim(f"P({x} > {y}), {TITLES[metric]}", p, 1.0, 0.005)
+claim("P(MLP > LM from random weights), sampled, train worlds",
+      probability["success", "MLP on a bag of words", "LM from random weights"], 0.75, 0.005)
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
 for ax, metric, title in zip(axes, ("success", "heldout"), ("train worlds", "held-out worlds")):

@@ -1,0 +1,193 @@
+"""Stored results a tutorial reads instead of training (the full build's budget,
+``docs/FULL_BUILD.md``): ``tools/store_sweep_runs.py`` writes a sweep's per-run summaries,
+``duetrl.core.tutorial.read_sweep_runs`` reads them back, and ch09_3's own reading and claim
+cells work on them. The sweep folder here is a FIXTURE with made-up numbers, chosen so that the
+interquartile means equal the figures ch09_3's text quotes: it tests the plumbing, not the
+claim. Cheap: no model runs (about 10 s of CPU, most of it importing the statistics and
+matplotlib)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from duetrl.core.tutorial import (
+    SWEEP_RUNS_FORMAT,
+    ClaimError,
+    claim,
+    read_sweep_runs,
+    results_dir,
+    retrain,
+    sweep_runs_by,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+TUTORIAL = REPO / "tutorials" / "ch09_3_what_the_lm_contributes.py"
+STORED_NAME = "ch09_3_lm_agent_sweep.json"
+
+# made-up scores per policy and metric, 10 seeds each (see the module's docstring)
+FIXTURE = {
+    "lm": {"sampled_success_rate": [0.91] * 10, "heldout_sampled_success_rate": [0.79] * 10,
+           "success_rate": [0.69] * 10, "heldout_success_rate": [0.74] * 10},
+    "lm-scratch": {"sampled_success_rate": [0, 0, *[0.02] * 6, 0.15, 0.2],
+                   "heldout_sampled_success_rate": [0.03] * 10,
+                   "success_rate": [0.0] * 10, "heldout_success_rate": [0.0] * 10},
+    "mlp": {"sampled_success_rate": [0, 0.05, *[0.13] * 6, 0.15, 0.2],
+            "heldout_sampled_success_rate": [0.13] * 10,
+            "success_rate": [0.0] * 10, "heldout_success_rate": [0.0] * 10},
+}
+
+
+def _store_tool():
+    spec = importlib.util.spec_from_file_location("store_sweep_runs",
+                                                  REPO / "tools" / "store_sweep_runs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_sweep_folder(root: Path, fixture: dict = FIXTURE, failed: int = 0) -> Path:
+    """A folder shaped like ``duetrl sweep``'s: results.csv and runs/<id>/log.csv."""
+    metrics = list(next(iter(fixture.values())))
+    columns = ["run_id", "command", "algorithm", "backend", "seed", "env", "status", "attempts",
+               *metrics, "env_steps", "setting.env", "setting.policy", "setting.updates",
+               "run_dir"]
+    rows = []
+    for policy, scores in fixture.items():
+        for seed in range(len(scores[metrics[0]])):
+            run_id = f"{policy}-torch-s{seed}"
+            row = {"run_id": run_id, "command": "agent train", "algorithm": "", "backend":
+                   "torch", "seed": seed, "env": "duetrl/KeyDoor-v0", "status": "done",
+                   "attempts": 1, "env_steps": 1600, "setting.env": "duetrl/KeyDoor-v0",
+                   "setting.policy": policy, "setting.updates": 3,
+                   "run_dir": f"/elsewhere/runs/{run_id}"}
+            row.update({m: scores[m][seed] for m in metrics})
+            rows.append(row)
+            log = root / "runs" / run_id / "log.csv"
+            log.parent.mkdir(parents=True)
+            log.write_text("update,env_steps,success_rate\n1,8,0.0\n2,16,0.25\n3,24,0.5\n")
+    for i in range(failed):
+        rows.append({**rows[0], "run_id": f"lm-torch-s{90 + i}", "seed": 90 + i,
+                     "status": "timeout", **{m: "" for m in metrics}})
+    with open(root / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    (root / "sweep.toml").write_text("[sweep]\nseeds = 10\n")
+    return root
+
+
+def test_the_tool_stores_each_finished_run_and_reads_back(tmp_path) -> None:
+    sweep = make_sweep_folder(tmp_path / "lm_agent", failed=1)
+    out = tmp_path / "results" / STORED_NAME
+    assert _store_tool().main([str(sweep), "--out", str(out)]) == 0
+    stored = read_sweep_runs(out)
+    assert stored["format"] == SWEEP_RUNS_FORMAT
+    assert len(stored["runs"]) == 30
+    assert stored["excluded"] == [{"run_id": "lm-torch-s90", "status": "timeout"}]
+    first = stored["runs"][0]
+    assert first["settings"] == {"env": "duetrl/KeyDoor-v0", "policy": "lm", "updates": 3}
+    assert first["curve"] == [0.0, 0.25, 0.5] and first["env_steps"] == 1600.0
+    assert len(stored["source"]["sweep_toml_sha256"]) == 64
+    groups = sweep_runs_by(stored, "policy")
+    assert list(groups) == ["lm", "lm-scratch", "mlp"]
+    assert [r["seed"] for r in groups["mlp"]] == list(range(10))
+    assert [r["sampled_success_rate"] for r in groups["mlp"]] == FIXTURE["mlp"][
+        "sampled_success_rate"]
+
+
+def test_missing_wrong_or_empty_files_say_what_to_do(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"made by: duetrl sweep x\); or set "
+                                                r"DUETRL_RETRAIN=1"):
+        read_sweep_runs(tmp_path / "none.json", "duetrl sweep x")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"format": "other/1", "runs": []}))
+    with pytest.raises(ValueError, match="expected format 'duetrl-sweep-runs/1', got 'other/1'"):
+        read_sweep_runs(bad)
+    bad.write_text(json.dumps({"format": SWEEP_RUNS_FORMAT, "runs": []}))
+    with pytest.raises(ValueError, match="non-empty list 'runs'"):
+        read_sweep_runs(bad)
+    bad.write_text(json.dumps({"format": SWEEP_RUNS_FORMAT, "runs": [{"run_id": "a"}]}))
+    with pytest.raises(ValueError, match=r"runs\[0\] has no seed, settings"):
+        read_sweep_runs(bad)
+    with pytest.raises(FileNotFoundError, match="not a sweep folder"):
+        _store_tool().sweep_runs(tmp_path)
+    sweep = make_sweep_folder(tmp_path / "s")
+    with pytest.raises(ValueError, match=r"no column \['greedy'\]"):
+        _store_tool().sweep_runs(sweep, ("greedy",))
+
+
+def test_retrain_and_results_dir_follow_the_environment(monkeypatch, tmp_path) -> None:
+    monkeypatch.delenv("DUETRL_RETRAIN", raising=False)
+    monkeypatch.delenv("DUETRL_RESULTS", raising=False)
+    assert not retrain() and results_dir() == REPO / "tutorials" / "results"
+    monkeypatch.setenv("DUETRL_RETRAIN", "1")
+    monkeypatch.setenv("DUETRL_RESULTS", str(tmp_path))
+    assert retrain() and results_dir() == tmp_path
+
+
+def _cells(path: Path) -> list[str]:
+    return re.split(r"(?m)^# %%.*$", path.read_text())
+
+
+def _tutorial_cell(marker: str) -> str:
+    found = [cell for cell in _cells(TUTORIAL) if marker in cell]
+    assert len(found) == 1, marker
+    return found[0]
+
+
+def _run_reading_and_claims(monkeypatch, results: Path) -> dict:
+    """ch09_3's own cells that read the stored sweep and check the text's claims, in full mode
+    (DUETRL_QUICK unset, DUETRL_RETRAIN unset), on the stored file in ``results``."""
+    from duetrl.core.plots import pyplot, save_figure
+    from duetrl.core.scale.statistics import aggregate_statistics, improvement_with_ci
+    from duetrl.core.tutorial import figure_dir
+
+    monkeypatch.delenv("DUETRL_QUICK", raising=False)
+    monkeypatch.setenv("DUETRL_FIGURES", str(results / "figures"))
+    monkeypatch.delenv("DUETRL_RETRAIN", raising=False)
+    monkeypatch.setenv("DUETRL_RESULTS", str(results))
+    namespace = {"np": np, "QUICK": False, "retrain": retrain, "results_dir": results_dir,
+                 "read_sweep_runs": read_sweep_runs, "sweep_runs_by": sweep_runs_by,
+                 "claim": claim, "aggregate_statistics": aggregate_statistics,
+                 "improvement_with_ci": improvement_with_ci, "REPS": 200, "plt": pyplot(),
+                 "save_figure": save_figure, "figure_dir": figure_dir,
+                 "POLICIES": {"pretrained LM": {}, "LM from random weights": {},
+                              "MLP on a bag of words": {}}}
+    exec(_tutorial_cell("read_sweep_runs(STORED"), namespace)  # noqa: S102
+    exec(_tutorial_cell("TEXT_IQM ="), namespace)  # noqa: S102
+    return namespace
+
+
+def test_ch09_3_reads_the_stored_sweep_and_checks_its_claims(monkeypatch, tmp_path,
+                                                             capsys) -> None:
+    sweep = make_sweep_folder(tmp_path / "lm_agent")
+    assert _store_tool().main([str(sweep), "--out", str(tmp_path / STORED_NAME)]) == 0
+    namespace = _run_reading_and_claims(monkeypatch, tmp_path)
+    assert "30 runs read from ch09_3_lm_agent_sweep.json" in capsys.readouterr().out
+    assert namespace["table"]["heldout_greedy"]["pretrained LM"]["iqm"] == pytest.approx(0.74)
+    assert len(namespace["runs"]["MLP on a bag of words"]) == 10
+    assert namespace["runs"]["pretrained LM"][0]["curve"].tolist() == [0.0, 0.25, 0.5]
+    assert (tmp_path / "figures" / "ch09_3_iqm.png").is_file()
+
+
+def test_ch09_3_stops_on_a_stored_sweep_that_disagrees_with_its_text(monkeypatch,
+                                                                     tmp_path) -> None:
+    off = json.loads(json.dumps(FIXTURE))
+    off["lm"]["heldout_sampled_success_rate"] = [0.70] * 10  # the text says 0.79
+    sweep = make_sweep_folder(tmp_path / "lm_agent", off)
+    assert _store_tool().main([str(sweep), "--out", str(tmp_path / STORED_NAME)]) == 0
+    with pytest.raises(ClaimError, match="pretrained LM's IQM, sampled, held-out worlds = 0.79"):
+        _run_reading_and_claims(monkeypatch, tmp_path)
+
+
+def test_ch09_3_without_its_stored_sweep_names_the_command(monkeypatch, tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"duetrl sweep sweeps/lm_agent.toml --sequential"
+                                                r".*tools/store_sweep_runs.py"):
+        _run_reading_and_claims(monkeypatch, tmp_path)
