@@ -43,7 +43,7 @@ from duetrl.core.reference import rlhf as losses
 from duetrl.core.reference import rlhf_advantages as oracle
 from duetrl.core.rlhf.optimum import optimum_limits, sort_digits_optimum
 from duetrl.core.rlhf.train import RLHFRun, RLHFSettings, summarize
-from duetrl.core.tutorial import figure_dir, quick_mode
+from duetrl.core.tutorial import claim, figure_dir, quick_mode
 
 backends = load_backends(["torch", "tf"])
 for backend in backends.values():
@@ -131,6 +131,15 @@ def train(name, settings, frameworks=None, step=None):
               f"{frontier_at(summary['kl']):.3f}), {time.perf_counter() - began:.1f} s")
 
 
+def claim_landing(name, framework, reward, kl, kl_tolerance=0.0005):
+    """The text's figures for one run (section 7, the full run's 300 updates): reward and KL
+    as quoted (three decimals, or ``kl_tolerance``). Quick mode runs tf for RLOO only."""
+    if framework in RESULTS.get(name, {}):
+        summary = RESULTS[name][framework]["summary"]
+        claim(f"{name}'s reward ({framework})", summary["mean_reward"], reward, 0.0005)
+        claim(f"{name}'s KL ({framework})", summary["kl"], kl, kl_tolerance)
+
+
 def settings_for(algo, **overrides):
     return RLHFSettings(**{"algo": algo, "reference": "uniform", "beta": BETA,
                            "updates": UPDATES, **MEASURED_WITH, **overrides})
@@ -164,6 +173,10 @@ print("RLOO", oracle.rloo_advantages(rewards, 8).round(6), "| batch mean",
 # %%
 train("reinforce", settings_for("reinforce"), None if tf_runs("reinforce") else ["torch"])
 train("rloo", settings_for("rloo"), None if tf_runs("rloo") else ["torch"])
+for name, framework, reward, kl in (("reinforce", "torch", 0.696, 0.719),
+                                    ("reinforce", "tf", 0.696, 0.718),
+                                    ("rloo", "torch", 0.696, 0.723), ("rloo", "tf", 0.696, 0.723)):
+    claim_landing(name, framework, reward, kl)
 
 # %% [markdown]
 # ## 4. GRPO: the std in the advantage and $k_3$ in the loss
@@ -206,6 +219,12 @@ print(f"GRPO (torch): mean group std {std[0]:.3f} at the first update, "
 print(f"GRPO's KL {grpo_kl:.2f} nats: " + (
     f"pi*'s at beta = {frontier_beta(grpo_kl):.4f}" if grpo_kl < frontier_kl[0] else
     f"past the frontier's end ({optimum_limits()['beta_to_zero']['kl']:.2f} nats, beta -> 0)"))
+claim("GRPO's mean group std at the first update", std[0], 0.106, 0.0005)
+claim("GRPO's mean group std at the end", grpo["summary"]["group_std"], 0.077, 0.0005)
+for name, framework, reward, kl, kl_tolerance in (
+        ("grpo", "torch", 0.946, 11.2, 0.05), ("grpo", "tf", 0.952, 10.9, 0.05),
+        ("dr_grpo", "torch", 0.661, 0.495, 0.0005), ("dr_grpo", "tf", 0.663, 0.519, 0.0005)):
+    claim_landing(name, framework, reward, kl, kl_tolerance)
 
 # %% [markdown]
 # **The loss normalisations.** `agg` is one of four reductions of the per-token loss
@@ -279,6 +298,8 @@ print("A_t", advantages.round(4), "R_t", returns.round(4))
 # %%
 PPO = {"epochs": 4, "gae_lambda": 1.0}  # lambda = 1: the return is the whole completion's
 train("ppo", settings_for("ppo", **PPO), None if tf_runs("ppo") else ["torch"])
+claim_landing("ppo", "torch", 0.674, 0.631)
+claim_landing("ppo", "tf", 0.675, 0.639)
 
 # %% [markdown]
 # ## 6. DPO: the same objective, from preferences
@@ -339,6 +360,10 @@ train("dpo", settings_for("dpo"), None if tf_runs("dpo") else ["torch"])
 train("dpo_bt", RLHFSettings(algo="dpo", reference="uniform", beta=BETA_DPO, updates=UPDATES,
                              **MEASURED_WITH),
       None if tf_runs("dpo_bt") else ["torch"], step=bradley_terry_step)
+for name, framework, reward, kl, kl_tolerance in (
+        ("dpo", "torch", 1.000, 16.4, 0.05), ("dpo", "tf", 1.000, 17.8, 0.05),
+        ("dpo_bt", "torch", 0.667, 0.531, 0.0005), ("dpo_bt", "tf", 0.668, 0.544, 0.0005)):
+    claim_landing(name, framework, reward, kl, kl_tolerance)
 
 # %% [markdown]
 # ## 7. Where each lands
@@ -393,11 +418,11 @@ for name, runs in RESULTS.items():
 # run's own KL: 0 on the frontier, negative below it.
 #
 # * **REINFORCE and RLOO** sit on the star: 0.696 at 0.719 and at 0.723 nats, in both
-#   frameworks to the three decimals printed (same weights, same noise, float32 on both
-#   sides). The KL folded into the reward makes their expected step the gradient of
+#   frameworks to the three decimals printed but one (REINFORCE's KL is 0.718 in tf: same
+#   weights, same noise, float32 rounding summed in a different order). The KL folded into the reward makes their expected step the gradient of
 #   $J_{0.1}$, and a baseline does not change it.
-# * **PPO with a value head** ends 0.01 below the frontier and short of the star: 0.677 at
-#   0.631 nats (torch), 0.679 at 0.662 (tf). It climbs the same $J_{0.1}$, more slowly (the
+# * **PPO with a value head** ends 0.01 below the frontier and short of the star: 0.674 at
+#   0.631 nats (torch), 0.675 at 0.639 (tf). It climbs the same $J_{0.1}$, more slowly (the
 #   clip, and a critic that starts from zero, keep each batch's steps small): 600 updates
 #   (torch, measured apart from this page) reach 0.684 at 0.664 nats, 0.007 below.
 # * **Dr. GRPO** is also 0.01 below the frontier, and further left: 0.661 at 0.495 nats
@@ -407,19 +432,19 @@ for name, runs in RESULTS.items():
 #   of $\mathrm{KL}(\pi_{\text{ref}}\,\|\,\pi)$, not of the KL on the x-axis. In 300 updates
 #   PPO and Dr. GRPO cannot tell "below the frontier" from "not there yet"; the clear
 #   departure is the next one.
-# * **GRPO** is far right: 0.951 at 10.8 nats (torch) and 11.3 (tf), past the frontier's end,
-#   where reward 1 costs 8.32 nats. Section 4 measured why: the groups' std was 0.106 at the
-#   first update and 0.073 at the end, so the reward was multiplied by 9 to 14 while the
-#   $k_3$ term kept $\beta = 0.1$, an effective $\beta$ of 0.011 to 0.007: the $\beta \to 0$
+# * **GRPO** is far right: 0.946 at 11.2 nats (torch), 0.952 at 10.9 (tf), past the frontier's
+#   end, where reward 1 costs 8.32 nats. Section 4 measured why: the groups' std was 0.106 at
+#   the first update and 0.077 at the end, so the reward was multiplied by 9 to 13 while the
+#   $k_3$ term kept $\beta = 0.1$, an effective $\beta$ of 0.011 to 0.008: the $\beta \to 0$
 #   end of the frontier. Once most groups are all sorted, a group with one unsorted answer
 #   has a small std and that answer a large negative advantage, and the policy keeps
 #   narrowing onto a few sorted answers: more KL than $\pi^*$ needs for reward 1, and less
 #   reward.
-# * **DPO, best vs worst**, is further right still: reward 1.000 at 18.0 nats (torch) and
-#   17.3 (tf), near $\log 10^8 = 18.4$, the KL of a policy that writes one answer. Its labels
+# * **DPO, best vs worst**, is further right still: reward 1.000 at 16.4 nats (torch) and
+#   17.8 (tf), near $\log 10^8 = 18.4$, the KL of a policy that writes one answer. Its labels
 #   never err, the loss has no minimum, and it collapses.
 # * **DPO with Bradley-Terry labels** is 0.01 below the frontier, on its way to the star:
-#   0.666 at 0.521 nats (torch), 0.667 at 0.531 (tf). It never sees $r$, only which of two
+#   0.667 at 0.531 nats (torch), 0.668 at 0.544 (tf). It never sees $r$, only which of two
 #   answers won, and heads for the same $\pi^*_{0.1}$ as RLOO, more slowly: a label is one
 #   bit.
 #
@@ -456,7 +481,7 @@ print("saved", save_figure(fig, figure_dir() / "ch03_1_five_objectives_curves.pn
 # 10 updates, reward left and KL right (linear up to 1 nat, logarithmic above), with
 # $\pi^*_{0.1}$'s values dashed. REINFORCE and RLOO rise to the dashed lines and stay there.
 # GRPO and best-vs-worst DPO cross both lines within the first 100 updates and keep going, to
-# KLs of 10 and 18 nats: nothing in their objectives says stop at $\beta = 0.1$. PPO, Dr. GRPO
+# KLs of 11 and 16 nats: nothing in their objectives says stop at $\beta = 0.1$. PPO, Dr. GRPO
 # and Bradley-Terry DPO climb more slowly and end under both lines.
 #
 # ## Exercises

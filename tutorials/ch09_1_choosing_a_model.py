@@ -33,7 +33,7 @@ from duetrl.core.lm.scaling import (
 )
 from duetrl.core.lm.train import TrainConfig, evaluate, train
 from duetrl.core.plots import pyplot, save_figure
-from duetrl.core.tutorial import figure_dir, quick_mode
+from duetrl.core.tutorial import claim, figure_dir, quick_mode
 
 QUICK = quick_mode()
 backends = load_backends(["torch", "tf"])
@@ -134,6 +134,10 @@ both = [n for (name, n) in scaling if name == "tf"]
 gaps = [abs(scaling["torch", n] - scaling["tf", n]) for n in both]
 print(f"torch vs tf after {STEPS} updates, same weights and batches: max |loss difference| "
       f"{max(gaps):.1e} over {len(both)} size(s)")
+if not QUICK:  # the text's figures (section 2's "What to see", the full run)
+    for n, loss in ((252, 1.826), (3_312, 0.956), (100_096, 0.901), (335_712, 0.904)):
+        claim(f"torch's loss at N = {n:,}", scaling["torch", n], loss, 0.0005)
+    claim("torch vs tf after 600 updates, max |loss difference|", max(gaps), 4e-3, 5e-4)
 
 # %% [markdown]
 # The fit: $L(N) = E + a N^{-\alpha}$ by least squares (the exponent by a search, $E$ and $a$
@@ -154,6 +158,12 @@ for n, loss in zip(sizes, losses):
     gain = free.predict(n) - free.predict(2 * n)  # what doubling N buys, by the fit
     print(f"N = {int(n):>7,}: excess over H {loss - H:.4f}, doubling N buys {gain:.4f} nats, "
           f"training compute 6 N D = {6 * n * tokens_seen:.1e} FLOPs")
+claim("the fitted floor E", free.floor, 0.883, 0.0005)
+claim("E above H", free.floor - H, 0.031, 0.0005)
+if not QUICK:
+    claim("doubling N = 252 buys", free.predict(252) - free.predict(504), 0.38, 0.005)
+    claim("doubling N = 335,712 buys", free.predict(335_712) - free.predict(671_424), 0.002,
+          0.0005)
 
 # %%
 plt = pyplot()
@@ -190,12 +200,12 @@ print("saved", path)
 # and the entropy rate dashed. Right: the excess $L - H$ on log-log axes, where a power law
 # with floor $H$ would be a straight line of slope $-\alpha$. Measured in the full run (600
 # updates, 153,600 tokens): the loss falls from 1.826 at $N = 252$ to 0.956 at $N = 3{,}312$,
-# then only to 0.904 at $N = 100{,}096$, and the largest model (335,712) is no better
-# (0.906). The two frameworks agree to $1.5 \times 10^{-8}$ after 20 updates (quick mode) and
-# to $3 \times 10^{-3}$ after 600, where float32 rounding, summed in a different order in each,
+# then only to 0.901 at $N = 100{,}096$, and the largest model (335,712) is no better
+# (0.904). The two frameworks agree to $1.5 \times 10^{-8}$ after 20 updates (quick mode) and
+# to $4 \times 10^{-3}$ after 600, where float32 rounding, summed in a different order in each,
 # has had time to grow.
 #
-# The fit with $E$ free puts the floor at $E = 0.885$, 0.033 nats *above* the true
+# The fit with $E$ free puts the floor at $E = 0.883$, 0.031 nats *above* the true
 # $H = 0.852$: with a fixed token budget the largest models are held back by the tokens they
 # saw, not by their size, and that shortfall looks like an irreducible loss to a fit that
 # sees only these points. On the right the excess is no straight line: steep up to about
@@ -248,6 +258,16 @@ for label, target in targets.items():
         print(f"{label:>9} from {start:>10}: val loss {before:.3f} at update 0, "
               f"{h['val_loss'][0]:.3f} after {h['eval_step'][0]}, best {min(h['val_loss']):.3f}, "
               f"last {h['val_loss'][-1]:.3f} (floor {floors[label]:.3f}, H {target.entropy_rate:.3f})")
+        # the text's figures (section 3's "What to see", the full run: 300 updates)
+        quoted = {("related", "base model"): (1.90, 1.29, 1.02, 1.02),
+                  ("related", "scratch"): (2.10, 1.85, 1.43, 1.43),
+                  ("unrelated", "base model"): (3.12, 1.59, 1.03, 1.04),
+                  ("unrelated", "scratch"): (None, 1.97, 1.37, 1.37)}[label, start]
+        measured = (before, h["val_loss"][0], min(h["val_loss"]), h["val_loss"][-1])
+        for what, value, figure in zip(("at update 0", "after 25 updates", "best", "last"),
+                                       measured, quoted):
+            if figure is not None:
+                claim(f"{label} target from {start}: val loss {what}", value, figure, 0.005)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
@@ -270,11 +290,11 @@ print("saved", path)
 #
 # **What to see.** Validation loss on each target against the update, from the base model
 # (solid) and from scratch (dashed), with the floor of the loss over a whole window dotted.
-# Measured (full run, 300 updates): on the related target the base model starts at 1.92
+# Measured (full run, 300 updates): on the related target the base model starts at 1.90
 # (its 16 changed contexts are predicted confidently wrong) but is at 1.29 after 25 updates
-# and ends at 1.03; from scratch 2.10, 1.85 and 1.43. On the unrelated target the base model
-# starts *worse* than guessing (3.14: its whole table is wrong, and sure of itself), yet it
-# is ahead after 25 updates (1.62 against 1.97) and ends at 1.02 (best; 1.04 at the last
+# and ends at 1.02; from scratch 2.10, 1.85 and 1.43. On the unrelated target the base model
+# starts *worse* than guessing (3.12: its whole table is wrong, and sure of itself), yet it
+# is ahead after 25 updates (1.59 against 1.97) and ends at 1.03 (best; 1.04 at the last
 # update, it starts to overfit the 2,000 tokens) against 1.37 from scratch. So what
 # transfers is not only the table: it is the machinery (read the last two tokens, map a
 # context to a sparse next-symbol distribution), which a new table can reuse. With a small
@@ -309,7 +329,7 @@ print(f"floors: fill in the middle {H_MASKED:.4f} nats, continue the text H = {H
 pair_config = size_config(2, 4, 64, vocab_size=SOURCE.vocab_size + 1)
 encoder, decoder = MaskedLM(pair_config, seed=0), torch_backend.GPT(pair_config, seed=0)
 encoder_trainer, decoder_trainer = MLMTrainer(encoder), torch_backend.LMTrainer(decoder)
-pair_curves = {"encoder": [], "decoder": []}
+pair_curves, crossings = {"encoder": [], "decoder": []}, {}
 began = time.perf_counter()
 for step in range(ENC_STEPS):
     rng = np.random.default_rng((11, step))
@@ -328,6 +348,12 @@ for who, curve in pair_curves.items():  # where the mean of 100 updates first re
                for level in (1.9, 1.0, H)}
     print(f"  {who}: the training loss (mean of 100 updates) first at or below "
           + ", ".join(f"{level:.2f} at update {u}" for level, u in reached.items()))
+    crossings[who] = reached
+if not QUICK:  # the text's figures (section 4's "What to see", the full run: the crossings)
+    for who, level, update in (("decoder", 1.0, 382), ("encoder", 1.9, 2_336),
+                               ("encoder", 1.0, 3_482), ("encoder", H, 3_696)):
+        claim(f"the {who}'s first update at or below {level:.2f} nats",
+              crossings[who][level], update, 0.5)
 
 
 def job_losses(t: int) -> tuple[float, float]:
@@ -347,6 +373,11 @@ jobs = {"fill in the middle (t = 8)": (job_losses(BLOCK // 2), H_MASKED),
 for job, ((enc, dec), floor) in jobs.items():
     print(f"{job:>27}: encoder {enc:.4f}, decoder {dec:.4f}; the encoder's floor {floor:.4f}, "
           f"the decoder's {H:.4f}")
+for job, model, figure in (("fill in the middle (t = 8)", 0, 0.29),
+                           ("fill in the middle (t = 8)", 1, 0.90),
+                           ("continue the text (t = 15)", 0, 1.04),
+                           ("continue the text (t = 15)", 1, 0.88)):  # the text's figures
+    claim(f"{('encoder', 'decoder')[model]}: {job}", jobs[job][0][model], figure, 0.005)
 
 # %%
 fig, (curves, ax) = plt.subplots(1, 2, figsize=(12, 4.2))
@@ -384,16 +415,16 @@ print("saved", path)
 # $h(0)$ (the symbol frequencies), $H$ and the masked-token floor. Measured in the full run
 # (the printed crossings): the decoder leaves $h(0)$ at once and is down to 1 nat by update
 # 382 (its training loss counts position 0 too, so it cannot reach $H$). The encoder sits on
-# the $h(0)$ plateau for about 1,000 updates (first below 1.9 nats at update 1,076: its
+# the $h(0)$ plateau for over 2,000 updates (first below 1.9 nats at update 2,336: its
 # [MASK] query carries nothing until attention has learned where the neighbours are), then
-# falls: 1 nat at update 2,800, $H$ at update 3,388. Its training loss stays above its
+# falls: 1 nat at update 3,482, $H$ at update 3,696. Its training loss stays above its
 # evaluation loss because 4 masks per window often hide a neighbour too.
 #
 # Right: each model on each job after 4,000 updates, each model's floor dashed over its
-# bar. Filling in the middle, the encoder scores 0.27 nats (floor 0.11) and the decoder 0.90
+# bar. Filling in the middle, the encoder scores 0.29 nats (floor 0.11) and the decoder 0.90
 # (floor $H = 0.85$): the encoder reads the tokens after the gap, and no amount of training
 # takes the decoder below $H$. Continuing the text, both have the floor $H$, and the decoder
-# is better, 0.88 against 1.07: it learned from 16 positions per window to the encoder's 4,
+# is better, 0.88 against 1.04: it learned from 16 positions per window to the encoder's 4,
 # and the encoder rarely trained on a window whose right side was empty.
 #
 # So: an encoder for a text that is all there (classification, tagging, filling gaps,

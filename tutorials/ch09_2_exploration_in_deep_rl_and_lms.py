@@ -31,7 +31,7 @@ import numpy as np
 from duetrl.core.backend import load_backends
 from duetrl.core.plots import pyplot, save_figure
 from duetrl.core.rl import exploration as ex
-from duetrl.core.tutorial import figure_dir, quick_mode
+from duetrl.core.tutorial import claim, figure_dir, quick_mode
 
 QUICK = quick_mode()
 backends = load_backends(["torch", "tf"])
@@ -57,6 +57,18 @@ def table(rows, metrics, title):
             cells.append(f"{m} {s['mean']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""))
         print(f"  {str(setting):>12}: " + "; ".join(cells))
     return stats
+
+
+def claim_stats(stats, quoted, what, tolerance=0.005):
+    """The text's figures of the full run: ``{(metric, setting): (mean, low, high)}``, each
+    as quoted (two decimals: ``tolerance`` 0.005). Quick mode (one seed, no interval): none."""
+    if QUICK:
+        return
+    for (metric, setting), figures in quoted.items():
+        s = stats[metric][setting]
+        for name, value, figure in zip(("mean", "CI low", "CI high"),
+                                       (s["mean"], *s["mean_ci"]), figures):
+            claim(f"{what}, {setting}: {metric} {name}", value, figure, tolerance)
 
 
 def bars(ax, stats, metric, label):
@@ -106,6 +118,12 @@ print(f"random policy: far end first in {far / 4000:.3f} of episodes "
 # %%
 dqn_rows = ex.run_dqn_epsilon("torch", list(ex.EPSILON_SCHEDULES), SEEDS, DQN_STEPS)
 dqn_stats = table(dqn_rows, ["greedy_return", "train_return"], f"DQN, {DQN_STEPS} env steps")
+claim_stats(dqn_stats, {("greedy_return", "fixed 1.0"): (0.80, 0.40, 1.00),
+                        ("greedy_return", "1.0 -> 0.05"): (0.62, 0.22, 1.00),
+                        ("train_return", "1.0 -> 0.05"): (0.31, 0.12, 0.50),
+                        ("greedy_return", "fixed 0.05"): (0.24, 0.02, 0.62),
+                        ("greedy_return", "0 (greedy)"): (0.10,)}, "DQN")
+claim_stats(dqn_stats, {("train_return", "fixed 1.0"): (0.105, 0.100, 0.110)}, "DQN", 0.0005)
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
 bars(axes[0], dqn_stats, "greedy_return", "greedy policy at the end")
 bars(axes[1], dqn_stats, "train_return", "episodes while exploring")
@@ -148,6 +166,10 @@ print("saved", save_figure(fig, figure_dir() / "ch09_2_dqn_epsilon.png"))
 # %%
 ppo_rows = ex.run_ppo_entropy("torch", [0.0, 0.01, 0.1, 0.5], SEEDS, PPO_STEPS)
 ppo_stats = table(ppo_rows, ["greedy_return", "train_return"], f"PPO, {PPO_STEPS} env steps")
+claim_stats(ppo_stats, {("greedy_return", c): (0.46, 0.10, 0.82) for c in (0.0, 0.01, 0.1, 0.5)},
+            "PPO")
+claim_stats(ppo_stats, {("train_return", 0.5): (0.304,), ("train_return", 0.0): (0.345,)}, "PPO",
+            0.0005)
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
 bars(axes[0], ppo_stats, "greedy_return", "greedy policy at the end")
 bars(axes[1], ppo_stats, "train_return", "episodes while training")
@@ -169,7 +191,7 @@ for seed in SEEDS:
 # **What to see.** The same layout as DQN's (5 seeds, 8192 env steps). Here the knob does
 # nothing measurable: every coefficient, from 0 to 0.5, ends with the same greedy return on
 # every seed (far end on seeds 1 and 2, near end on seeds 0, 3 and 4: mean 0.46, CI [0.10,
-# 0.82] for all four), and the training return moves only at 0.5 (0.30 against 0.35). Which
+# 0.82] for all four), and the training return moves only at 0.5 (0.304 against 0.345). Which
 # end a run settles on is decided by its seed, not by $c_H$. One suspect: PPO normalises its
 # advantages to mean 0 and std 1 in every batch (`normalize_advantages`), while the bonus adds
 # at most $c_H \log 2$ per step (0.35 at $c_H = 0.5$) to an objective whose other term is then
@@ -201,6 +223,11 @@ print("saved", save_figure(fig, figure_dir() / "ch09_2_ppo_entropy_advantage_sca
 for seed in SEEDS:
     print(f"seed {seed}: greedy return by c_H, advantages not normalised",
           [r["greedy_return"] for r in raw_rows if r["seed"] == seed])
+claim_stats(raw_stats, {("greedy_return", 0.1): (0.64, 0.28, 1.00),
+                        ("greedy_return", 0.0): (0.46, 0.10, 0.82),
+                        ("train_return", 0.1): (0.22,), ("train_return", 0.0): (0.35,),
+                        ("greedy_return", 0.5): (0.10,), ("train_return", 0.5): (0.11,)},
+            "PPO, advantages not normalised")
 
 # %% [markdown]
 # ```{figcaption}
@@ -238,6 +265,13 @@ temperatures = [0.5, 1.0] if QUICK else [0.5, 1.0, 1.5]
 lm_rows = ex.run_lm_temperature(backends["torch"], temperatures, SEEDS, LM_UPDATES)
 lm_stats = table(lm_rows, ["train_reward", "reward", "distinct"],
                  f"RLOO on sort-digits, {LM_UPDATES} updates")
+claim_stats(lm_stats, {("train_reward", 0.5): (0.91, 0.88, 0.94),
+                       ("reward", 0.5): (0.81, 0.79, 0.83),
+                       ("distinct", 0.5): (0.96,), ("distinct", 1.0): (1.00,),
+                       ("train_reward", 1.5): (0.71, 0.70, 0.72),
+                       ("reward", 1.5): (0.80, 0.79, 0.81),
+                       ("train_reward", 1.0): (0.78,), ("reward", 1.0): (0.83, 0.82, 0.84)},
+            "RLOO, sampling temperature")
 fig, ax = plt.subplots(figsize=(8, 4))
 width = 0.35
 for i, (metric, label) in enumerate((("train_reward", "training batches (sampled at T)"),
@@ -264,10 +298,10 @@ print("saved", save_figure(fig, figure_dir() / "ch09_2_lm_temperature.png"))
 # **What to see.** The dotted line is the uniform reference's reward, 0.55. Left bar of each
 # pair: the last 10 training batches, sampled at $T$; right bar: a fresh batch from the
 # trained policy itself. Full run: 5 seeds, 60 updates (quick mode: 1 seed, 2 updates, nothing
-# learnt yet). A low temperature flatters: at $T = 0.5$ the training batches score 0.91 [0.89,
-# 0.94] while the policy itself scores 0.81 [0.79, 0.84], and repeats itself more (93% of its
+# learnt yet). A low temperature flatters: at $T = 0.5$ the training batches score 0.91 [0.88,
+# 0.94] while the policy itself scores 0.81 [0.79, 0.83], and repeats itself more (96% of its
 # completions distinct, against 100% at $T \ge 1$). A high one does the opposite: at $T = 1.5$
-# the batches score 0.71 [0.70, 0.72] and the policy 0.80 [0.79, 0.82]. (Even at $T = 1$ the
+# the batches score 0.71 [0.70, 0.72] and the policy 0.80 [0.79, 0.81]. (Even at $T = 1$ the
 # batches trail the final policy, 0.78 against 0.83: they are the last 10 updates', taken
 # while it was still improving; the gaps at 0.5 and 1.5 are to be read against that one.) The
 # policy trained at $T = 1$, on its own samples, is the best of the three, 0.83 [0.82, 0.84],
@@ -288,6 +322,11 @@ torch_row = next(r for r in lm_rows if r["setting"] == 1.0 and r["seed"] == SEED
 for key in ("train_reward", "reward", "distinct"):
     print(f"T = 1, seed {SEEDS[0]}, {key:>12}: torch {torch_row[key]:.6f}  "
           f"tf {tf_rows[0][key]:.6f}  |diff| {abs(torch_row[key] - tf_rows[0][key]):.1e}")
+    if not QUICK:  # the text's figures (below; the full run, 60 updates)
+        quoted = {"train_reward": 0.776563, "reward": 0.828125, "distinct": 1.0}[key]
+        claim(f"T = 1, seed 0, {key} (torch)", torch_row[key], quoted, 5e-7)
+        claim(f"T = 1, seed 0, {key}: |torch - tf|", abs(torch_row[key] - tf_rows[0][key]),
+              0.0, 5e-7)
 
 # %% [markdown]
 # The two frameworks sampled the same tokens at all 60 updates: training reward 0.776563,
