@@ -40,7 +40,7 @@ from duetrl.core.rlhf.reward_design import (
 )
 from duetrl.core.rlhf.reward_training import RewardModelSettings, train_reward_model
 from duetrl.core.rlhf.tasks import SORT_PROMPT
-from duetrl.core.tutorial import figure_dir, quick_mode
+from duetrl.core.tutorial import claim, figure_dir, quick_mode
 
 backends = load_backends(["torch", "tf"])
 for backend in backends.values():
@@ -105,6 +105,15 @@ runs = [run_design(backends["torch"], name, reference, updates,
         for name in DESIGNS]
 rows = design_table(runs)
 print(format_table(rows))
+# the text's figures (below: the full run, 150 updates), two decimals: design -> its reward
+# at the start and the end, the true reward at the start and the end
+QUOTED = {"pairs": (0.59, 1.00, 0.18, 0.05), "no-stop": (0.18, 0.39, 0.18, 0.19),
+          "learned": (0.23, 0.41, 0.18, 0.10), "prompt+stop": (0.18, 0.41, 0.18, 0.41)}
+for row in rows:
+    for key, figure in zip(("initial_reward", "reward", "initial_true_reward", "true_reward"),
+                           QUOTED.get(row["design"], ())):
+        claim(f"{row['design']}: {key}", row[key], figure, 0.005)
+    claim(f"{row['design']}: success", row["success"], 0.0, 0.005)
 path = plot_designs(runs, figure_dir() / "ch09_2_reward_design.png",
                     f"GRPO on sort-prompt, one run per reward design (torch, {updates} updates)")
 print("saved", path)
@@ -121,19 +130,19 @@ print("saved", path)
 # middle curves rise together. In a full run (150 updates, torch, seed 0, on this machine):
 #
 # - `pairs` climbs from 0.59 to 1 on the left while the true reward *falls*, from 0.18 to
-#   0.06: the policy writes one constant sorted string (`"88888888"`, and it runs on past
-#   the stop, which the pairs rule does not read either) whatever the prompt. The reward
+#   0.05: the policy writes one constant sorted string (mostly `"22222222"`, and it runs on
+#   past the stop, which the pairs rule does not read either) whatever the prompt. The reward
 #   ignored the prompt, so the policy does too.
 # - `sparse` stays flat at 0 on the left, and the KL at 0: $\pi_{\text{ref}}$ never writes
 #   the exact answer, every reward is 0, every group advantage is 0, and the policy never
 #   moves. No loophole, and no learning either (exercise 3 counts how rare a success is).
-# - `no-stop` rises from 0.18 to 0.46 on the left, but the right panel falls to 2%: the
-#   policy stops emitting the stop token and runs on to the length limit, so the true reward
-#   (0.23) is half its own.
-# - `learned` rises from 0.23 to 0.45 on the left while the true reward falls from 0.18 to
-#   0.08 and the stop disappears: the policy finds answers the reward model likes and the
-#   rule does not (over-optimisation).
-# - `prompt+stop` moves left and middle together, from 0.18 to 0.42, and the stop stays at
+# - `no-stop` rises from 0.18 to 0.39 on the left, but the right panel falls toward 0 (none
+#   of the last samples stops): the policy stops emitting the stop token and runs on to the length limit, so the true reward
+#   (0.19) is half its own.
+# - `learned` rises from 0.23 to 0.41 on the left while the true reward falls from 0.18 to
+#   0.10: the policy finds answers the reward model likes and the rule does not
+#   (over-optimisation). Its answers keep the stop.
+# - `prompt+stop` moves left and middle together, from 0.18 to 0.41, and the stop stays at
 #   1; most of its answers are sorted, but few are the prompt's own digits yet.
 #
 # Be plain about the result: in 150 updates *no* design reaches the true objective (the
