@@ -33,7 +33,7 @@ from duetrl.core.agents import lm_prior, lm_reward
 from duetrl.core.backend import load_backends
 from duetrl.core.plots import plot_curves
 from duetrl.core.tolerances import assert_close
-from duetrl.core.tutorial import figure_dir, quick_mode
+from duetrl.core.tutorial import claim, figure_dir, quick_mode
 
 backends = load_backends(["torch", "tf"])
 for backend in backends.values():
@@ -230,6 +230,15 @@ for label, result in prior_runs.items():
           f"{np.mean(result['history']['success'][-50:]):.2f}")
 for label, success in alone.items():
     print(f"{label + ' alone as the policy':>36}: success on new worlds {success:.2f}")
+# the text's figures (the end of this page; the full run): success on new worlds
+for label, figure in (("no LM (uniform prior)", 0.10), ("world LM as prior + RL", 0.20),
+                      ("LM that read episodes as prior + RL", 0.15)):
+    claim(f"{label}: success on new worlds", prior_runs[label]["final_success"], figure, 0.005)
+claim("LM that read episodes as prior + RL: the last 50 training episodes' success",
+      np.mean(prior_runs["LM that read episodes as prior + RL"]["history"]["success"][-50:]),
+      0.38, 0.005)
+for label, figure in (("world LM", 0.15), ("LM that read episodes", 0.50)):
+    claim(f"{label} alone: success on new worlds", alone[label], figure, 0.005)
 curves = {label: (r["history"]["eval_episode"], r["history"]["eval_success"])
           for label, r in prior_runs.items()}
 span = [0, rl.episodes]
@@ -250,13 +259,21 @@ print("saved", plot_curves(curves, figure_dir() / "ch03_2_lm_prior.png", "traini
 # %%
 env = lm_reward.make_text_env(ENV, max_steps=rl.max_steps)
 observation, _ = env.reset(seed=10**6)
+trace = []  # each step's {command: probability}
 for _ in range(6):
     log_p = priors["world LM"].log_prior(observation)
+    trace.append(dict(zip(observation["admissible"], np.exp(log_p))))
     print(f"{observation['text'][:60]:<60} | " + ", ".join(
         f"{c} {p:.2f}" for c, p in zip(observation["admissible"], np.exp(log_p))))
     observation, _, terminated, truncated, _ = env.step(int(np.argmax(log_p)))
     if terminated or truncated:
         break
+if not QUICK:  # the text's figures (below; the full run's world LM)
+    claim("the world LM in the kitchen: go to the hall", trace[1]["go to the hall"], 0.61, 0.005)
+    claim("the world LM in the kitchen: take the green key", trace[1]["take the green key"],
+          0.39, 0.005)
+    claim("the world LM back in the hall: go back to the kitchen",
+          trace[2]["go back to the kitchen"], 1.00, 0.005)
 
 # %% [markdown]
 # What it showed when measured (full run, with the world LM of `duetrl agent pretrain`'s
@@ -269,10 +286,10 @@ for _ in range(6):
 #   is all the policy there is. No LM stays at 0.10.
 # * **The world LM** knows facts (take the key of the door's colour, open, leave; go back
 #   to the hall from a locked door with empty hands) and nothing about which room to search:
-#   alone it succeeds in 0.15 of new worlds, as a prior with RL 0.15 too. The trace above
-#   shows why: from the locked door it goes back to the hall (probability 1.00), and from the
-#   hall back to the door (0.38 against 0.37 and 0.25): a loop that only RL, paid for the
-#   key, could break, and a tabular policy in a new world has not been. An earlier world LM,
+#   alone it succeeds in 0.15 of new worlds, as a prior with RL 0.20. The trace above shows
+#   why: in the kitchen it prefers going back to the hall (probability 0.61) to taking the
+#   green key (0.39), and from the hall it goes back to the kitchen (1.00): a loop that only
+#   RL, paid for the key, could break, and a tabular policy in a new world has not been. An earlier world LM,
 #   whose corpus had no "go to the hall", gave that command a probability near 0 and did
 #   worse than no LM at all (0.00): a prior is only as good as its support, and an action it
 #   calls impossible stays nearly impossible.
