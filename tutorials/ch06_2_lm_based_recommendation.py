@@ -49,7 +49,7 @@ from duetrl.core.cases.recommender.train import RecommenderRun, RecommenderSetti
 from duetrl.core.plots import pyplot, save_figure
 from duetrl.core.reference import recommender as oracle
 from duetrl.core.tolerances import assert_close
-from duetrl.core.tutorial import figure_dir, quick_mode
+from duetrl.core.tutorial import claim, figure_dir, quick_mode
 
 backends = load_backends(["torch", "tf"])
 for backend in backends.values():
@@ -88,6 +88,9 @@ print(
     f"{np.isin(logs.actions, np.argsort(-catalogue.popularity)[:10]).mean():.0%}"
 )
 print(f"smallest behaviour probability in the logs: {logs.propensities.min():.1e}")
+claim("share of logged events on the 10 most popular items",  # the text's figures (6.2.3)
+      np.isin(logs.actions, np.argsort(-catalogue.popularity)[:10]).mean(), 0.90, 0.005)
+claim("smallest behaviour probability in the logs", logs.propensities.min(), 7e-5, 5e-6)
 
 # %% [markdown]
 # ### The model: a GPT over item tokens (and, as an option, their titles)
@@ -235,7 +238,11 @@ plot_recommender(
 #
 # From the torch run's warm-up weights, the TF learner takes the same batches; after a few
 # top-K updates the two models agree to float32 precision (the lockstep tests in
-# `tests/test_recommender.py` check it in float64 to 1e-10, for every method).
+# `tests/test_recommender.py` check it in float64 to 1e-10, for every method). All but the
+# attention's key biases: $q \cdot b_k$ adds the same number to every score of a query,
+# which the softmax ignores, so their gradient is exactly 0; Adam divides each framework's
+# float32 rounding noise on that 0 by its own tiny size and steps anyway, differently in each
+# (in the full run by up to $6 \times 10^{-4}$ in 3 updates).
 
 # %%
 tf_backend, logged = backends["tf"], warm_up.logs
@@ -260,8 +267,10 @@ for step in range(3):
     print(f"update {step + 1}: loss torch {torch_stats['loss']:.6f}, tf {tf_stats['loss']:.6f}")
 tf_params = tf_backend.export_params(tf_policy)
 for key, value in backends["torch"].export_params(torch_twin.policy).items():
+    if key.endswith("attn.k_linear.bias"):  # its gradient is exactly 0 (see below)
+        continue
     assert_close(tf_params[key], value, "float32_model", name=key)
-print("parameters agree after 3 updates (float32, atol 1e-4)")
+print("parameters agree after 3 updates (float32, atol 1e-4), the key biases aside")
 
 # %% [markdown]
 # ## 6.2.3 Results and analysis
