@@ -60,7 +60,10 @@ def test_grpo_raises_held_out_accuracy_in_lockstep_in_both_backends(backends, re
         assert 0.4 < before[name].greedy_accuracy < 0.7, before[name].greedy_accuracy
         assert after.greedy_accuracy > before[name].greedy_accuracy + 0.1, (
             name, before[name].greedy_accuracy, after.greedy_accuracy)
-        assert after.format_rate >= before[name].format_rate, (name, after.format_rate)
+        # the sampled format rate (256 completions, standard error ~0.017) must not fall beyond
+        # its noise: with one thread on an AMD EPYC torch went 0.918 -> 0.914 (one completion)
+        assert after.format_rate >= before[name].format_rate - 0.02, (
+            name, before[name].format_rate, after.format_rate)
 
 
 def format_reward(c):
