@@ -86,6 +86,18 @@ def _labelled(line) -> bool:
     return not str(line.get_label()).startswith("_")  # matplotlib's mark of "no legend entry"
 
 
+def _ring(line, ax, ring: dict[int, int]) -> int:
+    """The ring of a marked ``line`` that lies on earlier ones: one wider than the widest ring
+    among the earlier labelled lines of its kind that it lies on, whatever their group (two
+    groups' members can meet where the groups' first series do not), so no two rings at one
+    place have one size. ``ring`` holds the rings given so far, by ``id``."""
+    earlier = [other for other in ax.get_lines()[:ax.get_lines().index(line)]
+               if _labelled(other) and _kind(other) == _kind(line)
+               and _overlap(line, other, ax) >= 0.5]
+    ring[id(line)] = 1 + max((ring.get(id(other), 0) for other in earlier), default=0)
+    return ring[id(line)]
+
+
 def show_every_series(fig) -> list[str]:
     """Make every labelled line of ``fig`` visible; returns what was changed, one note each.
 
@@ -100,6 +112,7 @@ def show_every_series(fig) -> list[str]:
     for ax in fig.axes:
         before = len(notes)
         groups: dict[object, list] = {}  # the first series of each place -> all on it
+        ring: dict[int, int] = {}  # id(marked line) -> its ring, 0 for none (see below)
         for line in ax.get_lines():
             if not _labelled(line):
                 continue
@@ -123,7 +136,7 @@ def show_every_series(fig) -> list[str]:
                     line.set_linestyle((((n - j + 1) % n) * dash, (dash, (n - 1) * dash)))
                 if line.get_marker() not in NO_MARKER:  # a ring around the markers it covers
                     line.set_markerfacecolor("none")
-                    line.set_markersize(line.get_markersize() + 4.0 * j)
+                    line.set_markersize(line.get_markersize() + 4.0 * _ring(line, ax, ring))
                 whole = _overlap(line, first, ax) == 1.0
                 drawn = "dashed" if len(_points(line)[0]) > 1 else "ring"
                 line.set_label(f"{line.get_label()} ({drawn}: "
