@@ -54,6 +54,7 @@ exclude_patterns = [
     "*.py",  # conf.py, build.py, outline*.py (only this folder: * stops at a slash)
     "**/__pycache__",
     "**/README.md",
+    "FULL_BUILD.md",  # a record for developers (what the full build costs), not a page
     "**/.ipynb_checkpoints",
 ]
 
