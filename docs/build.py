@@ -3,6 +3,7 @@
     python docs/build.py                       # full build (make book): build/book/html/
     python docs/build.py --quick               # tutorials in quick mode (seconds each)
     python docs/build.py --languages en        # one language only
+    python docs/build.py --jobs 1              # one tutorial at a time (default: 2)
     python docs/build.py --quick --pdf         # and the book as a PDF per language (a full
                                                # build prints them by default; --no-pdf not)
     python docs/build.py --pdf-only            # only print the PDFs of the site at --out
@@ -198,7 +199,7 @@ def book_pdf(out: Path, language: str, docnames: list[str] | None = None) -> Pat
 
 
 def build_book(out: Path, languages: list[str], quick: bool,
-               execute: list[str] | None = None, pdf: bool = False) -> Path:
+               execute: list[str] | None = None, pdf: bool = False, jobs: int = 1) -> Path:
     """Build the site into ``out/html/<language>/``; returns ``out/html``.
 
     :param out: output folder (created).
@@ -208,7 +209,12 @@ def build_book(out: Path, languages: list[str], quick: bool,
         their outputs. ``None``: every tutorial.
     :param pdf: also print each language's book to ``html/<language>/_downloads/
         duetrl-<language>.pdf`` (headless Chromium), linked from every page's download menu.
+    :param jobs: Sphinx processes reading pages at once in the first language's build, the one
+        that executes the tutorials (each pins its frameworks to one thread, so two at once use
+        2 cores); the other languages read the executed notebooks from the cache.
     """
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"jobs: expected a whole number >= 1, got {jobs!r}")
     unknown = [lang for lang in languages if lang not in LANGUAGES]
     if unknown or not languages:
         raise ValueError(f"languages: expected some of {', '.join(LANGUAGES)}, got {languages}")
@@ -238,8 +244,9 @@ def build_book(out: Path, languages: list[str], quick: bool,
         env["DUETRL_BOOK_PDF"] = "1"  # the pages' download menus link the book's PDF
     else:
         env.pop("DUETRL_BOOK_PDF", None)
-    for language in languages:
-        sphinx("html", language, html / language, out / "doctrees" / language, env)
+    for n, language in enumerate(languages):
+        parallel = ("-j", str(jobs)) if n == 0 and jobs > 1 else ()
+        sphinx("html", language, html / language, out / "doctrees" / language, env, parallel)
         if pdf:
             book_pdf(out, language)
     html.mkdir(parents=True, exist_ok=True)
@@ -338,6 +345,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="also print each language's book to html/<language>/_downloads/"
                              "duetrl-<language>.pdf with headless Chromium (default: on in a "
                              "full build, off with --quick)")
+    parser.add_argument("--jobs", type=int, default=2,
+                        help="tutorials executed at once (Sphinx -j of the first language's "
+                             "build; default 2, one per core)")
     parser.add_argument("--pdf-only", action="store_true",
                         help="print the PDFs of a site already built at --out, and stop")
     parser.add_argument("--update-catalogues", action="store_true",
@@ -362,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         pdf = not args.quick if args.pdf is None else args.pdf
         html = build_book(args.out, [x for x in args.languages.split(",") if x], args.quick,
-                          pdf=pdf)
+                          pdf=pdf, jobs=args.jobs)
     except (ValueError, FileNotFoundError, RuntimeError, subprocess.CalledProcessError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

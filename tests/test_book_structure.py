@@ -265,6 +265,14 @@ def test_build_book_rejects_unknown_languages(build, tmp_path: Path) -> None:
         build.build_book(tmp_path, [], quick=True)
 
 
+@pytest.mark.parametrize("jobs", [0, -1, 1.5, True])
+def test_build_book_rejects_a_bad_jobs_count_before_building(build, tmp_path: Path,
+                                                             jobs) -> None:
+    with pytest.raises(ValueError, match=r"jobs: expected a whole number >= 1, got"):
+        build.build_book(tmp_path, ["en"], quick=True, jobs=jobs)
+    assert not (tmp_path / "html").exists()
+
+
 def test_code_hash_changes_with_the_code(build, tmp_path: Path) -> None:
     for folder in ("core", "backends"):
         (tmp_path / folder).mkdir()
