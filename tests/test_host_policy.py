@@ -53,3 +53,20 @@ def test_the_trainers_actor_is_taken_afresh(backend):
             np.testing.assert_allclose(new, old + 1.0, rtol=0, atol=1e-6, err_msg=name)
     finally:
         trainer.close()
+
+
+def test_log_probs_stay_exact_for_logits_hundreds_apart():
+    """The log-sum-exp is shifted by each row's own largest logit: shifting by the smallest
+    (row 0: exp(800) overflows) or by the batch's largest (row 1, all near -900: every exp
+    underflows to 0) gives inf or -inf here, where the log-softmax is exact."""
+    from scipy.special import log_softmax
+
+    from duetrl.core.rl.host_policy import sample
+
+    eye = np.eye(3)
+    weights = (eye, np.zeros(3), -eye, np.zeros(3))  # out = -relu(states) = -states here
+    states = np.array([[0.0, 800.0, 10.0], [1000.0, 900.0, 950.0]])
+    actions, log_probs = sample(weights, states, np.zeros((2, 3)))
+    np.testing.assert_array_equal(actions, [0, 1])  # the largest logit of each row
+    expected = log_softmax(-states, axis=-1)[[0, 1], [0, 1]]
+    np.testing.assert_allclose(log_probs, expected, rtol=0, atol=1e-12)
