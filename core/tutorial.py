@@ -140,7 +140,11 @@ def read_sweep_runs(path: str | Path, made_by: str = "") -> dict:
         how = f" (made by: {made_by})" if made_by else ""
         raise FileNotFoundError(f"{path}: no stored sweep results{how}; or set "
                                 f"{RETRAIN_VARIABLE}=1 to train here instead (hours)")
-    stored = json.loads(path.read_text())
+    try:
+        stored = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:  # a cut or overwritten file
+        raise ValueError(f"{path}: not JSON ({error}); write it again with "
+                         f"tools/store_sweep_runs.py") from None
     if not isinstance(stored, dict) or stored.get("format") != SWEEP_RUNS_FORMAT:
         found = stored.get("format") if isinstance(stored, dict) else type(stored).__name__
         raise ValueError(f"{path}: expected format {SWEEP_RUNS_FORMAT!r}, got {found!r}")
@@ -148,6 +152,8 @@ def read_sweep_runs(path: str | Path, made_by: str = "") -> dict:
     if not isinstance(runs, list) or not runs:
         raise ValueError(f"{path}: expected a non-empty list 'runs'")
     for i, run in enumerate(runs):
+        if not isinstance(run, dict):
+            raise ValueError(f"{path}: runs[{i}] should be an object, got {type(run).__name__}")
         missing = [key for key in ("run_id", "seed", "settings") if key not in run]
         if missing:
             raise ValueError(f"{path}: runs[{i}] has no {', '.join(missing)}")

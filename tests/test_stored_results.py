@@ -116,6 +116,12 @@ def test_missing_wrong_or_empty_files_say_what_to_do(tmp_path) -> None:
     bad.write_text(json.dumps({"format": SWEEP_RUNS_FORMAT, "runs": [{"run_id": "a"}]}))
     with pytest.raises(ValueError, match=r"runs\[0\] has no seed, settings"):
         read_sweep_runs(bad)
+    bad.write_text(json.dumps({"format": SWEEP_RUNS_FORMAT, "runs": ["a"]}))
+    with pytest.raises(ValueError, match=r"runs\[0\] should be an object, got str"):
+        read_sweep_runs(bad)
+    bad.write_text('{"format": "duetrl-sweep-runs/1", "runs": [')  # cut short
+    with pytest.raises(ValueError, match=r"bad\.json: not JSON .*tools/store_sweep_runs\.py"):
+        read_sweep_runs(bad)
     with pytest.raises(FileNotFoundError, match="not a sweep folder"):
         _store_tool().sweep_runs(tmp_path)
     sweep = make_sweep_folder(tmp_path / "s")
