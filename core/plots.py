@@ -90,7 +90,8 @@ def _ring(line, ax, ring: dict[int, int]) -> int:
     """The ring of a marked ``line`` that lies on earlier ones: one wider than the widest ring
     among the earlier labelled lines of its kind that it lies on, whatever their group (two
     groups' members can meet where the groups' first series do not), so no two rings at one
-    place have one size. ``ring`` holds the rings given so far, by ``id``."""
+    place have one size. ``ring`` holds the rings given so far, by ``id``: called in drawing
+    order, every earlier line already has its own."""
     earlier = [other for other in ax.get_lines()[:ax.get_lines().index(line)]
                if _labelled(other) and _kind(other) == _kind(line)
                and _overlap(line, other, ax) >= 0.5]
@@ -112,7 +113,6 @@ def show_every_series(fig) -> list[str]:
     for ax in fig.axes:
         before = len(notes)
         groups: dict[object, list] = {}  # the first series of each place -> all on it
-        ring: dict[int, int] = {}  # id(marked line) -> its ring, 0 for none (see below)
         for line in ax.get_lines():
             if not _labelled(line):
                 continue
@@ -129,6 +129,11 @@ def show_every_series(fig) -> list[str]:
             first = next((first for first in groups if _kind(first) == _kind(line) and
                           _overlap(line, first, ax) >= 0.5), None)
             groups.setdefault(line if first is None else first, []).append(line)
+        ring: dict[int, int] = {}  # id(marked line on others) -> its ring, in drawing order
+        covering = {id(line) for members in groups.values() for line in members[1:]}
+        for line in ax.get_lines():
+            if id(line) in covering and line.get_marker() not in NO_MARKER:
+                _ring(line, ax, ring)
         for first, members in groups.items():
             n, dash = len(members), DASH
             for j, line in enumerate(members[1:], start=1):
@@ -136,7 +141,7 @@ def show_every_series(fig) -> list[str]:
                     line.set_linestyle((((n - j + 1) % n) * dash, (dash, (n - 1) * dash)))
                 if line.get_marker() not in NO_MARKER:  # a ring around the markers it covers
                     line.set_markerfacecolor("none")
-                    line.set_markersize(line.get_markersize() + 4.0 * _ring(line, ax, ring))
+                    line.set_markersize(line.get_markersize() + 4.0 * ring[id(line)])
                 whole = _overlap(line, first, ax) == 1.0
                 drawn = "dashed" if len(_points(line)[0]) > 1 else "ring"
                 line.set_label(f"{line.get_label()} ({drawn}: "

@@ -125,13 +125,16 @@ def test_equal_single_points_are_drawn_as_rings_around_each_other() -> None:
     plt.close(fig)
 
 
-def test_rings_of_two_groups_that_meet_differ_in_size() -> None:
+@pytest.mark.parametrize("points", [{"a": 10.0, "b": 11.5, "c": 10.8, "d": 11.2},
+                                    {"a": 10.0, "b": 11.5, "d": 11.2, "c": 10.8}],
+                         ids=["first-group-first", "second-group-first"])
+def test_rings_of_two_groups_that_meet_differ_in_size(points) -> None:
     # a and b are two places (1.5 apart, over the 1.0 that coincides on these axes); c lies on
     # a, d on b, and c and d within 1.0 of each other: each group's first ring would be one size
-    # (ch03_1_five_objectives' frontier: two tf points, one hidden under the other)
+    # (ch03_1_five_objectives' frontier: two tf points, one hidden under the other); drawn in
+    # either order, the later of c and d gets the wider ring
     plt = plots.pyplot()
     fig, ax = plt.subplots(figsize=(4, 3), dpi=100)
-    points = {"a": 10.0, "b": 11.5, "c": 10.8, "d": 11.2}
     lines = {k: ax.plot([x], [10.0], marker="o", label=k)[0] for k, x in points.items()}
     ax.set_xlim(0, 100)
     ax.set_ylim(0, 100)
@@ -139,7 +142,8 @@ def test_rings_of_two_groups_that_meet_differ_in_size() -> None:
     plots.show_every_series(fig)
     assert plots.invisible_series(fig) == []
     sizes = {k: line.get_markersize() for k, line in lines.items()}
-    assert sizes["a"] == sizes["b"] < sizes["c"] < sizes["d"], sizes
+    inner, outer = [k for k in points if k in "cd"]  # in drawing order
+    assert sizes["a"] == sizes["b"] < sizes[inner] < sizes[outer], sizes
     plt.close(fig)
 
 
