@@ -22,6 +22,8 @@ import math
 import sys
 from pathlib import Path
 
+from duetrl.core.checkpoint import atomic_write
+from duetrl.core.run.loop import read_log
 from duetrl.core.tutorial import SWEEP_RUNS_FORMAT
 
 LM_AGENT_METRICS = ("sampled_success_rate", "heldout_sampled_success_rate", "success_rate",
@@ -48,8 +50,7 @@ def _number(text: str, where: str) -> float:
 
 
 def _curve(log: Path, column: str) -> list[float]:
-    with open(log, newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_log(log)
     if rows and column not in rows[0]:
         raise ValueError(f"{log}: no column {column!r}; it has {list(rows[0])}")
     return [round(_number(row[column], f"{log}: {column}"), 6) for row in rows]
@@ -104,9 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stored = sweep_runs(args.sweep_dir, tuple(m for m in args.metrics.split(",") if m),
                         args.curve or None)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(stored, indent=1) + "\n")
+    text = json.dumps(stored, indent=1) + "\n"
+    out = atomic_write(args.out, lambda tmp: Path(tmp).write_text(text))  # never half a file
     print(f"{out}: {len(stored['runs'])} runs done, {len(stored['excluded'])} excluded",
           file=sys.stderr)
     return 0
