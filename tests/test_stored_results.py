@@ -1,17 +1,24 @@
 """Stored results a tutorial reads instead of training (the full build's budget,
 ``docs/FULL_BUILD.md``): ``tools/store_sweep_runs.py`` writes a sweep's per-run summaries,
 ``duetrl.core.tutorial.read_sweep_runs`` reads them back, and ch09_3's own reading and claim
-cells work on them. The sweep folder here is a FIXTURE with made-up numbers, chosen so that the
-interquartile means equal the figures ch09_3's text quotes: it tests the plumbing, not the
-claim. Cheap: no model runs (about 10 s of CPU, most of it importing the statistics and
-matplotlib)."""
+cells run on them, in full mode:
+
+* on the stored files themselves (``tutorials/results/``, the real sweeps): every figure the
+  text quotes holds, and each file was made from the sweep file now in ``sweeps/`` (its
+  SHA-256), so editing a sweep without rerunning it fails here;
+* on a FIXTURE sweep folder with made-up numbers: the tool's writing and reading, and a sweep
+  that disagrees with the text stops the page.
+
+Cheap: no model runs (about 10 s of CPU, most of it importing the statistics and matplotlib)."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import importlib.util
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -30,16 +37,18 @@ from duetrl.core.tutorial import (
 REPO = Path(__file__).resolve().parents[1]
 TUTORIAL = REPO / "tutorials" / "ch09_3_what_the_lm_contributes.py"
 STORED_NAME = "ch09_3_lm_agent_sweep.json"
+STORED = {"ch09_3_lm_agent_sweep.json": "lm_agent.toml",  # stored file -> its sweep file
+          "ch09_3_mlp_tuning_sweep.json": "lm_agent_mlp_tuning.toml"}
 
 # made-up scores per policy and metric, 10 seeds each (see the module's docstring)
 FIXTURE = {
-    "lm": {"sampled_success_rate": [0.91] * 10, "heldout_sampled_success_rate": [0.79] * 10,
+    "lm": {"sampled_success_rate": [0.85] * 10, "heldout_sampled_success_rate": [0.85] * 10,
            "success_rate": [0.69] * 10, "heldout_success_rate": [0.74] * 10},
-    "lm-scratch": {"sampled_success_rate": [0, 0, *[0.02] * 6, 0.15, 0.2],
-                   "heldout_sampled_success_rate": [0.03] * 10,
+    "lm-scratch": {"sampled_success_rate": [0, 0, 0, 0, 0, 0, 0, 0, 0.1, 0.2],
+                   "heldout_sampled_success_rate": [0.01] * 10,
                    "success_rate": [0.0] * 10, "heldout_success_rate": [0.0] * 10},
-    "mlp": {"sampled_success_rate": [0, 0.05, *[0.13] * 6, 0.15, 0.2],
-            "heldout_sampled_success_rate": [0.13] * 10,
+    "mlp": {"sampled_success_rate": [0, 0.05, *[0.12] * 6, 0.2, 0.25],
+            "heldout_sampled_success_rate": [0.12] * 10,
             "success_rate": [0.0] * 10, "heldout_success_rate": [0.0] * 10},
 }
 
@@ -148,9 +157,12 @@ def _tutorial_cell(marker: str) -> str:
     return found[0]
 
 
-def _run_reading_and_claims(monkeypatch, results: Path) -> dict:
+def _run_reading_and_claims(monkeypatch, results: Path, tuning: bool = False,
+                            claims: bool = True) -> dict:
     """ch09_3's own cells that read the stored sweep and check the text's claims, in full mode
-    (DUETRL_QUICK unset, DUETRL_RETRAIN unset), on the stored file in ``results``."""
+    (DUETRL_QUICK unset, DUETRL_RETRAIN unset), on the stored file in ``results``; with
+    ``tuning`` also the cell that reads the MLP's tuning sweep; ``claims=False``: the reading
+    cell alone."""
     from duetrl.core.plots import pyplot, save_figure
     from duetrl.core.scale.statistics import aggregate_statistics, improvement_with_ci
     from duetrl.core.tutorial import figure_dir
@@ -167,29 +179,58 @@ def _run_reading_and_claims(monkeypatch, results: Path) -> dict:
                  "POLICIES": {"pretrained LM": {}, "LM from random weights": {},
                               "MLP on a bag of words": {}}}
     exec(_tutorial_cell("read_sweep_runs(STORED"), namespace)  # noqa: S102
-    exec(_tutorial_cell("TEXT_IQM ="), namespace)  # noqa: S102
+    if claims:
+        exec(_tutorial_cell("TEXT_IQM ="), namespace)  # noqa: S102
+    if tuning:
+        exec(_tutorial_cell("TUNING = "), namespace)  # noqa: S102
     return namespace
 
 
-def test_ch09_3_reads_the_stored_sweep_and_checks_its_claims(monkeypatch, tmp_path,
-                                                             capsys) -> None:
+@pytest.mark.parametrize("name", list(STORED))
+def test_each_stored_file_comes_from_the_sweep_file_in_the_repository(name: str) -> None:
+    stored = read_sweep_runs(REPO / "tutorials" / "results" / name)
+    sweep_file = REPO / "sweeps" / STORED[name]
+    assert stored["source"]["sweep_toml_sha256"] == hashlib.sha256(
+        sweep_file.read_bytes()).hexdigest(), f"{sweep_file} changed since {name} was stored"
+    assert stored["excluded"] == []
+
+
+def test_ch09_3_text_holds_on_the_stored_sweeps(monkeypatch, tmp_path, capsys) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    for name in STORED:  # the real files, read from a copy (the figures go beside them)
+        shutil.copy(REPO / "tutorials" / "results" / name, results / name)
+    namespace = _run_reading_and_claims(monkeypatch, results, tuning=True)  # every claim()
+    out = capsys.readouterr().out
+    assert "30 runs read from ch09_3_lm_agent_sweep.json" in out
+    assert "best sampled IQM 0.53 at lr 0.01, c_H 0.03, clip 0.1" in out
+    assert namespace["table"]["heldout_greedy"]["pretrained LM"]["iqm"] == pytest.approx(0.7417,
+                                                                                      abs=1e-4)
+    assert [len(found) for found in namespace["runs"].values()] == [10, 10, 10]
+    assert len(namespace["points"]) == 12 and {len(f) for f in namespace["points"].values()} == {3}
+    assert all(len(r["curve"]) == 100 for found in namespace["runs"].values() for r in found)
+    assert (results / "figures" / "ch09_3_iqm.png").is_file()
+
+
+def test_ch09_3_reads_a_stored_sweep_through_the_tool(monkeypatch, tmp_path, capsys) -> None:
     sweep = make_sweep_folder(tmp_path / "lm_agent")
     assert _store_tool().main([str(sweep), "--out", str(tmp_path / STORED_NAME)]) == 0
-    namespace = _run_reading_and_claims(monkeypatch, tmp_path)
+    namespace = _run_reading_and_claims(monkeypatch, tmp_path, claims=False)
     assert "30 runs read from ch09_3_lm_agent_sweep.json" in capsys.readouterr().out
-    assert namespace["table"]["heldout_greedy"]["pretrained LM"]["iqm"] == pytest.approx(0.74)
-    assert len(namespace["runs"]["MLP on a bag of words"]) == 10
-    assert namespace["runs"]["pretrained LM"][0]["curve"].tolist() == [0.0, 0.25, 0.5]
-    assert (tmp_path / "figures" / "ch09_3_iqm.png").is_file()
+    found = namespace["runs"]
+    assert [r["heldout_greedy"] for r in found["pretrained LM"]] == [0.74] * 10
+    assert [r["success"] for r in found["MLP on a bag of words"]] == FIXTURE["mlp"][
+        "sampled_success_rate"]
+    assert found["pretrained LM"][0]["curve"].tolist() == [0.0, 0.25, 0.5]
 
 
 def test_ch09_3_stops_on_a_stored_sweep_that_disagrees_with_its_text(monkeypatch,
                                                                      tmp_path) -> None:
     off = json.loads(json.dumps(FIXTURE))
-    off["lm"]["heldout_sampled_success_rate"] = [0.70] * 10  # the text says 0.79
+    off["lm"]["heldout_sampled_success_rate"] = [0.70] * 10  # the text says 0.85
     sweep = make_sweep_folder(tmp_path / "lm_agent", off)
     assert _store_tool().main([str(sweep), "--out", str(tmp_path / STORED_NAME)]) == 0
-    with pytest.raises(ClaimError, match="pretrained LM's IQM, sampled, held-out worlds = 0.79"):
+    with pytest.raises(ClaimError, match="pretrained LM's IQM, sampled, held-out worlds = 0.85"):
         _run_reading_and_claims(monkeypatch, tmp_path)
 
 
