@@ -238,3 +238,18 @@ def test_ch09_3_without_its_stored_sweep_names_the_command(monkeypatch, tmp_path
     with pytest.raises(FileNotFoundError, match=r"duetrl sweep sweeps/lm_agent.toml --sequential"
                                                 r".*tools/store_sweep_runs.py"):
         _run_reading_and_claims(monkeypatch, tmp_path)
+
+
+def test_the_stored_world_lm_is_the_pretraining_defaults_model() -> None:
+    """ch09_3's full build reads the world LM the stored sweep used instead of pretraining it:
+    a GPT checkpoint with its word tokeniser, the size ``duetrl agent pretrain`` makes."""
+    from duetrl.core.agents.pretrain import PretrainSettings
+    from duetrl.core.agents.train import load_pretrained
+
+    config, params, tokenizer = load_pretrained(REPO / "tutorials" / "results"
+                                                / "ch09_3_world_lm.safetensors")
+    defaults = PretrainSettings()
+    assert (config.n_layer, config.n_embd) == (defaults.n_layer, defaults.n_embd)
+    assert config.vocab_size == tokenizer.vocab_size
+    assert sum(v.size for v in params.values()) == 33056  # what the sweep's pretraining printed
+    assert all(np.isfinite(v).all() for v in params.values())

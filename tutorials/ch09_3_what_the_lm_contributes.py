@@ -75,10 +75,19 @@ REPS = 200 if QUICK else 2000  # bootstrap resamples
 # policy that picks commands uniformly at random.
 
 # %%
-world_lm = Path("runs") / "ch09_3" / "world_lm.safetensors"
-world_lm.parent.mkdir(parents=True, exist_ok=True)
-pretrain(backend, PretrainSettings(sentences=1000, steps=100) if QUICK
-         else PretrainSettings(), world_lm, progress=False)  # full: duetrl agent pretrain
+# The full build reads the world LM the stored sweep of section 2 used (made by `duetrl agent
+# pretrain`, 4000 steps, about a minute); quick mode and DUETRL_RETRAIN=1 pretrain it here.
+WORLD_LM_MADE_BY = "duetrl agent pretrain --out runs/agent/world_lm.safetensors (copied here)"
+if QUICK or retrain():
+    world_lm = Path("runs") / "ch09_3" / "world_lm.safetensors"
+    world_lm.parent.mkdir(parents=True, exist_ok=True)
+    pretrain(backend, PretrainSettings(sentences=1000, steps=100) if QUICK
+             else PretrainSettings(), world_lm, progress=False)  # full: duetrl agent pretrain
+else:
+    world_lm = results_dir() / "ch09_3_world_lm.safetensors"
+    if not world_lm.is_file():
+        raise FileNotFoundError(f"{world_lm}: no stored world LM (made by: {WORLD_LM_MADE_BY})"
+                                "; or set DUETRL_RETRAIN=1 to pretrain it here")
 POLICIES = {"pretrained LM": dict(policy="lm", lm_checkpoint=str(world_lm)),
             "LM from random weights": dict(policy="lm-scratch"),
             "MLP on a bag of words": dict(policy="mlp")}
