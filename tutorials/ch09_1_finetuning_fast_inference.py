@@ -37,7 +37,7 @@ from duetrl.core.tutorial import figure_dir, quick_mode
 QUICK = quick_mode()
 backends = load_backends(["torch", "tf"])
 for backend in backends.values():
-    backend.set_num_threads(1 if QUICK else 2)
+    backend.set_num_threads(1)  # one per tutorial: the book build runs two at once on 2 cores
 workdir = Path(tempfile.mkdtemp(prefix="duetrl_ch09_"))
 
 # %% [markdown]
