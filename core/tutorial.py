@@ -123,6 +123,24 @@ def results_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "tutorials" / "results"
 
 
+def _read_stored(path: Path, expected_format: str, made_by: str, writer: str) -> dict:
+    """A stored-results JSON file, parsed, with its ``format`` checked (one-line errors)."""
+    import json
+
+    if not path.is_file():
+        how = f" (made by: {made_by})" if made_by else ""
+        raise FileNotFoundError(f"{path}: no stored results{how}; or set "
+                                f"{RETRAIN_VARIABLE}=1 to train here instead")
+    try:
+        stored = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:  # a cut or overwritten file
+        raise ValueError(f"{path}: not JSON ({error}); write it again with {writer}") from None
+    if not isinstance(stored, dict) or stored.get("format") != expected_format:
+        found = stored.get("format") if isinstance(stored, dict) else type(stored).__name__
+        raise ValueError(f"{path}: expected format {expected_format!r}, got {found!r}")
+    return stored
+
+
 def read_sweep_runs(path: str | Path, made_by: str = "") -> dict:
     """The stored summaries of a sweep's runs (``tools/store_sweep_runs.py``'s JSON), checked.
 
@@ -133,21 +151,8 @@ def read_sweep_runs(path: str | Path, made_by: str = "") -> dict:
     :raises FileNotFoundError: no such file (the message says how to make it, or to retrain).
     :raises ValueError: not this format, or no runs.
     """
-    import json
-
     path = Path(path)
-    if not path.is_file():
-        how = f" (made by: {made_by})" if made_by else ""
-        raise FileNotFoundError(f"{path}: no stored sweep results{how}; or set "
-                                f"{RETRAIN_VARIABLE}=1 to train here instead (hours)")
-    try:
-        stored = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:  # a cut or overwritten file
-        raise ValueError(f"{path}: not JSON ({error}); write it again with "
-                         f"tools/store_sweep_runs.py") from None
-    if not isinstance(stored, dict) or stored.get("format") != SWEEP_RUNS_FORMAT:
-        found = stored.get("format") if isinstance(stored, dict) else type(stored).__name__
-        raise ValueError(f"{path}: expected format {SWEEP_RUNS_FORMAT!r}, got {found!r}")
+    stored = _read_stored(path, SWEEP_RUNS_FORMAT, made_by, "tools/store_sweep_runs.py")
     runs = stored.get("runs")
     if not isinstance(runs, list) or not runs:
         raise ValueError(f"{path}: expected a non-empty list 'runs'")
@@ -158,6 +163,45 @@ def read_sweep_runs(path: str | Path, made_by: str = "") -> dict:
         if missing:
             raise ValueError(f"{path}: runs[{i}] has no {', '.join(missing)}")
     return stored
+
+
+def write_stored_results(path: str | Path, results_format: str,
+                         results: dict[str, list[float]]) -> Path:
+    """Store a tutorial's figures that the full build reads instead of training them again:
+    ``{"format": results_format, "results": {key: [numbers]}}``, written atomically (an
+    interrupted write leaves the old file). Returns the path."""
+    import json
+
+    from duetrl.core.checkpoint import atomic_write
+
+    rows = _checked_results(Path(path), results)
+    text = json.dumps({"format": results_format, "results": rows}, indent=1) + "\n"
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def read_stored_results(path: str | Path, results_format: str,
+                        made_by: str = "") -> dict[str, list[float]]:
+    """The ``results`` of a file :func:`write_stored_results` wrote, checked: its format, and
+    a non-empty dict of lists of finite numbers.
+
+    :raises FileNotFoundError: no such file (the message names ``made_by``, or to retrain).
+    :raises ValueError: not JSON, another format, or results that are not lists of numbers.
+    """
+    path = Path(path)
+    stored = _read_stored(path, results_format, made_by, made_by or "the tutorial")
+    return _checked_results(path, stored.get("results"))
+
+
+def _checked_results(path: Path, results: object) -> dict[str, list[float]]:
+    if not isinstance(results, dict) or not results:
+        raise ValueError(f"{path}: expected a non-empty object 'results', got {results!r:.60}")
+    for key, row in results.items():
+        if not isinstance(row, list) or not all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+                for x in row):
+            raise ValueError(f"{path}: results[{key!r}] should be a list of finite numbers, "
+                             f"got {row!r:.60}")
+    return {str(key): [float(x) for x in row] for key, row in results.items()}
 
 
 def sweep_runs_by(stored: dict, setting: str) -> dict[str, list[dict]]:

@@ -30,7 +30,9 @@ Why the pieces are where they are:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -43,6 +45,7 @@ DOCS = Path(__file__).resolve().parent
 REPO = DOCS.parent
 LANGUAGES = ("en", "zh_CN")
 CACHE = REPO / "build" / "book-cache"
+TUTORIAL_SECONDS = DOCS / "tutorial_seconds.json"  # the last full build's time per tutorial
 MATHJAX_VERSION = "3.2.2"
 # The parts of MathJax's es5 bundle the site uses: TeX in, CommonHTML out, the fonts, the
 # TeX extensions it loads on demand, and the right-click menu with its accessibility parts.
@@ -69,6 +72,35 @@ def execution_cache(quick: bool, cache: Path = CACHE) -> Path:
         if old != folder:
             shutil.rmtree(old, ignore_errors=True)
     return folder
+
+
+def tutorial_seconds(cache_folder: Path) -> dict[str, float]:
+    """``{tutorial stem: seconds}`` of each tutorial executed into a jupyter-cache folder
+    (MyST-NB records each notebook's execution time there); empty without a cache."""
+    import sqlite3
+
+    database = Path(cache_folder) / "global.db"
+    if not database.is_file():
+        return {}
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        rows = connection.execute("select uri, data from nbcache").fetchall()
+    seconds = {}
+    for uri, data in rows:
+        found = json.loads(data or "{}").get("execution_seconds")
+        if Path(uri).parent.name == "tutorials" and isinstance(found, (int, float)):
+            seconds[Path(uri).stem] = round(float(found), 1)
+    return dict(sorted(seconds.items(), key=lambda item: -item[1]))
+
+
+def record_tutorial_seconds(cache_folder: Path, path: Path = TUTORIAL_SECONDS) -> Path | None:
+    """Write the full build's execution time of every tutorial to ``path`` (conf.py reads it
+    to execute the slowest first); nothing when some tutorial has no time (a partial build)."""
+    seconds = tutorial_seconds(cache_folder)
+    tutorials = {source.stem for source in (DOCS / "tutorials").glob("*.py")}
+    if not tutorials or set(seconds) != tutorials:
+        return None
+    path.write_text(json.dumps(seconds, indent=1) + "\n", encoding="utf-8")
+    return path
 
 
 def mathjax_static(cache: Path = CACHE) -> Path:
@@ -247,6 +279,8 @@ def build_book(out: Path, languages: list[str], quick: bool,
     for n, language in enumerate(languages):
         parallel = ("-j", str(jobs)) if n == 0 and jobs > 1 else ()
         sphinx("html", language, html / language, out / "doctrees" / language, env, parallel)
+        if n == 0 and not quick and execute is None:  # the next build runs the slowest first
+            record_tutorial_seconds(Path(env["DUETRL_BOOK_CACHE"]))
         if pdf:
             book_pdf(out, language)
     html.mkdir(parents=True, exist_ok=True)

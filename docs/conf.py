@@ -228,8 +228,36 @@ def _drop_saved_figure_lines(app, doctree) -> None:
             block.parent.remove(block)
 
 
+def _slowest_tutorials_first(docnames, nproc, maxbatch=10):
+    """Sphinx's parallel read (``-j 2``) as chunks for its worker processes: each tutorial in a
+    chunk of its own, the slowest first (``tutorial_seconds.json``, the last full build's
+    execution times; a new tutorial counts as the slowest), then the other pages in Sphinx's
+    own chunks. A free worker takes the next chunk, so two tutorials run at once until the
+    end (longest-processing-time-first scheduling). Sphinx's own chunks are about 30 pages in
+    name order: a run of tutorials in one chunk ran one after another."""
+    import json
+
+    timings = DOCS / "tutorial_seconds.json"
+    seconds = json.loads(timings.read_text()) if timings.is_file() else {}
+    tutorials = [name for name in docnames if name.startswith("tutorials/")]
+    others = [name for name in docnames if not name.startswith("tutorials/")]
+    tutorials.sort(key=lambda name: -seconds.get(name.split("/", 1)[1], float("inf")))
+    return [[name] for name in tutorials] + (
+        _sphinx_make_chunks(others, nproc, maxbatch) if others else [])
+
+
+def _schedule_tutorials() -> None:
+    global _sphinx_make_chunks
+    import sphinx.builders
+
+    if getattr(sphinx.builders.make_chunks, "__name__", "") != "_slowest_tutorials_first":
+        _sphinx_make_chunks = sphinx.builders.make_chunks
+        sphinx.builders.make_chunks = _slowest_tutorials_first
+
+
 def setup(app) -> dict:
     """Write the outline's chapter pages before reading, and add the language links."""
+    _schedule_tutorials()
     app.connect("config-inited", _language_frame)
     app.connect("builder-inited", lambda app: outline_pages.write_chapter_pages(DOCS))
     app.connect("builder-inited", _chinese_search)

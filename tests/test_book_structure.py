@@ -377,3 +377,51 @@ def test_mathjax_static_is_safe_for_concurrent_callers(tmp_path, monkeypatch):
     assert [p.name for p in (cache / "static").iterdir()] == ["mathjax"]  # no scratch left
     monkeypatch.setenv("PATH", "/nonexistent")
     assert build.mathjax_static(cache) == cache / "static"  # installed: npm not needed again
+
+
+def test_tutorial_seconds_come_from_the_execution_cache_and_need_every_tutorial(
+        build, tmp_path: Path) -> None:
+    import json
+    import sqlite3
+
+    tutorials = sorted(path.stem for path in (DOCS / "tutorials").glob("*.py"))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    assert build.tutorial_seconds(cache) == {}  # no cache yet
+    with sqlite3.connect(cache / "global.db") as connection:
+        connection.execute("create table nbcache (uri text, data text)")
+        connection.executemany("insert into nbcache values (?, ?)", [
+            (str(DOCS / "tutorials" / f"{stem}.py"), json.dumps({"execution_seconds": i + 0.04}))
+            for i, stem in enumerate(tutorials[1:])] + [
+            (str(DOCS / "index.md"), json.dumps({"execution_seconds": 99.0}))])  # not a tutorial
+    out = tmp_path / "seconds.json"
+    assert build.record_tutorial_seconds(cache, out) is None and not out.exists()  # one missing
+    with sqlite3.connect(cache / "global.db") as connection:
+        connection.execute("insert into nbcache values (?, ?)", (
+            str(DOCS / "tutorials" / f"{tutorials[0]}.py"), json.dumps({"execution_seconds": 500})))
+    assert build.record_tutorial_seconds(cache, out) == out
+    recorded = json.loads(out.read_text())
+    assert list(recorded)[0] == tutorials[0] and recorded[tutorials[0]] == 500.0  # slowest first
+    assert recorded[tutorials[1]] == 0.0 and set(recorded) == set(tutorials)
+
+
+def test_parallel_read_runs_each_tutorial_alone_and_the_slowest_first() -> None:
+    import json
+
+    conf = _load("conf")
+    conf._schedule_tutorials()
+    conf._schedule_tutorials()  # idempotent: wraps Sphinx's own function once
+    import sphinx.builders
+
+    seconds = json.loads((DOCS / "tutorial_seconds.json").read_text())
+    known = sorted(seconds, key=seconds.get)[:2]  # the two fastest, given in name order
+    names = ["index", *[f"tutorials/{stem}" for stem in sorted(known)], "tutorials/ch99_new",
+             *[f"outline/page{i}" for i in range(40)]]
+    chunks = sphinx.builders.make_chunks(names, 2)
+    slower, faster = sorted(known, key=seconds.get, reverse=True)
+    assert chunks[:3] == [["tutorials/ch99_new"], [f"tutorials/{slower}"],
+                          [f"tutorials/{faster}"]]  # a tutorial with no time yet goes first
+    rest = [name for chunk in chunks[3:] for name in chunk]
+    assert rest == ["index", *[f"outline/page{i}" for i in range(40)]]
+    assert all(len(chunk) > 1 for chunk in chunks[3:])  # Sphinx's own batches for the others
+

@@ -253,3 +253,48 @@ def test_the_stored_world_lm_is_the_pretraining_defaults_model() -> None:
     assert config.vocab_size == tokenizer.vocab_size
     assert sum(v.size for v in params.values()) == 33056  # what the sweep's pretraining printed
     assert all(np.isfinite(v).all() for v in params.values())
+
+
+def test_stored_results_round_trip_and_refuse_what_is_not_numbers(tmp_path) -> None:
+    from duetrl.core.tutorial import read_stored_results, write_stored_results
+
+    path = tmp_path / "seeds.json"
+    assert write_stored_results(path, "x-seeds/1", {"1": [0.5, 1, 0.25]}) == path
+    assert read_stored_results(path, "x-seeds/1") == {"1": [0.5, 1.0, 0.25]}
+    with pytest.raises(ValueError, match="expected format 'y/1', got 'x-seeds/1'"):
+        read_stored_results(path, "y/1")
+    for bad in ({}, {"1": [0.5, float("nan")]}, {"1": "0.5"}, {"1": [True]}):
+        with pytest.raises(ValueError, match="results"):
+            write_stored_results(tmp_path / "bad.json", "x-seeds/1", bad)
+    assert not (tmp_path / "bad.json").exists()  # nothing written when refused
+    path.write_text('{"format": "x-seeds/1", "results": {"1": [0.5, null]}}')
+    with pytest.raises(ValueError, match=r"results\['1'\] should be a list of finite numbers"):
+        read_stored_results(path, "x-seeds/1")
+    with pytest.raises(FileNotFoundError, match=r"made by: run me\); or set DUETRL_RETRAIN=1"):
+        read_stored_results(tmp_path / "none.json", "x-seeds/1", "run me")
+
+
+QA = REPO / "tutorials" / "ch06_3_question_answering_with_verifiable_rewards.py"
+
+
+def test_qa_text_holds_on_its_stored_seeds(monkeypatch, capsys) -> None:
+    """ch06_3's seeds 1 and 2 (a minute of training each) are read in the full build: run the
+    tutorial's reading cell, in full mode, on the stored file, with its claims."""
+    from duetrl.core.tutorial import read_stored_results, write_stored_results
+
+    cells = re.split(r"(?m)^# %%.*$", QA.read_text())
+    quoted = next(cell for cell in cells if "QUOTED = " in cell)
+    quoted = quoted[quoted.index("QUOTED = "):quoted.index("claim_seed(SETTINGS.seed")]
+    reading = next(cell for cell in cells if "STORED_SEEDS = " in cell)
+    monkeypatch.delenv("DUETRL_QUICK", raising=False)
+    monkeypatch.delenv("DUETRL_RETRAIN", raising=False)
+    monkeypatch.delenv("DUETRL_RESULTS", raising=False)
+    namespace = {"QUICK": False, "claim": claim, "retrain": retrain, "results_dir": results_dir,
+                 "read_stored_results": read_stored_results,
+                 "write_stored_results": write_stored_results,
+                 "seed_figures": None, "QASettings": None, "warm_up": None, "QARun": None}
+    exec(quoted, namespace)  # noqa: S102
+    exec(reading, namespace)  # noqa: S102  (every claim of seeds 1 and 2)
+    assert sorted(namespace["seeds"]) == [1, 2]
+    out = capsys.readouterr().out
+    assert "seed 1: pass@1 0.656 -> 0.831, greedy 0.725 -> 0.985" in out
