@@ -230,11 +230,16 @@ def _drop_saved_figure_lines(app, doctree) -> None:
 
 def _slowest_tutorials_first(docnames, nproc, maxbatch=10):
     """Sphinx's parallel read (``-j 2``) as chunks for its worker processes: each tutorial in a
-    chunk of its own, the slowest first (``tutorial_seconds.json``, the last full build's
-    execution times; a new tutorial counts as the slowest), then the other pages in Sphinx's
-    own chunks. A free worker takes the next chunk, so two tutorials run at once until the
-    end (longest-processing-time-first scheduling). Sphinx's own chunks are about 30 pages in
-    name order: a run of tutorials in one chunk ran one after another."""
+    chunk of its own, so that two tutorials run at once until the end, started slowest first
+    (``tutorial_seconds.json``, the last full build's execution times; a new tutorial counts
+    as the slowest): longest-processing-time-first scheduling. Sphinx's own chunks are about 30
+    pages in name order, and a chunk's tutorials ran one after another.
+
+    Sphinx's ``ParallelTasks`` starts the first ``nproc`` chunks it is given at once and then
+    takes the waiting ones last-in first-out (``dict.popitem``), so the list is: the ``nproc``
+    slowest, the other pages in Sphinx's own chunks, then the remaining tutorials fastest
+    first (taken from the end: the slowest of them next).
+    """
     import json
 
     timings = DOCS / "tutorial_seconds.json"
@@ -242,8 +247,10 @@ def _slowest_tutorials_first(docnames, nproc, maxbatch=10):
     tutorials = [name for name in docnames if name.startswith("tutorials/")]
     others = [name for name in docnames if not name.startswith("tutorials/")]
     tutorials.sort(key=lambda name: -seconds.get(name.split("/", 1)[1], float("inf")))
-    return [[name] for name in tutorials] + (
-        _sphinx_make_chunks(others, nproc, maxbatch) if others else [])
+    first, rest = tutorials[:nproc], tutorials[nproc:]
+    return ([[name] for name in first]
+            + (_sphinx_make_chunks(others, nproc, maxbatch) if others else [])
+            + [[name] for name in reversed(rest)])
 
 
 def _schedule_tutorials() -> None:
