@@ -264,7 +264,8 @@ def _schedule_tutorials() -> None:
 
 def setup(app) -> dict:
     """Write the outline's chapter pages before reading, and add the language links."""
-    _schedule_tutorials()
+    if os.environ.get("DUETRL_BOOK_EXECUTE") is None:  # every tutorial runs: order them
+        _schedule_tutorials()
     app.connect("config-inited", _language_frame)
     app.connect("builder-inited", lambda app: outline_pages.write_chapter_pages(DOCS))
     app.connect("builder-inited", _chinese_search)
