@@ -12,7 +12,7 @@ beside it under ``build/bench/``. Every ratio is a ratio of *times* measured in 
                    own layer); < 1: faster than the peer
 
     python benchmarks/run_all.py --quick      # small sizes, one seed: a few minutes, no peers
-    python benchmarks/run_all.py              # the benchmarks' own defaults (an hour or more)
+    python benchmarks/run_all.py              # the benchmarks' own defaults (16 min on 2 cores)
     python benchmarks/run_all.py --only lm cartpole
 
 ``--quick`` shows that every benchmark runs and gives ratios of small workloads, where fixed
