@@ -123,14 +123,26 @@ def results_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "tutorials" / "results"
 
 
-def _read_stored(path: Path, expected_format: str, made_by: str, writer: str) -> dict:
-    """A stored-results JSON file, parsed, with its ``format`` checked (one-line errors)."""
-    import json
+def stored_path(path: str | Path, made_by: str = "") -> Path:
+    """``path``, a stored result the full build reads instead of training (a JSON file, a
+    checkpoint), if it exists.
 
+    :raises FileNotFoundError: no such file; the message names ``made_by``, the command that
+        makes it, and ``DUETRL_RETRAIN=1``, which trains here instead.
+    """
+    path = Path(path)
     if not path.is_file():
         how = f" (made by: {made_by})" if made_by else ""
         raise FileNotFoundError(f"{path}: no stored results{how}; or set "
                                 f"{RETRAIN_VARIABLE}=1 to train here instead")
+    return path
+
+
+def _read_stored(path: Path, expected_format: str, made_by: str, writer: str) -> dict:
+    """A stored-results JSON file, parsed, with its ``format`` checked (one-line errors)."""
+    import json
+
+    stored_path(path, made_by)
     try:
         stored = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:  # a cut or overwritten file

@@ -272,6 +272,12 @@ def test_stored_results_round_trip_and_refuse_what_is_not_numbers(tmp_path) -> N
         read_stored_results(path, "x-seeds/1")
     with pytest.raises(FileNotFoundError, match=r"made by: run me\); or set DUETRL_RETRAIN=1"):
         read_stored_results(tmp_path / "none.json", "x-seeds/1", "run me")
+    from duetrl.core.tutorial import stored_path
+
+    assert stored_path(str(path), "run me") == path  # any stored file: a checkpoint too
+    with pytest.raises(FileNotFoundError, match=r"none\.safetensors: no stored results \(made "
+                                                r"by: run me\); or set DUETRL_RETRAIN=1"):
+        stored_path(tmp_path / "none.safetensors", "run me")
 
 
 QA = REPO / "tutorials" / "ch06_3_question_answering_with_verifiable_rewards.py"

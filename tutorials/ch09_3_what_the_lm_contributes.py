@@ -38,6 +38,7 @@ from duetrl.core.tutorial import (
     read_sweep_runs,
     results_dir,
     retrain,
+    stored_path,
     sweep_runs_by,
 )
 
@@ -84,10 +85,7 @@ if QUICK or retrain():
     pretrain(backend, PretrainSettings(sentences=1000, steps=100) if QUICK
              else PretrainSettings(), world_lm, progress=False)  # full: duetrl agent pretrain
 else:
-    world_lm = results_dir() / "ch09_3_world_lm.safetensors"
-    if not world_lm.is_file():
-        raise FileNotFoundError(f"{world_lm}: no stored world LM (made by: {WORLD_LM_MADE_BY})"
-                                "; or set DUETRL_RETRAIN=1 to pretrain it here")
+    world_lm = stored_path(results_dir() / "ch09_3_world_lm.safetensors", WORLD_LM_MADE_BY)
 POLICIES = {"pretrained LM": dict(policy="lm", lm_checkpoint=str(world_lm)),
             "LM from random weights": dict(policy="lm-scratch"),
             "MLP on a bag of words": dict(policy="mlp")}
@@ -136,8 +134,9 @@ for label in POLICIES:
 # a run is its success rate over 20 new worlds, sampling from the policy, and the same on the
 # held-out worlds, whose door colours RL never shows (the pretrained LM read about them).
 # These are the runs of `duetrl sweep sweeps/lm_agent.toml --sequential`: 30 runs, about 14
-# minutes of CPU, more than one page of a book built in 15 minutes can spend. So the full build reads each run's summary and
-# learning curve from `tutorials/results/ch09_3_lm_agent_sweep.json`, which
+# minutes of CPU, more than one page of a book built in 15 minutes can spend. So the full
+# build reads each run's summary and learning curve from
+# `tutorials/results/ch09_3_lm_agent_sweep.json`, which
 # `tools/store_sweep_runs.py` wrote from the sweep's folder; with `DUETRL_RETRAIN=1` the loop
 # below trains them here instead (quick mode always trains: 2 seeds, 1 update, 4 worlds).
 
