@@ -39,6 +39,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
@@ -276,13 +277,19 @@ def build_book(out: Path, languages: list[str], quick: bool,
         env["DUETRL_BOOK_PDF"] = "1"  # the pages' download menus link the book's PDF
     else:
         env.pop("DUETRL_BOOK_PDF", None)
-    for n, language in enumerate(languages):
-        parallel = ("-j", str(jobs)) if n == 0 and jobs > 1 else ()
-        sphinx("html", language, html / language, out / "doctrees" / language, env, parallel)
-        if n == 0 and not quick and execute is None:  # the next build runs the slowest first
-            record_tutorial_seconds(Path(env["DUETRL_BOOK_CACHE"]))
-        if pdf:
-            book_pdf(out, language)
+    # A language's PDF (headless Chromium, about one core) prints while the next language
+    # builds (Sphinx, one process): one printer thread, so the PDFs print one at a time.
+    with ThreadPoolExecutor(max_workers=1) as printer:
+        printing = []
+        for n, language in enumerate(languages):
+            parallel = ("-j", str(jobs)) if n == 0 and jobs > 1 else ()
+            sphinx("html", language, html / language, out / "doctrees" / language, env, parallel)
+            if n == 0 and not quick and execute is None:  # the next build: the slowest first
+                record_tutorial_seconds(Path(env["DUETRL_BOOK_CACHE"]))
+            if pdf:
+                printing.append(printer.submit(book_pdf, out, language))
+        for job in printing:
+            job.result()  # a failed print raises here, after the builds
     html.mkdir(parents=True, exist_ok=True)
     (html / "index.html").write_text(language_chooser(languages), encoding="utf-8")
     offenders = external_assets(html)

@@ -442,3 +442,44 @@ def test_parallel_read_starts_each_tutorial_alone_and_the_slowest_first(tmp_path
     # a tutorial with no recorded time counts as the slowest; then by the recorded times
     assert started == ["ch99_new", *sorted(chosen, key=seconds.get, reverse=True)], started
     assert all(len(chunk) == 1 for chunk in chunks if chunk[0].startswith("tutorials/"))
+
+
+def test_build_book_prints_a_pdf_while_the_next_language_builds(build, tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    """The English PDF prints while the Chinese pages build (built one after the other, the
+    English print below would wait for a build that never starts), each PDF after its own
+    language's build; a failed print fails the build, after the builds."""
+    import threading
+
+    sys.path.insert(0, str(DOCS / "_ext"))
+    import duetrl_pdf
+
+    events, chinese_building = [], threading.Event()
+
+    def sphinx(builder, language, out, doctrees, env, parallel=()):
+        if language == "zh_CN":
+            chinese_building.set()
+        events.append(f"build {language}")
+        out.mkdir(parents=True)
+
+    def book_pdf(out, language):
+        if language == "en":
+            assert chinese_building.wait(5), "the English PDF waited for the Chinese build"
+        events.append(f"pdf {language}")
+        if language == "zh_CN" and failing:
+            raise RuntimeError("zh_CN: MathJax could not typeset the book")
+
+    monkeypatch.setattr(duetrl_pdf, "chromium_missing", lambda: [])
+    monkeypatch.setattr(build, "build_environment", lambda quick, figures: {})
+    monkeypatch.setattr(build, "sphinx", sphinx)
+    monkeypatch.setattr(build, "book_pdf", book_pdf)
+    failing = False
+    build.build_book(tmp_path / "a", ["en", "zh_CN"], quick=True, pdf=True)
+    assert events.index("build en") < events.index("pdf en") < events.index("pdf zh_CN")
+    assert events.index("build zh_CN") < events.index("pdf zh_CN")
+    events.clear()
+    chinese_building.clear()
+    failing = True
+    with pytest.raises(RuntimeError, match="MathJax"):
+        build.build_book(tmp_path / "b", ["en", "zh_CN"], quick=True, pdf=True)
+    assert "build zh_CN" in events
