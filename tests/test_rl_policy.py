@@ -175,3 +175,38 @@ def test_bad_loss_inputs_raise_the_same_message(backends):
     for backend in backends.values():
         with pytest.raises(ValueError, match=r"^hidden_dim: expected a positive int, got 0"):
             backend.PolicyNet(STATE, 0, ACTIONS)
+
+
+def listing_run(backend, episodes: int, seed: int, learning_rate: float = 1e-2):
+    """Listing 5.2's ``reinforce`` on CartPole-v1 from the tutorial's initial weights:
+    (episode returns, the weights after)."""
+    import gymnasium as gym
+
+    params = init_agent_params("reinforce", 4, 64, 2, False, seed=0)
+    net = backend.PolicyNet(4, 64, 2)
+    backend.import_params(net, {k[len("policy."):]: v
+                                for k, v in cast_params(params, "float32").items()})
+    returns = backend.reinforce(gym.make("CartPole-v1"), net, episodes, gamma=0.99,
+                                learning_rate=learning_rate, seed=seed)
+    return returns, backend.export_params(net)
+
+
+def test_the_listing_plays_the_same_episodes_in_both_frameworks(backends):
+    """The same weights and noise: the same 12 episodes (the first 8 as ch05_2 prints them),
+    the same weights after 12 updates; another seed plays other episodes, in both alike; with
+    a learning rate of 0 the weights stay where they were."""
+    runs = {name: listing_run(backend, 12, seed=0) for name, backend in backends.items()}
+    assert runs["torch"][0] == runs["tf"][0]
+    assert runs["tf"][0][:8] == [15.0, 17.0, 14.0, 38.0, 22.0, 28.0, 57.0, 44.0]
+    for key, value in runs["torch"][1].items():
+        assert_close(runs["tf"][1][key], value, "float32_layer", key)
+    other = {name: listing_run(backend, 4, seed=1)[0] for name, backend in backends.items()}
+    assert other["torch"] == other["tf"] != runs["tf"][0][:4]
+    start = init_agent_params("reinforce", 4, 64, 2, False, seed=0)
+    for name, backend in backends.items():
+        returns, after = listing_run(backend, 3, seed=0, learning_rate=0.0)
+        assert returns[0] == runs[name][0][0], name  # the first episode comes before any update
+        for key, value in after.items():
+            np.testing.assert_array_equal(value, np.float32(start["policy." + key]), key)
+        moved = max(np.abs(runs[name][1][k] - after[k]).max() for k in after)
+        assert moved > 1e-3, f"{name}: 12 updates left the weights where they were"

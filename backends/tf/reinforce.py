@@ -61,15 +61,23 @@ def reinforce(
     """
     optimizer = Adam(policy_net)
     noise_rng = np.random.default_rng(seed)  # core-style noise: the same in both frameworks
+    # acting, one traced call per step: eagerly, Keras's call and the indexing cost ~2.4 ms a
+    # step (30x torch's); a tf.function ~0.6 ms, and its concrete function (no argument
+    # matching on each call) ~0.45
+    dtype = policy_net.compute_dtype
+    sample_action = tf.function(lambda state, noise: tf.argmax(policy_net(state) + noise, -1)[0],
+                                autograph=False).get_concrete_function(
+        tf.TensorSpec((1, policy_net.state_dim), dtype),
+        tf.TensorSpec((1, policy_net.action_dim), dtype))
     episode_returns = []
     for episode in range(num_episodes):
         state, _ = env.reset(seed=seed + episode)
         states, actions, rewards = [], [], []
         done = truncated = False
         while not done:
-            logits = policy_net(tf.convert_to_tensor(state[None, :]))
-            noise = tf.convert_to_tensor(noise_rng.gumbel(size=logits.shape).astype(np.float32))
-            action = int(tf.argmax(logits + noise, axis=-1)[0])  # a ~ pi(.|s) (Gumbel-max)
+            noise = noise_rng.gumbel(size=(1, policy_net.action_dim)).astype(np.float32)
+            action = int(sample_action(tf.constant(state[None, :], dtype),
+                                       tf.constant(noise, dtype)))  # a ~ pi(.|s) (Gumbel-max)
             next_state, reward, terminated, truncated, _ = env.step(action)
             done = terminated or truncated
 
