@@ -255,6 +255,56 @@ def test_the_stored_world_lm_is_the_pretraining_defaults_model() -> None:
     assert all(np.isfinite(v).all() for v in params.values())
 
 
+def test_tutorial_world_lm_reads_the_stored_defaults_model_or_pretrains(monkeypatch,
+                                                                         tmp_path) -> None:
+    """The full build reads the stored world LM, whose own record says it was made with
+    ``PretrainSettings``' defaults; quick mode pretrains its small settings; DUETRL_RETRAIN=1
+    pretrains the defaults; no stored file names the command that makes it."""
+    from duetrl.core.agents import pretrain as pretraining
+    from duetrl.core.backend import load_backends
+    from duetrl.core.checkpoint import read_file
+
+    torch_backend = load_backends(["torch"])["torch"]
+    monkeypatch.delenv("DUETRL_RETRAIN", raising=False)
+    monkeypatch.delenv("DUETRL_RESULTS", raising=False)
+    path, record = pretraining.tutorial_world_lm(torch_backend, None, tmp_path / "unused")
+    assert path == REPO / "tutorials" / "results" / pretraining.STORED_WORLD_LM
+    assert record["corpus_tokens"] == 94133 and record["steps"] == 4000
+    assert record["val_loss"] == pytest.approx(0.3669, abs=1e-4)
+    assert not (tmp_path / "unused").exists()
+    saved, defaults = read_file(path)[1], pretraining.PretrainSettings()
+    assert saved["corpus"] == {"kind": "world sentences + prompt-format facts", "seed": 0,
+                               "sentences": defaults.sentences, "tokens": 94133,
+                               "prompt_fraction": defaults.prompt_fraction,
+                               "match_fraction": defaults.match_fraction,
+                               "hall_facts": defaults.hall_facts}
+    train_config = saved["train_config"]
+    assert (train_config["steps"], train_config["batch_size"], train_config["learning_rate"]) \
+        == (defaults.steps, defaults.batch_size, defaults.learning_rate)
+
+    small = pretraining.PretrainSettings(sentences=40, steps=3)
+    path, record = pretraining.tutorial_world_lm(torch_backend, small, tmp_path / "quick")
+    assert path == tmp_path / "quick" / "world_lm.safetensors" and path.is_file()
+    assert record["steps"] == 3 and np.isfinite(record["val_loss"])
+    assert read_file(path)[1]["corpus"]["sentences"] == 40
+
+    pretrained_with = []
+    monkeypatch.setattr(pretraining, "pretrain", lambda backend, settings, out, progress:
+                        pretrained_with.append(settings) or {"corpus_tokens": 1, "val_loss": 2.0})
+    monkeypatch.setenv("DUETRL_RETRAIN", "1")
+    path, record = pretraining.tutorial_world_lm(torch_backend, None, tmp_path / "retrain")
+    assert pretrained_with == [defaults] and record == {"corpus_tokens": 1, "steps": 4000,
+                                                        "val_loss": 2.0}
+    assert path == tmp_path / "retrain" / "world_lm.safetensors"
+
+    monkeypatch.delenv("DUETRL_RETRAIN")
+    monkeypatch.setenv("DUETRL_RESULTS", str(tmp_path / "empty"))
+    with pytest.raises(FileNotFoundError, match=r"made by: duetrl agent pretrain --out .*"
+                                                r"ch09_3_world_lm.safetensors\); or set "
+                                                r"DUETRL_RETRAIN=1"):
+        pretraining.tutorial_world_lm(torch_backend, None, tmp_path / "x")
+
+
 def test_stored_results_round_trip_and_refuse_what_is_not_numbers(tmp_path) -> None:
     from duetrl.core.tutorial import read_stored_results, write_stored_results
 

@@ -39,7 +39,7 @@ from duetrl.core.tutorial import figure_dir, quick_mode
 
 QUICK = quick_mode()
 ENV = "CartPole-v1"
-STEPS = 12_000 if QUICK else 60_000  # environment steps per family
+STEPS = 12_000 if QUICK else 40_000  # environment steps per family
 BACKENDS = ("torch",) if QUICK else ("torch", "tf")  # full mode trains in both frameworks
 FAMILIES = {"dqn": "value-based: DQN", "reinforce_baseline": "policy-based: REINFORCE + baseline",
             "ppo": "actor-critic: PPO"}

@@ -26,16 +26,15 @@ import numpy as np
 
 from duetrl.core.agents.batch import layout
 from duetrl.core.agents.decision_transformer import DTRun, DTSettings, plot_returns
-from duetrl.core.agents.pretrain import PretrainSettings, pretrain, pretraining_corpus
+from duetrl.core.agents.pretrain import PretrainSettings, pretraining_corpus, tutorial_world_lm
 from duetrl.core.agents.settings import AgentSettings
 from duetrl.core.agents.train import LMAgentRun, load_pretrained
 from duetrl.core.backend import load_backends
-from duetrl.core.checkpoint import read_file
 from duetrl.core.envs.text import KeyDoorEnv, show
 from duetrl.core.plots import plot_curves
 from duetrl.core.reference import lm_agent as oracle
 from duetrl.core.tolerances import assert_close
-from duetrl.core.tutorial import figure_dir, quick_mode, results_dir, retrain, stored_path
+from duetrl.core.tutorial import figure_dir, quick_mode
 
 backends = load_backends(["torch", "tf"])
 for backend in backends.values():
@@ -109,24 +108,12 @@ print("a held-out world:", heldout.reset(seed=3)[0]["goal"])
 for sentence in pretraining_corpus(seed=0, sentences=8, prompt_fraction=0.5,
                                    match_fraction=0.25, hall_facts=True):
     print("  ", sentence)
-# Quick mode pretrains a small LM here, DUETRL_RETRAIN=1 the full one (about a minute); the
-# full build reads the world LM `duetrl agent pretrain` wrote with the same defaults, stored
-# for chapter 9.3's sweep, and its own record of the run.
-if QUICK or retrain():
-    pretraining = (PretrainSettings(sentences=1000, steps=100) if QUICK
-                   else PretrainSettings())  # full: duetrl agent pretrain's defaults
-    world_lm = Path("runs") / "ch03_2" / "world_lm.safetensors"
-    world_lm.parent.mkdir(parents=True, exist_ok=True)
-    summary = pretrain(backends["torch"], pretraining, world_lm, progress=False)
-    corpus_tokens, steps, val_loss = summary["corpus_tokens"], pretraining.steps, summary["val_loss"]
-else:
-    world_lm = stored_path(results_dir() / "ch09_3_world_lm.safetensors",
-                           "duetrl agent pretrain --out runs/agent/world_lm.safetensors")
-    saved = read_file(world_lm)[1]
-    corpus_tokens, steps = saved["corpus"]["tokens"], saved["train_config"]["steps"]
-    val_loss = saved["history"]["val_loss"][-1]
-print(f"pretrained on {corpus_tokens} tokens, {steps} steps: "
-      f"validation loss {val_loss:.3f} nats per token")
+# quick mode pretrains a small LM here; the full build reads the one `duetrl agent pretrain`
+# wrote with the same defaults (stored; DUETRL_RETRAIN=1 pretrains it here, about a minute)
+world_lm, record = tutorial_world_lm(backends["torch"], PretrainSettings(sentences=1000, steps=100)
+                                     if QUICK else None, Path("runs") / "ch03_2")
+print(f"pretrained on {record['corpus_tokens']} tokens, {record['steps']} steps: "
+      f"validation loss {record['val_loss']:.3f} nats per token")
 
 # %% [markdown]
 # ## 4. 3.2.3 The policy: scoring commands with the LM

@@ -182,7 +182,7 @@ print(f"KL = {lm_prior.kl_to_prior(z, log_prior):.6f} in torch, tf and float64")
 from pathlib import Path  # noqa: E402
 
 from duetrl.core.agents.batch import layout  # noqa: E402
-from duetrl.core.agents.pretrain import PretrainSettings, pretrain  # noqa: E402
+from duetrl.core.agents.pretrain import PretrainSettings, tutorial_world_lm  # noqa: E402
 from duetrl.core.agents.train import load_pretrained  # noqa: E402
 
 
@@ -209,10 +209,9 @@ class WorldLMPrior:
         return self.cache[key]
 
 
-world_lm = Path("runs") / "ch03_2" / "world_lm.safetensors"
-world_lm.parent.mkdir(parents=True, exist_ok=True)
-pretrain(backends["torch"], PretrainSettings(sentences=500, steps=40) if QUICK
-         else PretrainSettings(), world_lm, progress=False)
+# the full build reads the stored world LM (`duetrl agent pretrain`'s defaults, as in ch03_2)
+world_lm, _ = tutorial_world_lm(backends["torch"], PretrainSettings(sentences=500, steps=40)
+                                if QUICK else None, Path("runs") / "ch03_2_rewards")
 priors = {"world LM": WorldLMPrior(backends["torch"], world_lm)}
 priors["LM that read episodes"] = lm_prior.PriorLM(backends["torch"], ENV,
                                                    lm_prior.PriorSettings(episodes=20))

@@ -52,7 +52,7 @@ tokenizer = CharTokenizer.printable()
 config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=64, n_layer=2, n_head=4,
                    n_embd=64)
 prose = TokenData(tokenizer.encode(pydoc_text(60_000 if QUICK else 400_000)), block_size=64)
-pretrain_config = TrainConfig(steps=40 if QUICK else 800, batch_size=16, learning_rate=2e-3,
+pretrain_config = TrainConfig(steps=40 if QUICK else 500, batch_size=16, learning_rate=2e-3,
                               min_learning_rate=2e-4, warmup_steps=10, eval_every=20)
 pretrained = {}
 for name, backend in backends.items():
@@ -72,7 +72,7 @@ for name, backend in backends.items():
 
 # %%
 sums = TokenData(tokenizer.encode(digits_text(6000, seed=0)), block_size=64)
-finetune_config = TrainConfig(steps=40 if QUICK else 300, batch_size=16, learning_rate=1e-3,
+finetune_config = TrainConfig(steps=40 if QUICK else 200, batch_size=16, learning_rate=1e-3,
                               min_learning_rate=1e-4, warmup_steps=5, eval_every=10)
 histories, finetuned = {}, {}
 for name, backend in backends.items():

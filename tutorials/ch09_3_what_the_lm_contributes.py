@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from duetrl.core.agents.pretrain import PretrainSettings, pretrain
+from duetrl.core.agents.pretrain import PretrainSettings, tutorial_world_lm
 from duetrl.core.agents.settings import AgentSettings
 from duetrl.core.agents.train import LMAgentRun, episode_seed, make_env
 from duetrl.core.backend import load_backends
@@ -38,7 +38,6 @@ from duetrl.core.tutorial import (
     read_sweep_runs,
     results_dir,
     retrain,
-    stored_path,
     sweep_runs_by,
 )
 
@@ -78,14 +77,8 @@ REPS = 200 if QUICK else 2000  # bootstrap resamples
 # %%
 # The full build reads the world LM the stored sweep of section 2 used (made by `duetrl agent
 # pretrain`, 4000 steps, about a minute); quick mode and DUETRL_RETRAIN=1 pretrain it here.
-WORLD_LM_MADE_BY = "duetrl agent pretrain --out runs/agent/world_lm.safetensors (copied here)"
-if QUICK or retrain():
-    world_lm = Path("runs") / "ch09_3" / "world_lm.safetensors"
-    world_lm.parent.mkdir(parents=True, exist_ok=True)
-    pretrain(backend, PretrainSettings(sentences=1000, steps=100) if QUICK
-             else PretrainSettings(), world_lm, progress=False)  # full: duetrl agent pretrain
-else:
-    world_lm = stored_path(results_dir() / "ch09_3_world_lm.safetensors", WORLD_LM_MADE_BY)
+world_lm, _ = tutorial_world_lm(backend, PretrainSettings(sentences=1000, steps=100) if QUICK
+                                else None, Path("runs") / "ch09_3")
 POLICIES = {"pretrained LM": dict(policy="lm", lm_checkpoint=str(world_lm)),
             "LM from random weights": dict(policy="lm-scratch"),
             "MLP on a bag of words": dict(policy="mlp")}

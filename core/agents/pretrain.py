@@ -282,6 +282,42 @@ def pretrain(backend: ModuleType, settings: PretrainSettings, out: str | Path, s
             "vocab_size": tokenizer.vocab_size}
 
 
+STORED_WORLD_LM = "ch09_3_world_lm.safetensors"
+"""The world LM the tutorials' full build reads (in ``tutorials/results``): ``duetrl agent
+pretrain``'s defaults, the checkpoint chapter 9.3's stored sweep started from."""
+WORLD_LM_MADE_BY = (f"duetrl agent pretrain --out runs/agent/world_lm.safetensors, copied to "
+                    f"tutorials/results/{STORED_WORLD_LM}")
+
+
+def tutorial_world_lm(backend: ModuleType, quick: PretrainSettings | None,
+                      folder: str | Path) -> tuple[Path, dict[str, Any]]:
+    """The world LM a tutorial starts from, and the record of its pretraining
+    (``corpus_tokens``, ``steps``, ``val_loss``: the last validation loss).
+
+    :param quick: quick mode's small settings: pretrain them here (seconds), in ``folder``.
+        ``None`` (the full build): the stored :data:`STORED_WORLD_LM`, made with
+        :class:`PretrainSettings`' defaults (about a minute of CPU saved per tutorial); with
+        ``DUETRL_RETRAIN=1``, those defaults pretrained here instead.
+    :raises FileNotFoundError: the full build, and no stored world LM (the message says how
+        to make it).
+    """
+    from duetrl.core.checkpoint import read_file
+    from duetrl.core.tutorial import results_dir, retrain, stored_path
+
+    if quick is not None or retrain():
+        settings = quick or PretrainSettings()
+        path = Path(folder) / "world_lm.safetensors"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        summary = pretrain(backend, settings, path, progress=False)
+        return path, {"corpus_tokens": summary["corpus_tokens"], "steps": settings.steps,
+                      "val_loss": float(summary["val_loss"])}
+    path = stored_path(results_dir() / STORED_WORLD_LM, WORLD_LM_MADE_BY)
+    saved = read_file(path)[1]
+    return path, {"corpus_tokens": saved["corpus"]["tokens"],
+                  "steps": saved["train_config"]["steps"],
+                  "val_loss": float(saved["history"]["val_loss"][-1])}
+
+
 def quick_sweep(source: str | Path, out: str | Path, pretrained: str | Path, seeds: int = 2,
                 updates: int = 2, eval_episodes: int = 4) -> Path:
     """The quick mode of a sweep file such as ``sweeps/lm_agent.toml``: the same file with
