@@ -132,6 +132,20 @@ def cartpole_rows(r: dict[str, Any]) -> list[Row]:
                 f", SB3 {sb3_note}" if sb3 is not None else "")
             rows.append(Row(f"CartPole-v1 {algo}, {what} to solve (median)", "s", torch=t, tf=f,
                             peer=sb3, peer_name="SB3 PPO", note=note))
+    listing = {b: (r.get(f"listing/{b}") or [{}])[0] for b in ("torch", "tf")}
+    if any("us_per_step" in v for v in listing.values()):
+        episodes = next(v["episodes"] for v in listing.values() if "episodes" in v)
+        rows.append(Row("listing 5.2 on CartPole-v1, wall per environment step", "us",
+                        torch=listing["torch"].get("us_per_step"),
+                        tf=listing["tf"].get("us_per_step"),
+                        note=f"{episodes} episodes, one update each; acting one step at a time"))
+    calls = (r.get("listing_calls") or [{}])[0]
+    if "tf concrete function" in calls:
+        rows.append(Row("one policy call on one observation (the framework's per-call cost)",
+                        "us", torch=calls.get("torch eager"), tf=calls["tf concrete function"],
+                        note=f"tf eager Keras call {_fmt(calls.get('tf eager (Keras call)'))} us"
+                        f", tf.function {_fmt(calls.get('tf.function'))} us; torch eager under "
+                        "inference_mode"))
     return rows
 
 

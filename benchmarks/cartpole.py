@@ -11,6 +11,11 @@ time and of the process's CPU time (steadier than wall on a shared machine).
 Stable-Baselines3 PPO uses the rl-zoo hyperparameters for CartPole-v1: 8 envs, n_steps 32,
 batch 256, gae_lambda 0.8, gamma 0.98, 20 epochs, ent_coef 0, learning rate linear from
 1e-3, clip range linear from 0.2, 1e5 timesteps.
+
+``--listing-episodes N`` (default 100) also times listing 5.2 as the book gives it
+(``backends/*/reinforce.reinforce``: one environment, one episode per update, acting one step
+at a time), from the same weights in both backends: the cost of one environment step, which
+is the framework's per-call cost (an eager torch call against one traced TF function call).
 """
 
 from __future__ import annotations
@@ -108,6 +113,67 @@ def act_cost(backends: list[str], calls: int = 2000) -> dict[str, float]:
     return costs
 
 
+def run_listing(backend_name: str, episodes: int) -> dict:
+    """Listing 5.2 for ``episodes`` episodes from ch05_2's initial weights: its wall and CPU
+    seconds per environment step (the per-step act dominates; one update per episode)."""
+    import gymnasium as gym
+
+    from duetrl.core.backend import load_backend
+    from duetrl.core.initializers import cast_params
+    from duetrl.core.reference.policy import init_agent_params
+
+    backend = load_backend(backend_name)
+    backend.set_num_threads(1)
+    params = init_agent_params("reinforce", 4, 64, 2, False, seed=0)
+    net = backend.PolicyNet(4, 64, 2)
+    backend.import_params(net, {k[len("policy."):]: v
+                                for k, v in cast_params(params, "float32").items()})
+    start, cpu = time.perf_counter(), time.process_time()
+    returns = backend.reinforce(gym.make("CartPole-v1"), net, episodes, gamma=0.99,
+                                learning_rate=1e-2, seed=0)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    steps = int(sum(returns))
+    return {"episodes": episodes, "steps": steps, "wall_s": wall, "cpu_s": cpu,
+            "us_per_step": 1e6 * wall / steps, "cpu_us_per_step": 1e6 * cpu / steps}
+
+
+def call_costs(calls: int = 2000) -> dict[str, float]:
+    """Wall microseconds of one policy call on one CartPole observation, the framework's own
+    per-call cost measured in isolation: torch eager (under ``inference_mode``), and TF three
+    ways: the Keras model called eagerly, a ``tf.function`` of it, and that function's
+    concrete function (what listing 5.2 calls per step: no argument matching)."""
+    import numpy as np
+    import tensorflow as tf
+    import torch
+
+    from duetrl.core.backend import load_backends
+
+    backends = load_backends(["torch", "tf"])
+    for backend in backends.values():
+        backend.set_num_threads(1)
+    state = np.zeros((1, 4), np.float32)
+    torch_net, tf_net = backends["torch"].PolicyNet(4, 64, 2), backends["tf"].PolicyNet(4, 64, 2)
+    traced = tf.function(tf_net, autograph=False)
+    concrete = traced.get_concrete_function(tf.TensorSpec((1, 4)))
+
+    def torch_call():
+        with torch.inference_mode():
+            torch_net(torch.as_tensor(state))
+
+    ways = {"torch eager": torch_call, "tf eager (Keras call)": lambda: tf_net(state),
+            "tf.function": lambda: traced(state),
+            "tf concrete function": lambda: concrete(tf.constant(state))}
+    costs = {}
+    for label, call in ways.items():
+        for _ in range(50):  # warm: tracing, first allocations
+            call()
+        began = time.perf_counter()
+        for _ in range(calls):
+            call()
+        costs[label] = 1e6 * (time.perf_counter() - began) / calls
+    return costs
+
+
 def median_solved(runs: list[dict], key: str) -> float:
     """Median over seeds; an unsolved seed counts as infinitely slow."""
     return statistics.median(r[key] if r["solved"] else float("inf") for r in runs)
@@ -121,6 +187,8 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", default=["torch", "tf"])
     parser.add_argument("--no-sb3", action="store_true", help="skip Stable-Baselines3")
     parser.add_argument("--json", default=None, help="also write the raw runs to this file")
+    parser.add_argument("--listing-episodes", type=int, default=100,
+                        help="episodes of listing 5.2 per backend (0: skip it)")
     parser.add_argument("--act-cost", action="store_true",
                         help="only measure one act's CPU time: the frameworks' and the host's")
     args = parser.parse_args()
@@ -146,6 +214,17 @@ def main() -> None:
             print(f"seed {seed} {algorithm:>18}/{backend:<5} solved={result['solved']!s:<5} "
                   f"steps={result['steps']:>7} wall={result['wall_s']:6.1f} s", flush=True)
 
+    for backend in args.backends if args.listing_episodes > 0 else ():
+        result = run_listing(backend, args.listing_episodes)
+        runs[f"listing/{backend}"] = [result]
+        print(f"listing 5.2/{backend:<5} {result['episodes']} episodes, {result['steps']} steps, "
+              f"{result['us_per_step']:.0f} us wall per step", flush=True)
+
+    if args.listing_episodes > 0 and {"torch", "tf"} <= set(args.backends):
+        runs["listing_calls"] = [call_costs()]
+        print("one policy call, one observation: " + ", ".join(
+            f"{label} {us:.0f} us" for label, us in runs["listing_calls"][0].items()))
+
     sb3 = runs.get("sb3_ppo/torch")
     sb3_wall = median_solved(sb3, "wall_s") if sb3 else None
     print(f"\nCartPole-v1, time to solve (mean of last {WINDOW} >= {TARGET:.0f}), "
@@ -154,6 +233,8 @@ def main() -> None:
     print(f"{'method':<28}{'solved':>8}{'median steps':>14}{'median wall s':>15}"
           f"{'vs SB3 wall':>13}{'median CPU s':>14}{'vs SB3 CPU':>12}{'max steps':>11}")
     for name, results in runs.items():
+        if name.startswith("listing") or not results:
+            continue
         wall, cpu = median_solved(results, "wall_s"), median_solved(results, "cpu_s")
         ratio = f"{wall / sb3_wall:.2f}x" if sb3_wall else "-"
         cpu_ratio = f"{cpu / sb3_cpu:.2f}x" if sb3_cpu else "-"
@@ -162,7 +243,7 @@ def main() -> None:
               f"{wall:>15.1f}{ratio:>13}{cpu:>14.1f}{cpu_ratio:>12}"
               f"{max(r['steps'] for r in results):>11}")
     for algorithm in args.algorithms:
-        if {"torch", "tf"} <= set(args.backends):
+        if {"torch", "tf"} <= set(args.backends) and args.seeds > 0:
             ratios = [median_solved(runs[f"{algorithm}/tf"], key)
                       / median_solved(runs[f"{algorithm}/torch"], key)
                       for key in ("wall_s", "cpu_s")]

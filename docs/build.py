@@ -39,7 +39,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
@@ -178,6 +179,19 @@ def sphinx(builder: str, language: str, out: Path, doctrees: Path, env: dict[str
                            f"{result.returncode}; its messages are above")
 
 
+def wait_until_read(doctrees: Path, since: float, build: Future, poll: float = 1.0) -> None:
+    """Return once the Sphinx build writing ``doctrees`` has read every page: its
+    ``environment.pickle`` written at or after ``since`` (a time.time()), or ``build`` done.
+
+    :raises: what ``build`` raised, if it failed before that."""
+    pickle = doctrees / "environment.pickle"
+    while not build.done():
+        if pickle.exists() and pickle.stat().st_mtime >= since:
+            return
+        time.sleep(poll)
+    build.result()
+
+
 EXTERNAL_ASSET = re.compile(r"""<(?:script|link|img)\b[^>]*\b(?:src|href)=["'](?:https?:)?//""")
 
 
@@ -277,17 +291,29 @@ def build_book(out: Path, languages: list[str], quick: bool,
         env["DUETRL_BOOK_PDF"] = "1"  # the pages' download menus link the book's PDF
     else:
         env.pop("DUETRL_BOOK_PDF", None)
-    # A language's PDF (headless Chromium, about one core) prints while the next language
-    # builds (Sphinx, one process): one printer thread, so the PDFs print one at a time.
-    with ThreadPoolExecutor(max_workers=1) as printer:
-        printing = []
+    # Overlapped on 2 cores: the next language's build starts once this one has *read* every
+    # page (its tutorials executed and cached: Sphinx pickles its environment then), while
+    # this one writes its pages; each language's PDF (headless Chromium) prints after its own
+    # build, one at a time (one printer thread), while the next builds.
+    def build_language(n: int, language: str) -> None:
+        parallel = ("-j", str(jobs)) if n == 0 and jobs > 1 else ()
+        sphinx("html", language, html / language, out / "doctrees" / language, env, parallel)
+        if n == 0 and not quick and execute is None:  # the next build: the slowest first
+            record_tutorial_seconds(Path(env["DUETRL_BOOK_CACHE"]))
+        if pdf:
+            printing.append(printer.submit(book_pdf, out, language))
+
+    printing: list = []
+    with ThreadPoolExecutor(max_workers=1) as printer, \
+            ThreadPoolExecutor(max_workers=len(languages)) as builders:
+        building, starts = [], []
         for n, language in enumerate(languages):
-            parallel = ("-j", str(jobs)) if n == 0 and jobs > 1 else ()
-            sphinx("html", language, html / language, out / "doctrees" / language, env, parallel)
-            if n == 0 and not quick and execute is None:  # the next build: the slowest first
-                record_tutorial_seconds(Path(env["DUETRL_BOOK_CACHE"]))
-            if pdf:
-                printing.append(printer.submit(book_pdf, out, language))
+            if building:  # the previous language: wait until it has read every page
+                wait_until_read(out / "doctrees" / languages[n - 1], starts[-1], building[-1])
+            starts.append(time.time())
+            building.append(builders.submit(build_language, n, language))
+        for job in building:
+            job.result()  # a failed build raises here
         for job in printing:
             job.result()  # a failed print raises here, after the builds
     html.mkdir(parents=True, exist_ok=True)

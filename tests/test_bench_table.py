@@ -69,6 +69,17 @@ def test_the_readers_take_the_figures_each_script_prints(run_all):
                                      "CartPole-v1 reinforce_baseline, CPU to solve (median)"]
     assert (cpu[1].torch, cpu[1].tf, cpu[1].peer) == (2.0, 2.6, 10.0)
     assert cpu[1].time_ratio(cpu[1].tf, cpu[1].peer) == pytest.approx(0.26)
+    listing = run_all.cartpole_rows({
+        "listing/torch": [{"episodes": 5, "steps": 100, "us_per_step": 70.0}],
+        "listing/tf": [{"episodes": 5, "steps": 90, "us_per_step": 450.0}]})
+    assert [r.work for r in listing] == ["listing 5.2 on CartPole-v1, wall per environment step"]
+    assert listing[0].time_ratio(listing[0].tf, listing[0].torch) == pytest.approx(450 / 70)
+    assert "5 episodes" in listing[0].note
+    calls = run_all.cartpole_rows({"listing_calls": [{
+        "torch eager": 20.0, "tf eager (Keras call)": 900.0, "tf.function": 300.0,
+        "tf concrete function": 100.0}]})
+    assert (calls[0].torch, calls[0].tf) == (20.0, 100.0)
+    assert "tf eager Keras call 900" in calls[0].note and "tf.function 300" in calls[0].note
     rlhf = run_all.rlhf_rows({"objectives": {"grpo": {
         "torch": {"updates_per_s": 4.0, "first_update_s": 1.0, "time_to_target_s": 2.0},
         "tf": {"updates_per_s": 2.0, "first_update_s": 3.0, "time_to_target_s": None}}},

@@ -10,6 +10,7 @@ every generated title and phrase.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -444,42 +445,87 @@ def test_parallel_read_starts_each_tutorial_alone_and_the_slowest_first(tmp_path
     assert all(len(chunk) == 1 for chunk in chunks if chunk[0].startswith("tutorials/"))
 
 
-def test_build_book_prints_a_pdf_while_the_next_language_builds(build, tmp_path: Path,
-                                                                 monkeypatch) -> None:
-    """The English PDF prints while the Chinese pages build (built one after the other, the
-    English print below would wait for a build that never starts), each PDF after its own
-    language's build; a failed print fails the build, after the builds."""
+def test_build_book_overlaps_the_languages_and_their_pdfs(build, tmp_path: Path,
+                                                          monkeypatch) -> None:
+    """The Chinese build starts once the English one has read every page (its environment
+    pickled), while the English one still writes: built one after the other, the English
+    build below would wait in vain for the Chinese one. Each PDF prints after its own
+    language's build; a failed print or build fails the book, after the builds."""
     import threading
 
     sys.path.insert(0, str(DOCS / "_ext"))
     import duetrl_pdf
 
-    events, chinese_building = [], threading.Event()
+    events, chinese_started = [], threading.Event()
 
     def sphinx(builder, language, out, doctrees, env, parallel=()):
-        if language == "zh_CN":
-            chinese_building.set()
-        events.append(f"build {language}")
+        events.append(f"start {language}")
+        if language == "en":
+            doctrees.mkdir(parents=True, exist_ok=True)
+            (doctrees / "environment.pickle").write_bytes(b"read")  # every page read
+            assert chinese_started.wait(10), "the Chinese build waited for the English one"
+        else:
+            chinese_started.set()
+            if failing == "build":
+                raise RuntimeError("sphinx-build (html, zh_CN) failed")
         out.mkdir(parents=True)
+        events.append(f"built {language}")
 
     def book_pdf(out, language):
-        if language == "en":
-            assert chinese_building.wait(5), "the English PDF waited for the Chinese build"
         events.append(f"pdf {language}")
-        if language == "zh_CN" and failing:
+        if failing == "pdf" and language == "zh_CN":
             raise RuntimeError("zh_CN: MathJax could not typeset the book")
 
     monkeypatch.setattr(duetrl_pdf, "chromium_missing", lambda: [])
     monkeypatch.setattr(build, "build_environment", lambda quick, figures: {})
     monkeypatch.setattr(build, "sphinx", sphinx)
     monkeypatch.setattr(build, "book_pdf", book_pdf)
-    failing = False
+    old = tmp_path / "a" / "doctrees" / "en" / "environment.pickle"  # a previous build's
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"old")
+    os.utime(old, (0, 0))
+    failing = None
     build.build_book(tmp_path / "a", ["en", "zh_CN"], quick=True, pdf=True)
-    assert events.index("build en") < events.index("pdf en") < events.index("pdf zh_CN")
-    assert events.index("build zh_CN") < events.index("pdf zh_CN")
-    events.clear()
-    chinese_building.clear()
-    failing = True
-    with pytest.raises(RuntimeError, match="MathJax"):
-        build.build_book(tmp_path / "b", ["en", "zh_CN"], quick=True, pdf=True)
-    assert "build zh_CN" in events
+    assert events.index("start zh_CN") < events.index("built en") < events.index("pdf en")
+    assert events.index("built zh_CN") < events.index("pdf zh_CN")
+    assert events.index("pdf en") < events.index("pdf zh_CN")
+    for failing, message in (("pdf", "MathJax"), ("build", "sphinx-build")):
+        events.clear()
+        chinese_started.clear()
+        with pytest.raises(RuntimeError, match=message):
+            build.build_book(tmp_path / failing, ["en", "zh_CN"], quick=True, pdf=True)
+        assert "built en" in events and "pdf en" in events
+
+
+def test_wait_until_read_needs_a_new_environment_or_the_end(build, tmp_path: Path) -> None:
+    """A pickle older than the build's start does not count; a build that ends without
+    writing one (nothing out of date) lets the next start; one that failed raises."""
+    import time
+    from concurrent.futures import Future
+
+    pickle = tmp_path / "environment.pickle"
+    pickle.write_bytes(b"old")
+    os.utime(pickle, (0, 0))
+    running, since = Future(), time.time()
+    waiter = threading_result(lambda: build.wait_until_read(tmp_path, since, running, 0.01))
+    time.sleep(0.1)
+    assert not waiter.done()  # the old pickle is not this build's
+    pickle.write_bytes(b"new")
+    assert waiter.result(5) is None
+    done = Future()
+    done.set_result(None)
+    build.wait_until_read(tmp_path / "none", since, done, 0.01)
+    failed = Future()
+    failed.set_exception(RuntimeError("sphinx-build (html, en) failed"))
+    with pytest.raises(RuntimeError, match="sphinx-build"):
+        build.wait_until_read(tmp_path / "none", since, failed, 0.01)
+
+
+def threading_result(function):
+    """``function()`` running in a thread, as a Future."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(function)
+    pool.shutdown(wait=False)
+    return future
