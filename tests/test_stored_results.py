@@ -305,6 +305,27 @@ def test_tutorial_world_lm_reads_the_stored_defaults_model_or_pretrains(monkeypa
         pretraining.tutorial_world_lm(torch_backend, None, tmp_path / "x")
 
 
+def test_the_stored_qa_warm_up_is_the_default_settings_warm_up(tmp_path) -> None:
+    """ch06_3's full build reads the warm-up its DUETRL_RETRAIN=1 run stored: it loads, it is
+    QASettings()' warm-up (steps, batch, learning rate, seed, task), and a warm-up of other
+    settings or no file is refused with a message that says what to do."""
+    from duetrl.core.cases.qa.settings import QASettings
+    from duetrl.core.cases.qa.train import stored_warm_up
+
+    path = REPO / "tutorials" / "results" / "ch06_3_qa_warmup.safetensors"
+    (config, params), val_loss = stored_warm_up(path, QASettings())
+    assert sum(v.size for v in params.values()) == 29280  # what the warm-up printed
+    assert config.n_layer == QASettings().n_layer and 0.1 < val_loss < 0.5
+    with pytest.raises(ValueError, match=r"a warm-up of \(steps, .*\(2000, .*expected "
+                                         r"\(10, .*DUETRL_RETRAIN=1"):
+        stored_warm_up(path, QASettings(warmup_steps=10))
+    with pytest.raises(ValueError, match=r"expected \(2000, .*, 3, "):
+        stored_warm_up(path, QASettings(seed=3))
+    with pytest.raises(FileNotFoundError, match=r"made by: DUETRL_RETRAIN=1 python tutorials/"
+                                                r"ch06_3_.*; or set DUETRL_RETRAIN=1"):
+        stored_warm_up(tmp_path / "none.safetensors", QASettings())
+
+
 def test_stored_results_round_trip_and_refuse_what_is_not_numbers(tmp_path) -> None:
     from duetrl.core.tutorial import read_stored_results, write_stored_results
 

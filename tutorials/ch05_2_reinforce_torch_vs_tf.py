@@ -128,8 +128,11 @@ print("max |logits torch - logits tf| =", max_abs_error(logits["torch"], logits[
 # `step` a 5-tuple with *terminated* and *truncated* apart; `Adam(lr=...)` became duetrl's
 # Adam with pinned constants (Keras 3 rejects `lr`); the action is drawn by Gumbel-max from
 # NumPy noise instead of `tf.random.categorical`, so the PyTorch twin
-# (`backends/torch/reinforce.py`) takes the same actions; and the function returns the
-# episode returns instead of printing them.
+# (`backends/torch/reinforce.py`) takes the same actions; the act of each step is one call of
+# a traced function (`tf.function`'s concrete function), because calling the Keras model
+# eagerly costs about 1 ms a call against PyTorch's 0.03 ms (`benchmarks/cartpole.py`), and
+# made the listing 20 times slower than its twin; and the function returns the episode
+# returns instead of printing them.
 
 # %% tags=["torch"]
 import inspect  # noqa: E402

@@ -25,6 +25,7 @@
 # command line: `duetrl qa train --json` (then `duetrl qa eval --checkpoint ...`).
 
 # %%
+import shutil
 import tempfile
 
 import numpy as np
@@ -36,7 +37,8 @@ from duetrl.core.cases.qa.exercises import CHECKS
 from duetrl.core.cases.qa.rewards import FORMAT_WEIGHT, exact_match, format_reward, qa_rewards
 from duetrl.core.cases.qa.settings import QASettings
 from duetrl.core.cases.qa.tasks import QA_TASKS, careless_solution
-from duetrl.core.cases.qa.train import QARun, plot_qa, warm_up
+from duetrl.core.cases.qa.train import QARun, plot_qa, stored_warm_up, warm_up
+from duetrl.core.checkpoint import atomic_write
 from duetrl.core.reference import qa_rewards as oracle
 from duetrl.core.reference import rlhf_advantages
 from duetrl.core.tutorial import (
@@ -119,10 +121,21 @@ if QUICK:  # the same code on a model too small to learn anything: seconds, not 
     SETTINGS = QASettings(warmup_steps=40, warmup_documents=500, n_layer=1, n_embd=16,
                           prompts=2, group_size=4, updates=2, held_out=2, eval_every=2)
 folder = tempfile.mkdtemp()
-summary, reference = warm_up(backends["torch"], SETTINGS, f"{folder}/warmup.safetensors",
-                             progress=False)
-print(f"warm-up: {SETTINGS.warmup_steps} steps in {summary['seconds']:.0f} s, validation loss "
-      f"{summary['val_loss']:.3f} nats/token, {summary['parameters']} parameters")
+# The full build reads the warm-up this cell stored when run with DUETRL_RETRAIN=1 (about 40 s
+# of CPU); quick mode and DUETRL_RETRAIN=1 train it here.
+STORED_WARMUP = results_dir() / "ch06_3_qa_warmup.safetensors"
+if QUICK or retrain():
+    summary, reference = warm_up(backends["torch"], SETTINGS, f"{folder}/warmup.safetensors",
+                                 progress=False)
+    if not QUICK:
+        atomic_write(STORED_WARMUP, lambda tmp: shutil.copyfile(f"{folder}/warmup.safetensors",
+                                                                tmp))
+    val_loss, parameters = summary["val_loss"], summary["parameters"]
+else:
+    reference, val_loss = stored_warm_up(STORED_WARMUP, SETTINGS)
+    parameters = sum(v.size for v in reference[1].values())
+print(f"warm-up: {SETTINGS.warmup_steps} steps, validation loss {val_loss:.3f} nats/token, "
+      f"{parameters} parameters")
 questions = held_out_questions(SETTINGS.family, SETTINGS.held_out, SETTINGS.seed)
 runs = {name: QARun(b, SETTINGS.rl_settings(), reference, questions, SETTINGS.eval_every)
         for name, b in backends.items()}

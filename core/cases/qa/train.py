@@ -176,6 +176,31 @@ def warm_up(
     return summary, load_reference(path, settings.task)
 
 
+def stored_warm_up(path: str | Path, settings: QASettings
+                   ) -> tuple[tuple[GPTConfig, dict[str, np.ndarray]], float]:
+    """A warm-up stored for the book's full build (``ch06_3``'s ``DUETRL_RETRAIN=1`` run):
+    ((config, params), its last validation loss), checked to be ``settings``' warm-up.
+
+    :raises FileNotFoundError: no such file (the message says how to make it).
+    :raises ValueError: it was trained with other steps, batch, learning rate, corpus or seed.
+    """
+    from duetrl.core.checkpoint import read_file
+    from duetrl.core.tutorial import stored_path
+
+    path = stored_path(path, "DUETRL_RETRAIN=1 python "
+                             "tutorials/ch06_3_question_answering_with_verifiable_rewards.py")
+    saved = read_file(path)[1]
+    trained, wanted = saved.get("train_config", {}), settings.warmup_settings()
+    found = (trained.get("steps"), trained.get("batch_size"), trained.get("learning_rate"),
+             trained.get("seed"), saved.get("task"))
+    expected = (wanted.steps, wanted.batch_size, wanted.learning_rate, wanted.seed,
+                settings.task)
+    if found != expected:
+        raise ValueError(f"{path}: a warm-up of (steps, batch, learning rate, seed, task) "
+                         f"{found}, expected {expected}; store it again with DUETRL_RETRAIN=1")
+    return load_reference(path, settings.task), float(saved["history"]["val_loss"][-1])
+
+
 def train_qa(
     backend: ModuleType,
     settings: QASettings,
