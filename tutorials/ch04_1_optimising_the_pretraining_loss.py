@@ -20,7 +20,8 @@
 # linearly and then decays along a cosine, and the gradient clipped to a global norm. This
 # page writes each ingredient out beside the line of code that computes it, in PyTorch and in
 # TensorFlow, checks both against the float64 reference, and then takes the ingredients away
-# one at a time on a small GPT, in both frameworks, to see which ones matter here.
+# one at a time on a small GPT, in PyTorch over three seeds and in TensorFlow over the first,
+# to see which ones matter here.
 
 # %%
 import inspect
@@ -46,8 +47,10 @@ for backend in backends.values():
 STEPS = 8 if QUICK else 150
 SEEDS = (0,) if QUICK else (0, 1, 2)
 # quick mode (the test suite's) leaves TensorFlow out of the ablation (each new tf model costs
-# seconds of tracing; section 2 still steps both); the full run runs every variant in both
+# seconds of tracing; section 2 still steps both); the full run repeats every variant in tf for
+# seed 0 only: tf is there to show the two frameworks agree, the seeds' spread is torch's
 TF_VARIANTS = () if QUICK else VARIANTS
+TF_SEEDS = SEEDS[:1]
 
 
 def show(function, first_line=None):
@@ -203,7 +206,8 @@ print("first three rates:", [learning_rate_at(s, BASE) for s in range(3)],
 # weights and the same batches for every variant of one seed (both are functions of the seed
 # only): 150 updates of 16 windows of 32 characters, peak rate $10^{-2}$, then the validation
 # loss on 8 fixed batches. The backends' optimiser has no plain SGD, so the fifth variant is
-# Adam(W) with no schedule at all (constant rate), not SGD.
+# Adam(W) with no schedule at all (constant rate), not SGD. Torch runs every variant for seeds
+# 0, 1 and 2; TensorFlow repeats seed 0 of each, enough to see that the two frameworks agree.
 
 # %%
 base = BASE if not QUICK else TrainConfig(
@@ -211,9 +215,9 @@ base = BASE if not QUICK else TrainConfig(
     eval_every=STEPS, eval_batches=2)
 rows = []
 for name, b in backends.items():
-    variants = VARIANTS if name == "torch" else TF_VARIANTS
+    variants, seeds = (VARIANTS, SEEDS) if name == "torch" else (TF_VARIANTS, TF_SEEDS)
     if variants:
-        rows += run_ablation(b, config, data, base, variants, SEEDS)
+        rows += run_ablation(b, config, data, base, variants, seeds)
 results = {(r["backend"], r["variant"], r["seed"]): r for r in rows}
 print(f"{'variant':>13} {'seed':>4} {'torch val':>10} {'tf val':>10} {'|diff|':>8} "
       f"{'max grad norm':>13}")
@@ -226,7 +230,7 @@ for variant in VARIANTS:
         print(f"{LABELS[variant]:>13} {seed:>4} {t['val_loss']:10.5f} {tf_text} "
               f"{t['max_grad_norm_seen']:13.2f}")
 differences = [abs(results[("tf", v, s)]["val_loss"] - results[("torch", v, s)]["val_loss"])
-               for v in TF_VARIANTS for s in SEEDS]
+               for v in TF_VARIANTS for s in TF_SEEDS]
 if differences:
     print(f"torch vs tf, {len(differences)} runs: median |diff| {np.median(differences):.1e}, "
           f"max {max(differences):.1e}")
@@ -242,7 +246,8 @@ if not QUICK:  # the text's figures (below; the full run): torch's validation lo
           results[("torch", "no_warmup", 0)]["max_grad_norm_seen"], 14.2, 0.05)
     claim("the full recipe, seed 0: the largest gradient norm",
           results[("torch", "full", 0)]["max_grad_norm_seen"], 2.0, 0.05)
-    claim("torch vs tf: the median |difference|", np.median(differences), 1.0e-4, 0.5e-5)
+    claim("torch vs tf: the median |difference|", np.median(differences), 1.8e-4, 0.5e-5)
+    claim("torch vs tf: the largest |difference|", max(differences), 4.2e-2, 0.05e-2)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
@@ -270,8 +275,8 @@ print("saved", save_figure(fig, figure_dir() / "ch04_1_ablation.png"))
 
 # %% [markdown]
 # ```{figcaption}
-# The ablation: left, the validation loss of each variant and seed in both frameworks; right,
-# the gradient norm before clipping at every update (torch, seed 0).
+# The ablation: left, the validation loss of each variant, seeds 0-2 in torch and seed 0 in
+# TensorFlow; right, the gradient norm before clipping at every update (torch, seed 0).
 # ```
 #
 # **What to see.** Left, each run's validation loss (circles torch, crosses TensorFlow, side
@@ -297,10 +302,10 @@ print("saved", save_figure(fig, figure_dir() / "ch04_1_ablation.png"))
 #   shrinks the matrices by the factor $1 - 0.1\,\eta$ per step, about 8% in all over these
 #   150 updates, while the gradient steps move them far more.
 # * **Torch and TensorFlow agree to about $10^{-4}$**, the tolerance of a short run: over the
-#   15 runs the median difference in validation loss is $1.0\times10^{-4}$, and outside the
-#   constant rate every run is within $7\times10^{-4}$. The constant rate's three runs differ
-#   most ($4.2\times10^{-2}$, $7.7\times10^{-3}$, $2.6\times10^{-2}$): their gradient norm
-#   jumped to 3-14 in the first updates and their rate stayed high to the end. Same weights,
+#   5 runs TensorFlow repeats (seed 0 of each variant) the median difference in validation
+#   loss is $1.8\times10^{-4}$, and outside the constant rate no run differs by more than
+#   $7.0\times10^{-4}$. The constant rate differs most ($4.2\times10^{-2}$): its gradient norm
+#   jumped to 14 in the first updates and its rate stayed high to the end. Same weights,
 #   same batches, the same arithmetic written twice; float32 rounding, summed in a different
 #   order in each, grows over 150 updates, most where the steps are large.
 #
