@@ -179,14 +179,21 @@ def sphinx(builder: str, language: str, out: Path, doctrees: Path, env: dict[str
                            f"{result.returncode}; its messages are above")
 
 
-def wait_until_read(doctrees: Path, since: float, build: Future, poll: float = 1.0) -> None:
-    """Return once the Sphinx build writing ``doctrees`` has read every page: its
-    ``environment.pickle`` written at or after ``since`` (a time.time()), or ``build`` done.
+def environment_stamp(doctrees: Path) -> int | None:
+    """The modification time (ns) of a Sphinx build's pickled environment; None: none yet."""
+    pickle = doctrees / "environment.pickle"
+    return pickle.stat().st_mtime_ns if pickle.exists() else None
+
+
+def wait_until_read(doctrees: Path, before: int | None, build: Future, poll: float = 1.0) -> None:
+    """Return once the Sphinx build writing ``doctrees`` has read every page: its pickled
+    environment rewritten (its stamp no longer ``before``, the one from before it started;
+    a stamp, not a clock: file times lag the clock by a few ms), or ``build`` done.
 
     :raises: what ``build`` raised, if it failed before that."""
-    pickle = doctrees / "environment.pickle"
     while not build.done():
-        if pickle.exists() and pickle.stat().st_mtime >= since:
+        stamp = environment_stamp(doctrees)
+        if stamp is not None and stamp != before:
             return
         time.sleep(poll)
     build.result()
@@ -306,11 +313,11 @@ def build_book(out: Path, languages: list[str], quick: bool,
     printing: list = []
     with ThreadPoolExecutor(max_workers=1) as printer, \
             ThreadPoolExecutor(max_workers=len(languages)) as builders:
-        building, starts = [], []
+        building, stamps = [], []
         for n, language in enumerate(languages):
             if building:  # the previous language: wait until it has read every page
-                wait_until_read(out / "doctrees" / languages[n - 1], starts[-1], building[-1])
-            starts.append(time.time())
+                wait_until_read(out / "doctrees" / languages[n - 1], stamps[-1], building[-1])
+            stamps.append(environment_stamp(out / "doctrees" / language))
             building.append(builders.submit(build_language, n, language))
         for job in building:
             job.result()  # a failed build raises here
