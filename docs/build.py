@@ -68,11 +68,16 @@ def code_hash(repo: Path = REPO) -> str:
 
 def execution_cache(quick: bool, cache: Path = CACHE) -> Path:
     """The jupyter-cache folder for this mode and this code; older ones are removed."""
+    from jupyter_cache import get_cache
+
     mode = "quick" if quick else "full"
     folder = cache / f"jupyter-{mode}-{code_hash()}"
     for old in cache.glob(f"jupyter-{mode}-*"):
         if old != folder:
             shutil.rmtree(old, ignore_errors=True)
+    # its database made now, once: two Sphinx workers that both find none create it at once
+    # and one fails ("table settings already exists"), the first time a build runs -j 2
+    get_cache(folder).list_cache_records()
     return folder
 
 

@@ -530,3 +530,16 @@ def threading_result(function):
     future = pool.submit(function)
     pool.shutdown(wait=False)
     return future
+
+
+def test_execution_cache_makes_its_database_before_any_worker(build, tmp_path: Path) -> None:
+    """The jupyter cache's database exists before Sphinx starts: two workers of ``-j 2`` that
+    both found none would create it at once, and one fails ("table settings already exists");
+    a folder of older code of the same mode goes, the other mode's stays."""
+    (tmp_path / "jupyter-full-0000").mkdir(parents=True)
+    (tmp_path / "jupyter-quick-0000").mkdir()
+    folder = build.execution_cache(False, tmp_path)
+    assert folder.name == f"jupyter-full-{build.code_hash()}"
+    assert (folder / "global.db").is_file()
+    assert not (tmp_path / "jupyter-full-0000").exists()
+    assert (tmp_path / "jupyter-quick-0000").exists()
