@@ -246,7 +246,7 @@ def _slowest_tutorials_first(docnames, nproc, maxbatch=10):
     seconds = json.loads(timings.read_text()) if timings.is_file() else {}
     tutorials = [name for name in docnames if name.startswith("tutorials/")]
     others = [name for name in docnames if not name.startswith("tutorials/")]
-    tutorials.sort(key=lambda name: -seconds.get(name.split("/", 1)[1], float("inf")))
+    tutorials.sort(key=lambda name: (-seconds.get(name.split("/", 1)[1], float("inf")), name))
     first, rest = tutorials[:nproc], tutorials[nproc:]
     return ([[name] for name in first]
             + (_sphinx_make_chunks(others, nproc, maxbatch) if others else [])
