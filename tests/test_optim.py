@@ -63,3 +63,73 @@ def test_adam_step_equals_the_reference_step(backend, dtype, weight_decay):
         assert_close(got[name], expected[name], tol, name)
         assert_close(arrays[f"m.{name}"], state["m"][name], tol, f"m.{name}")
         assert_close(arrays[f"v.{name}"], state["v"][name], tol, f"v.{name}")
+
+
+def foreach_adam_step(parameters, m, v, grads, step: int, lr: float, max_norm: float) -> None:
+    """The former torch step, one ``torch._foreach_*`` call per formula over the separate
+    parameters (torch.optim.Adam's way): the oracle of the flat buffer's "bit for bit"."""
+    import torch
+
+    from duetrl.core.constants import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, GRAD_NORM_EPS
+
+    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    grads = torch._foreach_mul(grads, torch.clamp(max_norm / (norm + GRAD_NORM_EPS), max=1.0))
+    bias1 = 1.0 - ADAM_BETA1 ** torch.tensor(float(step), dtype=torch.float64)
+    bias2 = 1.0 - ADAM_BETA2 ** torch.tensor(float(step), dtype=torch.float64)
+    torch._foreach_mul_(m, ADAM_BETA1)
+    torch._foreach_add_(m, grads, alpha=1.0 - ADAM_BETA1)
+    torch._foreach_mul_(v, ADAM_BETA2)
+    torch._foreach_addcmul_(v, grads, grads, value=1.0 - ADAM_BETA2)
+    m_hat = torch._foreach_div(m, bias1)
+    denominators = torch._foreach_sqrt(torch._foreach_div(v, bias2))
+    torch._foreach_add_(denominators, ADAM_EPS)
+    torch._foreach_mul_(m_hat, -lr)
+    torch._foreach_addcdiv_(parameters, m_hat, denominators)
+
+
+def test_torch_flat_buffer_step_is_the_per_parameter_step_bit_for_bit(backends):
+    """torch's Adam runs each formula once on one buffer the parameters view; per element it is
+    the same arithmetic as a step over each parameter, so the two agree exactly (float32,
+    clipped and unclipped steps, five steps)."""
+    import torch
+
+    backend = backends["torch"]
+    agent = backend.Agent("ppo", STATE, ACTIONS, False, make_settings("ppo", hidden_dim=HIDDEN))
+    optimizer = backend.Adam(agent, max_grad_norm=0.5)
+    shadow = [p.detach().clone() for p in optimizer.parameters]
+    m, v = [torch.zeros_like(p) for p in shadow], [torch.zeros_like(p) for p in shadow]
+    generator = torch.Generator().manual_seed(0)
+    for step, scale in enumerate((3.0, 0.01, 1.0, 0.02, 5.0), start=1):
+        grads = [torch.randn(p.shape, generator=generator) * scale for p in shadow]
+        optimizer.apply_gradients([g.clone() for g in grads], 2e-2)
+        foreach_adam_step(shadow, m, v, grads, step, 2e-2, 0.5)
+        for name, ours, theirs in zip(optimizer.names, optimizer.parameters, shadow):
+            assert torch.equal(ours.detach(), theirs), (step, name)
+    for ours, theirs in zip(optimizer.m + optimizer.v, m + v):
+        assert torch.equal(ours, theirs)
+
+
+def test_torch_adam_still_steps_its_parameters_after_another_adam_takes_them(backends):
+    """A second Adam over the same model rebinds its parameters to its own buffer; the first
+    one notices at its next step and takes them back, so neither steps a stale copy."""
+    backend = backends["torch"]
+    agent = backend.Agent("ppo", STATE, ACTIONS, False, make_settings("ppo", hidden_dim=HIDDEN))
+    first = backend.Adam(agent)
+    second = backend.Adam(agent)
+    for optimizer in (first, second, first):
+        before = backend.export_params(agent)
+        grads = [backend.as_tensor(np.ones(tuple(p.shape), np.float32))
+                 for p in optimizer.parameters]
+        optimizer.apply_gradients(grads, 1e-2)
+        after = backend.export_params(agent)
+        for name in before:  # Adam's first step moves every weight by about lr
+            np.testing.assert_allclose(before[name] - after[name], 1e-2, rtol=1e-3)
+
+
+def test_torch_adam_refuses_parameters_of_two_dtypes(backends):
+    import torch
+
+    backend = backends["torch"]
+    model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Linear(3, 1, dtype=torch.float64))
+    with pytest.raises(ValueError, match="parameters: expected one dtype and device"):
+        backend.Adam(model)

@@ -49,7 +49,9 @@ def compute_loss(agent: "Agent", batch: dict[str, Tensor]) -> tuple[Tensor, dict
     policy_loss = masked_mean(-log_probs * batch["advantages"], mask)  # mean[-log pi(a|s) A]
     entropy = masked_mean(entropy, mask)  # mean H[pi(.|s)]
     v_loss = value_loss(agent.value(batch["states"]), batch["returns"], mask)  # L_V
-    loss = policy_loss + s.vf_coef * v_loss - s.ent_coef * entropy
+    loss = policy_loss + s.vf_coef * v_loss
+    if s.ent_coef:  # a zero bonus would add nothing but its backward pass
+        loss = loss - s.ent_coef * entropy
     return loss, {"loss": loss, "policy_loss": policy_loss, "entropy": entropy,
                   "value_loss": v_loss}
 

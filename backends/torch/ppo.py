@@ -61,7 +61,9 @@ def compute_loss(agent: "Agent", batch: dict[str, Tensor]) -> tuple[Tensor, dict
                                 s.clip_eps, mask)  # -mean[min(rho A, clip(rho) A)]
     entropy = masked_mean(entropy, mask)  # mean H[pi(.|s)]
     v_loss = value_loss(agent.value(batch["states"]), batch["returns"], mask)  # L_V
-    loss = policy_loss + s.vf_coef * v_loss - s.ent_coef * entropy
+    loss = policy_loss + s.vf_coef * v_loss
+    if s.ent_coef:  # a zero bonus would add nothing but its backward pass
+        loss = loss - s.ent_coef * entropy
     return loss, {"loss": loss, "policy_loss": policy_loss, "entropy": entropy,
                   "value_loss": v_loss}
 
