@@ -30,14 +30,24 @@ from duetrl.core.constants import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, GRAD_NORM_EP
 from duetrl.core.tolerances import to_numpy
 
 
+def global_norm(grads: Sequence[Tensor]) -> Tensor:
+    """||g|| = sqrt(sum over every gradient of sum g^2), a 0-dim tensor."""
+    return tf.linalg.global_norm(grads)
+
+
+def clip_scale(norm: Tensor, max_norm: float) -> Tensor:
+    """min(1, max_norm / (norm + eps)): the factor that brings the global norm to max_norm."""
+    return tf.minimum(max_norm / (norm + GRAD_NORM_EPS), 1.0)
+
+
 def clip_by_global_norm(
     grads: Sequence[Tensor], max_norm: float | None
 ) -> tuple[list[Tensor], Tensor]:
     """Scale every gradient by min(1, max_norm / (norm + eps)); returns ``(grads, norm)``."""
-    norm = tf.linalg.global_norm(grads)  # sqrt(sum g^2)
+    norm = global_norm(grads)  # sqrt(sum g^2)
     if max_norm is None or max_norm <= 0:
         return list(grads), norm
-    scale = tf.minimum(max_norm / (norm + GRAD_NORM_EPS), 1.0)
+    scale = clip_scale(norm, max_norm)
     return [g * scale for g in grads], norm
 
 

@@ -50,10 +50,11 @@ def clip_by_global_norm(
     norm = global_norm(grads)  # sqrt(sum g^2)
     if max_norm is None or max_norm <= 0:
         return list(grads), norm
-    return torch._foreach_mul(grads, clip_scale(norm, max_norm)), norm
+    scale = clip_scale(norm, max_norm)
+    return torch._foreach_mul(grads, scale), norm
 
 
-def gather_into_one_buffer(parameters: Sequence[nn.Parameter]) -> Tensor:
+def _gather_into_one_buffer(parameters: Sequence[nn.Parameter]) -> Tensor:
     """A flat buffer holding every parameter's values, each parameter rebound to a view of it
     (``parameter.data``), so that one in-place call on the buffer updates them all."""
     kinds = {(p.dtype, p.device) for p in parameters}
@@ -63,12 +64,12 @@ def gather_into_one_buffer(parameters: Sequence[nn.Parameter]) -> Tensor:
     dtype, device = kinds.pop() if kinds else (torch.get_default_dtype(), None)
     flat = torch.cat([p.detach().reshape(-1) for p in parameters]) if parameters else (
         torch.zeros(0, dtype=dtype, device=device))
-    for parameter, view in zip(parameters, views_like(flat, parameters)):
+    for parameter, view in zip(parameters, _views_like(flat, parameters)):
         parameter.data = view
     return flat
 
 
-def views_like(flat: Tensor, parameters: Sequence[Tensor]) -> list[Tensor]:
+def _views_like(flat: Tensor, parameters: Sequence[Tensor]) -> list[Tensor]:
     """Consecutive views of ``flat`` shaped like ``parameters``, in their order."""
     sizes = [p.numel() for p in parameters]
     return [piece.view(p.shape) for piece, p in zip(torch.split(flat, sizes), parameters)]
@@ -97,11 +98,11 @@ class Adam:
         self.max_grad_norm = max_grad_norm
         self.weight_decay = weight_decay
         self.step = torch.zeros((), dtype=torch.float64)
-        self.flat = gather_into_one_buffer(self.parameters)  # the parameters now view it
-        self._views = views_like(self.flat, self.parameters)
+        self.flat = _gather_into_one_buffer(self.parameters)  # the parameters now view it
+        self._views = _views_like(self.flat, self.parameters)
         self.flat_m, self.flat_v = torch.zeros_like(self.flat), torch.zeros_like(self.flat)
-        self.m = views_like(self.flat_m, self.parameters)  # per parameter, for checkpoints
-        self.v = views_like(self.flat_v, self.parameters)
+        self.m = _views_like(self.flat_m, self.parameters)  # per parameter, for checkpoints
+        self.v = _views_like(self.flat_v, self.parameters)
 
     @torch.no_grad()
     def apply_gradients(
@@ -112,8 +113,8 @@ class Adam:
         A parameter the loss does not reach (gradient None) gets a zero gradient.
         """
         if any(p.data_ptr() != q.data_ptr() for p, q in zip(self.parameters, self._views)):
-            self.flat = gather_into_one_buffer(self.parameters)  # another Adam took them over
-            self._views = views_like(self.flat, self.parameters)
+            self.flat = _gather_into_one_buffer(self.parameters)  # another Adam took them over
+            self._views = _views_like(self.flat, self.parameters)
         grads = [torch.zeros_like(p) if g is None else g for p, g in zip(self.parameters, grads)]
         norm = global_norm(grads)
         g = torch.cat([grad.reshape(-1) for grad in grads])  # in the buffer's order
