@@ -201,10 +201,20 @@ class _DecodingState:
         self.cache = [variable(layer) for layer in new_kv_cache(model, batch_size)]
         self.steps: dict[str, Any] = {}  # kind -> step
         self.decode_calls = 0  # one-token steps run, by every Decoder that held this state
+        self.load_graph = None  # load's traced function, made at the first load
 
     def load(self, model: GPT) -> None:
         """Take the model's weights (a snapshot, the fused q/k/v at least) and zero the
-        cache (keys past the prompt are masked, but 0 x NaN left by another run is NaN)."""
+        cache (keys past the prompt are masked, but 0 x NaN left by another run is NaN).
+        TensorFlow: one traced call; eager, the ~(4 + 12 x n_layer) assignments and the fusing
+        cost ~5 ms a generation, a fifth of a GRPO update at the reference size."""
+        if self.load_graph is None:
+            model_ref = weakref.ref(model)  # the graph holds the variables, not the model
+            load = tf.function(lambda: self._assign(model_ref()), autograph=False)
+            self.load_graph = load.get_concrete_function()
+        self.load_graph()
+
+    def _assign(self, model: GPT) -> None:
         for variable, value in zip(tf.nest.flatten(self.weights),
                                    tf.nest.flatten(decoding_weights(model))):  # fmt: skip
             variable.assign(value)
