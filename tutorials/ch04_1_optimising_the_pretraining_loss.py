@@ -120,11 +120,12 @@ show(reference_optim.clip_by_global_norm, "norm =")
 
 # %% [markdown]
 # The same lines in the two frameworks (`backends/torch/optim.py` and `backends/tf/optim.py`,
-# one file each, mirrored): torch updates every parameter with one `torch._foreach_*` call per
-# formula, TensorFlow loops over the parameters inside the caller's `tf.function`.
+# one file each, mirrored): torch makes the parameters views of one flat buffer and runs each
+# formula once on the whole buffer, TensorFlow loops over the parameters inside the caller's
+# `tf.function`.
 
 # %% tags=["torch"]
-show(backends["torch"].optim.Adam.apply_gradients, "grads, norm =")
+show(backends["torch"].optim.Adam.apply_gradients, "grads = [")
 
 # %% tags=["tf"]
 show(backends["tf"].optim.Adam.apply_gradients, "grads, norm =")
