@@ -25,18 +25,17 @@ def episode_flags(
     return 1.0 - tf.cast(terminations, dtype), tf.cast(cont, dtype)
 
 
-@tf.function(reduce_retracing=True)  # the loop becomes a graph while-loop: no Python per step
+# tf.scan is a graph while-loop (no Python per step); written as a Python loop, AutoGraph
+# would turn it into one too, but transpiling it cost ~0.15 s of every run's first update
+@tf.function(reduce_retracing=True, autograph=False)
 def discounted_sum(inputs: Tensor, discounts: Tensor) -> Tensor:
     """y_t = a_t + c_t y_{t+1} (y_T = 0) for a = ``inputs``, c = ``discounts``, both (T, N).
 
     A reverse scan: one step per t, from the last row back to the first.
     """
     future = tf.zeros_like(inputs[0])  # y_T = 0, (N,)
-    outputs = tf.TensorArray(inputs.dtype, size=tf.shape(inputs)[0])
-    for t in tf.range(tf.shape(inputs)[0] - 1, -1, -1):  # t = T-1, ..., 0
-        future = inputs[t] + discounts[t] * future  # y_t = a_t + c_t y_{t+1}
-        outputs = outputs.write(t, future)
-    return outputs.stack()
+    step = lambda future, row: row[0] + row[1] * future  # y_t = a_t + c_t y_{t+1}  # noqa: E731
+    return tf.scan(step, (inputs, discounts), initializer=future, reverse=True)  # t = T-1..0
 
 
 def compute_returns(
