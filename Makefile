@@ -32,7 +32,7 @@ notebooks: $(STAMP)
 	$(BIN)/duetrl notebooks --out build/notebooks
 
 # Every benchmark, one after another, and one table of the ratios measured in that run
-# (benchmarks/RESULTS.md; 16 min on an idle 2-core machine, 2026-12-07). The peers (Stable-Baselines3, Hugging Face) come with
+# (benchmarks/RESULTS.md; 17 min on an idle 2-core machine, 2026-12-07). The peers (Stable-Baselines3, Hugging Face) come with
 # the bench extra. `make bench-quick`: small sizes, one seed, a few minutes (RESULTS-quick.md).
 BENCH_STAMP := $(VENV)/.installed-bench
 $(BENCH_STAMP): pyproject.toml $(STAMP)
