@@ -380,3 +380,20 @@ def test_fit_of_large_models_and_of_exact_numbers() -> None:
 def test_fit_refuses_bad_sizes_and_bounds(sizes, bounds, match) -> None:
     with pytest.raises(ValueError, match=match):
         fit_power_law(np.array(sizes), np.array([1.0, 0.9, 0.8]), exponent_bounds=bounds)
+
+
+@pytest.mark.parametrize("exponent", [0.1 * 1.0004, 0.999])
+def test_fit_finds_an_exponent_between_the_first_or_last_two_grid_points(exponent) -> None:
+    """The golden section's bracket at the grid's ends: an exponent just inside a bound (not a
+    grid point) is found exactly, not rounded to the nearest of the 200 grid points (1.2% apart
+    here)."""
+    sizes = np.geomspace(10, 1e4, 6)
+    fit = fit_power_law(sizes, 0.5 + 2.0 * sizes**-exponent, exponent_bounds=(0.1, 1.0))
+    assert fit.exponent == pytest.approx(exponent, rel=1e-6)
+
+
+def test_fit_default_exponent_bounds() -> None:
+    import inspect
+
+    bounds = inspect.signature(fit_power_law).parameters["exponent_bounds"].default
+    assert bounds == (1e-3, 3.0)

@@ -394,13 +394,12 @@ def fit_power_law(sizes: np.ndarray, losses: np.ndarray, floor: float | None = N
     best = int(np.argmin(values))
     left, right = grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)]
     ratio = (np.sqrt(5.0) - 1.0) / 2.0
-    c, d = right - ratio * (right - left), left + ratio * (right - left)
     for _ in range(100):  # golden section on [left, right]
+        c, d = right - ratio * (right - left), left + ratio * (right - left)
         if rss(c) < rss(d):
             right = d
         else:
             left = c
-        c, d = right - ratio * (right - left), left + ratio * (right - left)
     alpha = 0.5 * (left + right)
     if values[best] < rss(alpha):  # a boundary grid point can beat the bracket's middle
         alpha = float(grid[best])
