@@ -133,3 +133,20 @@ def test_torch_adam_refuses_parameters_of_two_dtypes(backends):
     model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Linear(3, 1, dtype=torch.float64))
     with pytest.raises(ValueError, match="parameters: expected one dtype and device"):
         backend.Adam(model)
+
+
+@pytest.mark.parametrize("max_norm", [None, 0.0, 0.5, 100.0], ids=["none", "zero", "clips", "passes"])
+def test_clip_by_global_norm_equals_the_reference(backend, dtype, max_norm):
+    """Each backend's public clip (torch's Adam inlines its two halves, global_norm and
+    clip_scale, on the flat buffer; TF's Adam calls it) against the float64 reference."""
+    from duetrl.core.reference.optim import clip_by_global_norm
+
+    rng = np.random.default_rng(5)
+    grads = {"a": rng.normal(size=(3, 4)), "b": rng.normal(size=(4,))}
+    expected, expected_norm = clip_by_global_norm(grads, max_norm)
+    got, norm = backend.clip_by_global_norm(
+        [backend.as_tensor(g.astype(dtype)) for g in grads.values()], max_norm)
+    tol = "float64" if dtype == "float64" else "float32_layer"
+    assert_close(backend.to_numpy(norm), expected_norm, tol, "norm")
+    for name, g in zip(grads, got):
+        assert_close(backend.to_numpy(g), expected[name], tol, name)
